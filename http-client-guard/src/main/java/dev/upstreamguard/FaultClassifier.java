@@ -1,0 +1,180 @@
+package dev.upstreamguard;
+
+import dev.upstreamguard.internal.FaultSignal;
+import java.io.EOFException;
+import java.io.IOException;
+import java.io.InterruptedIOException;
+import java.net.ConnectException;
+import java.net.NoRouteToHostException;
+import java.net.PortUnreachableException;
+import java.net.SocketException;
+import java.net.SocketTimeoutException;
+import java.net.UnknownHostException;
+import java.net.http.HttpConnectTimeoutException;
+import java.net.http.HttpTimeoutException;
+import java.security.GeneralSecurityException;
+import java.security.cert.CertificateException;
+import java.util.zip.ZipException;
+import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLHandshakeException;
+import javax.net.ssl.SSLPeerUnverifiedException;
+import org.apache.hc.client5.http.ConnectTimeoutException;
+import org.apache.hc.client5.http.UnsupportedSchemeException;
+import org.apache.hc.core5.http.ConnectionClosedException;
+import org.apache.hc.core5.http.ConnectionRequestTimeoutException;
+import org.apache.hc.core5.http.HttpException;
+import org.apache.hc.core5.http.MalformedChunkCodingException;
+import org.apache.hc.core5.http.MessageConstraintException;
+import org.apache.hc.core5.http.NoHttpResponseException;
+import org.apache.hc.core5.http.TruncatedChunkException;
+
+/**
+ * Turns any failure of an upstream call into exactly one {@link UpstreamFault}.
+ *
+ * <p>It walks the whole cause chain, so failures wrapped by frameworks ({@code ExecutionException},
+ * {@code CompletionException}, {@code UncheckedIOException}, Spring's {@code ResourceAccessException},
+ * {@code ServletException}…) classify like the original, and it decides by exception type wherever a type exists.
+ * The one place a type does not exist is a TLS alert from the peer, which the JDK reports only in the message.
+ *
+ * <p>Where a failure happened matters: a reset before any byte of the response is {@code connection_terminated},
+ * the same reset while reading the body is {@code http_response_incomplete}. Use {@link #classify(Throwable)} for
+ * failures up to the response head and {@link #classifyBodyFailure(Throwable)} for failures while reading the body.
+ */
+public final class FaultClassifier {
+
+    private static final int MAX_DEPTH = 32;
+
+    private FaultClassifier() {
+    }
+
+    /** Classifies a failure that happened before the response head was received. */
+    public static UpstreamFault classify(Throwable failure) {
+        return classify(failure, false);
+    }
+
+    /** Classifies a failure that happened while reading a response body. */
+    public static UpstreamFault classifyBodyFailure(Throwable failure) {
+        return classify(failure, true);
+    }
+
+    private static UpstreamFault classify(Throwable failure, boolean inBody) {
+        // First pass: a fault decided by the library itself always wins, wherever it sits in the chain.
+        Throwable t = failure;
+        for (int depth = 0; t != null && depth < MAX_DEPTH; depth++, t = t.getCause()) {
+            if (t instanceof UpstreamException) {
+                return ((UpstreamException) t).fault();
+            }
+            if (t instanceof FaultSignal) {
+                return ((FaultSignal) t).fault();
+            }
+        }
+        // Second pass: the outermost exception with a known meaning; wrappers without one are looked through.
+        t = failure;
+        for (int depth = 0; t != null && depth < MAX_DEPTH; depth++, t = t.getCause()) {
+            UpstreamFault fault = byType(t, inBody);
+            if (fault != null) {
+                return fault;
+            }
+        }
+        if (hasIoCause(failure)) {
+            // An I/O failure nobody named: the connection broke somehow; that is all that is known.
+            return inBody ? UpstreamFault.HTTP_RESPONSE_INCOMPLETE : UpstreamFault.CONNECTION_TERMINATED;
+        }
+        return UpstreamFault.PROXY_INTERNAL_ERROR;
+    }
+
+    private static UpstreamFault byType(Throwable t, boolean inBody) {
+        // DNS
+        if (t instanceof UnknownHostException) {
+            return UpstreamFault.DNS_ERROR;
+        }
+        // Local limits: checked before timeouts, since a pool lease timeout is not the upstream's fault.
+        if (t instanceof ConnectionRequestTimeoutException) {
+            return UpstreamFault.CONNECTION_LIMIT_REACHED;
+        }
+        // Connecting
+        if (t instanceof ConnectTimeoutException || t instanceof HttpConnectTimeoutException) {
+            return UpstreamFault.CONNECTION_TIMEOUT;
+        }
+        if (t instanceof ConnectException || t instanceof NoRouteToHostException
+                || t instanceof PortUnreachableException) {
+            return UpstreamFault.CONNECTION_REFUSED;
+        }
+        // TLS
+        if (t instanceof SSLPeerUnverifiedException) {
+            return UpstreamFault.TLS_CERTIFICATE_ERROR;
+        }
+        if (t instanceof SSLException) {
+            return tls((SSLException) t, inBody);
+        }
+        if (t instanceof CertificateException) {
+            return UpstreamFault.TLS_CERTIFICATE_ERROR;
+        }
+        // Reading
+        if (t instanceof SocketTimeoutException || t instanceof HttpTimeoutException) {
+            return UpstreamFault.CONNECTION_READ_TIMEOUT;
+        }
+        if (t instanceof TruncatedChunkException) {
+            return UpstreamFault.HTTP_RESPONSE_INCOMPLETE;
+        }
+        if (t instanceof MalformedChunkCodingException) {
+            return UpstreamFault.HTTP_PROTOCOL_ERROR;
+        }
+        if (t instanceof MessageConstraintException) {
+            // Outside the strict head parser only chunk and trailer lines are constrained: framing, not head size.
+            return inBody ? UpstreamFault.HTTP_PROTOCOL_ERROR : UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE;
+        }
+        if (t instanceof NoHttpResponseException) {
+            return UpstreamFault.CONNECTION_TERMINATED;
+        }
+        if (t instanceof ConnectionClosedException || t instanceof EOFException || t instanceof SocketException) {
+            return inBody ? UpstreamFault.HTTP_RESPONSE_INCOMPLETE : UpstreamFault.CONNECTION_TERMINATED;
+        }
+        if (t instanceof ZipException) {
+            return UpstreamFault.HTTP_RESPONSE_CONTENT_CODING;
+        }
+        if (t instanceof UnsupportedSchemeException) {
+            return UpstreamFault.PROXY_CONFIGURATION_ERROR;
+        }
+        if (t instanceof HttpException) {
+            // ProtocolException, ParseException, NotImplementedException (unsupported transfer coding)…
+            return UpstreamFault.HTTP_PROTOCOL_ERROR;
+        }
+        if (t instanceof InterruptedIOException && !(t.getCause() instanceof IOException)) {
+            // Aborted or interrupted: the exchange was cut off while in flight.
+            return inBody ? UpstreamFault.HTTP_RESPONSE_INCOMPLETE : UpstreamFault.CONNECTION_TERMINATED;
+        }
+        return null;
+    }
+
+    private static UpstreamFault tls(SSLException e, boolean inBody) {
+        for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+            if (c instanceof CertificateException || c instanceof GeneralSecurityException) {
+                return UpstreamFault.TLS_CERTIFICATE_ERROR;
+            }
+            if (c instanceof SocketTimeoutException) {
+                return UpstreamFault.CONNECTION_TIMEOUT;
+            }
+            if (!(e instanceof SSLHandshakeException) && (c instanceof SocketException || c instanceof EOFException)) {
+                // An established TLS connection that broke is a broken connection, not a TLS problem.
+                return inBody ? UpstreamFault.HTTP_RESPONSE_INCOMPLETE : UpstreamFault.CONNECTION_TERMINATED;
+            }
+        }
+        String message = e.getMessage();
+        // No exception type exists for a received alert: the JDK only says so in the message.
+        if (message != null && message.startsWith("Received fatal alert")) {
+            return UpstreamFault.TLS_ALERT_RECEIVED;
+        }
+        return UpstreamFault.TLS_PROTOCOL_ERROR;
+    }
+
+    private static boolean hasIoCause(Throwable failure) {
+        Throwable t = failure;
+        for (int depth = 0; t != null && depth < MAX_DEPTH; depth++, t = t.getCause()) {
+            if (t instanceof IOException) {
+                return true;
+            }
+        }
+        return false;
+    }
+}

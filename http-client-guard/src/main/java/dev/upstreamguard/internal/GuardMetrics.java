@@ -1,0 +1,95 @@
+package dev.upstreamguard.internal;
+
+import dev.upstreamguard.UpstreamFault;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ConcurrentMap;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * The client-side meters of one upstream, named as in the design: {@code upstream.guard.calls},
+ * {@code upstream.guard.retries} and {@code upstream.guard.retry.budget.exhausted}. Tags never hold a URI; methods
+ * outside the standard set are tagged {@code OTHER} so a client cannot blow up cardinality.
+ */
+public final class GuardMetrics {
+
+    private final MeterRegistry registry;
+    private final String upstream;
+    private final ConcurrentMap<String, Timer> timers = new ConcurrentHashMap<>();
+    private final ConcurrentMap<String, Counter> retries = new ConcurrentHashMap<>();
+    private final Counter budgetExhausted;
+
+    GuardMetrics(MeterRegistry registry, String upstream) {
+        this.registry = registry;
+        this.upstream = upstream;
+        this.budgetExhausted = registry == null ? null
+                : Counter.builder("upstream.guard.retry.budget.exhausted")
+                        .description("Retries refused because the upstream's retry budget was spent")
+                        .tag("upstream", upstream)
+                        .register(registry);
+    }
+
+    /** Records one finished call. {@code status} is 0 when no response arrived; {@code fault} null when none. */
+    public void recordCall(String method, String outcome, int status, UpstreamFault fault, long nanos) {
+        if (registry == null) {
+            return;
+        }
+        String m = method(method);
+        String s = status == 0 ? "none" : Integer.toString(status);
+        String f = fault == null ? "none" : fault.type();
+        // The key is the tag values themselves: one cached timer per combination, no per-call registry lookup.
+        String key = m + ' ' + outcome + ' ' + s + ' ' + f;
+        Timer timer = timers.get(key);
+        if (timer == null) {
+            timer = timers.computeIfAbsent(key, k -> Timer.builder("upstream.guard.calls")
+                    .description("Calls to an upstream, every attempt included")
+                    .tag("upstream", upstream)
+                    .tag("method", m)
+                    .tag("outcome", outcome)
+                    .tag("status", s)
+                    .tag("fault", f)
+                    .register(registry));
+        }
+        timer.record(nanos, TimeUnit.NANOSECONDS);
+    }
+
+    /** Records one retry, tagged with what caused it: a fault type, or {@code status_503} and the like. */
+    public void recordRetry(String cause) {
+        if (registry == null) {
+            return;
+        }
+        retries.computeIfAbsent(cause, c -> Counter.builder("upstream.guard.retries")
+                .description("Attempts after the first")
+                .tag("upstream", upstream)
+                .tag("fault", c)
+                .register(registry)).increment();
+    }
+
+    public void recordBudgetExhausted() {
+        if (budgetExhausted != null) {
+            budgetExhausted.increment();
+        }
+    }
+
+    private static String method(String method) {
+        switch (method) {
+            case "GET": case "HEAD": case "POST": case "PUT": case "DELETE": case "PATCH": case "OPTIONS": case "TRACE":
+                return method;
+            default:
+                return "OTHER";
+        }
+    }
+
+    /** The outcome tag for an upstream status. */
+    public static String outcome(int status) {
+        if (status >= 500) {
+            return "server_error";
+        }
+        if (status >= 400) {
+            return "client_error";
+        }
+        return "success";
+    }
+}

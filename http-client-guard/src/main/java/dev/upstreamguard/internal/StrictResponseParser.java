@@ -1,0 +1,237 @@
+package dev.upstreamguard.internal;
+
+import dev.upstreamguard.UpstreamFault;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.ArrayList;
+import java.util.List;
+import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.Header;
+import org.apache.hc.core5.http.HttpException;
+import org.apache.hc.core5.http.HttpHeaders;
+import org.apache.hc.core5.http.HttpVersion;
+import org.apache.hc.core5.http.MessageConstraintException;
+import org.apache.hc.core5.http.NoHttpResponseException;
+import org.apache.hc.core5.http.config.Http1Config;
+import org.apache.hc.core5.http.impl.io.DefaultClassicHttpResponseFactory;
+import org.apache.hc.core5.http.io.HttpMessageParser;
+import org.apache.hc.core5.http.io.HttpMessageParserFactory;
+import org.apache.hc.core5.http.io.SessionInputBuffer;
+import org.apache.hc.core5.http.message.BasicHeader;
+import org.apache.hc.core5.util.CharArrayBuffer;
+
+/**
+ * Parses an HTTP/1.x response head strictly and says exactly what is wrong with a bad one.
+ *
+ * <p>HttpClient's own parser is lenient: it skips lines that are not a status line, so a response that is not HTTP
+ * at all, or has a malformed status line, ends as {@code NoHttpResponseException} — indistinguishable from a
+ * connection closed before any response. A gateway must answer those differently, and must not pass on framing that
+ * two parties could read differently (request smuggling, response splitting), so this parser rejects:
+ * a status line that is not {@code HTTP/1.x NNN reason}; a header line without a token name and a colon;
+ * control characters in values; conflicting or invalid {@code Content-Length}; {@code Content-Length} together with
+ * {@code Transfer-Encoding}. It enforces the size limits with distinct faults: one header line too long
+ * ({@code http_response_header_size}), too many headers or bytes in the section
+ * ({@code http_response_header_section_size}).
+ */
+public final class StrictResponseParser implements HttpMessageParser<ClassicHttpResponse> {
+
+    private static final int MAX_EMPTY_LINES = 10;
+
+    private final int maxHeaderCount;
+    private final int maxSectionSize;
+
+    StrictResponseParser(int maxHeaderCount, int maxSectionSize) {
+        this.maxHeaderCount = maxHeaderCount;
+        this.maxSectionSize = maxSectionSize;
+    }
+
+    /**
+     * A factory for HttpClient's connection factory.
+     *
+     * @param maxHeaderSize longest header line (and status line) in characters; enforced through
+     *     {@link Http1Config#getMaxLineLength()}, which must be set to the same value
+     * @param maxHeaderCount most header fields
+     * @param maxSectionSize most characters in the whole head
+     */
+    public static HttpMessageParserFactory<ClassicHttpResponse> factory(int maxHeaderSize, int maxHeaderCount,
+            int maxSectionSize) {
+        return config -> new StrictResponseParser(maxHeaderCount, maxSectionSize);
+    }
+
+    @Override
+    public ClassicHttpResponse parse(SessionInputBuffer buffer, InputStream in) throws IOException, HttpException {
+        CharArrayBuffer line = new CharArrayBuffer(64);
+        int read = -1;
+        for (int n = 0; n < MAX_EMPTY_LINES; n++) {
+            line.clear();
+            read = readLine(buffer, in, line, "status line");
+            if (read == -1) {
+                throw new NoHttpResponseException("The upstream closed the connection before sending a response");
+            }
+            if (line.length() > 0) {
+                break;
+            }
+        }
+        if (line.length() == 0) {
+            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR, "Too many empty lines before the status line");
+        }
+        ClassicHttpResponse response = statusLine(line);
+        int sectionSize = line.length();
+
+        List<CharArrayBuffer> lines = new ArrayList<>();
+        CharArrayBuffer previous = null;
+        for (;;) {
+            CharArrayBuffer current = new CharArrayBuffer(64);
+            if (readLine(buffer, in, current, "header") == -1) {
+                throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
+                        "The upstream closed the connection in the middle of the response header section");
+            }
+            if (current.length() == 0) {
+                break;
+            }
+            sectionSize += current.length() + 2;
+            if (sectionSize > maxSectionSize) {
+                throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE,
+                        "Response header section is larger than " + maxSectionSize + " bytes");
+            }
+            char first = current.charAt(0);
+            if (first == ' ' || first == '\t') {
+                // RFC 9112 §5.2 lets a proxy replace obs-fold with spaces instead of rejecting the response.
+                if (previous == null) {
+                    throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                            "Response header section starts with a continuation line");
+                }
+                previous.append(' ');
+                int i = 0;
+                while (i < current.length() && (current.charAt(i) == ' ' || current.charAt(i) == '\t')) {
+                    i++;
+                }
+                previous.append(current, i, current.length() - i);
+                continue;
+            }
+            lines.add(current);
+            previous = current;
+            if (lines.size() > maxHeaderCount) {
+                throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE,
+                        "Response has more than " + maxHeaderCount + " header fields");
+            }
+        }
+        Header[] headers = new Header[lines.size()];
+        for (int i = 0; i < headers.length; i++) {
+            headers[i] = header(lines.get(i));
+        }
+        response.setHeaders(headers);
+        checkFraming(response);
+        return response;
+    }
+
+    private static int readLine(SessionInputBuffer buffer, InputStream in, CharArrayBuffer line, String what)
+            throws IOException {
+        try {
+            return buffer.readLine(line, in);
+        } catch (MessageConstraintException e) {
+            // The session buffer's only constraint is the line length, so no message needs reading here.
+            throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE,
+                    "Response " + what + " is longer than the header size limit", e);
+        }
+    }
+
+    private static ClassicHttpResponse statusLine(CharArrayBuffer line) throws FaultSignal {
+        // HTTP-version SP 3DIGIT SP [ reason-phrase ]  (RFC 9112 §4); a missing space before an empty reason is tolerated.
+        int len = line.length();
+        boolean ok = len >= 12 && line.charAt(0) == 'H' && line.charAt(1) == 'T' && line.charAt(2) == 'T'
+                && line.charAt(3) == 'P' && line.charAt(4) == '/' && line.charAt(5) == '1' && line.charAt(6) == '.'
+                && isDigit(line.charAt(7)) && line.charAt(8) == ' ' && isDigit(line.charAt(9))
+                && isDigit(line.charAt(10)) && isDigit(line.charAt(11)) && (len == 12 || line.charAt(12) == ' ');
+        if (ok) {
+            for (int i = 13; i < len; i++) {
+                char c = line.charAt(i);
+                if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        int code = ok ? (line.charAt(9) - '0') * 100 + (line.charAt(10) - '0') * 10 + (line.charAt(11) - '0') : 0;
+        if (!ok || code < 100 || code > 599) {
+            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                    "Malformed response status line: '" + printable(line, 64) + "'");
+        }
+        String reason = len > 13 ? line.substring(13, len) : "";
+        ClassicHttpResponse response = DefaultClassicHttpResponseFactory.INSTANCE.newHttpResponse(code, reason);
+        response.setVersion(line.charAt(7) == '0' ? HttpVersion.HTTP_1_0 : HttpVersion.HTTP_1_1);
+        return response;
+    }
+
+    private static Header header(CharArrayBuffer line) throws FaultSignal {
+        int colon = line.indexOf(':');
+        if (colon <= 0) {
+            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                    "Malformed response header line: '" + printable(line, 64) + "'");
+        }
+        for (int i = 0; i < colon; i++) {
+            if (!isTokenChar(line.charAt(i))) {
+                // Whitespace before the colon is a known smuggling vector; RFC 9112 §5.1 requires rejecting it.
+                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                        "Malformed response header name: '" + printable(line, 64) + "'");
+            }
+        }
+        for (int i = colon + 1; i < line.length(); i++) {
+            char c = line.charAt(i);
+            if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                        "Control character in response header '" + line.substring(0, colon) + "'");
+            }
+        }
+        return new BasicHeader(line.substring(0, colon), line.substringTrimmed(colon + 1, line.length()));
+    }
+
+    private static void checkFraming(ClassicHttpResponse response) throws FaultSignal {
+        Header[] lengths = response.getHeaders(HttpHeaders.CONTENT_LENGTH);
+        boolean chunked = response.containsHeader(HttpHeaders.TRANSFER_ENCODING);
+        if (lengths.length == 0) {
+            return;
+        }
+        if (chunked) {
+            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                    "Response has both Content-Length and Transfer-Encoding");
+        }
+        String value = null;
+        for (Header header : lengths) {
+            for (String part : header.getValue().split(",", -1)) {
+                String v = part.trim();
+                if (v.isEmpty() || v.length() > 18 || !v.chars().allMatch(StrictResponseParser::isDigit)) {
+                    throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                            "Invalid response Content-Length '" + printable(header.getValue(), 40) + "'");
+                }
+                if (value != null && !value.equals(v)) {
+                    throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                            "Response has conflicting Content-Length values " + value + " and " + v);
+                }
+                value = v;
+            }
+        }
+        if (lengths.length > 1 || lengths[0].getValue().indexOf(',') >= 0) {
+            // Identical repeats are tolerated (RFC 9110 §8.6) but collapsed so nobody downstream sees a list.
+            response.removeHeaders(HttpHeaders.CONTENT_LENGTH);
+            response.addHeader(HttpHeaders.CONTENT_LENGTH, value);
+        }
+    }
+
+    private static boolean isDigit(int c) {
+        return c >= '0' && c <= '9';
+    }
+
+    private static boolean isTokenChar(char c) {
+        return c > 0x20 && c < 0x7f && "\"(),/:;<=>?@[\\]{}".indexOf(c) < 0;
+    }
+
+    private static String printable(CharSequence text, int max) {
+        StringBuilder sb = new StringBuilder(Math.min(text.length(), max));
+        for (int i = 0; i < text.length() && i < max; i++) {
+            char c = text.charAt(i);
+            sb.append(c >= 0x20 && c < 0x7f ? c : '?');
+        }
+        return text.length() > max ? sb.append("...").toString() : sb.toString();
+    }
+}

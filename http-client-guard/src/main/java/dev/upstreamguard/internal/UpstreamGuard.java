@@ -1,0 +1,167 @@
+package dev.upstreamguard.internal;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.client.GuardedUpstream;
+import dev.upstreamguard.client.Ticker;
+import io.github.resilience4j.bulkhead.Bulkhead;
+import io.github.resilience4j.bulkhead.BulkheadConfig;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig.SlidingWindowType;
+import io.github.resilience4j.micrometer.tagged.TaggedBulkheadMetrics;
+import io.github.resilience4j.micrometer.tagged.TaggedCircuitBreakerMetrics;
+import io.github.resilience4j.bulkhead.BulkheadRegistry;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerRegistry;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.time.Clock;
+import java.time.Duration;
+import java.util.Collections;
+import java.util.EnumMap;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.atomic.AtomicLongArray;
+
+/** The live state of one upstream: its policy, breaker, bulkhead, retry budget, meters and fault counts. */
+public final class UpstreamGuard implements GuardedUpstream {
+
+    private static final UpstreamFault[] FAULTS = UpstreamFault.values();
+
+    private final String name;
+    private final GuardPolicy policy;
+    private final CircuitBreaker breaker;
+    private final Bulkhead bulkhead;
+    private final RetryBudget budget;
+    private final GuardMetrics metrics;
+    private final Clock clock;
+    private final AtomicLongArray faultCounts = new AtomicLongArray(FAULTS.length);
+    private volatile long openedAtMillis;
+
+    public UpstreamGuard(String name, GuardPolicy policy, Ticker ticker, Clock clock, MeterRegistry registry) {
+        this.name = name;
+        this.policy = policy;
+        this.clock = clock;
+        this.budget = new RetryBudget(policy.retry().budgetRatio(), policy.retry().budgetMinPerSecond(), ticker);
+        this.metrics = new GuardMetrics(registry, name);
+        GuardPolicy.CircuitBreaker cb = policy.circuitBreaker();
+        if (cb.enabled()) {
+            CircuitBreakerConfig config = CircuitBreakerConfig.custom()
+                    .failureRateThreshold(cb.failureRateThreshold())
+                    .minimumNumberOfCalls(cb.minimumCalls())
+                    .slidingWindowType(SlidingWindowType.TIME_BASED)
+                    .slidingWindowSize((int) Math.max(1, cb.window().toSeconds()))
+                    .waitDurationInOpenState(cb.openFor())
+                    .permittedNumberOfCallsInHalfOpenState(cb.halfOpenCalls())
+                    // Every outcome is reported explicitly, already classified; nothing is recorded by type here.
+                    .recordException(e -> true)
+                    .writableStackTraceEnabled(false)
+                    .clock(clock)
+                    .build();
+            CircuitBreakerRegistry cbRegistry = CircuitBreakerRegistry.of(config);
+            this.breaker = cbRegistry.circuitBreaker(name);
+            this.breaker.getEventPublisher().onStateTransition(event -> {
+                if (event.getStateTransition().getToState() == CircuitBreaker.State.OPEN
+                        || event.getStateTransition().getToState() == CircuitBreaker.State.FORCED_OPEN) {
+                    openedAtMillis = clock.millis();
+                }
+            });
+            if (registry != null) {
+                TaggedCircuitBreakerMetrics.ofCircuitBreakerRegistry(cbRegistry).bindTo(registry);
+            }
+        } else {
+            this.breaker = null;
+        }
+        if (policy.bulkhead().enabled()) {
+            BulkheadRegistry bhRegistry = BulkheadRegistry.of(BulkheadConfig.custom()
+                    .maxConcurrentCalls(policy.bulkhead().maxConcurrentCalls())
+                    .maxWaitDuration(Duration.ZERO)
+                    .writableStackTraceEnabled(false)
+                    .build());
+            this.bulkhead = bhRegistry.bulkhead(name);
+            if (registry != null) {
+                TaggedBulkheadMetrics.ofBulkheadRegistry(bhRegistry).bindTo(registry);
+            }
+        } else {
+            this.bulkhead = null;
+        }
+    }
+
+    @Override
+    public String name() {
+        return name;
+    }
+
+    @Override
+    public GuardPolicy policy() {
+        return policy;
+    }
+
+    /** The breaker, or {@code null} when disabled. */
+    public CircuitBreaker breaker() {
+        return breaker;
+    }
+
+    /** The bulkhead, or {@code null} when disabled. */
+    public Bulkhead bulkhead() {
+        return bulkhead;
+    }
+
+    public RetryBudget budget() {
+        return budget;
+    }
+
+    public GuardMetrics metrics() {
+        return metrics;
+    }
+
+    public void countFault(UpstreamFault fault) {
+        faultCounts.incrementAndGet(fault.ordinal());
+    }
+
+    @Override
+    public String circuitState() {
+        return breaker == null ? "DISABLED" : breaker.getState().name();
+    }
+
+    @Override
+    public Optional<Duration> retryAfter() {
+        if (breaker == null) {
+            return Optional.empty();
+        }
+        CircuitBreaker.State state = breaker.getState();
+        if (state != CircuitBreaker.State.OPEN && state != CircuitBreaker.State.FORCED_OPEN) {
+            return Optional.empty();
+        }
+        long left = openedAtMillis + policy.circuitBreaker().openFor().toMillis() - clock.millis();
+        // Retry-After has one-second resolution; never tell a client "0" while the circuit is still open.
+        return Optional.of(Duration.ofMillis(Math.max(left, 1)));
+    }
+
+    @Override
+    public int callsInFlight() {
+        return bulkhead == null ? 0
+                : bulkhead.getBulkheadConfig().getMaxConcurrentCalls() - bulkhead.getMetrics().getAvailableConcurrentCalls();
+    }
+
+    @Override
+    public int retriesAvailable() {
+        return budget.remaining();
+    }
+
+    @Override
+    public Map<UpstreamFault, Long> faultCounts() {
+        Map<UpstreamFault, Long> counts = new EnumMap<>(UpstreamFault.class);
+        for (int i = 0; i < FAULTS.length; i++) {
+            long n = faultCounts.get(i);
+            if (n > 0) {
+                counts.put(FAULTS[i], n);
+            }
+        }
+        return Collections.unmodifiableMap(counts);
+    }
+
+    @Override
+    public Optional<CircuitBreaker> circuitBreaker() {
+        return Optional.ofNullable(breaker);
+    }
+}
