@@ -1,0 +1,441 @@
+package dev.upstreamguard.client;
+
+import dev.upstreamguard.FaultClassifier;
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.internal.Call;
+import dev.upstreamguard.internal.GuardedEntity;
+import dev.upstreamguard.internal.RetryRules;
+import dev.upstreamguard.internal.UpstreamGuard;
+import io.github.resilience4j.bulkhead.Bulkhead;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import java.io.IOException;
+import java.net.URI;
+import java.time.Clock;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ThreadLocalRandom;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Function;
+import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.client5.http.config.RequestConfig;
+import org.apache.hc.client5.http.impl.classic.CloseableHttpClient;
+import org.apache.hc.client5.http.impl.classic.CloseableHttpResponse;
+import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
+import org.apache.hc.client5.http.io.HttpClientConnectionManager;
+import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.client5.http.utils.DateUtils;
+import org.apache.hc.core5.http.ClassicHttpRequest;
+import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.Header;
+import org.apache.hc.core5.http.HttpEntity;
+import org.apache.hc.core5.http.HttpHeaders;
+import org.apache.hc.core5.http.HttpHost;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.apache.hc.core5.http.protocol.HttpContext;
+import org.apache.hc.core5.io.CloseMode;
+import org.apache.hc.core5.pool.PoolStats;
+import org.apache.hc.core5.util.Timeout;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * An Apache HttpClient 5 classic client whose every call runs through the upstream's policy:
+ * {@code deadline → bulkhead → circuit breaker → retry (budgeted, with backoff) → attempt timeout → transport}.
+ *
+ * <p>Every failure surfaces as an {@link UpstreamException} naming its {@link UpstreamFault}, including failures
+ * while the caller reads the response body. Valid upstream responses of any status are returned unchanged. Create
+ * one with {@link GuardedHttpClients}.
+ *
+ * <p>The deadline ({@code total-timeout}) bounds the time until the response head arrives, over every attempt and
+ * backoff; reading the body is bounded by the response timeout per read, so a large download is not cut off.
+ */
+public final class GuardedHttpClient extends CloseableHttpClient {
+
+    /** {@link HttpContext} attribute: the name (a {@code String}) of the upstream a call belongs to. */
+    public static final String UPSTREAM_ATTRIBUTE = "dev.upstreamguard.upstream";
+
+    /**
+     * {@link HttpContext} attribute: a {@link GuardPolicy} whose timeouts and retry settings replace the upstream's for
+     * one call. The upstream's circuit breaker, bulkhead and retry budget still apply.
+     */
+    public static final String POLICY_ATTRIBUTE = "dev.upstreamguard.policy";
+
+    private static final Logger LOG = LoggerFactory.getLogger(GuardedHttpClient.class);
+
+    private final CloseableHttpClient delegate;
+    private final HttpClientConnectionManager connectionManager;
+    private final Map<String, UpstreamGuard> byName;
+    private final Map<String, UpstreamGuard> byOrigin;
+    private final Function<String, UpstreamGuard> unnamed;
+    private final RequestConfig baseConfig;
+    private final Ticker ticker;
+    private final Clock clock;
+    private final Sleeper sleeper;
+
+    GuardedHttpClient(CloseableHttpClient delegate, HttpClientConnectionManager connectionManager,
+            Map<String, UpstreamGuard> named, Map<String, UpstreamGuard> byOrigin,
+            Function<String, UpstreamGuard> unnamed, RequestConfig baseConfig, Ticker ticker, Clock clock,
+            Sleeper sleeper) {
+        this.delegate = delegate;
+        this.connectionManager = connectionManager;
+        this.byName = new ConcurrentHashMap<>(named);
+        this.byOrigin = new ConcurrentHashMap<>(byOrigin);
+        this.unnamed = unnamed;
+        this.baseConfig = baseConfig;
+        this.ticker = ticker;
+        this.clock = clock;
+        this.sleeper = sleeper;
+    }
+
+    /**
+     * The live state of a named upstream, or of an unnamed one already called ({@code http://host:port}).
+     *
+     * @throws IllegalArgumentException when no such upstream exists
+     */
+    public GuardedUpstream upstream(String name) {
+        UpstreamGuard guard = byName.get(name);
+        if (guard == null) {
+            throw new IllegalArgumentException("No upstream named '" + name + "'; known: " + byName.keySet());
+        }
+        return guard;
+    }
+
+    /** Every named upstream and every unnamed upstream called so far. */
+    public Collection<GuardedUpstream> upstreams() {
+        return Collections.unmodifiableCollection(new ArrayList<>(byName.values()));
+    }
+
+    /** Totals of the connection pool (leased, available, pending), or {@code null} for a non-pooling manager. */
+    public PoolStats poolStats() {
+        return connectionManager instanceof PoolingHttpClientConnectionManager
+                ? ((PoolingHttpClientConnectionManager) connectionManager).getTotalStats() : null;
+    }
+
+    @Override
+    protected CloseableHttpResponse doExecute(HttpHost target, ClassicHttpRequest request, HttpContext context)
+            throws IOException {
+        long start = ticker.nanoTime();
+        HttpClientContext ctx = context == null ? HttpClientContext.create() : HttpClientContext.castOrCreate(context);
+        HttpHost host = target != null ? target : targetOf(request);
+        UpstreamGuard upstream = resolve(host, ctx, start);
+        Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
+        GuardPolicy policy = override instanceof GuardPolicy ? (GuardPolicy) override : upstream.policy();
+        String method = request.getMethod().toUpperCase(Locale.ROOT);
+
+        Bulkhead bulkhead = upstream.bulkhead();
+        if (bulkhead != null && !bulkhead.tryAcquirePermission()) {
+            throw rejected(upstream, method, start, UpstreamFault.CONNECTION_LIMIT_REACHED, null,
+                    "Upstream '" + upstream.name() + "' already has " + bulkhead.getBulkheadConfig().getMaxConcurrentCalls()
+                            + " calls in flight (bulkhead full)");
+        }
+        CircuitBreaker breaker = upstream.breaker();
+        if (breaker != null && !breaker.tryAcquirePermission()) {
+            if (bulkhead != null) {
+                bulkhead.onComplete();
+            }
+            throw rejected(upstream, method, start, UpstreamFault.DESTINATION_UNAVAILABLE,
+                    upstream.retryAfter().orElse(null),
+                    "Upstream '" + upstream.name() + "' is unavailable: its circuit breaker is " + breaker.getState());
+        }
+        Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null);
+        ClassicHttpResponse response;
+        try {
+            response = attempts(host, request, ctx, policy, method, call);
+        } catch (UpstreamException e) {
+            call.failed(e.fault(), e);
+            throw e;
+        } catch (RuntimeException | Error e) {
+            call.failed(UpstreamFault.PROXY_INTERNAL_ERROR, e);
+            throw e;
+        }
+        call.responded(response.getCode());
+        HttpEntity entity = response.getEntity();
+        if (entity == null) {
+            call.succeeded();
+        } else {
+            response.setEntity(new GuardedEntity(entity, call));
+        }
+        return response instanceof CloseableHttpResponse ? (CloseableHttpResponse) response
+                : CloseableHttpResponse.adapt(response);
+    }
+
+    private ClassicHttpResponse attempts(HttpHost host, ClassicHttpRequest request, HttpClientContext ctx,
+            GuardPolicy policy, String method, Call call) throws UpstreamException {
+        UpstreamGuard upstream = call.upstream();
+        GuardPolicy.Retry retry = policy.retry();
+        int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
+        boolean idempotent = isIdempotent(method) || request.containsHeader("Idempotency-Key");
+        HttpEntity body = request.getEntity();
+        boolean replayable = body == null || body.isRepeatable();
+        RequestConfig base = requestConfigOf(request, ctx);
+        long deadline = call.startNanos() + policy.totalTimeout().toNanos();
+        List<Throwable> earlier = null;
+        upstream.budget().onCall();
+        for (int attempt = 1; ; attempt++) {
+            call.attempt(attempt);
+            long remaining = deadline - ticker.nanoTime();
+            if (remaining <= 0) {
+                throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
+                        + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
+            }
+            boolean capped = remaining < policy.responseTimeout().toNanos()
+                    || remaining < policy.connectTimeout().toNanos();
+            applyAttemptConfig(request, ctx, base, policy, remaining);
+            ClassicHttpResponse response;
+            try {
+                response = delegate.executeOpen(host, request, ctx);
+            } catch (IOException e) {
+                UpstreamFault fault = FaultClassifier.classify(e);
+                if (capped && fault.isTimeout()) {
+                    // The attempt timed out on the time the deadline left it, not on its own timeout.
+                    fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
+                }
+                String why = attempt >= maxAttempts ? "no attempts are left"
+                        : RetryRules.whyNotRetry(fault, idempotent, replayable, retry);
+                Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
+                if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
+                    why = "the deadline leaves no time for another attempt";
+                }
+                if (why == null && !upstream.budget().tryRetry()) {
+                    upstream.metrics().recordBudgetExhausted();
+                    why = "the retry budget is spent";
+                }
+                if (why != null) {
+                    throw failure(call, fault, why, e, earlier);
+                }
+                LOG.debug("Retrying {} to upstream '{}' after {} (attempt {} of {}, waiting {} ms)", method,
+                        upstream.name(), fault.type(), attempt, maxAttempts, wait.toMillis());
+                earlier = remember(earlier, e);
+                upstream.metrics().recordRetry(fault.type());
+                pause(wait, call, fault, e, earlier);
+                continue;
+            }
+            int status = response.getCode();
+            if (attempt < maxAttempts && retry.enabled() && idempotent && replayable
+                    && retry.statuses().contains(status)) {
+                Duration retryAfter = retryAfter(response);
+                if (retryAfter != null && retryAfter.compareTo(retry.maxRetryAfter()) > 0) {
+                    // The upstream asks for a longer pause than we may wait: the caller gets its answer at once.
+                    return response;
+                }
+                Duration wait = retryAfter != null ? retryAfter : backoff(attempt, retry);
+                if (ticker.nanoTime() + wait.toNanos() >= deadline) {
+                    return response;
+                }
+                if (!upstream.budget().tryRetry()) {
+                    upstream.metrics().recordBudgetExhausted();
+                    return response;
+                }
+                LOG.debug("Retrying {} to upstream '{}' after status {} (attempt {} of {}, waiting {} ms)", method,
+                        upstream.name(), status, attempt, maxAttempts, wait.toMillis());
+                discard(response);
+                upstream.metrics().recordRetry("status_" + status);
+                pause(wait, call, null, null, earlier);
+                continue;
+            }
+            return response;
+        }
+    }
+
+    private void pause(Duration wait, Call call, UpstreamFault fault, Throwable cause, List<Throwable> earlier)
+            throws UpstreamException {
+        try {
+            sleeper.sleep(wait);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            UpstreamFault f = fault != null ? fault : UpstreamFault.PROXY_INTERNAL_ERROR;
+            throw failure(call, f, "interrupted while waiting to retry", cause != null ? cause : e, earlier);
+        }
+    }
+
+    private UpstreamException failure(Call call, UpstreamFault fault, String why, Throwable cause,
+            List<Throwable> earlier) {
+        String upstream = call.upstream().name();
+        UpstreamException e = new UpstreamException(fault, upstream, call.attempts(), null, call.elapsedNanos(),
+                "Upstream '" + upstream + "' failed: " + fault.type() + " after " + call.attempts()
+                        + (call.attempts() == 1 ? " attempt" : " attempts") + "; not retried because " + why
+                        + (cause == null ? "" : " (" + cause + ")"),
+                cause);
+        if (earlier != null) {
+            for (Throwable t : earlier) {
+                e.addSuppressed(t);
+            }
+        }
+        return e;
+    }
+
+    private UpstreamException rejected(UpstreamGuard upstream, String method, long start, UpstreamFault fault,
+            Duration retryAfter, String message) {
+        long nanos = ticker.nanoTime() - start;
+        upstream.countFault(fault);
+        upstream.metrics().recordCall(method, "rejected", 0, fault, nanos);
+        return new Rejection(fault, upstream.name(), retryAfter, nanos, message);
+    }
+
+    private UpstreamGuard resolve(HttpHost host, HttpClientContext ctx, long start) throws UpstreamException {
+        Object name = ctx.getAttribute(UPSTREAM_ATTRIBUTE);
+        if (name != null) {
+            UpstreamGuard guard = byName.get(name.toString());
+            if (guard == null) {
+                throw new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, name.toString(), 0, null,
+                        ticker.nanoTime() - start, "No upstream named '" + name + "' is configured; known: "
+                                + byName.keySet(), null);
+            }
+            return guard;
+        }
+        if (host == null) {
+            throw new UpstreamException(UpstreamFault.DESTINATION_NOT_FOUND, "unknown", 0, null,
+                    ticker.nanoTime() - start, "The request names no target host", null);
+        }
+        String origin = origin(host.getSchemeName(), host.getHostName(), host.getPort());
+        UpstreamGuard guard = byOrigin.get(origin);
+        if (guard == null) {
+            guard = byOrigin.computeIfAbsent(origin, o -> {
+                UpstreamGuard g = unnamed.apply(o);
+                byName.putIfAbsent(o, g);
+                return g;
+            });
+        }
+        return guard;
+    }
+
+    /** {@code scheme://host:port} with the scheme's default port filled in: the key of an unnamed upstream. */
+    static String origin(String scheme, String host, int port) {
+        String s = scheme == null ? "http" : scheme.toLowerCase(Locale.ROOT);
+        int p = port > 0 ? port : ("https".equals(s) ? 443 : 80);
+        return s + "://" + host.toLowerCase(Locale.ROOT) + ":" + p;
+    }
+
+    private static HttpHost targetOf(ClassicHttpRequest request) {
+        try {
+            URI uri = request.getUri();
+            return uri.isAbsolute() && uri.getHost() != null ? HttpHost.create(uri) : null;
+        } catch (Exception e) {
+            return null;
+        }
+    }
+
+    private RequestConfig requestConfigOf(ClassicHttpRequest request, HttpClientContext ctx) {
+        if (request instanceof HttpUriRequestBase && ((HttpUriRequestBase) request).getConfig() != null) {
+            return ((HttpUriRequestBase) request).getConfig();
+        }
+        RequestConfig fromContext = ctx.getRequestConfig();
+        return fromContext != null && fromContext != RequestConfig.DEFAULT ? fromContext : baseConfig;
+    }
+
+    @SuppressWarnings("deprecation") // RequestConfig's connect timeout is the only per-attempt one; it caps by the deadline
+    private static void applyAttemptConfig(ClassicHttpRequest request, HttpClientContext ctx, RequestConfig base,
+            GuardPolicy policy, long remainingNanos) {
+        RequestConfig config = RequestConfig.copy(base)
+                .setResponseTimeout(cap(policy.responseTimeout(), remainingNanos))
+                .setConnectTimeout(cap(policy.connectTimeout(), remainingNanos))
+                .setConnectionRequestTimeout(cap(policy.poolTimeout(), remainingNanos))
+                .build();
+        if (request instanceof HttpUriRequestBase && ((HttpUriRequestBase) request).getConfig() != null) {
+            // HttpClient prefers the request's own config over the context's.
+            ((HttpUriRequestBase) request).setConfig(config);
+        }
+        ctx.setRequestConfig(config);
+    }
+
+    private static Timeout cap(Duration timeout, long remainingNanos) {
+        long millis = Math.max(1, Math.min(timeout.toMillis(), TimeUnit.NANOSECONDS.toMillis(remainingNanos)));
+        return Timeout.ofMilliseconds(millis);
+    }
+
+    private static boolean isIdempotent(String method) {
+        switch (method) {
+            case "GET": case "HEAD": case "OPTIONS": case "TRACE": case "PUT": case "DELETE":
+                return true;
+            default:
+                return false;
+        }
+    }
+
+    /** Exponential backoff with full jitter: uniformly random below {@code min(max, initial × 2^(attempt-1))}. */
+    private static Duration backoff(int attempt, GuardPolicy.Retry retry) {
+        long initial = retry.initialBackoff().toNanos();
+        long cap = retry.maxBackoff().toNanos();
+        long ceiling = attempt >= 62 ? cap : Math.min(cap, initial << Math.min(attempt - 1, 30));
+        return Duration.ofNanos(ceiling <= 0 ? 0 : ThreadLocalRandom.current().nextLong(ceiling + 1));
+    }
+
+    private Duration retryAfter(ClassicHttpResponse response) {
+        Header header = response.getFirstHeader(HttpHeaders.RETRY_AFTER);
+        if (header == null) {
+            return null;
+        }
+        String value = header.getValue().trim();
+        if (!value.isEmpty() && value.chars().allMatch(Character::isDigit)) {
+            try {
+                return Duration.ofSeconds(Long.parseLong(value));
+            } catch (NumberFormatException e) {
+                return Duration.ofDays(365);
+            }
+        }
+        Instant date = DateUtils.parseStandardDate(value);
+        if (date == null) {
+            return null;
+        }
+        Duration left = Duration.between(clock.instant(), date);
+        return left.isNegative() ? Duration.ZERO : left;
+    }
+
+    private static void discard(ClassicHttpResponse response) {
+        HttpEntity entity = response.getEntity();
+        try {
+            if (entity != null && entity.getContentLength() >= 0 && entity.getContentLength() <= 16 * 1024) {
+                // A small body is read so the connection can be reused for the retry.
+                EntityUtils.consume(entity);
+                response.close();
+            } else if (response instanceof CloseableHttpResponse) {
+                ((CloseableHttpResponse) response).close(CloseMode.IMMEDIATE);
+            } else {
+                response.close();
+            }
+        } catch (IOException e) {
+            if (response instanceof CloseableHttpResponse) {
+                ((CloseableHttpResponse) response).close(CloseMode.IMMEDIATE);
+            }
+        }
+    }
+
+    private static List<Throwable> remember(List<Throwable> earlier, Throwable e) {
+        List<Throwable> list = earlier == null ? new ArrayList<>(2) : earlier;
+        list.add(e);
+        return list;
+    }
+
+    @Override
+    public void close() throws IOException {
+        delegate.close();
+    }
+
+    @Override
+    public void close(CloseMode closeMode) {
+        delegate.close(closeMode);
+    }
+
+    /** A rejection made before any attempt: no stack trace, it is not a bug and happens at high rates. */
+    private static final class Rejection extends UpstreamException {
+        private static final long serialVersionUID = 1L;
+
+        Rejection(UpstreamFault fault, String upstream, Duration retryAfter, long nanos, String message) {
+            super(fault, upstream, 0, retryAfter, nanos, message, null, false);
+        }
+
+        @Override
+        public synchronized Throwable fillInStackTrace() {
+            return this;
+        }
+    }
+}

@@ -1,0 +1,297 @@
+package dev.upstreamguard.client;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.internal.StrictResponseParser;
+import dev.upstreamguard.internal.UpstreamGuard;
+import io.micrometer.core.instrument.MeterRegistry;
+import java.net.URI;
+import java.time.Clock;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Objects;
+import java.util.function.Function;
+import javax.net.ssl.SSLContext;
+import org.apache.hc.client5.http.HttpRoute;
+import org.apache.hc.client5.http.config.ConnectionConfig;
+import org.apache.hc.client5.http.config.RequestConfig;
+import org.apache.hc.client5.http.config.TlsConfig;
+import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
+import org.apache.hc.client5.http.impl.io.ManagedHttpClientConnectionFactory;
+import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
+import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManagerBuilder;
+import org.apache.hc.client5.http.io.HttpClientConnectionManager;
+import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
+import org.apache.hc.core5.http.HttpHost;
+import org.apache.hc.core5.http.config.Http1Config;
+import org.apache.hc.core5.util.Timeout;
+
+/**
+ * Configures a {@link GuardedHttpClient}: the default policy, named upstreams with their own policies, and the
+ * HttpClient parts underneath. Obtain one from {@link GuardedHttpClients#custom()}.
+ *
+ * <p>Calls are matched to a named upstream by the scheme, host and port of its base URI; any other target becomes an
+ * unnamed upstream {@code scheme://host:port} with the default policy and its own breaker, bulkhead and budget.
+ */
+public final class GuardedHttpClientBuilder {
+
+    static final int DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
+    static final int DEFAULT_MAX_HEADER_COUNT = 256;
+    static final int DEFAULT_MAX_HEADER_SECTION_SIZE = 64 * 1024;
+
+    private final Map<String, Named> upstreams = new LinkedHashMap<>();
+    private GuardPolicy defaults = GuardPolicy.ofDefaults();
+    private HttpClientBuilder httpClientBuilder;
+    private HttpClientConnectionManager connectionManager;
+    private SSLContext sslContext;
+    private RequestConfig requestConfig = RequestConfig.DEFAULT;
+    private MeterRegistry meterRegistry;
+    private Ticker ticker = Ticker.system();
+    private Clock clock = Clock.systemUTC();
+    private Sleeper sleeper = Sleeper.system();
+    private int maxHeaderSize = DEFAULT_MAX_HEADER_SIZE;
+    private int maxHeaderCount = DEFAULT_MAX_HEADER_COUNT;
+    private int maxHeaderSectionSize = DEFAULT_MAX_HEADER_SECTION_SIZE;
+    private boolean contentCompression = true;
+    private boolean redirects = true;
+
+    GuardedHttpClientBuilder() {
+    }
+
+    /** The policy of every upstream not configured by name. */
+    public GuardedHttpClientBuilder defaults(GuardPolicy policy) {
+        this.defaults = Objects.requireNonNull(policy, "policy");
+        return this;
+    }
+
+    /** A named upstream with the default policy; calls to its scheme, host and port use it. */
+    public GuardedHttpClientBuilder upstream(String name, String baseUri) {
+        return upstream(name, baseUri, null);
+    }
+
+    /**
+     * A named upstream with its own policy; calls to its scheme, host and port use it.
+     *
+     * @throws IllegalArgumentException when the name is blank or taken, or the URI is not an absolute http(s) URI
+     */
+    public GuardedHttpClientBuilder upstream(String name, String baseUri, GuardPolicy policy) {
+        if (name == null || name.isBlank()) {
+            throw new IllegalArgumentException("An upstream needs a name");
+        }
+        if (upstreams.containsKey(name)) {
+            throw new IllegalArgumentException("Upstream '" + name + "' is configured twice");
+        }
+        upstreams.put(name, new Named(name, parse(name, baseUri), policy));
+        return this;
+    }
+
+    /**
+     * The HttpClient builder to start from, for interceptors, proxies, cookies and the like. Its automatic retries are
+     * disabled, because this client runs the one retry loop (it knows the budget, the deadline and idempotency keys;
+     * HttpClient's would multiply attempts behind its back); its connection manager is replaced unless you also set
+     * {@link #connectionManager}; set request defaults through {@link #requestConfig}, since timeouts are per attempt.
+     */
+    public GuardedHttpClientBuilder httpClientBuilder(HttpClientBuilder builder) {
+        this.httpClientBuilder = Objects.requireNonNull(builder, "builder");
+        return this;
+    }
+
+    /**
+     * A connection manager of your own. Build it with {@link GuardedHttpClients#connectionManagerBuilder()} to keep
+     * the strict response parser; otherwise malformed responses are classified less precisely, and per-upstream
+     * {@code max-connections} is not applied.
+     */
+    public GuardedHttpClientBuilder connectionManager(HttpClientConnectionManager manager) {
+        this.connectionManager = Objects.requireNonNull(manager, "manager");
+        return this;
+    }
+
+    /** The TLS context for https upstreams (its trust material decides which certificates are accepted). */
+    public GuardedHttpClientBuilder sslContext(SSLContext context) {
+        this.sslContext = Objects.requireNonNull(context, "context");
+        return this;
+    }
+
+    /** The request settings every call starts from (redirects, cookie spec…); timeouts come from the policy. */
+    public GuardedHttpClientBuilder requestConfig(RequestConfig config) {
+        this.requestConfig = Objects.requireNonNull(config, "config");
+        return this;
+    }
+
+    /** Where the meters go; without one, nothing is recorded. */
+    public GuardedHttpClientBuilder meterRegistry(MeterRegistry registry) {
+        this.meterRegistry = registry;
+        return this;
+    }
+
+    /** The monotonic time source for deadlines and the retry budget. */
+    public GuardedHttpClientBuilder ticker(Ticker ticker) {
+        this.ticker = Objects.requireNonNull(ticker, "ticker");
+        return this;
+    }
+
+    /** The wall clock for the circuit breaker and {@code Retry-After} dates. */
+    public GuardedHttpClientBuilder clock(Clock clock) {
+        this.clock = Objects.requireNonNull(clock, "clock");
+        return this;
+    }
+
+    /** How the client waits between attempts. */
+    public GuardedHttpClientBuilder sleeper(Sleeper sleeper) {
+        this.sleeper = Objects.requireNonNull(sleeper, "sleeper");
+        return this;
+    }
+
+    /** Longest response header line, in characters (default 16 KiB); longer is {@code http_response_header_size}. */
+    public GuardedHttpClientBuilder maxResponseHeaderSize(int chars) {
+        this.maxHeaderSize = positive("maxResponseHeaderSize", chars);
+        return this;
+    }
+
+    /** Most response header fields (default 256); more is {@code http_response_header_section_size}. */
+    public GuardedHttpClientBuilder maxResponseHeaderCount(int count) {
+        this.maxHeaderCount = positive("maxResponseHeaderCount", count);
+        return this;
+    }
+
+    /** Largest response head, in characters (default 64 KiB); larger is {@code http_response_header_section_size}. */
+    public GuardedHttpClientBuilder maxResponseHeaderSectionSize(int chars) {
+        this.maxHeaderSectionSize = positive("maxResponseHeaderSectionSize", chars);
+        return this;
+    }
+
+    /** Whether gzip/deflate response bodies are decoded (default true). A proxy passes codings through: false. */
+    public GuardedHttpClientBuilder contentCompression(boolean decode) {
+        this.contentCompression = decode;
+        return this;
+    }
+
+    /** Whether redirects are followed (default true). A proxy passes them to its client: false. */
+    public GuardedHttpClientBuilder redirects(boolean follow) {
+        this.redirects = follow;
+        return this;
+    }
+
+    /** Builds the client; it owns the connection manager it created and closes it on close. */
+    public GuardedHttpClient build() {
+        Map<String, UpstreamGuard> byName = new LinkedHashMap<>();
+        Map<String, UpstreamGuard> byOrigin = new LinkedHashMap<>();
+        for (Named n : upstreams.values()) {
+            UpstreamGuard guard = new UpstreamGuard(n.name, n.policy(defaults), ticker, clock, meterRegistry);
+            byName.put(n.name, guard);
+            byOrigin.putIfAbsent(n.origin, guard);
+        }
+        HttpClientConnectionManager manager = connectionManager != null ? connectionManager : pool();
+        HttpClientBuilder builder = httpClientBuilder != null ? httpClientBuilder : HttpClientBuilder.create();
+        builder.disableAutomaticRetries();
+        builder.setConnectionManager(manager);
+        builder.setDefaultRequestConfig(requestConfig);
+        if (!redirects) {
+            builder.disableRedirectHandling();
+        }
+        if (!contentCompression) {
+            builder.disableContentCompression();
+        }
+        GuardPolicy fallback = defaults;
+        Ticker t = ticker;
+        Clock c = clock;
+        MeterRegistry registry = meterRegistry;
+        Function<String, UpstreamGuard> unnamed = origin -> new UpstreamGuard(origin, fallback, t, c, registry);
+        return new GuardedHttpClient(builder.build(), manager, byName, byOrigin, unnamed, requestConfig, ticker,
+                clock, sleeper);
+    }
+
+    private PoolingHttpClientConnectionManager pool() {
+        Map<String, GuardPolicy> policies = new LinkedHashMap<>();
+        int total = defaults.maxConnections();
+        for (Named n : upstreams.values()) {
+            GuardPolicy p = n.policy(defaults);
+            policies.putIfAbsent(n.origin, p);
+            total += p.maxConnections();
+        }
+        PoolingHttpClientConnectionManagerBuilder builder = connectionManagerBuilder(maxHeaderSize, maxHeaderCount,
+                maxHeaderSectionSize)
+                .setMaxConnTotal(Math.max(total, 4 * defaults.maxConnections()))
+                .setMaxConnPerRoute(defaults.maxConnections())
+                .setConnectionConfigResolver(route -> connectionConfig(policyOf(route.getTargetHost(), policies)))
+                .setTlsConfigResolver(host -> TlsConfig.custom()
+                        .setHandshakeTimeout(timeout(policyOf(host, policies).connectTimeout().toMillis()))
+                        .build());
+        if (sslContext != null) {
+            builder.setTlsSocketStrategy(new DefaultClientTlsStrategy(sslContext));
+        }
+        PoolingHttpClientConnectionManager manager = builder.build();
+        for (Named n : upstreams.values()) {
+            manager.setMaxPerRoute(new HttpRoute(n.host, null, "https".equals(n.host.getSchemeName())),
+                    n.policy(defaults).maxConnections());
+        }
+        return manager;
+    }
+
+    private GuardPolicy policyOf(HttpHost host, Map<String, GuardPolicy> policies) {
+        GuardPolicy p = policies.get(GuardedHttpClient.origin(host.getSchemeName(), host.getHostName(), host.getPort()));
+        return p != null ? p : defaults;
+    }
+
+    private static ConnectionConfig connectionConfig(GuardPolicy policy) {
+        return ConnectionConfig.custom()
+                .setConnectTimeout(timeout(policy.connectTimeout().toMillis()))
+                // Bounds reads before the per-attempt response timeout applies, e.g. during the TLS handshake.
+                .setSocketTimeout(timeout(policy.responseTimeout().toMillis()))
+                .build();
+    }
+
+    static PoolingHttpClientConnectionManagerBuilder connectionManagerBuilder(int maxHeaderSize, int maxHeaderCount,
+            int maxSectionSize) {
+        ManagedHttpClientConnectionFactory factory = ManagedHttpClientConnectionFactory.builder()
+                .http1Config(Http1Config.custom().setMaxLineLength(maxHeaderSize).setMaxHeaderCount(maxHeaderCount)
+                        .build())
+                .responseParserFactory(StrictResponseParser.factory(maxHeaderSize, maxHeaderCount, maxSectionSize))
+                .build();
+        return PoolingHttpClientConnectionManagerBuilder.create().setConnectionFactory(factory);
+    }
+
+    private static Timeout timeout(long millis) {
+        return Timeout.ofMilliseconds(Math.max(1, millis));
+    }
+
+    private static int positive(String what, int value) {
+        if (value < 1) {
+            throw new IllegalArgumentException(what + " must be at least 1, was " + value);
+        }
+        return value;
+    }
+
+    private static HttpHost parse(String name, String baseUri) {
+        URI uri;
+        try {
+            uri = URI.create(Objects.requireNonNull(baseUri, "baseUri"));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("Upstream '" + name + "' has an invalid URI '" + baseUri + "'", e);
+        }
+        String scheme = uri.getScheme();
+        if (uri.getHost() == null || !("http".equalsIgnoreCase(scheme) || "https".equalsIgnoreCase(scheme))) {
+            throw new IllegalArgumentException("Upstream '" + name + "' needs an absolute http or https URI, was '"
+                    + baseUri + "'");
+        }
+        int port = uri.getPort() > 0 ? uri.getPort() : ("https".equalsIgnoreCase(scheme) ? 443 : 80);
+        return new HttpHost(scheme.toLowerCase(java.util.Locale.ROOT), uri.getHost(), port);
+    }
+
+    private static final class Named {
+        final String name;
+        final HttpHost host;
+        final String origin;
+        final GuardPolicy policy;
+
+        Named(String name, HttpHost host, GuardPolicy policy) {
+            this.name = name;
+            this.host = host;
+            this.origin = GuardedHttpClient.origin(host.getSchemeName(), host.getHostName(), host.getPort());
+            this.policy = policy;
+        }
+
+        GuardPolicy policy(GuardPolicy defaults) {
+            return policy != null ? policy : defaults;
+        }
+    }
+}

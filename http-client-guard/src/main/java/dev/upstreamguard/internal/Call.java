@@ -1,0 +1,139 @@
+package dev.upstreamguard.internal;
+
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.client.Ticker;
+import io.github.resilience4j.bulkhead.Bulkhead;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+
+/**
+ * One guarded call, from its permits to its outcome. It is finished exactly once — when the call fails, when a
+ * response without a body arrives, or when the body is read to its end, fails, or is closed — and only then are the
+ * breaker, the bulkhead permit, the metrics and the fault counts updated, so that a fault in the body counts like any
+ * other.
+ */
+public final class Call {
+
+    private final UpstreamGuard upstream;
+    private final String method;
+    private final long startNanos;
+    private final Ticker ticker;
+    private final boolean holdsBreakerPermit;
+    private final boolean holdsBulkheadPermit;
+    private final AtomicBoolean finished = new AtomicBoolean();
+    private int attempts;
+    private int status;
+
+    public Call(UpstreamGuard upstream, String method, long startNanos, Ticker ticker, boolean holdsBreakerPermit,
+            boolean holdsBulkheadPermit) {
+        this.upstream = upstream;
+        this.method = method;
+        this.startNanos = startNanos;
+        this.ticker = ticker;
+        this.holdsBreakerPermit = holdsBreakerPermit;
+        this.holdsBulkheadPermit = holdsBulkheadPermit;
+    }
+
+    public UpstreamGuard upstream() {
+        return upstream;
+    }
+
+    public long startNanos() {
+        return startNanos;
+    }
+
+    public int attempts() {
+        return attempts;
+    }
+
+    public void attempt(int number) {
+        this.attempts = number;
+    }
+
+    public long elapsedNanos() {
+        return ticker.nanoTime() - startNanos;
+    }
+
+    /** The response head arrived; the call finishes when its body does. */
+    public void responded(int status) {
+        this.status = status;
+    }
+
+    /** The response (and its body, if any) completed, or the caller stopped reading it. */
+    public void succeeded() {
+        if (!finished.compareAndSet(false, true)) {
+            return;
+        }
+        long nanos = elapsedNanos();
+        CircuitBreaker breaker = upstream.breaker();
+        if (holdsBreakerPermit && breaker != null) {
+            if (upstream.policy().circuitBreaker().recordStatuses().contains(status)) {
+                breaker.onError(nanos, TimeUnit.NANOSECONDS, new StatusFailure(status));
+            } else {
+                breaker.onSuccess(nanos, TimeUnit.NANOSECONDS);
+            }
+        }
+        release();
+        upstream.metrics().recordCall(method, GuardMetrics.outcome(status), status, null, nanos);
+    }
+
+    /** The call failed with {@code fault}, before or after the response head. */
+    public void failed(UpstreamFault fault, Throwable cause) {
+        if (!finished.compareAndSet(false, true)) {
+            return;
+        }
+        long nanos = elapsedNanos();
+        CircuitBreaker breaker = upstream.breaker();
+        if (holdsBreakerPermit && breaker != null) {
+            if (countsAgainstUpstream(fault)) {
+                breaker.onError(nanos, TimeUnit.NANOSECONDS, cause);
+            } else {
+                breaker.releasePermission();
+            }
+        }
+        release();
+        upstream.countFault(fault);
+        upstream.metrics().recordCall(method, "fault", status, fault, nanos);
+    }
+
+    /** Turns a failure while reading the body into the call's final exception, and finishes the call with it. */
+    public UpstreamException bodyFailure(UpstreamFault fault, Throwable cause) {
+        UpstreamException e = new UpstreamException(fault, upstream.name(), Math.max(attempts, 1), null,
+                elapsedNanos(), "Upstream '" + upstream.name() + "' failed while sending the response body: "
+                        + fault.type() + " (" + cause + ")", cause);
+        failed(fault, e);
+        return e;
+    }
+
+    private void release() {
+        Bulkhead bulkhead = upstream.bulkhead();
+        if (holdsBulkheadPermit && bulkhead != null) {
+            bulkhead.onComplete();
+        }
+    }
+
+    /** Whether a fault says something about the upstream's health (our own limits and configuration do not). */
+    static boolean countsAgainstUpstream(UpstreamFault fault) {
+        switch (fault) {
+            case CONNECTION_LIMIT_REACHED:
+            case DESTINATION_NOT_FOUND:
+            case DESTINATION_UNAVAILABLE:
+            case PROXY_CONFIGURATION_ERROR:
+            case PROXY_INTERNAL_ERROR:
+                return false;
+            default:
+                return true;
+        }
+    }
+
+    /** Reported to the breaker for an upstream status counted as failure; it needs no stack trace. */
+    static final class StatusFailure extends RuntimeException {
+        private static final long serialVersionUID = 1L;
+
+        StatusFailure(int status) {
+            super("Upstream answered " + status, null, false, false);
+        }
+    }
+}

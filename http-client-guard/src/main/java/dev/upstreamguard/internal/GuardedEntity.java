@@ -1,0 +1,138 @@
+package dev.upstreamguard.internal;
+
+import dev.upstreamguard.FaultClassifier;
+import dev.upstreamguard.UpstreamFault;
+import java.io.EOFException;
+import java.io.FilterInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import org.apache.hc.core5.http.HttpEntity;
+import org.apache.hc.core5.http.io.entity.HttpEntityWrapper;
+
+/**
+ * Wraps a response body so that faults while reading it — a truncated body, broken chunking, broken gzip — surface
+ * as a classified {@code UpstreamException} and finish the {@link Call} (metrics, breaker, bulkhead) just like a
+ * fault before the response head. They happen after HttpClient's execution chain has returned, where nothing else
+ * could see them.
+ */
+public final class GuardedEntity extends HttpEntityWrapper {
+
+    private final Call call;
+    private final boolean decoded;
+    private InputStream content;
+
+    public GuardedEntity(HttpEntity wrapped, Call call) {
+        super(wrapped);
+        this.call = call;
+        this.decoded = isDecoded(wrapped);
+    }
+
+    @SuppressWarnings("deprecation")
+    private static boolean isDecoded(HttpEntity entity) {
+        return entity instanceof org.apache.hc.client5.http.entity.compress.DecompressingEntity
+                || entity instanceof org.apache.hc.client5.http.entity.DecompressingEntity;
+    }
+
+    @Override
+    public InputStream getContent() throws IOException {
+        if (content == null || !isRepeatable()) {
+            InputStream raw;
+            try {
+                raw = super.getContent();
+            } catch (IOException e) {
+                throw fail(e);
+            }
+            content = raw == null ? null : new GuardedStream(raw);
+            if (raw == null) {
+                call.succeeded();
+            }
+        }
+        return content;
+    }
+
+    @Override
+    public void writeTo(OutputStream out) throws IOException {
+        // Not delegated: the wrapped entity would read its raw stream and bypass the classification.
+        try (InputStream in = getContent()) {
+            if (in != null) {
+                in.transferTo(out);
+            }
+        }
+    }
+
+    @Override
+    public void close() throws IOException {
+        call.succeeded();
+        super.close();
+    }
+
+    private IOException fail(IOException e) {
+        UpstreamFault fault = FaultClassifier.classifyBodyFailure(e);
+        if (decoded && e instanceof EOFException) {
+            // The transport reports a short body as ConnectionClosedException; an EOF can only come from the decoder.
+            fault = UpstreamFault.HTTP_RESPONSE_CONTENT_CODING;
+        }
+        return call.bodyFailure(fault, e);
+    }
+
+    private final class GuardedStream extends FilterInputStream {
+
+        GuardedStream(InputStream in) {
+            super(in);
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b;
+            try {
+                b = in.read();
+            } catch (IOException e) {
+                throw fail(e);
+            }
+            if (b == -1) {
+                call.succeeded();
+            }
+            return b;
+        }
+
+        @Override
+        public int read(byte[] buf, int off, int len) throws IOException {
+            int n;
+            try {
+                n = in.read(buf, off, len);
+            } catch (IOException e) {
+                throw fail(e);
+            }
+            if (n == -1) {
+                call.succeeded();
+            }
+            return n;
+        }
+
+        @Override
+        public long skip(long n) throws IOException {
+            try {
+                return in.skip(n);
+            } catch (IOException e) {
+                throw fail(e);
+            }
+        }
+
+        @Override
+        public int available() throws IOException {
+            try {
+                return in.available();
+            } catch (IOException e) {
+                throw fail(e);
+            }
+        }
+
+        @Override
+        public void close() throws IOException {
+            // Closing early is the caller's choice, not the upstream's fault: the call ends with the status it had.
+            call.succeeded();
+            in.close();
+        }
+    }
+}

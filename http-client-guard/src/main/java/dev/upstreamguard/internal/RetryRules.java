@@ -1,0 +1,68 @@
+package dev.upstreamguard.internal;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamFault;
+
+/**
+ * The retry rule, as one guard clause per reason (in the manner of OkHttp's {@code RetryAndFollowUpInterceptor}).
+ * Each clause says why a fault is or is not retried.
+ */
+public final class RetryRules {
+
+    private RetryRules() {
+    }
+
+    /**
+     * Why a failed attempt must not be retried, or {@code null} when it may be (budget and deadline permitting).
+     *
+     * @param idempotent the method is idempotent, or the request carries an {@code Idempotency-Key}
+     * @param replayable the request has no body or a repeatable one
+     */
+    public static String whyNotRetry(UpstreamFault fault, boolean idempotent, boolean replayable, GuardPolicy.Retry retry) {
+        switch (fault) {
+            case CONNECTION_LIMIT_REACHED:
+                // The limit is our own pool: waiting again for the same saturated pool only queues more work.
+                return "a local connection limit was reached";
+            case DESTINATION_NOT_FOUND:
+            case DESTINATION_UNAVAILABLE:
+            case PROXY_CONFIGURATION_ERROR:
+                // Configuration or an open circuit: nothing changes within a backoff.
+                return "the destination is not available to this client";
+            case DNS_ERROR:
+                // A name that did not resolve will not resolve 50 ms later; the JVM caches the negative answer anyway.
+                return "the host name does not resolve";
+            case TLS_CERTIFICATE_ERROR:
+            case TLS_ALERT_RECEIVED:
+            case TLS_PROTOCOL_ERROR:
+                // A handshake fails the same way every time against the same peer.
+                return "the TLS handshake failed";
+            case HTTP_RESPONSE_TIMEOUT:
+                // The call's deadline is spent: there is no time left for another attempt.
+                return "the total deadline was exceeded";
+            default:
+                break;
+        }
+        if (!fault.upstreamMayHaveActed()) {
+            // Refused, connect timeout, DNS timeout: the request never left, so any method (and any body) is safe.
+            return null;
+        }
+        if (!idempotent) {
+            // RFC 9110 §9.2.2: a proxy must not automatically retry a request that may not be idempotent.
+            return "the request is not idempotent";
+        }
+        if (!replayable) {
+            // The body was (partly) sent and cannot be produced again.
+            return "the request body cannot be replayed";
+        }
+        if (fault == UpstreamFault.CONNECTION_READ_TIMEOUT) {
+            // A slow upstream is usually a busy one: retrying multiplies its load, so it is opt-in.
+            return retry.onResponseTimeout() ? null : "response timeouts are not retried unless enabled";
+        }
+        if (fault != UpstreamFault.CONNECTION_TERMINATED && fault != UpstreamFault.HTTP_RESPONSE_INCOMPLETE) {
+            // Malformed or oversized responses: a broken upstream stays broken from one attempt to the next.
+            return "the upstream's response was invalid";
+        }
+        // A connection closed under the request is typically a stale keep-alive connection: a fresh one usually works.
+        return null;
+    }
+}
