@@ -187,15 +187,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
                         + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
             }
-            boolean capped = remaining < policy.responseTimeout().toNanos()
-                    || remaining < policy.connectTimeout().toNanos();
             applyAttemptConfig(request, ctx, base, policy, remaining);
             ClassicHttpResponse response;
             try {
                 response = delegate.executeOpen(host, request, ctx);
             } catch (IOException e) {
                 UpstreamFault fault = FaultClassifier.classify(e);
-                if (capped && fault.isTimeout()) {
+                if (cappedByDeadline(fault, policy, remaining)) {
                     // The attempt timed out on the time the deadline left it, not on its own timeout.
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
                 }
@@ -243,6 +241,19 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 continue;
             }
             return response;
+        }
+    }
+
+    private static boolean cappedByDeadline(UpstreamFault fault, GuardPolicy policy, long remainingNanos) {
+        switch (fault) {
+            case CONNECTION_READ_TIMEOUT:
+                return remainingNanos < policy.responseTimeout().toNanos();
+            case CONNECTION_TIMEOUT:
+                return remainingNanos < policy.connectTimeout().toNanos();
+            case CONNECTION_LIMIT_REACHED:
+                return remainingNanos < policy.poolTimeout().toNanos();
+            default:
+                return false;
         }
     }
 
