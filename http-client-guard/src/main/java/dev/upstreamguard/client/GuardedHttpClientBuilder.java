@@ -1,9 +1,12 @@
 package dev.upstreamguard.client;
 
 import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.StrictResponseParser;
 import dev.upstreamguard.internal.UpstreamGuard;
 import io.micrometer.core.instrument.MeterRegistry;
+import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.time.Clock;
 import java.util.LinkedHashMap;
@@ -21,6 +24,7 @@ import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManagerBuilder;
 import org.apache.hc.client5.http.io.HttpClientConnectionManager;
 import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
+import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
 import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.util.Timeout;
@@ -217,7 +221,7 @@ public final class GuardedHttpClientBuilder {
                         .setHandshakeTimeout(timeout(policyOf(host, policies).connectTimeout().toMillis()))
                         .build());
         if (sslContext != null) {
-            builder.setTlsSocketStrategy(new DefaultClientTlsStrategy(sslContext));
+            builder.setTlsSocketStrategy(handshakeTimeoutsAsConnectTimeouts(new DefaultClientTlsStrategy(sslContext)));
         }
         PoolingHttpClientConnectionManager manager = builder.build();
         for (Named n : upstreams.values()) {
@@ -247,7 +251,23 @@ public final class GuardedHttpClientBuilder {
                         .build())
                 .responseParserFactory(StrictResponseParser.factory(maxHeaderSize, maxHeaderCount, maxSectionSize))
                 .build();
-        return PoolingHttpClientConnectionManagerBuilder.create().setConnectionFactory(factory);
+        return PoolingHttpClientConnectionManagerBuilder.create().setConnectionFactory(factory)
+                .setTlsSocketStrategy(handshakeTimeoutsAsConnectTimeouts(DefaultClientTlsStrategy.createDefault()));
+    }
+
+    /**
+     * The TLS handshake is part of connecting (RFC 9209 {@code connection_timeout}), but the JDK reports a stalled
+     * handshake as a plain read timeout; only here is it known which one happened.
+     */
+    private static TlsSocketStrategy handshakeTimeoutsAsConnectTimeouts(TlsSocketStrategy tls) {
+        return (socket, target, port, attachment, context) -> {
+            try {
+                return tls.upgrade(socket, target, port, attachment, context);
+            } catch (SocketTimeoutException e) {
+                throw new FaultSignal(UpstreamFault.CONNECTION_TIMEOUT,
+                        "TLS handshake with " + target + ":" + port + " timed out", e);
+            }
+        };
     }
 
     private static Timeout timeout(long millis) {
