@@ -37,6 +37,9 @@ public final class Behaviours {
     public static final String CONTENT_LENGTH_AND_TRANSFER_ENCODING =
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
 
+    /** A response head cut off in the middle of the header section, then the connection closes. */
+    public static final String TRUNCATED_HEAD = "HTTP/1.1 200 OK\r\nContent-Type: text/pl";
+
     /** Announces 100 bytes, sends 16, then the connection closes. */
     public static final String TRUNCATED_BODY = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly sixteen b..";
 
@@ -128,6 +131,11 @@ public final class Behaviours {
     /** Answers with both Content-Length and Transfer-Encoding. */
     public static Behaviour contentLengthAndTransferEncoding() {
         return respond(CONTENT_LENGTH_AND_TRANSFER_ENCODING);
+    }
+
+    /** A status line and part of a header, then the connection closes: the response started but is incomplete. */
+    public static Behaviour truncatedHead() {
+        return respond(TRUNCATED_HEAD);
     }
 
     /** A valid head announcing 100 bytes, 16 bytes of body, then the connection closes. */

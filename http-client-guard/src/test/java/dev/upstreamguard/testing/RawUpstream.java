@@ -96,18 +96,18 @@ public final class RawUpstream implements AutoCloseable {
     private final Object changed = new Object();
     private volatile boolean closed;
 
-    private RawUpstream(List<Behaviour> script) throws IOException {
+    private RawUpstream(int port, List<Behaviour> script) throws IOException {
         this.script = List.copyOf(script);
         this.listener = new ServerSocket();
         this.listener.setReuseAddress(true);
-        this.listener.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0), 50);
+        this.listener.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), port), 50);
         this.threads = Executors.newCachedThreadPool(daemonThreads("raw-upstream-" + listener.getLocalPort()));
         this.threads.execute(this::acceptLoop);
     }
 
     /** Starts an upstream that treats every connection with {@code behaviour}. */
     public static RawUpstream start(Behaviour behaviour) throws IOException {
-        return new RawUpstream(List.of(Objects.requireNonNull(behaviour, "behaviour")));
+        return new RawUpstream(0, List.of(Objects.requireNonNull(behaviour, "behaviour")));
     }
 
     /**
@@ -115,12 +115,20 @@ public final class RawUpstream implements AutoCloseable {
      * behaviour, and the last behaviour is repeated for every connection after that.
      */
     public static RawUpstream start(Behaviour first, Behaviour... then) throws IOException {
+        return startOnPort(0, first, then);
+    }
+
+    /**
+     * Like {@link #start(Behaviour, Behaviour...)} on a given loopback port, for example one a client was just refused
+     * on ({@link ClosedPort}), to bring an upstream up between two attempts.
+     */
+    public static RawUpstream startOnPort(int port, Behaviour first, Behaviour... then) throws IOException {
         List<Behaviour> all = new ArrayList<>();
         all.add(Objects.requireNonNull(first, "first"));
         for (Behaviour b : then) {
             all.add(Objects.requireNonNull(b, "behaviour"));
         }
-        return new RawUpstream(all);
+        return new RawUpstream(port, all);
     }
 
     /**

@@ -1,0 +1,434 @@
+package dev.upstreamguard.client;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.Blackhole;
+import dev.upstreamguard.testing.ClosedPort;
+import dev.upstreamguard.testing.MockWebServers;
+import dev.upstreamguard.testing.RawUpstream;
+import dev.upstreamguard.testing.TestTls;
+import java.io.IOException;
+import java.net.URI;
+import java.time.Duration;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
+import mockwebserver3.SocketEffect;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.core5.http.ClassicHttpRequest;
+import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.ContentType;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.apache.hc.core5.http.io.entity.StringEntity;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * Every fault of the DESIGN.md taxonomy, produced over real sockets on 127.0.0.1, and what the guarded client makes
+ * of it: the fault, the status a gateway would answer, and how many attempts were made (GET, 3 attempts allowed).
+ *
+ * <p>Retry expectations: faults the upstream never saw (refused, connect timeout) are retried; a connection that broke
+ * before a complete response is retried for GET but never for POST; deterministic faults (DNS, TLS, local limits) and
+ * invalid responses (a broken upstream stays broken) are not; response timeouts only when enabled; body faults happen
+ * after the call returned, so their attempt count is the one of the call.
+ */
+@Timeout(30)
+class FaultMatrixTest {
+
+    /** Small timeouts so the matrix is fast; generous enough for a loaded two-core machine. */
+    private static GuardPolicy.Builder fast() {
+        return GuardPolicy.builder()
+                .connectTimeout(Duration.ofSeconds(2))
+                .responseTimeout(Duration.ofSeconds(5))
+                .poolTimeout(Duration.ofMillis(300))
+                .initialBackoff(Duration.ofMillis(1))
+                .maxBackoff(Duration.ofMillis(5));
+    }
+
+    private static GuardedHttpClient client(GuardPolicy policy) {
+        return GuardedHttpClients.custom().defaults(policy).build();
+    }
+
+    private static GuardedHttpClient client() {
+        return client(fast().build());
+    }
+
+    // ---- connecting --------------------------------------------------------------------------------------------
+
+    @Test
+    void connectionRefusedIsRetriedAndEndsAsConnectionRefused502() throws Exception {
+        ClosedPort port = ClosedPort.find();
+        try (GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, new HttpGet(port.uri("/")));
+            assertFault(e, "connection_refused", 502, 3);
+            assertThat(e.upstream()).isEqualTo(port.baseUrl());
+        }
+    }
+
+    @Test
+    void unresolvableHostIsADnsErrorAndNotRetried() throws Exception {
+        try (GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, new HttpGet("http://nothing.invalid/"));
+            assertFault(e, "dns_error", 502, 1);
+        }
+    }
+
+    @Test
+    void connectingToAFullBacklogTimesOutIsRetriedAndEndsAsConnectionTimeout504() throws Exception {
+        try (Blackhole blackhole = Blackhole.open();
+                GuardedHttpClient client = client(fast().connectTimeout(Duration.ofMillis(300)).build())) {
+            long start = System.nanoTime();
+            UpstreamException e = failure(client, new HttpGet(blackhole.uri("/")));
+            assertFault(e, "connection_timeout", 504, 3);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThanOrEqualTo(Duration.ofMillis(850));
+        }
+    }
+
+    // ---- the connection breaks before a complete response ------------------------------------------------------
+
+    @Test
+    void closeBeforeAnyResponseByteIsConnectionTerminatedAndRetriedForGet() throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            MockWebServers.always(server, new MockResponse.Builder()
+                    .onResponseStart(new SocketEffect.CloseSocket()).build());
+            UpstreamException e = failure(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertFault(e, "connection_terminated", 502, 3);
+            assertThat(server.getRequestCount()).isEqualTo(3);
+        }
+    }
+
+    @Test
+    void resetBeforeAnyResponseByteIsConnectionTerminatedAndRetriedForGet() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+            assertFault(e, "connection_terminated", 502, 3);
+            assertThat(upstream.requestCount()).isEqualTo(3);
+        }
+    }
+
+    @Test
+    void resetBeforeAnyResponseByteIsNeverRetriedForPost() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, post(upstream.uri("/orders")));
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void responseHeadCutShortIsIncompleteRetriedForGetButNotForPost() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.truncatedHead()); GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
+            assertFault(failure(client, post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(4);
+        }
+    }
+
+    // ---- the upstream does not speak valid HTTP: never retried, a broken upstream stays broken -----------------
+
+    @Test
+    void bytesThatAreNotHttpAreAProtocolErrorNotAMissingResponse() throws Exception {
+        assertInvalidResponse(Behaviours.notHttp(), "http_protocol_error");
+    }
+
+    @Test
+    void malformedStatusLineIsAProtocolError() throws Exception {
+        assertInvalidResponse(Behaviours.malformedStatusLine(), "http_protocol_error");
+    }
+
+    @Test
+    void hugeSingleHeaderIsAHeaderSizeFault() throws Exception {
+        assertInvalidResponse(Behaviours.hugeHeader(), "http_response_header_size");
+    }
+
+    @Test
+    void twoThousandHeadersAreAHeaderSectionSizeFault() throws Exception {
+        assertInvalidResponse(Behaviours.manyHeaders(), "http_response_header_section_size");
+    }
+
+    @Test
+    void conflictingContentLengthsAreAProtocolError() throws Exception {
+        assertInvalidResponse(Behaviours.conflictingContentLength(), "http_protocol_error");
+    }
+
+    @Test
+    void contentLengthWithTransferEncodingIsAProtocolError() throws Exception {
+        assertInvalidResponse(Behaviours.contentLengthAndTransferEncoding(), "http_protocol_error");
+    }
+
+    private static void assertInvalidResponse(RawUpstream.Behaviour behaviour, String fault) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(behaviour); GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+            assertFault(e, fault, 502, 1);
+            assertThat(upstream.requestCount()).as("requests the upstream received").isEqualTo(1);
+        }
+    }
+
+    // ---- faults while reading the body: thrown from the entity's stream, after the call returned ---------------
+
+    @Test
+    void bodyShorterThanItsContentLengthFailsWhileReadingAsIncompleteResponse() throws Exception {
+        assertBodyFault(Behaviours.truncatedBody(), "http_response_incomplete");
+    }
+
+    @Test
+    void chunkSizeThatIsNotHexFailsWhileReadingAsProtocolError() throws Exception {
+        assertBodyFault(Behaviours.badChunk(), "http_protocol_error");
+    }
+
+    @Test
+    void chunkCutShortFailsWhileReadingAsIncompleteResponse() throws Exception {
+        assertBodyFault(Behaviours.truncatedChunk(), "http_response_incomplete");
+    }
+
+    @Test
+    void corruptGzipBodyFailsWhileReadingAsContentCodingFault() throws Exception {
+        assertBodyFault(Behaviours.brokenGzip(), "http_response_content_coding");
+    }
+
+    private static void assertBodyFault(RawUpstream.Behaviour behaviour, String fault) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(behaviour); GuardedHttpClient client = client()) {
+            ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
+            try {
+                assertThat(response.getCode()).isEqualTo(200);
+                Throwable thrown = catchThrowable(() -> EntityUtils.toByteArray(response.getEntity()));
+                assertThat(thrown).isInstanceOf(UpstreamException.class);
+                assertFault((UpstreamException) thrown, fault, 502, 1);
+            } finally {
+                closeQuietly(response);
+            }
+            assertThat(upstream.requestCount()).isEqualTo(1);
+
+            // The same fault through a response handler, the style most callers use.
+            Throwable viaHandler = catchThrowable(() -> client.execute(new HttpGet(upstream.uri("/")),
+                    r -> EntityUtils.toByteArray(r.getEntity())));
+            assertThat(viaHandler).isInstanceOf(UpstreamException.class);
+            assertThat(((UpstreamException) viaHandler).fault().type()).isEqualTo(fault);
+        }
+    }
+
+    // ---- timeouts ----------------------------------------------------------------------------------------------
+
+    @Test
+    void upstreamThatNeverAnswersIsAReadTimeout504AndNotRetriedByDefault() throws Exception {
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient client = client(fast().responseTimeout(Duration.ofMillis(500)).build())) {
+            MockWebServers.always(server, new MockResponse.Builder().onResponseStart(SocketEffect.Stall.INSTANCE).build());
+            UpstreamException e = failure(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertFault(e, "connection_read_timeout", 504, 1);
+            assertThat(server.getRequestCount()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void readTimeoutsAreRetriedForGetOnlyWhenEnabled() throws Exception {
+        GuardPolicy policy = fast().responseTimeout(Duration.ofMillis(300)).retryOnResponseTimeout(true).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.stall()); GuardedHttpClient client = client(policy)) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+            assertFault(e, "connection_read_timeout", 504, 3);
+            assertThat(upstream.requestCount()).isEqualTo(3);
+        }
+    }
+
+    @Test
+    void totalDeadlineAcrossRetriesEndsAsResponseTimeout504() throws Exception {
+        GuardPolicy policy = fast()
+                .responseTimeout(Duration.ofMillis(400))
+                .totalTimeout(Duration.ofSeconds(1))
+                .retryOnResponseTimeout(true)
+                .maxAttempts(10)
+                .build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.stall()); GuardedHttpClient client = client(policy)) {
+            long start = System.nanoTime();
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            assertThat(e.fault().type()).isEqualTo("http_response_timeout");
+            assertThat(e.fault().status()).isEqualTo(504);
+            // 400 ms + 400 ms + what is left of the second: the deadline, not the attempt count, ended the call.
+            assertThat(e.attempts()).isBetween(2, 4);
+            assertThat(took).isGreaterThanOrEqualTo(Duration.ofMillis(950)).isLessThan(Duration.ofSeconds(5));
+        }
+    }
+
+    // ---- TLS ---------------------------------------------------------------------------------------------------
+
+    @Test
+    void untrustedCertificateIsATlsCertificateErrorAndNotRetried() throws Exception {
+        try (MockWebServer server = TestTls.httpsServer(); GuardedHttpClient client = client()) {
+            MockWebServers.always(server, new MockResponse.Builder().body("secure").build());
+            UpstreamException e = failure(client, new HttpGet(MockWebServers.httpsUri(server, "/")));
+            assertFault(e, "tls_certificate_error", 502, 1);
+            assertThat(server.getRequestCount()).isZero();
+        }
+    }
+
+    @Test
+    void trustedCertificateSucceeds() throws Exception {
+        try (MockWebServer server = TestTls.httpsServer();
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            MockWebServers.always(server, new MockResponse.Builder().body("secure").build());
+            String body = client.execute(new HttpGet(MockWebServers.httpsUri(server, "/")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("200 secure");
+        }
+    }
+
+    @Test
+    void tlsSpokenToAPlainHttpPortIsATlsProtocolErrorAndNotRetried() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.plainHttpToTls()); GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + upstream.port() + "/"));
+            assertFault(e, "tls_protocol_error", 502, 1);
+            assertThat(upstream.connectionCount()).isEqualTo(1);
+        }
+    }
+
+    // ---- local limits and the circuit breaker: nothing reached the upstream ------------------------------------
+
+    @Test
+    void exhaustedConnectionPoolIsConnectionLimitReached503AndNotRetried() throws Exception {
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient client = client(fast().maxConnections(1).poolTimeout(Duration.ofMillis(300)).build())) {
+            MockWebServers.always(server, new MockResponse.Builder().body("hello").build());
+            URI uri = MockWebServers.uri(server, "/");
+            ClassicHttpResponse held = client.executeOpen(null, new HttpGet(uri), null);
+            try {
+                assertThat(held.getCode()).isEqualTo(200);
+                UpstreamException e = failure(client, new HttpGet(uri));
+                assertFault(e, "connection_limit_reached", 503, 1);
+                assertThat(server.getRequestCount()).isEqualTo(1);
+            } finally {
+                held.close();
+            }
+            // Once the held response is closed its connection is free again.
+            String body = client.execute(new HttpGet(uri), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("hello");
+        }
+    }
+
+    @Test
+    void fullBulkheadRejectsAtOnceWithConnectionLimitReached503() throws Exception {
+        CountDownLatch inFlight = new CountDownLatch(1);
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.stall(inFlight));
+                GuardedHttpClient client = client(fast().maxConcurrentCalls(1).build())) {
+            CompletableFuture<Throwable> first = CompletableFuture.supplyAsync(
+                    () -> catchThrowable(() -> client.execute(new HttpGet(upstream.uri("/slow")),
+                            r -> EntityUtils.toString(r.getEntity()))));
+            assertThat(inFlight.await(10, TimeUnit.SECONDS)).as("first call reached the upstream").isTrue();
+
+            long start = System.nanoTime();
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/fast")));
+            assertFault(e, "connection_limit_reached", 503, 0);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(1));
+            assertThat(upstream.requestCount()).isEqualTo(1);
+            assertThat(client.upstream(upstream.baseUrl()).callsInFlight()).isEqualTo(1);
+
+            upstream.close();
+            assertThat(await(first)).isInstanceOf(UpstreamException.class);
+        }
+    }
+
+    @Test
+    void openCircuitRejectsWithDestinationUnavailable503AndARetryAfter() throws Exception {
+        ClosedPort port = ClosedPort.find();
+        GuardPolicy policy = fast().retryEnabled(false).minimumCalls(2).failureRateThreshold(50)
+                .openFor(Duration.ofSeconds(30)).build();
+        try (GuardedHttpClient client = client(policy)) {
+            assertFault(failure(client, new HttpGet(port.uri("/"))), "connection_refused", 502, 1);
+            assertFault(failure(client, new HttpGet(port.uri("/"))), "connection_refused", 502, 1);
+
+            UpstreamException e = failure(client, new HttpGet(port.uri("/")));
+            assertFault(e, "destination_unavailable", 503, 0);
+            assertThat(e.retryAfter()).hasValueSatisfying(d -> assertThat(d)
+                    .isGreaterThan(Duration.ZERO).isLessThanOrEqualTo(Duration.ofSeconds(30)));
+        }
+    }
+
+    // ---- the default client ------------------------------------------------------------------------------------
+
+    @Test
+    void defaultClientRetriesARefusedConnectionThreeTimes() throws Exception {
+        ClosedPort port = ClosedPort.find();
+        try (GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            assertFault(failure(client, new HttpGet(port.uri("/"))), "connection_refused", 502, 3);
+        }
+    }
+
+    @Test
+    void defaultClientReportsAMalformedStatusLineAsAProtocolError() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.malformedStatusLine());
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+        }
+    }
+
+    @Test
+    void defaultClientDoesNotTrustAMadeUpCertificate() throws Exception {
+        try (MockWebServer server = TestTls.httpsServer(); GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            MockWebServers.always(server, new MockResponse.Builder().body("secure").build());
+            assertFault(failure(client, new HttpGet(MockWebServers.httpsUri(server, "/"))), "tls_certificate_error",
+                    502, 1);
+        }
+    }
+
+    @Test
+    void defaultClientPassesAValidUpstreamErrorThroughUnchanged() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.status(500, "upstream says no"));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            String result = client.execute(new HttpGet(upstream.uri("/")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(result).isEqualTo("500 upstream says no");
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    // ---- helpers -----------------------------------------------------------------------------------------------
+
+    /** Runs {@code request}, reading the whole body, and returns the {@link UpstreamException} it must fail with. */
+    static UpstreamException failure(GuardedHttpClient client, ClassicHttpRequest request) {
+        Throwable thrown = catchThrowable(() -> client.execute(request, r -> EntityUtils.toByteArray(r.getEntity())));
+        assertThat(thrown).as("failure of %s %s", request.getMethod(), request.getRequestUri())
+                .isInstanceOf(UpstreamException.class);
+        return (UpstreamException) thrown;
+    }
+
+    static void assertFault(UpstreamException e, String type, int status, int attempts) {
+        assertThat(e.fault().type()).as("fault of %s", e).isEqualTo(type);
+        assertThat(e.fault()).isEqualTo(UpstreamFault.ofType(type).orElseThrow());
+        assertThat(e.fault().status()).as("status of %s", e).isEqualTo(status);
+        assertThat(e.attempts()).as("attempts of %s", e).isEqualTo(attempts);
+    }
+
+    static HttpPost post(URI uri) {
+        HttpPost post = new HttpPost(uri);
+        post.setEntity(new StringEntity("order=1", ContentType.APPLICATION_FORM_URLENCODED));
+        return post;
+    }
+
+    private static Throwable await(CompletableFuture<Throwable> future) throws InterruptedException {
+        try {
+            return future.get(20, TimeUnit.SECONDS);
+        } catch (ExecutionException | java.util.concurrent.TimeoutException e) {
+            throw new AssertionError(e);
+        }
+    }
+
+    private static void closeQuietly(ClassicHttpResponse response) {
+        try {
+            response.close();
+        } catch (IOException ignored) {
+            // Closing a broken exchange may fail again; the first failure is what is checked.
+        }
+    }
+}
