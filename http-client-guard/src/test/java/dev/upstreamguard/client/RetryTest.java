@@ -1,0 +1,265 @@
+package dev.upstreamguard.client;
+
+import static dev.upstreamguard.client.FaultMatrixTest.assertFault;
+import static dev.upstreamguard.client.FaultMatrixTest.failure;
+import static dev.upstreamguard.client.FaultMatrixTest.post;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.FaultClassifier;
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.ClosedPort;
+import dev.upstreamguard.testing.FakeTime;
+import dev.upstreamguard.testing.MockWebServers;
+import dev.upstreamguard.testing.RawUpstream;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicReference;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.core5.http.ContentType;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.apache.hc.core5.http.io.entity.InputStreamEntity;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * Retries, counted from the upstream's side: what it received, how often, and how long the client waited in between
+ * (on {@link FakeTime}, so nothing really waits).
+ */
+@Timeout(30)
+class RetryTest {
+
+    private FakeTime time;
+
+    @BeforeEach
+    void fakeTime() {
+        time = new FakeTime();
+    }
+
+    private GuardedHttpClient client(GuardPolicy policy) {
+        return GuardedHttpClients.custom()
+                .defaults(policy)
+                .ticker(time)
+                .sleeper(time)
+                .clock(time.clock())
+                .build();
+    }
+
+    private GuardedHttpClient client() {
+        return client(policy().build());
+    }
+
+    private static GuardPolicy.Builder policy() {
+        return GuardPolicy.builder().connectTimeout(Duration.ofSeconds(2)).responseTimeout(Duration.ofSeconds(5));
+    }
+
+    /** A response that is recognisable on arrival: status, header and body all survive unchanged. */
+    private record Seen(int status, String retryAfter, String marker, String body) {
+    }
+
+    private static Seen call(GuardedHttpClient client, org.apache.hc.core5.http.ClassicHttpRequest request)
+            throws IOException {
+        return client.execute(request, r -> new Seen(r.getCode(),
+                r.getFirstHeader("Retry-After") == null ? null : r.getFirstHeader("Retry-After").getValue(),
+                r.getFirstHeader("X-Marker") == null ? null : r.getFirstHeader("X-Marker").getValue(),
+                EntityUtils.toString(r.getEntity())));
+    }
+
+    // ---- transport faults --------------------------------------------------------------------------------------
+
+    @Test
+    void retriesGetAfterConnectionResetAndSucceeds() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
+                GuardedHttpClient client = client()) {
+            Seen seen = call(client, new HttpGet(upstream.uri("/items")));
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(seen.body()).isEqualTo("fine");
+            assertThat(upstream.requestCount()).isEqualTo(2);
+            assertThat(upstream.connectionCount()).isEqualTo(2);
+            assertThat(time.sleeps()).hasSize(1);
+        }
+    }
+
+    @Test
+    void postAfterConnectionResetReachesTheUpstreamExactlyOnceAndFails() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
+                GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, post(upstream.uri("/orders")));
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+            assertThat(upstream.requests().get(0).bodyUtf8()).isEqualTo("order=1");
+            assertThat(time.sleeps()).isEmpty();
+        }
+    }
+
+    @Test
+    void postAfterAnIncompleteResponseReachesTheUpstreamExactlyOnceAndFails() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.truncatedHead(), Behaviours.ok("fine"));
+                GuardedHttpClient client = client()) {
+            assertFault(failure(client, post(upstream.uri("/orders"))), "http_response_incomplete", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void postAfterConnectionRefusedIsRetriedBecauseTheUpstreamNeverSawIt() throws Exception {
+        ClosedPort port = ClosedPort.find();
+        AtomicReference<RawUpstream> started = new AtomicReference<>();
+        // The upstream comes up while the client waits to retry: the retry reaches it.
+        time.onSleep(d -> {
+            if (started.get() == null) {
+                try {
+                    started.set(RawUpstream.startOnPort(port.port(), Behaviours.echo()));
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }
+        });
+        try (GuardedHttpClient client = client()) {
+            Seen seen = call(client, post(port.uri("/orders")));
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(seen.body()).isEqualTo("order=1");
+            assertThat(started.get().requestCount()).isEqualTo(1);
+            assertThat(time.sleeps()).hasSize(1);
+        } finally {
+            if (started.get() != null) {
+                started.get().close();
+            }
+        }
+    }
+
+    @Test
+    void idempotencyKeyMakesAPostRetryable() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.echo());
+                GuardedHttpClient client = client()) {
+            HttpPost post = post(upstream.uri("/orders"));
+            post.setHeader("Idempotency-Key", "8e03978e-40d5-43e8-bc93-6894a57f9324");
+            Seen seen = call(client, post);
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(seen.body()).isEqualTo("order=1");
+            assertThat(upstream.requestCount()).isEqualTo(2);
+            assertThat(upstream.requests()).allSatisfy(r -> {
+                assertThat(r.bodyUtf8()).isEqualTo("order=1");
+                assertThat(r.header("Idempotency-Key")).isEqualTo("8e03978e-40d5-43e8-bc93-6894a57f9324");
+            });
+        }
+    }
+
+    @Test
+    void nonRepeatablePostBodyIsNotRetriedOnceTheUpstreamMayHaveSeenIt() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.echo());
+                GuardedHttpClient client = client()) {
+            HttpPost post = new HttpPost(upstream.uri("/upload"));
+            post.setHeader("Idempotency-Key", "k-1");
+            post.setEntity(new InputStreamEntity(new ByteArrayInputStream("streamed".getBytes(StandardCharsets.UTF_8)),
+                    -1, ContentType.TEXT_PLAIN));
+            assertThat(post.getEntity().isRepeatable()).isFalse();
+
+            UpstreamException e = failure(client, post);
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+            assertThat(upstream.requests().get(0).bodyUtf8()).isEqualTo("streamed");
+        }
+    }
+
+    @Test
+    void earlierAttemptsFailuresAreSuppressedOnTheFinalException() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+            assertFault(e, "connection_terminated", 502, 3);
+            assertThat(e.getCause()).isNotNull();
+            assertThat(FaultClassifier.classify(e.getCause())).isEqualTo(UpstreamFault.CONNECTION_TERMINATED);
+            assertThat(e.getSuppressed()).hasSize(2).allSatisfy(
+                    s -> assertThat(FaultClassifier.classify(s)).isEqualTo(UpstreamFault.CONNECTION_TERMINATED));
+            assertThat(e.getSuppressed()).doesNotContain(e.getCause());
+            assertThat(upstream.requestCount()).isEqualTo(3);
+        }
+    }
+
+    // ---- upstream statuses -------------------------------------------------------------------------------------
+
+    @Test
+    void shortRetryAfterOn503IsHonouredExactlyInsteadOfTheBackoff() throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", "1").body("wait").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("done").build());
+            Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(seen.body()).isEqualTo("done");
+            assertThat(server.getRequestCount()).isEqualTo(2);
+            assertThat(time.sleeps()).containsExactly(Duration.ofSeconds(1));
+        }
+    }
+
+    @Test
+    void longRetryAfterOn503IsReturnedAtOnceWithBodyAndHeaderIntact() throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", "120")
+                    .setHeader("X-Marker", "maintenance").body("down for maintenance").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("must not be fetched").build());
+            Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertThat(seen).isEqualTo(new Seen(503, "120", "maintenance", "down for maintenance"));
+            assertThat(server.getRequestCount()).isEqualTo(1);
+            assertThat(time.sleeps()).isEmpty();
+        }
+    }
+
+    @ParameterizedTest(name = "retries a GET answered {0} and returns the last {0} unchanged")
+    @ValueSource(ints = {502, 503, 504, 429})
+    void retriesRetryableStatusesForGetAndReturnsTheFinalResponseUnchanged(int status) throws Exception {
+        AtomicInteger attempts = new AtomicInteger();
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            MockWebServers.answer(server, request -> new MockResponse.Builder().code(status)
+                    .setHeader("X-Marker", "upstream").body("busy #" + attempts.incrementAndGet()).build());
+            Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertThat(seen).isEqualTo(new Seen(status, null, "upstream", "busy #3"));
+            assertThat(server.getRequestCount()).isEqualTo(3);
+            assertThat(time.sleeps()).hasSize(2);
+        }
+    }
+
+    @Test
+    void retryableStatusForPostIsReturnedWithoutRetry() throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            MockWebServers.always(server, new MockResponse.Builder().code(503).body("busy").build());
+            Seen seen = call(client, post(MockWebServers.uri(server, "/orders")));
+            assertThat(seen.status()).isEqualTo(503);
+            assertThat(seen.body()).isEqualTo("busy");
+            assertThat(server.getRequestCount()).isEqualTo(1);
+        }
+    }
+
+    // ---- the budget --------------------------------------------------------------------------------------------
+
+    @Test
+    void retriesStayWithinTheBudgetWhenTheUpstreamFailsEveryCall() throws Exception {
+        int calls = 40;
+        double ratio = 0.2;
+        GuardPolicy policy = policy().budgetRatio(ratio).budgetMinPerSecond(0).circuitBreakerEnabled(false).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = client(policy)) {
+            int attempts = 0;
+            for (int i = 0; i < calls; i++) {
+                UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+                assertThat(e.fault()).isEqualTo(UpstreamFault.CONNECTION_TERMINATED);
+                attempts += e.attempts();
+            }
+            assertThat(upstream.requestCount()).isEqualTo(attempts);
+            // Retries happened (the budget is not zero) but stayed under the ratio of calls.
+            assertThat(attempts).isGreaterThan(calls).isLessThanOrEqualTo((int) (calls * (1 + ratio)) + 1);
+        }
+    }
+}
