@@ -1,0 +1,183 @@
+package dev.upstreamguard.client;
+
+import static dev.upstreamguard.client.FaultMatrixTest.assertFault;
+import static dev.upstreamguard.client.FaultMatrixTest.failure;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.testing.ClosedPort;
+import dev.upstreamguard.testing.FakeTime;
+import dev.upstreamguard.testing.MockWebServers;
+import java.io.IOException;
+import java.net.URI;
+import java.time.Duration;
+import java.util.concurrent.atomic.AtomicReference;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The per-upstream circuit breaker on {@link FakeTime}: it opens at the threshold, rejects without touching the
+ * network, half-opens after {@code open-for}, closes after successful trial calls, and never counts 4xx.
+ *
+ * <p>Retries are off so that one call is one attempt and the counts are exact.
+ */
+@Timeout(30)
+class CircuitBreakerTest {
+
+    private static final Duration OPEN_FOR = Duration.ofSeconds(10);
+    private static final int MINIMUM_CALLS = 4;
+
+    private final FakeTime time = new FakeTime();
+    private final AtomicReference<MockResponse> answer = new AtomicReference<>();
+    private MockWebServer server;
+    private GuardedHttpClient client;
+    private URI uri;
+
+    @BeforeEach
+    void start() throws IOException {
+        server = MockWebServers.start();
+        MockWebServers.answer(server, request -> answer.get());
+        uri = MockWebServers.uri(server, "/stock");
+        client = client("http://127.0.0.1:" + server.getPort());
+    }
+
+    private GuardedHttpClient client(String baseUri) {
+        GuardPolicy policy = GuardPolicy.builder()
+                .retryEnabled(false)
+                .failureRateThreshold(50)
+                .minimumCalls(MINIMUM_CALLS)
+                .window(Duration.ofSeconds(60))
+                .openFor(OPEN_FOR)
+                .halfOpenCalls(2)
+                .build();
+        return GuardedHttpClients.custom()
+                .upstream("inventory", baseUri, policy)
+                .ticker(time)
+                .sleeper(time)
+                .clock(time.clock())
+                .build();
+    }
+
+    @AfterEach
+    void stop() throws IOException {
+        client.close();
+        server.close();
+    }
+
+    private void answer(int status) {
+        answer.set(new MockResponse.Builder().code(status).body("status " + status).build());
+    }
+
+    private int get() throws IOException {
+        return client.execute(new HttpGet(uri), r -> {
+            EntityUtils.consume(r.getEntity());
+            return r.getCode();
+        });
+    }
+
+    private GuardedUpstream inventory() {
+        return client.upstream("inventory");
+    }
+
+    private void open() throws IOException {
+        answer(503);
+        for (int i = 0; i < MINIMUM_CALLS; i++) {
+            assertThat(get()).isEqualTo(503);
+        }
+        assertThat(inventory().circuitState()).isEqualTo("OPEN");
+    }
+
+    @Test
+    void opensAtTheThresholdAndThenRejectsWithoutTouchingTheNetwork() throws Exception {
+        answer(503);
+        for (int i = 0; i < MINIMUM_CALLS - 1; i++) {
+            assertThat(get()).as("upstream 503s are passed through unchanged").isEqualTo(503);
+            assertThat(inventory().circuitState()).as("below minimum-calls").isEqualTo("CLOSED");
+        }
+        assertThat(get()).isEqualTo(503);
+        assertThat(inventory().circuitState()).isEqualTo("OPEN");
+        assertThat(server.getRequestCount()).isEqualTo(MINIMUM_CALLS);
+
+        for (int i = 0; i < 5; i++) {
+            UpstreamException e = failure(client, new HttpGet(uri));
+            assertFault(e, "destination_unavailable", 503, 0);
+            assertThat(e.upstream()).isEqualTo("inventory");
+            assertThat(e.retryAfter()).isPresent();
+        }
+        assertThat(server.getRequestCount()).as("rejections never reach the upstream").isEqualTo(MINIMUM_CALLS);
+    }
+
+    @Test
+    void transportFaultsOpenTheCircuitToo() throws Exception {
+        ClosedPort port = ClosedPort.find();
+        try (GuardedHttpClient refused = client(port.baseUrl())) {
+            for (int i = 0; i < MINIMUM_CALLS; i++) {
+                assertFault(failure(refused, new HttpGet(port.uri("/"))), "connection_refused", 502, 1);
+            }
+            assertThat(refused.upstream("inventory").circuitState()).isEqualTo("OPEN");
+            assertFault(failure(refused, new HttpGet(port.uri("/"))), "destination_unavailable", 503, 0);
+        }
+    }
+
+    @Test
+    void retryAfterShrinksAsTheClockAdvances() throws Exception {
+        open();
+        Duration first = failure(client, new HttpGet(uri)).retryAfter().orElseThrow();
+        assertThat(first).isGreaterThan(OPEN_FOR.minusSeconds(1)).isLessThanOrEqualTo(OPEN_FOR);
+
+        time.advance(Duration.ofSeconds(4));
+        Duration later = failure(client, new HttpGet(uri)).retryAfter().orElseThrow();
+        assertThat(later).isGreaterThan(Duration.ofSeconds(5)).isLessThanOrEqualTo(Duration.ofSeconds(6));
+        assertThat(inventory().retryAfter()).hasValueSatisfying(d -> assertThat(d).isLessThanOrEqualTo(later));
+    }
+
+    @Test
+    void halfOpensAfterOpenForAndClosesAfterSuccessfulTrialCalls() throws Exception {
+        open();
+        answer(200);
+        time.advance(OPEN_FOR.minusMillis(1));
+        assertFault(failure(client, new HttpGet(uri)), "destination_unavailable", 503, 0);
+        assertThat(server.getRequestCount()).isEqualTo(MINIMUM_CALLS);
+
+        time.advance(Duration.ofMillis(2));
+        assertThat(get()).isEqualTo(200);
+        assertThat(inventory().circuitState()).isEqualTo("HALF_OPEN");
+        assertThat(get()).isEqualTo(200);
+        assertThat(inventory().circuitState()).isEqualTo("CLOSED");
+        assertThat(inventory().retryAfter()).isEmpty();
+        assertThat(server.getRequestCount()).isEqualTo(MINIMUM_CALLS + 2);
+    }
+
+    @Test
+    void failedTrialCallsOpenTheCircuitAgain() throws Exception {
+        open();
+        time.advance(OPEN_FOR.plusMillis(1));
+        assertThat(get()).isEqualTo(503);
+        assertThat(get()).isEqualTo(503);
+        assertThat(inventory().circuitState()).isEqualTo("OPEN");
+        UpstreamException e = failure(client, new HttpGet(uri));
+        assertFault(e, "destination_unavailable", 503, 0);
+        assertThat(e.retryAfter()).hasValueSatisfying(d -> assertThat(d).isGreaterThan(OPEN_FOR.minusSeconds(1)));
+    }
+
+    @Test
+    void clientErrorsNeverOpenTheCircuit() throws Exception {
+        for (int status : new int[] {400, 404, 409, 422}) {
+            answer(status);
+            for (int i = 0; i < MINIMUM_CALLS * 2; i++) {
+                assertThat(get()).isEqualTo(status);
+            }
+        }
+        assertThat(inventory().circuitState()).isEqualTo("CLOSED");
+        assertThat(server.getRequestCount()).isEqualTo(MINIMUM_CALLS * 2 * 4);
+        assertThat(inventory().circuitBreaker()).hasValueSatisfying(
+                cb -> assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero());
+    }
+}
