@@ -1,0 +1,254 @@
+package dev.upstreamguard.gateway;
+
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.gateway.internal.Settings;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Metrics;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.AsyncEvent;
+import jakarta.servlet.AsyncListener;
+import jakarta.servlet.DispatcherType;
+import jakarta.servlet.Filter;
+import jakarta.servlet.FilterChain;
+import jakarta.servlet.FilterConfig;
+import jakarta.servlet.RequestDispatcher;
+import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletResponse;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+
+/**
+ * Turns an {@link UpstreamException} escaping the application into the response a gateway owes its client: the fault's
+ * 502/503/504 status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 when known,
+ * {@code Cache-Control: no-store}, and an RFC 9457 problem, HTML or plain-text body chosen by {@code Accept} (none for
+ * HEAD). The exception is found anywhere in the cause chain ({@code ServletException}, {@code CompletionException},
+ * Spring's {@code ResourceAccessException}…). Each fault is logged once at WARN and counted in
+ * {@code upstream.guard.responses{status,fault}}. Stack traces, exception messages and internal host names never
+ * reach the client unless {@code expose-details} is on.
+ *
+ * <p>When the response is already committed (a streamed body broke half way) the status cannot change: the filter
+ * still logs and counts, then throws so that the container aborts the client connection and the client sees an
+ * incomplete response, never a clean one.
+ *
+ * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
+ * {@code ASYNC} and {@code ERROR}: faults rethrown on an async dispatch, reported to the async context's listeners, or
+ * carried into an error dispatch are answered the same way. Configure it with {@link #builder()}, or with the
+ * init-params {@value #PROXY_NAME} (default {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default
+ * {@code false}) when the container creates it; a filter made by the builder ignores init-params.
+ */
+public class UpstreamFaultFilter implements Filter {
+
+    /** Init-param: the name this gateway gives itself in {@code Proxy-Status}. */
+    public static final String PROXY_NAME = "proxy-name";
+
+    /** Init-param: whether responses may carry exception messages and upstream addresses ({@code true}/{@code false}). */
+    public static final String EXPOSE_DETAILS = "expose-details";
+
+    private static final String LISTENING_ATTRIBUTE = UpstreamFaultFilter.class.getName() + ".listening";
+
+    private final boolean configured;
+    private final MeterRegistry registry;
+    private volatile FaultResponseWriter writer;
+
+    /** A filter configured by its init-params, counting in Micrometer's global registry. */
+    public UpstreamFaultFilter() {
+        this.configured = false;
+        this.registry = Metrics.globalRegistry;
+        this.writer = new FaultResponseWriter(FaultResponseWriter.DEFAULT_PROXY_NAME, false, registry);
+    }
+
+    private UpstreamFaultFilter(Builder builder) {
+        this.configured = true;
+        this.registry = builder.registry;
+        this.writer = new FaultResponseWriter(builder.proxyName, builder.exposeDetails, builder.registry);
+    }
+
+    /** A builder for a filter configured in code. */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    @Override
+    public void init(FilterConfig config) throws ServletException {
+        if (configured) {
+            return;
+        }
+        String proxyName = config.getInitParameter(PROXY_NAME);
+        String expose = config.getInitParameter(EXPOSE_DETAILS);
+        String current = PROXY_NAME;
+        try {
+            String name = proxyName == null ? FaultResponseWriter.DEFAULT_PROXY_NAME : proxyName.trim();
+            FaultResponseWriter.checkProxyName(name);
+            current = EXPOSE_DETAILS;
+            boolean exposeDetails = expose != null && Settings.bool(EXPOSE_DETAILS, expose);
+            writer = new FaultResponseWriter(name, exposeDetails, registry);
+        } catch (IllegalArgumentException e) {
+            throw new ServletException("Filter '" + config.getFilterName() + "': init-param '" + current
+                    + "' is invalid: " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public void doFilter(ServletRequest req, ServletResponse res, FilterChain chain)
+            throws IOException, ServletException {
+        if (!(req instanceof HttpServletRequest) || !(res instanceof HttpServletResponse)) {
+            chain.doFilter(req, res);
+            return;
+        }
+        HttpServletRequest request = (HttpServletRequest) req;
+        HttpServletResponse response = (HttpServletResponse) res;
+        if (request.getDispatcherType() == DispatcherType.ERROR && answerErrorDispatch(request, response)) {
+            return;
+        }
+        try {
+            chain.doFilter(request, response);
+        } catch (IOException | ServletException | RuntimeException e) {
+            answer(request, response, e);
+            return;
+        }
+        if (request.isAsyncStarted()) {
+            listenForAsyncErrors(request);
+        }
+    }
+
+    /** Answers an error dispatch the container started for an upstream fault this filter did not see thrown. */
+    private boolean answerErrorDispatch(HttpServletRequest request, HttpServletResponse response) throws IOException {
+        Object error = request.getAttribute(RequestDispatcher.ERROR_EXCEPTION);
+        if (!(error instanceof Throwable) || FaultResponseWriter.isHandled(request, (Throwable) error)) {
+            return false;
+        }
+        UpstreamException fault = UpstreamException.find((Throwable) error).orElse(null);
+        if (fault == null || FaultResponseWriter.isHandled(request, fault)) {
+            return false;
+        }
+        // When already committed the container is failing the request anyway and closes the connection.
+        writer.write(request, response, fault, null);
+        return true;
+    }
+
+    private void answer(HttpServletRequest request, HttpServletResponse response, Exception thrown)
+            throws IOException, ServletException {
+        UpstreamException fault = FaultResponseWriter.isHandled(request, thrown) ? null
+                : UpstreamException.find(thrown).orElse(null);
+        if (fault == null || FaultResponseWriter.isHandled(request, fault)) {
+            rethrow(thrown);
+            return;
+        }
+        if (!writer.write(request, response, fault, null)) {
+            throw FaultResponseWriter.abortion(fault);
+        }
+        if (request.isAsyncStarted()) {
+            complete(request.getAsyncContext());
+        }
+    }
+
+    private void listenForAsyncErrors(HttpServletRequest request) {
+        if (request.getAttribute(LISTENING_ATTRIBUTE) != null) {
+            return;
+        }
+        try {
+            AsyncContext async = request.getAsyncContext();
+            async.addListener(new AsyncFaultListener());
+            request.setAttribute(LISTENING_ATTRIBUTE, Boolean.TRUE);
+        } catch (IllegalStateException completedMeanwhile) {
+            // The application completed the async cycle on another thread already: nothing left to watch.
+        }
+    }
+
+    private static void complete(AsyncContext async) {
+        try {
+            async.complete();
+        } catch (IllegalStateException alreadyCompleted) {
+            // Someone else completed it first; the response is what it is.
+        }
+    }
+
+    private static void rethrow(Exception e) throws IOException, ServletException {
+        if (e instanceof IOException) {
+            throw (IOException) e;
+        }
+        if (e instanceof ServletException) {
+            throw (ServletException) e;
+        }
+        throw (RuntimeException) e;
+    }
+
+    /** Answers upstream faults the container reports to the async context (for example thrown on an async dispatch). */
+    private final class AsyncFaultListener implements AsyncListener {
+
+        @Override
+        public void onError(AsyncEvent event) throws IOException {
+            Throwable error = event.getThrowable();
+            AsyncContext async = event.getAsyncContext();
+            if (error == null || !(async.getRequest() instanceof HttpServletRequest)) {
+                return;
+            }
+            HttpServletRequest request = (HttpServletRequest) async.getRequest();
+            UpstreamException fault = FaultResponseWriter.isHandled(request, error) ? null
+                    : UpstreamException.find(error).orElse(null);
+            if (fault == null || FaultResponseWriter.isHandled(request, fault)) {
+                return;
+            }
+            ServletResponse supplied = event.getSuppliedResponse() != null ? event.getSuppliedResponse()
+                    : async.getResponse();
+            if (supplied instanceof HttpServletResponse
+                    && writer.write(request, (HttpServletResponse) supplied, fault, null)) {
+                complete(async);
+            }
+            // Otherwise committed: the container is failing the request and closes the connection itself.
+        }
+
+        @Override
+        public void onStartAsync(AsyncEvent event) {
+            // A new async cycle drops the listeners of the previous one; keep watching.
+            event.getAsyncContext().addListener(this);
+        }
+
+        @Override
+        public void onComplete(AsyncEvent event) {
+        }
+
+        @Override
+        public void onTimeout(AsyncEvent event) {
+        }
+    }
+
+    /** Configures an {@link UpstreamFaultFilter} in code; every setter validates at once. */
+    public static final class Builder {
+        private String proxyName = FaultResponseWriter.DEFAULT_PROXY_NAME;
+        private boolean exposeDetails;
+        private MeterRegistry registry = Metrics.globalRegistry;
+
+        private Builder() {
+        }
+
+        /** The name this gateway gives itself in {@code Proxy-Status}; default {@code upstream-guard}. */
+        public Builder proxyName(String name) {
+            this.proxyName = FaultResponseWriter.checkProxyName(name);
+            return this;
+        }
+
+        /**
+         * Whether responses may carry exception messages ({@code details}), the upstream's address ({@code next-hop})
+         * and upstream names that look like addresses; default {@code false}, since they leak topology.
+         */
+        public Builder exposeDetails(boolean expose) {
+            this.exposeDetails = expose;
+            return this;
+        }
+
+        /** Where {@code upstream.guard.responses} is counted; default Micrometer's global registry, {@code null} for nowhere. */
+        public Builder meterRegistry(MeterRegistry registry) {
+            this.registry = registry;
+            return this;
+        }
+
+        /** Builds the filter. */
+        public UpstreamFaultFilter build() {
+            return new UpstreamFaultFilter(this);
+        }
+    }
+}

@@ -1,0 +1,666 @@
+package dev.upstreamguard.gateway;
+
+import dev.upstreamguard.FaultClassifier;
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.client.GuardedHttpClient;
+import dev.upstreamguard.client.GuardedHttpClients;
+import dev.upstreamguard.gateway.internal.Buffers;
+import dev.upstreamguard.gateway.internal.ClientBodyEntity;
+import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.gateway.internal.HopByHop;
+import dev.upstreamguard.gateway.internal.Settings;
+import dev.upstreamguard.gateway.internal.StructuredFields;
+import dev.upstreamguard.gateway.internal.UpstreamTarget;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Metrics;
+import jakarta.servlet.ServletConfig;
+import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletOutputStream;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletMapping;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import jakarta.servlet.http.MappingMatch;
+import java.io.IOException;
+import java.io.InputStream;
+import java.util.Arrays;
+import java.util.Enumeration;
+import java.util.List;
+import java.util.Objects;
+import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.Header;
+import org.apache.hc.core5.http.HttpEntity;
+import org.apache.hc.core5.http.io.entity.ByteArrayEntity;
+import org.apache.hc.core5.io.CloseMode;
+
+/**
+ * An in-application reverse proxy to one upstream, over the guarded client: every request below the servlet's mapping
+ * is forwarded to the configured base URI (plus the request's path below the mapping and its query) under the
+ * upstream's policy — deadline, bulkhead, circuit breaker, budgeted retries — and the upstream's answer is streamed
+ * back.
+ *
+ * <ul>
+ * <li>Bodies stream both ways through fixed 32 KiB buffers, so any size passes in constant memory. A request body up
+ * to {@value #MAX_BUFFERED_REQUEST_BODY} (default 64 KiB) is buffered, which makes an idempotent request retryable;
+ * a larger one streams and is never retried — nor ever truncated.
+ * <li>Hop-by-hop headers (RFC 9110 §7.6.1) are dropped in both directions; {@code X-Forwarded-For/Proto/Host/Port},
+ * {@code Forwarded} and {@code Via} are added; {@code Host} is the upstream's unless {@value #PRESERVE_HOST}.
+ * <li>Any valid upstream response passes through unchanged — status, body, {@code Retry-After}, {@code Set-Cookie},
+ * content codings (never decoded) — except that a {@code Location} pointing at the upstream is rewritten to this
+ * gateway's URL. Responses with conflicting framing are rejected as {@code http_protocol_error}.
+ * <li>A fault before the response is committed gets the same answer {@link UpstreamFaultFilter} gives (the filter is
+ * not needed); a fault after it is committed aborts the client connection. When the client goes away, the upstream
+ * exchange is cancelled, so its connection is released rather than drained.
+ * <li>Only the configured upstream can be reached: request paths are normalized and confined to the base path, see
+ * the 400 answers for {@code ..}, {@code %2e%2e}, {@code %2F} and the like.
+ * </ul>
+ *
+ * <p>Configure it in code with {@link #builder(String)}, or with init-params when the container creates it:
+ * {@value #UPSTREAM} (required), {@value #UPSTREAM_NAME} (default: the servlet's name), {@value #PROXY_NAME},
+ * {@value #EXPOSE_DETAILS}, {@value #MAX_BUFFERED_REQUEST_BODY}, {@value #PRESERVE_HOST}, and every upstream policy
+ * setting under its {@link GuardPolicy.Builder#set(String, String) key} ({@code connect-timeout},
+ * {@code retry.max-attempts}, {@code circuit-breaker.open-for}, {@code bulkhead.max-concurrent-calls}…); an unknown
+ * or invalid init-param fails {@link #init()} with a message naming it. A servlet made by the builder ignores
+ * init-params. Each servlet is its own upstream, with its own breaker, bulkhead and retry budget, unless it is given a
+ * shared client.
+ */
+public class UpstreamProxyServlet extends HttpServlet {
+
+    private static final long serialVersionUID = 1L;
+
+    /** Init-param: the upstream's base URI, such as {@code http://inventory:8080/api}. Required. */
+    public static final String UPSTREAM = "upstream";
+    /** Init-param: the upstream's name in metrics, logs and responses; default the servlet's name. */
+    public static final String UPSTREAM_NAME = "upstream-name";
+    /** Init-param: the name this gateway gives itself in {@code Proxy-Status} and {@code Via}. */
+    public static final String PROXY_NAME = "proxy-name";
+    /** Init-param: whether fault responses may carry exception messages and the upstream's address. */
+    public static final String EXPOSE_DETAILS = "expose-details";
+    /** Init-param: the largest request body buffered (and so retryable), such as {@code 64KiB}. */
+    public static final String MAX_BUFFERED_REQUEST_BODY = "max-buffered-request-body";
+    /** Init-param: whether the client's {@code Host} header is sent upstream instead of the upstream's own. */
+    public static final String PRESERVE_HOST = "preserve-host";
+
+    private static final long DEFAULT_MAX_BUFFERED_REQUEST_BODY = 64 * 1024;
+    private static final List<String> OWN_SETTINGS = Arrays.asList(UPSTREAM, UPSTREAM_NAME, PROXY_NAME,
+            EXPOSE_DETAILS, MAX_BUFFERED_REQUEST_BODY, PRESERVE_HOST);
+
+    private final transient Builder preset;
+    private transient volatile Runtime runtime;
+
+    /** A servlet configured by its init-params (for {@code web.xml} or {@code ServletContext.addServlet(name, class)}). */
+    public UpstreamProxyServlet() {
+        this.preset = null;
+    }
+
+    private UpstreamProxyServlet(Builder builder) {
+        this.preset = builder.copy();
+    }
+
+    /**
+     * A builder for a servlet configured in code.
+     *
+     * @param upstreamUri the upstream's base URI, such as {@code http://inventory:8080/api}
+     * @throws IllegalArgumentException unless it is an absolute http(s) URI without user info, query or fragment
+     */
+    public static Builder builder(String upstreamUri) {
+        return new Builder(upstreamUri);
+    }
+
+    @Override
+    public void init() throws ServletException {
+        Builder b = preset != null ? preset : fromInitParams(getServletConfig());
+        try {
+            runtime = new Runtime(b, getServletName());
+        } catch (RuntimeException e) {
+            throw new ServletException("Servlet '" + getServletName() + "': " + e.getMessage(), e);
+        }
+    }
+
+    private static Builder fromInitParams(ServletConfig config) throws ServletException {
+        String name = config.getServletName();
+        String upstream = config.getInitParameter(UPSTREAM);
+        if (upstream == null || upstream.isBlank()) {
+            throw new ServletException("Servlet '" + name + "': init-param '" + UPSTREAM
+                    + "' (the upstream's base URI) is required");
+        }
+        String current = UPSTREAM;
+        try {
+            Builder b = new Builder(upstream);
+            for (Enumeration<String> names = config.getInitParameterNames(); names.hasMoreElements();) {
+                current = names.nextElement();
+                String value = config.getInitParameter(current);
+                switch (current) {
+                    case UPSTREAM:
+                        break;
+                    case UPSTREAM_NAME:
+                        b.upstreamName(value);
+                        break;
+                    case PROXY_NAME:
+                        b.proxyName(value.trim());
+                        break;
+                    case EXPOSE_DETAILS:
+                        b.exposeDetails(Settings.bool(current, value));
+                        break;
+                    case MAX_BUFFERED_REQUEST_BODY:
+                        b.maxBufferedRequestBody(Settings.bytes(current, value));
+                        break;
+                    case PRESERVE_HOST:
+                        b.preserveHost(Settings.bool(current, value));
+                        break;
+                    default:
+                        b.set(current, value);
+                }
+            }
+            current = "the upstream policy";
+            return b.copy();
+        } catch (IllegalArgumentException e) {
+            throw new ServletException("Servlet '" + name + "': init-param '" + current + "' is invalid: "
+                    + e.getMessage(), e);
+        }
+    }
+
+    /** The client this servlet forwards with (for its pool statistics and upstream state). */
+    public GuardedHttpClient client() {
+        return runtime().client;
+    }
+
+    /** The upstream's name: in metrics, logs, and the guarded client. */
+    public String upstreamName() {
+        return runtime().upstreamName;
+    }
+
+    private Runtime runtime() {
+        Runtime rt = runtime;
+        if (rt == null) {
+            throw new IllegalStateException("The servlet is not initialized");
+        }
+        return rt;
+    }
+
+    @Override
+    public void destroy() {
+        Runtime rt = runtime;
+        runtime = null;
+        if (rt != null && rt.ownsClient) {
+            rt.client.close(CloseMode.GRACEFUL);
+        }
+    }
+
+    @Override
+    protected void service(HttpServletRequest request, HttpServletResponse response)
+            throws IOException, ServletException {
+        runtime().proxy(request, response);
+    }
+
+    /** Everything a configured servlet needs per request, built once in {@link #init()}. */
+    private static final class Runtime {
+        private final UpstreamTarget target;
+        private final String upstreamName;
+        private final GuardedHttpClient client;
+        private final boolean ownsClient;
+        private final FaultResponseWriter writer;
+        private final long maxBuffered;
+        private final boolean preserveHost;
+        private final String viaName;
+        private final String nextHop;
+
+        Runtime(Builder b, String servletName) {
+            this.target = b.target;
+            this.upstreamName = b.upstreamName != null ? b.upstreamName : servletName;
+            this.writer = new FaultResponseWriter(b.proxyName, b.exposeDetails, b.registry);
+            this.maxBuffered = b.maxBufferedRequestBody;
+            this.preserveHost = b.preserveHost;
+            this.viaName = StructuredFields.isHttpToken(b.proxyName) ? b.proxyName
+                    : FaultResponseWriter.DEFAULT_PROXY_NAME;
+            this.nextHop = target.authority();
+            if (b.sharedClient != null) {
+                b.sharedClient.upstream(upstreamName); // fails when the shared client does not know the upstream
+                this.client = b.sharedClient;
+                this.ownsClient = false;
+            } else {
+                this.client = GuardedHttpClients.custom()
+                        .upstream(upstreamName, target.origin(), b.policy)
+                        .meterRegistry(b.registry)
+                        .contentCompression(false)
+                        .redirects(false)
+                        .build();
+                this.ownsClient = true;
+            }
+        }
+
+        void proxy(HttpServletRequest request, HttpServletResponse response) throws IOException {
+            long start = System.nanoTime();
+            String pathAndQuery = target.pathAndQuery(request);
+            if (pathAndQuery == null) {
+                response.sendError(HttpServletResponse.SC_BAD_REQUEST,
+                        "The request path leaves the route or hides a path separator");
+                return;
+            }
+            String method = request.getMethod();
+            HttpUriRequestBase upstreamRequest = new HttpUriRequestBase(method, target.originUri());
+            upstreamRequest.setPath(pathAndQuery);
+            copyRequestHeaders(request, upstreamRequest);
+
+            ClientBodyEntity streamed = null;
+            long contentLength = request.getContentLengthLong();
+            boolean chunked = request.getHeader("Transfer-Encoding") != null;
+            if (contentLength > 0 || chunked) {
+                HttpEntity body = requestBody(request, contentLength);
+                if (body == null) {
+                    return; // The client hung up while sending a small body: nobody to answer, nothing to forward.
+                }
+                if (body instanceof ClientBodyEntity) {
+                    streamed = (ClientBodyEntity) body;
+                }
+                upstreamRequest.setEntity(body);
+            } else if (contentLength == 0) {
+                upstreamRequest.setEntity(new ByteArrayEntity(new byte[0], null));
+            }
+
+            HttpClientContext context = HttpClientContext.create();
+            context.setAttribute(GuardedHttpClient.UPSTREAM_ATTRIBUTE, upstreamName);
+            ClassicHttpResponse upstreamResponse;
+            try {
+                upstreamResponse = client.executeOpen(target.host(), upstreamRequest, context);
+            } catch (IOException e) {
+                IOException clientFailure = streamed == null ? null : streamed.clientFailure();
+                if (clientFailure != null) {
+                    // The client hung up mid-body: the exchange is already aborted; there is no one to answer.
+                    upstreamRequest.cancel();
+                    throw clientFailure;
+                }
+                fault(request, response, asFault(e, start, false));
+                return;
+            }
+            try {
+                respond(request, response, upstreamRequest, upstreamResponse, start);
+            } finally {
+                closeQuietly(upstreamResponse);
+            }
+        }
+
+        /** A buffered (repeatable) entity, a streaming one, or {@code null} when the client hung up early. */
+        private HttpEntity requestBody(HttpServletRequest request, long contentLength) throws IOException {
+            InputStream in = request.getInputStream();
+            if (contentLength > maxBuffered) {
+                return new ClientBodyEntity(in, null, 0, contentLength);
+            }
+            if (contentLength > 0) {
+                byte[] body = new byte[(int) contentLength];
+                int n = in.readNBytes(body, 0, body.length);
+                return n < body.length ? null : new ByteArrayEntity(body, null);
+            }
+            // Chunked: buffer up to the limit; if the body turns out larger, stream the rest behind what was read.
+            int limit = (int) Math.min(maxBuffered, Integer.MAX_VALUE - 16);
+            byte[] buffer = new byte[Math.min(limit + 1, 8192)];
+            int n = 0;
+            for (;;) {
+                if (n == buffer.length) {
+                    if (buffer.length > limit) {
+                        return new ClientBodyEntity(in, buffer, n, -1);
+                    }
+                    buffer = Arrays.copyOf(buffer, Math.min(buffer.length * 2, limit + 1));
+                }
+                int r = in.read(buffer, n, buffer.length - n);
+                if (r < 0) {
+                    return new ByteArrayEntity(buffer, 0, n, null);
+                }
+                n += r;
+            }
+        }
+
+        private void copyRequestHeaders(HttpServletRequest request, HttpUriRequestBase upstreamRequest) {
+            List<String> connectionTokens = HopByHop.connectionTokens(request.getHeaders("Connection"));
+            String forwardedFor = null;
+            String forwarded = null;
+            String via = null;
+            for (Enumeration<String> names = request.getHeaderNames(); names.hasMoreElements();) {
+                String name = names.nextElement();
+                if (HopByHop.isExcluded(name, connectionTokens) || isReplacedRequestHeader(name)) {
+                    continue;
+                }
+                if (name.equalsIgnoreCase("X-Forwarded-For")) {
+                    forwardedFor = join(request.getHeaders(name));
+                    continue;
+                }
+                if (name.equalsIgnoreCase("Forwarded")) {
+                    forwarded = join(request.getHeaders(name));
+                    continue;
+                }
+                if (name.equalsIgnoreCase("Via")) {
+                    via = join(request.getHeaders(name));
+                    continue;
+                }
+                for (Enumeration<String> values = request.getHeaders(name); values.hasMoreElements();) {
+                    upstreamRequest.addHeader(name, values.nextElement());
+                }
+            }
+            String clientHost = request.getHeader("Host");
+            if (preserveHost && clientHost != null) {
+                upstreamRequest.setHeader("Host", clientHost);
+            }
+            String remote = request.getRemoteAddr();
+            String scheme = request.getScheme();
+            upstreamRequest.addHeader("X-Forwarded-For", forwardedFor == null ? remote : forwardedFor + ", " + remote);
+            upstreamRequest.addHeader("X-Forwarded-Proto", scheme);
+            if (clientHost != null) {
+                upstreamRequest.addHeader("X-Forwarded-Host", clientHost);
+            }
+            upstreamRequest.addHeader("X-Forwarded-Port", Integer.toString(request.getServerPort()));
+            StringBuilder fwd = new StringBuilder(64);
+            if (forwarded != null) {
+                fwd.append(forwarded).append(", ");
+            }
+            fwd.append("for=");
+            if (remote.indexOf(':') >= 0) {
+                fwd.append("\"[").append(remote).append("]\"");
+            } else {
+                fwd.append(remote);
+            }
+            fwd.append(";proto=").append(scheme);
+            if (clientHost != null && !clientHost.isEmpty()) {
+                fwd.append(";host=");
+                if (StructuredFields.isHttpToken(clientHost)) {
+                    fwd.append(clientHost);
+                } else {
+                    fwd.append('"').append(clientHost.replace("\\", "\\\\").replace("\"", "\\\"")).append('"');
+                }
+            }
+            upstreamRequest.addHeader("Forwarded", fwd.toString());
+            String received = protocolVersion(request.getProtocol()) + " " + viaName;
+            upstreamRequest.addHeader("Via", via == null ? received : via + ", " + received);
+        }
+
+        private void respond(HttpServletRequest request, HttpServletResponse response,
+                HttpUriRequestBase upstreamRequest, ClassicHttpResponse upstreamResponse, long start)
+                throws IOException {
+            response.setStatus(upstreamResponse.getCode());
+            Header[] connection = upstreamResponse.getHeaders("Connection");
+            List<String> connectionTokens = connection.length == 0 ? null : HopByHop.connectionTokens(connection);
+            boolean framedByLength = !upstreamResponse.containsHeader("Transfer-Encoding");
+            String via = null;
+            for (Header header : upstreamResponse.getHeaders()) {
+                String name = header.getName();
+                if (HopByHop.isExcluded(name, connectionTokens)) {
+                    continue;
+                }
+                String value = header.getValue();
+                if (name.equalsIgnoreCase("Content-Length")) {
+                    if (framedByLength) {
+                        try {
+                            response.setContentLengthLong(Long.parseLong(value.trim()));
+                        } catch (NumberFormatException ignored) {
+                            // The strict parser rejects such responses; nothing to pass on if one slips through.
+                        }
+                    }
+                    continue;
+                }
+                if (name.equalsIgnoreCase("Via")) {
+                    via = via == null ? value : via + ", " + value;
+                    continue;
+                }
+                if (name.equalsIgnoreCase("Location") || name.equalsIgnoreCase("Content-Location")) {
+                    value = target.rewriteLocation(value, gatewayOrigin(request), gatewayPrefix(request));
+                }
+                response.addHeader(name, value);
+            }
+            String received = protocolVersion(upstreamResponse.getVersion() == null ? "HTTP/1.1"
+                    : upstreamResponse.getVersion().toString()) + " " + viaName;
+            response.setHeader("Via", via == null ? received : via + ", " + received);
+
+            HttpEntity entity = upstreamResponse.getEntity();
+            if (entity == null) {
+                return;
+            }
+            InputStream in;
+            try {
+                in = entity.getContent();
+            } catch (IOException e) {
+                upstreamRequest.cancel();
+                fault(request, response, asFault(e, start, true));
+                return;
+            }
+            if (in == null) {
+                return;
+            }
+            ServletOutputStream out = response.getOutputStream();
+            byte[] buffer = Buffers.get();
+            for (;;) {
+                int n;
+                boolean drained;
+                try {
+                    n = in.read(buffer);
+                    drained = n > 0 && in.available() <= 0;
+                } catch (IOException e) {
+                    // Cancel first: the upstream connection is closed now, not drained or left to a timeout.
+                    upstreamRequest.cancel();
+                    fault(request, response, asFault(e, start, true));
+                    return;
+                }
+                if (n < 0) {
+                    return;
+                }
+                try {
+                    out.write(buffer, 0, n);
+                    if (drained) {
+                        // Nothing more is waiting upstream: let the client have what arrived (streams, events).
+                        out.flush();
+                    }
+                } catch (IOException clientGone) {
+                    upstreamRequest.cancel();
+                    throw clientGone;
+                }
+            }
+        }
+
+        /** Answers a fault, or aborts the client connection when the response is already committed. */
+        private void fault(HttpServletRequest request, HttpServletResponse response, UpstreamException fault)
+                throws IOException {
+            if (!writer.write(request, response, fault, nextHop)) {
+                throw FaultResponseWriter.abortion(fault);
+            }
+        }
+
+        private UpstreamException asFault(IOException e, long start, boolean inBody) {
+            if (e instanceof UpstreamException) {
+                return (UpstreamException) e;
+            }
+            UpstreamException found = UpstreamException.find(e).orElse(null);
+            if (found != null) {
+                return found;
+            }
+            UpstreamFault fault = inBody ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
+            return new UpstreamException(fault, upstreamName, 1, null, System.nanoTime() - start,
+                    "Upstream '" + upstreamName + "' failed: " + fault.type() + " (" + e + ")", e);
+        }
+
+        private static boolean isReplacedRequestHeader(String name) {
+            switch (name.length()) {
+                case 4:
+                    return name.equalsIgnoreCase("Host");
+                case 6:
+                    return name.equalsIgnoreCase("Expect");
+                case 14:
+                    return name.equalsIgnoreCase("Content-Length");
+                case 16:
+                    return name.equalsIgnoreCase("X-Forwarded-Host") || name.equalsIgnoreCase("X-Forwarded-Port");
+                case 17:
+                    return name.equalsIgnoreCase("X-Forwarded-Proto");
+                default:
+                    return false;
+            }
+        }
+
+        private static String gatewayOrigin(HttpServletRequest request) {
+            String host = request.getHeader("Host");
+            if (host == null || host.isEmpty()) {
+                host = request.getServerName() + ":" + request.getServerPort();
+            }
+            return request.getScheme() + "://" + host;
+        }
+
+        private static String gatewayPrefix(HttpServletRequest request) {
+            HttpServletMapping mapping = request.getHttpServletMapping();
+            MappingMatch match = mapping == null ? null : mapping.getMappingMatch();
+            boolean byPath = match == MappingMatch.PATH || match == MappingMatch.EXACT
+                    || (match == null && request.getPathInfo() != null);
+            return byPath ? request.getContextPath() + request.getServletPath() : request.getContextPath();
+        }
+
+        private static String protocolVersion(String protocol) {
+            return protocol.startsWith("HTTP/") ? protocol.substring(5) : protocol;
+        }
+
+        private static String join(Enumeration<String> values) {
+            String joined = null;
+            while (values.hasMoreElements()) {
+                String v = values.nextElement();
+                joined = joined == null ? v : joined + ", " + v;
+            }
+            return joined;
+        }
+
+        private static void closeQuietly(ClassicHttpResponse response) {
+            try {
+                response.close();
+            } catch (IOException ignored) {
+                // Releasing the connection failed: it is discarded either way.
+            }
+        }
+    }
+
+    /**
+     * Configures an {@link UpstreamProxyServlet} in code; every setter validates at once and names the bad value.
+     */
+    public static final class Builder {
+        private final UpstreamTarget target;
+        private String upstreamName;
+        private GuardPolicy.Builder policyBuilder = GuardPolicy.builder();
+        private GuardPolicy policy;
+        private String proxyName = FaultResponseWriter.DEFAULT_PROXY_NAME;
+        private boolean exposeDetails;
+        private long maxBufferedRequestBody = DEFAULT_MAX_BUFFERED_REQUEST_BODY;
+        private boolean preserveHost;
+        private MeterRegistry registry = Metrics.globalRegistry;
+        private GuardedHttpClient sharedClient;
+
+        private Builder(String upstreamUri) {
+            this.target = UpstreamTarget.parse(upstreamUri);
+        }
+
+        /** The upstream's name in metrics, logs and responses; default the servlet's name. */
+        public Builder upstreamName(String name) {
+            if (name == null || name.isBlank()) {
+                throw new IllegalArgumentException(UPSTREAM_NAME + " must not be blank");
+            }
+            this.upstreamName = name.trim();
+            return this;
+        }
+
+        /** The upstream's policy; default {@link GuardPolicy#ofDefaults()}. Replaces earlier {@link #set} calls. */
+        public Builder policy(GuardPolicy policy) {
+            this.policyBuilder = Objects.requireNonNull(policy, "policy").toBuilder();
+            return this;
+        }
+
+        /**
+         * One policy setting by its key, as {@link GuardPolicy.Builder#set(String, String)} takes it
+         * ({@code connect-timeout}, {@code retry.max-attempts}…), applied on top of {@link #policy}. Settings that
+         * contradict each other are reported by {@link #build()}.
+         *
+         * @throws IllegalArgumentException naming the key when it is unknown or the value invalid
+         */
+        public Builder set(String key, String value) {
+            if (OWN_SETTINGS.contains(key)) {
+                throw new IllegalArgumentException("'" + key + "' is not a policy setting; use its own builder method");
+            }
+            policyBuilder.set(key, value);
+            return this;
+        }
+
+        /** The name this gateway gives itself in {@code Proxy-Status} and {@code Via}; default {@code upstream-guard}. */
+        public Builder proxyName(String name) {
+            this.proxyName = FaultResponseWriter.checkProxyName(name);
+            return this;
+        }
+
+        /**
+         * Whether fault responses may carry exception messages ({@code details}) and the upstream's address
+         * ({@code next-hop}); default {@code false}, since they leak topology.
+         */
+        public Builder exposeDetails(boolean expose) {
+            this.exposeDetails = expose;
+            return this;
+        }
+
+        /**
+         * The largest request body buffered in memory, default 64 KiB. Buffered bodies can be replayed, so idempotent
+         * requests carrying them are retried; larger bodies stream and are never retried.
+         */
+        public Builder maxBufferedRequestBody(long bytes) {
+            if (bytes < 0 || bytes > Integer.MAX_VALUE - 16) {
+                throw new IllegalArgumentException(
+                        MAX_BUFFERED_REQUEST_BODY + " must be between 0 and 2 GiB, was " + bytes);
+            }
+            this.maxBufferedRequestBody = bytes;
+            return this;
+        }
+
+        /** Whether the client's {@code Host} header is sent upstream; default {@code false} (the upstream's own). */
+        public Builder preserveHost(boolean preserve) {
+            this.preserveHost = preserve;
+            return this;
+        }
+
+        /**
+         * Where the client's meters and {@code upstream.guard.responses} go; default Micrometer's global registry,
+         * {@code null} for nowhere.
+         */
+        public Builder meterRegistry(MeterRegistry registry) {
+            this.registry = registry;
+            return this;
+        }
+
+        /**
+         * Forwards with an existing client (for instance one shared by a Spring application) under the upstream
+         * {@code upstreamName}, which that client must know; the servlet then neither builds nor closes a client,
+         * and the client's policy for that upstream applies ({@link #policy} is ignored). Build the client with
+         * content compression and redirects disabled, as a proxy must pass both through.
+         */
+        public Builder client(GuardedHttpClient client, String upstreamName) {
+            this.sharedClient = Objects.requireNonNull(client, "client");
+            return upstreamName(upstreamName);
+        }
+
+        /**
+         * Builds the servlet; its client is created when the container initializes it.
+         *
+         * @throws IllegalArgumentException when policy settings contradict each other
+         */
+        public UpstreamProxyServlet build() {
+            return new UpstreamProxyServlet(this);
+        }
+
+        private Builder copy() {
+            Builder b = new Builder(target);
+            b.upstreamName = upstreamName;
+            b.policy = policyBuilder.build();
+            b.proxyName = proxyName;
+            b.exposeDetails = exposeDetails;
+            b.maxBufferedRequestBody = maxBufferedRequestBody;
+            b.preserveHost = preserveHost;
+            b.registry = registry;
+            b.sharedClient = sharedClient;
+            return b;
+        }
+
+        private Builder(UpstreamTarget target) {
+            this.target = target;
+        }
+    }
+}

@@ -1,0 +1,356 @@
+package dev.upstreamguard.gateway.internal;
+
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.DispatcherType;
+import jakarta.servlet.RequestDispatcher;
+import jakarta.servlet.ServletOutputStream;
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.Objects;
+import java.util.concurrent.atomic.AtomicReferenceArray;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Answers an {@link UpstreamException} the way DESIGN.md says a gateway must, for both the filter and the proxy
+ * servlet: the fault's status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 when known,
+ * {@code Cache-Control: no-store}, and a body negotiated on {@code Accept} (RFC 9457 problem details, HTML or plain
+ * text; none for HEAD). It logs one WARN line per fault and counts the response in {@code upstream.guard.responses}.
+ *
+ * <p>When the response is already committed nothing can be rendered: {@link #write} still logs and counts, and
+ * returns {@code false} so that the caller aborts the client connection by throwing {@link #abortion}.
+ *
+ * <p>Thread-safe; one instance per filter or servlet.
+ */
+public final class FaultResponseWriter {
+
+    /** The proxy name used when none is configured. */
+    public static final String DEFAULT_PROXY_NAME = "upstream-guard";
+
+    /** Problem types are this base followed by the RFC 9209 error type. */
+    public static final String PROBLEM_TYPE_BASE = "https://upstreamguard.dev/problems/";
+
+    /** The counter of generated responses, tagged {@code status} and {@code fault}. */
+    public static final String RESPONSES_METER = "upstream.guard.responses";
+
+    private static final Logger LOG = LoggerFactory.getLogger("dev.upstreamguard.gateway");
+    private static final String HANDLED_ATTRIBUTE = FaultResponseWriter.class.getName() + ".handled";
+    private static final UpstreamFault[] FAULTS = UpstreamFault.values();
+    private static final String ABORTED = "aborted";
+    private static final int MAX_DETAILS = 256;
+
+    private final String proxyName;
+    private final String proxyStatusPrefix;
+    private final boolean exposeDetails;
+    private final MeterRegistry registry;
+    /** Counters by fault: index {@code ordinal} for rendered responses, {@code FAULTS.length + ordinal} for aborts. */
+    private final AtomicReferenceArray<Counter> counters = new AtomicReferenceArray<>(FAULTS.length * 2);
+
+    /**
+     * @param proxyName the name this gateway gives itself in {@code Proxy-Status}; printable ASCII
+     * @param exposeDetails whether responses may carry exception messages, the upstream's host ({@code next-hop}) and
+     *     upstream names that look like addresses; off by default because they leak topology
+     * @param registry where {@code upstream.guard.responses} is counted, or {@code null} for nowhere
+     * @throws IllegalArgumentException when {@code proxyName} is empty or not printable ASCII
+     */
+    public FaultResponseWriter(String proxyName, boolean exposeDetails, MeterRegistry registry) {
+        this.proxyName = checkProxyName(proxyName);
+        this.proxyStatusPrefix = StructuredFields.appendTokenOrString(new StringBuilder(), proxyName)
+                .append("; error=").toString();
+        this.exposeDetails = exposeDetails;
+        this.registry = registry;
+    }
+
+    /** Validates a proxy name eagerly, naming the bad value. */
+    public static String checkProxyName(String proxyName) {
+        Objects.requireNonNull(proxyName, "proxy-name");
+        if (proxyName.isBlank() || !StructuredFields.isPrintableAscii(proxyName)) {
+            throw new IllegalArgumentException(
+                    "proxy-name must be non-empty printable ASCII, was '" + proxyName + "'");
+        }
+        return proxyName;
+    }
+
+    /** The configured proxy name. */
+    public String proxyName() {
+        return proxyName;
+    }
+
+    /** Whether details are exposed. */
+    public boolean exposeDetails() {
+        return exposeDetails;
+    }
+
+    /**
+     * Whether {@code fault} was already answered or aborted for this request, by this or another gateway component
+     * (the proxy servlet under the filter), so that it is logged and counted once.
+     */
+    public static boolean isHandled(ServletRequest request, Throwable fault) {
+        return fault instanceof ResponseAbortedException
+                || (fault != null && request.getAttribute(HANDLED_ATTRIBUTE) == fault);
+    }
+
+    /** The exception to throw when {@link #write} returned {@code false}. */
+    public static IOException abortion(UpstreamException fault) {
+        return new ResponseAbortedException(fault);
+    }
+
+    /**
+     * Answers {@code fault}: logs it, counts it and, unless the response is committed, replaces whatever the
+     * response held with the generated one.
+     *
+     * @param nextHop the upstream's host (and port) for {@code next-hop} when details are exposed, or {@code null}
+     *     to derive it from the upstream's name when that looks like an address
+     * @return {@code true} when the response was rendered; {@code false} when it was already committed and the
+     *     caller must abort the client connection (throw {@link #abortion})
+     */
+    public boolean write(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
+            String nextHop) throws IOException {
+        request.setAttribute(HANDLED_ATTRIBUTE, fault);
+        UpstreamFault type = fault.fault();
+        boolean rendered = !response.isCommitted();
+        if (rendered) {
+            try {
+                response.reset();
+            } catch (IllegalStateException committedMeanwhile) {
+                rendered = false;
+            }
+        }
+        log(request, fault, rendered ? Integer.toString(type.status()) : ABORTED + " " + response.getStatus());
+        count(type, rendered);
+        if (!rendered) {
+            return false;
+        }
+        int status = type.status();
+        response.setStatus(status);
+        response.setHeader("Proxy-Status", proxyStatus(fault, nextHop));
+        if (status == 503) {
+            fault.retryAfter().ifPresent(d -> response.setHeader("Retry-After", Long.toString(seconds(d))));
+        }
+        response.setHeader("Cache-Control", "no-store");
+        ProblemFormat format = ProblemFormat.negotiate(request.getHeader("Accept"));
+        byte[] body = body(format, request, fault).getBytes(StandardCharsets.UTF_8);
+        response.setContentType(format.contentType());
+        response.setContentLength(body.length);
+        if (!"HEAD".equals(request.getMethod())) {
+            try {
+                ServletOutputStream out = response.getOutputStream();
+                out.write(body);
+            } catch (IllegalStateException writerInUse) {
+                // The application took the writer before failing and the container kept that state across reset().
+                response.getWriter().write(new String(body, StandardCharsets.UTF_8));
+            }
+        }
+        response.flushBuffer();
+        return true;
+    }
+
+    /** The {@code Proxy-Status} field value. */
+    String proxyStatus(UpstreamException fault, String nextHop) {
+        StringBuilder sb = new StringBuilder(proxyStatusPrefix.length() + 64).append(proxyStatusPrefix)
+                .append(fault.fault().type());
+        if (exposeDetails) {
+            String hop = nextHop != null ? nextHop : addressOf(fault.upstream());
+            if (hop != null && !hop.isEmpty()) {
+                StructuredFields.appendTokenOrString(sb.append("; next-hop="), hop);
+            }
+            String message = fault.getMessage();
+            if (message != null && !message.isEmpty()) {
+                StructuredFields.appendString(sb.append("; details="), truncate(message));
+            }
+        }
+        return sb.toString();
+    }
+
+    private String body(ProblemFormat format, HttpServletRequest request, UpstreamException fault) {
+        UpstreamFault type = fault.fault();
+        String detail = FaultTexts.detail(type);
+        if (exposeDetails && fault.getMessage() != null) {
+            detail = detail + " " + truncate(fault.getMessage());
+        }
+        String upstream = publicUpstream(fault.upstream());
+        int status = type.status();
+        switch (format) {
+            case JSON: {
+                StringBuilder sb = new StringBuilder(320);
+                sb.append("{\"type\":");
+                Json.string(sb, PROBLEM_TYPE_BASE + type.type());
+                sb.append(",\"title\":");
+                Json.string(sb, FaultTexts.title(type));
+                sb.append(",\"status\":").append(status).append(",\"detail\":");
+                Json.string(sb, detail);
+                sb.append(",\"instance\":");
+                Json.string(sb, originalUri(request));
+                if (upstream != null) {
+                    sb.append(",\"upstream\":");
+                    Json.string(sb, upstream);
+                }
+                sb.append(",\"fault\":");
+                Json.string(sb, type.type());
+                sb.append(",\"attempts\":").append(fault.attempts()).append('}');
+                return sb.toString();
+            }
+            case HTML: {
+                String heading = status + " " + FaultTexts.reason(status);
+                StringBuilder sb = new StringBuilder(900);
+                sb.append("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">")
+                        .append("<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">")
+                        .append("<title>").append(heading).append("</title><style>")
+                        .append("body{font-family:system-ui,sans-serif;max-width:40em;margin:4em auto;padding:0 1em;")
+                        .append("color:#222;line-height:1.5}h1{font-size:1.6em}p.meta{color:#666;font-size:.9em}")
+                        .append("</style></head>\n<body><h1>").append(heading).append("</h1><p><strong>");
+                Html.escape(sb, FaultTexts.title(type)).append(".</strong> ");
+                Html.escape(sb, detail).append("</p><p class=\"meta\">Fault <code>").append(type.type())
+                        .append("</code>");
+                if (upstream != null) {
+                    Html.escape(sb.append(" from upstream <code>"), upstream).append("</code>");
+                }
+                sb.append(" after ").append(fault.attempts()).append(fault.attempts() == 1 ? " attempt" : " attempts")
+                        .append(".</p></body></html>\n");
+                return sb.toString();
+            }
+            default: {
+                StringBuilder sb = new StringBuilder(200);
+                sb.append(status).append(' ').append(FaultTexts.reason(status)).append('\n')
+                        .append(detail).append('\n')
+                        .append("fault: ").append(type.type()).append('\n');
+                if (upstream != null) {
+                    sb.append("upstream: ").append(upstream).append('\n');
+                }
+                sb.append("attempts: ").append(fault.attempts()).append('\n');
+                return sb.toString();
+            }
+        }
+    }
+
+    /** The upstream's name as a client may see it: names that look like addresses are hidden unless exposed. */
+    private String publicUpstream(String name) {
+        if (exposeDetails || (name.indexOf(':') < 0 && name.indexOf('/') < 0)) {
+            return name;
+        }
+        return null;
+    }
+
+    /** {@code host:port} from an unnamed upstream's {@code scheme://host:port} name, or {@code null}. */
+    private static String addressOf(String upstream) {
+        int scheme = upstream.indexOf("://");
+        return scheme < 0 ? upstream : upstream.substring(scheme + 3);
+    }
+
+    private void log(HttpServletRequest request, UpstreamException fault, String response) {
+        if (!LOG.isWarnEnabled()) {
+            return;
+        }
+        LOG.warn("Upstream fault: upstream={} fault={} attempts={} elapsed_ms={} root_cause={} response={} request=\"{} {}\"",
+                fault.upstream(), fault.fault().type(), fault.attempts(), fault.elapsed().toMillis(),
+                rootCauseClass(fault), response, request.getMethod(), originalUri(request));
+    }
+
+    /** The path the client asked for, also on an async or error dispatch; never the query, which can hold secrets. */
+    static String originalUri(HttpServletRequest request) {
+        Object uri = null;
+        if (request.getDispatcherType() == DispatcherType.ERROR) {
+            uri = request.getAttribute(RequestDispatcher.ERROR_REQUEST_URI);
+        } else if (request.getDispatcherType() == DispatcherType.ASYNC) {
+            uri = request.getAttribute(AsyncContext.ASYNC_REQUEST_URI);
+        }
+        return uri instanceof String ? (String) uri : request.getRequestURI();
+    }
+
+    /** The class of the deepest cause, or {@code none} for a rejection the library made itself. */
+    static String rootCauseClass(Throwable fault) {
+        Throwable root = null;
+        Throwable t = fault.getCause();
+        for (int depth = 0; t != null && depth < 32; depth++, t = t.getCause()) {
+            root = t;
+        }
+        return root == null ? "none" : root.getClass().getName();
+    }
+
+    private void count(UpstreamFault fault, boolean rendered) {
+        if (registry == null) {
+            return;
+        }
+        int index = rendered ? fault.ordinal() : FAULTS.length + fault.ordinal();
+        Counter counter = counters.get(index);
+        if (counter == null) {
+            counter = Counter.builder(RESPONSES_METER)
+                    .description("Responses the gateway generated for upstream faults; status 'aborted' when the "
+                            + "response was already committed and the client connection was aborted")
+                    .tag("status", rendered ? Integer.toString(fault.status()) : ABORTED)
+                    .tag("fault", fault.type())
+                    .register(registry);
+            counters.set(index, counter);
+        }
+        counter.increment();
+    }
+
+    /** Whole seconds, rounded up, as Retry-After wants them. */
+    static long seconds(Duration d) {
+        if (d.isNegative() || d.isZero()) {
+            return 0;
+        }
+        long s = d.getSeconds();
+        return d.getNano() > 0 ? s + 1 : s;
+    }
+
+    private static String truncate(String message) {
+        return message.length() <= MAX_DETAILS ? message : message.substring(0, MAX_DETAILS) + "...";
+    }
+
+    /** JSON string escaping (RFC 8259). */
+    static final class Json {
+        private Json() {
+        }
+
+        static StringBuilder string(StringBuilder sb, String value) {
+            sb.append('"');
+            for (int i = 0; i < value.length(); i++) {
+                char c = value.charAt(i);
+                switch (c) {
+                    case '"': sb.append("\\\""); break;
+                    case '\\': sb.append("\\\\"); break;
+                    case '\n': sb.append("\\n"); break;
+                    case '\r': sb.append("\\r"); break;
+                    case '\t': sb.append("\\t"); break;
+                    default:
+                        if (c < 0x20 || c == 0x2028 || c == 0x2029) {
+                            sb.append(String.format("\\u%04x", (int) c));
+                        } else {
+                            sb.append(c);
+                        }
+                }
+            }
+            return sb.append('"');
+        }
+    }
+
+    /** HTML text escaping. */
+    static final class Html {
+        private Html() {
+        }
+
+        static StringBuilder escape(StringBuilder sb, String value) {
+            for (int i = 0; i < value.length(); i++) {
+                char c = value.charAt(i);
+                switch (c) {
+                    case '<': sb.append("&lt;"); break;
+                    case '>': sb.append("&gt;"); break;
+                    case '&': sb.append("&amp;"); break;
+                    case '"': sb.append("&quot;"); break;
+                    case '\'': sb.append("&#39;"); break;
+                    default: sb.append(c);
+                }
+            }
+            return sb;
+        }
+    }
+}

@@ -1,0 +1,94 @@
+package dev.upstreamguard.gateway.internal;
+
+import java.util.ArrayList;
+import java.util.Enumeration;
+import java.util.List;
+import org.apache.hc.core5.http.Header;
+
+/**
+ * Hop-by-hop header fields (RFC 9110 §7.6.1), which a proxy must not forward in either direction: {@code Connection}
+ * and every field it names, {@code Keep-Alive}, {@code TE}, {@code Trailer}, {@code Transfer-Encoding},
+ * {@code Upgrade}, {@code Proxy-Connection}, {@code Proxy-Authenticate} and {@code Proxy-Authorization}.
+ */
+public final class HopByHop {
+
+    private HopByHop() {
+    }
+
+    /** Whether {@code name} is always hop-by-hop; compared without case and without allocating. */
+    public static boolean isHopByHop(String name) {
+        switch (name.length()) {
+            case 2:
+                return name.equalsIgnoreCase("TE");
+            case 7:
+                return name.equalsIgnoreCase("Trailer") || name.equalsIgnoreCase("Upgrade");
+            case 10:
+                return name.equalsIgnoreCase("Connection") || name.equalsIgnoreCase("Keep-Alive");
+            case 16:
+                return name.equalsIgnoreCase("Proxy-Connection");
+            case 17:
+                return name.equalsIgnoreCase("Transfer-Encoding");
+            case 18:
+                return name.equalsIgnoreCase("Proxy-Authenticate");
+            case 19:
+                return name.equalsIgnoreCase("Proxy-Authorization");
+            default:
+                return false;
+        }
+    }
+
+    /** The field names listed by request {@code Connection} headers, or {@code null} when there are none. */
+    public static List<String> connectionTokens(Enumeration<String> connectionValues) {
+        List<String> tokens = null;
+        while (connectionValues != null && connectionValues.hasMoreElements()) {
+            tokens = addTokens(tokens, connectionValues.nextElement());
+        }
+        return tokens;
+    }
+
+    /** The field names listed by response {@code Connection} headers, or {@code null} when there are none. */
+    public static List<String> connectionTokens(Header[] connectionHeaders) {
+        List<String> tokens = null;
+        for (Header h : connectionHeaders) {
+            tokens = addTokens(tokens, h.getValue());
+        }
+        return tokens;
+    }
+
+    private static List<String> addTokens(List<String> tokens, String value) {
+        if (value == null) {
+            return tokens;
+        }
+        int start = 0;
+        int len = value.length();
+        while (start < len) {
+            int comma = value.indexOf(',', start);
+            int end = comma < 0 ? len : comma;
+            String token = value.substring(start, end).trim();
+            // "close" and "keep-alive" name no field that is not already hop-by-hop.
+            if (!token.isEmpty() && !token.equalsIgnoreCase("close") && !token.equalsIgnoreCase("keep-alive")) {
+                if (tokens == null) {
+                    tokens = new ArrayList<>(2);
+                }
+                tokens.add(token);
+            }
+            start = end + 1;
+        }
+        return tokens;
+    }
+
+    /** Whether {@code name} is hop-by-hop or one of the {@code connectionTokens}. */
+    public static boolean isExcluded(String name, List<String> connectionTokens) {
+        if (isHopByHop(name)) {
+            return true;
+        }
+        if (connectionTokens != null) {
+            for (String token : connectionTokens) {
+                if (token.equalsIgnoreCase(name)) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+}

@@ -1,0 +1,92 @@
+package dev.upstreamguard.gateway.internal;
+
+/**
+ * The body formats of a generated fault response, and the {@code Accept} negotiation between them.
+ *
+ * <p>A media range naming a format exactly (or by its type's wildcard, such as {@code text/*}) wins over {@code *}{@code /*};
+ * among equals the higher q-value wins; a tie, an absent {@code Accept}, or nothing acceptable gives plain text.
+ * {@code application/json} counts as asking for problem details, since that is what a JSON client can read.
+ */
+public enum ProblemFormat {
+    /** RFC 9457 {@code application/problem+json}. */
+    JSON("application/problem+json"),
+    /** A small self-contained HTML page for browsers. */
+    HTML("text/html;charset=utf-8"),
+    /** Plain text, for everything else. */
+    PLAIN("text/plain;charset=utf-8");
+
+    private final String contentType;
+
+    ProblemFormat(String contentType) {
+        this.contentType = contentType;
+    }
+
+    /** The Content-Type header value for this format. */
+    public String contentType() {
+        return contentType;
+    }
+
+    /** Chooses a format for the given {@code Accept} header value (which may be {@code null}). */
+    public static ProblemFormat negotiate(String accept) {
+        if (accept == null || accept.isBlank()) {
+            return PLAIN;
+        }
+        // Per format: the q-value of the most specific matching range, and that range's specificity.
+        float[] q = {-1, -1, -1};
+        int[] specificity = {-1, -1, -1};
+        for (String range : accept.split(",")) {
+            String[] parts = range.split(";");
+            String type = parts[0].trim().toLowerCase(java.util.Locale.ROOT);
+            if (type.isEmpty()) {
+                continue;
+            }
+            float quality = 1f;
+            for (int i = 1; i < parts.length; i++) {
+                String param = parts[i].trim();
+                if (param.length() > 2 && (param.charAt(0) == 'q' || param.charAt(0) == 'Q') && param.charAt(1) == '=') {
+                    try {
+                        quality = Float.parseFloat(param.substring(2).trim());
+                    } catch (NumberFormatException e) {
+                        quality = 0f;
+                    }
+                }
+            }
+            for (ProblemFormat format : values()) {
+                int s = format.match(type);
+                if (s > specificity[format.ordinal()]) {
+                    specificity[format.ordinal()] = s;
+                    q[format.ordinal()] = quality;
+                }
+            }
+        }
+        ProblemFormat best = PLAIN;
+        for (ProblemFormat format : new ProblemFormat[] {JSON, HTML}) {
+            int i = format.ordinal();
+            int b = best.ordinal();
+            if (q[i] <= 0) {
+                continue;
+            }
+            if (q[i] > q[b] || (q[i] == q[b] && specificity[i] > specificity[b])) {
+                best = format;
+            }
+        }
+        return best;
+    }
+
+    /** How specifically {@code range} names this format: 2 exactly, 1 by type wildcard, 0 by {@code *}{@code /*}, -1 not. */
+    private int match(String range) {
+        if (range.equals("*/*")) {
+            return 0;
+        }
+        switch (this) {
+            case JSON:
+                return range.equals("application/problem+json") || range.equals("application/json") ? 2
+                        : range.equals("application/*") ? 1 : -1;
+            case HTML:
+                return range.equals("text/html") || range.equals("application/xhtml+xml") ? 2
+                        : range.equals("text/*") ? 1 : -1;
+            default:
+                return range.equals("text/plain") ? 2 : range.equals("text/*") ? 1 : -1;
+        }
+    }
+}

@@ -1,0 +1,184 @@
+package dev.upstreamguard.gateway;
+
+import jakarta.servlet.DispatcherType;
+import jakarta.servlet.Filter;
+import jakarta.servlet.Servlet;
+import java.io.File;
+import java.nio.file.Files;
+import java.util.ArrayList;
+import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.apache.catalina.Context;
+import org.apache.catalina.Wrapper;
+import org.apache.catalina.connector.Connector;
+import org.apache.catalina.startup.Tomcat;
+import org.apache.tomcat.util.descriptor.web.FilterDef;
+import org.apache.tomcat.util.descriptor.web.FilterMap;
+import org.eclipse.jetty.ee11.servlet.FilterHolder;
+import org.eclipse.jetty.ee11.servlet.ServletContextHandler;
+import org.eclipse.jetty.ee11.servlet.ServletHolder;
+import org.eclipse.jetty.server.Server;
+import org.eclipse.jetty.server.ServerConnector;
+
+/**
+ * The servlet containers every gateway test runs in: embedded Tomcat 11 and Jetty 12 (ee11), each on 127.0.0.1 with
+ * an ephemeral port and the context path {@value #CONTEXT_PATH}.
+ */
+enum Container {
+    TOMCAT, JETTY;
+
+    static final String CONTEXT_PATH = "/gw";
+
+    /** What to deploy: servlets and filters (instances), their mappings and init-params. */
+    static final class Deployment {
+        final List<Object[]> servlets = new ArrayList<>();
+        final List<Object[]> filters = new ArrayList<>();
+
+        Deployment servlet(String name, Servlet servlet, String mapping) {
+            return servlet(name, servlet, mapping, Map.of());
+        }
+
+        Deployment servlet(String name, Servlet servlet, String mapping, Map<String, String> initParams) {
+            servlets.add(new Object[] {name, servlet, mapping, new LinkedHashMap<>(initParams)});
+            return this;
+        }
+
+        /** A filter on {@code mapping} for the given dispatcher types. */
+        Deployment filter(String name, Filter filter, String mapping, Map<String, String> initParams,
+                EnumSet<DispatcherType> dispatch) {
+            filters.add(new Object[] {name, filter, mapping, new LinkedHashMap<>(initParams), dispatch});
+            return this;
+        }
+
+        /** A filter on {@code mapping} for REQUEST, ASYNC and ERROR dispatches, as the filter's Javadoc asks. */
+        Deployment filter(String name, Filter filter, String mapping) {
+            return filter(name, filter, mapping, Map.of(),
+                    EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC, DispatcherType.ERROR));
+        }
+    }
+
+    /** A started container; close it to stop. */
+    interface Running extends AutoCloseable {
+        int port();
+
+        Container kind();
+
+        @Override
+        void close();
+    }
+
+    Running start(Deployment deployment) {
+        try {
+            return this == TOMCAT ? startTomcat(deployment) : startJetty(deployment);
+        } catch (Exception e) {
+            throw new IllegalStateException("Could not start " + this, e);
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private Running startTomcat(Deployment d) throws Exception {
+        Tomcat tomcat = new Tomcat();
+        File base = Files.createTempDirectory("tomcat").toFile();
+        base.deleteOnExit();
+        tomcat.setBaseDir(base.getAbsolutePath());
+        Connector connector = new Connector();
+        connector.setPort(0);
+        connector.setProperty("address", "127.0.0.1");
+        tomcat.setConnector(connector);
+        Context context = tomcat.addContext(CONTEXT_PATH, base.getAbsolutePath());
+        for (Object[] s : d.servlets) {
+            Wrapper wrapper = Tomcat.addServlet(context, (String) s[0], (Servlet) s[1]);
+            wrapper.setAsyncSupported(true);
+            wrapper.setLoadOnStartup(1);
+            ((Map<String, String>) s[3]).forEach(wrapper::addInitParameter);
+            context.addServletMappingDecoded((String) s[2], (String) s[0]);
+        }
+        for (Object[] f : d.filters) {
+            FilterDef def = new FilterDef();
+            def.setFilterName((String) f[0]);
+            def.setFilter((Filter) f[1]);
+            def.setAsyncSupported("true");
+            ((Map<String, String>) f[3]).forEach(def::addInitParameter);
+            context.addFilterDef(def);
+            FilterMap map = new FilterMap();
+            map.setFilterName((String) f[0]);
+            map.addURLPattern((String) f[2]);
+            for (DispatcherType type : (EnumSet<DispatcherType>) f[4]) {
+                map.setDispatcher(type.name());
+            }
+            context.addFilterMap(map);
+        }
+        tomcat.start();
+        int port = connector.getLocalPort();
+        return new Running() {
+            @Override
+            public int port() {
+                return port;
+            }
+
+            @Override
+            public Container kind() {
+                return TOMCAT;
+            }
+
+            @Override
+            public void close() {
+                try {
+                    tomcat.stop();
+                    tomcat.destroy();
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        };
+    }
+
+    @SuppressWarnings("unchecked")
+    private Running startJetty(Deployment d) throws Exception {
+        Server server = new Server();
+        ServerConnector connector = new ServerConnector(server);
+        connector.setHost("127.0.0.1");
+        connector.setPort(0);
+        server.addConnector(connector);
+        ServletContextHandler context = new ServletContextHandler(CONTEXT_PATH);
+        for (Object[] s : d.servlets) {
+            ServletHolder holder = new ServletHolder((String) s[0], (Servlet) s[1]);
+            holder.setAsyncSupported(true);
+            holder.setInitOrder(1);
+            holder.setInitParameters((Map<String, String>) s[3]);
+            context.addServlet(holder, (String) s[2]);
+        }
+        for (Object[] f : d.filters) {
+            FilterHolder holder = new FilterHolder((Filter) f[1]);
+            holder.setName((String) f[0]);
+            holder.setAsyncSupported(true);
+            holder.setInitParameters((Map<String, String>) f[3]);
+            context.addFilter(holder, (String) f[2], (EnumSet<DispatcherType>) f[4]);
+        }
+        server.setHandler(context);
+        server.start();
+        int port = connector.getLocalPort();
+        return new Running() {
+            @Override
+            public int port() {
+                return port;
+            }
+
+            @Override
+            public Container kind() {
+                return JETTY;
+            }
+
+            @Override
+            public void close() {
+                try {
+                    server.stop();
+                } catch (Exception e) {
+                    throw new IllegalStateException(e);
+                }
+            }
+        };
+    }
+}

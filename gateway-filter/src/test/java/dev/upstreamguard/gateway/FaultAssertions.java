@@ -1,0 +1,71 @@
+package dev.upstreamguard.gateway;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.UpstreamFault;
+import java.io.IOException;
+
+/** The checks every generated fault response must pass, for each body format. */
+final class FaultAssertions {
+
+    private FaultAssertions() {
+    }
+
+    /**
+     * Requests {@code path} four times — asking for JSON, HTML, anything, and with HEAD — and checks each answer:
+     * status, {@code Proxy-Status}, {@code Cache-Control}, {@code Retry-After} presence, body format, and that the
+     * body names the fault without a stack trace or an address.
+     *
+     * @return the JSON response, for further checks
+     */
+    static RawClient.Response assertGeneratedFault(int port, String path, UpstreamFault fault, boolean retryAfter)
+            throws IOException {
+        String proxyStatus = "upstream-guard; error=" + fault.type();
+
+        RawClient.Response json = RawClient.request(port, "GET", path, "Accept: application/json");
+        assertCommon(json, fault, proxyStatus, retryAfter);
+        assertThat(json.header("Content-Type")).startsWith("application/problem+json");
+        assertThat(json.bodyUtf8())
+                .startsWith("{\"type\":\"https://upstreamguard.dev/problems/" + fault.type() + "\"")
+                .contains("\"status\":" + fault.status(), "\"fault\":\"" + fault.type() + "\"", "\"title\":\"",
+                        "\"detail\":\"", "\"attempts\":", "\"instance\":\"" + pathOnly(path) + "\"")
+                .endsWith("}");
+
+        RawClient.Response html = RawClient.request(port, "GET", path,
+                "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
+        assertCommon(html, fault, proxyStatus, retryAfter);
+        assertThat(html.header("Content-Type")).startsWith("text/html");
+        assertThat(html.bodyUtf8()).startsWith("<!DOCTYPE html>").contains("<code>" + fault.type() + "</code>")
+                .endsWith("</html>\n");
+
+        RawClient.Response plain = RawClient.request(port, "GET", path, "Accept: */*");
+        assertCommon(plain, fault, proxyStatus, retryAfter);
+        assertThat(plain.header("Content-Type")).startsWith("text/plain");
+        assertThat(plain.bodyUtf8()).startsWith(fault.status() + " ").contains("fault: " + fault.type());
+
+        RawClient.Response head = RawClient.request(port, "HEAD", path, "Accept: application/json");
+        assertThat(head.status()).as("HEAD status").isEqualTo(fault.status());
+        assertThat(head.header("Proxy-Status")).isEqualTo(proxyStatus);
+        assertThat(head.body()).isEmpty();
+        return json;
+    }
+
+    private static void assertCommon(RawClient.Response r, UpstreamFault fault, String proxyStatus,
+            boolean retryAfter) {
+        assertThat(r.status()).as("status of %s", r).isEqualTo(fault.status());
+        assertThat(r.complete()).isTrue();
+        assertThat(r.header("Proxy-Status")).isEqualTo(proxyStatus);
+        assertThat(r.header("Cache-Control")).isEqualTo("no-store");
+        if (retryAfter) {
+            assertThat(r.header("Retry-After")).as("Retry-After").matches("[1-9][0-9]*");
+        } else {
+            assertThat(r.header("Retry-After")).as("Retry-After").isNull();
+        }
+        assertThat(r.bodyUtf8()).doesNotContain("127.0.0.1", "Exception", "\tat ", ".invalid");
+    }
+
+    private static String pathOnly(String path) {
+        int q = path.indexOf('?');
+        return q < 0 ? path : path.substring(0, q);
+    }
+}

@@ -1,0 +1,274 @@
+package dev.upstreamguard.gateway;
+
+import static dev.upstreamguard.gateway.FaultAssertions.assertGeneratedFault;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.Blackhole;
+import dev.upstreamguard.testing.ClosedPort;
+import dev.upstreamguard.testing.RawUpstream;
+import dev.upstreamguard.testing.TestTls;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Stream;
+import mockwebserver3.MockWebServer;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Every upstream fault, produced over real sockets, through the proxy servlet in each container: the generated
+ * response (status, Proxy-Status, Retry-After, body per Accept, HEAD) and no connection left leased.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ProxyServletFaultTest {
+
+    private static final Duration SETTLE = Duration.ofSeconds(15);
+
+    /** Fast retries and no breaker, so that each fault shows itself and nothing else. */
+    private static final Map<String, String> MATRIX_POLICY = Map.of(
+            "retry.max-attempts", "2",
+            "retry.initial-backoff", "1ms",
+            "retry.max-backoff", "2ms",
+            "circuit-breaker.enabled", "false",
+            "connect-timeout", "2s",
+            "response-timeout", "5s");
+
+    private record Case(String route, UpstreamFault fault, String upstream, Map<String, String> settings) {
+        @Override
+        public String toString() {
+            return route;
+        }
+    }
+
+    private final List<AutoCloseable> upstreams = new ArrayList<>();
+    private final List<Case> cases = new ArrayList<>();
+    private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
+    private final Map<Container, Map<String, UpstreamProxyServlet>> servlets = new EnumMap<>(Container.class);
+    private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
+    private final CountDownLatch bulkheadCallInFlight = new CountDownLatch(2);
+    private final AtomicLong truncatedUpstreamClosedAt = new AtomicLong();
+
+    @BeforeAll
+    void startUpstreamsAndContainers() throws Exception {
+        add("refused", UpstreamFault.CONNECTION_REFUSED, ClosedPort.find().baseUrl());
+        add("dns", UpstreamFault.DNS_ERROR, "http://upstream-guard-test.invalid:8080");
+        Blackhole blackhole = Blackhole.open();
+        upstreams.add(blackhole);
+        add("connect-timeout", UpstreamFault.CONNECTION_TIMEOUT, blackhole.baseUrl(),
+                "connect-timeout", "300ms", "retry.max-attempts", "1");
+        add("reset", UpstreamFault.CONNECTION_TERMINATED, raw(Behaviours.resetBeforeResponse()));
+        add("close", UpstreamFault.CONNECTION_TERMINATED, raw(Behaviours.closeBeforeResponse()));
+        add("not-http", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(Behaviours.notHttp()));
+        add("malformed-status", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(Behaviours.malformedStatusLine()));
+        add("huge-header", UpstreamFault.HTTP_RESPONSE_HEADER_SIZE, raw(Behaviours.hugeHeader()));
+        add("many-headers", UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE, raw(Behaviours.manyHeaders()));
+        add("conflicting-content-length", UpstreamFault.HTTP_PROTOCOL_ERROR,
+                raw(Behaviours.conflictingContentLength()));
+        add("content-length-and-transfer-encoding", UpstreamFault.HTTP_PROTOCOL_ERROR,
+                raw(Behaviours.contentLengthAndTransferEncoding()));
+        add("response-timeout", UpstreamFault.CONNECTION_READ_TIMEOUT, raw(Behaviours.stall()),
+                "response-timeout", "400ms");
+        MockWebServer tls = TestTls.httpsServer();
+        upstreams.add(tls);
+        add("tls-untrusted", UpstreamFault.TLS_CERTIFICATE_ERROR, "https://127.0.0.1:" + tls.getPort());
+
+        for (Container container : Container.values()) {
+            Map<String, UpstreamProxyServlet> byRoute = new LinkedHashMap<>();
+            SimpleMeterRegistry registry = new SimpleMeterRegistry();
+            registries.put(container, registry);
+            Container.Deployment deployment = new Container.Deployment();
+            for (Case c : cases) {
+                UpstreamProxyServlet.Builder b = UpstreamProxyServlet.builder(c.upstream).meterRegistry(registry);
+                MATRIX_POLICY.forEach(b::set);
+                c.settings.forEach(b::set);
+                byRoute.put(c.route, b.build());
+            }
+            byRoute.put("circuit", UpstreamProxyServlet.builder(ClosedPort.find().baseUrl()).meterRegistry(registry)
+                    .set("retry.enabled", "false")
+                    .set("circuit-breaker.minimum-calls", "2")
+                    .set("circuit-breaker.failure-rate-threshold", "50")
+                    .set("circuit-breaker.open-for", "60s")
+                    .build());
+            byRoute.put("bulkhead", UpstreamProxyServlet.builder(raw(Behaviours.stall(bulkheadCallInFlight)))
+                    .meterRegistry(registry)
+                    .set("bulkhead.max-concurrent-calls", "1")
+                    .set("retry.enabled", "false")
+                    .set("response-timeout", "60s")
+                    .build());
+            byRoute.put("truncated", UpstreamProxyServlet.builder(raw(truncatedAfter(256 * 1024, 1024 * 1024)))
+                    .meterRegistry(registry).build());
+            byRoute.put("stalled-body", UpstreamProxyServlet.builder(raw(stallAfter(64 * 1024, 1024 * 1024)))
+                    .meterRegistry(registry).set("response-timeout", "500ms").build());
+            byRoute.forEach((route, servlet) -> deployment.servlet(route, servlet, "/" + route + "/*"));
+            servlets.put(container, byRoute);
+            containers.put(container, container.start(deployment));
+        }
+    }
+
+    @AfterAll
+    void stop() throws Exception {
+        containers.values().forEach(Container.Running::close);
+        for (AutoCloseable c : upstreams) {
+            c.close();
+        }
+    }
+
+    Stream<Arguments> faults() {
+        return Stream.of(Container.values()).flatMap(k -> cases.stream().map(c -> Arguments.of(k, c)));
+    }
+
+    @ParameterizedTest(name = "[{0}] {1}")
+    @MethodSource("faults")
+    void eachFaultIsAnsweredWithItsStatusProxyStatusAndNegotiatedBodyAndLeaksNothing(Container container, Case c)
+            throws Exception {
+        int port = containers.get(container).port();
+        RawClient.Response json = assertGeneratedFault(port, "/gw/" + c.route + "/items/1?q=x", c.fault, false);
+        assertThat(json.bodyUtf8()).contains("\"upstream\":\"" + c.route + "\"");
+        assertNothingLeased(container, c.route);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anOpenCircuitIsAnsweredWith503AndRetryAfterWithoutTouchingTheUpstream(Container container) throws Exception {
+        int port = containers.get(container).port();
+        for (int i = 0; i < 2; i++) {
+            assertThat(RawClient.request(port, "GET", "/gw/circuit/x").header("Proxy-Status"))
+                    .isEqualTo("upstream-guard; error=connection_refused");
+        }
+        RawClient.Response open = assertGeneratedFault(port, "/gw/circuit/x", UpstreamFault.DESTINATION_UNAVAILABLE,
+                true);
+        assertThat(Long.parseLong(open.header("Retry-After"))).isBetween(1L, 60L);
+        assertThat(open.bodyUtf8()).contains("\"attempts\":0");
+        assertNothingLeased(container, "circuit");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFullBulkheadIsAnswered503AtOnceAndTheBlockedCallStillEndsCleanly(Container container) throws Exception {
+        int port = containers.get(container).port();
+        long inFlightBefore = bulkheadCallInFlight.getCount();
+        CompletableFuture<RawClient.Response> hung = CompletableFuture.supplyAsync(() -> {
+            try {
+                return RawClient.request(port, "GET", "/gw/bulkhead/slow");
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        Await.until("the first call reached the upstream", SETTLE,
+                () -> bulkheadCallInFlight.getCount() < inFlightBefore);
+        assertGeneratedFault(port, "/gw/bulkhead/x", UpstreamFault.CONNECTION_LIMIT_REACHED, false);
+        // End the stalled call: close its upstream connection (the response timeout would take a minute).
+        servlets.get(container).get("bulkhead").client().close(org.apache.hc.core5.io.CloseMode.IMMEDIATE);
+        RawClient.Response ended = hung.get(30, TimeUnit.SECONDS);
+        assertThat(ended.status()).isBetween(500, 504);
+        assertNothingLeased(container, "bulkhead");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyCutOffAfterTheResponseWasCommittedAbortsTheClientConnectionWithinASecond(Container container)
+            throws Exception {
+        int port = containers.get(container).port();
+        SimpleMeterRegistry registry = registries.get(container);
+        double abortedBefore = abortedCount(registry, "http_response_incomplete");
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            socket.getOutputStream().write(RawClient.head(port, "GET", "/gw/truncated/big")
+                    .getBytes(StandardCharsets.ISO_8859_1));
+            InputStream in = socket.getInputStream();
+            RawClient.Response response = RawClient.read(new java.io.BufferedInputStream(in), false);
+            long sawEnd = System.nanoTime();
+            assertThat(response.status()).isEqualTo(200);
+            assertThat(response.complete()).as("the client must see an incomplete response").isFalse();
+            assertThat(response.body().length).isLessThan(1024 * 1024);
+            assertThat(Duration.ofNanos(sawEnd - truncatedUpstreamClosedAt.get()))
+                    .isLessThan(Duration.ofSeconds(1));
+        }
+        Await.until("the abort is counted", SETTLE,
+                () -> abortedCount(registry, "http_response_incomplete") == abortedBefore + 1);
+        assertNothingLeased(container, "truncated");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyThatStallsAfterTheResponseWasCommittedAbortsTheClientConnectionAfterTheResponseTimeout(
+            Container container) throws Exception {
+        int port = containers.get(container).port();
+        RawClient.Response response = RawClient.request(port, "GET", "/gw/stalled-body/big");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).isFalse();
+        assertThat(response.body().length).isLessThan(1024 * 1024);
+        assertNothingLeased(container, "stalled-body");
+    }
+
+    private void assertNothingLeased(Container container, String route) {
+        UpstreamProxyServlet servlet = servlets.get(container).get(route);
+        Await.until("no connection of '" + route + "' is leased", SETTLE,
+                () -> servlet.client().poolStats().getLeased() == 0, () -> "" + servlet.client().poolStats());
+    }
+
+    private static double abortedCount(SimpleMeterRegistry registry, String fault) {
+        var counter = registry.find("upstream.guard.responses").tag("status", "aborted").tag("fault", fault)
+                .counter();
+        return counter == null ? 0 : counter.count();
+    }
+
+    private void add(String route, UpstreamFault fault, String upstream, String... settings) {
+        Map<String, String> map = new LinkedHashMap<>();
+        for (int i = 0; i < settings.length; i += 2) {
+            map.put(settings[i], settings[i + 1]);
+        }
+        cases.add(new Case(route, fault, upstream, map));
+    }
+
+    private String raw(RawUpstream.Behaviour behaviour) throws IOException {
+        RawUpstream upstream = RawUpstream.start(behaviour);
+        upstreams.add(upstream);
+        return upstream.baseUrl();
+    }
+
+    /** Announces {@code length} bytes, sends {@code sent}, then closes, noting when. */
+    private RawUpstream.Behaviour truncatedAfter(int sent, int length) {
+        return c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " + length
+                        + "\r\n\r\n");
+                c.write(new byte[sent]);
+                truncatedUpstreamClosedAt.set(System.nanoTime());
+                c.close();
+            }
+        };
+    }
+
+    /** Announces {@code length} bytes, sends {@code sent}, then stalls until the proxy hangs up. */
+    private static RawUpstream.Behaviour stallAfter(int sent, int length) {
+        return c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: " + length
+                        + "\r\n\r\n");
+                c.write(new byte[sent]);
+                c.stallUntilClosed();
+            }
+        };
+    }
+}
