@@ -1,0 +1,325 @@
+package dev.upstreamguard.benchmarks.peers;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+
+/**
+ * Runs every scenario of the peers comparison and writes {@code README.md} plus {@code results.png} into the
+ * benchmarks folder. Each server runs in its own JVM on loopback; wrk is the load generator for every target.
+ *
+ * <pre>
+ * java -cp benchmarks/target/benchmarks.jar dev.upstreamguard.benchmarks.peers.Harness [--quick] [--dir benchmarks]
+ *      [--targets direct,mitre-tomcat,jetty-proxy,ours-tomcat,ours-jetty] [--skip-jmh] [--skip-memory]
+ * </pre>
+ */
+public final class Harness {
+
+    static final List<String> ALL_TARGETS = List.of("direct", "mitre-tomcat", "jetty-proxy", "ours-tomcat",
+            "ours-jetty");
+    static final List<String> PEERS = List.of("mitre-tomcat", "jetty-proxy");
+    static final long STREAM_BYTES = 1L << 30;
+
+    /** One wrk measurement. */
+    record Load(String target, String body, Wrk.Result result, double loadAvg) {
+    }
+
+    /** The isolation scenario for one proxy. */
+    record Isolation(String target, Wrk.Result bothHealthy, OpenLoad.Result secondHealthy, Wrk.Result oneStalled,
+            OpenLoad.Result stalled) {
+        double ratio() {
+            return oneStalled.rps() / bothHealthy.rps();
+        }
+
+        boolean stalledAnsweredInTime() {
+            boolean onlyGatewayErrors = stalled.statuses().keySet().stream().allMatch(s -> s == 503 || s == 504);
+            return onlyGatewayErrors && stalled.max() <= Target.RESPONSE_TIMEOUT_MS + 1000;
+        }
+    }
+
+    /** The streaming-memory scenario for one proxy and direction. */
+    record Memory(String target, String direction, Streaming.Result result, long idleHwmKib, long hwmKib,
+            long heapPeakUsed, long heapPoolPeaks) {
+    }
+
+    /** One JMH score. */
+    record Jmh(String benchmark, double score, double error, String unit) {
+    }
+
+    /** Everything the report is made of. */
+    static final class Results {
+        final Settings settings;
+        final Map<String, String> machine = new LinkedHashMap<>();
+        final List<Load> loads = new ArrayList<>();
+        final List<Isolation> isolation = new ArrayList<>();
+        final List<Memory> memory = new ArrayList<>();
+        final List<Jmh> jmh = new ArrayList<>();
+        final List<String> notes = new ArrayList<>();
+        List<String> targets = List.of();
+
+        Results(Settings settings) {
+            this.settings = settings;
+        }
+    }
+
+    /** Durations and switches; {@code --quick} shortens everything for smoke runs. */
+    record Settings(boolean quick, int warmupSeconds, int measureSeconds, int isolationSeconds, int secondRoutePerSecond,
+            boolean jmh, boolean memory, List<String> targets, Path dir, String command) {
+    }
+
+    private Harness() {
+    }
+
+    public static void main(String[] args) throws Exception {
+        System.setProperty("java.awt.headless", "true");
+        boolean quick = false;
+        boolean jmh = true;
+        boolean memory = true;
+        Path dir = Path.of("benchmarks");
+        List<String> targets = new ArrayList<>(ALL_TARGETS);
+        for (int i = 0; i < args.length; i++) {
+            switch (args[i]) {
+                case "--quick" -> quick = true;
+                case "--skip-jmh" -> jmh = false;
+                case "--skip-memory" -> memory = false;
+                case "--dir" -> dir = Path.of(args[++i]);
+                case "--targets" -> targets = new ArrayList<>(List.of(args[++i].split(",")));
+                default -> throw new IllegalArgumentException("unknown option " + args[i]);
+            }
+        }
+        if (!oursAvailable()) {
+            if (targets.removeIf(t -> t.startsWith("ours-"))) {
+                System.out.println("! " + Target.OURS + " is not on the classpath yet: our proxy is skipped");
+            }
+        }
+        String command = System.getProperty("bench.command", "benchmarks/run.sh" + (quick ? " --quick" : ""));
+        Settings settings = quick
+                ? new Settings(true, 3, 5, 5, 50, jmh, memory, targets, dir, command)
+                : new Settings(false, 20, 30, 20, 50, jmh, memory, targets, dir, command);
+        Results results = run(settings);
+        Report.write(results);
+        System.out.println("report: " + dir.resolve("README.md") + " and " + dir.resolve(Report.CHART));
+    }
+
+    static boolean oursAvailable() {
+        try {
+            Class.forName(Target.OURS, false, Harness.class.getClassLoader());
+            return true;
+        } catch (ClassNotFoundException e) {
+            return false;
+        }
+    }
+
+    static Results run(Settings s) throws Exception {
+        Results results = new Results(s);
+        results.targets = s.targets();
+        Path logs = s.dir().resolve("target/bench-logs");
+        Files.createDirectories(logs);
+        machine(results);
+        log("machine " + results.machine);
+        List<String> upstreamJvm = List.of("-Xms256m", "-Xmx512m");
+        try (Child upstream = new Child("upstream", upstreamJvm, Upstream.class.getName(), List.of(), logs)) {
+            String a = upstream.ready.get("a");
+            String b = upstream.ready.get("b");
+            String st = upstream.ready.get("s");
+            log("upstream ready " + upstream.ready);
+
+            for (String target : s.targets()) {
+                if (target.equals("direct")) {
+                    loads(results, target, "http://127.0.0.1:" + a + "/a", logs);
+                    continue;
+                }
+                try (Child proxy = new Child(target, List.of("-Xms512m", "-Xmx512m"), Target.class.getName(),
+                        List.of(target, a, b, st), logs)) {
+                    String base = "http://127.0.0.1:" + proxy.port("port");
+                    log(target + " ready on " + base);
+                    loads(results, target, base + "/a", logs);
+                    isolation(results, target, base, logs);
+                } catch (IOException e) {
+                    results.notes.add(target + " failed: " + e.getMessage());
+                    log("! " + target + " failed: " + e);
+                }
+            }
+
+            if (s.memory()) {
+                for (String target : s.targets()) {
+                    if (!target.equals("direct")) {
+                        memory(results, target, a, b, st, logs);
+                    }
+                }
+            }
+        }
+        if (s.jmh()) {
+            jmh(results, logs);
+        }
+        results.machine.put("load average at end", loadAvgLine());
+        return results;
+    }
+
+    private static void loads(Results results, String target, String base, Path logs) throws IOException {
+        Settings s = results.settings;
+        for (String body : List.of("1k", "1m")) {
+            String url = base + "/" + body;
+            log(target + " " + body + ": warm-up " + s.warmupSeconds() + " s");
+            Wrk.run(2, 32, s.warmupSeconds(), url, logs.resolve(target + "-" + body + "-warmup.txt"));
+            double loadAvg = loadAvg();
+            Wrk.Result r = Wrk.run(2, 32, s.measureSeconds(), url, logs.resolve(target + "-" + body + ".txt"));
+            log(String.format("%s %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d (load %.2f)", target, body,
+                    r.rps(), r.p50(), r.p99(), r.errors(), loadAvg));
+            results.loads.add(new Load(target, body, r, loadAvg));
+        }
+    }
+
+    private static void isolation(Results results, String target, String base, Path logs) throws Exception {
+        Settings s = results.settings;
+        int seconds = s.isolationSeconds();
+        // warm the second route's servlet and pool
+        OpenLoad.run(base + "/b/1k", s.secondRoutePerSecond(), 2, 256);
+        log(target + " isolation: both healthy, " + seconds + " s");
+        CompletableFuture<OpenLoad.Result> second = CompletableFuture.supplyAsync(
+                () -> open(base + "/b/1k", s.secondRoutePerSecond(), seconds + 2));
+        Wrk.Result both = Wrk.run(2, 32, seconds, base + "/a/1k", logs.resolve(target + "-isolation-healthy.txt"));
+        OpenLoad.Result secondResult = second.get(60, TimeUnit.SECONDS);
+
+        log(target + " isolation: route s stalled, " + seconds + " s");
+        CompletableFuture<OpenLoad.Result> stalled = CompletableFuture.supplyAsync(
+                () -> open(base + "/s/1k", s.secondRoutePerSecond(), seconds + 2));
+        Wrk.Result one = Wrk.run(2, 32, seconds, base + "/a/1k", logs.resolve(target + "-isolation-stalled.txt"));
+        OpenLoad.Result stalledResult = stalled.get(60, TimeUnit.SECONDS);
+        Isolation iso = new Isolation(target, both, secondResult, one, stalledResult);
+        log(String.format("%s isolation: healthy %.0f -> %.0f req/s (x%.2f); stalled route %s, p50 %.0f ms, max %.0f ms",
+                target, both.rps(), one.rps(), iso.ratio(), stalledResult.statuses(), stalledResult.p50(),
+                stalledResult.max()));
+        results.isolation.add(iso);
+    }
+
+    private static OpenLoad.Result open(String url, int perSecond, int seconds) {
+        try {
+            return OpenLoad.run(url, perSecond, seconds, 256);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static void memory(Results results, String target, String a, String b, String st, Path logs) {
+        for (String direction : List.of("download", "upload")) {
+            String name = target + "-" + direction + "-128m";
+            try (Child proxy = new Child(name, List.of("-Xmx128m"), Target.class.getName(), List.of(target, a, b, st),
+                    logs)) {
+                String base = "http://127.0.0.1:" + proxy.port("port") + "/a";
+                // one small exchange first so the route's client exists before the idle figure is taken
+                Streaming.download(base + "/1k", 1024);
+                long idle = proxy.vmHwmKib();
+                log(name + ": streaming 1 GiB");
+                Streaming.Result r = direction.equals("download")
+                        ? Streaming.download(base + "/big?bytes=" + STREAM_BYTES, STREAM_BYTES)
+                        : Streaming.upload(base + "/sink", STREAM_BYTES);
+                Map<String, String> stats = proxy.stats();
+                long hwm = proxy.vmHwmKib();
+                Memory m = new Memory(target, direction, r, idle, hwm, Long.parseLong(stats.get("heapPeakUsed")),
+                        Long.parseLong(stats.get("heapPoolPeaks")));
+                log(String.format("%s: ok=%s %.1f s, VmHWM %d MiB (idle %d MiB), heap peak %d MiB, %s", name, r.ok(),
+                        r.seconds(), hwm / 1024, idle / 1024, m.heapPeakUsed() >> 20, r.detail()));
+                results.memory.add(m);
+            } catch (IOException e) {
+                results.notes.add(name + " failed: " + e.getMessage());
+                log("! " + name + " failed: " + e);
+            }
+        }
+    }
+
+    private static final Pattern JMH_ENTRY = Pattern.compile(
+            "\"benchmark\"\\s*:\\s*\"([^\"]+)\".*?\"primaryMetric\"\\s*:\\s*\\{\\s*\"score\"\\s*:\\s*([-0-9.eE]+|\"NaN\")"
+                    + ",\\s*\"scoreError\"\\s*:\\s*([-0-9.eE]+|\"NaN\").*?\"scoreUnit\"\\s*:\\s*\"([^\"]+)\"",
+            Pattern.DOTALL);
+
+    private static void jmh(Results results, Path logs) throws IOException, InterruptedException {
+        Path json = logs.resolve("jmh.json");
+        Files.deleteIfExists(json);
+        List<String> cmd = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java").toString(),
+                "-cp", System.getProperty("java.class.path"), "org.openjdk.jmh.Main",
+                "GuardedVsRawBenchmark|OpenCircuitRejectBenchmark", "-rf", "json", "-rff", json.toString()));
+        if (results.settings.quick()) {
+            cmd.addAll(List.of("-wi", "1", "-i", "2", "-w", "2s", "-r", "2s"));
+        }
+        log("JMH: " + String.join(" ", cmd.subList(3, cmd.size())));
+        Process p = new ProcessBuilder(cmd).redirectErrorStream(true)
+                .redirectOutput(logs.resolve("jmh.txt").toFile()).start();
+        if (!p.waitFor(20, TimeUnit.MINUTES)) {
+            p.destroyForcibly();
+            results.notes.add("JMH did not finish within 20 minutes");
+            return;
+        }
+        if (p.exitValue() != 0 || !Files.exists(json)) {
+            results.notes.add("JMH failed (exit " + p.exitValue() + "), see target/bench-logs/jmh.txt");
+            return;
+        }
+        Matcher m = JMH_ENTRY.matcher(Files.readString(json));
+        while (m.find()) {
+            results.jmh.add(new Jmh(m.group(1).replaceAll(".*\\.(\\w+\\.\\w+)$", "$1"), num(m.group(2)),
+                    num(m.group(3)), m.group(4)));
+        }
+        log("JMH: " + results.jmh);
+    }
+
+    private static double num(String s) {
+        return s.startsWith("\"") ? Double.NaN : Double.parseDouble(s);
+    }
+
+    private static void machine(Results results) throws IOException {
+        Map<String, String> m = results.machine;
+        m.put("date (UTC)", Instant.now().toString());
+        m.put("nproc", Integer.toString(Runtime.getRuntime().availableProcessors()));
+        m.put("CPU", Files.readAllLines(Path.of("/proc/cpuinfo")).stream().filter(l -> l.startsWith("model name"))
+                .findFirst().map(l -> l.substring(l.indexOf(':') + 1).trim()).orElse("?"));
+        m.put("memory", Files.readAllLines(Path.of("/proc/meminfo")).get(0).replaceAll("\\s+", " "));
+        m.put("kernel", System.getProperty("os.name") + " " + System.getProperty("os.version"));
+        m.put("JDK", System.getProperty("java.vm.name") + " " + System.getProperty("java.runtime.version"));
+        m.put("wrk", exec("wrk", "-v").lines().findFirst().orElse("?").trim());
+        m.put("load average at start", loadAvgLine());
+    }
+
+    static double loadAvg() {
+        try {
+            return Double.parseDouble(loadAvgLine().split("\\s+")[0]);
+        } catch (RuntimeException e) {
+            return Double.NaN;
+        }
+    }
+
+    static String loadAvgLine() {
+        try {
+            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+            return f[0] + " " + f[1] + " " + f[2];
+        } catch (IOException e) {
+            return "?";
+        }
+    }
+
+    private static String exec(String... cmd) {
+        try {
+            Process p = new ProcessBuilder(cmd).redirectErrorStream(true).start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            p.waitFor(10, TimeUnit.SECONDS);
+            return out;
+        } catch (IOException | InterruptedException e) {
+            return "?";
+        }
+    }
+
+    static void log(String line) {
+        System.out.println(Instant.now().toString().substring(11, 19) + " " + line);
+        System.out.flush();
+    }
+}
