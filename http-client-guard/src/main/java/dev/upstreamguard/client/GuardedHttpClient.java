@@ -33,6 +33,7 @@ import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.io.HttpClientConnectionManager;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.client5.http.utils.DateUtils;
+import org.apache.hc.core5.concurrent.CancellableDependency;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.Header;
@@ -151,7 +152,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         try {
             response = attempts(host, request, ctx, policy, method, call);
         } catch (UpstreamException e) {
-            call.failed(e.fault(), e);
+            if (isCancelled(request)) {
+                call.cancelled(e.fault(), e);
+            } else {
+                call.failed(e.fault(), e);
+            }
             throw e;
         } catch (RuntimeException | Error e) {
             call.failed(UpstreamFault.PROXY_INTERNAL_ERROR, e);
@@ -182,6 +187,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         upstream.budget().onCall();
         for (int attempt = 1; ; attempt++) {
             call.attempt(attempt);
+            if (attempt > 1 && isCancelled(request)) {
+                // Cancelled while waiting to retry: HttpClient would fail the next attempt with an IllegalStateException.
+                throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", null,
+                        earlier);
+            }
             long remaining = deadline - ticker.nanoTime();
             if (remaining <= 0) {
                 throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
@@ -198,6 +208,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
                 }
                 String why = attempt >= maxAttempts ? "no attempts are left"
+                        // A cancelled request is over: the caller does not want an answer any more.
+                        : isCancelled(request) ? "the caller cancelled the request"
                         : RetryRules.whyNotRetry(fault, idempotent, replayable, retry);
                 Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
@@ -361,6 +373,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private static Timeout cap(Duration timeout, long remainingNanos) {
         long millis = Math.max(1, Math.min(timeout.toMillis(), TimeUnit.NANOSECONDS.toMillis(remainingNanos)));
         return Timeout.ofMilliseconds(millis);
+    }
+
+    private static boolean isCancelled(ClassicHttpRequest request) {
+        return request instanceof CancellableDependency && ((CancellableDependency) request).isCancelled();
     }
 
     private static boolean isIdempotent(String method) {

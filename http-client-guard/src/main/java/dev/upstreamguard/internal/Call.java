@@ -81,13 +81,25 @@ public final class Call {
 
     /** The call failed with {@code fault}, before or after the response head. */
     public void failed(UpstreamFault fault, Throwable cause) {
+        finish(fault, cause, countsAgainstUpstream(fault));
+    }
+
+    /**
+     * The caller cancelled the call and it failed with {@code fault} as a result: finished like a failure, but not
+     * reported to the circuit breaker, since a caller giving up says nothing about the upstream's health.
+     */
+    public void cancelled(UpstreamFault fault, Throwable cause) {
+        finish(fault, cause, false);
+    }
+
+    private void finish(UpstreamFault fault, Throwable cause, boolean breakerFailure) {
         if (!finished.compareAndSet(false, true)) {
             return;
         }
         long nanos = elapsedNanos();
         CircuitBreaker breaker = upstream.breaker();
         if (holdsBreakerPermit && breaker != null) {
-            if (countsAgainstUpstream(fault)) {
+            if (breakerFailure) {
                 breaker.onError(nanos, TimeUnit.NANOSECONDS, cause);
             } else {
                 breaker.releasePermission();

@@ -1,0 +1,207 @@
+package dev.upstreamguard.client;
+
+import static dev.upstreamguard.client.FaultMatrixTest.assertFault;
+import static dev.upstreamguard.client.FaultMatrixTest.failure;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.FakeTime;
+import dev.upstreamguard.testing.MockWebServers;
+import dev.upstreamguard.testing.RawUpstream;
+import java.io.InputStream;
+import java.time.Duration;
+import java.time.ZoneOffset;
+import java.time.format.DateTimeFormatter;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.client5.http.classic.methods.HttpHead;
+import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * When a call ends and what it holds until then (bulkhead permit, pooled connection), how a caller steers one call
+ * (upstream and policy attributes, cancel), and the less common shapes of a response: no body, a body that stalls, a
+ * {@code Retry-After} date, a keep-alive connection the upstream already closed.
+ */
+@Timeout(30)
+class CallLifecycleTest {
+
+    private static GuardPolicy.Builder policy() {
+        return GuardPolicy.builder().connectTimeout(Duration.ofSeconds(2)).responseTimeout(Duration.ofSeconds(5))
+                .initialBackoff(Duration.ofMillis(1)).maxBackoff(Duration.ofMillis(5));
+    }
+
+    @Test
+    void closingAResponseWithoutReadingItsBodyReleasesTheBulkheadPermitAndTheConnection() throws Exception {
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient client = GuardedHttpClients.custom()
+                        .defaults(policy().maxConcurrentCalls(1).maxConnections(1).build()).build()) {
+            MockWebServers.always(server, new MockResponse.Builder().body("x".repeat(100_000)).build());
+            for (int i = 0; i < 5; i++) {
+                ClassicHttpResponse response = client.executeOpen(null, new HttpGet(MockWebServers.uri(server, "/")), null);
+                assertThat(response.getCode()).isEqualTo(200);
+                assertThat(client.upstream("http://127.0.0.1:" + server.getPort()).callsInFlight()).isEqualTo(1);
+                response.close();
+                assertThat(client.upstream("http://127.0.0.1:" + server.getPort()).callsInFlight()).isZero();
+            }
+            assertThat(server.getRequestCount()).isEqualTo(5);
+            assertThat(client.poolStats().getLeased()).isZero();
+        }
+    }
+
+    @Test
+    void responsesWithoutABodyFinishTheCallAtOnce() throws Exception {
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient client = GuardedHttpClients.custom()
+                        .defaults(policy().maxConcurrentCalls(1).build()).build()) {
+            MockWebServers.answer(server, r -> r.getMethod().equals("HEAD")
+                    ? new MockResponse.Builder().code(200).build()
+                    : new MockResponse.Builder().code(204).build());
+            for (int i = 0; i < 3; i++) {
+                try (ClassicHttpResponse head = client.executeOpen(null, new HttpHead(MockWebServers.uri(server, "/")),
+                        null)) {
+                    assertThat(head.getCode()).isEqualTo(200);
+                }
+                ClassicHttpResponse noContent = client.executeOpen(null, new HttpGet(MockWebServers.uri(server, "/")),
+                        null);
+                // Not even closed: a 204 has no body to wait for, so the call is already over.
+                assertThat(noContent.getCode()).isEqualTo(204);
+                assertThat(client.upstream("http://127.0.0.1:" + server.getPort()).callsInFlight()).isZero();
+                noContent.close();
+            }
+        }
+    }
+
+    @Test
+    void bodyThatStallsHalfWayFailsWhileReadingWithAReadTimeout() throws Exception {
+        RawUpstream.Behaviour halfBody = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\nthe first few bytes");
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(halfBody);
+                GuardedHttpClient client = GuardedHttpClients.custom()
+                        .defaults(policy().responseTimeout(Duration.ofMillis(500)).build()).build()) {
+            ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
+            try {
+                InputStream in = response.getEntity().getContent();
+                assertThat(in.readNBytes(19)).asString().isEqualTo("the first few bytes");
+                Throwable thrown = catchThrowable(in::read);
+                assertThat(thrown).isInstanceOf(UpstreamException.class);
+                assertFault((UpstreamException) thrown, "connection_read_timeout", 504, 1);
+            } finally {
+                try {
+                    response.close();
+                } catch (java.io.IOException ignored) {
+                    // Already failed.
+                }
+            }
+        }
+    }
+
+    @Test
+    void upstreamAttributeChoosesTheNamedUpstreamAndAnUnknownNameIsAConfigurationError() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = GuardedHttpClients.custom()
+                        .upstream("inventory", "http://inventory.internal:8080", policy().maxAttempts(2).build())
+                        .build()) {
+            HttpClientContext context = HttpClientContext.create();
+            context.setAttribute(GuardedHttpClient.UPSTREAM_ATTRIBUTE, "inventory");
+            UpstreamException e = (UpstreamException) catchThrowable(
+                    () -> client.execute(new HttpGet(upstream.uri("/")), context, r -> null));
+            assertFault(e, "connection_terminated", 502, 2);
+            assertThat(e.upstream()).isEqualTo("inventory");
+            assertThat(client.upstream("inventory").faultCounts()).isNotEmpty();
+
+            HttpClientContext unknown = HttpClientContext.create();
+            unknown.setAttribute(GuardedHttpClient.UPSTREAM_ATTRIBUTE, "nowhere");
+            UpstreamException misconfigured = (UpstreamException) catchThrowable(
+                    () -> client.execute(new HttpGet(upstream.uri("/")), unknown, r -> null));
+            assertFault(misconfigured, "proxy_configuration_error", 500, 0);
+            assertThat(upstream.requestCount()).isEqualTo(2);
+        }
+    }
+
+    @Test
+    void policyAttributeOverridesRetriesForOneCall() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build()).build()) {
+            HttpClientContext context = HttpClientContext.create();
+            context.setAttribute(GuardedHttpClient.POLICY_ATTRIBUTE, policy().retryEnabled(false).build());
+            UpstreamException once = (UpstreamException) catchThrowable(
+                    () -> client.execute(new HttpGet(upstream.uri("/")), context, r -> null));
+            assertFault(once, "connection_terminated", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "connection_terminated", 502, 3);
+            assertThat(upstream.requestCount()).isEqualTo(4);
+        }
+    }
+
+    @Test
+    void retryAfterGivenAsAnHttpDateIsHonouredOnTheInjectedClock() throws Exception {
+        FakeTime time = new FakeTime();
+        String inTwoSeconds = DateTimeFormatter.RFC_1123_DATE_TIME
+                .format(FakeTime.EPOCH.plusSeconds(2).atOffset(ZoneOffset.UTC));
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build())
+                        .ticker(time).sleeper(time).clock(time.clock()).build()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", inTwoSeconds).build());
+            server.enqueue(new MockResponse.Builder().code(200).body("done").build());
+            String body = client.execute(new HttpGet(MockWebServers.uri(server, "/")),
+                    r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("done");
+            assertThat(time.sleeps()).containsExactly(Duration.ofSeconds(2));
+        }
+    }
+
+    @Test
+    void getOnAKeepAliveConnectionTheUpstreamAlreadyClosedSucceeds() throws Exception {
+        // Answers without "Connection: close" and then closes: the client pools a connection that is already dead.
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build()).build()) {
+            for (int i = 0; i < 5; i++) {
+                String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+                assertThat(body).isEqualTo("ok");
+            }
+            assertThat(upstream.requestCount()).isEqualTo(5);
+        }
+    }
+
+    /**
+     * Regression: a cancelled GET was retried, and HttpClient then failed the retry with an
+     * {@code IllegalStateException} ("Endpoint not acquired / already released") instead of an UpstreamException.
+     */
+    @Test
+    void cancellingAnInFlightCallIsNotRetriedAndDoesNotCountAgainstTheUpstream() throws Exception {
+        CountDownLatch inFlight = new CountDownLatch(1);
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.stall(inFlight));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build()).build()) {
+            HttpGet get = new HttpGet(upstream.uri("/slow"));
+            CompletableFuture<Throwable> call = CompletableFuture.supplyAsync(
+                    () -> catchThrowable(() -> client.execute(get, r -> EntityUtils.toString(r.getEntity()))));
+            assertThat(inFlight.await(10, TimeUnit.SECONDS)).isTrue();
+            get.cancel();
+            Throwable thrown = call.get(20, TimeUnit.SECONDS);
+            assertThat(thrown).isInstanceOf(UpstreamException.class);
+            assertThat(((UpstreamException) thrown).attempts()).isEqualTo(1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+            assertThat(client.upstream(upstream.baseUrl()).circuitBreaker()).hasValueSatisfying(cb -> {
+                assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero();
+                assertThat(cb.getMetrics().getNumberOfSuccessfulCalls()).isZero();
+            });
+            assertThat(client.upstream(upstream.baseUrl()).callsInFlight()).isZero();
+        }
+    }
+}
