@@ -147,16 +147,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     upstream.retryAfter().orElse(null),
                     "Upstream '" + upstream.name() + "' is unavailable: its circuit breaker is " + breaker.getState());
         }
-        Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null);
+        Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
+                () -> isCancelled(request));
         ClassicHttpResponse response;
         try {
             response = attempts(host, request, ctx, policy, method, call);
         } catch (UpstreamException e) {
-            if (isCancelled(request)) {
-                call.cancelled(e.fault(), e);
-            } else {
-                call.failed(e.fault(), e);
-            }
+            call.failed(e.fault(), e);
             throw e;
         } catch (RuntimeException | Error e) {
             call.failed(UpstreamFault.PROXY_INTERNAL_ERROR, e);

@@ -7,6 +7,7 @@ import io.github.resilience4j.bulkhead.Bulkhead;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.function.BooleanSupplier;
 
 /**
  * One guarded call, from its permits to its outcome. It is finished exactly once — when the call fails, when a
@@ -22,18 +23,21 @@ public final class Call {
     private final Ticker ticker;
     private final boolean holdsBreakerPermit;
     private final boolean holdsBulkheadPermit;
+    private final BooleanSupplier cancelled;
     private final AtomicBoolean finished = new AtomicBoolean();
     private int attempts;
     private int status;
 
+    /** {@code cancelled} tells whether the caller cancelled the request (then failures are not the upstream's). */
     public Call(UpstreamGuard upstream, String method, long startNanos, Ticker ticker, boolean holdsBreakerPermit,
-            boolean holdsBulkheadPermit) {
+            boolean holdsBulkheadPermit, BooleanSupplier cancelled) {
         this.upstream = upstream;
         this.method = method;
         this.startNanos = startNanos;
         this.ticker = ticker;
         this.holdsBreakerPermit = holdsBreakerPermit;
         this.holdsBulkheadPermit = holdsBulkheadPermit;
+        this.cancelled = cancelled;
     }
 
     public UpstreamGuard upstream() {
@@ -79,27 +83,19 @@ public final class Call {
         upstream.metrics().recordCall(method, GuardMetrics.outcome(status), status, null, nanos);
     }
 
-    /** The call failed with {@code fault}, before or after the response head. */
-    public void failed(UpstreamFault fault, Throwable cause) {
-        finish(fault, cause, countsAgainstUpstream(fault));
-    }
-
     /**
-     * The caller cancelled the call and it failed with {@code fault} as a result: finished like a failure, but not
-     * reported to the circuit breaker, since a caller giving up says nothing about the upstream's health.
+     * The call failed with {@code fault}, before or after the response head. A failure caused by the caller
+     * cancelling the request is not reported to the circuit breaker: a caller giving up (a gateway's client hanging
+     * up) says nothing about the upstream's health.
      */
-    public void cancelled(UpstreamFault fault, Throwable cause) {
-        finish(fault, cause, false);
-    }
-
-    private void finish(UpstreamFault fault, Throwable cause, boolean breakerFailure) {
+    public void failed(UpstreamFault fault, Throwable cause) {
         if (!finished.compareAndSet(false, true)) {
             return;
         }
         long nanos = elapsedNanos();
         CircuitBreaker breaker = upstream.breaker();
         if (holdsBreakerPermit && breaker != null) {
-            if (breakerFailure) {
+            if (countsAgainstUpstream(fault) && !cancelled.getAsBoolean()) {
                 breaker.onError(nanos, TimeUnit.NANOSECONDS, cause);
             } else {
                 breaker.releasePermission();

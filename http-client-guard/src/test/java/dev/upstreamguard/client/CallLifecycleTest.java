@@ -204,4 +204,35 @@ class CallLifecycleTest {
             assertThat(client.upstream(upstream.baseUrl()).callsInFlight()).isZero();
         }
     }
+
+    @Test
+    void cancellingWhileReadingTheBodyDoesNotCountAgainstTheUpstream() throws Exception {
+        RawUpstream.Behaviour endlessBody = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + "x".repeat(1000));
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(endlessBody);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build()).build()) {
+            HttpGet get = new HttpGet(upstream.uri("/download"));
+            ClassicHttpResponse response = client.executeOpen(null, get, null);
+            try {
+                InputStream in = response.getEntity().getContent();
+                assertThat(in.readNBytes(1000)).hasSize(1000);
+                get.cancel();
+                Throwable thrown = catchThrowable(() -> in.readNBytes(1000));
+                assertThat(thrown).isInstanceOf(UpstreamException.class);
+            } finally {
+                try {
+                    response.close();
+                } catch (java.io.IOException ignored) {
+                    // Already failed.
+                }
+            }
+            assertThat(client.upstream(upstream.baseUrl()).circuitBreaker()).hasValueSatisfying(
+                    cb -> assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero());
+            assertThat(client.upstream(upstream.baseUrl()).callsInFlight()).isZero();
+        }
+    }
 }
