@@ -1,0 +1,219 @@
+package dev.upstreamguard.spring;
+
+import dev.upstreamguard.client.GuardedHttpClient;
+import dev.upstreamguard.client.GuardedHttpClientBuilder;
+import dev.upstreamguard.client.GuardedHttpClients;
+import dev.upstreamguard.gateway.UpstreamFaultFilter;
+import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.spring.internal.ExchangePolicyProcessor;
+import dev.upstreamguard.spring.internal.InboundPolicyInterceptor;
+import dev.upstreamguard.spring.internal.OutboundPolicyInterceptor;
+import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
+import dev.upstreamguard.spring.internal.UpstreamPolicyValidator;
+import dev.upstreamguard.spring.internal.UpstreamRouteRegistrar;
+import io.micrometer.core.instrument.MeterRegistry;
+import jakarta.servlet.DispatcherType;
+import jakarta.servlet.Filter;
+import org.springframework.beans.factory.ObjectProvider;
+import org.springframework.beans.factory.annotation.Qualifier;
+import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
+import org.springframework.boot.autoconfigure.AutoConfiguration;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingFilterBean;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnWebApplication;
+import org.springframework.boot.context.properties.EnableConfigurationProperties;
+import org.springframework.boot.restclient.RestClientCustomizer;
+import org.springframework.boot.restclient.RestTemplateCustomizer;
+import org.springframework.boot.web.servlet.FilterRegistrationBean;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+import org.springframework.core.Ordered;
+import org.springframework.core.env.Environment;
+import org.springframework.http.client.HttpComponentsClientHttpRequestFactory;
+import org.springframework.web.client.support.RestClientHttpServiceGroupConfigurer;
+import org.springframework.web.service.invoker.HttpRequestValues;
+import org.springframework.web.servlet.DispatcherServlet;
+import org.springframework.web.servlet.config.annotation.InterceptorRegistry;
+import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
+
+/**
+ * Auto-configuration of Upstream Guard: the {@link UpstreamRegistry} built from {@code upstream-guard.*}, the shared
+ * {@link GuardedHttpClient} (metered in the application's {@link MeterRegistry}), guarded {@code RestClient.Builder}s and
+ * {@code RestTemplateBuilder}s, {@link UpstreamPolicy} for controllers and {@code @HttpExchange} clients, and in a
+ * servlet web application the {@link UpstreamFaultFilter} (first in the chain), one proxy servlet per route and a
+ * {@link UpstreamExceptionHandler} for Spring MVC. Every bean backs off when the application defines its own.
+ */
+@AutoConfiguration(afterName = {
+        "org.springframework.boot.micrometer.metrics.autoconfigure.MetricsAutoConfiguration",
+        "org.springframework.boot.micrometer.metrics.autoconfigure.CompositeMeterRegistryAutoConfiguration"},
+        beforeName = {
+        "org.springframework.boot.http.client.autoconfigure.imperative.ImperativeHttpClientAutoConfiguration",
+        "org.springframework.boot.restclient.autoconfigure.RestClientAutoConfiguration",
+        "org.springframework.boot.restclient.autoconfigure.RestTemplateAutoConfiguration",
+        "org.springframework.boot.webmvc.autoconfigure.WebMvcAutoConfiguration"})
+@ConditionalOnClass(GuardedHttpClient.class)
+@EnableConfigurationProperties(UpstreamGuardProperties.class)
+public final class UpstreamGuardAutoConfiguration {
+
+    @Bean
+    @ConditionalOnMissingBean
+    UpstreamRegistry upstreamRegistry(UpstreamGuardProperties properties) {
+        return UpstreamRegistry.from(properties);
+    }
+
+    @Bean
+    @ConditionalOnMissingBean
+    GuardedHttpClient guardedHttpClient(UpstreamRegistry registry, ObjectProvider<MeterRegistry> meterRegistry,
+            ObjectProvider<GuardedHttpClientCustomizer> customizers) {
+        // One client for the application's calls and the proxy routes, so that an upstream has one circuit breaker,
+        // bulkhead and retry budget. Proxies must pass content codings and redirects through untouched.
+        GuardedHttpClientBuilder builder = GuardedHttpClients.custom().defaults(registry.defaults())
+                .contentCompression(false).redirects(false);
+        registry.upstreams().values()
+                .forEach(u -> builder.upstream(u.name(), u.url().toString(), u.policy()));
+        registry.routeOrigins().forEach((name, origin) -> builder.upstream(name, origin.toString(), registry.defaults()));
+        meterRegistry.ifAvailable(builder::meterRegistry);
+        customizers.orderedStream().forEach(c -> c.customize(builder));
+        return builder.build();
+    }
+
+    @Bean
+    @ConditionalOnMissingBean
+    UpstreamPolicyResolver upstreamPolicyResolver(UpstreamRegistry registry, Environment environment) {
+        return new UpstreamPolicyResolver(registry, environment);
+    }
+
+    @Bean
+    @ConditionalOnMissingBean
+    UpstreamPolicyValidator upstreamPolicyValidator(ConfigurableListableBeanFactory beanFactory,
+            UpstreamPolicyResolver resolver) {
+        return new UpstreamPolicyValidator(beanFactory, resolver);
+    }
+
+    /** Spring's HTTP clients over the guarded client. */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnClass(HttpComponentsClientHttpRequestFactory.class)
+    static class ClientConfiguration {
+
+        @Bean
+        @ConditionalOnMissingBean
+        GuardedClientHttpRequestFactory guardedClientHttpRequestFactory(GuardedHttpClient client,
+                UpstreamPolicyResolver resolver) {
+            return new GuardedClientHttpRequestFactory(client, resolver);
+        }
+    }
+
+    /** Every {@code RestClient.Builder} of the context uses the guarded client and honours {@code @UpstreamPolicy}. */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnClass({HttpComponentsClientHttpRequestFactory.class, RestClientCustomizer.class})
+    static class RestClientConfiguration {
+
+        @Bean
+        @ConditionalOnMissingBean(name = "upstreamGuardRestClientCustomizer")
+        RestClientCustomizer upstreamGuardRestClientCustomizer(GuardedClientHttpRequestFactory requestFactory) {
+            OutboundPolicyInterceptor interceptor = new OutboundPolicyInterceptor();
+            return builder -> builder.requestFactory(requestFactory).requestInterceptor(interceptor);
+        }
+    }
+
+    /** Every {@code RestTemplate} built by the context's {@code RestTemplateBuilder} uses the guarded client. */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnClass({HttpComponentsClientHttpRequestFactory.class, RestTemplateCustomizer.class})
+    static class RestTemplateConfiguration {
+
+        @Bean
+        @ConditionalOnMissingBean(name = "upstreamGuardRestTemplateCustomizer")
+        RestTemplateCustomizer upstreamGuardRestTemplateCustomizer(GuardedClientHttpRequestFactory requestFactory) {
+            return restTemplate -> restTemplate.setRequestFactory(requestFactory);
+        }
+    }
+
+    /** {@code @UpstreamPolicy} on {@code @HttpExchange} interfaces. */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnClass(HttpRequestValues.class)
+    static class HttpExchangeConfiguration {
+
+        /** Add it to a hand-built {@code HttpServiceProxyFactory} with {@code httpRequestValuesProcessor(...)}. */
+        @Bean
+        @ConditionalOnMissingBean(name = "upstreamPolicyHttpExchangeProcessor")
+        HttpRequestValues.Processor upstreamPolicyHttpExchangeProcessor(UpstreamPolicyResolver resolver) {
+            return new ExchangePolicyProcessor(resolver);
+        }
+    }
+
+    /** The same for the HTTP service groups Spring Boot builds ({@code @ImportHttpServices}). */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnClass({HttpRequestValues.class, RestClientHttpServiceGroupConfigurer.class})
+    static class HttpServiceGroupConfiguration {
+
+        @Bean
+        @ConditionalOnMissingBean(name = "upstreamGuardHttpServiceGroupConfigurer")
+        RestClientHttpServiceGroupConfigurer upstreamGuardHttpServiceGroupConfigurer(
+                @Qualifier("upstreamPolicyHttpExchangeProcessor") ObjectProvider<HttpRequestValues.Processor> processor) {
+            return groups -> groups.forEachProxyFactory(
+                    (group, factory) -> processor.ifAvailable(factory::httpRequestValuesProcessor));
+        }
+    }
+
+    /** The fault filter and the proxy routes of a servlet web application. */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnWebApplication(type = ConditionalOnWebApplication.Type.SERVLET)
+    @ConditionalOnClass({Filter.class, FilterRegistrationBean.class, UpstreamFaultFilter.class})
+    static class ServletConfiguration {
+
+        @Bean
+        @ConditionalOnMissingBean
+        FaultResponseWriter upstreamFaultResponseWriter(UpstreamRegistry registry,
+                ObjectProvider<MeterRegistry> meterRegistry) {
+            return new FaultResponseWriter(registry.proxyName(), registry.exposeDetails(),
+                    meterRegistry.getIfAvailable());
+        }
+
+        @Bean
+        @ConditionalOnMissingFilterBean(UpstreamFaultFilter.class)
+        FilterRegistrationBean<UpstreamFaultFilter> upstreamFaultFilter(UpstreamRegistry registry,
+                ObjectProvider<MeterRegistry> meterRegistry) {
+            UpstreamFaultFilter filter = UpstreamFaultFilter.builder().proxyName(registry.proxyName())
+                    .exposeDetails(registry.exposeDetails()).meterRegistry(meterRegistry.getIfAvailable()).build();
+            FilterRegistrationBean<UpstreamFaultFilter> registration = new FilterRegistrationBean<>(filter);
+            registration.setName("upstreamFaultFilter");
+            registration.setOrder(Ordered.HIGHEST_PRECEDENCE);
+            registration.setAsyncSupported(true);
+            registration.setDispatcherTypes(DispatcherType.REQUEST, DispatcherType.ASYNC, DispatcherType.ERROR);
+            registration.addUrlPatterns("/*");
+            return registration;
+        }
+
+        @Bean
+        @ConditionalOnMissingBean
+        static UpstreamRouteRegistrar upstreamRouteRegistrar() {
+            return new UpstreamRouteRegistrar();
+        }
+    }
+
+    /** {@code @UpstreamPolicy} on controllers, and problem rendering, in Spring MVC. */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnWebApplication(type = ConditionalOnWebApplication.Type.SERVLET)
+    @ConditionalOnClass({DispatcherServlet.class, UpstreamFaultFilter.class})
+    static class WebMvcConfiguration {
+
+        @Bean
+        @ConditionalOnMissingBean
+        UpstreamExceptionHandler upstreamExceptionHandler(FaultResponseWriter writer) {
+            return new UpstreamExceptionHandler(writer);
+        }
+
+        @Bean
+        @ConditionalOnMissingBean(name = "upstreamPolicyWebMvcConfigurer")
+        WebMvcConfigurer upstreamPolicyWebMvcConfigurer(UpstreamPolicyResolver resolver) {
+            InboundPolicyInterceptor interceptor = new InboundPolicyInterceptor(resolver);
+            return new WebMvcConfigurer() {
+                @Override
+                public void addInterceptors(InterceptorRegistry registry) {
+                    registry.addInterceptor(interceptor);
+                }
+            };
+        }
+    }
+}

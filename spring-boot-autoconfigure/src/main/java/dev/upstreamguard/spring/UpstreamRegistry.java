@@ -1,0 +1,254 @@
+package dev.upstreamguard.spring;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.spring.internal.PolicyMapper;
+import java.net.URI;
+import java.net.URISyntaxException;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
+
+/**
+ * The validated form of {@code upstream-guard.*}: the default policy, every named upstream with its resolved policy,
+ * and every proxy route. Built once at start-up by {@link #from(UpstreamGuardProperties)}; an invalid value fails there
+ * with an {@link InvalidConfigurationPropertyValueException} naming the property and the value.
+ */
+public final class UpstreamRegistry {
+
+    private static final String PREFIX = "upstream-guard";
+
+    private final String proxyName;
+    private final boolean exposeDetails;
+    private final GuardPolicy defaults;
+    private final Map<String, NamedUpstream> upstreams;
+    private final List<Route> routes;
+
+    private UpstreamRegistry(String proxyName, boolean exposeDetails, GuardPolicy defaults,
+            Map<String, NamedUpstream> upstreams, List<Route> routes) {
+        this.proxyName = proxyName;
+        this.exposeDetails = exposeDetails;
+        this.defaults = defaults;
+        this.upstreams = Collections.unmodifiableMap(upstreams);
+        this.routes = Collections.unmodifiableList(routes);
+    }
+
+    /**
+     * Validates and resolves the properties.
+     *
+     * @throws InvalidConfigurationPropertyValueException naming the first invalid property and its value
+     */
+    public static UpstreamRegistry from(UpstreamGuardProperties properties) {
+        String proxyName = properties.getProxyName();
+        try {
+            FaultResponseWriter.checkProxyName(proxyName);
+        } catch (RuntimeException e) {
+            throw new InvalidConfigurationPropertyValueException(PREFIX + ".proxy-name", proxyName, e.getMessage());
+        }
+        GuardPolicy defaults = PolicyMapper.apply(GuardPolicy.ofDefaults(), properties.getDefaults(),
+                PREFIX + ".defaults");
+        Map<String, NamedUpstream> upstreams = new LinkedHashMap<>();
+        properties.getUpstreams().forEach((name, u) -> {
+            String prefix = PREFIX + ".upstreams." + name;
+            URI url = httpUri(prefix + ".url", u.getUrl());
+            upstreams.put(name, new NamedUpstream(name, url, PolicyMapper.apply(defaults, u, prefix)));
+        });
+        List<Route> routes = new ArrayList<>();
+        properties.getRoutes().forEach((name, r) -> routes.add(route(name, r, upstreams)));
+        return new UpstreamRegistry(proxyName, properties.isExposeDetails(), defaults, upstreams, routes);
+    }
+
+    private static Route route(String name, UpstreamGuardProperties.Route r, Map<String, NamedUpstream> upstreams) {
+        String prefix = PREFIX + ".routes." + name;
+        String mapping = servletMapping(prefix + ".path", r.getPath());
+        boolean hasUpstream = r.getUpstream() != null && !r.getUpstream().isBlank();
+        boolean hasUri = r.getUri() != null && !r.getUri().isBlank();
+        if (!hasUpstream && !hasUri) {
+            throw new InvalidConfigurationPropertyValueException(prefix + ".upstream", null,
+                    "route '" + name + "' needs either '" + prefix + ".upstream' or '" + prefix + ".uri'");
+        }
+        if (hasUpstream && hasUri) {
+            throw new InvalidConfigurationPropertyValueException(prefix + ".uri", r.getUri(),
+                    "route '" + name + "' sets both upstream '" + r.getUpstream() + "' and a uri; set only one");
+        }
+        // The servlet forwards what follows its mapping; the fixed segments of the path that are not stripped are
+        // put back in front of it, so strip-prefix can only remove fixed segments.
+        String fixed = mapping.endsWith("/*") ? mapping.substring(0, mapping.length() - 2) : mapping;
+        String[] segments = fixed.isEmpty() ? new String[0] : fixed.substring(1).split("/");
+        if (r.getStripPrefix() < 0 || r.getStripPrefix() > segments.length) {
+            throw new InvalidConfigurationPropertyValueException(prefix + ".strip-prefix", r.getStripPrefix(),
+                    "must be between 0 and " + segments.length + ", the number of fixed segments of path '"
+                            + r.getPath() + "'");
+        }
+        StringBuilder kept = new StringBuilder();
+        for (int i = r.getStripPrefix(); i < segments.length; i++) {
+            kept.append('/').append(segments[i]);
+        }
+        URI base;
+        String upstream;
+        if (hasUpstream) {
+            NamedUpstream named = upstreams.get(r.getUpstream());
+            if (named == null) {
+                throw new InvalidConfigurationPropertyValueException(prefix + ".upstream", r.getUpstream(),
+                        "no upstream named '" + r.getUpstream() + "' is configured under '" + PREFIX
+                                + ".upstreams' (known: " + upstreams.keySet() + ")");
+            }
+            base = named.url();
+            upstream = named.name();
+        } else {
+            base = httpUri(prefix + ".uri", r.getUri());
+            String origin = origin(base);
+            upstream = upstreams.values().stream().filter(u -> origin(u.url()).equals(origin)).map(NamedUpstream::name)
+                    .findFirst().orElse(origin);
+        }
+        String basePath = base.getRawPath() == null ? "" : base.getRawPath();
+        if (basePath.endsWith("/")) {
+            basePath = basePath.substring(0, basePath.length() - 1);
+        }
+        URI target = URI.create(base.getScheme() + "://" + base.getRawAuthority() + basePath + kept);
+        return new Route(name, r.getPath(), mapping, target, upstream, r.getStripPrefix());
+    }
+
+    private static String servletMapping(String property, String path) {
+        if (path == null || !path.startsWith("/") || path.contains("?") || path.contains("#") || path.contains("//")) {
+            throw new InvalidConfigurationPropertyValueException(property, path,
+                    "must be an exact path such as /status or a prefix ending in /** such as /api/inventory/**");
+        }
+        if (path.endsWith("/**")) {
+            String base = path.substring(0, path.length() - 3);
+            if (base.contains("*")) {
+                throw new InvalidConfigurationPropertyValueException(property, path,
+                        "may contain a wildcard only as its final /**");
+            }
+            return base + "/*";
+        }
+        if (path.contains("*") || path.length() < 2) {
+            throw new InvalidConfigurationPropertyValueException(property, path,
+                    "must be an exact path such as /status or a prefix ending in /** such as /api/inventory/**");
+        }
+        return path.endsWith("/") ? path.substring(0, path.length() - 1) : path;
+    }
+
+    private static URI httpUri(String property, String value) {
+        if (value == null || value.isBlank()) {
+            throw new InvalidConfigurationPropertyValueException(property, value,
+                    "an absolute http:// or https:// URI is required");
+        }
+        try {
+            URI uri = new URI(value.trim());
+            String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
+            if (!(scheme.equals("http") || scheme.equals("https")) || uri.getHost() == null
+                    || uri.getRawQuery() != null || uri.getRawFragment() != null || uri.getRawUserInfo() != null) {
+                throw new InvalidConfigurationPropertyValueException(property, value,
+                        "must be an absolute http:// or https:// URI with a host and no user info, query or fragment");
+            }
+            return uri;
+        } catch (URISyntaxException e) {
+            throw new InvalidConfigurationPropertyValueException(property, value, "is not a URI: " + e.getReason());
+        }
+    }
+
+    /** The name this gateway gives itself in Proxy-Status. */
+    public String proxyName() {
+        return proxyName;
+    }
+
+    /** Whether generated responses may reveal next-hop and details. */
+    public boolean exposeDetails() {
+        return exposeDetails;
+    }
+
+    /** The policy of every upstream not configured by name. */
+    public GuardPolicy defaults() {
+        return defaults;
+    }
+
+    /** Named upstreams, in configuration order. */
+    public Map<String, NamedUpstream> upstreams() {
+        return upstreams;
+    }
+
+    /** Proxy routes, in configuration order. */
+    public List<Route> routes() {
+        return routes;
+    }
+
+    /**
+     * The configured policy of a named upstream.
+     *
+     * @throws IllegalArgumentException when no upstream has that name
+     */
+    public GuardPolicy policy(String upstream) {
+        NamedUpstream named = upstreams.get(upstream);
+        if (named == null) {
+            throw new IllegalArgumentException("No upstream named '" + upstream + "' is configured under '" + PREFIX
+                    + ".upstreams' (known: " + upstreams.keySet() + ")");
+        }
+        return named.policy();
+    }
+
+    /** The named upstream a URI belongs to (same scheme, host and port), if any. */
+    public Optional<NamedUpstream> upstreamFor(URI uri) {
+        if (uri == null || uri.getHost() == null) {
+            return Optional.empty();
+        }
+        String origin = origin(uri);
+        return upstreams.values().stream().filter(u -> origin(u.url()).equals(origin)).findFirst();
+    }
+
+    /**
+     * The upstreams of routes that forward to a plain {@code uri}, each named by its origin ({@code http://host:port})
+     * unless a named upstream has the same origin: the guarded client must know them by name.
+     */
+    public Map<String, URI> routeOrigins() {
+        Map<String, URI> origins = new LinkedHashMap<>();
+        for (Route route : routes) {
+            if (!upstreams.containsKey(route.upstream())) {
+                origins.putIfAbsent(route.upstream(), URI.create(route.upstream()));
+            }
+        }
+        return origins;
+    }
+
+    /** The policy a call to {@code uri} runs under, before any {@code @UpstreamPolicy} override. */
+    public GuardPolicy policyFor(URI uri) {
+        return upstreamFor(uri).map(NamedUpstream::policy).orElse(defaults);
+    }
+
+    private static String origin(URI uri) {
+        String scheme = uri.getScheme() == null ? "http" : uri.getScheme().toLowerCase(Locale.ROOT);
+        int port = uri.getPort() > 0 ? uri.getPort() : ("https".equals(scheme) ? 443 : 80);
+        return scheme + "://" + uri.getHost().toLowerCase(Locale.ROOT) + ":" + port;
+    }
+
+    /**
+     * A named upstream.
+     *
+     * @param name its name, used in metrics, Proxy-Status and {@code @UpstreamPolicy}
+     * @param url its base URL
+     * @param policy its resolved policy: its own settings over {@code defaults} over the library defaults
+     */
+    public record NamedUpstream(String name, URI url, GuardPolicy policy) {
+    }
+
+    /**
+     * A proxy route.
+     *
+     * @param name the route's key under {@code upstream-guard.routes}
+     * @param path the configured path pattern
+     * @param servletMapping the servlet URL pattern serving it ({@code /api/inventory/*} for {@code /api/inventory/**})
+     * @param target the base URI requests are forwarded to, followed by what comes after the servlet mapping (the
+     *     fixed path segments not stripped are part of it)
+     * @param upstream the upstream the guarded client calls it as: the named upstream, or for a route to a plain URI
+     *     the named upstream with the same origin or else the origin itself ({@code http://host:port})
+     * @param stripPrefix leading path segments removed before forwarding
+     */
+    public record Route(String name, String path, String servletMapping, URI target, String upstream,
+            int stripPrefix) {
+    }
+}

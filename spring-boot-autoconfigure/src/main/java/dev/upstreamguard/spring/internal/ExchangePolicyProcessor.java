@@ -1,0 +1,28 @@
+package dev.upstreamguard.spring.internal;
+
+import java.lang.reflect.Method;
+import org.springframework.core.MethodParameter;
+import org.springframework.web.service.invoker.HttpRequestValues;
+
+/**
+ * Attaches the {@code @UpstreamPolicy} of an {@code @HttpExchange} method (over its interface) to each request it
+ * makes, as the attribute {@link OutboundPolicyInterceptor#ATTRIBUTE}.
+ */
+public final class ExchangePolicyProcessor implements HttpRequestValues.Processor {
+
+    private final UpstreamPolicyResolver resolver;
+
+    /** A processor resolving declarations with {@code resolver}. */
+    public ExchangePolicyProcessor(UpstreamPolicyResolver resolver) {
+        this.resolver = resolver;
+    }
+
+    @Override
+    public void process(Method method, MethodParameter[] parameters, Object[] arguments,
+            HttpRequestValues.Builder builder) {
+        PolicyOverride override = resolver.forExchange(method);
+        if (override != null) {
+            builder.addAttribute(OutboundPolicyInterceptor.ATTRIBUTE, override);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+package dev.upstreamguard.spring.internal;
+
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import org.springframework.web.method.HandlerMethod;
+import org.springframework.web.servlet.AsyncHandlerInterceptor;
+
+/**
+ * Puts the {@code @UpstreamPolicy} of the controller method (over its class) handling a request in force on the
+ * request thread until the handler completes.
+ */
+public final class InboundPolicyInterceptor implements AsyncHandlerInterceptor {
+
+    private final UpstreamPolicyResolver resolver;
+
+    /** An interceptor resolving declarations with {@code resolver}. */
+    public InboundPolicyInterceptor(UpstreamPolicyResolver resolver) {
+        this.resolver = resolver;
+    }
+
+    @Override
+    public boolean preHandle(HttpServletRequest request, HttpServletResponse response, Object handler) {
+        if (handler instanceof HandlerMethod) {
+            HandlerMethod method = (HandlerMethod) handler;
+            PolicyOverride override = resolver.forHandler(method.getMethod(), method.getBeanType());
+            if (override != null) {
+                CallScope.enterInbound(override);
+            } else {
+                CallScope.exitInbound();
+            }
+        }
+        return true;
+    }
+
+    @Override
+    public void afterCompletion(HttpServletRequest request, HttpServletResponse response, Object handler,
+            Exception ex) {
+        CallScope.exitInbound();
+    }
+
+    @Override
+    public void afterConcurrentHandlingStarted(HttpServletRequest request, HttpServletResponse response,
+            Object handler) {
+        // The handler goes on on another thread, where this thread's override does not follow.
+        CallScope.exitInbound();
+    }
+}

@@ -1,0 +1,604 @@
+package dev.upstreamguard.spring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.client.GuardedHttpClient;
+import dev.upstreamguard.client.GuardedHttpClients;
+import dev.upstreamguard.gateway.UpstreamFaultFilter;
+import dev.upstreamguard.gateway.UpstreamProxyServlet;
+import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
+import dev.upstreamguard.spring.internal.UpstreamPolicyValidator;
+import dev.upstreamguard.spring.internal.UpstreamRouteRegistrar;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import jakarta.servlet.DispatcherType;
+import java.net.URI;
+import java.time.Duration;
+import java.util.EnumSet;
+import java.util.Map;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.actuate.autoconfigure.endpoint.EndpointAutoConfiguration;
+import org.springframework.boot.actuate.autoconfigure.endpoint.web.WebEndpointAutoConfiguration;
+import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.health.autoconfigure.contributor.HealthContributorAutoConfiguration;
+import org.springframework.boot.health.contributor.CompositeHealthContributor;
+import org.springframework.boot.http.client.autoconfigure.HttpClientAutoConfiguration;
+import org.springframework.boot.http.client.autoconfigure.imperative.ImperativeHttpClientAutoConfiguration;
+import org.springframework.boot.http.converter.autoconfigure.HttpMessageConvertersAutoConfiguration;
+import org.springframework.boot.micrometer.metrics.autoconfigure.CompositeMeterRegistryAutoConfiguration;
+import org.springframework.boot.micrometer.metrics.autoconfigure.MetricsAutoConfiguration;
+import org.springframework.boot.restclient.RestClientCustomizer;
+import org.springframework.boot.restclient.RestTemplateBuilder;
+import org.springframework.boot.restclient.RestTemplateCustomizer;
+import org.springframework.boot.restclient.autoconfigure.RestClientAutoConfiguration;
+import org.springframework.boot.restclient.autoconfigure.RestTemplateAutoConfiguration;
+import org.springframework.boot.test.context.FilteredClassLoader;
+import org.springframework.boot.test.context.runner.ApplicationContextRunner;
+import org.springframework.boot.test.context.runner.WebApplicationContextRunner;
+import org.springframework.boot.web.servlet.FilterRegistrationBean;
+import org.springframework.boot.web.servlet.ServletRegistrationBean;
+import org.springframework.boot.actuate.endpoint.annotation.Endpoint;
+import org.springframework.boot.health.contributor.HealthIndicator;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+import org.springframework.core.Ordered;
+import org.springframework.http.client.ClientHttpRequestFactory;
+import org.springframework.web.client.RestClient;
+import org.springframework.web.client.support.RestClientHttpServiceGroupConfigurer;
+import org.springframework.web.service.invoker.HttpRequestValues;
+import org.springframework.web.servlet.DispatcherServlet;
+import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
+
+class UpstreamGuardAutoConfigurationTest {
+
+    private static final AutoConfigurations AUTO_CONFIGURATIONS = AutoConfigurations.of(
+            UpstreamGuardAutoConfiguration.class, UpstreamGuardActuatorAutoConfiguration.class,
+            MetricsAutoConfiguration.class, CompositeMeterRegistryAutoConfiguration.class,
+            HttpClientAutoConfiguration.class, ImperativeHttpClientAutoConfiguration.class,
+            HttpMessageConvertersAutoConfiguration.class, RestClientAutoConfiguration.class,
+            RestTemplateAutoConfiguration.class, EndpointAutoConfiguration.class, WebEndpointAutoConfiguration.class,
+            HealthContributorAutoConfiguration.class);
+
+    private final WebApplicationContextRunner web = new WebApplicationContextRunner()
+            .withConfiguration(AUTO_CONFIGURATIONS)
+            .withPropertyValues("management.endpoints.web.exposure.include=upstreams");
+
+    private final ApplicationContextRunner plain = new ApplicationContextRunner().withConfiguration(AUTO_CONFIGURATIONS);
+
+    @Test
+    void createsTheRegistryTheGuardedClientAndEveryWebBeanInAServletApplication() {
+        web.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9000",
+                "upstream-guard.routes.c.strip-prefix=1").run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context).hasSingleBean(UpstreamRegistry.class).hasSingleBean(GuardedHttpClient.class)
+                            .hasSingleBean(UpstreamPolicyResolver.class).hasSingleBean(UpstreamPolicyValidator.class)
+                            .hasSingleBean(GuardedClientHttpRequestFactory.class)
+                            .hasSingleBean(FaultResponseWriter.class).hasSingleBean(UpstreamExceptionHandler.class)
+                            .hasSingleBean(UpstreamsEndpoint.class).hasSingleBean(UpstreamsHealthContributor.class)
+                            .hasBean("upstreamGuardRestClientCustomizer").hasBean("upstreamGuardRestTemplateCustomizer")
+                            .hasBean("upstreamPolicyHttpExchangeProcessor")
+                            .hasBean("upstreamGuardHttpServiceGroupConfigurer")
+                            .hasBean("upstreamPolicyWebMvcConfigurer").hasBean("upstreamFaultFilter")
+                            .hasBean("upstreamGuardRoute.c");
+                    // The guarded factory replaces the context's ClientHttpRequestFactory.
+                    assertThat(context.getBean(ClientHttpRequestFactory.class))
+                            .isInstanceOf(GuardedClientHttpRequestFactory.class);
+                });
+    }
+
+    @Test
+    void registersTheFaultFilterFirstForRequestAsyncAndErrorDispatches() {
+        web.run(context -> {
+            @SuppressWarnings("unchecked")
+            FilterRegistrationBean<UpstreamFaultFilter> registration = context.getBean("upstreamFaultFilter",
+                    FilterRegistrationBean.class);
+            assertThat(registration.getFilter()).isInstanceOf(UpstreamFaultFilter.class);
+            assertThat(registration.getOrder()).isEqualTo(Ordered.HIGHEST_PRECEDENCE);
+            assertThat(registration.isAsyncSupported()).isTrue();
+            assertThat(registration.determineDispatcherTypes())
+                    .isEqualTo(EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC, DispatcherType.ERROR));
+            assertThat(registration.getUrlPatterns()).containsExactly("/*");
+        });
+    }
+
+    @Test
+    void registersOneProxyServletPerRouteMappedToItsPath() {
+        web.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081/api",
+                "upstream-guard.routes.inventory.path=/api/inventory/**",
+                "upstream-guard.routes.inventory.upstream=inventory",
+                "upstream-guard.routes.inventory.strip-prefix=1",
+                "upstream-guard.routes.status.path=/status", "upstream-guard.routes.status.uri=http://127.0.0.1:9000")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    ServletRegistrationBean<?> inventory = context.getBean("upstreamGuardRoute.inventory",
+                            ServletRegistrationBean.class);
+                    assertThat(inventory.getServlet()).isInstanceOf(UpstreamProxyServlet.class);
+                    assertThat(inventory.getUrlMappings()).containsExactly("/api/inventory/*");
+                    ServletRegistrationBean<?> status = context.getBean("upstreamGuardRoute.status",
+                            ServletRegistrationBean.class);
+                    assertThat(status.getUrlMappings()).containsExactly("/status");
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    assertThat(registry.routes()).extracting(UpstreamRegistry.Route::target).containsExactly(
+                            URI.create("http://127.0.0.1:8081/api/inventory"), URI.create("http://127.0.0.1:9000/status"));
+                    assertThat(registry.routes()).extracting(UpstreamRegistry.Route::upstream)
+                            .containsExactly("inventory", "http://127.0.0.1:9000");
+                    // The shared client knows a plain-URI route's upstream by its origin.
+                    assertThat(context.getBean(GuardedHttpClient.class).upstream("http://127.0.0.1:9000").policy())
+                            .isEqualTo(registry.defaults());
+                });
+    }
+
+    @Test
+    void bindsEveryDefaultsPropertyThroughThePolicyBuilder() {
+        plain.withPropertyValues("upstream-guard.defaults.connect-timeout=1s",
+                "upstream-guard.defaults.response-timeout=3s", "upstream-guard.defaults.total-timeout=7s",
+                "upstream-guard.defaults.pool-timeout=500ms", "upstream-guard.defaults.max-connections=17",
+                "upstream-guard.defaults.retry.enabled=false", "upstream-guard.defaults.retry.max-attempts=5",
+                "upstream-guard.defaults.retry.initial-backoff=10ms", "upstream-guard.defaults.retry.max-backoff=1s",
+                "upstream-guard.defaults.retry.max-retry-after=4s", "upstream-guard.defaults.retry.budget-ratio=0.5",
+                "upstream-guard.defaults.retry.budget-min-per-second=9",
+                "upstream-guard.defaults.retry.on-response-timeout=true",
+                "upstream-guard.defaults.retry.statuses=503,504",
+                "upstream-guard.defaults.circuit-breaker.enabled=false",
+                "upstream-guard.defaults.circuit-breaker.failure-rate-threshold=25",
+                "upstream-guard.defaults.circuit-breaker.minimum-calls=4",
+                "upstream-guard.defaults.circuit-breaker.window=5s",
+                "upstream-guard.defaults.circuit-breaker.open-for=3s",
+                "upstream-guard.defaults.circuit-breaker.half-open-calls=2",
+                "upstream-guard.defaults.circuit-breaker.record-statuses=500,503",
+                "upstream-guard.defaults.bulkhead.enabled=false",
+                "upstream-guard.defaults.bulkhead.max-concurrent-calls=12").run(context -> {
+                    GuardPolicy expected = GuardPolicy.builder().connectTimeout(Duration.ofSeconds(1))
+                            .responseTimeout(Duration.ofSeconds(3)).totalTimeout(Duration.ofSeconds(7))
+                            .poolTimeout(Duration.ofMillis(500)).maxConnections(17).retryEnabled(false).maxAttempts(5)
+                            .initialBackoff(Duration.ofMillis(10)).maxBackoff(Duration.ofSeconds(1))
+                            .maxRetryAfter(Duration.ofSeconds(4)).budgetRatio(0.5).budgetMinPerSecond(9)
+                            .retryOnResponseTimeout(true).retryStatuses(Set.of(503, 504)).circuitBreakerEnabled(false)
+                            .failureRateThreshold(25).minimumCalls(4).window(Duration.ofSeconds(5))
+                            .openFor(Duration.ofSeconds(3)).halfOpenCalls(2).recordStatuses(Set.of(500, 503))
+                            .bulkheadEnabled(false).maxConcurrentCalls(12).build();
+                    assertThat(context.getBean(UpstreamRegistry.class).defaults()).isEqualTo(expected);
+                });
+    }
+
+    @Test
+    void leavesTheLibraryDefaultsWhenNothingIsSet() {
+        plain.run(context -> {
+            UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+            assertThat(registry.defaults()).isEqualTo(GuardPolicy.ofDefaults());
+            assertThat(registry.proxyName()).isEqualTo("upstream-guard");
+            assertThat(registry.exposeDetails()).isFalse();
+            assertThat(registry.upstreams()).isEmpty();
+            assertThat(registry.routes()).isEmpty();
+        });
+    }
+
+    @Test
+    void anUpstreamInheritsTheDefaultsAndOverridesOnlyWhatItSets() {
+        plain.withPropertyValues("upstream-guard.proxy-name=edge-1", "upstream-guard.expose-details=true",
+                "upstream-guard.defaults.connect-timeout=1s", "upstream-guard.defaults.retry.max-attempts=2",
+                "upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
+                "upstream-guard.upstreams.inventory.response-timeout=2s",
+                "upstream-guard.upstreams.inventory.bulkhead.max-concurrent-calls=7").run(context -> {
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    assertThat(registry.proxyName()).isEqualTo("edge-1");
+                    assertThat(registry.exposeDetails()).isTrue();
+                    GuardPolicy inventory = registry.policy("inventory");
+                    assertThat(inventory.connectTimeout()).isEqualTo(Duration.ofSeconds(1));
+                    assertThat(inventory.retry().maxAttempts()).isEqualTo(2);
+                    assertThat(inventory.responseTimeout()).isEqualTo(Duration.ofSeconds(2));
+                    assertThat(inventory.bulkhead().maxConcurrentCalls()).isEqualTo(7);
+                    assertThat(inventory.totalTimeout()).isEqualTo(GuardPolicy.ofDefaults().totalTimeout());
+                    assertThat(registry.defaults().responseTimeout())
+                            .isEqualTo(GuardPolicy.ofDefaults().responseTimeout());
+                    GuardedHttpClient client = context.getBean(GuardedHttpClient.class);
+                    assertThat(client.upstream("inventory").policy()).isEqualTo(inventory);
+                    assertThat(registry.policyFor(URI.create("http://127.0.0.1:8081/x"))).isEqualTo(inventory);
+                    assertThat(registry.policyFor(URI.create("http://127.0.0.1:8082/x"))).isEqualTo(registry.defaults());
+                });
+    }
+
+    @Test
+    void aNegativeTimeoutFailsStartUpNamingThePropertyAndTheValue() {
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
+                "upstream-guard.upstreams.inventory.connect-timeout=-1s").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.upstreams.inventory.connect-timeout")
+                            .hasMessageContaining("-1s");
+                });
+    }
+
+    @Test
+    void aBudgetRatioAboveOneFailsStartUpNamingThePropertyAndTheValue() {
+        plain.withPropertyValues("upstream-guard.defaults.retry.budget-ratio=1.5").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).rootCause()
+                    .hasMessageContaining("upstream-guard.defaults.retry.budget-ratio").hasMessageContaining("1.5");
+        });
+    }
+
+    @Test
+    void aMaxBackoffShorterThanTheInitialBackoffFailsStartUpNamingBoth() {
+        plain.withPropertyValues("upstream-guard.defaults.retry.initial-backoff=3s").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).rootCause()
+                    .hasMessageContaining("upstream-guard.defaults.retry.max-backoff")
+                    .hasMessageContaining("retry.initial-backoff");
+        });
+    }
+
+    @Test
+    void aRouteWithNeitherUpstreamNorUriFailsStartUpNamingTheRoute() {
+        plain.withPropertyValues("upstream-guard.routes.orders.path=/orders/**").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).rootCause()
+                    .hasMessageContaining("upstream-guard.routes.orders.upstream")
+                    .hasMessageContaining("upstream-guard.routes.orders.uri");
+        });
+    }
+
+    @Test
+    void aRouteNamingAnUnknownUpstreamFailsStartUpNamingTheUpstream() {
+        plain.withPropertyValues("upstream-guard.routes.orders.path=/orders/**",
+                "upstream-guard.routes.orders.upstream=ordrs").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.orders.upstream")
+                            .hasMessageContaining("ordrs");
+                });
+    }
+
+    @Test
+    void aRouteWithBothUpstreamAndUriFailsStartUp() {
+        plain.withPropertyValues("upstream-guard.upstreams.orders.url=http://127.0.0.1:8081",
+                "upstream-guard.routes.orders.path=/orders/**", "upstream-guard.routes.orders.upstream=orders",
+                "upstream-guard.routes.orders.uri=http://127.0.0.1:8082").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.orders.uri")
+                            .hasMessageContaining("http://127.0.0.1:8082");
+                });
+    }
+
+    @Test
+    void aStripPrefixLongerThanThePathFailsStartUp() {
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.c.strip-prefix=2").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.strip-prefix").hasMessageContaining("2");
+                });
+    }
+
+    @Test
+    void aRoutePathWithAWildcardInTheMiddleFailsStartUp() {
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/*/x", "upstream-guard.routes.c.uri=http://127.0.0.1:1")
+                .run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.path").hasMessageContaining("/c/*/x");
+                });
+    }
+
+    @Test
+    void anUpstreamUrlThatIsNotHttpFailsStartUp() {
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=ftp://127.0.0.1/").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).rootCause()
+                    .hasMessageContaining("upstream-guard.upstreams.inventory.url")
+                    .hasMessageContaining("ftp://127.0.0.1/");
+        });
+    }
+
+    @Test
+    void aProxyNameThatCannotGoInAHeaderFailsStartUp() {
+        plain.withPropertyValues("upstream-guard.proxy-name=edge\u00e9").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).rootCause().hasMessageContaining("upstream-guard.proxy-name");
+        });
+    }
+
+    @Test
+    void aTimeoutThatIsNotADurationFailsStartUpNamingTheProperty() {
+        plain.withPropertyValues("upstream-guard.defaults.response-timeout=soon").run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).hasStackTraceContaining("upstream-guard.defaults.response-timeout")
+                    .hasStackTraceContaining("soon");
+        });
+    }
+
+    @Test
+    void bindsTheGuardedClientToTheApplicationsMeterRegistry() {
+        plain.withUserConfiguration(MeterRegistryConfiguration.class)
+                .withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081").run(context -> {
+                    MeterRegistry registry = context.getBean(MeterRegistry.class);
+                    assertThat(registry.getMeters()).isNotEmpty();
+                    assertThat(registry.getMeters()).anySatisfy(
+                            m -> assertThat(m.getId().getTag("name")).isEqualTo("inventory"));
+                });
+    }
+
+    @Test
+    void everyBeanBacksOffWhenTheApplicationDefinesItsOwn() {
+        web.withUserConfiguration(OwnBeans.class)
+                .withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context.getBean(UpstreamRegistry.class)).isSameAs(OwnBeans.REGISTRY);
+                    assertThat(context.getBean(GuardedHttpClient.class)).isSameAs(OwnBeans.CLIENT);
+                    assertThat(context.getBean(UpstreamPolicyResolver.class)).isSameAs(OwnBeans.RESOLVER);
+                    assertThat(context).getBean(UpstreamPolicyValidator.class).isSameAs(context.getBean("ownValidator"));
+                    assertThat(context).getBean(GuardedClientHttpRequestFactory.class)
+                            .isSameAs(context.getBean("ownFactory"));
+                    assertThat(context).getBean(FaultResponseWriter.class).isSameAs(context.getBean("ownWriter"));
+                    assertThat(context).getBean(UpstreamExceptionHandler.class).isSameAs(context.getBean("ownHandler"));
+                    assertThat(context).getBean(UpstreamsEndpoint.class).isSameAs(context.getBean("ownEndpoint"));
+                    assertThat(context).getBean(UpstreamRouteRegistrar.class).isSameAs(context.getBean("ownRegistrar"));
+                    assertThat(context.getBean("upstreamGuardRestClientCustomizer")).isSameAs(OwnBeans.REST_CLIENT);
+                    assertThat(context.getBean("upstreamGuardRestTemplateCustomizer")).isSameAs(OwnBeans.REST_TEMPLATE);
+                    assertThat(context.getBean("upstreamPolicyHttpExchangeProcessor")).isSameAs(OwnBeans.PROCESSOR);
+                    assertThat(context.getBean("upstreamGuardHttpServiceGroupConfigurer")).isSameAs(OwnBeans.GROUPS);
+                    assertThat(context.getBean("upstreamPolicyWebMvcConfigurer")).isSameAs(OwnBeans.MVC);
+                    assertThat(context.getBean("upstreamsHealthContributor")).isSameAs(OwnBeans.HEALTH);
+                    assertThat(context.getBeansOfType(FilterRegistrationBean.class)).containsOnlyKeys("ownFilter");
+                    assertThat(context.getBean("upstreamGuardRoute.c")).isSameAs(OwnBeans.ROUTE);
+                });
+    }
+
+    @Test
+    void aRouteRegistrationOfTheSameNameReplacesTheAutoConfiguredOne() {
+        web.withUserConfiguration(OwnRoute.class)
+                .withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context.getBean("upstreamGuardRoute.c")).isSameAs(OwnBeans.ROUTE);
+                });
+    }
+
+    @Test
+    void aNonWebApplicationGetsTheClientButNoFilterServletOrMvcBeans() {
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9")
+                .run(context -> {
+                    assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class)
+                            .hasBean("upstreamGuardRestClientCustomizer").doesNotHaveBean("upstreamFaultFilter")
+                            .doesNotHaveBean(UpstreamExceptionHandler.class).doesNotHaveBean(UpstreamRouteRegistrar.class)
+                            .doesNotHaveBean("upstreamGuardRoute.c").doesNotHaveBean("upstreamPolicyWebMvcConfigurer");
+                });
+    }
+
+    @Test
+    void withoutActuatorThereIsNoEndpointAndNoHealth() {
+        web.withClassLoader(new FilteredClassLoader(Endpoint.class, HealthIndicator.class)).run(context -> {
+            assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class)
+                    .doesNotHaveBean(UpstreamsEndpoint.class).doesNotHaveBean(UpstreamsHealthContributor.class);
+        });
+    }
+
+    @Test
+    void withoutMicrometerTheClientIsBuiltWithoutAMeterRegistry() {
+        web.withClassLoader(new FilteredClassLoader("io.micrometer")).run(context -> {
+            assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class)
+                    .doesNotHaveBean(MeterRegistry.class).hasBean("upstreamFaultFilter");
+        });
+    }
+
+    @Test
+    void withoutRestClientTheOtherBeansStillWork() {
+        web.withClassLoader(new FilteredClassLoader(RestClient.class, RestClientCustomizer.class,
+                RestClientHttpServiceGroupConfigurer.class)).run(context -> {
+                    assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class)
+                            .doesNotHaveBean("upstreamGuardRestClientCustomizer")
+                            .doesNotHaveBean("upstreamGuardHttpServiceGroupConfigurer")
+                            .hasBean("upstreamGuardRestTemplateCustomizer").hasBean("upstreamFaultFilter");
+                });
+    }
+
+    @Test
+    void withoutRestTemplateBuilderThereIsNoRestTemplateCustomizer() {
+        web.withClassLoader(new FilteredClassLoader(RestTemplateBuilder.class, RestTemplateCustomizer.class))
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean("upstreamGuardRestTemplateCustomizer")
+                        .hasBean("upstreamGuardRestClientCustomizer"));
+    }
+
+    @Test
+    void withoutSpringMvcTheFilterAndRoutesRemainButNoMvcBeans() {
+        web.withClassLoader(new FilteredClassLoader(DispatcherServlet.class))
+                .withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9")
+                .run(context -> assertThat(context).hasNotFailed().hasBean("upstreamFaultFilter")
+                        .hasBean("upstreamGuardRoute.c").doesNotHaveBean(UpstreamExceptionHandler.class)
+                        .doesNotHaveBean("upstreamPolicyWebMvcConfigurer"));
+    }
+
+    @Test
+    void withoutHttpComponentsFactoryNoSpringClientIsGuarded() {
+        web.withClassLoader(new FilteredClassLoader(org.springframework.http.client.HttpComponentsClientHttpRequestFactory.class))
+                .run(context -> assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class)
+                        .doesNotHaveBean(GuardedClientHttpRequestFactory.class)
+                        .doesNotHaveBean("upstreamGuardRestClientCustomizer"));
+    }
+
+    @Test
+    void theHealthContributorCanBeSwitchedOff() {
+        web.withPropertyValues("management.health.upstreams.enabled=false")
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(UpstreamsHealthContributor.class));
+    }
+
+    @Test
+    void theEndpointIsOnlyThereWhenExposed() {
+        new WebApplicationContextRunner().withConfiguration(AUTO_CONFIGURATIONS)
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(UpstreamsEndpoint.class)
+                        .hasSingleBean(UpstreamsHealthContributor.class));
+    }
+
+    @Test
+    void theHealthContributorHasOneIndicatorPerUpstream() {
+        web.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
+                "upstream-guard.upstreams.orders.url=http://127.0.0.1:8082").run(context -> {
+                    CompositeHealthContributor health = context.getBean(UpstreamsHealthContributor.class);
+                    assertThat(health.stream().map(e -> e.name())).containsExactly("inventory", "orders");
+                    assertThat(((HealthIndicator) health.getContributor("inventory")).health().getStatus().getCode())
+                            .isEqualTo("UP");
+                });
+    }
+
+    @Test
+    void theAdditionalMetadataDefaultsAreTheLibraryDefaults() throws Exception {
+        Map<String, String> documented = new java.util.TreeMap<>();
+        try (var in = getClass().getResourceAsStream("/META-INF/additional-spring-configuration-metadata.json")) {
+            Object parsed = org.springframework.boot.json.JsonParserFactory.getJsonParser()
+                    .parseMap(new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)).get("properties");
+            for (Object o : (java.util.List<?>) parsed) {
+                Map<?, ?> p = (Map<?, ?>) o;
+                String name = (String) p.get("name");
+                if (name.startsWith("upstream-guard.defaults.")) {
+                    Object v = p.get("defaultValue");
+                    String value = v instanceof java.util.List ? String.join(",",
+                            ((java.util.List<?>) v).stream().map(String::valueOf).toList()) : String.valueOf(v);
+                    documented.put(name.substring("upstream-guard.defaults.".length()), value);
+                }
+            }
+        }
+        Map<String, String> library = new java.util.TreeMap<>(GuardPolicy.ofDefaults().asProperties());
+        library.replaceAll(UpstreamGuardAutoConfigurationTest::normalize);
+        documented.replaceAll(UpstreamGuardAutoConfigurationTest::normalize);
+        assertThat(documented).isEqualTo(library);
+    }
+
+    /** Sorts status lists and drops a trailing ".0", so that equal settings compare equal. */
+    private static String normalize(String key, String value) {
+        if (value.contains(",")) {
+            return String.join(",", new java.util.TreeSet<>(java.util.Arrays.asList(value.split(","))));
+        }
+        return value.endsWith(".0") ? value.substring(0, value.length() - 2) : value;
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class MeterRegistryConfiguration {
+        @Bean
+        MeterRegistry meterRegistry() {
+            return new SimpleMeterRegistry();
+        }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class OwnRoute {
+        @Bean(name = "upstreamGuardRoute.c")
+        ServletRegistrationBean<UpstreamProxyServlet> ownRoute() {
+            return OwnBeans.ROUTE;
+        }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class OwnBeans {
+        static final UpstreamRegistry REGISTRY = UpstreamRegistry.from(routeProperties());
+        static final GuardedHttpClient CLIENT = GuardedHttpClients.custom()
+                .upstream("http://127.0.0.1:9", "http://127.0.0.1:9").build();
+        static final UpstreamPolicyResolver RESOLVER = new UpstreamPolicyResolver(REGISTRY, null);
+        static final RestClientCustomizer REST_CLIENT = b -> { };
+        static final RestTemplateCustomizer REST_TEMPLATE = t -> { };
+        static final HttpRequestValues.Processor PROCESSOR = (m, p, a, b) -> { };
+        static final RestClientHttpServiceGroupConfigurer GROUPS = g -> { };
+        static final WebMvcConfigurer MVC = new WebMvcConfigurer() { };
+        static final CompositeHealthContributor HEALTH = CompositeHealthContributor.fromMap(Map.of());
+        static final ServletRegistrationBean<UpstreamProxyServlet> ROUTE = new ServletRegistrationBean<>(
+                UpstreamProxyServlet.builder("http://127.0.0.1:9").build(), "/own/*");
+
+        private static UpstreamGuardProperties routeProperties() {
+            UpstreamGuardProperties p = new UpstreamGuardProperties();
+            UpstreamGuardProperties.Route route = new UpstreamGuardProperties.Route();
+            route.setPath("/c/**");
+            route.setUri("http://127.0.0.1:9");
+            p.getRoutes().put("c", route);
+            return p;
+        }
+
+        @Bean
+        UpstreamRegistry ownRegistry() {
+            return REGISTRY;
+        }
+
+        @Bean
+        GuardedHttpClient ownClient() {
+            return CLIENT;
+        }
+
+        @Bean
+        UpstreamPolicyResolver ownResolver() {
+            return RESOLVER;
+        }
+
+        @Bean
+        UpstreamPolicyValidator ownValidator(org.springframework.beans.factory.config.ConfigurableListableBeanFactory bf) {
+            return new UpstreamPolicyValidator(bf, RESOLVER);
+        }
+
+        @Bean
+        GuardedClientHttpRequestFactory ownFactory() {
+            return new GuardedClientHttpRequestFactory(CLIENT, RESOLVER);
+        }
+
+        @Bean
+        FaultResponseWriter ownWriter() {
+            return new FaultResponseWriter("own", false, null);
+        }
+
+        @Bean
+        UpstreamExceptionHandler ownHandler() {
+            return new UpstreamExceptionHandler(new FaultResponseWriter("own", false, null));
+        }
+
+        @Bean
+        UpstreamsEndpoint ownEndpoint() {
+            return new UpstreamsEndpoint(CLIENT);
+        }
+
+        @Bean
+        static UpstreamRouteRegistrar ownRegistrar() {
+            return new UpstreamRouteRegistrar();
+        }
+
+        @Bean(name = "upstreamGuardRoute.c")
+        ServletRegistrationBean<UpstreamProxyServlet> ownRoute() {
+            return ROUTE;
+        }
+
+        @Bean
+        FilterRegistrationBean<UpstreamFaultFilter> ownFilter() {
+            return new FilterRegistrationBean<>(UpstreamFaultFilter.builder().build());
+        }
+
+        @Bean
+        RestClientCustomizer upstreamGuardRestClientCustomizer() {
+            return REST_CLIENT;
+        }
+
+        @Bean
+        RestTemplateCustomizer upstreamGuardRestTemplateCustomizer() {
+            return REST_TEMPLATE;
+        }
+
+        @Bean
+        HttpRequestValues.Processor upstreamPolicyHttpExchangeProcessor() {
+            return PROCESSOR;
+        }
+
+        @Bean
+        RestClientHttpServiceGroupConfigurer upstreamGuardHttpServiceGroupConfigurer() {
+            return GROUPS;
+        }
+
+        @Bean
+        WebMvcConfigurer upstreamPolicyWebMvcConfigurer() {
+            return MVC;
+        }
+
+        @Bean
+        CompositeHealthContributor upstreamsHealthContributor() {
+            return HEALTH;
+        }
+    }
+}
