@@ -230,6 +230,28 @@ public final class Behaviours {
         };
     }
 
+    /**
+     * A TLS record carrying a fatal {@code handshake_failure} alert (RFC 8446 §6): content type 21, TLS 1.2 record
+     * version, length 2, level fatal (2), description 40.
+     */
+    public static final byte[] TLS_FATAL_HANDSHAKE_FAILURE_ALERT = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28};
+
+    /**
+     * A TLS server that refuses every handshake: reads the ClientHello and answers with
+     * {@link #TLS_FATAL_HANDSHAKE_FAILURE_ALERT}, as a server does that shares no cipher suite or protocol version with
+     * the client (mockwebserver3's {@code failHandshake()} sends a ClientHello instead, which is another fault).
+     */
+    public static Behaviour tlsFatalAlert() {
+        return c -> {
+            byte[] buffer = new byte[16 * 1024];
+            if (c.in().read(buffer) == -1) {
+                return;
+            }
+            c.write(TLS_FATAL_HANDSHAKE_FAILURE_ALERT);
+            c.stallUntilClosed();
+        };
+    }
+
     /** A keep-alive upstream answering every request with 200 and the request's own body. */
     public static Behaviour echo() {
         return c -> {

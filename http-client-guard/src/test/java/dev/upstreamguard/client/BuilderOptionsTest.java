@@ -1,0 +1,137 @@
+package dev.upstreamguard.client;
+
+import static dev.upstreamguard.client.FaultMatrixTest.assertFault;
+import static dev.upstreamguard.client.FaultMatrixTest.failure;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.MockWebServers;
+import dev.upstreamguard.testing.RawUpstream;
+import java.time.Duration;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.client5.http.impl.DefaultHttpRequestRetryStrategy;
+import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
+import org.apache.hc.client5.http.impl.io.BasicHttpClientConnectionManager;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.apache.hc.core5.util.TimeValue;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+
+/** The builder's options, each observed over a real socket. */
+@Timeout(30)
+class BuilderOptionsTest {
+
+    private static GuardPolicy policy() {
+        return GuardPolicy.builder().connectTimeout(Duration.ofSeconds(5)).responseTimeout(Duration.ofSeconds(5))
+                .initialBackoff(Duration.ofMillis(1)).maxBackoff(Duration.ofMillis(5)).build();
+    }
+
+    /** A response as the caller sees it. */
+    private record Seen(int status, String contentEncoding, byte[] body) {
+    }
+
+    private static Seen get(GuardedHttpClient client, java.net.URI uri) throws java.io.IOException {
+        return client.execute(new HttpGet(uri), r -> new Seen(r.getCode(),
+                r.getFirstHeader("Content-Encoding") == null ? null : r.getFirstHeader("Content-Encoding").getValue(),
+                EntityUtils.toByteArray(r.getEntity())));
+    }
+
+    @Test
+    void headerLimitsCanBeRaisedAndLowered() throws Exception {
+        try (RawUpstream many = RawUpstream.start(Behaviours.manyHeaders());
+                RawUpstream huge = RawUpstream.start(Behaviours.hugeHeader());
+                GuardedHttpClient roomy = GuardedHttpClients.custom().defaults(policy())
+                        .maxResponseHeaderCount(5000)
+                        .maxResponseHeaderSize(512 * 1024)
+                        .maxResponseHeaderSectionSize(1024 * 1024)
+                        .build();
+                GuardedHttpClient tight = GuardedHttpClients.custom().defaults(policy())
+                        .maxResponseHeaderCount(1000)
+                        .build()) {
+            assertThat(get(roomy, many.uri("/")).status()).isEqualTo(200);
+            assertThat(get(roomy, huge.uri("/")).status()).isEqualTo(200);
+            assertFault(failure(tight, new HttpGet(many.uri("/"))), "http_response_header_section_size", 502, 1);
+        }
+    }
+
+    @Test
+    void withoutContentCompressionTheBodyPassesThroughUndecoded() throws Exception {
+        try (RawUpstream gzip = RawUpstream.start(Behaviours.brokenGzip());
+                GuardedHttpClient proxyStyle = GuardedHttpClients.custom().defaults(policy())
+                        .contentCompression(false).build()) {
+            Seen seen = get(proxyStyle, gzip.uri("/"));
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(seen.contentEncoding()).isEqualTo("gzip");
+            assertThat(seen.body()).isEqualTo(Behaviours.BROKEN_GZIP);
+            assertThat(gzip.requests().get(0).header("Accept-Encoding")).isNull();
+        }
+    }
+
+    @Test
+    void redirectsAreFollowedByDefaultAndReturnedAsIsWhenDisabled() throws Exception {
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient following = GuardedHttpClients.custom().defaults(policy()).build();
+                GuardedHttpClient notFollowing = GuardedHttpClients.custom().defaults(policy()).redirects(false).build()) {
+            MockWebServers.answer(server, r -> r.getTarget().equals("/old")
+                    ? new MockResponse.Builder().code(302).setHeader("Location", "/new").build()
+                    : new MockResponse.Builder().body("new place").build());
+            Seen followed = get(following, MockWebServers.uri(server, "/old"));
+            assertThat(followed.status()).isEqualTo(200);
+            assertThat(new String(followed.body(), java.nio.charset.StandardCharsets.UTF_8)).isEqualTo("new place");
+            assertThat(get(notFollowing, MockWebServers.uri(server, "/old")).status()).isEqualTo(302);
+            assertThat(server.getRequestCount()).isEqualTo(3);
+        }
+    }
+
+    @Test
+    void aUserHttpClientBuilderIsUsedButItsRetriesAreDisabledSoThereIsOneRetryLoop() throws Exception {
+        HttpClientBuilder users = HttpClientBuilder.create()
+                .setRetryStrategy(new DefaultHttpRequestRetryStrategy(5, TimeValue.ofMilliseconds(1)))
+                .addRequestInterceptorFirst((request, entity, context) -> request.setHeader("X-Caller", "billing"));
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.closeBeforeResponse());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy())
+                        .httpClientBuilder(users).build()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "connection_terminated", 502, 3);
+            assertThat(upstream.requestCount()).as("3 attempts, not 3 x (1 + 5)").isEqualTo(3);
+            assertThat(upstream.requests()).allSatisfy(r -> assertThat(r.header("X-Caller")).isEqualTo("billing"));
+        }
+    }
+
+    @Test
+    void aConnectionManagerFromTheGuardedBuilderKeepsTheStrictResponseParser() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.notHttp());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy())
+                        .connectionManager(GuardedHttpClients.connectionManagerBuilder().build()).build()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+            assertThat(client.poolStats()).isNotNull();
+        }
+    }
+
+    @Test
+    void poolStatsAreUnavailableForANonPoolingConnectionManager() throws Exception {
+        try (GuardedHttpClient client = GuardedHttpClients.custom()
+                .connectionManager(new BasicHttpClientConnectionManager()).build()) {
+            assertThat(client.poolStats()).isNull();
+        }
+    }
+
+    @Test
+    void upstreamsListsNamedOnesAndEveryUnnamedOneCalled() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy())
+                        .upstream("inventory", "http://inventory.internal:8080").build()) {
+            assertThat(client.upstreams()).extracting(GuardedUpstream::name).containsExactly("inventory");
+            assertThat(get(client, upstream.uri("/")).status()).isEqualTo(200);
+            assertThat(client.upstreams()).extracting(GuardedUpstream::name)
+                    .containsExactlyInAnyOrder("inventory", upstream.baseUrl());
+            assertThat(client.upstream(upstream.baseUrl()).policy()).isEqualTo(policy());
+            assertThat(client.upstream("inventory").circuitState()).isEqualTo("CLOSED");
+            assertThatThrownBy(() -> client.upstream("billing")).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("billing");
+        }
+    }
+}
