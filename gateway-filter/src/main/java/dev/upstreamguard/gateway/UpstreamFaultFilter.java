@@ -137,11 +137,16 @@ public class UpstreamFaultFilter implements Filter {
             rethrow(thrown);
             return;
         }
-        if (!writer.write(request, response, fault, null)) {
+        FaultResponseWriter.Answer answer = writer.write(request, response, fault, null);
+        if (answer == FaultResponseWriter.Answer.THROW_TO_ABORT) {
             throw FaultResponseWriter.abortion(fault);
         }
-        if (request.isAsyncStarted()) {
-            complete(request.getAsyncContext());
+        if (answer == FaultResponseWriter.Answer.RENDERED && request.isAsyncStarted()) {
+            try {
+                complete(request.getAsyncContext());
+            } catch (IllegalStateException completedMeanwhile) {
+                // Nothing left to complete.
+            }
         }
     }
 
@@ -194,8 +199,8 @@ public class UpstreamFaultFilter implements Filter {
             }
             ServletResponse supplied = event.getSuppliedResponse() != null ? event.getSuppliedResponse()
                     : async.getResponse();
-            if (supplied instanceof HttpServletResponse
-                    && writer.write(request, (HttpServletResponse) supplied, fault, null)) {
+            if (supplied instanceof HttpServletResponse && writer.write(request, (HttpServletResponse) supplied, fault,
+                    null) != FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 complete(async);
             }
             // Otherwise committed: the container is failing the request and closes the connection itself.

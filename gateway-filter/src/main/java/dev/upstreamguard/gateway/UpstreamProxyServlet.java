@@ -461,7 +461,7 @@ public class UpstreamProxyServlet extends HttpServlet {
         /** Answers a fault, or aborts the client connection when the response is already committed. */
         private void fault(HttpServletRequest request, HttpServletResponse response, UpstreamException fault)
                 throws IOException {
-            if (!writer.write(request, response, fault, nextHop)) {
+            if (writer.write(request, response, fault, nextHop) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 throw FaultResponseWriter.abortion(fault);
             }
         }

@@ -117,6 +117,8 @@ class ProxyServletFaultTest {
                     .build());
             byRoute.put("truncated", UpstreamProxyServlet.builder(raw(truncatedAfter(256 * 1024, 1024 * 1024)))
                     .meterRegistry(registry).build());
+            byRoute.put("truncated-chunked", UpstreamProxyServlet.builder(raw(truncatedChunked(256 * 1024)))
+                    .meterRegistry(registry).build());
             byRoute.put("stalled-body", UpstreamProxyServlet.builder(raw(stallAfter(64 * 1024, 1024 * 1024)))
                     .meterRegistry(registry).set("response-timeout", "500ms").build());
             byRoute.forEach((route, servlet) -> deployment.servlet(route, servlet, "/" + route + "/*"));
@@ -211,6 +213,18 @@ class ProxyServletFaultTest {
 
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
+    void aChunkedBodyCutOffAfterTheResponseWasCommittedNeverEndsCleanlyForTheClient(Container container)
+            throws Exception {
+        RawClient.Response response = RawClient.request(containers.get(container).port(), "GET",
+                "/gw/truncated-chunked/stream");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).as("the client must not see the last chunk").isFalse();
+        assertThat(response.body().length).isLessThanOrEqualTo(256 * 1024 + 100);
+        assertNothingLeased(container, "truncated-chunked");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
     void aBodyThatStallsAfterTheResponseWasCommittedAbortsTheClientConnectionAfterTheResponseTimeout(
             Container container) throws Exception {
         int port = containers.get(container).port();
@@ -255,6 +269,22 @@ class ProxyServletFaultTest {
                         + "\r\n\r\n");
                 c.write(new byte[sent]);
                 truncatedUpstreamClosedAt.set(System.nanoTime());
+                c.close();
+            }
+        };
+    }
+
+    /** A chunked body: {@code sent} bytes in 16 KiB chunks, then half a chunk, then the connection closes. */
+    private static RawUpstream.Behaviour truncatedChunked(int sent) {
+        return c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked"
+                        + "\r\n\r\n");
+                String chunk = "4000\r\n" + "x".repeat(16 * 1024) + "\r\n";
+                for (int i = 0; i < sent / (16 * 1024); i++) {
+                    c.write(chunk);
+                }
+                c.write("4000\r\n" + "x".repeat(100));
                 c.close();
             }
         };

@@ -51,7 +51,11 @@ final class RawClient {
         }
     }
 
-    /** {@code method target} with the given extra header lines, {@code Host} and {@code Connection: close}. */
+    /**
+     * {@code method target} with the given extra header lines and {@code Host}. The connection is kept alive (HTTP/1.1
+     * default) so that the server must frame the body by length or chunks: a body delimited by closing the
+     * connection could not show an abort.
+     */
     static Response request(int port, String method, String target, String... headerLines) throws IOException {
         return send(port, head(port, method, target, headerLines), null);
     }
@@ -63,7 +67,7 @@ final class RawClient {
         for (String line : headerLines) {
             sb.append(line).append("\r\n");
         }
-        sb.append("Connection: close\r\n\r\n");
+        sb.append("\r\n");
         return sb.toString();
     }
 

@@ -26,7 +26,8 @@ import org.slf4j.LoggerFactory;
  * text; none for HEAD). It logs one WARN line per fault and counts the response in {@code upstream.guard.responses}.
  *
  * <p>When the response is already committed nothing can be rendered: {@link #write} still logs and counts, and
- * returns {@code false} so that the caller aborts the client connection by throwing {@link #abortion}.
+ * aborts the client connection — or, where the container offers no way to, tells the caller to throw
+ * {@link #abortion}, which makes the container abort it.
  *
  * <p>Thread-safe; one instance per filter or servlet.
  */
@@ -98,21 +99,29 @@ public final class FaultResponseWriter {
                 || (fault != null && request.getAttribute(HANDLED_ATTRIBUTE) == fault);
     }
 
-    /** The exception to throw when {@link #write} returned {@code false}. */
+    /** The exception to throw when {@link #write} answered {@link Answer#THROW_TO_ABORT}. */
     public static IOException abortion(UpstreamException fault) {
         return new ResponseAbortedException(fault);
     }
 
+    /** What {@link #write} did. */
+    public enum Answer {
+        /** The fault response was written. */
+        RENDERED,
+        /** The response was committed; the container was told to abort the client connection and did. */
+        ABORTED,
+        /** The response was committed; the caller must throw {@link #abortion} so that the container aborts. */
+        THROW_TO_ABORT
+    }
+
     /**
      * Answers {@code fault}: logs it, counts it and, unless the response is committed, replaces whatever the
-     * response held with the generated one.
+     * response held with the generated one; when it is committed, aborts the client connection or says how to.
      *
      * @param nextHop the upstream's host (and port) for {@code next-hop} when details are exposed, or {@code null}
      *     to derive it from the upstream's name when that looks like an address
-     * @return {@code true} when the response was rendered; {@code false} when it was already committed and the
-     *     caller must abort the client connection (throw {@link #abortion})
      */
-    public boolean write(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
+    public Answer write(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
             String nextHop) throws IOException {
         request.setAttribute(HANDLED_ATTRIBUTE, fault);
         UpstreamFault type = fault.fault();
@@ -127,7 +136,7 @@ public final class FaultResponseWriter {
         log(request, fault, rendered ? Integer.toString(type.status()) : ABORTED + " " + response.getStatus());
         count(type, rendered);
         if (!rendered) {
-            return false;
+            return abortConnection(response) ? Answer.ABORTED : Answer.THROW_TO_ABORT;
         }
         int status = type.status();
         response.setStatus(status);
@@ -150,7 +159,25 @@ public final class FaultResponseWriter {
             }
         }
         response.flushBuffer();
-        return true;
+        return Answer.RENDERED;
+    }
+
+    /**
+     * Aborts the client connection where the container offers a way to: Jetty treats {@code sendError(-1)} as "abort
+     * the connection" even when committed (its own proxy servlet relies on this), while Tomcat and containers
+     * following the specification refuse it with {@code IllegalStateException} — they abort on the exception the
+     * caller throws next ({@link #abortion}).
+     *
+     * @return whether the container took the abort
+     */
+    private static boolean abortConnection(HttpServletResponse response) {
+        try {
+            response.sendError(-1, "Upstream fault after the response was committed");
+            return true;
+        } catch (IllegalStateException | IOException refused) {
+            // Committed: this container aborts when the exception escapes instead.
+            return false;
+        }
     }
 
     /** The {@code Proxy-Status} field value. */

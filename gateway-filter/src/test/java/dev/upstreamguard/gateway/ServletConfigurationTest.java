@@ -1,0 +1,132 @@
+package dev.upstreamguard.gateway;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import jakarta.servlet.FilterConfig;
+import jakarta.servlet.ServletConfig;
+import jakarta.servlet.ServletContext;
+import jakarta.servlet.ServletException;
+import java.util.Collections;
+import java.util.Enumeration;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+
+/** Configuration errors fail fast and name the setting. */
+class ServletConfigurationTest {
+
+    private static final class Config implements ServletConfig, FilterConfig {
+        private final Map<String, String> params;
+
+        Config(Map<String, String> params) {
+            this.params = params;
+        }
+
+        @Override
+        public String getServletName() {
+            return "inventory";
+        }
+
+        @Override
+        public String getFilterName() {
+            return "guard";
+        }
+
+        @Override
+        public ServletContext getServletContext() {
+            return null;
+        }
+
+        @Override
+        public String getInitParameter(String name) {
+            return params.get(name);
+        }
+
+        @Override
+        public Enumeration<String> getInitParameterNames() {
+            return Collections.enumeration(params.keySet());
+        }
+    }
+
+    private static Map<String, String> params(String... kv) {
+        Map<String, String> map = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) {
+            map.put(kv[i], kv[i + 1]);
+        }
+        return map;
+    }
+
+    @ParameterizedTest(name = "{0}={1}")
+    @CsvSource({
+        "connect-timeout, soon",
+        "retry.max-attempts, 0",
+        "circuit-breaker.failure-rate-threshold, 200",
+        "bulkhead.max-concurrent-calls, many",
+        "max-buffered-request-body, 64 apples",
+        "preserve-host, maybe",
+        "expose-details, 1",
+        "proxy-name, caf\u00e9",
+        "retyr.max-attempts, 3",
+    })
+    void aBadInitParamFailsInitNamingIt(String name, String value) {
+        UpstreamProxyServlet servlet = new UpstreamProxyServlet();
+        assertThatThrownBy(() -> servlet.init(new Config(params("upstream", "http://127.0.0.1:9", name, value))))
+                .isInstanceOf(ServletException.class)
+                .hasMessageContaining("'" + name + "'")
+                .hasMessageContaining("inventory");
+    }
+
+    @Test
+    void aMissingOrInvalidUpstreamFailsInit() {
+        assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params())))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'upstream'");
+        assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params("upstream", "ftp://x/"))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'upstream'");
+    }
+
+    @Test
+    void contradictingPolicySettingsFailInit() {
+        assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params("upstream", "http://127.0.0.1:9",
+                "retry.initial-backoff", "5s", "retry.max-backoff", "1s"))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("retry.max-backoff");
+    }
+
+    @Test
+    void validInitParamsBuildTheUpstreamUnderTheServletsName() throws Exception {
+        UpstreamProxyServlet servlet = new UpstreamProxyServlet();
+        servlet.init(new Config(params("upstream", "http://127.0.0.1:9/base", "connect-timeout", "250ms",
+                "retry.max-attempts", "4", "max-buffered-request-body", "1MiB", "preserve-host", "true")));
+        try {
+            assertThat(servlet.upstreamName()).isEqualTo("inventory");
+            assertThat(servlet.client().upstream("inventory").policy().connectTimeout().toMillis()).isEqualTo(250);
+            assertThat(servlet.client().upstream("inventory").policy().retry().maxAttempts()).isEqualTo(4);
+        } finally {
+            servlet.destroy();
+        }
+    }
+
+    @Test
+    void theBuilderValidatesEagerly() {
+        assertThatThrownBy(() -> UpstreamProxyServlet.builder("http://host/../x"))
+                .isInstanceOf(IllegalArgumentException.class);
+        assertThatThrownBy(() -> UpstreamProxyServlet.builder("http://host").set("retry.max-attempts", "none"))
+                .hasMessageContaining("retry.max-attempts");
+        assertThatThrownBy(() -> UpstreamProxyServlet.builder("http://host").set("proxy-name", "x"))
+                .hasMessageContaining("proxy-name");
+        assertThatThrownBy(() -> UpstreamProxyServlet.builder("http://host").maxBufferedRequestBody(-1))
+                .hasMessageContaining("max-buffered-request-body");
+        assertThatThrownBy(() -> UpstreamFaultFilter.builder().proxyName(" "))
+                .hasMessageContaining("proxy-name");
+    }
+
+    @Test
+    void aFilterWithABadInitParamFailsInitNamingIt() {
+        assertThatThrownBy(() -> new UpstreamFaultFilter().init(new Config(params("expose-details", "sometimes"))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'expose-details'");
+        assertThatThrownBy(() -> new UpstreamFaultFilter().init(new Config(params("proxy-name", "bad\nname"))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'proxy-name'");
+    }
+}

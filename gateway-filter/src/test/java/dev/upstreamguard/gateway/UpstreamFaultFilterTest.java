@@ -1,0 +1,227 @@
+package dev.upstreamguard.gateway;
+
+import static dev.upstreamguard.gateway.FaultAssertions.assertGeneratedFault;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.DispatcherType;
+import jakarta.servlet.ServletException;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.ConnectException;
+import java.time.Duration;
+import java.util.EnumMap;
+import java.util.EnumSet;
+import java.util.Map;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * {@link UpstreamFaultFilter} in front of plain and async servlets that fail with an {@link UpstreamException}
+ * wrapped in various ways, in each container.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class UpstreamFaultFilterTest {
+
+    private final ExecutorService executor = Executors.newCachedThreadPool();
+    private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
+    private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
+
+    /** How the test servlet fails. */
+    enum Mode {
+        SERVLET_EXCEPTION, COMPLETION_EXCEPTION, CIRCUIT_OPEN, ASYNC_DISPATCH, ASYNC_THROW, COMMITTED, NOT_OURS,
+        UNNAMED_UPSTREAM
+    }
+
+    static UpstreamException refused(String upstream) {
+        return new UpstreamException(UpstreamFault.CONNECTION_REFUSED, upstream, 3, null,
+                Duration.ofMillis(12).toNanos(), "Upstream '" + upstream + "' failed: connection_refused after 3 "
+                + "attempts (http://10.1.2.3:8080 refused)", new ConnectException("Connection refused"));
+    }
+
+    /** Fails as its mode says; for async modes, on the async dispatch or right after starting async. */
+    final class FailingServlet extends HttpServlet {
+        private static final long serialVersionUID = 1L;
+        private final transient Mode mode;
+
+        FailingServlet(Mode mode) {
+            this.mode = mode;
+        }
+
+        @Override
+        protected void service(HttpServletRequest req, HttpServletResponse resp) throws ServletException, IOException {
+            switch (mode) {
+                case SERVLET_EXCEPTION:
+                    throw new ServletException("lookup failed", refused("inventory"));
+                case COMPLETION_EXCEPTION:
+                    throw new CompletionException(refused("inventory"));
+                case CIRCUIT_OPEN:
+                    throw new UpstreamException(UpstreamFault.DESTINATION_UNAVAILABLE, "inventory", 0,
+                            Duration.ofMillis(1500), 0, "circuit open", null);
+                case UNNAMED_UPSTREAM:
+                    throw new ServletException(refused("http://10.1.2.3:8080"));
+                case NOT_OURS:
+                    throw new IllegalStateException("not an upstream fault");
+                case COMMITTED: {
+                    resp.setContentType("application/octet-stream");
+                    OutputStream out = resp.getOutputStream();
+                    out.write(new byte[64 * 1024]);
+                    resp.flushBuffer();
+                    throw new ServletException(refused("inventory"));
+                }
+                case ASYNC_THROW:
+                    req.startAsync();
+                    throw new CompletionException(refused("inventory"));
+                case ASYNC_DISPATCH:
+                    if (req.getDispatcherType() == DispatcherType.ASYNC) {
+                        throw new ServletException((Throwable) req.getAttribute("failure"));
+                    }
+                    AsyncContext async = req.startAsync();
+                    executor.execute(() -> {
+                        // The async work fails; as Spring MVC does, hand the failure back on an async dispatch.
+                        req.setAttribute("failure", new CompletionException(refused("inventory")));
+                        async.dispatch();
+                    });
+                    return;
+                default:
+                    throw new AssertionError(mode);
+            }
+        }
+    }
+
+    @BeforeAll
+    void start() {
+        for (Container container : Container.values()) {
+            SimpleMeterRegistry registry = new SimpleMeterRegistry();
+            registries.put(container, registry);
+            Container.Deployment d = new Container.Deployment();
+            d.filter("guard", UpstreamFaultFilter.builder().meterRegistry(registry).build(), "/f/*");
+            d.filter("exposed", new UpstreamFaultFilter(), "/exposed/*",
+                    Map.of("proxy-name", "edge 1", "expose-details", "true"),
+                    EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC, DispatcherType.ERROR));
+            for (Mode mode : Mode.values()) {
+                String name = mode.name().toLowerCase().replace('_', '-');
+                d.servlet(name, new FailingServlet(mode), "/f/" + name);
+                d.servlet("exposed-" + name, new FailingServlet(mode), "/exposed/" + name);
+            }
+            containers.put(container, container.start(d));
+        }
+    }
+
+    @AfterAll
+    void stop() {
+        containers.values().forEach(Container.Running::close);
+        executor.shutdownNow();
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anUpstreamExceptionWrappedInAServletExceptionIsAnswered502(Container container) throws Exception {
+        double before = count(container, "502", "connection_refused");
+        RawClient.Response json = assertGeneratedFault(port(container), "/gw/f/servlet-exception",
+                UpstreamFault.CONNECTION_REFUSED, false);
+        assertThat(json.bodyUtf8()).contains("\"upstream\":\"inventory\"", "\"attempts\":3",
+                "\"instance\":\"/gw/f/servlet-exception\"").doesNotContain("10.1.2.3");
+        assertThat(count(container, "502", "connection_refused")).isEqualTo(before + 4);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anUpstreamExceptionWrappedInACompletionExceptionIsAnswered502(Container container) throws Exception {
+        assertGeneratedFault(port(container), "/gw/f/completion-exception", UpstreamFault.CONNECTION_REFUSED, false);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anOpenCircuitIsAnswered503WithRetryAfterRoundedUpToWholeSeconds(Container container) throws Exception {
+        RawClient.Response json = assertGeneratedFault(port(container), "/gw/f/circuit-open",
+                UpstreamFault.DESTINATION_UNAVAILABLE, true);
+        assertThat(json.header("Retry-After")).isEqualTo("2");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultRethrownOnAnAsyncDispatchIsAnswered(Container container) throws Exception {
+        assertGeneratedFault(port(container), "/gw/f/async-dispatch", UpstreamFault.CONNECTION_REFUSED, false);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultThrownAfterStartingAsyncIsAnsweredAndTheAsyncCycleCompleted(Container container) throws Exception {
+        assertGeneratedFault(port(container), "/gw/f/async-throw", UpstreamFault.CONNECTION_REFUSED, false);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultAfterTheResponseWasCommittedAbortsTheConnectionAndIsStillCounted(Container container)
+            throws Exception {
+        double before = count(container, "aborted", "connection_refused");
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/committed");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).as("the client must see an incomplete response").isFalse();
+        assertThat(response.header("Proxy-Status")).isNull();
+        Await.until("the abort is counted", Duration.ofSeconds(10),
+                () -> count(container, "aborted", "connection_refused") == before + 1);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void otherExceptionsAreLeftToTheContainer(Container container) throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/not-ours");
+        assertThat(response.status()).isEqualTo(500);
+        assertThat(response.header("Proxy-Status")).isNull();
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anUpstreamNamedByItsAddressIsNotShownUnlessDetailsAreExposed(Container container) throws Exception {
+        RawClient.Response hidden = RawClient.request(port(container), "GET", "/gw/f/unnamed-upstream",
+                "Accept: application/json");
+        assertThat(hidden.status()).isEqualTo(502);
+        assertThat(hidden.bodyUtf8()).doesNotContain("upstream\":", "10.1.2.3");
+        assertThat(hidden.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_refused");
+
+        RawClient.Response exposed = RawClient.request(port(container), "GET", "/gw/exposed/unnamed-upstream",
+                "Accept: application/json");
+        assertThat(exposed.status()).isEqualTo(502);
+        assertThat(exposed.bodyUtf8()).contains("\"upstream\":\"http://10.1.2.3:8080\"");
+        assertThat(exposed.header("Proxy-Status")).isEqualTo("\"edge 1\"; error=connection_refused; "
+                + "next-hop=\"10.1.2.3:8080\"; details=\"Upstream 'http://10.1.2.3:8080' failed: connection_refused "
+                + "after 3 attempts (http://10.1.2.3:8080 refused)\"");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFilterConfiguredByInitParamsUsesItsProxyNameAndDetails(Container container) throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/exposed/async-dispatch",
+                "Accept: text/plain");
+        assertThat(response.status()).isEqualTo(502);
+        assertThat(response.header("Proxy-Status"))
+                .isEqualTo("\"edge 1\"; error=connection_refused; next-hop=inventory; details=\"Upstream "
+                        + "'inventory' failed: connection_refused after 3 attempts (http://10.1.2.3:8080 refused)\"");
+        assertThat(response.bodyUtf8()).startsWith("502 Bad Gateway\n").contains("10.1.2.3");
+    }
+
+    private double count(Container container, String status, String fault) {
+        Counter counter = registries.get(container).find("upstream.guard.responses").tag("status", status)
+                .tag("fault", fault).counter();
+        return counter == null ? 0 : counter.count();
+    }
+
+    private int port(Container container) {
+        return containers.get(container).port();
+    }
+}

@@ -1,0 +1,52 @@
+package dev.upstreamguard.gateway.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+
+class StructuredFieldsTest {
+
+    private static String tokenOrString(String value) {
+        return StructuredFields.appendTokenOrString(new StringBuilder(), value).toString();
+    }
+
+    @Test
+    void proxyNamesAreTokensWhenTheyCanBeAndQuotedStringsOtherwise() {
+        assertThat(tokenOrString("upstream-guard")).isEqualTo("upstream-guard");
+        assertThat(tokenOrString("edge-1.example:8080/x")).isEqualTo("edge-1.example:8080/x");
+        assertThat(tokenOrString("*star")).isEqualTo("*star");
+        assertThat(tokenOrString("1edge")).isEqualTo("\"1edge\"");
+        assertThat(tokenOrString("edge 1")).isEqualTo("\"edge 1\"");
+        assertThat(tokenOrString("say \"hi\" \\o/")).isEqualTo("\"say \\\"hi\\\" \\\\o/\"");
+        assertThat(tokenOrString("10.0.0.5:8080")).isEqualTo("\"10.0.0.5:8080\"");
+    }
+
+    @Test
+    void stringsNeverCarryCharactersOutsidePrintableAscii() {
+        assertThat(StructuredFields.appendString(new StringBuilder(), "a\r\nb\u00e9").toString())
+                .isEqualTo("\"a??b?\"");
+    }
+
+    @Test
+    void retryAfterIsWholeSecondsRoundedUp() {
+        assertThat(FaultResponseWriter.seconds(Duration.ofMillis(1))).isEqualTo(1);
+        assertThat(FaultResponseWriter.seconds(Duration.ofMillis(1000))).isEqualTo(1);
+        assertThat(FaultResponseWriter.seconds(Duration.ofMillis(1001))).isEqualTo(2);
+        assertThat(FaultResponseWriter.seconds(Duration.ZERO)).isEqualTo(0);
+        assertThat(FaultResponseWriter.seconds(Duration.ofSeconds(-3))).isEqualTo(0);
+    }
+
+    @Test
+    void byteSizesAndBooleansParseOrNameTheSetting() {
+        assertThat(Settings.bytes("max", "65536")).isEqualTo(65536);
+        assertThat(Settings.bytes("max", "64KiB")).isEqualTo(65536);
+        assertThat(Settings.bytes("max", "1 MiB")).isEqualTo(1 << 20);
+        assertThat(Settings.bytes("max", "2g")).isEqualTo(2L << 30);
+        assertThat(Settings.bool("x", " TRUE ")).isTrue();
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> Settings.bytes("max", "lots"))
+                .hasMessageContaining("'max'").hasMessageContaining("lots");
+        org.assertj.core.api.Assertions.assertThatThrownBy(() -> Settings.bool("flag", "yes"))
+                .hasMessageContaining("'flag'").hasMessageContaining("yes");
+    }
+}

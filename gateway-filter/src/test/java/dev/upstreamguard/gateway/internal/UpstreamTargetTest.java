@@ -1,0 +1,118 @@
+package dev.upstreamguard.gateway.internal;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** Path confinement without a container: what the servlet forwards for a raw request path under {@code /gw/proxy}. */
+class UpstreamTargetTest {
+
+    private static String forward(String rawPath) {
+        return UpstreamTarget.remainder(rawPath, 2, "/gw", "/proxy");
+    }
+
+    @ParameterizedTest(name = "{0} -> {1}")
+    @CsvSource({
+        "/gw/proxy, ''",
+        "/gw/proxy/, /",
+        "/gw/proxy/a, /a",
+        "/gw/proxy/a/, /a/",
+        "/gw/proxy/a/./b, /a/b",
+        "/gw/proxy/a/b/../c, /a/c",
+        "/gw/proxy/a/%2e%2e/c, /c",
+        "/gw/proxy/a/..;jsessionid=1/c, /c",
+        "/gw/proxy/a//b, /a/b",
+        "/gw/proxy//a, /a",
+        "/gw/proxy/a/.., /",
+        "/gw/proxy/%40evil, /%40evil",
+        "/gw/proxy/@evil:1/x, /@evil:1/x",
+        "/gw/proxy/a%20b, /a%20b",
+        "/gw/proxy/a;v=1/b, /a;v=1/b",
+        "/gw/proxy/.../x, /.../x",
+        "/gw/proxy/%252e%252e/x, /%252e%252e/x",
+        "/gw/proxy/a{b}, /a%7Bb%7D",
+        "/gw/prox%79/a, /a",
+        "/gw/./proxy/a, /a",
+    })
+    void safePathsAreNormalizedBelowTheRoute(String raw, String expected) {
+        assertThat(forward(raw)).isEqualTo(expected);
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {
+        "/gw/proxy/..",
+        "/gw/proxy/../secret",
+        "/gw/proxy/a/../../secret",
+        "/gw/proxy/%2e%2e/secret",
+        "/gw/proxy/%2E%2e/secret",
+        "/gw/proxy/.%2e/secret",
+        "/gw/proxy/..;/secret",
+        "/gw/proxy/..%2fsecret",
+        "/gw/proxy/a%2F..%2F..%2Fsecret",
+        "/gw/proxy/..%5csecret",
+        "/gw/proxy/..\\secret",
+        "/gw/proxy/%00",
+        "/gw/proxy/a%2",
+        "/gw/proxy/a%zz",
+        "/gw/proxy/%2F%2Fevil/x",
+        "/gw/other/x",
+        "/other/proxy/x",
+        "/../gw/proxy/x",
+        "/gw",
+    })
+    void unsafePathsAreRejected(String raw) {
+        assertThat(forward(raw)).isNull();
+    }
+
+    @Test
+    void theUpstreamIsAlwaysTheConfiguredOriginAndBasePath() {
+        UpstreamTarget target = UpstreamTarget.parse("http://Inventory.internal:8080/api/");
+        assertThat(target.origin()).isEqualTo("http://inventory.internal:8080");
+        assertThat(target.basePath()).isEqualTo("/api");
+        assertThat(target.authority()).isEqualTo("inventory.internal:8080");
+        assertThat(target.originUri().toString()).isEqualTo("http://inventory.internal:8080/");
+        assertThat(UpstreamTarget.parse("https://secure.example").authority()).isEqualTo("secure.example");
+        assertThat(UpstreamTarget.parse("https://secure.example").origin()).isEqualTo("https://secure.example:443");
+    }
+
+    @ParameterizedTest
+    @ValueSource(strings = {"", "inventory:8080", "ftp://host/", "http:///x", "http://user@host/",
+        "http://host/?q=1", "http://host/#f", "http://host/a/../b", "http://host/a%2Fb", "http://host/a b"})
+    void badBaseUrisAreRejectedNamingTheValue(String uri) {
+        assertThatThrownBy(() -> UpstreamTarget.parse(uri)).isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("upstream");
+    }
+
+    @Test
+    void queriesPassRawButCharactersAUriCannotHoldAreEncoded() {
+        StringBuilder sb = new StringBuilder();
+        UpstreamTarget.appendQuery(sb, "a=1&b=%20x|y&c=%zz&d=/?");
+        assertThat(sb).hasToString("a=1&b=%20x%7Cy&c=%25zz&d=/?");
+    }
+
+    @Test
+    void locationsPointingAtTheUpstreamAreRewrittenToTheGateway() {
+        UpstreamTarget target = UpstreamTarget.parse("http://10.0.0.5:8080/api");
+        String gw = "https://gw.example";
+        assertThat(target.rewriteLocation("http://10.0.0.5:8080/api/next?x=1", gw, "/app/inv"))
+                .isEqualTo("https://gw.example/app/inv/next?x=1");
+        assertThat(target.rewriteLocation("HTTP://10.0.0.5:8080/api", gw, "/app/inv"))
+                .isEqualTo("https://gw.example/app/inv");
+        assertThat(target.rewriteLocation("/api/next", gw, "/app/inv")).isEqualTo("/app/inv/next");
+        assertThat(target.rewriteLocation("/apix/next", gw, "/app/inv")).isEqualTo("/apix/next");
+        assertThat(target.rewriteLocation("http://10.0.0.5:8080/other", gw, "/app/inv"))
+                .isEqualTo("http://10.0.0.5:8080/other");
+        assertThat(target.rewriteLocation("https://elsewhere.example/api/x", gw, "/app/inv"))
+                .isEqualTo("https://elsewhere.example/api/x");
+        assertThat(target.rewriteLocation("//10.0.0.5:8080/api/x", gw, "/app/inv"))
+                .isEqualTo("//10.0.0.5:8080/api/x");
+        UpstreamTarget defaultPort = UpstreamTarget.parse("http://inventory/");
+        assertThat(defaultPort.rewriteLocation("http://inventory/x", gw, "/inv")).isEqualTo("https://gw.example/inv/x");
+        assertThat(defaultPort.rewriteLocation("http://inventory:80/x", gw, "/inv"))
+                .isEqualTo("https://gw.example/inv/x");
+    }
+}
