@@ -5,6 +5,7 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.internal.Call;
+import dev.upstreamguard.internal.DeadlineTimer;
 import dev.upstreamguard.internal.GuardedEntity;
 import dev.upstreamguard.internal.RetryRules;
 import dev.upstreamguard.internal.UpstreamGuard;
@@ -22,8 +23,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.config.RequestConfig;
@@ -147,11 +150,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     upstream.retryAfter().orElse(null),
                     "Upstream '" + upstream.name() + "' is unavailable: its circuit breaker is " + breaker.getState());
         }
+        AtomicBoolean deadlineExpired = new AtomicBoolean();
         Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
-                () -> isCancelled(request));
+                () -> !deadlineExpired.get() && isCancelled(request));
         ClassicHttpResponse response;
         try {
-            response = attempts(host, request, ctx, policy, method, call);
+            response = attempts(host, request, ctx, policy, method, call, deadlineExpired);
         } catch (UpstreamException e) {
             call.failed(e.fault(), e);
             throw e;
@@ -171,7 +175,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     }
 
     private ClassicHttpResponse attempts(HttpHost host, ClassicHttpRequest request, HttpClientContext ctx,
-            GuardPolicy policy, String method, Call call) throws UpstreamException {
+            GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired) throws UpstreamException {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
@@ -184,7 +188,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         upstream.budget().onCall();
         for (int attempt = 1; ; attempt++) {
             call.attempt(attempt);
-            if (attempt > 1 && isCancelled(request)) {
+            if (attempt > 1 && !deadlineExpired.get() && isCancelled(request)) {
                 // Cancelled while waiting to retry: HttpClient would fail the next attempt with an IllegalStateException.
                 throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", null,
                         earlier);
@@ -196,15 +200,27 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             }
             applyAttemptConfig(request, ctx, base, policy, remaining);
             ClassicHttpResponse response;
+            // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
+            ScheduledFuture<?> timer = request instanceof CancellableDependency
+                    ? DeadlineTimer.arm(() -> {
+                        deadlineExpired.set(true);
+                        ((CancellableDependency) request).cancel();
+                    }, remaining)
+                    : null;
             try {
                 response = delegate.executeOpen(host, request, ctx);
             } catch (IOException e) {
+                if (timer != null) {
+                    // Disarmed before any backoff: the next attempt arms its own.
+                    timer.cancel(false);
+                }
                 UpstreamFault fault = FaultClassifier.classify(e);
-                if (cappedByDeadline(fault, policy, remaining)) {
+                if (deadlineExpired.get() || cappedByDeadline(fault, policy, remaining)) {
                     // The attempt timed out on the time the deadline left it, not on its own timeout.
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
                 }
                 String why = attempt >= maxAttempts ? "no attempts are left"
+                        : deadlineExpired.get() ? "the total deadline ran out"
                         // A cancelled request is over: the caller does not want an answer any more.
                         : isCancelled(request) ? "the caller cancelled the request"
                         : RetryRules.whyNotRetry(fault, idempotent, replayable, retry);
@@ -225,6 +241,16 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 upstream.metrics().recordRetry(fault.type());
                 pause(wait, call, fault, e, earlier);
                 continue;
+            } finally {
+                if (timer != null) {
+                    timer.cancel(false);
+                }
+            }
+            if (deadlineExpired.get()) {
+                // The head arrived just as the deadline cancelled the exchange: its body can no longer be read.
+                discard(response);
+                throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
+                        + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
             }
             int status = response.getCode();
             if (attempt < maxAttempts && retry.enabled() && idempotent && replayable

@@ -264,6 +264,35 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Regression: read timeouts only bound the silence between two reads, so an upstream trickling its head (one
+     * header every 100 ms) held a call with a 1 s deadline for 26 s, until the header count limit ended it.
+     */
+    @Test
+    void responseHeadTricklingInPastTheDeadlineEndsAsResponseTimeoutAtTheDeadline() throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        RawUpstream.Behaviour trickle = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\n");
+                // Paced by a bounded wait on a latch that only opens when the test is over.
+                for (int i = 0; !done.await(100, TimeUnit.MILLISECONDS); i++) {
+                    c.write("X-Trickle-" + i + ": v\r\n");
+                }
+            }
+        };
+        GuardPolicy policy = fast().responseTimeout(Duration.ofMillis(500)).totalTimeout(Duration.ofSeconds(1)).build();
+        try (RawUpstream upstream = RawUpstream.start(trickle); GuardedHttpClient client = client(policy)) {
+            long start = System.nanoTime();
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            assertFault(e, "http_response_timeout", 504, 1);
+            assertThat(took).isGreaterThanOrEqualTo(Duration.ofMillis(950)).isLessThan(Duration.ofSeconds(5));
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        } finally {
+            done.countDown();
+        }
+    }
+
     // ---- TLS ---------------------------------------------------------------------------------------------------
 
     @Test
