@@ -14,6 +14,7 @@ import dev.upstreamguard.testing.RawUpstream;
 import dev.upstreamguard.testing.TestTls;
 import java.io.IOException;
 import java.net.URI;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
@@ -198,6 +199,20 @@ class FaultMatrixTest {
     @Test
     void corruptGzipBodyFailsWhileReadingAsContentCodingFault() throws Exception {
         assertBodyFault(Behaviours.brokenGzip(), "http_response_content_coding");
+    }
+
+    @Test
+    void gzipBodyCutOffByTheConnectionIsIncompleteNotAContentCodingFault() throws Exception {
+        java.io.ByteArrayOutputStream zipped = new java.io.ByteArrayOutputStream();
+        try (java.util.zip.GZIPOutputStream gz = new java.util.zip.GZIPOutputStream(zipped)) {
+            gz.write("a body long enough to be cut in the middle, ".repeat(50).getBytes(StandardCharsets.UTF_8));
+        }
+        byte[] whole = zipped.toByteArray();
+        byte[] head = ("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: " + whole.length + "\r\n\r\n")
+                .getBytes(StandardCharsets.ISO_8859_1);
+        byte[] cut = java.util.Arrays.copyOf(head, head.length + whole.length / 2);
+        System.arraycopy(whole, 0, cut, head.length, whole.length / 2);
+        assertBodyFault(Behaviours.respond(cut), "http_response_incomplete");
     }
 
     private static void assertBodyFault(RawUpstream.Behaviour behaviour, String fault) throws Exception {
