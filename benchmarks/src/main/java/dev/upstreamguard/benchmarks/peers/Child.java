@@ -82,6 +82,28 @@ final class Child implements AutoCloseable {
         return parse(await("STATS", 10).substring("STATS".length()));
     }
 
+    /** CPU time (user + system) used by the process so far, in nanoseconds, from /proc. */
+    long cpuNanos() throws IOException {
+        String stat = Files.readString(Path.of("/proc", Long.toString(pid()), "stat"));
+        String[] f = stat.substring(stat.lastIndexOf(')') + 2).split(" ");
+        // after the command: state is field 3 of proc(5); utime and stime are fields 14 and 15
+        long ticks = Long.parseLong(f[11]) + Long.parseLong(f[12]);
+        return ticks * 1_000_000_000L / CLOCK_TICKS;
+    }
+
+    private static final long CLOCK_TICKS = clockTicks();
+
+    private static long clockTicks() {
+        try {
+            Process p = new ProcessBuilder("getconf", "CLK_TCK").start();
+            String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.US_ASCII).trim();
+            p.waitFor(5, TimeUnit.SECONDS);
+            return Long.parseLong(out);
+        } catch (IOException | InterruptedException | NumberFormatException e) {
+            return 100;
+        }
+    }
+
     /** Peak resident set size (VmHWM) in KiB, from /proc. */
     long vmHwmKib() throws IOException {
         for (String l : Files.readAllLines(Path.of("/proc", Long.toString(pid()), "status"))) {

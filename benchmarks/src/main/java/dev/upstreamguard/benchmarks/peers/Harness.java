@@ -8,6 +8,7 @@ import java.time.Instant;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
@@ -31,7 +32,8 @@ public final class Harness {
     static final long STREAM_BYTES = 1L << 30;
 
     /** One wrk measurement. */
-    record Load(String target, String body, Wrk.Result result, double loadAvg) {
+    record Load(String target, String body, Wrk.Result result, double loadAvg, double proxyCpuMicros,
+            double upstreamCpuMicros) {
     }
 
     /** The isolation scenario for one proxy. */
@@ -73,8 +75,8 @@ public final class Harness {
     }
 
     /** Durations and switches; {@code --quick} shortens everything for smoke runs. */
-    record Settings(boolean quick, int warmupSeconds, int measureSeconds, int isolationSeconds, int secondRoutePerSecond,
-            boolean jmh, boolean memory, List<String> targets, Path dir, String command) {
+    record Settings(boolean quick, int warmupSeconds, int rounds, int measureSeconds, int isolationSeconds,
+            int secondRoutePerSecond, boolean jmh, boolean memory, List<String> targets, Path dir, String command) {
     }
 
     private Harness() {
@@ -104,8 +106,8 @@ public final class Harness {
         }
         String command = System.getProperty("bench.command", "benchmarks/run.sh" + (quick ? " --quick" : ""));
         Settings settings = quick
-                ? new Settings(true, 3, 5, 5, 50, jmh, memory, targets, dir, command)
-                : new Settings(false, 20, 30, 20, 50, jmh, memory, targets, dir, command);
+                ? new Settings(true, 3, 2, 3, 5, 50, jmh, memory, targets, dir, command)
+                : new Settings(false, 20, 3, 10, 20, 50, jmh, memory, targets, dir, command);
         Results results = run(settings);
         Report.write(results);
         System.out.println("report: " + dir.resolve("README.md") + " and " + dir.resolve(Report.CHART));
@@ -122,7 +124,6 @@ public final class Harness {
 
     static Results run(Settings s) throws Exception {
         Results results = new Results(s);
-        results.targets = s.targets();
         Path logs = s.dir().resolve("target/bench-logs");
         Files.createDirectories(logs);
         machine(results);
@@ -134,21 +135,40 @@ public final class Harness {
             String st = upstream.ready.get("s");
             log("upstream ready " + upstream.ready);
 
-            for (String target : s.targets()) {
-                if (target.equals("direct")) {
-                    loads(results, target, "http://127.0.0.1:" + a + "/a", logs);
-                    continue;
+            // Every proxy runs from the start, idle until measured; the load rounds rotate through the targets so
+            // that the noise of a shared machine spreads over all of them instead of hitting whichever ran last.
+            Map<String, String> bases = new LinkedHashMap<>();
+            Map<String, Child> processes = new LinkedHashMap<>();
+            List<Child> proxies = new ArrayList<>();
+            try {
+                for (String target : s.targets()) {
+                    if (target.equals("direct")) {
+                        bases.put(target, "http://127.0.0.1:" + a + "/a");
+                        continue;
+                    }
+                    try {
+                        Child proxy = new Child(target, List.of("-Xms512m", "-Xmx512m"), Target.class.getName(),
+                                List.of(target, a, b, st), logs);
+                        proxies.add(proxy);
+                        processes.put(target, proxy);
+                        bases.put(target, "http://127.0.0.1:" + proxy.port("port") + "/a");
+                        log(target + " ready on port " + proxy.port("port"));
+                    } catch (IOException e) {
+                        results.notes.add(target + " failed to start: " + e.getMessage());
+                        log("! " + target + " failed to start: " + e);
+                    }
                 }
-                try (Child proxy = new Child(target, List.of("-Xms512m", "-Xmx512m"), Target.class.getName(),
-                        List.of(target, a, b, st), logs)) {
-                    String base = "http://127.0.0.1:" + proxy.port("port");
-                    log(target + " ready on " + base);
-                    loads(results, target, base + "/a", logs);
-                    isolation(results, target, base, logs);
-                } catch (IOException e) {
-                    results.notes.add(target + " failed: " + e.getMessage());
-                    log("! " + target + " failed: " + e);
+                results.targets = new ArrayList<>(bases.keySet());
+                for (String body : List.of("1k", "1m")) {
+                    loads(results, bases, processes, upstream, body, logs);
                 }
+                for (Map.Entry<String, String> e : bases.entrySet()) {
+                    if (!e.getKey().equals("direct")) {
+                        isolation(results, e.getKey(), e.getValue().substring(0, e.getValue().length() - 2), logs);
+                    }
+                }
+            } finally {
+                proxies.forEach(Child::close);
             }
 
             if (s.memory()) {
@@ -166,18 +186,68 @@ public final class Harness {
         return results;
     }
 
-    private static void loads(Results results, String target, String base, Path logs) throws IOException {
+    private static void loads(Results results, Map<String, String> bases, Map<String, Child> processes,
+            Child upstream, String body, Path logs) throws IOException {
         Settings s = results.settings;
-        for (String body : List.of("1k", "1m")) {
-            String url = base + "/" + body;
+        List<String> targets = new ArrayList<>(bases.keySet());
+        for (String target : targets) {
             log(target + " " + body + ": warm-up " + s.warmupSeconds() + " s");
-            Wrk.run(2, 32, s.warmupSeconds(), url, logs.resolve(target + "-" + body + "-warmup.txt"));
-            double loadAvg = loadAvg();
-            Wrk.Result r = Wrk.run(2, 32, s.measureSeconds(), url, logs.resolve(target + "-" + body + ".txt"));
-            log(String.format("%s %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d (load %.2f)", target, body,
-                    r.rps(), r.p50(), r.p99(), r.errors(), loadAvg));
-            results.loads.add(new Load(target, body, r, loadAvg));
+            Wrk.run(2, 32, s.warmupSeconds(), bases.get(target) + "/" + body,
+                    logs.resolve(target + "-" + body + "-warmup.txt"));
         }
+        Map<String, List<Wrk.Result>> rounds = new LinkedHashMap<>();
+        Map<String, List<Double>> loads = new LinkedHashMap<>();
+        Map<String, List<Double>> proxyCpu = new LinkedHashMap<>();
+        Map<String, List<Double>> upstreamCpu = new LinkedHashMap<>();
+        for (int round = 0; round < s.rounds(); round++) {
+            for (int i = 0; i < targets.size(); i++) {
+                String target = targets.get((i + round) % targets.size());
+                Child proxy = processes.get(target);
+                double loadAvg = loadAvg();
+                long proxyBefore = proxy == null ? 0 : proxy.cpuNanos();
+                long upstreamBefore = upstream.cpuNanos();
+                Wrk.Result r = Wrk.run(2, 32, s.measureSeconds(), bases.get(target) + "/" + body,
+                        logs.resolve(target + "-" + body + "-round" + (round + 1) + ".txt"));
+                double perReq = Math.max(1, r.requests()) * 1000.0;
+                double pc = proxy == null ? Double.NaN : (proxy.cpuNanos() - proxyBefore) / perReq;
+                double uc = (upstream.cpuNanos() - upstreamBefore) / perReq;
+                log(String.format(Locale.ROOT, "%s %s round %d: %.0f req/s, p50 %.2f ms, p99 %.2f ms, errors %d, "
+                        + "CPU/req proxy %.1f us upstream %.1f us (load %.2f)", target, body, round + 1, r.rps(),
+                        r.p50(), r.p99(), r.errors(), pc, uc, loadAvg));
+                rounds.computeIfAbsent(target, k -> new ArrayList<>()).add(r);
+                loads.computeIfAbsent(target, k -> new ArrayList<>()).add(loadAvg);
+                proxyCpu.computeIfAbsent(target, k -> new ArrayList<>()).add(pc);
+                upstreamCpu.computeIfAbsent(target, k -> new ArrayList<>()).add(uc);
+            }
+        }
+        for (String target : targets) {
+            List<Wrk.Result> rs = rounds.get(target);
+            Wrk.Result median = new Wrk.Result(median(rs, Wrk.Result::rps), median(rs, Wrk.Result::p50),
+                    median(rs, Wrk.Result::p90), median(rs, Wrk.Result::p99),
+                    rs.stream().mapToLong(Wrk.Result::requests).sum(), rs.stream().mapToLong(Wrk.Result::errors).sum(),
+                    "");
+            double loadAvg = loads.get(target).stream().mapToDouble(Double::doubleValue).average().orElse(Double.NaN);
+            results.loads.add(new Load(target, body, median, loadAvg, medianOf(proxyCpu.get(target)),
+                    medianOf(upstreamCpu.get(target))));
+            log(String.format(Locale.ROOT, "%s %s median: %.0f req/s, p50 %.2f ms, p99 %.2f ms", target, body,
+                    median.rps(), median.p50(), median.p99()));
+        }
+    }
+
+    private static double medianOf(List<Double> values) {
+        double[] v = values.stream().mapToDouble(Double::doubleValue).sorted().toArray();
+        if (v.length == 0) {
+            return Double.NaN;
+        }
+        return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
+    }
+
+    private static double median(List<Wrk.Result> rs, java.util.function.ToDoubleFunction<Wrk.Result> f) {
+        double[] v = rs.stream().mapToDouble(f).sorted().toArray();
+        if (v.length == 0) {
+            return Double.NaN;
+        }
+        return v.length % 2 == 1 ? v[v.length / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2;
     }
 
     private static void isolation(Results results, String target, String base, Path logs) throws Exception {

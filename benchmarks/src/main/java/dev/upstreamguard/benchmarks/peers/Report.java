@@ -77,11 +77,15 @@ final class Report {
                 .append("\n\nCommand: `").append(r.settings.command()).append("`\n\n");
         md.append("| machine | |\n|---|---|\n");
         r.machine.forEach((k, v) -> md.append("| ").append(k).append(" | ").append(v).append(" |\n"));
-        md.append(String.format(Locale.ROOT, "%nwrk -t2 -c32 --latency, warm-up %d s then %d s measured per target and "
-                + "body; isolation runs %d s each. Every server is its own JVM on 127.0.0.1 (targets -Xmx512m, "
-                + "streaming runs -Xmx128m). The machine is shared: the load average next to each figure is the one "
-                + "at its start.%n%n![results](%s)%n", r.settings.warmupSeconds(), r.settings.measureSeconds(),
-                r.settings.isolationSeconds(), CHART));
+        md.append(String.format(Locale.ROOT, "%nwrk -t2 -c32 --latency --timeout 10s. Per body size: a %d s warm-up "
+                + "per target, then %d rounds of %d s per target in rotated order; each figure is the median of the "
+                + "rounds (errors: the sum). Isolation runs %d s per phase. Every server is its own JVM on 127.0.0.1 "
+                + "(targets -Xms512m -Xmx512m, streaming runs -Xmx128m), all proxies up during the load rounds. The "
+                + "machine is shared with other engineers' builds: the load average column is the mean of the 1-minute "
+                + "load average at the start of each round. CPU µs/req: CPU time (user + system, /proc/<pid>/stat) "
+                + "the proxy's JVM and the upstream's JVM used during the round, divided by the requests served: "
+                + "less sensitive to the shared machine than req/s.%n%n![results](%s)%n", r.settings.warmupSeconds(),
+                r.settings.rounds(), r.settings.measureSeconds(), r.settings.isolationSeconds(), CHART));
 
         for (String body : List.of("1k", "1m")) {
             List<Load> rows = r.loads.stream().filter(l -> l.body().equals(body)).toList();
@@ -94,7 +98,8 @@ final class Report {
             md.append("\n### 1. Throughput and latency, ").append(body.equals("1k") ? "1 KiB" : "1 MiB")
                     .append(" GET\n\nBest peer: ").append(best.map(l -> label(l.target())).orElse("n/a"))
                     .append(".\n\n| target | req/s | × best peer | × direct | p50 ms | p99 ms | p99 × best peer | "
-                            + "errors | load avg |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+                            + "proxy CPU µs/req | × best peer | upstream CPU µs/req | errors | load avg |\n"
+                            + "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
             for (Load l : rows) {
                 Wrk.Result w = l.result();
                 md.append("| ").append(label(l.target())).append(" | ").append(f0(w.rps())).append(" | ")
@@ -102,6 +107,9 @@ final class Report {
                         .append(direct.map(d -> ratio(w.rps(), d.result().rps())).orElse("")).append(" | ")
                         .append(f2(w.p50())).append(" | ").append(f2(w.p99())).append(" | ")
                         .append(best.map(b -> ratio(w.p99(), b.result().p99())).orElse("")).append(" | ")
+                        .append(f1(l.proxyCpuMicros())).append(" | ")
+                        .append(best.map(b -> ratio(l.proxyCpuMicros(), b.proxyCpuMicros())).orElse("")).append(" | ")
+                        .append(f1(l.upstreamCpuMicros())).append(" | ")
                         .append(w.errors()).append(" | ").append(f2(l.loadAvg())).append(" |\n");
             }
         }
@@ -205,16 +213,22 @@ final class Report {
             rss.getStyler().setLegendVisible(true);
         }
         charts.add(rss);
+        for (String body : List.of("1k", "1m")) {
+            List<Load> rows = r.loads.stream().filter(l -> l.body().equals(body) && !l.target().equals("direct"))
+                    .toList();
+            charts.add(bars("Proxy CPU per request, " + (body.equals("1k") ? "1 KiB" : "1 MiB") + " (µs)", "µs", rows,
+                    Load::proxyCpuMicros, Load::target));
+        }
 
         int w = 640;
         int h = 420;
-        int cols = 3;
+        int cols = 4;
         int rows = (charts.size() + cols - 1) / cols;
         BufferedImage image = new BufferedImage(w * cols, h * rows, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = image.createGraphics();
         g.setColor(Color.WHITE);
         g.fillRect(0, 0, image.getWidth(), image.getHeight());
-        int[] order = {0, 3, 1, 4, 2, 5};
+        int[] order = {0, 4, 1, 5, 3, 7, 2, 6};
         for (int i = 0; i < charts.size(); i++) {
             int slot = order[i];
             BufferedImage one = BitmapEncoder.getBufferedImage(charts.get(i));
@@ -231,7 +245,8 @@ final class Report {
         chart.getStyler().setLabelsVisible(true);
         chart.getStyler().setXAxisLabelRotation(15);
         chart.getStyler().setChartBackgroundColor(Color.WHITE);
-        chart.getStyler().setYAxisDecimalPattern(yTitle.equals("ratio ") || yTitle.equals("ms") ? "#,##0.00" : "#,##0");
+        chart.getStyler().setYAxisDecimalPattern(yTitle.equals("ratio ") || yTitle.equals("ms") ? "#,##0.00"
+                : yTitle.equals("µs") ? "#,##0.0" : "#,##0");
         List<String> x = new ArrayList<>();
         List<Number> y = new ArrayList<>();
         for (T row : rows) {
