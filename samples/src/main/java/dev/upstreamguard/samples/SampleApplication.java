@@ -1,0 +1,104 @@
+package dev.upstreamguard.samples;
+
+import dev.upstreamguard.spring.UpstreamRegistry;
+import java.io.IOException;
+import java.util.Arrays;
+import java.util.Map;
+import org.springframework.boot.ApplicationArguments;
+import org.springframework.boot.ApplicationRunner;
+import org.springframework.boot.SpringApplication;
+import org.springframework.boot.autoconfigure.SpringBootApplication;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
+import org.springframework.boot.context.event.ApplicationReadyEvent;
+import org.springframework.context.ConfigurableApplicationContext;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.event.EventListener;
+import org.springframework.core.env.Environment;
+
+/**
+ * The Upstream Guard sample: a Spring Boot gateway. By default it starts an embedded faulty upstream and routes to it
+ * ({@link EmbeddedUpstreamEnvironment}); with {@code --upstream-guard.routes.<name>.*} on the command line it is a plain
+ * gateway for those routes. {@code --tour} walks every fault, prints the table and exits.
+ */
+@SpringBootApplication
+public class SampleApplication {
+
+    /** Starts the sample. */
+    public static void main(String[] args) {
+        boolean tour = Arrays.asList(args).contains("--tour");
+        SpringApplication application = new SpringApplication(SampleApplication.class);
+        if (tour) {
+            application.setDefaultProperties(Map.of("server.port", "0"));
+        }
+        ConfigurableApplicationContext context = application.run(args);
+        if (tour) {
+            System.exit(SpringApplication.exit(context));
+        }
+    }
+
+    /** Closes the embedded upstream with the application. */
+    @Bean
+    @ConditionalOnProperty(EmbeddedUpstreamEnvironment.PORT_PROPERTY)
+    AutoCloseable embeddedUpstream(Environment environment) {
+        int port = environment.getRequiredProperty(EmbeddedUpstreamEnvironment.PORT_PROPERTY, Integer.class);
+        return () -> {
+            FaultyUpstream upstream = FaultyUpstream.running(port);
+            if (upstream != null) {
+                upstream.close();
+            }
+        };
+    }
+
+    /** With {@code --tour}: walks every fault and prints the table. */
+    @Bean
+    ApplicationRunner tourRunner(Environment environment) {
+        return (ApplicationArguments args) -> {
+            if (!args.containsOption("tour")) {
+                return;
+            }
+            if (!environment.containsProperty(EmbeddedUpstreamEnvironment.PORT_PROPERTY)) {
+                System.out.println("--tour needs the embedded upstream (do not configure upstream-guard.routes.*)");
+                return;
+            }
+            String port = environment.getRequiredProperty("local.server.port");
+            System.out.println();
+            System.out.println("Upstream Guard tour (every fault, through the proxy route and a guarded RestClient):");
+            System.out.println();
+            System.out.println(Tour.table(new Tour("http://127.0.0.1:" + port).run()));
+        };
+    }
+
+    /** Prints the URLs to try. */
+    @EventListener
+    void printUrls(ApplicationReadyEvent event) throws IOException {
+        Environment env = event.getApplicationContext().getEnvironment();
+        if (Arrays.asList(event.getArgs()).contains("--tour")) {
+            return;
+        }
+        String base = "http://127.0.0.1:" + env.getProperty("local.server.port");
+        StringBuilder sb = new StringBuilder("\nUpstream Guard sample is up on ").append(base).append('\n');
+        if (env.containsProperty(EmbeddedUpstreamEnvironment.PORT_PROPERTY)) {
+            sb.append("  embedded faulty upstream: http://127.0.0.1:")
+                    .append(env.getProperty(EmbeddedUpstreamEnvironment.PORT_PROPERTY)).append('\n');
+            sb.append("  through the proxy route (upstream 'faulty'):\n");
+            for (String fault : FaultyUpstream.FAULTS) {
+                sb.append("    curl -i ").append(base).append("/faulty/").append(fault).append('\n');
+            }
+            sb.append("    curl -i ").append(base).append("/refused/anything     (connection refused)\n");
+            sb.append("    curl -i ").append(base).append("/breaker/reset        (4th call: circuit open)\n");
+            sb.append("  through a guarded RestClient with @UpstreamPolicy:\n");
+            sb.append("    curl -i ").append(base).append("/api/reset   (and /api/<any fault above>, /api/refused)\n");
+            sb.append("    curl -i -H 'Accept: application/json' ").append(base).append("/api/not-http\n");
+            sb.append("  every fault in one table: ").append(base).append("/tour   (or curl -H 'Accept: text/plain' ")
+                    .append(base).append("/tour)\n");
+        } else {
+            sb.append("  gateway routes:\n");
+            event.getApplicationContext().getBean(UpstreamRegistry.class).routes().forEach(r -> sb.append("    ")
+                    .append(base).append(r.path()).append("  ->  ").append(r.target()).append("/...\n"));
+        }
+        sb.append("  actuator: ").append(base).append("/actuator/health  ").append(base).append("/actuator/upstreams  ")
+                .append(base).append("/actuator/metrics/upstream.guard.calls  ").append(base)
+                .append("/actuator/prometheus\n");
+        System.out.println(sb);
+    }
+}

@@ -1,0 +1,94 @@
+package dev.upstreamguard.samples;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.function.Function;
+import java.util.stream.Collectors;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalServerPort;
+
+/** The sample starts with its embedded faulty upstream and answers its tour. */
+@SpringBootTest(classes = SampleApplication.class, webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+class SampleApplicationTest {
+
+    @LocalServerPort
+    int port;
+
+    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+
+    private HttpResponse<String> get(String path, String accept) throws Exception {
+        return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                .timeout(Duration.ofSeconds(60)).header("Accept", accept).build(), HttpResponse.BodyHandlers.ofString());
+    }
+
+    @Test
+    void theTourTranslatesEveryFaultOfTheEmbeddedUpstream() {
+        List<Tour.Row> rows = new Tour("http://127.0.0.1:" + port).run();
+        Map<String, Tour.Row> byKey = rows.stream()
+                .collect(Collectors.toMap(r -> r.fault() + "/" + r.via(), Function.identity()));
+
+        assertThat(byKey.get("ok/route").status()).isEqualTo(200);
+        assertThat(byKey.get("ok/api").status()).isEqualTo(200);
+        for (String via : List.of("route", "api")) {
+            assertRow(byKey.get("slow/" + via), 504, "connection_read_timeout", "http_response_timeout");
+            assertRow(byKey.get("reset/" + via), 502, "connection_terminated");
+            assertRow(byKey.get("not-http/" + via), 502, "http_protocol_error");
+            assertRow(byKey.get("huge-header/" + via), 502, "http_response_header_size",
+                    "http_response_header_section_size");
+            assertRow(byKey.get("refused/" + via), 502, "connection_refused");
+            // The upstream's own 503s pass through unchanged: no Proxy-Status, Retry-After intact.
+            assertThat(byKey.get("unavailable/" + via).status()).isEqualTo(503);
+            assertThat(byKey.get("unavailable/" + via).proxyStatus()).isEqualTo("-");
+            assertThat(byKey.get("unavailable/" + via).note()).contains("Retry-After: 30");
+            assertThat(byKey.get("flaky/" + via).status()).isEqualTo(503);
+            assertThat(byKey.get("flaky/" + via).proxyStatus()).isEqualTo("-");
+        }
+        assertRow(byKey.get("close/api"), 502, "connection_terminated", "http_response_incomplete");
+        assertRow(byKey.get("close/route"), 502, "connection_terminated", "http_response_incomplete");
+        // Through the RestClient the truncated body is a 502; through the streaming proxy the head was already sent,
+        // so the client connection is aborted instead.
+        assertRow(byKey.get("truncated/api"), 502, "http_response_incomplete");
+        assertThat(byKey.get("truncated/route").note()).startsWith("body cut off");
+        assertRow(byKey.get("circuit-open/route"), 503, "destination_unavailable");
+        assertThat(byKey.get("circuit-open/route").note()).startsWith("Retry-After: ");
+        assertThat(byKey.get("reset/route").attempts()).isEqualTo("3");
+    }
+
+    private static void assertRow(Tour.Row row, int status, String... faults) {
+        assertThat(row.status()).as(row.toString()).isEqualTo(status);
+        assertThat(row.proxyStatus()).as(row.toString())
+                .isIn(java.util.Arrays.stream(faults).map(f -> "sample-gw; error=" + f).toList());
+    }
+
+    @Test
+    void theTourPageShowsTheTable() throws Exception {
+        HttpResponse<String> text = get("/tour", "text/plain");
+        assertThat(text.statusCode()).isEqualTo(200);
+        assertThat(text.body()).contains("Proxy-Status").contains("sample-gw; error=connection_refused")
+                .contains("sample-gw; error=destination_unavailable");
+        HttpResponse<String> html = get("/tour", "text/html");
+        assertThat(html.statusCode()).isEqualTo(200);
+        assertThat(html.body()).contains("<table>").contains("connection_terminated");
+    }
+
+    @Test
+    void theActuatorEndpointsOfTheSampleAreExposed() throws Exception {
+        assertThat(get("/actuator/health", "application/json").statusCode()).isEqualTo(200);
+        HttpResponse<String> upstreams = get("/actuator/upstreams", "application/json");
+        assertThat(upstreams.statusCode()).isEqualTo(200);
+        assertThat(upstreams.body()).contains("\"faulty\"").contains("\"refused\"").contains("\"breaker\"");
+        get("/faulty/ok", "text/plain");
+        assertThat(get("/actuator/metrics/upstream.guard.calls", "application/json").statusCode()).isEqualTo(200);
+        HttpResponse<String> prometheus = get("/actuator/prometheus", "text/plain");
+        assertThat(prometheus.statusCode()).isEqualTo(200);
+        assertThat(prometheus.body()).contains("upstream_guard_calls");
+    }
+}
