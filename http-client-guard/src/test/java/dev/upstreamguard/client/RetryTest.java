@@ -242,6 +242,19 @@ class RetryTest {
         }
     }
 
+    @Test
+    void retryAfterReachingPastTheDeadlineReturnsTheResponseAtOnce() throws Exception {
+        GuardPolicy policy = policy().totalTimeout(Duration.ofSeconds(1)).maxRetryAfter(Duration.ofSeconds(5)).build();
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client(policy)) {
+            MockWebServers.always(server, new MockResponse.Builder().code(503).setHeader("Retry-After", "2")
+                    .body("busy").build());
+            Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertThat(seen).isEqualTo(new Seen(503, "2", null, "busy"));
+            assertThat(server.getRequestCount()).isEqualTo(1);
+            assertThat(time.sleeps()).isEmpty();
+        }
+    }
+
     // ---- the budget --------------------------------------------------------------------------------------------
 
     @Test
@@ -260,6 +273,26 @@ class RetryTest {
             assertThat(upstream.requestCount()).isEqualTo(attempts);
             // Retries happened (the budget is not zero) but stayed under the ratio of calls.
             assertThat(attempts).isGreaterThan(calls).isLessThanOrEqualTo((int) (calls * (1 + ratio)) + 1);
+        }
+    }
+
+    @Test
+    void theBudgetFloorIsPerSecondAndRefillsAsTimeMoves() throws Exception {
+        // No ratio, a floor of 1 retry per second: 10 retries per 10-second window, whatever the traffic.
+        GuardPolicy policy = policy().budgetRatio(0).budgetMinPerSecond(1).circuitBreakerEnabled(false)
+                .initialBackoff(Duration.ZERO).maxBackoff(Duration.ZERO).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = client(policy)) {
+            int retries = 0;
+            for (int i = 0; i < 8; i++) {
+                retries += failure(client, new HttpGet(upstream.uri("/"))).attempts() - 1;
+            }
+            assertThat(retries).isEqualTo(10);
+            assertThat(client.upstream(upstream.baseUrl()).retriesAvailable()).isZero();
+
+            time.advance(Duration.ofSeconds(11));
+            assertThat(client.upstream(upstream.baseUrl()).retriesAvailable()).isEqualTo(10);
+            assertThat(failure(client, new HttpGet(upstream.uri("/"))).attempts()).isEqualTo(3);
         }
     }
 }
