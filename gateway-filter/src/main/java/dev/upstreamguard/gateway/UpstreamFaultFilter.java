@@ -6,8 +6,6 @@ import dev.upstreamguard.gateway.internal.Settings;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import jakarta.servlet.AsyncContext;
-import jakarta.servlet.AsyncEvent;
-import jakarta.servlet.AsyncListener;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
 import jakarta.servlet.FilterChain;
@@ -34,8 +32,10 @@ import java.io.IOException;
  * incomplete response, never a clean one.
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
- * {@code ASYNC} and {@code ERROR}: faults rethrown on an async dispatch, reported to the async context's listeners, or
- * carried into an error dispatch are answered the same way. Configure it with {@link #builder()}, or with the
+ * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()} is answered and the async cycle
+ * completed; a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC does) is answered
+ * on that dispatch; a fault the container carries to an error page (a dispatch the filter did not see thrown) is
+ * answered instead of the page. Configure it with {@link #builder()}, or with the
  * init-params {@value #PROXY_NAME} (default {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default
  * {@code false}) when the container creates it; a filter made by the builder ignores init-params.
  */
@@ -46,8 +46,6 @@ public class UpstreamFaultFilter implements Filter {
 
     /** Init-param: whether responses may carry exception messages and upstream addresses ({@code true}/{@code false}). */
     public static final String EXPOSE_DETAILS = "expose-details";
-
-    private static final String LISTENING_ATTRIBUTE = UpstreamFaultFilter.class.getName() + ".listening";
 
     private final boolean configured;
     private final MeterRegistry registry;
@@ -107,10 +105,6 @@ public class UpstreamFaultFilter implements Filter {
             chain.doFilter(request, response);
         } catch (IOException | ServletException | RuntimeException e) {
             answer(request, response, e);
-            return;
-        }
-        if (request.isAsyncStarted()) {
-            listenForAsyncErrors(request);
         }
     }
 
@@ -150,19 +144,6 @@ public class UpstreamFaultFilter implements Filter {
         }
     }
 
-    private void listenForAsyncErrors(HttpServletRequest request) {
-        if (request.getAttribute(LISTENING_ATTRIBUTE) != null) {
-            return;
-        }
-        try {
-            AsyncContext async = request.getAsyncContext();
-            async.addListener(new AsyncFaultListener());
-            request.setAttribute(LISTENING_ATTRIBUTE, Boolean.TRUE);
-        } catch (IllegalStateException completedMeanwhile) {
-            // The application completed the async cycle on another thread already: nothing left to watch.
-        }
-    }
-
     private static void complete(AsyncContext async) {
         try {
             async.complete();
@@ -179,46 +160,6 @@ public class UpstreamFaultFilter implements Filter {
             throw (ServletException) e;
         }
         throw (RuntimeException) e;
-    }
-
-    /** Answers upstream faults the container reports to the async context (for example thrown on an async dispatch). */
-    private final class AsyncFaultListener implements AsyncListener {
-
-        @Override
-        public void onError(AsyncEvent event) throws IOException {
-            Throwable error = event.getThrowable();
-            AsyncContext async = event.getAsyncContext();
-            if (error == null || !(async.getRequest() instanceof HttpServletRequest)) {
-                return;
-            }
-            HttpServletRequest request = (HttpServletRequest) async.getRequest();
-            UpstreamException fault = FaultResponseWriter.isHandled(request, error) ? null
-                    : UpstreamException.find(error).orElse(null);
-            if (fault == null || FaultResponseWriter.isHandled(request, fault)) {
-                return;
-            }
-            ServletResponse supplied = event.getSuppliedResponse() != null ? event.getSuppliedResponse()
-                    : async.getResponse();
-            if (supplied instanceof HttpServletResponse && writer.write(request, (HttpServletResponse) supplied, fault,
-                    null) != FaultResponseWriter.Answer.THROW_TO_ABORT) {
-                complete(async);
-            }
-            // Otherwise committed: the container is failing the request and closes the connection itself.
-        }
-
-        @Override
-        public void onStartAsync(AsyncEvent event) {
-            // A new async cycle drops the listeners of the previous one; keep watching.
-            event.getAsyncContext().addListener(this);
-        }
-
-        @Override
-        public void onComplete(AsyncEvent event) {
-        }
-
-        @Override
-        public void onTimeout(AsyncEvent event) {
-        }
     }
 
     /** Configures an {@link UpstreamFaultFilter} in code; every setter validates at once. */

@@ -14,8 +14,10 @@ import org.apache.catalina.Context;
 import org.apache.catalina.Wrapper;
 import org.apache.catalina.connector.Connector;
 import org.apache.catalina.startup.Tomcat;
+import org.apache.tomcat.util.descriptor.web.ErrorPage;
 import org.apache.tomcat.util.descriptor.web.FilterDef;
 import org.apache.tomcat.util.descriptor.web.FilterMap;
+import org.eclipse.jetty.ee11.servlet.ErrorPageErrorHandler;
 import org.eclipse.jetty.ee11.servlet.FilterHolder;
 import org.eclipse.jetty.ee11.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee11.servlet.ServletHolder;
@@ -35,6 +37,13 @@ enum Container {
     static final class Deployment {
         final List<Object[]> servlets = new ArrayList<>();
         final List<Object[]> filters = new ArrayList<>();
+        String errorPage;
+
+        /** Uncaught exceptions are dispatched (ERROR) to {@code location}. */
+        Deployment errorPage(String location) {
+            this.errorPage = location;
+            return this;
+        }
 
         Deployment servlet(String name, Servlet servlet, String mapping) {
             return servlet(name, servlet, mapping, Map.of());
@@ -110,6 +119,12 @@ enum Container {
             }
             context.addFilterMap(map);
         }
+        if (d.errorPage != null) {
+            ErrorPage page = new ErrorPage();
+            page.setExceptionType(Throwable.class.getName());
+            page.setLocation(d.errorPage);
+            context.addErrorPage(page);
+        }
         tomcat.start();
         int port = connector.getLocalPort();
         return new Running() {
@@ -156,6 +171,11 @@ enum Container {
             holder.setAsyncSupported(true);
             holder.setInitParameters((Map<String, String>) f[3]);
             context.addFilter(holder, (String) f[2], (EnumSet<DispatcherType>) f[4]);
+        }
+        if (d.errorPage != null) {
+            ErrorPageErrorHandler errors = new ErrorPageErrorHandler();
+            errors.addErrorPage(Throwable.class, d.errorPage);
+            context.setErrorHandler(errors);
         }
         server.setHandler(context);
         server.start();

@@ -5,6 +5,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.ClosedPort;
+import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.AsyncContext;
@@ -39,6 +42,7 @@ class UpstreamFaultFilterTest {
     private final ExecutorService executor = Executors.newCachedThreadPool();
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
     private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
+    private RawUpstream truncating;
 
     /** How the test servlet fails. */
     enum Mode {
@@ -103,12 +107,37 @@ class UpstreamFaultFilterTest {
     }
 
     @BeforeAll
-    void start() {
+    void start() throws IOException {
+        truncating = RawUpstream.start(Behaviours.truncatedBody());
+        String closedPort = ClosedPort.find().baseUrl();
         for (Container container : Container.values()) {
             SimpleMeterRegistry registry = new SimpleMeterRegistry();
             registries.put(container, registry);
             Container.Deployment d = new Container.Deployment();
             d.filter("guard", UpstreamFaultFilter.builder().meterRegistry(registry).build(), "/f/*");
+            d.errorPage("/error-page");
+            d.servlet("error-page", new HttpServlet() {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                    // Also included into committed responses (Tomcat), where the output stream may be in use.
+                    resp.setStatus(500);
+                    try {
+                        resp.getWriter().write("the application's error page");
+                    } catch (IllegalStateException streamInUse) {
+                        resp.getOutputStream().print("the application's error page");
+                    }
+                }
+            }, "/error-page");
+            d.filter("on-error", UpstreamFaultFilter.builder().meterRegistry(registry).build(), "/error-page",
+                    Map.of(), EnumSet.of(DispatcherType.ERROR));
+            d.servlet("unfiltered", new FailingServlet(Mode.SERVLET_EXCEPTION), "/unfiltered/servlet-exception");
+            d.servlet("unfiltered-other", new FailingServlet(Mode.NOT_OURS), "/unfiltered/not-ours");
+            d.servlet("proxy-refused", UpstreamProxyServlet.builder(closedPort).meterRegistry(registry)
+                    .set("retry.enabled", "false").build(), "/f/proxy-refused/*");
+            d.servlet("proxy-truncated", UpstreamProxyServlet.builder(truncating.baseUrl()).meterRegistry(registry)
+                    .build(), "/f/proxy-truncated/*");
             d.filter("exposed", new UpstreamFaultFilter(), "/exposed/*",
                     Map.of("proxy-name", "edge 1", "expose-details", "true"),
                     EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC, DispatcherType.ERROR));
@@ -125,6 +154,7 @@ class UpstreamFaultFilterTest {
     void stop() {
         containers.values().forEach(Container.Running::close);
         executor.shutdownNow();
+        truncating.close();
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -171,7 +201,9 @@ class UpstreamFaultFilterTest {
         double before = count(container, "aborted", "connection_refused");
         RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/committed");
         assertThat(response.status()).isEqualTo(200);
-        assertThat(response.complete()).as("the client must see an incomplete response").isFalse();
+        assertThat(response.complete()).as("the client must see an incomplete response: %s %s", response.headers(),
+                new String(response.body(), Math.max(0, response.body().length - 80), Math.min(80, response.body().length),
+                        java.nio.charset.StandardCharsets.ISO_8859_1)).isFalse();
         assertThat(response.header("Proxy-Status")).isNull();
         Await.until("the abort is counted", Duration.ofSeconds(10),
                 () -> count(container, "aborted", "connection_refused") == before + 1);
@@ -213,6 +245,37 @@ class UpstreamFaultFilterTest {
                 .isEqualTo("\"edge 1\"; error=connection_refused; next-hop=inventory; details=\"Upstream "
                         + "'inventory' failed: connection_refused after 3 attempts (http://10.1.2.3:8080 refused)\"");
         assertThat(response.bodyUtf8()).startsWith("502 Bad Gateway\n").contains("10.1.2.3");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultTheContainerCarriesToTheErrorPageIsAnsweredInsteadOfThePage(Container container) throws Exception {
+        RawClient.Response json = assertGeneratedFault(port(container), "/gw/unfiltered/servlet-exception",
+                UpstreamFault.CONNECTION_REFUSED, false);
+        assertThat(json.bodyUtf8()).contains("\"instance\":\"/gw/unfiltered/servlet-exception\"");
+        RawClient.Response other = RawClient.request(port(container), "GET", "/gw/unfiltered/not-ours");
+        assertThat(other.status()).isEqualTo(500);
+        assertThat(other.bodyUtf8()).isEqualTo("the application's error page");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultTheProxyServletAnsweredIsNeitherAnsweredNorCountedAgainByTheFilter(Container container)
+            throws Exception {
+        double refusedBefore = count(container, "502", "connection_refused");
+        RawClient.Response refused = RawClient.request(port(container), "GET", "/gw/f/proxy-refused/x",
+                "Accept: application/json");
+        assertThat(refused.status()).isEqualTo(502);
+        assertThat(refused.bodyUtf8()).contains("\"upstream\":\"proxy-refused\"");
+        assertThat(count(container, "502", "connection_refused")).isEqualTo(refusedBefore + 1);
+
+        double abortedBefore = count(container, "aborted", "http_response_incomplete");
+        RawClient.Response cut = RawClient.request(port(container), "GET", "/gw/f/proxy-truncated/x");
+        assertThat(cut.status()).isEqualTo(200);
+        assertThat(cut.complete()).isFalse();
+        Await.until("the abort is counted", Duration.ofSeconds(10),
+                () -> count(container, "aborted", "http_response_incomplete") >= abortedBefore + 1);
+        assertThat(count(container, "aborted", "http_response_incomplete")).isEqualTo(abortedBefore + 1);
     }
 
     private double count(Container container, String status, String fault) {
