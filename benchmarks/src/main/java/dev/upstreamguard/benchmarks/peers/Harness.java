@@ -335,10 +335,22 @@ public final class Harness {
             results.notes.add("JMH failed (exit " + p.exitValue() + "), see target/bench-logs/jmh.txt");
             return;
         }
-        Matcher m = JMH_ENTRY.matcher(Files.readString(json));
+        String text = Files.readString(json);
+        Matcher m = JMH_ENTRY.matcher(text);
         while (m.find()) {
-            results.jmh.add(new Jmh(m.group(1).replaceAll(".*\\.(\\w+\\.\\w+)$", "$1"), num(m.group(2)),
-                    num(m.group(3)), m.group(4)));
+            String name = m.group(1).replaceAll(".*\\.(\\w+\\.\\w+)$", "$1");
+            if (name.endsWith(".sideBySide")) {
+                // a group: its primary score is the sum; the per-method scores are secondary metrics
+                for (String side : List.of("rawSide", "guardedSide")) {
+                    Matcher g = Pattern.compile("\"" + side + "\"\\s*:\\s*\\{\\s*\"score\"\\s*:\\s*([-0-9.eE]+)"
+                            + ",\\s*\"scoreError\"\\s*:\\s*([-0-9.eE]+|\"NaN\")").matcher(text.substring(m.start()));
+                    if (g.find()) {
+                        results.jmh.add(new Jmh(name + ":" + side, num(g.group(1)), num(g.group(2)), m.group(4)));
+                    }
+                }
+            } else {
+                results.jmh.add(new Jmh(name, num(m.group(2)), num(m.group(3)), m.group(4)));
+            }
         }
         log("JMH: " + results.jmh);
     }

@@ -179,6 +179,14 @@ final class Report {
                             + "target ≤ 3 %%).", variant, ratio, (1 - ratio) * 100));
                 }
             }
+            Optional<Jmh> rawSide = r.jmh.stream().filter(j -> j.benchmark().endsWith(":rawSide")).findFirst();
+            Optional<Jmh> guardedSide = r.jmh.stream().filter(j -> j.benchmark().endsWith(":guardedSide")).findFirst();
+            if (rawSide.isPresent() && guardedSide.isPresent()) {
+                double ratio = guardedSide.get().score() / rawSide.get().score();
+                md.append(String.format(Locale.ROOT, "%nSide by side (same JVM, same moment, 2 threads each): "
+                        + "`guardedSide` / `rawSide` = **%.3f** (overhead %.1f %%) — the least noisy of these ratios.",
+                        ratio, (1 - ratio) * 100));
+            }
             r.jmh.stream().filter(j -> j.benchmark().endsWith(".reject")).findFirst().ifPresent(j -> md.append(
                     String.format(Locale.ROOT, "%nOpen-circuit rejection: **%.0f ns** per call (target < 1,000 ns).",
                             j.score())));
