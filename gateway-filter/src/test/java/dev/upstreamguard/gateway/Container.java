@@ -3,6 +3,7 @@ package dev.upstreamguard.gateway;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
 import jakarta.servlet.Servlet;
+import jakarta.servlet.ServletContainerInitializer;
 import java.io.File;
 import java.nio.file.Files;
 import java.util.ArrayList;
@@ -38,6 +39,13 @@ enum Container {
         final List<Object[]> servlets = new ArrayList<>();
         final List<Object[]> filters = new ArrayList<>();
         String errorPage;
+        final List<ServletContainerInitializer> initializers = new ArrayList<>();
+
+        /** Registers servlets and filters through the {@code ServletContext} API at startup, as an application would. */
+        Deployment initializer(ServletContainerInitializer initializer) {
+            initializers.add(initializer);
+            return this;
+        }
 
         /** Uncaught exceptions are dispatched (ERROR) to {@code location}. */
         Deployment errorPage(String location) {
@@ -119,6 +127,9 @@ enum Container {
             }
             context.addFilterMap(map);
         }
+        for (ServletContainerInitializer sci : d.initializers) {
+            context.addServletContainerInitializer(sci, null);
+        }
         if (d.errorPage != null) {
             ErrorPage page = new ErrorPage();
             page.setExceptionType(Throwable.class.getName());
@@ -171,6 +182,9 @@ enum Container {
             holder.setAsyncSupported(true);
             holder.setInitParameters((Map<String, String>) f[3]);
             context.addFilter(holder, (String) f[2], (EnumSet<DispatcherType>) f[4]);
+        }
+        for (ServletContainerInitializer sci : d.initializers) {
+            context.addServletContainerInitializer(sci);
         }
         if (d.errorPage != null) {
             ErrorPageErrorHandler errors = new ErrorPageErrorHandler();
