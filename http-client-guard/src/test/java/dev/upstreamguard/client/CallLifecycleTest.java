@@ -111,6 +111,29 @@ class CallLifecycleTest {
     }
 
     @Test
+    void theTotalDeadlineBoundsTheHeadButNotASlowBody() throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        RawUpstream.Behaviour slowBody = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+                for (int i = 0; i < 5 && !done.await(300, TimeUnit.MILLISECONDS); i++) {
+                    c.write("x");
+                }
+            }
+        };
+        GuardPolicy policy = policy().totalTimeout(Duration.ofSeconds(1)).responseTimeout(Duration.ofSeconds(5)).build();
+        try (RawUpstream upstream = RawUpstream.start(slowBody);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            long start = System.nanoTime();
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("xxxxx");
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThan(Duration.ofSeconds(1));
+        } finally {
+            done.countDown();
+        }
+    }
+
+    @Test
     void upstreamAttributeChoosesTheNamedUpstreamAndAnUnknownNameIsAConfigurationError() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
                 GuardedHttpClient client = GuardedHttpClients.custom()

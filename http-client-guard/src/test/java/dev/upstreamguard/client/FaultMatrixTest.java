@@ -344,6 +344,20 @@ class FaultMatrixTest {
     }
 
     @Test
+    void tlsHandshakeThatNeverCompletesIsAConnectionTimeoutAndRetried() throws Exception {
+        RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
+        try (RawUpstream upstream = RawUpstream.start(silent);
+                GuardedHttpClient client = GuardedHttpClients.custom()
+                        .defaults(fast().connectTimeout(Duration.ofMillis(300)).build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + upstream.port() + "/"));
+            assertFault(e, "connection_timeout", 504, 3);
+            assertThat(upstream.connectionCount()).isEqualTo(3);
+            assertThat(upstream.requestCount()).isZero();
+        }
+    }
+
+    @Test
     void tlsSpokenToAPlainHttpPortIsATlsProtocolErrorAndNotRetried() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.plainHttpToTls()); GuardedHttpClient client = client()) {
             UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + upstream.port() + "/"));

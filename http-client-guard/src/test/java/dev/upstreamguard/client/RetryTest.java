@@ -255,6 +255,21 @@ class RetryTest {
         }
     }
 
+    @Test
+    void interruptedWhileWaitingToRetryFailsWithTheLastFaultAndKeepsTheInterrupt() throws Exception {
+        Sleeper interrupted = d -> {
+            throw new InterruptedException("shutting down");
+        };
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build())
+                        .sleeper(interrupted).build()) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+            assertThat(Thread.interrupted()).as("interrupt status restored").isTrue();
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
     // ---- the budget --------------------------------------------------------------------------------------------
 
     @Test
