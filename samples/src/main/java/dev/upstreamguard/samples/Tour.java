@@ -79,7 +79,8 @@ public final class Tour {
             Matcher m = ATTEMPTS.matcher(body);
             String attempts = m.find() && !proxyStatus.equals("-") ? m.group(1) : "-";
             if (proxyStatus.equals("-") && response.statusCode() >= 500) {
-                note = ("upstream's own response, passed through " + note).trim();
+                note = note.isEmpty() ? "upstream's own response, passed through"
+                        : "upstream's own response, passed through; " + note;
             }
             return new Row(fault, via, path, response.statusCode(), proxyStatus, attempts, note);
         } catch (IOException e) {
@@ -127,7 +128,7 @@ public final class Tour {
         StringBuilder sb = new StringBuilder("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                 + "<title>Upstream Guard tour</title><style>body{font-family:system-ui,sans-serif;margin:2em}"
                 + "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}"
-                + "code{font-size:.9em}</style></head><body><h1>Upstream Guard tour</h1>"
+                + "code{font-size:.9em;white-space:nowrap}</style></head><body><h1>Upstream Guard tour</h1>"
                 + "<p>Every fault of the embedded upstream, through the proxy route and through a guarded RestClient."
                 + "</p><table><tr><th>fault</th><th>via</th><th>request</th><th>status</th><th>Proxy-Status</th>"
                 + "<th>attempts</th><th>note</th></tr>\n");

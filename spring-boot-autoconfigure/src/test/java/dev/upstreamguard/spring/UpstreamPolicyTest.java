@@ -1,0 +1,236 @@
+package dev.upstreamguard.spring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.client.GuardedHttpClient;
+import dev.upstreamguard.spring.internal.CallScope;
+import dev.upstreamguard.spring.internal.GuardedHttpContextFactory;
+import dev.upstreamguard.spring.internal.PolicyOverride;
+import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
+import java.lang.reflect.Method;
+import java.net.URI;
+import java.time.Duration;
+import org.apache.hc.core5.http.protocol.HttpContext;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.test.context.runner.ApplicationContextRunner;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+import org.springframework.http.HttpMethod;
+import org.springframework.mock.env.MockEnvironment;
+
+/** How {@link UpstreamPolicy} declarations are read, merged and turned into the policy of a call. */
+class UpstreamPolicyTest {
+
+    private static final URI INVENTORY = URI.create("http://127.0.0.1:8081/stock");
+    private static final URI ELSEWHERE = URI.create("http://127.0.0.1:9999/x");
+
+    private final UpstreamRegistry registry = registry();
+    private final UpstreamPolicyResolver resolver = new UpstreamPolicyResolver(registry,
+            new MockEnvironment().withProperty("stock.timeout", "750ms"));
+
+    @UpstreamPolicy(upstream = "inventory", responseTimeout = "3s", maxAttempts = 2)
+    static class Controller {
+        void inherits() {
+        }
+
+        @UpstreamPolicy(maxAttempts = 1)
+        void fewerAttempts() {
+        }
+
+        @UpstreamPolicy(upstream = "orders", retry = UpstreamPolicy.Retry.DISABLED)
+        void otherUpstream() {
+        }
+
+        @UpstreamPolicy(totalTimeout = "${stock.timeout}")
+        void placeholder() {
+        }
+    }
+
+    static class Plain {
+        void none() {
+        }
+    }
+
+    @UpstreamPolicy(connectTimeout = "100ms", maxAttempts = 5)
+    interface Exchange {
+        void inherits();
+
+        @UpstreamPolicy(maxAttempts = 4)
+        void four();
+    }
+
+    private static UpstreamRegistry registry() {
+        UpstreamGuardProperties p = new UpstreamGuardProperties();
+        p.getDefaults().setResponseTimeout(Duration.ofSeconds(8));
+        UpstreamGuardProperties.Upstream inventory = new UpstreamGuardProperties.Upstream();
+        inventory.setUrl("http://127.0.0.1:8081");
+        inventory.setResponseTimeout(Duration.ofSeconds(5));
+        inventory.getRetry().setMaxAttempts(6);
+        p.getUpstreams().put("inventory", inventory);
+        UpstreamGuardProperties.Upstream orders = new UpstreamGuardProperties.Upstream();
+        orders.setUrl("http://127.0.0.1:8082");
+        p.getUpstreams().put("orders", orders);
+        return UpstreamRegistry.from(p);
+    }
+
+    private static Method method(Class<?> type, String name) throws NoSuchMethodException {
+        return type.getDeclaredMethod(name);
+    }
+
+    private GuardPolicy handlerPolicy(String method, URI uri) throws Exception {
+        return resolver.policy(resolver.forHandler(method(Controller.class, method), Controller.class), uri);
+    }
+
+    @AfterEach
+    void clearScope() {
+        CallScope.exitInbound();
+        CallScope.exitOutbound(null);
+    }
+
+    @Test
+    void aClassLevelDeclarationAppliesToEveryMethodOverTheNamedUpstreamsProperties() throws Exception {
+        PolicyOverride o = resolver.forHandler(method(Controller.class, "inherits"), Controller.class);
+        assertThat(o.upstream()).isEqualTo("inventory");
+        GuardPolicy p = resolver.policy(o, ELSEWHERE);
+        assertThat(p.responseTimeout()).isEqualTo(Duration.ofSeconds(3));
+        assertThat(p.retry().maxAttempts()).isEqualTo(2);
+        // Everything the annotation leaves alone comes from upstream-guard.upstreams.inventory, then defaults.
+        assertThat(p.connectTimeout()).isEqualTo(registry.policy("inventory").connectTimeout());
+    }
+
+    @Test
+    void aMethodLevelDeclarationWinsSettingBySettingOverTheClassLevelOne() throws Exception {
+        GuardPolicy p = handlerPolicy("fewerAttempts", ELSEWHERE);
+        assertThat(p.retry().maxAttempts()).isEqualTo(1);
+        assertThat(p.responseTimeout()).isEqualTo(Duration.ofSeconds(3));
+    }
+
+    @Test
+    void aMethodLevelUpstreamWinsOverTheClassLevelUpstream() throws Exception {
+        PolicyOverride o = resolver.forHandler(method(Controller.class, "otherUpstream"), Controller.class);
+        assertThat(o.upstream()).isEqualTo("orders");
+        GuardPolicy p = resolver.policy(o, ELSEWHERE);
+        assertThat(p.retry().enabled()).isFalse();
+        // Class-level settings still apply; the base policy is now the orders upstream's.
+        assertThat(p.responseTimeout()).isEqualTo(Duration.ofSeconds(3));
+        assertThat(p.circuitBreaker()).isEqualTo(registry.policy("orders").circuitBreaker());
+    }
+
+    @Test
+    void placeholdersInDeclarationsAreResolvedFromTheEnvironment() throws Exception {
+        assertThat(handlerPolicy("placeholder", ELSEWHERE).totalTimeout()).isEqualTo(Duration.ofMillis(750));
+    }
+
+    @Test
+    void withoutAnyDeclarationThereIsNoOverride() throws Exception {
+        assertThat(resolver.forHandler(method(Plain.class, "none"), Plain.class)).isNull();
+        assertThat(resolver.policy(null, INVENTORY)).isNull();
+    }
+
+    @Test
+    void withoutANamedUpstreamTheOverrideStartsFromThePolicyOfTheCallsUrl() throws Exception {
+        PolicyOverride o = resolver.forExchange(method(Exchange.class, "inherits"));
+        assertThat(o.upstream()).isNull();
+        GuardPolicy toInventory = resolver.policy(o, INVENTORY);
+        assertThat(toInventory.responseTimeout()).isEqualTo(Duration.ofSeconds(5));
+        assertThat(toInventory.connectTimeout()).isEqualTo(Duration.ofMillis(100));
+        assertThat(toInventory.retry().maxAttempts()).isEqualTo(5);
+        GuardPolicy toElsewhere = resolver.policy(o, ELSEWHERE);
+        assertThat(toElsewhere.responseTimeout()).isEqualTo(Duration.ofSeconds(8));
+    }
+
+    @Test
+    void anExchangeMethodsDeclarationWinsOverItsInterfaceAndOverTheController() throws Exception {
+        PolicyOverride outbound = resolver.forExchange(method(Exchange.class, "four"));
+        PolicyOverride inbound = resolver.forHandler(method(Controller.class, "fewerAttempts"), Controller.class);
+        CallScope.enterInbound(inbound);
+        PolicyOverride previous = CallScope.enterOutbound(outbound);
+        PolicyOverride merged = CallScope.current();
+        CallScope.exitOutbound(previous);
+        assertThat(merged.upstream()).isEqualTo("inventory");
+        GuardPolicy p = resolver.policy(merged, ELSEWHERE);
+        assertThat(p.retry().maxAttempts()).isEqualTo(4);
+        assertThat(p.connectTimeout()).isEqualTo(Duration.ofMillis(100));
+        assertThat(p.responseTimeout()).isEqualTo(Duration.ofSeconds(3));
+        assertThat(CallScope.current()).isEqualTo(inbound);
+    }
+
+    @Test
+    void theHttpContextCarriesTheUpstreamAndThePolicyOnlyWhileADeclarationIsInForce() throws Exception {
+        GuardedHttpContextFactory factory = new GuardedHttpContextFactory(resolver);
+        assertThat(factory.apply(HttpMethod.GET, INVENTORY)).isNull();
+        CallScope.enterInbound(resolver.forHandler(method(Controller.class, "fewerAttempts"), Controller.class));
+        HttpContext context = factory.apply(HttpMethod.GET, ELSEWHERE);
+        assertThat(context.getAttribute(GuardedHttpClient.UPSTREAM_ATTRIBUTE)).isEqualTo("inventory");
+        assertThat(((GuardPolicy) context.getAttribute(GuardedHttpClient.POLICY_ATTRIBUTE)).retry().maxAttempts())
+                .isEqualTo(1);
+        CallScope.exitInbound();
+        assertThat(factory.apply(HttpMethod.GET, INVENTORY)).isNull();
+    }
+
+    @UpstreamPolicy("nope")
+    static class UnknownUpstream {
+        void call() {
+        }
+    }
+
+    static class BadDuration {
+        @UpstreamPolicy(responseTimeout = "soon")
+        void call() {
+        }
+    }
+
+    @Test
+    void aDeclarationNamingAnUnknownUpstreamIsRejectedNamingWhereItIs() throws Exception {
+        assertThatThrownBy(() -> resolver.forHandler(method(UnknownUpstream.class, "call"), UnknownUpstream.class))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("UnknownUpstream")
+                .hasMessageContaining("'nope'");
+    }
+
+    @Test
+    void aDeclarationWithABadDurationIsRejectedNamingTheMethodAndTheSetting() throws Exception {
+        assertThatThrownBy(() -> resolver.forHandler(method(BadDuration.class, "call"), BadDuration.class))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("BadDuration#call")
+                .hasMessageContaining("response-timeout").hasMessageContaining("soon");
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithUnknownUpstream {
+        @Bean
+        UnknownUpstream controller() {
+            return new UnknownUpstream();
+        }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithBadExchange {
+        interface BadClient {
+            @UpstreamPolicy(totalTimeout = "-3s")
+            void call();
+        }
+
+        @Bean
+        BadClient badClient() {
+            return () -> { };
+        }
+    }
+
+    @Test
+    void anInvalidDeclarationOnABeanFailsStartUp() {
+        ApplicationContextRunner runner = new ApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class));
+        runner.withUserConfiguration(AppWithUnknownUpstream.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).hasMessageContaining("'nope'");
+        });
+        runner.withUserConfiguration(AppWithBadExchange.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).hasMessageContaining("AppWithBadExchange")
+                    .hasMessageContaining("#call").hasMessageContaining("total-timeout").hasMessageContaining("-3s");
+        });
+    }
+}
