@@ -1,6 +1,10 @@
 package dev.upstreamguard.spring.it;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
 
 import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
@@ -12,10 +16,14 @@ import java.time.Duration;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.boot.restclient.RestTemplateBuilder;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.core.env.Environment;
 import org.springframework.test.context.DynamicPropertySource;
+import org.springframework.web.client.ResourceAccessException;
+import org.springframework.web.client.RestClient;
 
 /** The whole module in a running application, over real sockets on 127.0.0.1. */
 @SpringBootTest(classes = TestApplication.class, webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
@@ -28,6 +36,15 @@ class GuardedApplicationIntegrationTest {
 
     @Autowired
     MeterRegistry meterRegistry;
+
+    @Autowired
+    RestClient.Builder restClientBuilder;
+
+    @Autowired
+    RestTemplateBuilder restTemplateBuilder;
+
+    @Autowired
+    Environment environment;
 
     private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
 
@@ -61,6 +78,8 @@ class GuardedApplicationIntegrationTest {
         registry.add("upstream-guard.routes.inner.path", () -> "/b/inner/**");
         registry.add("upstream-guard.routes.inner.upstream", () -> "backend");
         registry.add("upstream-guard.routes.inner.strip-prefix", () -> "1");
+        registry.add("upstream-guard.routes.full.path", () -> "/full/**");
+        registry.add("upstream-guard.routes.full.uri", upstream::url);
         registry.add("upstream-guard.routes.dead.path", () -> "/dead/**");
         registry.add("upstream-guard.routes.dead.upstream", () -> "dead");
         registry.add("upstream-guard.routes.dead.strip-prefix", () -> "1");
@@ -104,6 +123,39 @@ class GuardedApplicationIntegrationTest {
         HttpResponse<String> response = get("/b/inner/items/7", null);
         assertThat(response.statusCode()).isEqualTo(200);
         assertThat(response.body()).isEqualTo("ok /inner/items/7");
+    }
+
+    @Test
+    void aRouteWithoutStripPrefixForwardsTheWholePath() throws Exception {
+        HttpResponse<String> response = get("/full/a/b", null);
+        assertThat(response.statusCode()).isEqualTo(200);
+        assertThat(response.body()).isEqualTo("ok /full/a/b");
+    }
+
+    @Test
+    void faultsSurfaceFromTheContextsRestClientAndRestTemplateWithTheUpstreamExceptionAsCause() {
+        String dead = environment.getProperty("test.dead");
+        Throwable fromRestClient = catchThrowable(
+                () -> restClientBuilder.clone().build().get().uri(dead + "/x").retrieve().body(String.class));
+        assertThat(fromRestClient).isInstanceOf(ResourceAccessException.class)
+                .cause().isInstanceOf(UpstreamException.class);
+        assertThat(((UpstreamException) fromRestClient.getCause()).fault()).isEqualTo(UpstreamFault.CONNECTION_REFUSED);
+        assertThat(((UpstreamException) fromRestClient.getCause()).upstream()).isEqualTo("dead");
+        Throwable fromRestTemplate = catchThrowable(
+                () -> restTemplateBuilder.build().getForObject(dead + "/x", String.class));
+        assertThat(fromRestTemplate).isInstanceOf(ResourceAccessException.class)
+                .cause().isInstanceOf(UpstreamException.class);
+    }
+
+    @Test
+    void aHeadRequestGetsTheFaultsStatusAndHeadersWithoutABody() throws Exception {
+        HttpResponse<String> response = http.send(HttpRequest.newBuilder(
+                URI.create("http://127.0.0.1:" + port + "/plain/refused")).method("HEAD", HttpRequest.BodyPublishers.noBody())
+                .header("Accept", "application/json").timeout(Duration.ofSeconds(30)).build(),
+                HttpResponse.BodyHandlers.ofString());
+        assertThat(response.statusCode()).isEqualTo(502);
+        assertThat(response.headers().firstValue("Proxy-Status")).hasValue("test-gw; error=connection_refused");
+        assertThat(response.body()).isEmpty();
     }
 
     @Test
