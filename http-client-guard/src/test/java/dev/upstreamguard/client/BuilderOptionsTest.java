@@ -120,6 +120,23 @@ class BuilderOptionsTest {
     }
 
     @Test
+    void aNamedUpstreamsMaxConnectionsLimitsItsOwnPool() throws Exception {
+        GuardPolicy one = GuardPolicy.builder().maxConnections(1).poolTimeout(Duration.ofMillis(300))
+                .connectTimeout(Duration.ofSeconds(5)).responseTimeout(Duration.ofSeconds(5)).build();
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy())
+                        .upstream("inventory", "http://127.0.0.1:" + server.getPort() + "/api", one).build()) {
+            MockWebServers.always(server, new MockResponse.Builder().body("hello").build());
+            try (org.apache.hc.core5.http.ClassicHttpResponse held = client.executeOpen(null,
+                    new HttpGet(MockWebServers.uri(server, "/api/a")), null)) {
+                assertThat(held.getCode()).isEqualTo(200);
+                assertFault(failure(client, new HttpGet(MockWebServers.uri(server, "/api/b"))),
+                        "connection_limit_reached", 503, 1);
+            }
+        }
+    }
+
+    @Test
     void upstreamsListsNamedOnesAndEveryUnnamedOneCalled() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"));
                 GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy())
