@@ -63,6 +63,8 @@ class ProxyServletTest {
             ups.put("post-once", upstream(Behaviours.resetBeforeResponse(), Behaviours.ok("fine")));
             ups.put("put-small", upstream(Behaviours.resetBeforeResponse(), Behaviours.echo()));
             ups.put("put-large", upstream(Behaviours.resetBeforeResponse(), Behaviours.echo()));
+            ups.put("head", upstream(Behaviours.respond("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    + "Content-Length: 1234\r\nETag: \"v1\"\r\n\r\n")));
             ups.put("location", upstream(null));
             ups.get("location").behaviour(redirectWithCookiesAndGzip(ups.get("location").port()));
             ups.put("endless", upstream(null));
@@ -202,6 +204,29 @@ class ProxyServletTest {
         assertThat(response.header("Proxy-Status")).isNull();
         assertThat(upstreams.get(container).get("busy").requestCount()).isEqualTo(1);
         assertNothingLeased(container, "busy");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aHeadResponsePassesItsContentLengthWithoutABody(Container container) throws Exception {
+        int port = port(container);
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            OutputStream out = socket.getOutputStream();
+            InputStream in = new BufferedInputStream(socket.getInputStream());
+            out.write(RawClient.head(port, "HEAD", "/gw/head/doc").getBytes(StandardCharsets.ISO_8859_1));
+            RawClient.Response head = RawClient.read(in, true);
+            assertThat(head.status()).isEqualTo(200);
+            assertThat(head.header("Content-Length")).isEqualTo("1234");
+            assertThat(head.header("ETag")).isEqualTo("\"v1\"");
+            assertThat(upstreams.get(container).get("head").requests().get(0).method()).isEqualTo("HEAD");
+            // The connection is still in step: a second request on it gets its own response.
+            out.write(RawClient.head(port, "GET", "/gw/proxy/after-head").getBytes(StandardCharsets.ISO_8859_1));
+            RawClient.Response next = RawClient.read(in, false);
+            assertThat(next.status()).isEqualTo(200);
+            assertThat(next.bodyUtf8()).isEqualTo("fine");
+        }
+        assertNothingLeased(container, "head");
     }
 
     @ParameterizedTest(name = "[{0}]")
