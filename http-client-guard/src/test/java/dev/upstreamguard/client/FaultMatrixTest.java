@@ -428,6 +428,15 @@ class FaultMatrixTest {
         }
     }
 
+    // ---- requests the library cannot route -------------------------------------------------------------------
+
+    @Test
+    void aRequestWithoutATargetHostIsDestinationNotFound500() throws Exception {
+        try (GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet("/relative/only")), "destination_not_found", 500, 0);
+        }
+    }
+
     // ---- the default client ------------------------------------------------------------------------------------
 
     @Test
