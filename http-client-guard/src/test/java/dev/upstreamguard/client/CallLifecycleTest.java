@@ -116,18 +116,18 @@ class CallLifecycleTest {
         RawUpstream.Behaviour slowBody = c -> {
             if (c.readRequest() != null) {
                 c.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
-                for (int i = 0; i < 5 && !done.await(500, TimeUnit.MILLISECONDS); i++) {
+                for (int i = 0; i < 5 && !done.await(700, TimeUnit.MILLISECONDS); i++) {
                     c.write("x");
                 }
             }
         };
-        GuardPolicy policy = policy().totalTimeout(Duration.ofSeconds(2)).responseTimeout(Duration.ofSeconds(5)).build();
+        GuardPolicy policy = policy().totalTimeout(Duration.ofSeconds(3)).responseTimeout(Duration.ofSeconds(5)).build();
         try (RawUpstream upstream = RawUpstream.start(slowBody);
                 GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
             long start = System.nanoTime();
             String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
             assertThat(body).isEqualTo("xxxxx");
-            assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThan(Duration.ofSeconds(2));
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThan(Duration.ofSeconds(3));
         } finally {
             done.countDown();
         }

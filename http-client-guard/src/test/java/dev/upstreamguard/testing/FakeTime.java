@@ -30,6 +30,10 @@ import java.util.function.Consumer;
  * }</pre>
  *
  * <p>Thread-safe. Starts at {@link #EPOCH}.
+ *
+ * <p>Only waiting is faked: sockets still time out in real time, and so does the guarded client's deadline timer,
+ * which is armed for the time the (fake) deadline leaves. Keep {@code total-timeout} generous in fake-time tests
+ * unless the test is about the deadline.
  */
 public final class FakeTime implements Ticker, Sleeper {
 
