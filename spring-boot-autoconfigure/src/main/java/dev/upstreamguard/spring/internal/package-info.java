@@ -1,0 +1,2 @@
+/** Implementation details of the Spring Boot module; not an API. */
+package dev.upstreamguard.spring.internal;
