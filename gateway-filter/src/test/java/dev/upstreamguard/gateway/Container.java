@@ -22,6 +22,9 @@ import org.eclipse.jetty.ee11.servlet.ErrorPageErrorHandler;
 import org.eclipse.jetty.ee11.servlet.FilterHolder;
 import org.eclipse.jetty.ee11.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee11.servlet.ServletHolder;
+import org.eclipse.jetty.http.UriCompliance;
+import org.eclipse.jetty.server.HttpConfiguration;
+import org.eclipse.jetty.server.HttpConnectionFactory;
 import org.eclipse.jetty.server.Server;
 import org.eclipse.jetty.server.ServerConnector;
 
@@ -39,6 +42,16 @@ enum Container {
         final List<Object[]> servlets = new ArrayList<>();
         final List<Object[]> filters = new ArrayList<>();
         String errorPage;
+        boolean permissive;
+
+        /**
+         * Lets suspicious request paths through to the servlets instead of rejecting them (encoded and reverse
+         * solidus passed through, ambiguous URIs decoded), as some deployments do.
+         */
+        Deployment permissive() {
+            this.permissive = true;
+            return this;
+        }
         final List<ServletContainerInitializer> initializers = new ArrayList<>();
 
         /** Registers servlets and filters through the {@code ServletContext} API at startup, as an application would. */
@@ -105,6 +118,11 @@ enum Container {
         Connector connector = new Connector();
         connector.setPort(0);
         connector.setProperty("address", "127.0.0.1");
+        if (d.permissive) {
+            connector.setEncodedSolidusHandling("passthrough");
+            connector.setEncodedReverseSolidusHandling("passthrough");
+            connector.setAllowBackslash(true);
+        }
         tomcat.setConnector(connector);
         Context context = tomcat.addContext(CONTEXT_PATH, base.getAbsolutePath());
         for (Object[] s : d.servlets) {
@@ -166,11 +184,18 @@ enum Container {
     @SuppressWarnings("unchecked")
     private Running startJetty(Deployment d) throws Exception {
         Server server = new Server();
-        ServerConnector connector = new ServerConnector(server);
+        HttpConfiguration http = new HttpConfiguration();
+        if (d.permissive) {
+            http.setUriCompliance(UriCompliance.UNSAFE);
+        }
+        ServerConnector connector = new ServerConnector(server, new HttpConnectionFactory(http));
         connector.setHost("127.0.0.1");
         connector.setPort(0);
         server.addConnector(connector);
         ServletContextHandler context = new ServletContextHandler(CONTEXT_PATH);
+        if (d.permissive) {
+            context.getServletHandler().setDecodeAmbiguousURIs(true);
+        }
         for (Object[] s : d.servlets) {
             ServletHolder holder = new ServletHolder((String) s[0], (Servlet) s[1]);
             holder.setAsyncSupported(true);

@@ -359,6 +359,34 @@ class ProxyServletTest {
 
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
+    void inAContainerThatLetsEncodedSeparatorsThroughTheServletItselfRejectsThem(Container container)
+            throws Exception {
+        List<String> attacks = List.of(
+                "/gw/proxy/..%2fsecret",
+                "/gw/proxy/a%2F..%2F..%2Fsecret",
+                "/gw/proxy/%2F%2F127.0.0.1:" + evil.port() + "/x",
+                "/gw/proxy/..%5csecret",
+                "/gw/proxy/..%5C..%5Csecret");
+        UpstreamProxyServlet servlet = fast(UpstreamProxyServlet.builder(recording.baseUrl() + "/base"));
+        try (Container.Running permissive = container.start(new Container.Deployment().permissive()
+                .servlet("proxy", servlet, "/proxy/*"))) {
+            for (String attack : attacks) {
+                int before = recording.requestCount();
+                RawClient.Response response = RawClient.request(permissive.port(), "GET", attack);
+                assertThat(response.status()).as("status for %s", attack).isEqualTo(400);
+                assertThat(response.bodyUtf8()).as("rejected by the servlet: %s", attack)
+                        .contains("The request path leaves the route or hides a path separator");
+                assertThat(recording.requestCount()).as("requests after %s", attack).isEqualTo(before);
+            }
+            int before = recording.requestCount();
+            assertThat(RawClient.request(permissive.port(), "GET", "/gw/proxy/a/b/../c").status()).isEqualTo(200);
+            assertThat(recording.requests().get(before).target()).isEqualTo("/base/a/c");
+        }
+        assertThat(evil.connectionCount()).isZero();
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
     void aClientHangingUpMidResponseCancelsTheUpstreamExchange(Container container) throws Exception {
         CountDownLatch upstreamCut = new CountDownLatch(1);
         AtomicLong sent = new AtomicLong();
