@@ -207,6 +207,7 @@ public class UpstreamProxyServlet extends HttpServlet {
         private final long maxBuffered;
         private final boolean preserveHost;
         private final String viaName;
+        private final String via11;
         private final String nextHop;
 
         Runtime(Builder b, String servletName) {
@@ -217,6 +218,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             this.preserveHost = b.preserveHost;
             this.viaName = StructuredFields.isHttpToken(b.proxyName) ? b.proxyName
                     : FaultResponseWriter.DEFAULT_PROXY_NAME;
+            this.via11 = "1.1 " + viaName;
             this.nextHop = target.authority();
             if (b.sharedClient != null) {
                 b.sharedClient.upstream(upstreamName); // fails when the shared client does not know the upstream
@@ -324,17 +326,18 @@ public class UpstreamProxyServlet extends HttpServlet {
                 if (HopByHop.isExcluded(name, connectionTokens) || isReplacedRequestHeader(name)) {
                     continue;
                 }
-                if (name.equalsIgnoreCase("X-Forwarded-For")) {
-                    forwardedFor = join(request.getHeaders(name));
-                    continue;
-                }
-                if (name.equalsIgnoreCase("Forwarded")) {
-                    forwarded = join(request.getHeaders(name));
-                    continue;
-                }
-                if (name.equalsIgnoreCase("Via")) {
-                    via = join(request.getHeaders(name));
-                    continue;
+                switch (appendedRequestHeader(name)) {
+                    case 1:
+                        forwardedFor = join(request.getHeaders(name));
+                        continue;
+                    case 2:
+                        forwarded = join(request.getHeaders(name));
+                        continue;
+                    case 3:
+                        via = join(request.getHeaders(name));
+                        continue;
+                    default:
+                        break;
                 }
                 for (Enumeration<String> values = request.getHeaders(name); values.hasMoreElements();) {
                     upstreamRequest.addHeader(name, values.nextElement());
@@ -372,7 +375,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
             }
             upstreamRequest.addHeader("Forwarded", fwd.toString());
-            String received = protocolVersion(request.getProtocol()) + " " + viaName;
+            String received = via(request.getProtocol());
             upstreamRequest.addHeader("Via", via == null ? received : via + ", " + received);
         }
 
@@ -409,8 +412,8 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 response.addHeader(name, value);
             }
-            String received = protocolVersion(upstreamResponse.getVersion() == null ? "HTTP/1.1"
-                    : upstreamResponse.getVersion().toString()) + " " + viaName;
+            String received = upstreamResponse.getVersion() == null ? via11
+                    : via(upstreamResponse.getVersion().toString());
             response.setHeader("Via", via == null ? received : via + ", " + received);
 
             HttpEntity entity = upstreamResponse.getEntity();
@@ -512,8 +515,26 @@ public class UpstreamProxyServlet extends HttpServlet {
             return byPath ? request.getContextPath() + request.getServletPath() : request.getContextPath();
         }
 
-        private static String protocolVersion(String protocol) {
-            return protocol.startsWith("HTTP/") ? protocol.substring(5) : protocol;
+        /** This hop's {@code Via} entry for a message received over {@code protocol}. */
+        private String via(String protocol) {
+            if ("HTTP/1.1".equals(protocol)) {
+                return via11;
+            }
+            return (protocol.startsWith("HTTP/") ? protocol.substring(5) : protocol) + " " + viaName;
+        }
+
+        /** 1 for {@code X-Forwarded-For}, 2 for {@code Forwarded}, 3 for {@code Via}: headers this hop appends to. */
+        private static int appendedRequestHeader(String name) {
+            switch (name.length()) {
+                case 3:
+                    return name.equalsIgnoreCase("Via") ? 3 : 0;
+                case 9:
+                    return name.equalsIgnoreCase("Forwarded") ? 2 : 0;
+                case 15:
+                    return name.equalsIgnoreCase("X-Forwarded-For") ? 1 : 0;
+                default:
+                    return 0;
+            }
         }
 
         private static String join(Enumeration<String> values) {
