@@ -84,6 +84,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private final Ticker ticker;
     private final Clock clock;
     private final Sleeper sleeper;
+    private final DeadlineTimer deadlines = new DeadlineTimer();
 
     GuardedHttpClient(CloseableHttpClient delegate, HttpClientConnectionManager connectionManager,
             Map<String, UpstreamGuard> named, Map<String, UpstreamGuard> byOrigin,
@@ -202,7 +203,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             ClassicHttpResponse response;
             // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
             ScheduledFuture<?> timer = request instanceof CancellableDependency
-                    ? DeadlineTimer.arm(() -> {
+                    ? deadlines.arm(() -> {
                         deadlineExpired.set(true);
                         ((CancellableDependency) request).cancel();
                     }, remaining)
@@ -467,11 +468,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     @Override
     public void close() throws IOException {
+        deadlines.close();
         delegate.close();
     }
 
     @Override
     public void close(CloseMode closeMode) {
+        deadlines.close();
         delegate.close(closeMode);
     }
 

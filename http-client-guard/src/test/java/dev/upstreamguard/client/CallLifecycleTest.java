@@ -134,6 +134,37 @@ class CallLifecycleTest {
     }
 
     @Test
+    void closingTheClientStopsItsDeadlineThread() throws Exception {
+        java.util.Set<Thread> before = deadlineThreads();
+        GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build()).build();
+        java.util.Set<Thread> ours;
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"))) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("fine");
+            ours = deadlineThreads();
+            ours.removeAll(before);
+        } finally {
+            client.close();
+        }
+        // A library thread outliving its client would pin a redeployed web application's class loader.
+        assertThat(ours).as("the call started the client's deadline thread").isNotEmpty();
+        for (Thread t : ours) {
+            t.join(10_000);
+            assertThat(t.isAlive()).as("%s still alive after close", t).isFalse();
+        }
+    }
+
+    private static java.util.Set<Thread> deadlineThreads() {
+        java.util.Set<Thread> threads = new java.util.HashSet<>();
+        for (Thread t : Thread.getAllStackTraces().keySet()) {
+            if (t.getName().startsWith("upstream-guard-deadline")) {
+                threads.add(t);
+            }
+        }
+        return threads;
+    }
+
+    @Test
     void upstreamAttributeChoosesTheNamedUpstreamAndAnUnknownNameIsAConfigurationError() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
                 GuardedHttpClient client = GuardedHttpClients.custom()
