@@ -51,6 +51,7 @@ public final class EmbeddedUpstreamEnvironment implements EnvironmentPostProcess
         p.put("upstream-guard.upstreams.faulty.retry.budget-min-per-second", "100");
         p.put("upstream-guard.upstreams.refused.url", "http://127.0.0.1:" + closed);
         p.put("upstream-guard.upstreams.refused.circuit-breaker.minimum-calls", "1000");
+        p.put("upstream-guard.upstreams.refused.retry.budget-min-per-second", "100");
         p.put("upstream-guard.upstreams.breaker.url", upstream.url());
         p.put("upstream-guard.upstreams.breaker.retry.enabled", "false");
         p.put("upstream-guard.upstreams.breaker.circuit-breaker.minimum-calls", "3");

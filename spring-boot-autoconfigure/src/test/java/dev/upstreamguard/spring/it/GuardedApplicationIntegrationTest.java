@@ -67,6 +67,9 @@ class GuardedApplicationIntegrationTest {
         registry.add("upstream-guard.upstreams.dead.retry.initial-backoff", () -> "1ms");
         registry.add("upstream-guard.upstreams.dead.retry.max-backoff", () -> "2ms");
         registry.add("upstream-guard.upstreams.dead.circuit-breaker.enabled", () -> "false");
+        // Several tests count this upstream's attempts: a budget they cannot exhaust keeps those counts exact.
+        registry.add("upstream-guard.upstreams.dead.retry.budget-ratio", () -> "1");
+        registry.add("upstream-guard.upstreams.dead.retry.budget-min-per-second", () -> "1000");
         registry.add("upstream-guard.upstreams.fragile.url", () -> fragile);
         registry.add("upstream-guard.upstreams.fragile.retry.max-attempts", () -> "1");
         registry.add("upstream-guard.upstreams.fragile.circuit-breaker.minimum-calls", () -> "2");
