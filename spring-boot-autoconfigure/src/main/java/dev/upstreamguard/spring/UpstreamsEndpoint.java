@@ -33,11 +33,14 @@ public class UpstreamsEndpoint {
         return Map.of("upstreams", all);
     }
 
-    /** One named upstream; {@code null} (404) when there is none by that name. */
+    /**
+     * One upstream, by its name or, for an unnamed one, by its health name ({@code http-127.0.0.1-9000} for
+     * {@code http://127.0.0.1:9000}); {@code null} (404) when there is none.
+     */
     @ReadOperation
     public UpstreamDescriptor upstream(@Selector String name) {
         for (GuardedUpstream upstream : client.upstreams()) {
-            if (upstream.name().equals(name)) {
+            if (upstream.name().equals(name) || UpstreamsHealthContributor.healthName(upstream.name()).equals(name)) {
                 return describe(upstream);
             }
         }

@@ -437,9 +437,15 @@ class UpstreamGuardAutoConfigurationTest {
     @Test
     void theHealthContributorHasOneIndicatorPerUpstream() {
         web.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
-                "upstream-guard.upstreams.orders.url=http://127.0.0.1:8082").run(context -> {
+                "upstream-guard.upstreams.orders.url=http://127.0.0.1:8082", "upstream-guard.routes.c.path=/c/**",
+                "upstream-guard.routes.c.uri=http://127.0.0.1:9000").run(context -> {
                     CompositeHealthContributor health = context.getBean(UpstreamsHealthContributor.class);
-                    assertThat(health.stream().map(e -> e.name())).containsExactly("inventory", "orders");
+                    assertThat(health.stream().map(e -> e.name()))
+                            .containsExactly("http-127.0.0.1-9000", "inventory", "orders");
+                    UpstreamsEndpoint endpoint = context.getBean(UpstreamsEndpoint.class);
+                    assertThat(endpoint.upstream("http-127.0.0.1-9000").name()).isEqualTo("http://127.0.0.1:9000");
+                    assertThat(endpoint.upstream("inventory").circuitState()).isEqualTo("CLOSED");
+                    assertThat(endpoint.upstream("nope")).isNull();
                     assertThat(((HealthIndicator) health.getContributor("inventory")).health().getStatus().getCode())
                             .isEqualTo("UP");
                 });
