@@ -47,7 +47,7 @@ class UpstreamFaultFilterTest {
     /** How the test servlet fails. */
     enum Mode {
         SERVLET_EXCEPTION, COMPLETION_EXCEPTION, CIRCUIT_OPEN, ASYNC_DISPATCH, ASYNC_THROW, COMMITTED, NOT_OURS,
-        UNNAMED_UPSTREAM
+        UNNAMED_UPSTREAM, PARTLY_WRITTEN
     }
 
     static UpstreamException refused(String upstream) {
@@ -77,6 +77,12 @@ class UpstreamFaultFilterTest {
                             Duration.ofMillis(1500), 0, "circuit open", null);
                 case UNNAMED_UPSTREAM:
                     throw new ServletException(refused("http://10.1.2.3:8080"));
+                case PARTLY_WRITTEN:
+                    resp.setStatus(200);
+                    resp.setHeader("X-Partial", "yes");
+                    resp.setContentType("text/csv");
+                    resp.getWriter().write("id,name\n1,");
+                    throw new ServletException(refused("inventory"));
                 case NOT_OURS:
                     throw new IllegalStateException("not an upstream fault");
                 case COMMITTED: {
@@ -207,6 +213,16 @@ class UpstreamFaultFilterTest {
         assertThat(response.header("Proxy-Status")).isNull();
         Await.until("the abort is counted", Duration.ofSeconds(10),
                 () -> count(container, "aborted", "connection_refused") == before + 1);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void whateverTheApplicationWroteBeforeTheFaultIsReplacedWhileNothingIsCommitted(Container container)
+            throws Exception {
+        RawClient.Response json = assertGeneratedFault(port(container), "/gw/f/partly-written",
+                UpstreamFault.CONNECTION_REFUSED, false);
+        assertThat(json.header("X-Partial")).isNull();
+        assertThat(json.bodyUtf8()).doesNotContain("id,name");
     }
 
     @ParameterizedTest(name = "[{0}]")
