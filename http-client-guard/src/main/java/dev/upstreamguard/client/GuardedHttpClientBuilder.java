@@ -57,6 +57,7 @@ public final class GuardedHttpClientBuilder {
     private int maxHeaderSectionSize = DEFAULT_MAX_HEADER_SECTION_SIZE;
     private boolean contentCompression = true;
     private boolean redirects = true;
+    private Boolean cookieManagement;
 
     GuardedHttpClientBuilder() {
     }
@@ -175,6 +176,16 @@ public final class GuardedHttpClientBuilder {
         return this;
     }
 
+    /**
+     * Whether HttpClient keeps a cookie store (default: off, unless you bring your own {@link #httpClientBuilder}).
+     * A guarded client usually serves many callers at once; a shared cookie jar would hand one caller's session to
+     * the next, and a proxy must pass {@code Set-Cookie} through rather than keep it.
+     */
+    public GuardedHttpClientBuilder cookieManagement(boolean manage) {
+        this.cookieManagement = manage;
+        return this;
+    }
+
     /** Builds the client; it owns the connection manager it created and closes it on close. */
     public GuardedHttpClient build() {
         Map<String, UpstreamGuard> byName = new LinkedHashMap<>();
@@ -187,6 +198,13 @@ public final class GuardedHttpClientBuilder {
         HttpClientConnectionManager manager = connectionManager != null ? connectionManager : pool();
         HttpClientBuilder builder = httpClientBuilder != null ? httpClientBuilder : HttpClientBuilder.create();
         builder.disableAutomaticRetries();
+        if (cookieManagement == null ? httpClientBuilder == null : !cookieManagement) {
+            builder.disableCookieManagement();
+        }
+        if (httpClientBuilder == null) {
+            // Without credentials there is nothing to cache; it only costs a lookup per request.
+            builder.disableAuthCaching();
+        }
         builder.setConnectionManager(manager);
         builder.setDefaultRequestConfig(requestConfig);
         if (!redirects) {
