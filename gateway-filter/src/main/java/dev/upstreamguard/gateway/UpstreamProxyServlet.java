@@ -290,7 +290,7 @@ public class UpstreamProxyServlet extends HttpServlet {
         private HttpEntity requestBody(HttpServletRequest request, long contentLength) throws IOException {
             InputStream in = request.getInputStream();
             if (contentLength > maxBuffered) {
-                return new ClientBodyEntity(in, null, 0, contentLength);
+                return new ClientBodyEntity(upstreamName, in, null, 0, contentLength);
             }
             if (contentLength > 0) {
                 byte[] body = new byte[(int) contentLength];
@@ -304,7 +304,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             for (;;) {
                 if (n == buffer.length) {
                     if (buffer.length > limit) {
-                        return new ClientBodyEntity(in, buffer, n, -1);
+                        return new ClientBodyEntity(upstreamName, in, buffer, n, -1);
                     }
                     buffer = Arrays.copyOf(buffer, Math.min(buffer.length * 2, limit + 1));
                 }

@@ -462,6 +462,11 @@ class ProxyServletTest {
         assertThat(upstreamCut.await(15, TimeUnit.SECONDS)).as("the upstream connection is closed").isTrue();
         assertThat(received.get()).isLessThan(announced);
         assertNothingLeased(container, "upload");
+        // The client walked away: that says nothing about the upstream's health.
+        UpstreamProxyServlet servlet = servlets.get(container).get("upload");
+        var upstream = servlet.client().upstream(servlet.upstreamName());
+        assertThat(upstream.faultCounts()).doesNotContainKey(dev.upstreamguard.UpstreamFault.CONNECTION_TERMINATED);
+        assertThat(upstream.circuitBreaker().orElseThrow().getMetrics().getNumberOfFailedCalls()).isZero();
     }
 
     @ParameterizedTest(name = "[{0}]")

@@ -13,9 +13,15 @@ import org.apache.hc.core5.http.io.entity.AbstractHttpEntity;
  * any size, and therefore not repeatable, so the guarded client never retries it. A failure reading from the client
  * (it hung up, or sent less than its {@code Content-Length}) is remembered, so that the proxy can tell it apart from
  * an upstream fault; the body is never silently truncated, the exchange fails instead.
+ *
+ * <p>Such a failure reaches the guarded client as a {@link ClientAbortedException} (fault
+ * {@code proxy_internal_error}) rather than as the raw {@code IOException}: the client would classify that as
+ * {@code connection_terminated} and count it against the upstream's circuit breaker, so clients abandoning uploads
+ * could open the circuit for everyone.
  */
 public final class ClientBodyEntity extends AbstractHttpEntity {
 
+    private final String upstream;
     private final InputStream client;
     private final byte[] prefix;
     private final int prefixLength;
@@ -23,13 +29,15 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
     private volatile IOException clientFailure;
 
     /**
+     * @param upstream the upstream's name, for the exception a client failure becomes
      * @param client the servlet's input stream
      * @param prefix bytes already read from {@code client} (while deciding whether the body was small), or {@code null}
      * @param prefixLength how many bytes of {@code prefix} count
      * @param length the whole body's length including the prefix, or -1 when unknown (sent chunked)
      */
-    public ClientBodyEntity(InputStream client, byte[] prefix, int prefixLength, long length) {
+    public ClientBodyEntity(String upstream, InputStream client, byte[] prefix, int prefixLength, long length) {
         super((String) null, null, length < 0);
+        this.upstream = upstream;
         this.client = client;
         this.prefix = prefix;
         this.prefixLength = prefix == null ? 0 : prefixLength;
@@ -76,7 +84,7 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
                 n = client.read(buffer);
             } catch (IOException e) {
                 clientFailure = e;
-                throw e;
+                throw new ClientAbortedException(upstream, e);
             }
             if (n < 0) {
                 break;
@@ -88,7 +96,7 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
             EOFException e = new EOFException(
                     "The client sent " + written + " of the " + length + " bytes its Content-Length announced");
             clientFailure = e;
-            throw e;
+            throw new ClientAbortedException(upstream, e);
         }
     }
 
