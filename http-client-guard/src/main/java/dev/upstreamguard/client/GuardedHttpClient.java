@@ -73,12 +73,16 @@ public final class GuardedHttpClient extends CloseableHttpClient {
      */
     public static final String POLICY_ATTRIBUTE = "dev.upstreamguard.policy";
 
+    private static final int MAX_CACHED_HOSTS = 1024;
+
     private static final Logger LOG = LoggerFactory.getLogger(GuardedHttpClient.class);
 
     private final CloseableHttpClient delegate;
     private final HttpClientConnectionManager connectionManager;
     private final Map<String, UpstreamGuard> byName;
     private final Map<String, UpstreamGuard> byOrigin;
+    /** The same lookup keyed by the caller's {@link HttpHost}, so the hot path builds no origin string. */
+    private final Map<HttpHost, UpstreamGuard> byHost = new ConcurrentHashMap<>();
     private final Function<String, UpstreamGuard> unnamed;
     private final RequestConfig baseConfig;
     private final Ticker ticker;
@@ -139,8 +143,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         Bulkhead bulkhead = upstream.bulkhead();
         if (bulkhead != null && !bulkhead.tryAcquirePermission()) {
             throw rejected(upstream, method, start, UpstreamFault.CONNECTION_LIMIT_REACHED, null,
-                    "Upstream '" + upstream.name() + "' already has " + bulkhead.getBulkheadConfig().getMaxConcurrentCalls()
-                            + " calls in flight (bulkhead full)");
+                    bulkhead.getBulkheadConfig().getMaxConcurrentCalls());
         }
         CircuitBreaker breaker = upstream.breaker();
         if (breaker != null && !breaker.tryAcquirePermission()) {
@@ -148,8 +151,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 bulkhead.onComplete();
             }
             throw rejected(upstream, method, start, UpstreamFault.DESTINATION_UNAVAILABLE,
-                    upstream.retryAfter().orElse(null),
-                    "Upstream '" + upstream.name() + "' is unavailable: its circuit breaker is " + breaker.getState());
+                    upstream.retryAfter().orElse(null), breaker.getState());
         }
         AtomicBoolean deadlineExpired = new AtomicBoolean();
         Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
@@ -321,11 +323,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     }
 
     private UpstreamException rejected(UpstreamGuard upstream, String method, long start, UpstreamFault fault,
-            Duration retryAfter, String message) {
+            Duration retryAfter, Object detail) {
         long nanos = ticker.nanoTime() - start;
         upstream.countFault(fault);
         upstream.metrics().recordCall(method, "rejected", 0, fault, nanos);
-        return new Rejection(fault, upstream.name(), retryAfter, nanos, message);
+        return new Rejection(fault, upstream.name(), retryAfter, nanos, detail);
     }
 
     private UpstreamGuard resolve(HttpHost host, HttpClientContext ctx, long start) throws UpstreamException {
@@ -343,6 +345,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             throw new UpstreamException(UpstreamFault.DESTINATION_NOT_FOUND, "unknown", 0, null,
                     ticker.nanoTime() - start, "The request names no target host", null);
         }
+        UpstreamGuard cached = byHost.get(host);
+        if (cached != null) {
+            return cached;
+        }
         String origin = origin(host.getSchemeName(), host.getHostName(), host.getPort());
         UpstreamGuard guard = byOrigin.get(origin);
         if (guard == null) {
@@ -351,6 +357,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 byName.putIfAbsent(o, g);
                 return g;
             });
+        }
+        if (byHost.size() < MAX_CACHED_HOSTS) {
+            byHost.put(host, guard);
         }
         return guard;
     }
@@ -482,8 +491,19 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private static final class Rejection extends UpstreamException {
         private static final long serialVersionUID = 1L;
 
-        Rejection(UpstreamFault fault, String upstream, Duration retryAfter, long nanos, String message) {
-            super(fault, upstream, 0, retryAfter, nanos, message, null, false);
+        private final Object detail;
+
+        Rejection(UpstreamFault fault, String upstream, Duration retryAfter, long nanos, Object detail) {
+            super(fault, upstream, 0, retryAfter, nanos, null, null, false);
+            this.detail = detail;
+        }
+
+        @Override
+        public String getMessage() {
+            // Built only when someone reads it: an open circuit can reject many thousand calls a second.
+            return fault() == UpstreamFault.CONNECTION_LIMIT_REACHED
+                    ? "Upstream '" + upstream() + "' already has " + detail + " calls in flight (bulkhead full)"
+                    : "Upstream '" + upstream() + "' is unavailable: its circuit breaker is " + detail;
         }
 
         @Override

@@ -17,7 +17,7 @@ public final class GuardMetrics {
 
     private final MeterRegistry registry;
     private final String upstream;
-    private final ConcurrentMap<String, Timer> timers = new ConcurrentHashMap<>();
+    private final ConcurrentMap<Long, Timer> timers = new ConcurrentHashMap<>();
     private final ConcurrentMap<String, Counter> retries = new ConcurrentHashMap<>();
     private final Counter budgetExhausted;
 
@@ -36,20 +36,19 @@ public final class GuardMetrics {
         if (registry == null) {
             return;
         }
-        String m = method(method);
-        String s = status == 0 ? "none" : Integer.toString(status);
-        String f = fault == null ? "none" : fault.type();
-        // The key is the tag values themselves: one cached timer per combination, no per-call registry lookup.
-        String key = m + ' ' + outcome + ' ' + s + ' ' + f;
+        int m = methodIndex(method);
+        int o = outcomeIndex(outcome);
+        // The tag values packed in one number: a cached timer per combination, no string building per call.
+        long key = ((long) m << 40) | ((long) o << 32) | ((long) status << 8) | (fault == null ? 0 : fault.ordinal() + 1);
         Timer timer = timers.get(key);
         if (timer == null) {
             timer = timers.computeIfAbsent(key, k -> Timer.builder("upstream.guard.calls")
                     .description("Calls to an upstream, every attempt included")
                     .tag("upstream", upstream)
-                    .tag("method", m)
+                    .tag("method", METHODS[m])
                     .tag("outcome", outcome)
-                    .tag("status", s)
-                    .tag("fault", f)
+                    .tag("status", status == 0 ? "none" : Integer.toString(status))
+                    .tag("fault", fault == null ? "none" : fault.type())
                     .register(registry));
         }
         timer.record(nanos, TimeUnit.NANOSECONDS);
@@ -73,13 +72,26 @@ public final class GuardMetrics {
         }
     }
 
-    private static String method(String method) {
-        switch (method) {
-            case "GET": case "HEAD": case "POST": case "PUT": case "DELETE": case "PATCH": case "OPTIONS": case "TRACE":
-                return method;
-            default:
-                return "OTHER";
+    private static final String[] METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE",
+        "OTHER"};
+    private static final String[] OUTCOMES = {"success", "client_error", "server_error", "fault", "rejected"};
+
+    private static int methodIndex(String method) {
+        for (int i = 0; i < METHODS.length - 1; i++) {
+            if (METHODS[i].equals(method)) {
+                return i;
+            }
         }
+        return METHODS.length - 1;
+    }
+
+    private static int outcomeIndex(String outcome) {
+        for (int i = 0; i < OUTCOMES.length; i++) {
+            if (OUTCOMES[i].equals(outcome)) {
+                return i;
+            }
+        }
+        throw new IllegalArgumentException("Unknown outcome " + outcome);
     }
 
     /** The outcome tag for an upstream status. */

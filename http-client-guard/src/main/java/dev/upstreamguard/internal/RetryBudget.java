@@ -1,6 +1,7 @@
 package dev.upstreamguard.internal;
 
 import dev.upstreamguard.client.Ticker;
+import java.util.concurrent.atomic.AtomicLongArray;
 
 /**
  * Caps retries at a share of recent calls, plus a small floor per second, so that retries cannot multiply the
@@ -17,9 +18,10 @@ public final class RetryBudget {
     private final double ratio;
     private final int minPerSecond;
     private final Ticker ticker;
-    private final long[] calls = new long[WINDOW_SECONDS];
-    private final long[] retries = new long[WINDOW_SECONDS];
-    private long currentSecond;
+    // Every call counts itself, so counting is lock-free; only the once-a-second rotation and retries take the lock.
+    private final AtomicLongArray calls = new AtomicLongArray(WINDOW_SECONDS);
+    private final AtomicLongArray retries = new AtomicLongArray(WINDOW_SECONDS);
+    private volatile long currentSecond;
 
     public RetryBudget(double ratio, int minPerSecond, Ticker ticker) {
         this.ratio = ratio;
@@ -29,8 +31,8 @@ public final class RetryBudget {
     }
 
     /** Counts one call (a first attempt). */
-    public synchronized void onCall() {
-        calls[advance()]++;
+    public void onCall() {
+        calls.incrementAndGet(advance());
     }
 
     /** Takes one retry from the budget if one is left; counts it when taken. */
@@ -39,7 +41,7 @@ public final class RetryBudget {
         if (available() < 1) {
             return false;
         }
-        retries[slot]++;
+        retries.incrementAndGet(slot);
         return true;
     }
 
@@ -53,8 +55,8 @@ public final class RetryBudget {
         long callSum = 0;
         long retrySum = 0;
         for (int i = 0; i < WINDOW_SECONDS; i++) {
-            callSum += calls[i];
-            retrySum += retries[i];
+            callSum += calls.get(i);
+            retrySum += retries.get(i);
         }
         return ratio * callSum + (double) minPerSecond * WINDOW_SECONDS - retrySum;
     }
@@ -62,14 +64,21 @@ public final class RetryBudget {
     private int advance() {
         long now = ticker.nanoTime() / SECOND;
         if (now != currentSecond) {
-            long gap = Math.min(now - currentSecond, WINDOW_SECONDS);
-            for (long s = 1; s <= gap; s++) {
-                int slot = (int) Math.floorMod(currentSecond + s, (long) WINDOW_SECONDS);
-                calls[slot] = 0;
-                retries[slot] = 0;
-            }
-            currentSecond = now;
+            rotate(now);
         }
         return (int) Math.floorMod(now, (long) WINDOW_SECONDS);
+    }
+
+    private synchronized void rotate(long now) {
+        if (now == currentSecond) {
+            return; // another thread rotated first
+        }
+        long gap = Math.min(now - currentSecond, WINDOW_SECONDS);
+        for (long s = 1; s <= gap; s++) {
+            int slot = (int) Math.floorMod(currentSecond + s, (long) WINDOW_SECONDS);
+            calls.set(slot, 0);
+            retries.set(slot, 0);
+        }
+        currentSecond = now;
     }
 }

@@ -8,6 +8,7 @@ import io.github.resilience4j.bulkhead.Bulkhead;
 import io.github.resilience4j.bulkhead.BulkheadConfig;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig;
+import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig.SlidingWindowSynchronizationStrategy;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerConfig.SlidingWindowType;
 import io.github.resilience4j.micrometer.tagged.TaggedBulkheadMetrics;
 import io.github.resilience4j.micrometer.tagged.TaggedCircuitBreakerMetrics;
@@ -49,6 +50,8 @@ public final class UpstreamGuard implements GuardedUpstream {
                     .failureRateThreshold(cb.failureRateThreshold())
                     .minimumNumberOfCalls(cb.minimumCalls())
                     .slidingWindowType(SlidingWindowType.TIME_BASED)
+                    // Every call records an outcome; the synchronized window would serialize them all.
+                    .slidingWindowSynchronizationStrategy(SlidingWindowSynchronizationStrategy.LOCK_FREE)
                     .slidingWindowSize((int) Math.max(1, cb.window().toSeconds()))
                     .waitDurationInOpenState(cb.openFor())
                     .permittedNumberOfCallsInHalfOpenState(cb.halfOpenCalls())
