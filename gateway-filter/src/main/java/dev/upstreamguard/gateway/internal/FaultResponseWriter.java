@@ -9,6 +9,8 @@ import jakarta.servlet.DispatcherType;
 import jakarta.servlet.RequestDispatcher;
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletResponse;
+import jakarta.servlet.ServletResponseWrapper;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
@@ -164,18 +166,26 @@ public final class FaultResponseWriter {
 
     /**
      * Aborts the client connection where the container offers a way to: Jetty treats {@code sendError(-1)} as "abort
-     * the connection" even when committed (its own proxy servlet relies on this), while Tomcat and containers
-     * following the specification refuse it with {@code IllegalStateException} — they abort on the exception the
-     * caller throws next ({@link #abortion}).
+     * the connection" even when committed (its own proxy servlet relies on this). Only Jetty's own response is asked,
+     * past any wrappers, since a wrapper may swallow the call. Tomcat and containers following the specification
+     * refuse {@code sendError} once committed; they abort on the exception the caller throws instead
+     * ({@link #abortion}).
      *
      * @return whether the container took the abort
      */
     private static boolean abortConnection(HttpServletResponse response) {
+        ServletResponse unwrapped = response;
+        while (unwrapped instanceof ServletResponseWrapper) {
+            unwrapped = ((ServletResponseWrapper) unwrapped).getResponse();
+        }
+        if (!(unwrapped instanceof HttpServletResponse)
+                || !unwrapped.getClass().getName().startsWith("org.eclipse.jetty.")) {
+            return false;
+        }
         try {
-            response.sendError(-1, "Upstream fault after the response was committed");
+            ((HttpServletResponse) unwrapped).sendError(-1, "Upstream fault after the response was committed");
             return true;
         } catch (IllegalStateException | IOException refused) {
-            // Committed: this container aborts when the exception escapes instead.
             return false;
         }
     }
