@@ -212,6 +212,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     : null;
             try {
                 response = delegate.executeOpen(host, request, ctx);
+            } catch (RuntimeException e) {
+                // HttpClient's own state errors (a closed pool, a broken interceptor) are bugs, not upstream faults,
+                // but the caller still gets the one exception type it handles, with the original as cause.
+                throw failure(call, UpstreamFault.PROXY_INTERNAL_ERROR, "the client failed internally", e, earlier);
             } catch (IOException e) {
                 if (timer != null) {
                     // Disarmed before any backoff: the next attempt arms its own.
@@ -344,6 +348,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         if (host == null) {
             throw new UpstreamException(UpstreamFault.DESTINATION_NOT_FOUND, "unknown", 0, null,
                     ticker.nanoTime() - start, "The request names no target host", null);
+        }
+        String scheme = host.getSchemeName();
+        if (!"http".equalsIgnoreCase(scheme) && !"https".equalsIgnoreCase(scheme)) {
+            throw new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, host.toHostString(), 0, null,
+                    ticker.nanoTime() - start, "Only http and https upstreams are supported, not '" + scheme + "'",
+                    null);
         }
         UpstreamGuard cached = byHost.get(host);
         if (cached != null) {
