@@ -252,25 +252,45 @@ public final class Harness {
 
     private static void isolation(Results results, String target, String base, Path logs) throws Exception {
         Settings s = results.settings;
-        int seconds = s.isolationSeconds();
+        int seconds = s.isolationSeconds() / 2;
         // warm the second route's servlet and pool
         OpenLoad.run(base + "/b/1k", s.secondRoutePerSecond(), 2, 256);
-        log(target + " isolation: both healthy, " + seconds + " s");
-        CompletableFuture<OpenLoad.Result> second = CompletableFuture.supplyAsync(
-                () -> open(base + "/b/1k", s.secondRoutePerSecond(), seconds + 2));
-        Wrk.Result both = Wrk.run(2, 32, seconds, base + "/a/1k", logs.resolve(target + "-isolation-healthy.txt"));
-        OpenLoad.Result secondResult = second.get(60, TimeUnit.SECONDS);
-
-        log(target + " isolation: route s stalled, " + seconds + " s");
-        CompletableFuture<OpenLoad.Result> stalled = CompletableFuture.supplyAsync(
-                () -> open(base + "/s/1k", s.secondRoutePerSecond(), seconds + 2));
-        Wrk.Result one = Wrk.run(2, 32, seconds, base + "/a/1k", logs.resolve(target + "-isolation-stalled.txt"));
-        OpenLoad.Result stalledResult = stalled.get(60, TimeUnit.SECONDS);
-        Isolation iso = new Isolation(target, both, secondResult, one, stalledResult);
-        log(String.format("%s isolation: healthy %.0f -> %.0f req/s (x%.2f); stalled route %s, p50 %.0f ms, max %.0f ms",
-                target, both.rps(), one.rps(), iso.ratio(), stalledResult.statuses(), stalledResult.p50(),
-                stalledResult.max()));
+        // healthy, stalled, healthy, stalled: both phases see the same drift of the machine's background load
+        List<Wrk.Result> healthy = new ArrayList<>();
+        List<Wrk.Result> stalled = new ArrayList<>();
+        OpenLoad.Result second = null;
+        OpenLoad.Result stall = null;
+        for (int round = 1; round <= 2; round++) {
+            for (String route : List.of("b", "s")) {
+                log(target + " isolation round " + round + ": second route /" + route + ", " + seconds + " s");
+                CompletableFuture<OpenLoad.Result> other = CompletableFuture.supplyAsync(
+                        () -> open(base + "/" + route + "/1k", s.secondRoutePerSecond(), seconds + 2));
+                Wrk.Result w = Wrk.run(2, 32, seconds, base + "/a/1k",
+                        logs.resolve(target + "-isolation-" + route + round + ".txt"));
+                OpenLoad.Result o = other.get(60, TimeUnit.SECONDS);
+                if (route.equals("b")) {
+                    healthy.add(w);
+                    second = second == null ? o : second.merge(o);
+                } else {
+                    stalled.add(w);
+                    stall = stall == null ? o : stall.merge(o);
+                }
+            }
+        }
+        Isolation iso = new Isolation(target, combine(healthy), second, combine(stalled), stall);
+        log(String.format(Locale.ROOT, "%s isolation: healthy %.0f -> %.0f req/s (x%.2f); stalled route %s, "
+                + "p50 %.0f ms, max %.0f ms", target, iso.bothHealthy().rps(), iso.oneStalled().rps(), iso.ratio(),
+                stall.statuses(), stall.p50(), stall.max()));
         results.isolation.add(iso);
+    }
+
+    /** Mean throughput, worst percentiles and summed counts of runs of equal length. */
+    private static Wrk.Result combine(List<Wrk.Result> rs) {
+        return new Wrk.Result(rs.stream().mapToDouble(Wrk.Result::rps).average().orElse(Double.NaN),
+                rs.stream().mapToDouble(Wrk.Result::p50).max().orElse(Double.NaN),
+                rs.stream().mapToDouble(Wrk.Result::p90).max().orElse(Double.NaN),
+                rs.stream().mapToDouble(Wrk.Result::p99).max().orElse(Double.NaN),
+                rs.stream().mapToLong(Wrk.Result::requests).sum(), rs.stream().mapToLong(Wrk.Result::errors).sum(), "");
     }
 
     private static OpenLoad.Result open(String url, int perSecond, int seconds) {

@@ -25,7 +25,19 @@ import java.util.concurrent.atomic.AtomicLong;
 final class OpenLoad {
 
     /** Statuses (0 = no response: client timeout or I/O error) and latency figures in milliseconds. */
-    record Result(long sent, long dropped, Map<Integer, Long> statuses, double p50, double p99, double max) {
+    record Result(long sent, long dropped, Map<Integer, Long> statuses, double p50, double p99, double max,
+            List<Double> sortedLatencies) {
+
+        /** Both runs' requests as if they were one run. */
+        Result merge(Result other) {
+            Map<Integer, Long> counts = new TreeMap<>(statuses);
+            other.statuses.forEach((k, v) -> counts.merge(k, v, Long::sum));
+            List<Double> all = new ArrayList<>(sortedLatencies);
+            all.addAll(other.sortedLatencies);
+            Collections.sort(all);
+            return new Result(sent + other.sent, dropped + other.dropped, counts, pct(all, 0.50), pct(all, 0.99),
+                    all.isEmpty() ? Double.NaN : all.get(all.size() - 1), all);
+        }
     }
 
     private OpenLoad() {
@@ -68,7 +80,7 @@ final class OpenLoad {
         }
         Collections.sort(sorted);
         return new Result(sent.get(), dropped.get(), counts, pct(sorted, 0.50), pct(sorted, 0.99),
-                sorted.isEmpty() ? Double.NaN : sorted.get(sorted.size() - 1));
+                sorted.isEmpty() ? Double.NaN : sorted.get(sorted.size() - 1), sorted);
     }
 
     private static double pct(List<Double> sorted, double p) {

@@ -120,7 +120,9 @@ final class Report {
             md.append("\n### 2. Isolation: one upstream stalls (accepts, never answers)\n\n")
                     .append("Route `/a` (healthy upstream) under wrk -t2 -c32; at the same time the second route gets "
                             + "an open-loop ").append(r.settings.secondRoutePerSecond())
-                    .append(" req/s: first `/b` (a healthy upstream), then `/s` (the stalled one). Response timeout ")
+                    .append(" req/s, alternating `/b` (a healthy upstream) and `/s` (the stalled one) in 4 phases of ")
+                    .append(r.settings.isolationSeconds() / 2)
+                    .append(" s (b, s, b, s); /a req/s is the mean of each pair, /a p99 the worse. Response timeout ")
                     .append(Target.RESPONSE_TIMEOUT_MS).append(" ms on every route. Target: ratio ≥ 0.9 and the stalled "
                             + "route answers 503/504 within its timeout (+1 s slack). Status 0 = no HTTP answer within "
                             + "15 s.\n\n")

@@ -119,7 +119,7 @@ public final class Target {
             r.params().forEach(wrapper::addInitParameter);
             wrapper.setAsyncSupported(true);
             wrapper.setLoadOnStartup(1);
-            context.addServletMappingDecoded(prefix + "/*", route.getKey(), false);
+            context.addServletMapping(prefix + "/*", route.getKey());
         }
         tomcat.start();
         return connector.getLocalPort();
