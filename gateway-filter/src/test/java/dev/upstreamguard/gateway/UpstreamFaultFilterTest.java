@@ -16,6 +16,7 @@ import jakarta.servlet.ServletException;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
+import jakarta.servlet.http.HttpServletResponseWrapper;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.net.ConnectException;
@@ -43,6 +44,7 @@ class UpstreamFaultFilterTest {
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
     private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
     private RawUpstream truncating;
+    private RawUpstream truncatingChunks;
 
     /** How the test servlet fails. */
     enum Mode {
@@ -115,6 +117,7 @@ class UpstreamFaultFilterTest {
     @BeforeAll
     void start() throws IOException {
         truncating = RawUpstream.start(Behaviours.truncatedBody());
+        truncatingChunks = RawUpstream.start(Behaviours.truncatedChunk());
         String closedPort = ClosedPort.find().baseUrl();
         for (Container container : Container.values()) {
             SimpleMeterRegistry registry = new SimpleMeterRegistry();
@@ -144,6 +147,10 @@ class UpstreamFaultFilterTest {
                     .set("retry.enabled", "false").build(), "/f/proxy-refused/*");
             d.servlet("proxy-truncated", UpstreamProxyServlet.builder(truncating.baseUrl()).meterRegistry(registry)
                     .build(), "/f/proxy-truncated/*");
+            d.filter("swallowing-wrapper", (req, res, chain) -> chain.doFilter(req,
+                    new SwallowingResponse((HttpServletResponse) res)), "/wrapped/*");
+            d.servlet("wrapped-proxy-truncated", UpstreamProxyServlet.builder(truncatingChunks.baseUrl()).build(),
+                    "/wrapped/proxy-truncated/*");
             d.filter("exposed", new UpstreamFaultFilter(), "/exposed/*",
                     Map.of("proxy-name", "edge 1", "expose-details", "true"),
                     EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC, DispatcherType.ERROR));
@@ -161,6 +168,7 @@ class UpstreamFaultFilterTest {
         containers.values().forEach(Container.Running::close);
         executor.shutdownNow();
         truncating.close();
+        truncatingChunks.close();
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -292,6 +300,31 @@ class UpstreamFaultFilterTest {
         Await.until("the abort is counted", Duration.ofSeconds(10),
                 () -> count(container, "aborted", "http_response_incomplete") >= abortedBefore + 1);
         assertThat(count(container, "aborted", "http_response_incomplete")).isEqualTo(abortedBefore + 1);
+    }
+
+    /** Like Spring's ContentCachingResponseWrapper: sendError on a committed response quietly sets the status. */
+    static final class SwallowingResponse extends HttpServletResponseWrapper {
+        SwallowingResponse(HttpServletResponse response) {
+            super(response);
+        }
+
+        @Override
+        public void sendError(int sc, String msg) {
+            try {
+                super.sendError(sc, msg);
+            } catch (IllegalStateException | IOException tooLate) {
+                super.setStatus(sc);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aResponseWrapperThatSwallowsSendErrorCannotPreventTheAbort(Container container) throws Exception {
+        RawClient.Response cut = RawClient.request(port(container), "GET", "/gw/wrapped/proxy-truncated/x");
+        assertThat(cut.status()).isEqualTo(200);
+        assertThat(cut.header("Transfer-Encoding")).isEqualTo("chunked");
+        assertThat(cut.complete()).as("the client must see an incomplete response").isFalse();
     }
 
     private double count(Container container, String status, String fault) {
