@@ -198,6 +198,11 @@ class GuardedApplicationIntegrationTest {
     }
 
     @Test
+    void theControllersAnnotationAlsoAppliesToTheRestTemplateFromTheContextsBuilder() throws Exception {
+        assertThat(flakyHitsOf("/annotated/rest-template")).isEqualTo(1);
+    }
+
+    @Test
     void anHttpExchangeMethodsAnnotationWinsOverTheControllersAnnotation() throws Exception {
         assertThat(flakyHitsOf("/annotated/exchange-four")).isEqualTo(4);
         assertThat(flakyHitsOf("/annotated/exchange-once")).isEqualTo(1);

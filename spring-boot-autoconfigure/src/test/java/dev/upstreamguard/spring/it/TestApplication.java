@@ -67,10 +67,26 @@ class TestApplication {
 
         private final RestClient client;
         private final FlakyApi api;
+        private final RestTemplate restTemplate;
+        private final String upstream;
 
-        AnnotatedController(RestClient.Builder builder, @Value("${test.upstream}") String upstream, FlakyApi api) {
+        AnnotatedController(RestClient.Builder builder, RestTemplateBuilder restTemplateBuilder,
+                @Value("${test.upstream}") String upstream, FlakyApi api) {
             this.client = builder.baseUrl(upstream).build();
+            this.restTemplate = restTemplateBuilder.build();
+            this.upstream = upstream;
             this.api = api;
+        }
+
+        @GetMapping("/annotated/rest-template")
+        @UpstreamPolicy(maxAttempts = 1)
+        String restTemplate() {
+            try {
+                restTemplate.getForObject(upstream + "/flaky", String.class);
+                return "200";
+            } catch (HttpServerErrorException e) {
+                return Integer.toString(e.getStatusCode().value());
+            }
         }
 
         @GetMapping("/annotated/class-level")
