@@ -257,14 +257,15 @@ public final class GuardPolicy {
         private double budgetRatio = 0.2;
         private int budgetMinPerSecond = 5;
         private boolean retryOnResponseTimeout;
-        private Set<Integer> retryStatuses = Set.of(429, 502, 503, 504);
+        // Sorted like every set the builder accepts, so equals, hashCode and asProperties are stable.
+        private Set<Integer> retryStatuses = statusSet("retry.statuses", Set.of(429, 502, 503, 504));
         private boolean breakerEnabled = true;
         private float failureRateThreshold = 50;
         private int minimumCalls = 20;
         private Duration window = Duration.ofSeconds(30);
         private Duration openFor = Duration.ofSeconds(10);
         private int halfOpenCalls = 5;
-        private Set<Integer> recordStatuses = Set.of(502, 503, 504);
+        private Set<Integer> recordStatuses = statusSet("circuit-breaker.record-statuses", Set.of(502, 503, 504));
         private boolean bulkheadEnabled = true;
         private int maxConcurrentCalls = 200;
 
@@ -528,7 +529,7 @@ public final class GuardPolicy {
                     "Upstream policy setting '" + key + "' " + rule + ", was '" + value + "'");
         }
 
-        private static final Pattern DURATION = Pattern.compile("(\\d+)\\s*(ns|us|ms|s|m|h|d)?");
+        private static final Pattern DURATION = Pattern.compile("(-?\\d+)\\s*(ns|us|ms|s|m|h|d)?");
 
         private static Duration duration(String key, String text) {
             Matcher m = DURATION.matcher(text.toLowerCase(Locale.ROOT));

@@ -1,0 +1,53 @@
+package dev.upstreamguard;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.time.Duration;
+import java.util.Set;
+import org.junit.jupiter.api.Test;
+
+class GuardPolicyTest {
+
+    @Test
+    void defaultsEqualTheSameSettingsWrittenOut() {
+        GuardPolicy written = GuardPolicy.builder().retryStatuses(Set.of(504, 503, 502, 429))
+                .recordStatuses(Set.of(504, 502, 503)).build();
+
+        assertThat(GuardPolicy.ofDefaults()).isEqualTo(written).hasSameHashCodeAs(written);
+        assertThat(GuardPolicy.ofDefaults().asProperties()).containsEntry("retry.statuses", "429,502,503,504")
+                .containsEntry("circuit-breaker.record-statuses", "502,503,504");
+    }
+
+    @Test
+    void everyPropertyRoundTripsThroughItsKey() {
+        GuardPolicy custom = GuardPolicy.builder().connectTimeout(Duration.ofMillis(750)).maxAttempts(5)
+                .retryOnResponseTimeout(true).failureRateThreshold(25).maxConcurrentCalls(7).build();
+
+        GuardPolicy copy = GuardPolicy.builder().setAll(custom.asProperties()).build();
+
+        assertThat(copy).isEqualTo(custom);
+        assertThat(GuardPolicy.Builder.keys()).isEqualTo(custom.asProperties().keySet());
+    }
+
+    @Test
+    void aNegativeDurationIsNamedAsNegativeNotAsUnreadable() {
+        assertThatThrownBy(() -> GuardPolicy.builder().set("total-timeout", "-3s"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("'total-timeout'")
+                .hasMessageContaining("positive")
+                .hasMessageContaining("-3s");
+    }
+
+    @Test
+    void anUnknownKeyOrBadValueNamesTheSetting() {
+        assertThatThrownBy(() -> GuardPolicy.builder().set("retry.max-atempts", "2"))
+                .hasMessageContaining("'retry.max-atempts'");
+        assertThatThrownBy(() -> GuardPolicy.builder().set("retry.max-attempts", "two"))
+                .hasMessageContaining("'retry.max-attempts'").hasMessageContaining("two");
+        assertThatThrownBy(() -> GuardPolicy.builder().set("retry.budget-ratio", "1.5"))
+                .hasMessageContaining("'retry.budget-ratio'");
+        assertThatThrownBy(() -> GuardPolicy.builder().initialBackoff(Duration.ofSeconds(3)).build())
+                .hasMessageContaining("'retry.max-backoff'").hasMessageContaining("'retry.initial-backoff'");
+    }
+}
