@@ -201,7 +201,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
                         + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
             }
-            applyAttemptConfig(request, ctx, base, policy, remaining);
+            applyAttemptConfig(request, ctx, attemptConfig(upstream, base, policy, remaining));
             ClassicHttpResponse response;
             // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
             ScheduledFuture<?> timer = request instanceof CancellableDependency
@@ -398,14 +398,32 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         return fromContext != null && fromContext != RequestConfig.DEFAULT ? fromContext : baseConfig;
     }
 
+    /**
+     * The request config of one attempt: the base with the policy's timeouts, each capped by the time the deadline
+     * leaves. The usual case — the upstream's own policy, the client's base config, no cap — is built once.
+     */
     @SuppressWarnings("deprecation") // RequestConfig's connect timeout is the only per-attempt one; it caps by the deadline
-    private static void applyAttemptConfig(ClassicHttpRequest request, HttpClientContext ctx, RequestConfig base,
-            GuardPolicy policy, long remainingNanos) {
+    private RequestConfig attemptConfig(UpstreamGuard upstream, RequestConfig base, GuardPolicy policy,
+            long remainingNanos) {
+        boolean usual = base == baseConfig && policy == upstream.policy()
+                && remainingNanos > policy.responseTimeout().toNanos()
+                && remainingNanos > policy.connectTimeout().toNanos()
+                && remainingNanos > policy.poolTimeout().toNanos();
+        if (usual && upstream.attemptConfig() != null) {
+            return upstream.attemptConfig();
+        }
         RequestConfig config = RequestConfig.copy(base)
                 .setResponseTimeout(cap(policy.responseTimeout(), remainingNanos))
                 .setConnectTimeout(cap(policy.connectTimeout(), remainingNanos))
                 .setConnectionRequestTimeout(cap(policy.poolTimeout(), remainingNanos))
                 .build();
+        if (usual) {
+            upstream.attemptConfig(config);
+        }
+        return config;
+    }
+
+    private static void applyAttemptConfig(ClassicHttpRequest request, HttpClientContext ctx, RequestConfig config) {
         if (request instanceof HttpUriRequestBase && ((HttpUriRequestBase) request).getConfig() != null) {
             // HttpClient prefers the request's own config over the context's.
             ((HttpUriRequestBase) request).setConfig(config);

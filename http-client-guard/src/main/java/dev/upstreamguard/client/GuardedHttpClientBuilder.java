@@ -12,6 +12,7 @@ import java.time.Clock;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 import javax.net.ssl.SSLContext;
 import org.apache.hc.client5.http.HttpRoute;
@@ -230,11 +231,14 @@ public final class GuardedHttpClientBuilder {
             policies.putIfAbsent(n.origin, p);
             total += p.maxConnections();
         }
+        Map<HttpHost, ConnectionConfig> connectionConfigs = new ConcurrentHashMap<>();
         PoolingHttpClientConnectionManagerBuilder builder = connectionManagerBuilder(maxHeaderSize, maxHeaderCount,
                 maxHeaderSectionSize)
                 .setMaxConnTotal(Math.max(total, 4 * defaults.maxConnections()))
                 .setMaxConnPerRoute(defaults.maxConnections())
-                .setConnectionConfigResolver(route -> connectionConfig(policyOf(route.getTargetHost(), policies)))
+                // Resolved on every lease: cached per host so no origin string is built per request.
+                .setConnectionConfigResolver(route -> connectionConfigs.computeIfAbsent(route.getTargetHost(),
+                        host -> connectionConfig(policyOf(host, policies))))
                 .setTlsConfigResolver(host -> TlsConfig.custom()
                         .setHandshakeTimeout(timeout(policyOf(host, policies).connectTimeout().toMillis()))
                         .build());

@@ -16,6 +16,7 @@ import io.github.resilience4j.bulkhead.BulkheadRegistry;
 import io.github.resilience4j.circuitbreaker.CircuitBreakerRegistry;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.time.Clock;
+import org.apache.hc.client5.http.config.RequestConfig;
 import java.time.Duration;
 import java.util.Collections;
 import java.util.EnumMap;
@@ -37,6 +38,7 @@ public final class UpstreamGuard implements GuardedUpstream {
     private final Clock clock;
     private final AtomicLongArray faultCounts = new AtomicLongArray(FAULTS.length);
     private volatile long openedAtMillis;
+    private volatile RequestConfig attemptConfig;
 
     public UpstreamGuard(String name, GuardPolicy policy, Ticker ticker, Clock clock, MeterRegistry registry) {
         this.name = name;
@@ -107,6 +109,15 @@ public final class UpstreamGuard implements GuardedUpstream {
     /** The bulkhead, or {@code null} when disabled. */
     public Bulkhead bulkhead() {
         return bulkhead;
+    }
+
+    /** The request config of an attempt that the deadline does not cap, once built; see the client. */
+    public RequestConfig attemptConfig() {
+        return attemptConfig;
+    }
+
+    public void attemptConfig(RequestConfig config) {
+        this.attemptConfig = config;
     }
 
     public RetryBudget budget() {
