@@ -74,7 +74,7 @@ public final class Call {
         CircuitBreaker breaker = upstream.breaker();
         if (holdsBreakerPermit && breaker != null) {
             if (upstream.policy().circuitBreaker().recordStatuses().contains(status)) {
-                breaker.onError(nanos, TimeUnit.NANOSECONDS, new StatusFailure(status));
+                upstream.recordBreakerFailure(nanos, new StatusFailure(status));
             } else {
                 breaker.onSuccess(nanos, TimeUnit.NANOSECONDS);
             }
@@ -96,7 +96,7 @@ public final class Call {
         CircuitBreaker breaker = upstream.breaker();
         if (holdsBreakerPermit && breaker != null) {
             if (countsAgainstUpstream(fault) && !cancelled.getAsBoolean()) {
-                breaker.onError(nanos, TimeUnit.NANOSECONDS, cause);
+                upstream.recordBreakerFailure(nanos, cause);
             } else {
                 breaker.releasePermission();
             }

@@ -22,6 +22,7 @@ import java.util.Collections;
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLongArray;
 
 /** The live state of one upstream: its policy, breaker, bulkhead, retry budget, meters and fault counts. */
@@ -64,12 +65,6 @@ public final class UpstreamGuard implements GuardedUpstream {
                     .build();
             CircuitBreakerRegistry cbRegistry = CircuitBreakerRegistry.of(config);
             this.breaker = cbRegistry.circuitBreaker(name);
-            this.breaker.getEventPublisher().onStateTransition(event -> {
-                if (event.getStateTransition().getToState() == CircuitBreaker.State.OPEN
-                        || event.getStateTransition().getToState() == CircuitBreaker.State.FORCED_OPEN) {
-                    openedAtMillis = clock.millis();
-                }
-            });
             if (registry != null) {
                 TaggedCircuitBreakerMetrics.ofCircuitBreakerRegistry(cbRegistry).bindTo(registry);
             }
@@ -120,6 +115,19 @@ public final class UpstreamGuard implements GuardedUpstream {
         this.attemptConfig = config;
     }
 
+    /**
+     * Reports a failure to the breaker and notes when it opens, for {@link #retryAfter()}. Watched here rather than
+     * through the breaker's event publisher: with any consumer subscribed, Resilience4j creates a timestamped event
+     * object for every single call.
+     */
+    public void recordBreakerFailure(long nanos, Throwable cause) {
+        CircuitBreaker.State before = breaker.getState();
+        breaker.onError(nanos, TimeUnit.NANOSECONDS, cause);
+        if (before != CircuitBreaker.State.OPEN && breaker.getState() == CircuitBreaker.State.OPEN) {
+            openedAtMillis = clock.millis();
+        }
+    }
+
     public RetryBudget budget() {
         return budget;
     }
@@ -143,8 +151,8 @@ public final class UpstreamGuard implements GuardedUpstream {
             return Optional.empty();
         }
         CircuitBreaker.State state = breaker.getState();
-        if (state != CircuitBreaker.State.OPEN && state != CircuitBreaker.State.FORCED_OPEN) {
-            return Optional.empty();
+        if (state != CircuitBreaker.State.OPEN) {
+            return Optional.empty(); // closed, half-open, or forced open by an operator: no time is known
         }
         long left = openedAtMillis + policy.circuitBreaker().openFor().toMillis() - clock.millis();
         // Retry-After has one-second resolution; never tell a client "0" while the circuit is still open.
