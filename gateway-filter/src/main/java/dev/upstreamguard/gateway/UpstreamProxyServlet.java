@@ -432,13 +432,16 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return;
             }
             ServletOutputStream out = response.getOutputStream();
+            // A body of known length is a download: the container's buffer decides when to write. One without (chunked
+            // or read to close: event streams, long polls) is flushed whenever the upstream pauses, so nothing waits.
+            boolean flushOnPause = entity.getContentLength() < 0;
             byte[] buffer = Buffers.get();
             for (;;) {
                 int n;
                 boolean drained;
                 try {
                     n = in.read(buffer);
-                    drained = n > 0 && in.available() <= 0;
+                    drained = flushOnPause && n > 0 && in.available() <= 0;
                 } catch (IOException e) {
                     // Cancel first: the upstream connection is closed now, not drained or left to a timeout.
                     upstreamRequest.cancel();
