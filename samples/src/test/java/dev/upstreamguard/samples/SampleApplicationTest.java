@@ -53,10 +53,9 @@ class SampleApplicationTest {
         }
         assertRow(byKey.get("close/api"), 502, "connection_terminated", "http_response_incomplete");
         assertRow(byKey.get("close/route"), 502, "connection_terminated", "http_response_incomplete");
-        // Through the RestClient the truncated body is a 502; through the streaming proxy the head was already sent,
-        // so the client connection is aborted instead.
+        // A short body of known length breaks before anything is committed, so the proxy route answers 502 as well.
         assertRow(byKey.get("truncated/api"), 502, "http_response_incomplete");
-        assertThat(byKey.get("truncated/route").note()).startsWith("body cut off");
+        assertRow(byKey.get("truncated/route"), 502, "http_response_incomplete");
         assertRow(byKey.get("circuit-open/route"), 503, "destination_unavailable");
         assertThat(byKey.get("circuit-open/route").note()).startsWith("Retry-After: ");
         assertThat(byKey.get("reset/route").attempts()).isEqualTo("3");
