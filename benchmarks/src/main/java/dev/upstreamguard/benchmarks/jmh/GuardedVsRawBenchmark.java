@@ -41,7 +41,8 @@ import org.openjdk.jmh.annotations.Warmup;
  *
  * <p>{@code guardedWithMetrics} adds a Micrometer {@code SimpleMeterRegistry} (every call recorded on a timer).
  * {@code sideBySide} runs {@code rawSide} and {@code guardedSide} at the same time in one JVM, two threads each: on a
- * machine shared with other work both see the same background load, so their ratio is the robust figure.
+ * machine shared with other work both see the same background load at the same moment (scheduling between the two
+ * groups of threads is still not guaranteed fair, so read it next to the sequential pair).
  */
 @BenchmarkMode(Mode.Throughput)
 @OutputTimeUnit(TimeUnit.SECONDS)

@@ -186,7 +186,7 @@ final class Report {
             if (rawSide.isPresent() && guardedSide.isPresent()) {
                 double ratio = guardedSide.get().score() / rawSide.get().score();
                 md.append(String.format(Locale.ROOT, "%nSide by side (same JVM, same moment, 2 threads each): "
-                        + "`guardedSide` / `rawSide` = **%.3f** (overhead %.1f %%) — the least noisy of these ratios.",
+                        + "`guardedSide` / `rawSide` = **%.3f** (overhead %.1f %%).",
                         ratio, (1 - ratio) * 100));
             }
             r.jmh.stream().filter(j -> j.benchmark().endsWith(".reject")).findFirst().ifPresent(j -> md.append(
