@@ -109,6 +109,12 @@ public final class Target {
         connector.setProperty("address", "127.0.0.1");
         connector.setProperty("maxKeepAliveRequests", "-1");
         connector.setProperty("acceptCount", "1024");
+        // Tomcat writes to the socket in chunks of this buffer (default 8 KiB); left at its default for the comparison,
+        // settable to measure its effect on large bodies.
+        String writeBuffer = System.getProperty("bench.tomcat.appWriteBufSize");
+        if (writeBuffer != null) {
+            connector.setProperty("socket.appWriteBufSize", writeBuffer);
+        }
         tomcat.getService().addConnector(connector);
         tomcat.setConnector(connector);
         Context context = tomcat.addContext("", base.getAbsolutePath());
