@@ -196,11 +196,14 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
                     "Response has both Content-Length and Transfer-Encoding");
         }
+        if (lengths.length == 1 && isDigits(lengths[0].getValue())) {
+            return; // the usual case: one plain value
+        }
         String value = null;
         for (Header header : lengths) {
             for (String part : header.getValue().split(",", -1)) {
                 String v = part.trim();
-                if (v.isEmpty() || v.length() > 18 || !v.chars().allMatch(StrictResponseParser::isDigit)) {
+                if (!isDigits(v)) {
                     throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
                             "Invalid response Content-Length '" + printable(header.getValue(), 40) + "'");
                 }
@@ -216,6 +219,19 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             response.removeHeaders(HttpHeaders.CONTENT_LENGTH);
             response.addHeader(HttpHeaders.CONTENT_LENGTH, value);
         }
+    }
+
+    private static boolean isDigits(String v) {
+        int n = v.length();
+        if (n == 0 || n > 18) {
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            if (!isDigit(v.charAt(i))) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static boolean isDigit(int c) {
