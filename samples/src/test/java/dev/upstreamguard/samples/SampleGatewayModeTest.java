@@ -33,6 +33,9 @@ class SampleGatewayModeTest {
                     .header("Accept", "application/problem+json").build(), HttpResponse.BodyHandlers.ofString());
             assertThat(reset.statusCode()).isEqualTo(502);
             assertThat(reset.headers().firstValue("Proxy-Status")).hasValue("sample-gw; error=connection_terminated");
+            // A route to a plain URI is its own upstream, named after the route, never after the internal address.
+            assertThat(reset.body()).contains("\"upstream\":\"c\"").contains("\"attempts\":3")
+                    .doesNotContain("127.0.0.1");
 
             HttpResponse<String> tour = http.send(HttpRequest.newBuilder(URI.create(base + "/tour")).build(),
                     HttpResponse.BodyHandlers.ofString());

@@ -103,8 +103,10 @@ public final class UpstreamRegistry {
         } else {
             base = httpUri(prefix + ".uri", r.getUri());
             String origin = origin(base);
+            // Named after the route, so that metrics, logs and problem bodies say which route failed; the origin only
+            // when the route's name is taken by an upstream with another address.
             upstream = upstreams.values().stream().filter(u -> origin(u.url()).equals(origin)).map(NamedUpstream::name)
-                    .findFirst().orElse(origin);
+                    .findFirst().orElse(upstreams.containsKey(name) ? origin : name);
         }
         String basePath = base.getRawPath() == null ? "" : base.getRawPath();
         if (basePath.endsWith("/")) {
@@ -202,14 +204,15 @@ public final class UpstreamRegistry {
     }
 
     /**
-     * The upstreams of routes that forward to a plain {@code uri}, each named by its origin ({@code http://host:port})
-     * unless a named upstream has the same origin: the guarded client must know them by name.
+     * The upstreams of routes that forward to a plain {@code uri}, each named after its route (or by its origin,
+     * {@code http://host:port}, when an upstream of another address has the route's name) unless a named upstream has
+     * the same origin: the guarded client must know them by name.
      */
     public Map<String, URI> routeOrigins() {
         Map<String, URI> origins = new LinkedHashMap<>();
         for (Route route : routes) {
             if (!upstreams.containsKey(route.upstream())) {
-                origins.putIfAbsent(route.upstream(), URI.create(route.upstream()));
+                origins.putIfAbsent(route.upstream(), URI.create(origin(route.target())));
             }
         }
         return origins;
@@ -245,7 +248,7 @@ public final class UpstreamRegistry {
      * @param target the base URI requests are forwarded to, followed by what comes after the servlet mapping (the
      *     fixed path segments not stripped are part of it)
      * @param upstream the upstream the guarded client calls it as: the named upstream, or for a route to a plain URI
-     *     the named upstream with the same origin or else the origin itself ({@code http://host:port})
+     *     the named upstream with the same origin, else the route's own name
      * @param stripPrefix leading path segments removed before forwarding
      */
     public record Route(String name, String path, String servletMapping, URI target, String upstream,
