@@ -61,7 +61,8 @@ import org.apache.hc.core5.io.CloseMode;
  *
  * <p>Configure it in code with {@link #builder(String)}, or with init-params when the container creates it:
  * {@value #UPSTREAM} (required), {@value #UPSTREAM_NAME} (default: the servlet's name), {@value #PROXY_NAME},
- * {@value #EXPOSE_DETAILS}, {@value #MAX_BUFFERED_REQUEST_BODY}, {@value #PRESERVE_HOST}, and every upstream policy
+ * {@value #EXPOSE_DETAILS}, {@value #MAX_BUFFERED_REQUEST_BODY}, {@value #PRESERVE_HOST}, {@value #FORWARDED_HEADERS},
+ * and every upstream policy
  * setting under its {@link GuardPolicy.Builder#set(String, String) key} ({@code connect-timeout},
  * {@code retry.max-attempts}, {@code circuit-breaker.open-for}, {@code bulkhead.max-concurrent-calls}…); an unknown
  * or invalid init-param fails {@link #init()} with a message naming it. A servlet made by the builder ignores
@@ -84,10 +85,17 @@ public class UpstreamProxyServlet extends HttpServlet {
     public static final String MAX_BUFFERED_REQUEST_BODY = "max-buffered-request-body";
     /** Init-param: whether the client's {@code Host} header is sent upstream instead of the upstream's own. */
     public static final String PRESERVE_HOST = "preserve-host";
+    /**
+     * Init-param: which forwarding headers are added: {@code both} (default: {@code Forwarded} and
+     * {@code X-Forwarded-For/Proto/Host/Port}), {@code forwarded} (RFC 7239 only, as Jetty does), or
+     * {@code x-forwarded}. {@code Via} is always added; forwarding headers of a kind not added are dropped, never passed
+     * on from the client.
+     */
+    public static final String FORWARDED_HEADERS = "forwarded-headers";
 
     private static final long DEFAULT_MAX_BUFFERED_REQUEST_BODY = 64 * 1024;
     private static final List<String> OWN_SETTINGS = Arrays.asList(UPSTREAM, UPSTREAM_NAME, PROXY_NAME,
-            EXPOSE_DETAILS, MAX_BUFFERED_REQUEST_BODY, PRESERVE_HOST);
+            EXPOSE_DETAILS, MAX_BUFFERED_REQUEST_BODY, PRESERVE_HOST, FORWARDED_HEADERS);
 
     private final transient Builder preset;
     private transient volatile Runtime runtime;
@@ -152,6 +160,9 @@ public class UpstreamProxyServlet extends HttpServlet {
                     case PRESERVE_HOST:
                         b.preserveHost(Settings.bool(current, value));
                         break;
+                    case FORWARDED_HEADERS:
+                        b.forwardedHeaders(value.trim());
+                        break;
                     default:
                         b.set(current, value);
                 }
@@ -206,6 +217,8 @@ public class UpstreamProxyServlet extends HttpServlet {
         private final FaultResponseWriter writer;
         private final long maxBuffered;
         private final boolean preserveHost;
+        private final boolean addForwarded;
+        private final boolean addXForwarded;
         private final String viaName;
         private final String via11;
         private final String nextHop;
@@ -216,6 +229,8 @@ public class UpstreamProxyServlet extends HttpServlet {
             this.writer = new FaultResponseWriter(b.proxyName, b.exposeDetails, b.registry);
             this.maxBuffered = b.maxBufferedRequestBody;
             this.preserveHost = b.preserveHost;
+            this.addForwarded = b.addForwarded;
+            this.addXForwarded = b.addXForwarded;
             this.viaName = StructuredFields.isHttpToken(b.proxyName) ? b.proxyName
                     : FaultResponseWriter.DEFAULT_PROXY_NAME;
             this.via11 = "1.1 " + viaName;
@@ -349,12 +364,24 @@ public class UpstreamProxyServlet extends HttpServlet {
             }
             String remote = request.getRemoteAddr();
             String scheme = request.getScheme();
-            upstreamRequest.addHeader("X-Forwarded-For", forwardedFor == null ? remote : forwardedFor + ", " + remote);
-            upstreamRequest.addHeader("X-Forwarded-Proto", scheme);
-            if (clientHost != null) {
-                upstreamRequest.addHeader("X-Forwarded-Host", clientHost);
+            if (addXForwarded) {
+                upstreamRequest.addHeader("X-Forwarded-For",
+                        forwardedFor == null ? remote : forwardedFor + ", " + remote);
+                upstreamRequest.addHeader("X-Forwarded-Proto", scheme);
+                if (clientHost != null) {
+                    upstreamRequest.addHeader("X-Forwarded-Host", clientHost);
+                }
+                upstreamRequest.addHeader("X-Forwarded-Port", Integer.toString(request.getServerPort()));
             }
-            upstreamRequest.addHeader("X-Forwarded-Port", Integer.toString(request.getServerPort()));
+            if (addForwarded) {
+                forwarded(upstreamRequest, forwarded, remote, scheme, clientHost);
+            }
+            String received = via(request.getProtocol());
+            upstreamRequest.addHeader("Via", via == null ? received : via + ", " + received);
+        }
+
+        private static void forwarded(HttpUriRequestBase upstreamRequest, String forwarded, String remote,
+                String scheme, String clientHost) {
             StringBuilder fwd = new StringBuilder(64);
             if (forwarded != null) {
                 fwd.append(forwarded).append(", ");
@@ -375,8 +402,6 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
             }
             upstreamRequest.addHeader("Forwarded", fwd.toString());
-            String received = via(request.getProtocol());
-            upstreamRequest.addHeader("Via", via == null ? received : via + ", " + received);
         }
 
         private void respond(HttpServletRequest request, HttpServletResponse response,
@@ -570,6 +595,8 @@ public class UpstreamProxyServlet extends HttpServlet {
         private boolean exposeDetails;
         private long maxBufferedRequestBody = DEFAULT_MAX_BUFFERED_REQUEST_BODY;
         private boolean preserveHost;
+        private boolean addForwarded = true;
+        private boolean addXForwarded = true;
         private MeterRegistry registry = Metrics.globalRegistry;
         private GuardedHttpClient sharedClient;
 
@@ -642,6 +669,33 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         /**
+         * Which forwarding headers are added: {@code both} (default), {@code forwarded} or {@code x-forwarded}; see
+         * {@link #FORWARDED_HEADERS}. Fewer headers are less work for the upstream on every request.
+         *
+         * @throws IllegalArgumentException naming the setting for any other value
+         */
+        public Builder forwardedHeaders(String kinds) {
+            switch (String.valueOf(kinds).toLowerCase(java.util.Locale.ROOT)) {
+                case "both":
+                    addForwarded = true;
+                    addXForwarded = true;
+                    break;
+                case "forwarded":
+                    addForwarded = true;
+                    addXForwarded = false;
+                    break;
+                case "x-forwarded":
+                    addForwarded = false;
+                    addXForwarded = true;
+                    break;
+                default:
+                    throw new IllegalArgumentException(FORWARDED_HEADERS
+                            + " must be both, forwarded or x-forwarded, was '" + kinds + "'");
+            }
+            return this;
+        }
+
+        /**
          * Where the client's meters and {@code upstream.guard.responses} go; default Micrometer's global registry,
          * {@code null} for nowhere.
          */
@@ -678,6 +732,8 @@ public class UpstreamProxyServlet extends HttpServlet {
             b.exposeDetails = exposeDetails;
             b.maxBufferedRequestBody = maxBufferedRequestBody;
             b.preserveHost = preserveHost;
+            b.addForwarded = addForwarded;
+            b.addXForwarded = addXForwarded;
             b.registry = registry;
             b.sharedClient = sharedClient;
             return b;

@@ -67,6 +67,7 @@ class ServletConfigurationTest {
         "bulkhead.max-concurrent-calls, many",
         "max-buffered-request-body, 64 apples",
         "preserve-host, maybe",
+        "forwarded-headers, all",
         "expose-details, 1",
         "proxy-name, caf\u00e9",
         "retyr.max-attempts, 3",
