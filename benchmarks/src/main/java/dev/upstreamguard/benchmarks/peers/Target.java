@@ -95,6 +95,8 @@ public final class Target {
         p.put("max-connections", Integer.toString(POOL));
         p.put("connect-timeout", "1s");
         p.put("response-timeout", RESPONSE_TIMEOUT_MS + "ms");
+        // The same forwarding headers Jetty's proxy adds (Forwarded and Via), so both ask the same work of the upstream.
+        p.put("forwarded-headers", "forwarded");
         Servlet servlet = (Servlet) Class.forName(OURS).getDeclaredConstructor().newInstance();
         return new Route(servlet, p);
     }
