@@ -23,7 +23,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -204,7 +203,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             applyAttemptConfig(request, ctx, attemptConfig(upstream, base, policy, remaining));
             ClassicHttpResponse response;
             // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
-            ScheduledFuture<?> timer = request instanceof CancellableDependency
+            DeadlineTimer.Handle timer = request instanceof CancellableDependency
                     ? deadlines.arm(() -> {
                         deadlineExpired.set(true);
                         ((CancellableDependency) request).cancel();
@@ -219,7 +218,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             } catch (IOException e) {
                 if (timer != null) {
                     // Disarmed before any backoff: the next attempt arms its own.
-                    timer.cancel(false);
+                    timer.cancel();
                 }
                 UpstreamFault fault = FaultClassifier.classify(e);
                 if (deadlineExpired.get() || cappedByDeadline(fault, policy, remaining)) {
@@ -250,7 +249,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 continue;
             } finally {
                 if (timer != null) {
-                    timer.cancel(false);
+                    timer.cancel();
                 }
             }
             if (deadlineExpired.get()) {
