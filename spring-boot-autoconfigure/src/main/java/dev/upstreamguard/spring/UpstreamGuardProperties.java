@@ -468,6 +468,20 @@ public class UpstreamGuardProperties {
          */
         private int stripPrefix;
 
+        /**
+         * Forwarding headers added to each request: "both" (Forwarded and X-Forwarded-For/Proto/Host/Port),
+         * "forwarded" (RFC 7239 Forwarded only) or "x-forwarded". Via is always added.
+         */
+        private String forwardedHeaders = "both";
+
+        public String getForwardedHeaders() {
+            return forwardedHeaders;
+        }
+
+        public void setForwardedHeaders(String forwardedHeaders) {
+            this.forwardedHeaders = forwardedHeaders;
+        }
+
         public String getPath() {
             return path;
         }

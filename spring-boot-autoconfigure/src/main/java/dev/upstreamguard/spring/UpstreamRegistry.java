@@ -113,7 +113,12 @@ public final class UpstreamRegistry {
             basePath = basePath.substring(0, basePath.length() - 1);
         }
         URI target = URI.create(base.getScheme() + "://" + base.getRawAuthority() + basePath + kept);
-        return new Route(name, r.getPath(), mapping, target, upstream, r.getStripPrefix());
+        String forwardedHeaders = r.getForwardedHeaders() == null ? "both" : r.getForwardedHeaders().trim();
+        if (!forwardedHeaders.matches("(?i)both|forwarded|x-forwarded")) {
+            throw new InvalidConfigurationPropertyValueException(prefix + ".forwarded-headers", r.getForwardedHeaders(),
+                    "must be both, forwarded or x-forwarded");
+        }
+        return new Route(name, r.getPath(), mapping, target, upstream, r.getStripPrefix(), forwardedHeaders);
     }
 
     private static String servletMapping(String property, String path) {
@@ -250,8 +255,10 @@ public final class UpstreamRegistry {
      * @param upstream the upstream the guarded client calls it as: the named upstream, or for a route to a plain URI
      *     the named upstream with the same origin, else the route's own name
      * @param stripPrefix leading path segments removed before forwarding
+     * @param forwardedHeaders which forwarding headers the route adds: {@code both}, {@code forwarded} or
+     *     {@code x-forwarded}
      */
     public record Route(String name, String path, String servletMapping, URI target, String upstream,
-            int stripPrefix) {
+            int stripPrefix, String forwardedHeaders) {
     }
 }

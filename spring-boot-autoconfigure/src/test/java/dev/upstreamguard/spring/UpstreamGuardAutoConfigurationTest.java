@@ -275,6 +275,23 @@ class UpstreamGuardAutoConfigurationTest {
     }
 
     @Test
+    void aRouteChoosesItsForwardingHeadersAndAnUnknownChoiceFailsStartUp() {
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.d.path=/d/**", "upstream-guard.routes.d.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.d.forwarded-headers=forwarded").run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context.getBean(UpstreamRegistry.class).routes())
+                            .extracting(UpstreamRegistry.Route::forwardedHeaders).containsExactly("both", "forwarded");
+                });
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.c.forwarded-headers=all").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.forwarded-headers").hasMessageContaining("all");
+                });
+    }
+
+    @Test
     void aRoutePathWithAWildcardInTheMiddleFailsStartUp() {
         plain.withPropertyValues("upstream-guard.routes.c.path=/c/*/x", "upstream-guard.routes.c.uri=http://127.0.0.1:1")
                 .run(context -> {

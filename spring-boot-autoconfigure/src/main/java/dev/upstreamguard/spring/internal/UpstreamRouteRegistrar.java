@@ -70,6 +70,7 @@ public final class UpstreamRouteRegistrar implements BeanDefinitionRegistryPostP
                 .client(beanFactory.getBean(GuardedHttpClient.class), route.upstream())
                 .proxyName(registry.proxyName())
                 .exposeDetails(registry.exposeDetails())
+                .forwardedHeaders(route.forwardedHeaders())
                 .meterRegistry(beanFactory.getBeanProvider(MeterRegistry.class).getIfAvailable())
                 .build();
         ServletRegistrationBean<UpstreamProxyServlet> registration = new ServletRegistrationBean<>(servlet,
