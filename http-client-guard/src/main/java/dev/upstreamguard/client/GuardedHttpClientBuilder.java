@@ -3,7 +3,7 @@ package dev.upstreamguard.client;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.internal.FaultSignal;
-import dev.upstreamguard.internal.StrictResponseParser;
+import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.UpstreamGuard;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.net.SocketTimeoutException;
@@ -20,14 +20,16 @@ import org.apache.hc.client5.http.config.ConnectionConfig;
 import org.apache.hc.client5.http.config.RequestConfig;
 import org.apache.hc.client5.http.config.TlsConfig;
 import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
-import org.apache.hc.client5.http.impl.io.ManagedHttpClientConnectionFactory;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManagerBuilder;
 import org.apache.hc.client5.http.io.HttpClientConnectionManager;
+import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
 import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
 import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.config.Http1Config;
+import org.apache.hc.core5.http.io.HttpConnectionFactory;
+import org.apache.hc.core5.util.TimeValue;
 import org.apache.hc.core5.util.Timeout;
 
 /**
@@ -260,6 +262,8 @@ public final class GuardedHttpClientBuilder {
 
     private static ConnectionConfig connectionConfig(GuardPolicy policy) {
         return ConnectionConfig.custom()
+                // GuardedConnection decides on every lease; its check is cheap until a connection has idled.
+                .setValidateAfterInactivity(TimeValue.ZERO_MILLISECONDS)
                 .setConnectTimeout(timeout(policy.connectTimeout().toMillis()))
                 // Bounds reads before the per-attempt response timeout applies, e.g. during the TLS handshake.
                 .setSocketTimeout(timeout(policy.responseTimeout().toMillis()))
@@ -268,12 +272,12 @@ public final class GuardedHttpClientBuilder {
 
     static PoolingHttpClientConnectionManagerBuilder connectionManagerBuilder(int maxHeaderSize, int maxHeaderCount,
             int maxSectionSize) {
-        ManagedHttpClientConnectionFactory factory = ManagedHttpClientConnectionFactory.builder()
-                .http1Config(Http1Config.custom().setMaxLineLength(maxHeaderSize).setMaxHeaderCount(maxHeaderCount)
-                        .build())
-                .responseParserFactory(StrictResponseParser.factory(maxHeaderSize, maxHeaderCount, maxSectionSize))
-                .build();
+        HttpConnectionFactory<ManagedHttpClientConnection> factory = GuardedConnection.factory(
+                Http1Config.custom().setMaxLineLength(maxHeaderSize).setMaxHeaderCount(maxHeaderCount).build(),
+                maxHeaderCount, maxSectionSize);
         return PoolingHttpClientConnectionManagerBuilder.create().setConnectionFactory(factory)
+                .setDefaultConnectionConfig(ConnectionConfig.custom()
+                        .setValidateAfterInactivity(TimeValue.ZERO_MILLISECONDS).build())
                 .setTlsSocketStrategy(handshakeTimeoutsAsConnectTimeouts(DefaultClientTlsStrategy.createDefault()));
     }
 

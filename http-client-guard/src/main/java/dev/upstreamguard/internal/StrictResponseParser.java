@@ -39,6 +39,10 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
 
     private final int maxHeaderCount;
     private final int maxSectionSize;
+    /** The connection's input buffer, seen on the first parse: one parser serves one connection. */
+    private SessionInputBuffer buffer;
+    /** The last head parsed was an interim (1xx) response: the final one is still due. */
+    private boolean interim;
 
     StrictResponseParser(int maxHeaderCount, int maxSectionSize) {
         this.maxHeaderCount = maxHeaderCount;
@@ -58,14 +62,26 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         return config -> new StrictResponseParser(maxHeaderCount, maxSectionSize);
     }
 
+    /** Bytes received on the connection and not read yet. */
+    int bufferedInput() {
+        SessionInputBuffer b = buffer;
+        return b == null ? 0 : b.length();
+    }
+
     @Override
     public ClassicHttpResponse parse(SessionInputBuffer buffer, InputStream in) throws IOException, HttpException {
+        this.buffer = buffer;
         CharArrayBuffer line = new CharArrayBuffer(64);
         int read = -1;
         for (int n = 0; n < MAX_EMPTY_LINES; n++) {
             line.clear();
             read = readLine(buffer, in, line, "status line");
             if (read == -1) {
+                if (interim) {
+                    // RFC 9209: the upstream had begun to respond, so this is an incomplete response, not no response.
+                    throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
+                            "The upstream closed the connection after an interim response, before the final one");
+                }
                 throw new NoHttpResponseException("The upstream closed the connection before sending a response");
             }
             if (line.length() > 0) {
@@ -122,6 +138,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         }
         response.setHeaders(headers);
         checkFraming(response);
+        interim = response.getCode() < 200;
         return response;
     }
 

@@ -10,6 +10,7 @@ import dev.upstreamguard.testing.RawUpstream;
 import java.time.Duration;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -41,6 +42,27 @@ class ResponseParsingTest {
         "http/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "HTTP/1.1 200 OK\r\n Content-Length: 2\r\n\r\nok",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        // RFC 9110 §15: status codes outside 100..599 are invalid, and a status has exactly three digits.
+        "HTTP/1.1 600 Out Of Range\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 2000 OK\r\nContent-Length: 2\r\n\r\nok",
+        // RFC 9112 §2.3: a major version this client does not speak, over an HTTP/1.1 connection.
+        "HTTP/2.0 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        // RFC 9110 §5.5: NUL and CR in a value are dangerous; a recipient rejects them or replaces them.
+        "HTTP/1.1 200 OK\r\nX-Nul: a\u0000b\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nX-Cr: a\rb\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\n: no name\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nContent-Length\t: 2\r\n\r\nok",
+        // RFC 9110 §8.6: Content-Length is 1*DIGIT; a sign, or a value no integer holds, is invalid framing.
+        "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nok",
+        // RFC 9112 §6.1: chunked is applied at most once.
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        // A transfer coding the client cannot undo: the body cannot be passed on (coding is hop-by-hop).
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: x-unknown\r\n\r\nok",
+        // RFC 9110 §15.2.2: 101 only answers a request that asked to upgrade; this one did not.
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+        "HTTP/1.1 101 Switching Protocols\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     })
     void rejectsAmbiguousOrMalformedHeadsAsProtocolErrors(String raw) throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
@@ -62,12 +84,61 @@ class ResponseParsingTest {
         "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;name=value\r\nok\r\n0\r\nX-Trailer: t\r\n\r\n",
         "HTTP/1.1 200 Ok with a reason phrase of several words\r\nContent-Length: 2\r\n\r\nok",
+        // RFC 9110 §15.2: a client parses any number of unsolicited 1xx responses before the final one.
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
+                + "Link: </b.js>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        // RFC 9112 §6.3 item 8: without Content-Length or Transfer-Encoding the body ends when the connection does.
+        "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nok",
+        // RFC 9110 §2.5: a higher minor version is processed as the highest one implemented.
+        "HTTP/1.2 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nX-Folded: first\r\n\tsecond\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nContent-Length: 002\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n0002;a=\"b;c\";d\r\nok\r\n0\r\n\r\n",
+        // RFC 9112 §7.1 and §2.2: bare LF line ends inside chunked framing, as in the head.
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\n0\n\n",
+        // The content is complete; only the end of the (empty) trailer section is missing when the connection closes.
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n",
     })
     void acceptsUnusualButValidHeads(String raw) throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
             String seen = client.execute(new HttpGet(upstream.uri("/")),
                     r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
             assertThat(seen).isEqualTo("200 ok");
+        }
+    }
+
+    @Test
+    void readsUpperCaseHexChunkSizes() throws Exception {
+        String raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n1F\r\n"
+                + "a".repeat(31) + "\r\n0\r\n\r\n";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("0123456789" + "a".repeat(31));
+        }
+    }
+
+    /** RFC 9209: once an interim response arrived the upstream had begun to answer, so the response is incomplete. */
+    @Test
+    void connectionClosedAfterAnInterimResponseIsAnIncompleteResponse() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond("HTTP/1.1 100 Continue\r\n\r\n"));
+                GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
+            assertFault(failure(client, FaultMatrixTest.post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
+        }
+    }
+
+    @Test
+    void anUpstream503PassesThroughWithItsRetryAfter() throws Exception {
+        String raw = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 120\r\nContent-Length: 4\r\n\r\nbusy";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
+            String seen = client.execute(new HttpGet(upstream.uri("/")), r -> r.getCode() + " "
+                    + r.getFirstHeader("Retry-After").getValue() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(seen).isEqualTo("503 120 busy");
+            // 120 s is over retry.max-retry-after: answered at once, not retried.
+            assertThat(upstream.requestCount()).isEqualTo(1);
         }
     }
 }

@@ -1,0 +1,172 @@
+package dev.upstreamguard.client;
+
+import static dev.upstreamguard.client.FaultMatrixTest.assertFault;
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.testing.RawUpstream;
+import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Stream;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.client5.http.classic.methods.HttpHead;
+import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Pooled keep-alive connections over real sockets: a connection is reused only while requests and responses on it
+ * still line up (RFC 9112 §9.3: responses match requests by order alone), and a connection the upstream closed while
+ * idle costs a request no more than the design allows.
+ */
+@Timeout(30)
+class ConnectionReuseTest {
+
+    private static final String SECOND = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
+
+    private static GuardedHttpClient client(int maxAttempts) {
+        return GuardedHttpClients.custom().defaults(GuardPolicy.builder().connectTimeout(Duration.ofSeconds(5))
+                .responseTimeout(Duration.ofSeconds(5)).maxAttempts(maxAttempts).initialBackoff(Duration.ofMillis(1))
+                .maxBackoff(Duration.ofMillis(5)).build()).build();
+    }
+
+    /**
+     * The first connection answers its first request with {@code first} (in one write, so the surplus is on the
+     * connection before the next request is sent) and every later request with {@link #SECOND}; later connections
+     * answer everything with {@link #SECOND}.
+     */
+    private static RawUpstream upstream(String first) throws Exception {
+        RawUpstream.Behaviour keepAlive = c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                c.write(r.index() == 0 ? first : SECOND);
+            }
+        };
+        return RawUpstream.start(keepAlive);
+    }
+
+    static Stream<Arguments> outOfStep() {
+        return Stream.of(
+                Arguments.of("body longer than its Content-Length", "GET",
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokEXTRA", 200),
+                Arguments.of("a whole response smuggled after the body", "GET",
+                        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                                + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!", 200),
+                Arguments.of("bytes after the last chunk", "GET",
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\nEXTRA", 200),
+                Arguments.of("a body on a 304", "GET", "HTTP/1.1 304 Not Modified\r\nContent-Length: 2\r\n\r\nok", 304),
+                Arguments.of("a body on a 204", "GET", "HTTP/1.1 204 No Content\r\nContent-Length: 2\r\n\r\nok", 204),
+                Arguments.of("a body on a HEAD response", "HEAD", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+                        200));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("outOfStep")
+    void bytesTheUpstreamSentBeyondItsResponseNeverBecomeTheNextRequestsResponse(String what, String method,
+            String first, int status) throws Exception {
+        try (RawUpstream upstream = upstream(first); GuardedHttpClient client = client(1)) {
+            HttpUriRequestBase request = "HEAD".equals(method) ? new HttpHead(upstream.uri("/1"))
+                    : new HttpGet(upstream.uri("/1"));
+            int seen = client.execute(request, r -> {
+                EntityUtils.consume(r.getEntity());
+                return r.getCode();
+            });
+            assertThat(seen).isEqualTo(status);
+
+            String next = client.execute(new HttpGet(upstream.uri("/2")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(next).isEqualTo("200 second");
+            assertThat(upstream.requests().get(1).connectionIndex()).as("the out-of-step connection was dropped")
+                    .isEqualTo(1);
+        }
+    }
+
+    static Stream<Arguments> wellFramed() {
+        return Stream.of(
+                Arguments.of("Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"),
+                Arguments.of("chunked with trailers",
+                        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\nX-T: 1\r\n\r\n"),
+                Arguments.of("304 with the representation's Content-Length",
+                        "HTTP/1.1 304 Not Modified\r\nContent-Length: 2\r\n\r\n"));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("wellFramed")
+    void aWellFramedResponseLeavesItsConnectionInThePool(String what, String first) throws Exception {
+        try (RawUpstream upstream = upstream(first); GuardedHttpClient client = client(1)) {
+            client.execute(new HttpGet(upstream.uri("/1")), r -> {
+                EntityUtils.consume(r.getEntity());
+                return null;
+            });
+            String next = client.execute(new HttpGet(upstream.uri("/2")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(next).isEqualTo("200 second");
+            assertThat(upstream.connectionCount()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void aGetOnAConnectionTheUpstreamClosedWhileIdleIsRetriedTransparently() throws Exception {
+        CountDownLatch closed = new CountDownLatch(1);
+        try (RawUpstream upstream = RawUpstream.start(answerOnceThenClose(closed), keepAliveSecond());
+                GuardedHttpClient client = client(3)) {
+            client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(closed.await(10, TimeUnit.SECONDS)).isTrue();
+
+            String next = client.execute(new HttpGet(upstream.uri("/2")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(next).isEqualTo("200 second");
+        }
+    }
+
+    /**
+     * DESIGN.md and RFC 9110 §9.2.2: once a request was written to a connection that then closed without a response,
+     * nothing tells a POST the upstream never saw from one it acted on, so it is not replayed.
+     */
+    @Test
+    void aPostOnAConnectionTheUpstreamClosedWhileIdleIsNotReplayed() throws Exception {
+        CountDownLatch closed = new CountDownLatch(1);
+        try (RawUpstream upstream = RawUpstream.start(answerOnceThenClose(closed), keepAliveSecond());
+                GuardedHttpClient client = client(3)) {
+            client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(closed.await(10, TimeUnit.SECONDS)).isTrue();
+
+            Throwable thrown = catchThrowable(() -> client.execute(FaultMatrixTest.post(upstream.uri("/orders")),
+                    r -> EntityUtils.toString(r.getEntity())));
+            if (thrown == null) {
+                // Only when the pool's idle probe (after 2 s idle, e.g. a stalled test thread) saw the close first.
+                assertThat(upstream.requests().get(1).connectionIndex()).isEqualTo(1);
+            } else {
+                assertThat(thrown).isInstanceOf(UpstreamException.class);
+                assertFault((UpstreamException) thrown, "connection_terminated", 502, 1);
+            }
+            assertThat(upstream.requests().stream().filter(r -> r.method().equals("POST")).count())
+                    .as("POSTs the upstream received").isLessThanOrEqualTo(1);
+        }
+    }
+
+    private static RawUpstream.Behaviour answerOnceThenClose(CountDownLatch closed) {
+        return c -> {
+            if (c.readRequest() != null) {
+                // No "Connection: close": a server may close an idle connection at any time (RFC 9112 §9.5).
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+            }
+            c.close();
+            closed.countDown();
+        };
+    }
+
+    private static RawUpstream.Behaviour keepAliveSecond() {
+        return c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                c.write(SECOND);
+            }
+        };
+    }
+}
