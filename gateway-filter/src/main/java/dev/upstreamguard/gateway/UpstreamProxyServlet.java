@@ -410,7 +410,10 @@ public class UpstreamProxyServlet extends HttpServlet {
             response.setStatus(upstreamResponse.getCode());
             Header[] connection = upstreamResponse.getHeaders("Connection");
             List<String> connectionTokens = connection.length == 0 ? null : HopByHop.connectionTokens(connection);
-            boolean framedByLength = !upstreamResponse.containsHeader("Transfer-Encoding");
+            // A 204 has no content whatever its Content-Length says (RFC 9110 §8.6, §15.3.5); passing the length on
+            // makes a container wait for body bytes that never come (Jetty answers 500).
+            boolean framedByLength = upstreamResponse.getCode() != HttpServletResponse.SC_NO_CONTENT
+                    && !upstreamResponse.containsHeader("Transfer-Encoding");
             String via = null;
             for (Header header : upstreamResponse.getHeaders()) {
                 String name = header.getName();

@@ -86,6 +86,18 @@ class ProxyServletFaultTest {
                 raw(Behaviours.conflictingContentLength()));
         add("content-length-and-transfer-encoding", UpstreamFault.HTTP_PROTOCOL_ERROR,
                 raw(Behaviours.contentLengthAndTransferEncoding()));
+        add("unsolicited-101", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(Behaviours.respond(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")));
+        add("interim-then-close", UpstreamFault.HTTP_RESPONSE_INCOMPLETE, raw(Behaviours.respond(
+                "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")));
+        add("status-600", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(Behaviours.respond(
+                "HTTP/1.1 600 Unknown\r\nContent-Length: 2\r\n\r\nok")));
+        add("nul-in-header", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(Behaviours.respond(
+                "HTTP/1.1 200 OK\r\nX-Nul: a\u0000b\r\nContent-Length: 2\r\n\r\nok")));
+        add("content-length-overflow", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(Behaviours.respond(
+                "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nok")));
+        add("section-of-small-headers", UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE,
+                raw(Behaviours.respond(smallHeadersOver64KiB())));
         add("response-timeout", UpstreamFault.CONNECTION_READ_TIMEOUT, raw(Behaviours.stall()),
                 "response-timeout", "400ms");
         MockWebServer tls = TestTls.httpsServer();
@@ -259,6 +271,15 @@ class ProxyServletFaultTest {
         RawUpstream upstream = RawUpstream.start(behaviour);
         upstreams.add(upstream);
         return upstream.baseUrl();
+    }
+
+    /** Fewer headers than the count limit (256), each far below the line limit, together over the 64 KiB head. */
+    private static String smallHeadersOver64KiB() {
+        StringBuilder sb = new StringBuilder("HTTP/1.1 200 OK\r\n");
+        for (int i = 0; i < 250; i++) {
+            sb.append("X-Small-").append(i).append(": ").append("v".repeat(300)).append("\r\n");
+        }
+        return sb.append("Content-Length: 2\r\n\r\nok").toString();
     }
 
     /** Announces {@code length} bytes, sends {@code sent}, then closes, noting when. */

@@ -1,0 +1,197 @@
+package dev.upstreamguard.gateway;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.RawUpstream;
+import java.io.BufferedInputStream;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * Unusual but valid upstream responses through the proxy servlet, in each container: what the client receives is a
+ * complete, correctly framed response, and its connection to the gateway stays in step for the next request.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ProxyServletFramingTest {
+
+    private static final Duration SETTLE = Duration.ofSeconds(15);
+    private static final String SECOND = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
+
+    private final List<RawUpstream> closeables = new ArrayList<>();
+    private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
+    private final Map<Container, Map<String, UpstreamProxyServlet>> servlets = new EnumMap<>(Container.class);
+    private final Map<Container, Map<String, RawUpstream>> upstreams = new EnumMap<>(Container.class);
+
+    @BeforeAll
+    void start() throws Exception {
+        for (Container container : Container.values()) {
+            Map<String, RawUpstream> ups = new LinkedHashMap<>();
+            ups.put("no-content", keepAlive("HTTP/1.1 204 No Content\r\nContent-Length: 2\r\nX-Done: yes\r\n\r\n"));
+            ups.put("not-modified", keepAlive("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n"));
+            ups.put("early-hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            ups.put("http10", start(Behaviours.respond("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+                    + "read until the upstream closes")));
+            ups.put("folded", keepAlive("HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\nContent-Length: 2\r\n\r\n"
+                    + "ok"));
+            ups.put("surplus", keepAlive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+                    + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"));
+            upstreams.put(container, ups);
+
+            Map<String, UpstreamProxyServlet> routes = new LinkedHashMap<>();
+            Container.Deployment deployment = new Container.Deployment();
+            for (Map.Entry<String, RawUpstream> e : ups.entrySet()) {
+                UpstreamProxyServlet servlet = UpstreamProxyServlet.builder(e.getValue().baseUrl())
+                        .meterRegistry(null)
+                        // One attempt: each response below must come through as it is, not after a retry.
+                        .set("retry.max-attempts", "1")
+                        .build();
+                routes.put(e.getKey(), servlet);
+                deployment.servlet(e.getKey(), servlet, "/" + e.getKey() + "/*");
+            }
+            servlets.put(container, routes);
+            containers.put(container, container.start(deployment));
+        }
+    }
+
+    @AfterAll
+    void stop() {
+        containers.values().forEach(Container.Running::close);
+        closeables.forEach(RawUpstream::close);
+    }
+
+    /** Regression: Jetty answered 500 "Insufficient content written 0 < 2" when the 204's length was passed on. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void a204WithAContentLengthPassesAsA204WithoutABodyOrALength(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/no-content/x");
+        RawClient.Response response = both.get(0);
+        assertThat(response.status()).isEqualTo(204);
+        assertThat(response.header("X-Done")).isEqualTo("yes");
+        // RFC 9110 §8.6: a server must not send Content-Length in a 204.
+        assertThat(response.header("Content-Length")).isIn(null, "0");
+        assertThat(response.header("Transfer-Encoding")).isNull();
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "no-content");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void a304PassesWithItsValidatorsAndNoBody(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/not-modified/x");
+        assertThat(both.get(0).status()).isEqualTo(304);
+        assertThat(both.get(0).header("ETag")).isEqualTo("\"v1\"");
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "not-modified");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theFinalResponseAfterEarlyHintsComesThrough(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/early-hints/x");
+        assertThat(both.get(0).status()).isEqualTo(200);
+        assertThat(both.get(0).complete()).isTrue();
+        assertThat(both.get(0).bodyUtf8()).isEqualTo("final");
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "early-hints");
+    }
+
+    /** RFC 9112 §6.3: a body without length or chunking ends at close; that end is complete, not a truncation. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anHttp10BodyDelimitedByCloseArrivesCompleteAndFramed(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/http10/x");
+        RawClient.Response response = both.get(0);
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("read until the upstream closes");
+        assertThat(response.header("Via")).isEqualTo("1.0 upstream-guard");
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "http10");
+    }
+
+    /** RFC 9112 §5.2: a proxy replaces obs-fold with spaces before forwarding (or rejects the message). */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFoldedHeaderIsForwardedOnOneLine(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/folded/x");
+        assertThat(both.get(0).status()).isEqualTo(200);
+        assertThat(both.get(0).header("X-Folded")).isEqualTo("first second");
+        assertThat(both.get(0).bodyUtf8()).isEqualTo("ok");
+        assertInStep(both.get(1));
+    }
+
+    /** Bytes an upstream sends past its framed body must never answer another client's request. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aResponseSmuggledPastTheBodyNeverReachesTheNextClient(Container container) throws Exception {
+        RawClient.Response first = RawClient.request(port(container), "GET", "/gw/surplus/1");
+        assertThat(first.bodyUtf8()).isEqualTo("ok");
+        RawClient.Response next = RawClient.request(port(container), "GET", "/gw/surplus/2");
+        assertThat(next.status()).isEqualTo(200);
+        assertThat(next.bodyUtf8()).isEqualTo("second");
+        assertNothingLeased(container, "surplus");
+    }
+
+    /** Two requests on one client connection: the first to {@code path}, the second to the same route. */
+    private List<RawClient.Response> twoOnOneConnection(Container container, String method, String path)
+            throws Exception {
+        int port = port(container);
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            OutputStream out = socket.getOutputStream();
+            InputStream in = new BufferedInputStream(socket.getInputStream());
+            out.write(RawClient.head(port, method, path).getBytes(StandardCharsets.ISO_8859_1));
+            RawClient.Response first = RawClient.read(in, "HEAD".equals(method));
+            String route = path.substring(0, path.indexOf('/', "/gw/".length()));
+            out.write(RawClient.head(port, "GET", route + "/in-step").getBytes(StandardCharsets.ISO_8859_1));
+            return List.of(first, RawClient.read(in, false));
+        }
+    }
+
+    /** The second response on the client connection is the one for the second request. */
+    private static void assertInStep(RawClient.Response second) {
+        assertThat(second.status()).as("second response %s", second).isIn(200, 204, 304);
+        assertThat(second.complete()).isTrue();
+    }
+
+    private int port(Container container) {
+        return containers.get(container).port();
+    }
+
+    private void assertNothingLeased(Container container, String route) {
+        UpstreamProxyServlet servlet = servlets.get(container).get(route);
+        Await.until("no connection of '" + route + "' is leased", SETTLE,
+                () -> servlet.client().poolStats().getLeased() == 0, () -> "" + servlet.client().poolStats());
+    }
+
+    /** Answers its first request with {@code first}, exactly as given, and every later one with {@link #SECOND}. */
+    private RawUpstream keepAlive(String first) throws Exception {
+        return start(c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                c.write(r.index() == 0 ? first : SECOND);
+            }
+        });
+    }
+
+    private RawUpstream start(RawUpstream.Behaviour behaviour) throws Exception {
+        RawUpstream upstream = RawUpstream.start(behaviour);
+        closeables.add(upstream);
+        return upstream;
+    }
+}
