@@ -34,7 +34,8 @@ import org.apache.hc.core5.http.TruncatedChunkException;
  * <p>It walks the whole cause chain, so failures wrapped by frameworks ({@code ExecutionException},
  * {@code CompletionException}, {@code UncheckedIOException}, Spring's {@code ResourceAccessException},
  * {@code ServletException}…) classify like the original, and it decides by exception type wherever a type exists.
- * The one place a type does not exist is a TLS alert from the peer, which the JDK reports only in the message.
+ * The places a type does not exist are a TLS alert from the peer, which the JDK reports only in the message, and a
+ * content coding HttpClient cannot decode.
  *
  * <p>Where a failure happened matters: a reset before any byte of the response is {@code connection_terminated},
  * the same reset while reading the body is {@code http_response_incomplete}. Use {@link #classify(Throwable)} for
@@ -136,6 +137,9 @@ public final class FaultClassifier {
         if (t instanceof UnsupportedSchemeException) {
             return UpstreamFault.PROXY_CONFIGURATION_ERROR;
         }
+        if (t instanceof HttpException && isUnsupportedContentCoding(t.getMessage())) {
+            return UpstreamFault.HTTP_RESPONSE_CONTENT_CODING;
+        }
         if (t instanceof HttpException) {
             // ProtocolException, ParseException, NotImplementedException (unsupported transfer coding)…
             return UpstreamFault.HTTP_PROTOCOL_ERROR;
@@ -145,6 +149,14 @@ public final class FaultClassifier {
             return inBody ? UpstreamFault.HTTP_RESPONSE_INCOMPLETE : UpstreamFault.CONNECTION_TERMINATED;
         }
         return null;
+    }
+
+    /**
+     * A valid response whose content coding the decoding client cannot undo (br, zstd… without a codec): RFC 9209's
+     * content-coding error, not a protocol error. HttpClient has no exception type for it, only this message.
+     */
+    private static boolean isUnsupportedContentCoding(String message) {
+        return message != null && message.startsWith("Unsupported Content-Encoding");
     }
 
     private static UpstreamFault tls(SSLException e, boolean inBody) {

@@ -49,6 +49,8 @@ class ProxyServletFramingTest {
                     + "read until the upstream closes")));
             ups.put("folded", keepAlive("HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\nContent-Length: 2\r\n\r\n"
                     + "ok"));
+            ups.put("brotli", keepAlive("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n"
+                    + "\u001b\u0000"));
             ups.put("surplus", keepAlive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                     + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"));
             upstreams.put(container, ups);
@@ -133,6 +135,17 @@ class ProxyServletFramingTest {
         assertThat(both.get(0).status()).isEqualTo(200);
         assertThat(both.get(0).header("X-Folded")).isEqualTo("first second");
         assertThat(both.get(0).bodyUtf8()).isEqualTo("ok");
+        assertInStep(both.get(1));
+    }
+
+    /** A proxy never decodes: a coding it could not decode itself passes through untouched. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aContentCodingPassesThroughUndecoded(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/brotli/x");
+        assertThat(both.get(0).status()).isEqualTo(200);
+        assertThat(both.get(0).header("Content-Encoding")).isEqualTo("br");
+        assertThat(both.get(0).body()).containsExactly(0x1b, 0x00);
         assertInStep(both.get(1));
     }
 

@@ -215,6 +215,16 @@ class FaultMatrixTest {
         assertBodyFault(Behaviours.respond(cut), "http_response_incomplete");
     }
 
+    /**
+     * Regression: a valid response in a coding the decoding client lacks (it never offered br) was reported as
+     * {@code http_protocol_error}; RFC 9209 names it {@code http_response_content_coding}. Not retried either way.
+     */
+    @Test
+    void contentCodingTheClientCannotDecodeIsAContentCodingFaultNotAProtocolError() throws Exception {
+        assertInvalidResponse(Behaviours.respond("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n"
+                + "\r\nok"), "http_response_content_coding");
+    }
+
     private static void assertBodyFault(RawUpstream.Behaviour behaviour, String fault) throws Exception {
         try (RawUpstream upstream = RawUpstream.start(behaviour); GuardedHttpClient client = client()) {
             ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
