@@ -51,6 +51,8 @@ class ProxyServletFramingTest {
                     + "ok"));
             ups.put("brotli", keepAlive("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n"
                     + "\u001b\u0000"));
+            ups.put("early", start(Behaviours.answerBeforeTheBody("HTTP/1.1 413 Content Too Large\r\n"
+                    + "Content-Type: text/plain\r\nContent-Length: 8\r\n\r\ntoo big!", false)));
             ups.put("surplus", keepAlive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                     + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"));
             upstreams.put(container, ups);
@@ -147,6 +149,39 @@ class ProxyServletFramingTest {
         assertThat(both.get(0).header("Content-Encoding")).isEqualTo("br");
         assertThat(both.get(0).body()).containsExactly(0x1b, 0x00);
         assertInStep(both.get(1));
+    }
+
+    /**
+     * An upstream refusing a streamed body half way (answering 413 and closing) gave a valid answer: the client gets
+     * it, not a 502 for the broken upstream connection. The client keeps sending meanwhile, as real clients do.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anAnswerTheUpstreamSentBeforeTakingTheWholeBodyReachesTheClient(Container container) throws Exception {
+        int port = port(container);
+        int bodyBytes = 8 * 1024 * 1024;
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            OutputStream out = socket.getOutputStream();
+            out.write(RawClient.head(port, "POST", "/gw/early/upload", "Content-Type: application/octet-stream",
+                    "Content-Length: " + bodyBytes).getBytes(StandardCharsets.ISO_8859_1));
+            Thread sender = new Thread(() -> {
+                try {
+                    byte[] chunk = new byte[64 * 1024];
+                    for (int sent = 0; sent < bodyBytes; sent += chunk.length) {
+                        out.write(chunk);
+                    }
+                } catch (java.io.IOException stopped) {
+                    // The gateway may close once it has answered: the rest of the body is not wanted.
+                }
+            }, "early-answer-sender");
+            sender.setDaemon(true);
+            sender.start();
+            RawClient.Response response = RawClient.read(new BufferedInputStream(socket.getInputStream()), false);
+            assertThat(response.status()).isEqualTo(413);
+            assertThat(response.bodyUtf8()).isEqualTo("too big!");
+        }
+        assertNothingLeased(container, "early");
     }
 
     /** Bytes an upstream sends past its framed body must never answer another client's request. */

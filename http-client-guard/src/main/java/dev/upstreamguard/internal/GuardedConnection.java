@@ -2,15 +2,19 @@ package dev.upstreamguard.internal;
 
 import java.io.IOException;
 import java.net.Socket;
+import java.net.SocketException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import org.apache.hc.client5.http.impl.io.DefaultManagedHttpClientConnection;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
+import org.apache.hc.core5.http.ClassicHttpRequest;
+import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.io.HttpConnectionFactory;
 
 /**
- * An upstream connection that the pool never hands out again once bytes arrived on it that belong to no request.
+ * An upstream connection that the pool never hands out again once bytes arrived on it that belong to no request, and
+ * that reads an answer the upstream sent before it had taken the whole request body.
  *
  * <p>An upstream that sends more than it framed — a body longer than its {@code Content-Length}, a body on a 304 or
  * on a HEAD response, anything after the last chunk — leaves those bytes on the connection. HttpClient's own stale
@@ -31,6 +35,8 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     private final StrictResponseParser parser;
     private long idleSince = System.nanoTime();
+    /** The upstream answered before it took the whole request body, then stopped reading; never reused. */
+    private boolean answeredEarly;
 
     private GuardedConnection(String id, Http1Config config, StrictResponseParser parser) {
         super(id, null, null, config, null, null, null, c -> parser);
@@ -56,9 +62,34 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         super.passivate();
     }
 
+    /**
+     * An upstream may refuse a body half way (413, 401, 415) by answering and closing the connection; RFC 9112 §9.5
+     * asks the client to watch for that answer while it sends. The close makes the next write fail, but the answer is
+     * already received: it is the response, a valid one that must reach the caller, not a broken connection.
+     */
+    @Override
+    public void sendRequestEntity(ClassicHttpRequest request) throws HttpException, IOException {
+        try {
+            super.sendRequestEntity(request);
+        } catch (SocketException e) {
+            if (!hasUnsolicitedInput()) {
+                throw e;
+            }
+            answeredEarly = true;
+        }
+    }
+
+    @Override
+    public void flush() throws IOException {
+        if (!answeredEarly) {
+            // After an early answer the rest of the body has nowhere to go: the upstream stopped reading.
+            super.flush();
+        }
+    }
+
     @Override
     public boolean isStale() throws IOException {
-        if (!isOpen() || hasUnsolicitedInput()) {
+        if (!isOpen() || answeredEarly || hasUnsolicitedInput()) {
             return true;
         }
         if (System.nanoTime() - idleSince < TimeUnit.MILLISECONDS.toNanos(VALIDATE_AFTER_INACTIVITY_MILLIS)) {

@@ -193,6 +193,30 @@ public final class Behaviours {
         };
     }
 
+    /**
+     * Reads the request head only, writes {@code raw}, then closes with the body still unread — which makes the
+     * kernel send an RST — or resets outright: how a server refuses a body half way (413, 401).
+     */
+    public static Behaviour answerBeforeTheBody(String raw, boolean reset) {
+        return c -> {
+            java.io.InputStream in = c.in();
+            int newlines = 0;
+            while (newlines < 2) {
+                int b = in.read();
+                if (b == -1) {
+                    return;
+                }
+                newlines = b == '\n' ? newlines + 1 : b == '\r' ? newlines : 0;
+            }
+            c.write(raw);
+            if (reset) {
+                c.reset();
+            } else {
+                c.close();
+            }
+        };
+    }
+
     /** Reads the request and never answers, until the client or the upstream closes the connection. */
     public static Behaviour stall() {
         return c -> {
