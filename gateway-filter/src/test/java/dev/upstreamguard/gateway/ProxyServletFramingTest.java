@@ -16,6 +16,8 @@ import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.TestInstance;
@@ -36,6 +38,7 @@ class ProxyServletFramingTest {
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
     private final Map<Container, Map<String, UpstreamProxyServlet>> servlets = new EnumMap<>(Container.class);
     private final Map<Container, Map<String, RawUpstream>> upstreams = new EnumMap<>(Container.class);
+    private final Map<Container, CountDownLatch> idleCloses = new EnumMap<>(Container.class);
 
     @BeforeAll
     void start() throws Exception {
@@ -53,6 +56,20 @@ class ProxyServletFramingTest {
                     + "\u001b\u0000"));
             ups.put("early", start(Behaviours.answerBeforeTheBody("HTTP/1.1 413 Content Too Large\r\n"
                     + "Content-Type: text/plain\r\nContent-Length: 8\r\n\r\ntoo big!", false)));
+            CountDownLatch idleClosed = new CountDownLatch(1);
+            idleCloses.put(container, idleClosed);
+            ups.put("idle-close", start(c -> {
+                if (c.readRequest() != null) {
+                    // A server may close an idle connection at any time, without announcing it (RFC 9112 §9.5).
+                    c.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+                }
+                c.close();
+                idleClosed.countDown();
+            }, c -> {
+                for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                    c.write(SECOND);
+                }
+            }));
             ups.put("surplus", keepAlive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                     + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"));
             upstreams.put(container, ups);
@@ -184,6 +201,21 @@ class ProxyServletFramingTest {
         assertNothingLeased(container, "early");
     }
 
+    /** A POST is never replayed, so it must not go out on a pooled connection the upstream already closed. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aPostAfterTheUpstreamClosedAnIdleConnectionIsDelivered(Container container) throws Exception {
+        int port = port(container);
+        assertThat(RawClient.request(port, "GET", "/gw/idle-close/1").bodyUtf8()).isEqualTo("first");
+        assertThat(idleCloses.get(container).await(10, TimeUnit.SECONDS)).isTrue();
+        RawClient.Response post = RawClient.send(port, RawClient.head(port, "POST", "/gw/idle-close/orders",
+                "Content-Type: text/plain", "Content-Length: 7"), "order=1".getBytes(StandardCharsets.UTF_8));
+        assertThat(post.status()).as("%s", post).isEqualTo(200);
+        assertThat(post.bodyUtf8()).isEqualTo("second");
+        assertThat(upstreams.get(container).get("idle-close").requests()).hasSize(2);
+        assertNothingLeased(container, "idle-close");
+    }
+
     /** Bytes an upstream sends past its framed body must never answer another client's request. */
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
@@ -237,8 +269,8 @@ class ProxyServletFramingTest {
         });
     }
 
-    private RawUpstream start(RawUpstream.Behaviour behaviour) throws Exception {
-        RawUpstream upstream = RawUpstream.start(behaviour);
+    private RawUpstream start(RawUpstream.Behaviour behaviour, RawUpstream.Behaviour... then) throws Exception {
+        RawUpstream upstream = RawUpstream.start(behaviour, then);
         closeables.add(upstream);
         return upstream;
     }

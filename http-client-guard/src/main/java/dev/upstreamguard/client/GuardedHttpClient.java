@@ -6,6 +6,7 @@ import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.internal.Call;
 import dev.upstreamguard.internal.DeadlineTimer;
+import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
 import dev.upstreamguard.internal.RetryRules;
 import dev.upstreamguard.internal.UpstreamGuard;
@@ -184,6 +185,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         boolean idempotent = isIdempotent(method) || request.containsHeader("Idempotency-Key");
         HttpEntity body = request.getEntity();
         boolean replayable = body == null || body.isRepeatable();
+        // A request that cannot be retried cannot shrug off a pooled connection the upstream closed while it idled.
+        boolean probeReused = !(idempotent && replayable && maxAttempts > 1);
         RequestConfig base = requestConfigOf(request, ctx);
         long deadline = call.startNanos() + policy.totalTimeout().toNanos();
         List<Throwable> earlier = null;
@@ -209,6 +212,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         ((CancellableDependency) request).cancel();
                     }, remaining)
                     : null;
+            if (probeReused) {
+                GuardedConnection.probeBeforeReuse(true);
+            }
             try {
                 response = delegate.executeOpen(host, request, ctx);
             } catch (RuntimeException e) {
@@ -250,6 +256,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             } finally {
                 if (timer != null) {
                     timer.cancel();
+                }
+                if (probeReused) {
+                    GuardedConnection.probeBeforeReuse(false);
                 }
             }
             if (deadlineExpired.get()) {

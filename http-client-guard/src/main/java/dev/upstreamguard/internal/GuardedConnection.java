@@ -24,14 +24,18 @@ import org.apache.hc.core5.http.io.HttpConnectionFactory;
  * for good and is discarded.
  *
  * <p>The pool asks {@link #isStale()} on every lease (validate-after-inactivity 0); looking for buffered bytes costs
- * no read. The blocking probe for a closed connection (up to 1 ms) still runs only after
- * {@value #VALIDATE_AFTER_INACTIVITY_MILLIS} ms idle, HttpClient's default.
+ * no read. The blocking probe for a closed connection (up to 1 ms) runs after {@value #VALIDATE_AFTER_INACTIVITY_MILLIS}
+ * ms idle, HttpClient's default, and on every reuse for a request that could not be retried
+ * ({@link #probeBeforeReuse}).
  */
 public final class GuardedConnection extends DefaultManagedHttpClientConnection {
 
     static final long VALIDATE_AFTER_INACTIVITY_MILLIS = 2000;
 
     private static final AtomicLong IDS = new AtomicLong();
+
+    /** Set while a request that could not be retried leases a connection on this thread. */
+    private static final ThreadLocal<Boolean> PROBE_BEFORE_REUSE = ThreadLocal.withInitial(() -> Boolean.FALSE);
 
     private final StrictResponseParser parser;
     private long idleSince = System.nanoTime();
@@ -54,6 +58,19 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             }
             return connection;
         };
+    }
+
+    /**
+     * While on, connections leased on this thread are probed for a close even when they idled only briefly: up to
+     * 1 ms per reuse, paid by requests that could not be retried after being sent on a dead connection (RFC 9112
+     * §9.3.1: a non-idempotent request is not replayed) rather than by every request.
+     */
+    public static void probeBeforeReuse(boolean on) {
+        if (on) {
+            PROBE_BEFORE_REUSE.set(Boolean.TRUE);
+        } else {
+            PROBE_BEFORE_REUSE.remove();
+        }
     }
 
     @Override
@@ -92,7 +109,8 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         if (!isOpen() || answeredEarly || hasUnsolicitedInput()) {
             return true;
         }
-        if (System.nanoTime() - idleSince < TimeUnit.MILLISECONDS.toNanos(VALIDATE_AFTER_INACTIVITY_MILLIS)) {
+        if (System.nanoTime() - idleSince < TimeUnit.MILLISECONDS.toNanos(VALIDATE_AFTER_INACTIVITY_MILLIS)
+                && !PROBE_BEFORE_REUSE.get()) {
             return false;
         }
         // The probe reads what is waiting: a close, or bytes nobody asked for, which are just as fatal.
