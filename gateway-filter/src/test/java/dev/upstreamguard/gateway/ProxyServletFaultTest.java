@@ -103,6 +103,7 @@ class ProxyServletFaultTest {
         MockWebServer tls = TestTls.httpsServer();
         upstreams.add(tls);
         add("tls-untrusted", UpstreamFault.TLS_CERTIFICATE_ERROR, "https://127.0.0.1:" + tls.getPort());
+        add("plain-to-tls", UpstreamFault.HTTP_PROTOCOL_ERROR, "http://127.0.0.1:" + tls.getPort());
 
         for (Container container : Container.values()) {
             Map<String, UpstreamProxyServlet> byRoute = new LinkedHashMap<>();

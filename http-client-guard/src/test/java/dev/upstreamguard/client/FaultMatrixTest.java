@@ -376,6 +376,21 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * The reverse mistake: an https upstream configured as http. The TLS server answers the plaintext request with a
+     * TLS alert record, bytes that are not an HTTP response: a protocol error, not retried (as nginx reports "upstream
+     * sent no valid HTTP header").
+     */
+    @Test
+    void plainHttpSpokenToATlsPortIsAProtocolErrorAndNotRetried() throws Exception {
+        try (MockWebServer server = TestTls.httpsServer(); GuardedHttpClient client = client()) {
+            MockWebServers.always(server, new MockResponse.Builder().body("secure").build());
+            UpstreamException e = failure(client, new HttpGet("http://127.0.0.1:" + server.getPort() + "/"));
+            assertFault(e, "http_protocol_error", 502, 1);
+            assertThat(server.getRequestCount()).isZero();
+        }
+    }
+
     // ---- local limits and the circuit breaker: nothing reached the upstream ------------------------------------
 
     @Test
