@@ -90,6 +90,12 @@ class ProxyServletFaultTest {
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")));
         add("interim-then-close", UpstreamFault.HTTP_RESPONSE_INCOMPLETE, raw(Behaviours.respond(
                 "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")));
+        add("reset-mid-head", UpstreamFault.HTTP_RESPONSE_INCOMPLETE, raw(c -> {
+            if (c.readRequest() != null) {
+                c.write(Behaviours.TRUNCATED_HEAD);
+                c.reset();
+            }
+        }));
         add("status-600", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(Behaviours.respond(
                 "HTTP/1.1 600 Unknown\r\nContent-Length: 2\r\n\r\nok")));
         add("nul-in-header", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(Behaviours.respond(

@@ -3,6 +3,7 @@ package dev.upstreamguard.internal;
 import dev.upstreamguard.UpstreamFault;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.SocketException;
 import java.util.ArrayList;
 import java.util.List;
 import org.apache.hc.core5.http.ClassicHttpResponse;
@@ -75,7 +76,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         int read = -1;
         for (int n = 0; n < MAX_EMPTY_LINES; n++) {
             line.clear();
-            read = readLine(buffer, in, line, "status line");
+            read = readLine(buffer, in, line, "status line", interim);
             if (read == -1) {
                 if (interim) {
                     // RFC 9209: the upstream had begun to respond, so this is an incomplete response, not no response.
@@ -98,7 +99,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         CharArrayBuffer previous = null;
         for (;;) {
             CharArrayBuffer current = new CharArrayBuffer(64);
-            if (readLine(buffer, in, current, "header") == -1) {
+            if (readLine(buffer, in, current, "header", true) == -1) {
                 throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                         "The upstream closed the connection in the middle of the response header section");
             }
@@ -142,14 +143,22 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         return response;
     }
 
-    private static int readLine(SessionInputBuffer buffer, InputStream in, CharArrayBuffer line, String what)
-            throws IOException {
+    /** {@code started}: part of the response already arrived, so a connection that breaks leaves it incomplete. */
+    private static int readLine(SessionInputBuffer buffer, InputStream in, CharArrayBuffer line, String what,
+            boolean started) throws IOException {
         try {
             return buffer.readLine(line, in);
         } catch (MessageConstraintException e) {
             // The session buffer's only constraint is the line length, so no message needs reading here.
             throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE,
                     "Response " + what + " is longer than the header size limit", e);
+        } catch (SocketException e) {
+            if (!started) {
+                throw e;
+            }
+            // RFC 9209: reset after the response began is an incomplete response, like a close at the same point.
+            throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
+                    "The connection broke in the middle of the response head", e);
         }
     }
 

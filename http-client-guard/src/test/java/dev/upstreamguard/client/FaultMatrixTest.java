@@ -139,6 +139,21 @@ class FaultMatrixTest {
         }
     }
 
+    /** Regression: the same cut with an RST instead of a FIN was connection_terminated, as if nothing had arrived. */
+    @Test
+    void responseHeadCutShortByAResetIsIncompleteToo() throws Exception {
+        RawUpstream.Behaviour resetMidHead = c -> {
+            if (c.readRequest() != null) {
+                c.write(Behaviours.TRUNCATED_HEAD);
+                c.reset();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(resetMidHead); GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
+            assertFault(failure(client, post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
+        }
+    }
+
     // ---- the upstream does not speak valid HTTP: never retried, a broken upstream stays broken -----------------
 
     @Test

@@ -121,10 +121,18 @@ class ResponseParsingTest {
     }
 
     /** RFC 9209: once an interim response arrived the upstream had begun to answer, so the response is incomplete. */
-    @Test
-    void connectionClosedAfterAnInterimResponseIsAnIncompleteResponse() throws Exception {
-        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond("HTTP/1.1 100 Continue\r\n\r\n"));
-                GuardedHttpClient client = client()) {
+    @ParameterizedTest(name = "reset={0}")
+    @ValueSource(booleans = {false, true})
+    void connectionClosedAfterAnInterimResponseIsAnIncompleteResponse(boolean reset) throws Exception {
+        RawUpstream.Behaviour interimThenGone = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 100 Continue\r\n\r\n");
+                if (reset) {
+                    c.reset();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(interimThenGone); GuardedHttpClient client = client()) {
             assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
             assertFault(failure(client, FaultMatrixTest.post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
         }
