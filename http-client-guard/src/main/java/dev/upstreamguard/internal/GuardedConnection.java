@@ -47,11 +47,17 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         this.parser = parser;
     }
 
-    /** Connections with the strict response parser and the given limits. */
+    /**
+     * Connections with the strict response parser and the given limits.
+     *
+     * @param config its max line length is the longest header line (and status line) in characters
+     * @param maxHeaderCount most header fields
+     * @param maxSectionSize most characters in the whole head
+     */
     public static HttpConnectionFactory<ManagedHttpClientConnection> factory(Http1Config config, int maxHeaderCount,
             int maxSectionSize) {
         return socket -> {
-            GuardedConnection connection = new GuardedConnection("upstream-guard-" + IDS.getAndIncrement(), config,
+            GuardedConnection connection = new GuardedConnection("http-outgoing-" + IDS.getAndIncrement(), config,
                     new StrictResponseParser(maxHeaderCount, maxSectionSize));
             if (socket != null) {
                 connection.bind(socket);

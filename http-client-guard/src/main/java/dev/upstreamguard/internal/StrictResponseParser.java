@@ -13,10 +13,8 @@ import org.apache.hc.core5.http.HttpHeaders;
 import org.apache.hc.core5.http.HttpVersion;
 import org.apache.hc.core5.http.MessageConstraintException;
 import org.apache.hc.core5.http.NoHttpResponseException;
-import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.impl.io.DefaultClassicHttpResponseFactory;
 import org.apache.hc.core5.http.io.HttpMessageParser;
-import org.apache.hc.core5.http.io.HttpMessageParserFactory;
 import org.apache.hc.core5.http.io.SessionInputBuffer;
 import org.apache.hc.core5.http.message.BasicHeader;
 import org.apache.hc.core5.util.CharArrayBuffer;
@@ -40,7 +38,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
 
     private final int maxHeaderCount;
     private final int maxSectionSize;
-    /** The connection's input buffer, seen on the first parse: one parser serves one connection. */
+    /** The connection's input buffer, as the last parse saw it: one parser serves one connection. */
     private SessionInputBuffer buffer;
     /** The last head parsed was an interim (1xx) response: the final one is still due. */
     private boolean interim;
@@ -48,19 +46,6 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     StrictResponseParser(int maxHeaderCount, int maxSectionSize) {
         this.maxHeaderCount = maxHeaderCount;
         this.maxSectionSize = maxSectionSize;
-    }
-
-    /**
-     * A factory for HttpClient's connection factory.
-     *
-     * @param maxHeaderSize longest header line (and status line) in characters; enforced through
-     *     {@link Http1Config#getMaxLineLength()}, which must be set to the same value
-     * @param maxHeaderCount most header fields
-     * @param maxSectionSize most characters in the whole head
-     */
-    public static HttpMessageParserFactory<ClassicHttpResponse> factory(int maxHeaderSize, int maxHeaderCount,
-            int maxSectionSize) {
-        return config -> new StrictResponseParser(maxHeaderCount, maxSectionSize);
     }
 
     /** Bytes received on the connection and not read yet. */
