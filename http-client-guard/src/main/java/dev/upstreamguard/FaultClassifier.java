@@ -173,8 +173,9 @@ public final class FaultClassifier {
             }
         }
         String message = e.getMessage();
-        // No exception type exists for a received alert: the JDK only says so in the message.
-        if (message != null && message.startsWith("Received fatal alert")) {
+        // No exception type exists for a received alert: the JDK only says so in the message, which JDK 17 starts with
+        // these words and later JDKs prefix with the alert's name, "(handshake_failure) Received fatal alert: ...".
+        if (message != null && message.contains("Received fatal alert")) {
             return UpstreamFault.TLS_ALERT_RECEIVED;
         }
         return UpstreamFault.TLS_PROTOCOL_ERROR;

@@ -27,6 +27,8 @@ import java.util.regex.Pattern;
  * <li>{@code total-timeout} 30s: caps the whole call, every retry and backoff included, until the response head.
  * <li>{@code pool-timeout} 2s: waiting longer for a pooled connection only queues work behind an overloaded pool.
  * <li>{@code max-connections} 200: per upstream; matches the bulkhead so neither is the hidden bottleneck.
+ * <li>{@code max-response-body} unlimited: a library cannot know how large a body may be; set it where an upstream
+ *     must not be able to fill memory or disk ({@code http_response_body_size} when exceeded).
  * <li>{@code retry.max-attempts} 3, {@code retry.initial-backoff} 50ms, {@code retry.max-backoff} 2s: enough to ride out
  *     a stale keep-alive connection or a rolling restart without multiplying an outage.
  * <li>{@code retry.max-retry-after} 2s: a 503/429 asking for a longer pause goes back to the caller at once.
@@ -48,6 +50,7 @@ public final class GuardPolicy {
     private final Duration totalTimeout;
     private final Duration poolTimeout;
     private final int maxConnections;
+    private final long maxResponseBody;
     private final Retry retry;
     private final CircuitBreaker circuitBreaker;
     private final Bulkhead bulkhead;
@@ -58,6 +61,7 @@ public final class GuardPolicy {
         this.totalTimeout = b.totalTimeout;
         this.poolTimeout = b.poolTimeout;
         this.maxConnections = b.maxConnections;
+        this.maxResponseBody = b.maxResponseBody;
         this.retry = new Retry(b.retryEnabled, b.maxAttempts, b.initialBackoff, b.maxBackoff, b.maxRetryAfter,
                 b.budgetRatio, b.budgetMinPerSecond, b.retryOnResponseTimeout, b.retryStatuses);
         this.circuitBreaker = new CircuitBreaker(b.breakerEnabled, b.failureRateThreshold, b.minimumCalls, b.window,
@@ -105,6 +109,16 @@ public final class GuardPolicy {
         return maxConnections;
     }
 
+    /**
+     * Largest response body accepted, in bytes; {@link Long#MAX_VALUE} (the default) for no limit. A response whose
+     * {@code Content-Length} is larger fails at once; one without a length fails as soon as more is read. Either way
+     * the call fails with {@link UpstreamFault#HTTP_RESPONSE_BODY_SIZE} and the connection is closed, not drained.
+     * Counted as the caller reads the body, after decoding where the client decodes content codings.
+     */
+    public long maxResponseBody() {
+        return maxResponseBody;
+    }
+
     /** The retry settings. */
     public Retry retry() {
         return retry;
@@ -128,6 +142,7 @@ public final class GuardPolicy {
         map.put("total-timeout", format(totalTimeout));
         map.put("pool-timeout", format(poolTimeout));
         map.put("max-connections", Integer.toString(maxConnections));
+        map.put("max-response-body", formatBytes(maxResponseBody));
         map.put("retry.enabled", Boolean.toString(retry.enabled()));
         map.put("retry.max-attempts", Integer.toString(retry.maxAttempts()));
         map.put("retry.initial-backoff", format(retry.initialBackoff()));
@@ -217,6 +232,7 @@ public final class GuardPolicy {
             SETTERS.put("total-timeout", (b, v) -> b.totalTimeout(duration("total-timeout", v)));
             SETTERS.put("pool-timeout", (b, v) -> b.poolTimeout(duration("pool-timeout", v)));
             SETTERS.put("max-connections", (b, v) -> b.maxConnections(integer("max-connections", v)));
+            SETTERS.put("max-response-body", (b, v) -> b.maxResponseBody(bytes("max-response-body", v)));
             SETTERS.put("retry.enabled", (b, v) -> b.retryEnabled(bool("retry.enabled", v)));
             SETTERS.put("retry.max-attempts", (b, v) -> b.maxAttempts(integer("retry.max-attempts", v)));
             SETTERS.put("retry.initial-backoff", (b, v) -> b.initialBackoff(duration("retry.initial-backoff", v)));
@@ -249,6 +265,7 @@ public final class GuardPolicy {
         private Duration totalTimeout = Duration.ofSeconds(30);
         private Duration poolTimeout = Duration.ofSeconds(2);
         private int maxConnections = 200;
+        private long maxResponseBody = Long.MAX_VALUE;
         private boolean retryEnabled = true;
         private int maxAttempts = 3;
         private Duration initialBackoff = Duration.ofMillis(50);
@@ -278,6 +295,7 @@ public final class GuardPolicy {
             totalTimeout = p.totalTimeout;
             poolTimeout = p.poolTimeout;
             maxConnections = p.maxConnections;
+            maxResponseBody = p.maxResponseBody;
             retryEnabled = p.retry.enabled();
             maxAttempts = p.retry.maxAttempts();
             initialBackoff = p.retry.initialBackoff();
@@ -357,6 +375,15 @@ public final class GuardPolicy {
         /** See {@link GuardPolicy#maxConnections()}. */
         public Builder maxConnections(int value) {
             maxConnections = atLeast("max-connections", value, 1);
+            return this;
+        }
+
+        /** See {@link GuardPolicy#maxResponseBody()}; {@link Long#MAX_VALUE} for no limit. */
+        public Builder maxResponseBody(long bytes) {
+            if (bytes < 1) {
+                throw invalid("max-response-body", bytes, "must be at least 1 byte");
+            }
+            maxResponseBody = bytes;
             return this;
         }
 
@@ -558,6 +585,27 @@ public final class GuardPolicy {
             }
         }
 
+        private static final Pattern BYTES = Pattern.compile("(\\d+)\\s*(b|kb|kib|k|mb|mib|m|gb|gib|g)?");
+
+        /** {@code unlimited}, or a count of bytes with an optional binary unit: 65536, 64KiB, 10MB, 1GiB. */
+        private static long bytes(String key, String text) {
+            String lower = text.toLowerCase(Locale.ROOT);
+            if (lower.equals("unlimited")) {
+                return Long.MAX_VALUE;
+            }
+            Matcher m = BYTES.matcher(lower);
+            if (m.matches()) {
+                String unit = m.group(2) == null ? "b" : m.group(2);
+                int shift = unit.startsWith("g") ? 30 : unit.startsWith("m") ? 20 : unit.startsWith("k") ? 10 : 0;
+                try {
+                    return Math.multiplyExact(Long.parseLong(m.group(1)), 1L << shift);
+                } catch (ArithmeticException | NumberFormatException e) {
+                    // too large for a long: reported below
+                }
+            }
+            throw invalid(key, text, "must be a size such as 65536, 64KiB, 10MiB or unlimited");
+        }
+
         private static int integer(String key, String text) {
             try {
                 return Integer.parseInt(text);
@@ -607,6 +655,21 @@ public final class GuardPolicy {
         }
         long ms = d.toMillis();
         return ms % 1000 == 0 ? (ms / 1000) + "s" : ms + "ms";
+    }
+
+    /** Formats a byte count the way {@link Builder#set} reads it back: {@code 10MiB}, {@code 1500}, {@code unlimited}. */
+    public static String formatBytes(long bytes) {
+        if (bytes == Long.MAX_VALUE) {
+            return "unlimited";
+        }
+        String[] units = {"GiB", "MiB", "KiB"};
+        for (int i = 0; i < units.length; i++) {
+            long unit = 1L << (30 - 10 * i);
+            if (bytes % unit == 0) {
+                return bytes / unit + units[i];
+            }
+        }
+        return Long.toString(bytes);
     }
 
     private static String join(Set<Integer> statuses) {

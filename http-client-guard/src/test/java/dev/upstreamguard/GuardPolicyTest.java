@@ -22,12 +22,34 @@ class GuardPolicyTest {
     @Test
     void everyPropertyRoundTripsThroughItsKey() {
         GuardPolicy custom = GuardPolicy.builder().connectTimeout(Duration.ofMillis(750)).maxAttempts(5)
-                .retryOnResponseTimeout(true).failureRateThreshold(25).maxConcurrentCalls(7).build();
+                .retryOnResponseTimeout(true).failureRateThreshold(25).maxConcurrentCalls(7)
+                .maxResponseBody(3 << 20).build();
 
         GuardPolicy copy = GuardPolicy.builder().setAll(custom.asProperties()).build();
 
         assertThat(copy).isEqualTo(custom);
         assertThat(GuardPolicy.Builder.keys()).isEqualTo(custom.asProperties().keySet());
+    }
+
+    @Test
+    void maxResponseBodyReadsSizesWithBinaryUnitsAndIsUnlimitedByDefault() {
+        assertThat(GuardPolicy.ofDefaults().maxResponseBody()).isEqualTo(Long.MAX_VALUE);
+        assertThat(GuardPolicy.ofDefaults().asProperties()).containsEntry("max-response-body", "unlimited");
+        assertThat(GuardPolicy.builder().set("max-response-body", "10MiB").build().maxResponseBody())
+                .isEqualTo(10L << 20);
+        assertThat(GuardPolicy.builder().set("max-response-body", "64 kb").build().maxResponseBody())
+                .isEqualTo(64L << 10);
+        assertThat(GuardPolicy.builder().set("max-response-body", "1500").build().asProperties())
+                .containsEntry("max-response-body", "1500");
+        assertThat(GuardPolicy.builder().set("max-response-body", "2G").build().asProperties())
+                .containsEntry("max-response-body", "2GiB");
+        assertThat(GuardPolicy.builder().maxResponseBody(1).set("max-response-body", "UNLIMITED").build())
+                .isEqualTo(GuardPolicy.ofDefaults());
+        for (String bad : new String[] {"10 parsecs", "-1", "0", "99999999999G", "1.5MiB"}) {
+            assertThatThrownBy(() -> GuardPolicy.builder().set("max-response-body", bad))
+                    .as(bad).isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("'max-response-body'").hasMessageContaining(bad);
+        }
     }
 
     @Test

@@ -267,7 +267,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             long contentLength = request.getContentLengthLong();
             boolean chunked = request.getHeader("Transfer-Encoding") != null;
             if (contentLength > 0 || chunked) {
-                HttpEntity body = requestBody(request, contentLength);
+                HttpEntity body = requestBody(request, upstreamRequest, contentLength);
                 if (body == null) {
                     return; // The client hung up while sending a small body: nobody to answer, nothing to forward.
                 }
@@ -302,10 +302,11 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         /** A buffered (repeatable) entity, a streaming one, or {@code null} when the client hung up early. */
-        private HttpEntity requestBody(HttpServletRequest request, long contentLength) throws IOException {
+        private HttpEntity requestBody(HttpServletRequest request, HttpUriRequestBase upstreamRequest,
+                long contentLength) throws IOException {
             InputStream in = request.getInputStream();
             if (contentLength > maxBuffered) {
-                return new ClientBodyEntity(upstreamName, in, null, 0, contentLength);
+                return new ClientBodyEntity(upstreamName, upstreamRequest, in, null, 0, contentLength);
             }
             if (contentLength > 0) {
                 byte[] body = new byte[(int) contentLength];
@@ -319,7 +320,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             for (;;) {
                 if (n == buffer.length) {
                     if (buffer.length > limit) {
-                        return new ClientBodyEntity(upstreamName, in, buffer, n, -1);
+                        return new ClientBodyEntity(upstreamName, upstreamRequest, in, buffer, n, -1);
                     }
                     buffer = Arrays.copyOf(buffer, Math.min(buffer.length * 2, limit + 1));
                 }

@@ -110,6 +110,9 @@ class ProxyServletFaultTest {
         upstreams.add(tls);
         add("tls-untrusted", UpstreamFault.TLS_CERTIFICATE_ERROR, "https://127.0.0.1:" + tls.getPort());
         add("plain-to-tls", UpstreamFault.HTTP_PROTOCOL_ERROR, "http://127.0.0.1:" + tls.getPort());
+        add("body-over-limit", UpstreamFault.HTTP_RESPONSE_BODY_SIZE, raw(Behaviours.respond(
+                "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + "x".repeat(5000))),
+                "max-response-body", "1KiB");
 
         for (Container container : Container.values()) {
             Map<String, UpstreamProxyServlet> byRoute = new LinkedHashMap<>();
@@ -138,6 +141,9 @@ class ProxyServletFaultTest {
                     .meterRegistry(registry).build());
             byRoute.put("truncated-chunked", UpstreamProxyServlet.builder(raw(truncatedChunked(256 * 1024)))
                     .meterRegistry(registry).build());
+            // An endless chunked body: past the limit only after the response was committed.
+            byRoute.put("endless-over-limit", UpstreamProxyServlet.builder(raw(endlessChunked()))
+                    .meterRegistry(registry).set("max-response-body", "256KiB").build());
             byRoute.put("stalled-body", UpstreamProxyServlet.builder(raw(stallAfter(64 * 1024, 1024 * 1024)))
                     .meterRegistry(registry).set("response-timeout", "500ms").build());
             byRoute.forEach((route, servlet) -> deployment.servlet(route, servlet, "/" + route + "/*"));
@@ -163,7 +169,10 @@ class ProxyServletFaultTest {
     void eachFaultIsAnsweredWithItsStatusProxyStatusAndNegotiatedBodyAndLeaksNothing(Container container, Case c)
             throws Exception {
         int port = containers.get(container).port();
-        RawClient.Response json = assertGeneratedFault(port, "/gw/" + c.route + "/items/1?q=x", c.fault, false);
+        // A response to HEAD has no body, so it cannot be over the body limit.
+        boolean head = c.fault != UpstreamFault.HTTP_RESPONSE_BODY_SIZE;
+        RawClient.Response json = assertGeneratedFault(port, "/gw/" + c.route + "/items/1?q=x", c.fault, false,
+                head);
         assertThat(json.bodyUtf8()).contains("\"upstream\":\"" + c.route + "\"");
         assertNothingLeased(container, c.route);
     }
@@ -254,6 +263,22 @@ class ProxyServletFaultTest {
         assertNothingLeased(container, "stalled-body");
     }
 
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyOverTheLimitAfterTheResponseWasCommittedAbortsTheClientConnection(Container container)
+            throws Exception {
+        SimpleMeterRegistry registry = registries.get(container);
+        double abortedBefore = abortedCount(registry, "http_response_body_size");
+        RawClient.Response response = RawClient.request(containers.get(container).port(), "GET",
+                "/gw/endless-over-limit/stream");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).as("the client must not see the last chunk").isFalse();
+        assertThat(response.body().length).isLessThanOrEqualTo(256 * 1024);
+        Await.until("the abort is counted", SETTLE,
+                () -> abortedCount(registry, "http_response_body_size") == abortedBefore + 1);
+        assertNothingLeased(container, "endless-over-limit");
+    }
+
     private void assertNothingLeased(Container container, String route) {
         UpstreamProxyServlet servlet = servlets.get(container).get(route);
         Await.until("no connection of '" + route + "' is leased", SETTLE,
@@ -314,6 +339,24 @@ class ProxyServletFaultTest {
                 }
                 c.write("4000\r\n" + "x".repeat(100));
                 c.close();
+            }
+        };
+    }
+
+    /** A chunked body in 16 KiB chunks that never ends, until the proxy hangs up. */
+    private static RawUpstream.Behaviour endlessChunked() {
+        return c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked"
+                        + "\r\n\r\n");
+                String chunk = "4000\r\n" + "x".repeat(16 * 1024) + "\r\n";
+                try {
+                    for (;;) {
+                        c.write(chunk);
+                    }
+                } catch (IOException hungUp) {
+                    // The proxy closed the connection: what it should do.
+                }
             }
         };
     }

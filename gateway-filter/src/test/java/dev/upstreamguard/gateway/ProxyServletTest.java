@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.RawUpstream;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.BufferedInputStream;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -47,6 +48,7 @@ class ProxyServletTest {
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
     private final Map<Container, Map<String, UpstreamProxyServlet>> servlets = new EnumMap<>(Container.class);
     private final Map<Container, Map<String, RawUpstream>> upstreams = new EnumMap<>(Container.class);
+    private final Map<Container, SimpleMeterRegistry> uploadMeters = new EnumMap<>(Container.class);
     private RawUpstream recording;
     private RawUpstream evil;
 
@@ -80,6 +82,9 @@ class ProxyServletTest {
             for (String route : ups.keySet()) {
                 routes.put(route, fast(UpstreamProxyServlet.builder(ups.get(route).baseUrl() + "/base")));
             }
+            uploadMeters.put(container, new SimpleMeterRegistry());
+            routes.put("upload", fast(UpstreamProxyServlet.builder(ups.get("upload").baseUrl() + "/base")
+                    .meterRegistry(uploadMeters.get(container))));
             Container.Deployment deployment = new Container.Deployment();
             routes.forEach((route, servlet) -> deployment.servlet(route, servlet, "/" + route + "/*"));
             Map<String, String> params = new LinkedHashMap<>();
@@ -465,7 +470,12 @@ class ProxyServletTest {
         // The client walked away: that says nothing about the upstream's health.
         UpstreamProxyServlet servlet = servlets.get(container).get("upload");
         var upstream = servlet.client().upstream(servlet.upstreamName());
-        assertThat(upstream.faultCounts()).doesNotContainKey(dev.upstreamguard.UpstreamFault.CONNECTION_TERMINATED);
+        SimpleMeterRegistry meters = uploadMeters.get(container);
+        // The upstream sees the cut before the servlet thread has finished the call.
+        Await.until("the call is on record", SETTLE, () -> !meters.find("upstream.guard.calls").timers().isEmpty());
+        assertThat(meters.find("upstream.guard.calls").timers()).singleElement()
+                .satisfies(t -> assertThat(t.getId().getTag("outcome")).isEqualTo("cancelled"));
+        assertThat(upstream.faultCounts()).isEmpty();
         assertThat(upstream.circuitBreaker().orElseThrow().getMetrics().getNumberOfFailedCalls()).isZero();
     }
 

@@ -168,10 +168,21 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         }
         call.responded(response.getCode());
         HttpEntity entity = response.getEntity();
+        long maxBody = policy.maxResponseBody();
         if (entity == null) {
             call.succeeded();
+        } else if (entity.getContentLength() > maxBody) {
+            abort(response);
+            UpstreamException e = failure(call, UpstreamFault.HTTP_RESPONSE_BODY_SIZE, "its Content-Length of "
+                    + entity.getContentLength() + " bytes is over max-response-body ("
+                    + GuardPolicy.formatBytes(maxBody) + ")", null, null);
+            call.failed(e.fault(), e);
+            throw e;
         } else {
-            response.setEntity(new GuardedEntity(entity, call));
+            // A body of known length within the limit cannot outgrow it: only one without a length is counted.
+            long limit = entity.getContentLength() < 0 ? maxBody : Long.MAX_VALUE;
+            ClassicHttpResponse head = response;
+            response.setEntity(new GuardedEntity(entity, call, limit, () -> abort(head)));
         }
         return response instanceof CloseableHttpResponse ? (CloseableHttpResponse) response
                 : CloseableHttpResponse.adapt(response);
@@ -484,6 +495,19 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         }
         Duration left = Duration.between(clock.instant(), date);
         return left.isNegative() ? Duration.ZERO : left;
+    }
+
+    /** Closes the connection under a response without reading what is left of its body. */
+    private static void abort(ClassicHttpResponse response) {
+        if (response instanceof CloseableHttpResponse) {
+            ((CloseableHttpResponse) response).close(CloseMode.IMMEDIATE);
+        } else {
+            try {
+                response.close();
+            } catch (IOException ignored) {
+                // closing is all that was wanted
+            }
+        }
     }
 
     private static void discard(ClassicHttpResponse response) {

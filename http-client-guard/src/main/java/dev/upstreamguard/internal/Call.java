@@ -85,23 +85,29 @@ public final class Call {
 
     /**
      * The call failed with {@code fault}, before or after the response head. A failure caused by the caller
-     * cancelling the request is not reported to the circuit breaker: a caller giving up (a gateway's client hanging
-     * up) says nothing about the upstream's health.
+     * cancelling the request is not the upstream's: a caller giving up (a gateway's client hanging up) says nothing
+     * about the upstream's health, so it is kept out of the breaker and the fault counts and recorded with the
+     * outcome {@code cancelled}, where dashboards and alerts on {@code fault} do not mistake it for an outage.
      */
     public void failed(UpstreamFault fault, Throwable cause) {
         if (!finished.compareAndSet(false, true)) {
             return;
         }
         long nanos = elapsedNanos();
+        boolean byCaller = cancelled.getAsBoolean();
         CircuitBreaker breaker = upstream.breaker();
         if (holdsBreakerPermit && breaker != null) {
-            if (countsAgainstUpstream(fault) && !cancelled.getAsBoolean()) {
+            if (countsAgainstUpstream(fault) && !byCaller) {
                 upstream.recordBreakerFailure(nanos, cause);
             } else {
                 breaker.releasePermission();
             }
         }
         release();
+        if (byCaller) {
+            upstream.metrics().recordCall(method, GuardMetrics.CANCELLED, status, null, nanos);
+            return;
+        }
         upstream.countFault(fault);
         upstream.metrics().recordCall(method, "fault", status, fault, nanos);
     }

@@ -74,7 +74,11 @@ public final class GuardMetrics {
 
     private static final String[] METHODS = {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE",
         "OTHER"};
-    private static final String[] OUTCOMES = {"success", "client_error", "server_error", "fault", "rejected"};
+    /** The outcome of a call the caller cancelled: not the upstream's fault, and not a success either. */
+    public static final String CANCELLED = "cancelled";
+
+    private static final String[] OUTCOMES = {"success", "client_error", "server_error", "fault", "rejected",
+        CANCELLED};
 
     private static int methodIndex(String method) {
         for (int i = 0; i < METHODS.length - 1; i++) {

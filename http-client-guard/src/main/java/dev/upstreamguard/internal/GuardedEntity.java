@@ -20,12 +20,23 @@ public final class GuardedEntity extends HttpEntityWrapper {
 
     private final Call call;
     private final boolean decoded;
+    private final long maxBytes;
+    private final Runnable abort;
     private InputStream content;
+    private long bytesRead;
+    private volatile boolean aborted;
 
-    public GuardedEntity(HttpEntity wrapped, Call call) {
+    /**
+     * @param maxBytes most bytes the caller may read ({@link Long#MAX_VALUE}: no limit); one more fails the call with
+     *     {@code http_response_body_size}
+     * @param abort closes the connection without draining it, when the body is over the limit
+     */
+    public GuardedEntity(HttpEntity wrapped, Call call, long maxBytes, Runnable abort) {
         super(wrapped);
         this.call = call;
         this.decoded = isDecoded(wrapped);
+        this.maxBytes = maxBytes;
+        this.abort = abort;
     }
 
     @SuppressWarnings("deprecation")
@@ -64,7 +75,9 @@ public final class GuardedEntity extends HttpEntityWrapper {
     @Override
     public void close() throws IOException {
         call.succeeded();
-        super.close();
+        if (!aborted) {
+            super.close();
+        }
     }
 
     private IOException fail(IOException e) {
@@ -92,6 +105,8 @@ public final class GuardedEntity extends HttpEntityWrapper {
             }
             if (b == -1) {
                 call.succeeded();
+            } else {
+                counted(1);
             }
             return b;
         }
@@ -106,17 +121,37 @@ public final class GuardedEntity extends HttpEntityWrapper {
             }
             if (n == -1) {
                 call.succeeded();
+            } else {
+                counted(n);
             }
             return n;
         }
 
+        private void counted(long n) throws IOException {
+            if (maxBytes == Long.MAX_VALUE) {
+                return;
+            }
+            bytesRead += n;
+            if (bytesRead > maxBytes) {
+                // Closed, not drained: an upstream sending too much must not be read to its end. Closing the
+                // response afterwards then has nothing left to do (and nothing to fail on).
+                aborted = true;
+                abort.run();
+                throw call.bodyFailure(UpstreamFault.HTTP_RESPONSE_BODY_SIZE, new IOException(
+                        "The response body is over max-response-body (" + maxBytes + " bytes)"));
+            }
+        }
+
         @Override
         public long skip(long n) throws IOException {
+            long skipped;
             try {
-                return in.skip(n);
+                skipped = in.skip(n);
             } catch (IOException e) {
                 throw fail(e);
             }
+            counted(skipped);
+            return skipped;
         }
 
         @Override
@@ -132,7 +167,9 @@ public final class GuardedEntity extends HttpEntityWrapper {
         public void close() throws IOException {
             // Closing early is the caller's choice, not the upstream's fault: the call ends with the status it had.
             call.succeeded();
-            in.close();
+            if (!aborted) {
+                in.close();
+            }
         }
     }
 }

@@ -11,6 +11,7 @@ import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.MockWebServers;
 import dev.upstreamguard.testing.RawUpstream;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.InputStream;
 import java.time.Duration;
 import java.time.ZoneOffset;
@@ -240,8 +241,10 @@ class CallLifecycleTest {
     @Test
     void cancellingAnInFlightCallIsNotRetriedAndDoesNotCountAgainstTheUpstream() throws Exception {
         CountDownLatch inFlight = new CountDownLatch(1);
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
         try (RawUpstream upstream = RawUpstream.start(Behaviours.stall(inFlight));
-                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build()).build()) {
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build())
+                        .meterRegistry(meters).build()) {
             HttpGet get = new HttpGet(upstream.uri("/slow"));
             CompletableFuture<Throwable> call = CompletableFuture.supplyAsync(
                     () -> catchThrowable(() -> client.execute(get, r -> EntityUtils.toString(r.getEntity()))));
@@ -256,7 +259,20 @@ class CallLifecycleTest {
                 assertThat(cb.getMetrics().getNumberOfSuccessfulCalls()).isZero();
             });
             assertThat(client.upstream(upstream.baseUrl()).callsInFlight()).isZero();
+            assertRecordedAsCancelled(client.upstream(upstream.baseUrl()), meters, "none");
         }
+    }
+
+    /** A cancelled call is on record, but as the caller's doing: no fault of the upstream's to count or alert on. */
+    private static void assertRecordedAsCancelled(GuardedUpstream upstream, SimpleMeterRegistry meters,
+            String status) {
+        assertThat(upstream.faultCounts()).isEmpty();
+        assertThat(meters.find("upstream.guard.calls").timers()).singleElement().satisfies(t -> {
+            assertThat(t.getId().getTag("outcome")).isEqualTo("cancelled");
+            assertThat(t.getId().getTag("fault")).isEqualTo("none");
+            assertThat(t.getId().getTag("status")).isEqualTo(status);
+            assertThat(t.count()).isEqualTo(1);
+        });
     }
 
     @Test
@@ -267,8 +283,10 @@ class CallLifecycleTest {
                 c.stallUntilClosed();
             }
         };
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
         try (RawUpstream upstream = RawUpstream.start(endlessBody);
-                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build()).build()) {
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build())
+                        .meterRegistry(meters).build()) {
             HttpGet get = new HttpGet(upstream.uri("/download"));
             ClassicHttpResponse response = client.executeOpen(null, get, null);
             try {
@@ -287,6 +305,7 @@ class CallLifecycleTest {
             assertThat(client.upstream(upstream.baseUrl()).circuitBreaker()).hasValueSatisfying(
                     cb -> assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero());
             assertThat(client.upstream(upstream.baseUrl()).callsInFlight()).isZero();
+            assertRecordedAsCancelled(client.upstream(upstream.baseUrl()), meters, "200");
         }
     }
 }

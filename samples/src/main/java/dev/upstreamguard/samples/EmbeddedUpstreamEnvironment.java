@@ -46,6 +46,7 @@ public final class EmbeddedUpstreamEnvironment implements EnvironmentPostProcess
         p.put("sample.refused.url", "http://127.0.0.1:" + closed);
         p.put("upstream-guard.upstreams.faulty.url", upstream.url());
         p.put("upstream-guard.upstreams.faulty.response-timeout", "2s");
+        p.put("upstream-guard.upstreams.faulty.max-response-body", "1MB");
         // Keep the tour's deliberate failures from opening this upstream's circuit; /breaker shows that instead.
         p.put("upstream-guard.upstreams.faulty.circuit-breaker.minimum-calls", "1000");
         p.put("upstream-guard.upstreams.faulty.retry.budget-min-per-second", "100");

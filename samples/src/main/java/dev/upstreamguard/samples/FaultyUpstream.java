@@ -28,6 +28,7 @@ import java.util.concurrent.Executors;
  * <li>{@code /unavailable}: 503 with {@code Retry-After: 30};
  * <li>{@code /flaky}: 503 without Retry-After (retried, then passed through);
  * <li>{@code /huge-header}: a 64 KiB response header;
+ * <li>{@code /too-big}: a 2 MiB body, over the sample's {@code max-response-body} of 1 MiB;
  * <li>anything else: 404.
  * </ul>
  */
@@ -35,7 +36,7 @@ public final class FaultyUpstream implements AutoCloseable {
 
     /** Every behaviour, in tour order. */
     public static final List<String> FAULTS = List.of("ok", "slow", "reset", "close", "not-http", "truncated",
-            "unavailable", "flaky", "huge-header");
+            "unavailable", "flaky", "huge-header", "too-big");
 
     private static final Map<Integer, FaultyUpstream> RUNNING = new ConcurrentHashMap<>();
 
@@ -134,6 +135,14 @@ public final class FaultyUpstream implements AutoCloseable {
                     break;
                 case "huge-header":
                     respond(out, "200 OK", "X-Huge: " + "x".repeat(64 * 1024) + "\r\n", "a huge header\n");
+                    break;
+                case "too-big":
+                    out.write(("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "
+                            + (2 << 20) + "\r\n\r\n").getBytes(StandardCharsets.US_ASCII));
+                    byte[] block = new byte[64 * 1024];
+                    for (int i = 0; i < 32; i++) {
+                        out.write(block); // fails once the gateway closes the connection, as it should
+                    }
                     break;
                 default:
                     respond(out, "404 Not Found", "", "no such behaviour: " + fault + "\n");

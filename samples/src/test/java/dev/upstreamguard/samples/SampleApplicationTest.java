@@ -44,6 +44,7 @@ class SampleApplicationTest {
             assertRow(byKey.get("huge-header/" + via), 502, "http_response_header_size",
                     "http_response_header_section_size");
             assertRow(byKey.get("refused/" + via), 502, "connection_refused");
+            assertRow(byKey.get("too-big/" + via), 502, "http_response_body_size");
             // The upstream's own 503s pass through unchanged: no Proxy-Status, Retry-After intact.
             assertThat(byKey.get("unavailable/" + via).status()).isEqualTo(503);
             assertThat(byKey.get("unavailable/" + via).proxyStatus()).isEqualTo("-");

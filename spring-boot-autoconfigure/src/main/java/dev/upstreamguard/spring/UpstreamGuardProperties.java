@@ -105,6 +105,12 @@ public class UpstreamGuardProperties {
         private Integer maxConnections;
 
         /**
+         * Largest response body accepted: 65536, 64KB, 10MB, 1GB (binary multiples) or unlimited; a larger body
+         * fails the call with http_response_body_size and its connection is closed. Library default: unlimited.
+         */
+        private String maxResponseBody;
+
+        /**
          * Retry settings.
          */
         @NestedConfigurationProperty
@@ -121,6 +127,14 @@ public class UpstreamGuardProperties {
          */
         @NestedConfigurationProperty
         private final Bulkhead bulkhead = new Bulkhead();
+
+        public String getMaxResponseBody() {
+            return maxResponseBody;
+        }
+
+        public void setMaxResponseBody(String maxResponseBody) {
+            this.maxResponseBody = maxResponseBody;
+        }
 
         public Duration getConnectTimeout() {
             return connectTimeout;

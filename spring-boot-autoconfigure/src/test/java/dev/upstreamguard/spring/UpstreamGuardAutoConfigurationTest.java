@@ -136,7 +136,7 @@ class UpstreamGuardAutoConfigurationTest {
         plain.withPropertyValues("upstream-guard.defaults.connect-timeout=1s",
                 "upstream-guard.defaults.response-timeout=3s", "upstream-guard.defaults.total-timeout=7s",
                 "upstream-guard.defaults.pool-timeout=500ms", "upstream-guard.defaults.max-connections=17",
-                "upstream-guard.defaults.retry.enabled=false", "upstream-guard.defaults.retry.max-attempts=5",
+                "upstream-guard.defaults.max-response-body=10MB", "upstream-guard.defaults.retry.enabled=false", "upstream-guard.defaults.retry.max-attempts=5",
                 "upstream-guard.defaults.retry.initial-backoff=10ms", "upstream-guard.defaults.retry.max-backoff=1s",
                 "upstream-guard.defaults.retry.max-retry-after=4s", "upstream-guard.defaults.retry.budget-ratio=0.5",
                 "upstream-guard.defaults.retry.budget-min-per-second=9",
@@ -153,7 +153,8 @@ class UpstreamGuardAutoConfigurationTest {
                 "upstream-guard.defaults.bulkhead.max-concurrent-calls=12").run(context -> {
                     GuardPolicy expected = GuardPolicy.builder().connectTimeout(Duration.ofSeconds(1))
                             .responseTimeout(Duration.ofSeconds(3)).totalTimeout(Duration.ofSeconds(7))
-                            .poolTimeout(Duration.ofMillis(500)).maxConnections(17).retryEnabled(false).maxAttempts(5)
+                            .poolTimeout(Duration.ofMillis(500)).maxConnections(17).maxResponseBody(10L << 20)
+                            .retryEnabled(false).maxAttempts(5)
                             .initialBackoff(Duration.ofMillis(10)).maxBackoff(Duration.ofSeconds(1))
                             .maxRetryAfter(Duration.ofSeconds(4)).budgetRatio(0.5).budgetMinPerSecond(9)
                             .retryOnResponseTimeout(true).retryStatuses(Set.of(503, 504)).circuitBreakerEnabled(false)
@@ -209,6 +210,16 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(context.getStartupFailure()).rootCause()
                             .hasMessageContaining("upstream-guard.upstreams.inventory.connect-timeout")
                             .hasMessageContaining("-1s");
+                });
+    }
+
+    @Test
+    void aZeroResponseBodyLimitFailsStartUpNamingTheProperty() {
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
+                "upstream-guard.upstreams.inventory.max-response-body=0B").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.upstreams.inventory.max-response-body");
                 });
     }
 

@@ -42,6 +42,8 @@ final class Report {
             case "jetty-proxy" -> "Jetty 12.1 ee11 ProxyServlet.Transparent";
             case "ours-tomcat" -> "ours: UpstreamProxyServlet in Tomcat 11";
             case "ours-jetty" -> "ours: UpstreamProxyServlet in Jetty 12.1 ee11";
+            case "async-probe-tomcat" -> "probe: bare async servlet + async HttpClient 5 in Tomcat 11 (no guard; not a product)";
+            case "async-probe-jetty" -> "probe: bare async servlet + async HttpClient 5 in Jetty 12.1 ee11 (no guard; not a product)";
             default -> target;
         };
     }
@@ -53,6 +55,8 @@ final class Report {
             case "jetty-proxy" -> "Jetty Proxy";
             case "ours-tomcat" -> "ours/Tomcat";
             case "ours-jetty" -> "ours/Jetty";
+            case "async-probe-tomcat" -> "probe/Tomcat";
+            case "async-probe-jetty" -> "probe/Jetty";
             default -> target;
         };
     }
@@ -86,6 +90,12 @@ final class Report {
                 + "the proxy's JVM and the upstream's JVM used during the round, divided by the requests served: "
                 + "less sensitive to the shared machine than req/s.%n%n![results](%s)%n", r.settings.warmupSeconds(),
                 r.settings.rounds(), r.settings.measureSeconds(), r.settings.isolationSeconds(), CHART));
+        if (r.targets.stream().anyMatch(Harness::probe)) {
+            md.append("\nThe \"probe\" rows measure the issue's fallback design before building it: the least an async "
+                    + "proxy can do (Servlet async + the async HttpClient 5, whole bodies buffered, no guard, no "
+                    + "streaming, no fault handling; `AsyncProbeServlet`). They are an upper bound for a production "
+                    + "async proxy on that stack, not a peer and not a product; isolation and streaming do not apply.\n");
+        }
 
         for (String body : List.of("1k", "1m")) {
             List<Load> rows = r.loads.stream().filter(l -> l.body().equals(body)).toList();

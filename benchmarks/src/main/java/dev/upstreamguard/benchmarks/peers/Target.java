@@ -49,6 +49,8 @@ public final class Target {
             case "ours-tomcat" -> tomcat(routes, Target::ours);
             case "jetty-proxy" -> jetty(routes, Target::jettyProxy);
             case "ours-jetty" -> jetty(routes, Target::ours);
+            case "async-probe-tomcat" -> tomcat(routes, Target::asyncProbe);
+            case "async-probe-jetty" -> jetty(routes, Target::asyncProbe);
             default -> throw new IllegalArgumentException("unknown target " + kind);
         };
         ChildProcess.ready("port=" + port);
@@ -99,6 +101,13 @@ public final class Target {
         p.put("forwarded-headers", "forwarded");
         Servlet servlet = (Servlet) Class.forName(OURS).getDeclaredConstructor().newInstance();
         return new Route(servlet, p);
+    }
+
+    static Route asyncProbe(String prefix, String upstream) {
+        Map<String, String> p = new LinkedHashMap<>();
+        p.put("upstream", upstream);
+        p.put("max-connections", Integer.toString(POOL));
+        return new Route(new AsyncProbeServlet(), p);
     }
 
     static int tomcat(Map<String, String> routes, RouteFactory factory) throws Exception {

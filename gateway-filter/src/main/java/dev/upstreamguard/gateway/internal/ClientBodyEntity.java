@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.SequenceInputStream;
+import org.apache.hc.core5.concurrent.Cancellable;
 import org.apache.hc.core5.http.io.entity.AbstractHttpEntity;
 
 /**
@@ -17,11 +18,13 @@ import org.apache.hc.core5.http.io.entity.AbstractHttpEntity;
  * <p>Such a failure reaches the guarded client as a {@link ClientAbortedException} (fault
  * {@code proxy_internal_error}) rather than as the raw {@code IOException}: the client would classify that as
  * {@code connection_terminated} and count it against the upstream's circuit breaker, so clients abandoning uploads
- * could open the circuit for everyone.
+ * could open the circuit for everyone. The upstream request is cancelled first, so that the guarded client records
+ * the call as {@code cancelled} by its caller rather than as a fault of the proxy or the upstream.
  */
 public final class ClientBodyEntity extends AbstractHttpEntity {
 
     private final String upstream;
+    private final Cancellable exchange;
     private final InputStream client;
     private final byte[] prefix;
     private final int prefixLength;
@@ -30,14 +33,17 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
 
     /**
      * @param upstream the upstream's name, for the exception a client failure becomes
+     * @param exchange the upstream request, cancelled when the client fails
      * @param client the servlet's input stream
      * @param prefix bytes already read from {@code client} (while deciding whether the body was small), or {@code null}
      * @param prefixLength how many bytes of {@code prefix} count
      * @param length the whole body's length including the prefix, or -1 when unknown (sent chunked)
      */
-    public ClientBodyEntity(String upstream, InputStream client, byte[] prefix, int prefixLength, long length) {
+    public ClientBodyEntity(String upstream, Cancellable exchange, InputStream client, byte[] prefix,
+            int prefixLength, long length) {
         super((String) null, null, length < 0);
         this.upstream = upstream;
+        this.exchange = exchange;
         this.client = client;
         this.prefix = prefix;
         this.prefixLength = prefix == null ? 0 : prefixLength;
@@ -83,8 +89,7 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
             try {
                 n = client.read(buffer);
             } catch (IOException e) {
-                clientFailure = e;
-                throw new ClientAbortedException(upstream, e);
+                throw clientFailed(e);
             }
             if (n < 0) {
                 break;
@@ -95,9 +100,14 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
         if (length >= 0 && written != length) {
             EOFException e = new EOFException(
                     "The client sent " + written + " of the " + length + " bytes its Content-Length announced");
-            clientFailure = e;
-            throw new ClientAbortedException(upstream, e);
+            throw clientFailed(e);
         }
+    }
+
+    private ClientAbortedException clientFailed(IOException e) {
+        clientFailure = e;
+        exchange.cancel();
+        return new ClientAbortedException(upstream, e);
     }
 
     @Override

@@ -24,6 +24,10 @@ public final class PolicyMapper {
         set(prefix, "total-timeout", p.getTotalTimeout(), b::totalTimeout);
         set(prefix, "pool-timeout", p.getPoolTimeout(), b::poolTimeout);
         set(prefix, "max-connections", p.getMaxConnections(), b::maxConnections);
+        if (p.getMaxResponseBody() != null) {
+            // A string, not a DataSize, so that an upstream can set "unlimited" over a limit in the defaults.
+            set(b, "max-response-body", p.getMaxResponseBody(), prefix + ".max-response-body");
+        }
         UpstreamGuardProperties.Retry r = p.getRetry();
         set(prefix, "retry.enabled", r.getEnabled(), b::retryEnabled);
         set(prefix, "retry.max-attempts", r.getMaxAttempts(), b::maxAttempts);
