@@ -20,7 +20,7 @@ import org.apache.hc.core5.http.io.HttpConnectionFactory;
  * on a HEAD response, anything after the last chunk — leaves those bytes on the connection. HttpClient's own stale
  * check counts incoming bytes as a sign of life, so the next request on the pooled connection would read them as its
  * response: a broken response for an innocent request at best, a response smuggled in by the upstream at worst.
- * RFC 9112 §9.3 has responses match requests by order alone, so a connection with unsolicited bytes is out of step
+ * RFC 9112 §9.2 has responses match requests by order alone, so a connection with unsolicited bytes is out of step
  * for good and is discarded.
  *
  * <p>The pool asks {@link #isStale()} on every lease (validate-after-inactivity 0); looking for buffered bytes costs

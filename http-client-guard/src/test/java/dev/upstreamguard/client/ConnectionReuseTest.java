@@ -23,7 +23,7 @@ import org.junit.jupiter.params.provider.MethodSource;
 
 /**
  * Pooled keep-alive connections over real sockets: a connection is reused only while requests and responses on it
- * still line up (RFC 9112 §9.3: responses match requests by order alone), and a connection the upstream closed while
+ * still line up (RFC 9112 §9.2: responses match requests by order alone), and a connection the upstream closed while
  * idle costs a request no more than the design allows.
  */
 @Timeout(30)
