@@ -2,7 +2,11 @@ package dev.upstreamguard.gateway;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.client.GuardedHttpClient;
+import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.RawUpstream;
 import java.io.BufferedInputStream;
 import java.io.InputStream;
@@ -39,6 +43,8 @@ class ProxyServletFramingTest {
     private final Map<Container, Map<String, UpstreamProxyServlet>> servlets = new EnumMap<>(Container.class);
     private final Map<Container, Map<String, RawUpstream>> upstreams = new EnumMap<>(Container.class);
     private final Map<Container, CountDownLatch> idleCloses = new EnumMap<>(Container.class);
+    private final FakeTime idleTime = new FakeTime();
+    private final List<GuardedHttpClient> sharedClients = new ArrayList<>();
 
     @BeforeAll
     void start() throws Exception {
@@ -77,11 +83,19 @@ class ProxyServletFramingTest {
             Map<String, UpstreamProxyServlet> routes = new LinkedHashMap<>();
             Container.Deployment deployment = new Container.Deployment();
             for (Map.Entry<String, RawUpstream> e : ups.entrySet()) {
-                UpstreamProxyServlet servlet = UpstreamProxyServlet.builder(e.getValue().baseUrl())
+                UpstreamProxyServlet.Builder b = UpstreamProxyServlet.builder(e.getValue().baseUrl())
                         .meterRegistry(null)
                         // One attempt: each response below must come through as it is, not after a retry.
-                        .set("retry.max-attempts", "1")
-                        .build();
+                        .set("retry.max-attempts", "1");
+                if (e.getKey().equals("idle-close")) {
+                    // Its own client on a fake clock, so the pooled connection can be made to have idled.
+                    GuardedHttpClient client = GuardedHttpClients.custom()
+                            .upstream("idle-close", e.getValue().baseUrl(), GuardPolicy.builder().maxAttempts(1).build())
+                            .contentCompression(false).redirects(false).ticker(idleTime).sleeper(idleTime).build();
+                    sharedClients.add(client);
+                    b.client(client, "idle-close");
+                }
+                UpstreamProxyServlet servlet = b.build();
                 routes.put(e.getKey(), servlet);
                 deployment.servlet(e.getKey(), servlet, "/" + e.getKey() + "/*");
             }
@@ -94,6 +108,7 @@ class ProxyServletFramingTest {
     void stop() {
         containers.values().forEach(Container.Running::close);
         closeables.forEach(RawUpstream::close);
+        sharedClients.forEach(c -> c.close(org.apache.hc.core5.io.CloseMode.IMMEDIATE));
     }
 
     /** Regression: Jetty answered 500 "Insufficient content written 0 < 2" when the 204's length was passed on. */
@@ -208,6 +223,7 @@ class ProxyServletFramingTest {
         int port = port(container);
         assertThat(RawClient.request(port, "GET", "/gw/idle-close/1").bodyUtf8()).isEqualTo("first");
         assertThat(idleCloses.get(container).await(10, TimeUnit.SECONDS)).isTrue();
+        idleTime.advance(Duration.ofMillis(150)); // as long as a server's keep-alive timeout could be
         RawClient.Response post = RawClient.send(port, RawClient.head(port, "POST", "/gw/idle-close/orders",
                 "Content-Type: text/plain", "Content-Length: 7"), "order=1".getBytes(StandardCharsets.UTF_8));
         assertThat(post.status()).as("%s", post).isEqualTo(200);

@@ -235,7 +235,7 @@ public final class GuardedHttpClientBuilder {
         }
         Map<HttpHost, ConnectionConfig> connectionConfigs = new ConcurrentHashMap<>();
         PoolingHttpClientConnectionManagerBuilder builder = connectionManagerBuilder(maxHeaderSize, maxHeaderCount,
-                maxHeaderSectionSize)
+                maxHeaderSectionSize, ticker)
                 .setMaxConnTotal(Math.max(total, 4 * defaults.maxConnections()))
                 .setMaxConnPerRoute(defaults.maxConnections())
                 // Resolved on every lease: cached per host so no origin string is built per request.
@@ -271,10 +271,10 @@ public final class GuardedHttpClientBuilder {
     }
 
     static PoolingHttpClientConnectionManagerBuilder connectionManagerBuilder(int maxHeaderSize, int maxHeaderCount,
-            int maxSectionSize) {
+            int maxSectionSize, Ticker ticker) {
         HttpConnectionFactory<ManagedHttpClientConnection> factory = GuardedConnection.factory(
                 Http1Config.custom().setMaxLineLength(maxHeaderSize).setMaxHeaderCount(maxHeaderCount).build(),
-                maxHeaderCount, maxSectionSize);
+                maxHeaderCount, maxSectionSize, ticker);
         return PoolingHttpClientConnectionManagerBuilder.create().setConnectionFactory(factory)
                 .setDefaultConnectionConfig(ConnectionConfig.custom()
                         .setValidateAfterInactivity(TimeValue.ZERO_MILLISECONDS).build())

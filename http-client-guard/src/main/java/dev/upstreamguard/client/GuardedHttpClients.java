@@ -35,6 +35,6 @@ public final class GuardedHttpClients {
     public static PoolingHttpClientConnectionManagerBuilder connectionManagerBuilder() {
         return GuardedHttpClientBuilder.connectionManagerBuilder(GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_SIZE,
                 GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_COUNT,
-                GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_SECTION_SIZE);
+                GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_SECTION_SIZE, Ticker.system());
     }
 }
