@@ -50,6 +50,9 @@ public @interface UpstreamPolicy {
     /** Overrides {@code total-timeout}, the deadline over every attempt, e.g. {@code 5s}. */
     String totalTimeout() default "";
 
+    /** Overrides {@code max-response-body}, e.g. {@code 64KB}, {@code 10MB} or {@code unlimited}. */
+    String maxResponseBody() default "";
+
     /** Overrides {@code retry.max-attempts} (the first attempt included); 0 leaves it unchanged. */
     int maxAttempts() default 0;
 

@@ -41,6 +41,10 @@ class UpstreamPolicyTest {
         void fewerAttempts() {
         }
 
+        @UpstreamPolicy(maxResponseBody = "64KB")
+        void smallBodies() {
+        }
+
         @UpstreamPolicy(upstream = "orders", retry = UpstreamPolicy.Retry.DISABLED)
         void otherUpstream() {
         }
@@ -118,6 +122,13 @@ class UpstreamPolicyTest {
         // Class-level settings still apply; the base policy is now the orders upstream's.
         assertThat(p.responseTimeout()).isEqualTo(Duration.ofSeconds(3));
         assertThat(p.circuitBreaker()).isEqualTo(registry.policy("orders").circuitBreaker());
+    }
+
+    @Test
+    void aMethodCanLimitItsResponseBodies() throws Exception {
+        GuardPolicy p = handlerPolicy("smallBodies", ELSEWHERE);
+        assertThat(p.maxResponseBody()).isEqualTo(64 * 1024);
+        assertThat(handlerPolicy("inherits", ELSEWHERE).maxResponseBody()).isEqualTo(Long.MAX_VALUE);
     }
 
     @Test

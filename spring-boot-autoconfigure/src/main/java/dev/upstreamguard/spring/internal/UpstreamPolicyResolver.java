@@ -103,6 +103,7 @@ public final class UpstreamPolicyResolver {
         put(settings, "connect-timeout", a.connectTimeout());
         put(settings, "response-timeout", a.responseTimeout());
         put(settings, "total-timeout", a.totalTimeout());
+        put(settings, "max-response-body", a.maxResponseBody());
         if (a.maxAttempts() != 0) {
             settings.put("retry.max-attempts", Integer.toString(a.maxAttempts()));
         }
