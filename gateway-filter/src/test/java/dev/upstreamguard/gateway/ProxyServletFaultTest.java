@@ -206,7 +206,9 @@ class ProxyServletFaultTest {
         });
         Await.until("the first call reached the upstream", SETTLE,
                 () -> bulkheadCallInFlight.getCount() < inFlightBefore);
-        assertGeneratedFault(port, "/gw/bulkhead/x", UpstreamFault.CONNECTION_LIMIT_REACHED, false);
+        RawClient.Response full = assertGeneratedFault(port, "/gw/bulkhead/x", UpstreamFault.CONNECTION_LIMIT_REACHED,
+                true);
+        assertThat(full.header("Retry-After")).isEqualTo("1");
         // End the stalled call: close its upstream connection (the response timeout would take a minute).
         servlets.get(container).get("bulkhead").client().close(org.apache.hc.core5.io.CloseMode.IMMEDIATE);
         RawClient.Response ended = hung.get(30, TimeUnit.SECONDS);

@@ -142,7 +142,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
         Bulkhead bulkhead = upstream.bulkhead();
         if (bulkhead != null && !bulkhead.tryAcquirePermission()) {
-            throw rejected(upstream, method, start, UpstreamFault.CONNECTION_LIMIT_REACHED, null,
+            throw rejected(upstream, method, start, UpstreamFault.CONNECTION_LIMIT_REACHED, LIMIT_RETRY_AFTER,
                     bulkhead.getBulkheadConfig().getMaxConcurrentCalls());
         }
         CircuitBreaker breaker = upstream.breaker();
@@ -332,7 +332,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private UpstreamException failure(Call call, UpstreamFault fault, String why, Throwable cause,
             List<Throwable> earlier) {
         String upstream = call.upstream().name();
-        UpstreamException e = new UpstreamException(fault, upstream, call.attempts(), null, call.elapsedNanos(),
+        Duration retryAfter = fault == UpstreamFault.CONNECTION_LIMIT_REACHED ? LIMIT_RETRY_AFTER : null;
+        UpstreamException e = new UpstreamException(fault, upstream, call.attempts(), retryAfter, call.elapsedNanos(),
                 "Upstream '" + upstream + "' failed: " + fault.type() + " after " + call.attempts()
                         + (call.attempts() == 1 ? " attempt" : " attempts") + "; not retried because " + why
                         + (cause == null ? "" : " (" + cause + ")"),
@@ -344,6 +345,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         }
         return e;
     }
+
+    /**
+     * When our own full bulkhead or pool will have room again is unknown, but DESIGN.md answers its 503 with a
+     * Retry-After: the smallest one, a second, asks callers to back off briefly without keeping them away.
+     */
+    private static final Duration LIMIT_RETRY_AFTER = Duration.ofSeconds(1);
 
     private UpstreamException rejected(UpstreamGuard upstream, String method, long start, UpstreamFault fault,
             Duration retryAfter, Object detail) {

@@ -419,6 +419,7 @@ class FaultMatrixTest {
                 assertThat(held.getCode()).isEqualTo(200);
                 UpstreamException e = failure(client, new HttpGet(uri));
                 assertFault(e, "connection_limit_reached", 503, 1);
+                assertThat(e.retryAfter()).hasValue(Duration.ofSeconds(1));
                 assertThat(server.getRequestCount()).isEqualTo(1);
             } finally {
                 held.close();
@@ -442,6 +443,7 @@ class FaultMatrixTest {
             long start = System.nanoTime();
             UpstreamException e = failure(client, new HttpGet(upstream.uri("/fast")));
             assertFault(e, "connection_limit_reached", 503, 0);
+            assertThat(e.retryAfter()).hasValue(Duration.ofSeconds(1));
             // At once, not after the 5 s response timeout a queued call would wait for.
             assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(3));
             assertThat(upstream.requestCount()).isEqualTo(1);
