@@ -585,25 +585,16 @@ public final class GuardPolicy {
             }
         }
 
-        private static final Pattern BYTES = Pattern.compile("(\\d+)\\s*(b|kb|kib|k|mb|mib|m|gb|gib|g)?");
-
-        /** {@code unlimited}, or a count of bytes with an optional binary unit: 65536, 64KiB, 10MB, 1GiB. */
+        /** {@code unlimited}, or a size as {@link GuardPolicy#parseBytes} reads it. */
         private static long bytes(String key, String text) {
-            String lower = text.toLowerCase(Locale.ROOT);
-            if (lower.equals("unlimited")) {
+            if (text.equalsIgnoreCase("unlimited")) {
                 return Long.MAX_VALUE;
             }
-            Matcher m = BYTES.matcher(lower);
-            if (m.matches()) {
-                String unit = m.group(2) == null ? "b" : m.group(2);
-                int shift = unit.startsWith("g") ? 30 : unit.startsWith("m") ? 20 : unit.startsWith("k") ? 10 : 0;
-                try {
-                    return Math.multiplyExact(Long.parseLong(m.group(1)), 1L << shift);
-                } catch (ArithmeticException | NumberFormatException e) {
-                    // too large for a long: reported below
-                }
+            try {
+                return parseBytes(text);
+            } catch (IllegalArgumentException e) {
+                throw invalid(key, text, "must be a size such as 65536, 64KiB, 10MiB or unlimited");
             }
-            throw invalid(key, text, "must be a size such as 65536, 64KiB, 10MiB or unlimited");
         }
 
         private static int integer(String key, String text) {
@@ -655,6 +646,29 @@ public final class GuardPolicy {
         }
         long ms = d.toMillis();
         return ms % 1000 == 0 ? (ms / 1000) + "s" : ms + "ms";
+    }
+
+    private static final Pattern BYTES = Pattern.compile("(\\d+)\\s*(b|kb|kib|k|mb|mib|m|gb|gib|g)?");
+
+    /**
+     * Reads a size: digits with an optional unit, {@code B}, {@code K}/{@code KB}/{@code KiB}, {@code M}/{@code MB}/
+     * {@code MiB} or {@code G}/{@code GB}/{@code GiB}, all binary multiples, any case: {@code 65536}, {@code 64KiB},
+     * {@code 10MB}. Shared by every size setting of the library, so they all read alike.
+     *
+     * @throws IllegalArgumentException when {@code text} is no such size or too large for a {@code long}
+     */
+    public static long parseBytes(String text) {
+        Matcher m = BYTES.matcher(text.trim().toLowerCase(Locale.ROOT));
+        if (m.matches()) {
+            String unit = m.group(2) == null ? "b" : m.group(2);
+            int shift = unit.startsWith("g") ? 30 : unit.startsWith("m") ? 20 : unit.startsWith("k") ? 10 : 0;
+            try {
+                return Math.multiplyExact(Long.parseLong(m.group(1)), 1L << shift);
+            } catch (ArithmeticException | NumberFormatException e) {
+                throw new IllegalArgumentException("Size too large: '" + text + "'", e);
+            }
+        }
+        throw new IllegalArgumentException("Not a size: '" + text + "'");
     }
 
     /** Formats a byte count the way {@link Builder#set} reads it back: {@code 10MiB}, {@code 1500}, {@code unlimited}. */

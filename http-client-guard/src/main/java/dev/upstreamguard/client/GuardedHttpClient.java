@@ -75,6 +75,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private static final int MAX_CACHED_HOSTS = 1024;
 
+    /**
+     * When our own full bulkhead or pool will have room again is unknown, but DESIGN.md answers its 503 with a
+     * Retry-After: the smallest one, a second, asks callers to back off briefly without keeping them away.
+     */
+    private static final Duration LIMIT_RETRY_AFTER = Duration.ofSeconds(1);
+
     private static final Logger LOG = LoggerFactory.getLogger(GuardedHttpClient.class);
 
     private final CloseableHttpClient delegate;
@@ -346,12 +352,6 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         return e;
     }
 
-    /**
-     * When our own full bulkhead or pool will have room again is unknown, but DESIGN.md answers its 503 with a
-     * Retry-After: the smallest one, a second, asks callers to back off briefly without keeping them away.
-     */
-    private static final Duration LIMIT_RETRY_AFTER = Duration.ofSeconds(1);
-
     private UpstreamException rejected(UpstreamGuard upstream, String method, long start, UpstreamFault fault,
             Duration retryAfter, Object detail) {
         long nanos = ticker.nanoTime() - start;
@@ -519,21 +519,17 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private static void discard(ClassicHttpResponse response) {
         HttpEntity entity = response.getEntity();
-        try {
-            if (entity != null && entity.getContentLength() >= 0 && entity.getContentLength() <= 16 * 1024) {
+        if (entity != null && entity.getContentLength() >= 0 && entity.getContentLength() <= 16 * 1024) {
+            try {
                 // A small body is read so the connection can be reused for the retry.
                 EntityUtils.consume(entity);
                 response.close();
-            } else if (response instanceof CloseableHttpResponse) {
-                ((CloseableHttpResponse) response).close(CloseMode.IMMEDIATE);
-            } else {
-                response.close();
-            }
-        } catch (IOException e) {
-            if (response instanceof CloseableHttpResponse) {
-                ((CloseableHttpResponse) response).close(CloseMode.IMMEDIATE);
+                return;
+            } catch (IOException e) {
+                // Unreadable after all: the connection goes instead.
             }
         }
+        abort(response);
     }
 
     private static List<Throwable> remember(List<Throwable> earlier, Throwable e) {

@@ -1,6 +1,6 @@
 package dev.upstreamguard.gateway.internal;
 
-import java.util.Locale;
+import dev.upstreamguard.GuardPolicy;
 
 /** Parses the gateway's own settings (init-params), naming the setting in every error. */
 public final class Settings {
@@ -20,30 +20,11 @@ public final class Settings {
         throw new IllegalArgumentException("Setting '" + name + "' must be true or false, was '" + value + "'");
     }
 
-    /**
-     * A byte count: digits, optionally followed by {@code B}, {@code KB}/{@code KiB}/{@code K},
-     * {@code MB}/{@code MiB}/{@code M} or {@code GB}/{@code GiB}/{@code G} (all binary multiples).
-     */
+    /** A byte count as {@link GuardPolicy#parseBytes} reads it: {@code 65536}, {@code 64KiB}, {@code 1MiB}. */
     public static long bytes(String name, String value) {
-        String v = value.trim().toLowerCase(Locale.ROOT);
-        int end = 0;
-        while (end < v.length() && Character.isDigit(v.charAt(end))) {
-            end++;
-        }
-        if (end == 0) {
-            throw invalidBytes(name, value);
-        }
-        long multiplier;
-        switch (v.substring(end).trim()) {
-            case "": case "b": multiplier = 1; break;
-            case "k": case "kb": case "kib": multiplier = 1L << 10; break;
-            case "m": case "mb": case "mib": multiplier = 1L << 20; break;
-            case "g": case "gb": case "gib": multiplier = 1L << 30; break;
-            default: throw invalidBytes(name, value);
-        }
         try {
-            return Math.multiplyExact(Long.parseLong(v.substring(0, end)), multiplier);
-        } catch (NumberFormatException | ArithmeticException e) {
+            return GuardPolicy.parseBytes(value);
+        } catch (IllegalArgumentException e) {
             throw invalidBytes(name, value);
         }
     }
