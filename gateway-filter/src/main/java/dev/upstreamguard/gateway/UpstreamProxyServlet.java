@@ -306,7 +306,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 long contentLength) throws IOException {
             InputStream in = request.getInputStream();
             if (contentLength > maxBuffered) {
-                return new ClientBodyEntity(upstreamName, upstreamRequest, in, null, 0, contentLength);
+                return new ClientBodyEntity(upstreamRequest, in, null, 0, contentLength);
             }
             if (contentLength > 0) {
                 byte[] body = new byte[(int) contentLength];
@@ -320,7 +320,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             for (;;) {
                 if (n == buffer.length) {
                     if (buffer.length > limit) {
-                        return new ClientBodyEntity(upstreamName, upstreamRequest, in, buffer, n, -1);
+                        return new ClientBodyEntity(upstreamRequest, in, buffer, n, -1);
                     }
                     buffer = Arrays.copyOf(buffer, Math.min(buffer.length * 2, limit + 1));
                 }
@@ -342,18 +342,18 @@ public class UpstreamProxyServlet extends HttpServlet {
                 if (HopByHop.isExcluded(name, connectionTokens) || isReplacedRequestHeader(name)) {
                     continue;
                 }
-                switch (appendedRequestHeader(name)) {
-                    case 1:
-                        forwardedFor = join(request.getHeaders(name));
-                        continue;
-                    case 2:
-                        forwarded = join(request.getHeaders(name));
-                        continue;
-                    case 3:
-                        via = join(request.getHeaders(name));
-                        continue;
-                    default:
-                        break;
+                // Headers this hop appends to rather than passes on.
+                if (name.equalsIgnoreCase("X-Forwarded-For")) {
+                    forwardedFor = join(request.getHeaders(name));
+                    continue;
+                }
+                if (name.equalsIgnoreCase("Forwarded")) {
+                    forwarded = join(request.getHeaders(name));
+                    continue;
+                }
+                if (name.equalsIgnoreCase("Via")) {
+                    via = join(request.getHeaders(name));
+                    continue;
                 }
                 for (Enumeration<String> values = request.getHeaders(name); values.hasMoreElements();) {
                     upstreamRequest.addHeader(name, values.nextElement());
@@ -553,20 +553,6 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return via11;
             }
             return (protocol.startsWith("HTTP/") ? protocol.substring(5) : protocol) + " " + viaName;
-        }
-
-        /** 1 for {@code X-Forwarded-For}, 2 for {@code Forwarded}, 3 for {@code Via}: headers this hop appends to. */
-        private static int appendedRequestHeader(String name) {
-            switch (name.length()) {
-                case 3:
-                    return name.equalsIgnoreCase("Via") ? 3 : 0;
-                case 9:
-                    return name.equalsIgnoreCase("Forwarded") ? 2 : 0;
-                case 15:
-                    return name.equalsIgnoreCase("X-Forwarded-For") ? 1 : 0;
-                default:
-                    return 0;
-            }
         }
 
         private static String join(Enumeration<String> values) {

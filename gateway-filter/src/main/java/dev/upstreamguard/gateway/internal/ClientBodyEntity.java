@@ -15,15 +15,12 @@ import org.apache.hc.core5.http.io.entity.AbstractHttpEntity;
  * (it hung up, or sent less than its {@code Content-Length}) is remembered, so that the proxy can tell it apart from
  * an upstream fault; the body is never silently truncated, the exchange fails instead.
  *
- * <p>Such a failure reaches the guarded client as a {@link ClientAbortedException} (fault
- * {@code proxy_internal_error}) rather than as the raw {@code IOException}: the client would classify that as
- * {@code connection_terminated} and count it against the upstream's circuit breaker, so clients abandoning uploads
- * could open the circuit for everyone. The upstream request is cancelled first, so that the guarded client records
- * the call as {@code cancelled} by its caller rather than as a fault of the proxy or the upstream.
+ * <p>Before such a failure is thrown, the upstream request is cancelled: the guarded client then records the call as
+ * {@code cancelled} by its caller, outside the fault counts and the circuit breaker, so that clients abandoning uploads
+ * cannot open the circuit for everyone.
  */
 public final class ClientBodyEntity extends AbstractHttpEntity {
 
-    private final String upstream;
     private final Cancellable exchange;
     private final InputStream client;
     private final byte[] prefix;
@@ -32,17 +29,14 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
     private volatile IOException clientFailure;
 
     /**
-     * @param upstream the upstream's name, for the exception a client failure becomes
      * @param exchange the upstream request, cancelled when the client fails
      * @param client the servlet's input stream
      * @param prefix bytes already read from {@code client} (while deciding whether the body was small), or {@code null}
      * @param prefixLength how many bytes of {@code prefix} count
      * @param length the whole body's length including the prefix, or -1 when unknown (sent chunked)
      */
-    public ClientBodyEntity(String upstream, Cancellable exchange, InputStream client, byte[] prefix,
-            int prefixLength, long length) {
+    public ClientBodyEntity(Cancellable exchange, InputStream client, byte[] prefix, int prefixLength, long length) {
         super((String) null, null, length < 0);
-        this.upstream = upstream;
         this.exchange = exchange;
         this.client = client;
         this.prefix = prefix;
@@ -104,10 +98,10 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
         }
     }
 
-    private ClientAbortedException clientFailed(IOException e) {
+    private IOException clientFailed(IOException e) {
         clientFailure = e;
         exchange.cancel();
-        return new ClientAbortedException(upstream, e);
+        return e;
     }
 
     @Override
