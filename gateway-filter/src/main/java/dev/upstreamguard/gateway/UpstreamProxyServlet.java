@@ -665,23 +665,9 @@ public class UpstreamProxyServlet extends HttpServlet {
          * @throws IllegalArgumentException naming the setting for any other value
          */
         public Builder forwardedHeaders(String kinds) {
-            switch (String.valueOf(kinds).toLowerCase(java.util.Locale.ROOT)) {
-                case "both":
-                    addForwarded = true;
-                    addXForwarded = true;
-                    break;
-                case "forwarded":
-                    addForwarded = true;
-                    addXForwarded = false;
-                    break;
-                case "x-forwarded":
-                    addForwarded = false;
-                    addXForwarded = true;
-                    break;
-                default:
-                    throw new IllegalArgumentException(FORWARDED_HEADERS
-                            + " must be both, forwarded or x-forwarded, was '" + kinds + "'");
-            }
+            String kind = Settings.forwardedHeaders(FORWARDED_HEADERS, kinds);
+            addForwarded = !kind.equals("x-forwarded");
+            addXForwarded = !kind.equals("forwarded");
             return this;
         }
 

@@ -2,6 +2,7 @@ package dev.upstreamguard.spring;
 
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.spring.internal.PolicyMapper;
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -114,9 +115,12 @@ public final class UpstreamRegistry {
         }
         URI target = URI.create(base.getScheme() + "://" + base.getRawAuthority() + basePath + kept);
         String forwardedHeaders = r.getForwardedHeaders() == null ? "both" : r.getForwardedHeaders().trim();
-        if (!forwardedHeaders.matches("(?i)both|forwarded|x-forwarded")) {
+        try {
+            // The proxy servlet's own rule, checked now rather than when the routes register.
+            Settings.forwardedHeaders(prefix + ".forwarded-headers", forwardedHeaders);
+        } catch (IllegalArgumentException e) {
             throw new InvalidConfigurationPropertyValueException(prefix + ".forwarded-headers", r.getForwardedHeaders(),
-                    "must be both, forwarded or x-forwarded");
+                    e.getMessage());
         }
         return new Route(name, r.getPath(), mapping, target, upstream, r.getStripPrefix(), forwardedHeaders);
     }

@@ -1,6 +1,7 @@
 package dev.upstreamguard.gateway.internal;
 
 import dev.upstreamguard.GuardPolicy;
+import java.util.Locale;
 
 /** Parses the gateway's own settings (init-params), naming the setting in every error. */
 public final class Settings {
@@ -18,6 +19,18 @@ public final class Settings {
             return false;
         }
         throw new IllegalArgumentException("Setting '" + name + "' must be true or false, was '" + value + "'");
+    }
+
+    /**
+     * Which forwarding headers a proxy adds: {@code both}, {@code forwarded} or {@code x-forwarded}, any case; returned
+     * in lower case.
+     */
+    public static String forwardedHeaders(String name, String value) {
+        String v = String.valueOf(value).toLowerCase(Locale.ROOT);
+        if (v.equals("both") || v.equals("forwarded") || v.equals("x-forwarded")) {
+            return v;
+        }
+        throw new IllegalArgumentException(name + " must be both, forwarded or x-forwarded, was '" + value + "'");
     }
 
     /** A byte count as {@link GuardPolicy#parseBytes} reads it: {@code 65536}, {@code 64KiB}, {@code 1MiB}. */

@@ -81,12 +81,7 @@ class TestApplication {
         @GetMapping("/annotated/rest-template")
         @UpstreamPolicy(maxAttempts = 1)
         String restTemplate() {
-            try {
-                restTemplate.getForObject(upstream + "/flaky", String.class);
-                return "200";
-            } catch (HttpServerErrorException e) {
-                return Integer.toString(e.getStatusCode().value());
-            }
+            return swallow503(() -> restTemplate.getForObject(upstream + "/flaky", String.class));
         }
 
         @GetMapping("/annotated/class-level")
@@ -160,12 +155,7 @@ class TestApplication {
 
         @GetMapping("/plain/rest-template")
         String restTemplate() {
-            try {
-                restTemplate.getForObject(upstream + "/flaky", String.class);
-                return "200";
-            } catch (HttpServerErrorException e) {
-                return Integer.toString(e.getStatusCode().value());
-            }
+            return swallow503(() -> restTemplate.getForObject(upstream + "/flaky", String.class));
         }
 
         @GetMapping("/plain/exchange-four")
@@ -201,12 +191,7 @@ class TestApplication {
     }
 
     static String callFlaky(RestClient client) {
-        try {
-            client.get().uri("/flaky").retrieve().toBodilessEntity();
-            return "200";
-        } catch (HttpServerErrorException e) {
-            return Integer.toString(e.getStatusCode().value());
-        }
+        return swallow503(() -> client.get().uri("/flaky").retrieve().toBodilessEntity());
     }
 
     static String swallow503(Runnable call) {
