@@ -260,10 +260,14 @@ public final class GuardedHttpClientBuilder {
         return p != null ? p : defaults;
     }
 
+    /** Every connection config of ours starts here: GuardedConnection decides staleness on every lease. */
+    private static ConnectionConfig.Builder guardedConnectionConfig() {
+        // Its check is cheap until a connection has idled, so the pool may ask it every time.
+        return ConnectionConfig.custom().setValidateAfterInactivity(TimeValue.ZERO_MILLISECONDS);
+    }
+
     private static ConnectionConfig connectionConfig(GuardPolicy policy) {
-        return ConnectionConfig.custom()
-                // GuardedConnection decides on every lease; its check is cheap until a connection has idled.
-                .setValidateAfterInactivity(TimeValue.ZERO_MILLISECONDS)
+        return guardedConnectionConfig()
                 .setConnectTimeout(timeout(policy.connectTimeout().toMillis()))
                 // Bounds reads before the per-attempt response timeout applies, e.g. during the TLS handshake.
                 .setSocketTimeout(timeout(policy.responseTimeout().toMillis()))
@@ -276,8 +280,7 @@ public final class GuardedHttpClientBuilder {
                 Http1Config.custom().setMaxLineLength(maxHeaderSize).setMaxHeaderCount(maxHeaderCount).build(),
                 maxHeaderCount, maxSectionSize, ticker);
         return PoolingHttpClientConnectionManagerBuilder.create().setConnectionFactory(factory)
-                .setDefaultConnectionConfig(ConnectionConfig.custom()
-                        .setValidateAfterInactivity(TimeValue.ZERO_MILLISECONDS).build())
+                .setDefaultConnectionConfig(guardedConnectionConfig().build())
                 .setTlsSocketStrategy(handshakeTimeoutsAsConnectTimeouts(DefaultClientTlsStrategy.createDefault()));
     }
 
