@@ -21,6 +21,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -43,6 +44,7 @@ class ProxyServletFramingTest {
     private final Map<Container, Map<String, UpstreamProxyServlet>> servlets = new EnumMap<>(Container.class);
     private final Map<Container, Map<String, RawUpstream>> upstreams = new EnumMap<>(Container.class);
     private final Map<Container, CountDownLatch> idleCloses = new EnumMap<>(Container.class);
+    private final Map<Container, Semaphore> closesAfterEach = new EnumMap<>(Container.class);
     private final FakeTime idleTime = new FakeTime();
     private final List<GuardedHttpClient> sharedClients = new ArrayList<>();
 
@@ -75,6 +77,17 @@ class ProxyServletFramingTest {
                 for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
                     c.write(SECOND);
                 }
+            }));
+            Semaphore closedAfterEach = new Semaphore(0);
+            closesAfterEach.put(container, closedAfterEach);
+            ups.put("every-close", start(c -> {
+                RawUpstream.Request r = c.readRequest();
+                if (r != null) {
+                    // Closes after every response without "Connection: close", which RFC 9112 §9.6 asks for.
+                    c.write("HTTP/1.1 200 OK\r\nContent-Length: " + r.target().length() + "\r\n\r\n" + r.target());
+                }
+                c.close();
+                closedAfterEach.release();
             }));
             ups.put("surplus", keepAlive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                     + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"));
@@ -232,6 +245,23 @@ class ProxyServletFramingTest {
         assertThat(post.bodyUtf8()).isEqualTo("second");
         assertThat(upstreams.get(container).get("idle-close").requests()).hasSize(2);
         assertNothingLeased(container, "idle-close");
+    }
+
+    /** Behind an upstream that closes after every response, no request is lost to a connection it dropped. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void everyRequestToAnUpstreamThatClosesAfterEachResponseIsDelivered(Container container) throws Exception {
+        int port = port(container);
+        for (int i = 0; i < 4; i++) {
+            String method = i == 2 ? "GET" : "POST";
+            RawClient.Response response = RawClient.send(port, RawClient.head(port, method, "/gw/every-close/" + i,
+                    "Content-Type: text/plain", "Content-Length: 7"), "order=1".getBytes(StandardCharsets.UTF_8));
+            assertThat(response.status()).as("%s #%d: %s", method, i, response).isEqualTo(200);
+            assertThat(response.bodyUtf8()).isEqualTo("/" + i);
+            assertThat(closesAfterEach.get(container).tryAcquire(10, TimeUnit.SECONDS)).isTrue();
+        }
+        assertThat(upstreams.get(container).get("every-close").requests()).hasSize(4);
+        assertNothingLeased(container, "every-close");
     }
 
     /** Bytes an upstream sends past its framed body must never answer another client's request. */

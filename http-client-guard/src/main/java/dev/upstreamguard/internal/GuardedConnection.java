@@ -2,6 +2,7 @@ package dev.upstreamguard.internal;
 
 import java.io.IOException;
 import java.net.Socket;
+import java.net.SocketAddress;
 import java.net.SocketException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -9,7 +10,9 @@ import dev.upstreamguard.client.Ticker;
 import org.apache.hc.client5.http.impl.io.DefaultManagedHttpClientConnection;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
 import org.apache.hc.core5.http.ClassicHttpRequest;
+import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.HttpException;
+import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.io.HttpConnectionFactory;
 
@@ -26,8 +29,10 @@ import org.apache.hc.core5.http.io.HttpConnectionFactory;
  *
  * <p>The pool asks {@link #isStale()} on every lease (validate-after-inactivity 0); looking for buffered bytes costs
  * no read. The blocking probe for a closed connection (up to 1 ms) runs after {@value #VALIDATE_AFTER_INACTIVITY_MILLIS}
- * ms idle, HttpClient's default, and after {@value #PROBE_NOT_RETRIED_AFTER_MILLIS} ms idle for a request that could
- * not be retried ({@link #probeBeforeReuse}).
+ * ms idle, HttpClient's default, and for a request that could not be retried ({@link #probeBeforeReuse}) after
+ * {@value #PROBE_NOT_RETRIED_AFTER_MILLIS} ms idle, or at once while no reused connection has answered at the
+ * upstream's address. An address where connections were found dropped sooner than that gets its connections retired
+ * instead of reused for a while ({@link ReuseHistory}).
  */
 public final class GuardedConnection extends DefaultManagedHttpClientConnection {
 
@@ -50,14 +55,20 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     private final StrictResponseParser parser;
     private final Ticker ticker;
+    private final ReuseHistory history;
     private long idleSince;
+    /** How long this connection idled before the current exchange reused it; -1 when it is not a reuse. */
+    private long reusedIdle = -1;
+    private long receivedBefore;
     /** The upstream answered before it took the whole request body, then stopped reading; never reused. */
     private boolean answeredEarly;
 
-    private GuardedConnection(String id, Http1Config config, StrictResponseParser parser, Ticker ticker) {
+    private GuardedConnection(String id, Http1Config config, StrictResponseParser parser, Ticker ticker,
+            ReuseHistory history) {
         super(id, null, null, config, null, null, null, c -> parser);
         this.parser = parser;
         this.ticker = ticker;
+        this.history = history;
         this.idleSince = ticker.nanoTime();
     }
 
@@ -71,9 +82,10 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
      */
     public static HttpConnectionFactory<ManagedHttpClientConnection> factory(Http1Config config, int maxHeaderCount,
             int maxSectionSize, Ticker ticker) {
+        ReuseHistory history = new ReuseHistory(ticker);
         return socket -> {
             GuardedConnection connection = new GuardedConnection("http-outgoing-" + IDS.getAndIncrement(), config,
-                    new StrictResponseParser(maxHeaderCount, maxSectionSize), ticker);
+                    new StrictResponseParser(maxHeaderCount, maxSectionSize), ticker, history);
             if (socket != null) {
                 connection.bind(socket);
             }
@@ -100,6 +112,17 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         super.passivate();
     }
 
+    @Override
+    public void sendRequestHeader(ClassicHttpRequest request) throws HttpException, IOException {
+        receivedBefore = getEndpointDetails().getReceivedBytesCount();
+        try {
+            super.sendRequestHeader(request);
+        } catch (SocketException e) {
+            droppedIfReused();
+            throw e;
+        }
+    }
+
     /**
      * An upstream may refuse a body half way (413, 401, 415) by answering and closing the connection; RFC 9112 §9.5
      * asks the client to watch for that answer while it sends. The close makes the next write fail, but the answer is
@@ -118,6 +141,32 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     }
 
     @Override
+    public ClassicHttpResponse receiveResponseHeader() throws HttpException, IOException {
+        ClassicHttpResponse response;
+        try {
+            response = super.receiveResponseHeader();
+        } catch (NoHttpResponseException | SocketException e) {
+            if (getEndpointDetails().getReceivedBytesCount() == receivedBefore) {
+                droppedIfReused();
+            }
+            throw e;
+        }
+        if (reusedIdle >= 0) {
+            history.reuseWorked(getEndpointDetails().getRemoteAddress());
+            reusedIdle = -1; // Later heads of the exchange (after a 1xx) say nothing more.
+        }
+        return response;
+    }
+
+    /** The upstream had closed the reused connection before it took the request: its history learns that. */
+    private void droppedIfReused() {
+        if (reusedIdle >= 0 && reusedIdle < VALIDATE_AFTER_INACTIVITY) {
+            history.closedWhileIdle(getEndpointDetails().getRemoteAddress(), reusedIdle);
+        }
+        reusedIdle = -1;
+    }
+
+    @Override
     public void flush() throws IOException {
         if (!answeredEarly) {
             // After an early answer the rest of the body has nowhere to go: the upstream stopped reading.
@@ -127,15 +176,32 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     @Override
     public boolean isStale() throws IOException {
+        reusedIdle = -1;
         if (!isOpen() || answeredEarly || hasUnsolicitedInput()) {
             return true;
         }
         long idle = ticker.nanoTime() - idleSince;
-        if (idle < VALIDATE_AFTER_INACTIVITY && (idle < PROBE_NOT_RETRIED_AFTER || !PROBE_BEFORE_REUSE.get())) {
-            return false;
+        SocketAddress address = getEndpointDetails().getRemoteAddress();
+        if (!history.mayReuse(address, idle)) {
+            // The upstream drops connections sooner than this one idled: a fresh one beats a failed request.
+            return true;
         }
-        // The probe reads what is waiting: a close, or bytes nobody asked for, which are just as fatal.
-        return super.isStale() || hasUnsolicitedInput();
+        boolean probe = idle >= VALIDATE_AFTER_INACTIVITY || PROBE_BEFORE_REUSE.get()
+                && (idle >= PROBE_NOT_RETRIED_AFTER || !history.proven(address));
+        if (probe) {
+            // The probe reads what is waiting: a close, or bytes nobody asked for, which are just as fatal.
+            if (super.isStale()) {
+                if (idle < VALIDATE_AFTER_INACTIVITY) {
+                    history.closedWhileIdle(address, idle);
+                }
+                return true;
+            }
+            if (hasUnsolicitedInput()) {
+                return true;
+            }
+        }
+        reusedIdle = idle;
+        return false;
     }
 
     private boolean hasUnsolicitedInput() throws IOException {

@@ -8,8 +8,11 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.RawUpstream;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Stream;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
@@ -34,10 +37,16 @@ class ConnectionReuseTest {
 
     private final FakeTime time = new FakeTime();
 
+    private final SimpleMeterRegistry meters = new SimpleMeterRegistry();
+
     private GuardedHttpClient client(int maxAttempts) {
         return GuardedHttpClients.custom().defaults(GuardPolicy.builder().connectTimeout(Duration.ofSeconds(5))
                 .responseTimeout(Duration.ofSeconds(5)).maxAttempts(maxAttempts).initialBackoff(Duration.ofMillis(1))
-                .maxBackoff(Duration.ofMillis(5)).build()).ticker(time).sleeper(time).build();
+                .maxBackoff(Duration.ofMillis(5)).build()).ticker(time).sleeper(time).meterRegistry(meters).build();
+    }
+
+    private double retries() {
+        return meters.find("upstream.guard.retries").counters().stream().mapToDouble(Counter::count).sum();
     }
 
     /**
@@ -175,6 +184,81 @@ class ConnectionReuseTest {
                     1);
             assertThat(upstream.requestCount()).isEqualTo(1);
         }
+    }
+
+    /**
+     * An upstream that closes after every response without saying {@code Connection: close} (RFC 9112 §9.6 asks it
+     * to) drops each pooled connection before its next request. The first reuse that finds a connection dropped
+     * teaches the client to stop reusing connections to that address; a POST is never sent on one.
+     */
+    @Test
+    void noPostToAnUpstreamThatClosesAfterEveryResponseIsLost() throws Exception {
+        Semaphore closed = new Semaphore(0);
+        try (RawUpstream upstream = RawUpstream.start(answerOnceThenClose(closed));
+                GuardedHttpClient client = client(3)) {
+            for (int i = 0; i < 6; i++) {
+                String seen = client.execute(FaultMatrixTest.post(upstream.uri("/orders/" + i)),
+                        r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+                assertThat(seen).as("POST #%d", i).isEqualTo("200 first");
+                assertThat(closed.tryAcquire(10, TimeUnit.SECONDS)).isTrue();
+            }
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex)
+                    .containsExactly(0, 1, 2, 3, 4, 5);
+            assertThat(retries()).isZero();
+        }
+    }
+
+    /** The same upstream costs GETs one retry in all, not one per request. */
+    @Test
+    void getsToAnUpstreamThatClosesAfterEveryResponseAreRetriedOnceInAll() throws Exception {
+        Semaphore closed = new Semaphore(0);
+        try (RawUpstream upstream = RawUpstream.start(answerOnceThenClose(closed));
+                GuardedHttpClient client = client(3)) {
+            for (int i = 0; i < 6; i++) {
+                String seen = client.execute(new HttpGet(upstream.uri("/items/" + i)),
+                        r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+                assertThat(seen).as("GET #%d", i).isEqualTo("200 first");
+                assertThat(closed.tryAcquire(10, TimeUnit.SECONDS)).isTrue();
+            }
+            assertThat(upstream.requestCount()).isEqualTo(6);
+            assertThat(retries()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * A dropped connection may also mean the upstream restarted: the lesson lapses, and once a reused connection
+     * answers again, connections are kept as usual.
+     */
+    @Test
+    void reuseResumesOnceTheLessonLapsesAndAReusedConnectionAnswers() throws Exception {
+        Semaphore closed = new Semaphore(0);
+        try (RawUpstream upstream = RawUpstream.start(answerOnceThenClose(closed), keepAliveSecond());
+                GuardedHttpClient client = client(3)) {
+            client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(closed.tryAcquire(10, TimeUnit.SECONDS)).isTrue();
+            // Reuses the dropped connection, learns, and is retried on connection 1.
+            client.execute(new HttpGet(upstream.uri("/2")), r -> EntityUtils.toString(r.getEntity()));
+            // Connection 1 is alive, but not reused while the lesson holds.
+            client.execute(new HttpGet(upstream.uri("/3")), r -> EntityUtils.toString(r.getEntity()));
+
+            time.advance(Duration.ofSeconds(61));
+            client.execute(new HttpGet(upstream.uri("/4")), r -> EntityUtils.toString(r.getEntity()));
+            client.execute(FaultMatrixTest.post(upstream.uri("/5")), r -> EntityUtils.toString(r.getEntity()));
+
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex)
+                    .containsExactly(0, 1, 2, 2, 2);
+            assertThat(retries()).isEqualTo(1);
+        }
+    }
+
+    private static RawUpstream.Behaviour answerOnceThenClose(Semaphore closed) {
+        return c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+            }
+            c.close();
+            closed.release();
+        };
     }
 
     private static RawUpstream.Behaviour answerOnceThenClose(CountDownLatch closed) {
