@@ -133,7 +133,7 @@ public class UpstreamFaultFilter implements Filter {
         }
         FaultResponseWriter.Answer answer = writer.write(request, response, fault, null);
         if (answer == FaultResponseWriter.Answer.THROW_TO_ABORT) {
-            throw FaultResponseWriter.abortion(fault);
+            throw FaultResponseWriter.abortion(response, fault);
         }
         if (answer == FaultResponseWriter.Answer.RENDERED && request.isAsyncStarted()) {
             try {

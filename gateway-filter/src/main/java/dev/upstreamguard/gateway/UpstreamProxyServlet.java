@@ -497,7 +497,7 @@ public class UpstreamProxyServlet extends HttpServlet {
         private void fault(HttpServletRequest request, HttpServletResponse response, UpstreamException fault)
                 throws IOException {
             if (writer.write(request, response, fault, nextHop) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
-                throw FaultResponseWriter.abortion(fault);
+                throw FaultResponseWriter.abortion(response, fault);
             }
         }
 

@@ -22,9 +22,14 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.logging.Handler;
+import java.util.logging.Level;
+import java.util.logging.LogRecord;
+import java.util.logging.Logger;
 import java.util.stream.Stream;
 import mockwebserver3.MockWebServer;
 import org.junit.jupiter.api.AfterAll;
@@ -223,6 +228,26 @@ class ProxyServletFaultTest {
         int port = containers.get(container).port();
         SimpleMeterRegistry registry = registries.get(container);
         double abortedBefore = abortedCount(registry, "http_response_incomplete");
+        // The fault is logged once, at WARN; Tomcat must not add a SEVERE "Servlet.service() threw exception".
+        List<LogRecord> severe = new CopyOnWriteArrayList<>();
+        Logger catalina = Logger.getLogger("org.apache.catalina");
+        Handler capture = new Handler() {
+            @Override
+            public void publish(LogRecord record) {
+                if (record.getLevel().intValue() >= Level.SEVERE.intValue()) {
+                    severe.add(record);
+                }
+            }
+
+            @Override
+            public void flush() {
+            }
+
+            @Override
+            public void close() {
+            }
+        };
+        catalina.addHandler(capture);
         try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
             socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
             socket.getOutputStream().write(RawClient.head(port, "GET", "/gw/truncated/big")
@@ -235,7 +260,10 @@ class ProxyServletFaultTest {
             assertThat(response.body().length).isLessThan(1024 * 1024);
             assertThat(Duration.ofNanos(sawEnd - truncatedUpstreamClosedAt.get()))
                     .isLessThan(Duration.ofSeconds(1));
+        } finally {
+            catalina.removeHandler(capture);
         }
+        assertThat(severe).extracting(LogRecord::getMessage).isEmpty();
         Await.until("the abort is counted", SETTLE,
                 () -> abortedCount(registry, "http_response_incomplete") == abortedBefore + 1);
         assertNothingLeased(container, "truncated");

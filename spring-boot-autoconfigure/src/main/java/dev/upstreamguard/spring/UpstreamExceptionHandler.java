@@ -42,13 +42,13 @@ public class UpstreamExceptionHandler {
             HttpServletResponse response) throws IOException {
         if (ProblemFormat.negotiate(request.getHeader("Accept")) != ProblemFormat.JSON) {
             if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
-                throw FaultResponseWriter.abortion(fault);
+                throw FaultResponseWriter.abortion(response, fault);
             }
             return null;
         }
         CapturedFaultResponse captured = CapturedFaultResponse.capture(writer, request, response, fault);
         if (captured == null) {
-            throw FaultResponseWriter.abortion(fault);
+            throw FaultResponseWriter.abortion(response, fault);
         }
         return ResponseEntity.status(captured.status()).headers(captured.headers()).body(captured.problem());
     }

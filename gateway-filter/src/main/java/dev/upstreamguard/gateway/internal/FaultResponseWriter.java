@@ -101,9 +101,35 @@ public final class FaultResponseWriter {
                 || (fault != null && request.getAttribute(HANDLED_ATTRIBUTE) == fault);
     }
 
-    /** The exception to throw when {@link #write} answered {@link Answer#THROW_TO_ABORT}. */
-    public static IOException abortion(UpstreamException fault) {
-        return new ResponseAbortedException(fault);
+    /**
+     * The exception to throw when {@link #write} answered {@link Answer#THROW_TO_ABORT}. In Tomcat it is Tomcat's own
+     * {@code ClientAbortException}, the one exception Tomcat aborts the connection on without logging it as a servlet
+     * failure at SEVERE: the fault was logged once already, at WARN, as DESIGN.md asks.
+     */
+    public static IOException abortion(HttpServletResponse response, UpstreamException fault) {
+        ResponseAbortedException aborted = new ResponseAbortedException(fault);
+        ServletResponse unwrapped = unwrap(response);
+        if (unwrapped.getClass().getName().startsWith("org.apache.catalina.")) {
+            try {
+                Class<?> type = Class.forName("org.apache.catalina.connector.ClientAbortException", false,
+                        unwrapped.getClass().getClassLoader());
+                Object quiet = type.getConstructor(Throwable.class).newInstance(aborted);
+                if (quiet instanceof IOException) {
+                    return (IOException) quiet;
+                }
+            } catch (ReflectiveOperationException | LinkageError notThisTomcat) {
+                // The plain exception aborts as well; Tomcat just logs it.
+            }
+        }
+        return aborted;
+    }
+
+    private static ServletResponse unwrap(ServletResponse response) {
+        ServletResponse unwrapped = response;
+        while (unwrapped instanceof ServletResponseWrapper) {
+            unwrapped = ((ServletResponseWrapper) unwrapped).getResponse();
+        }
+        return unwrapped;
     }
 
     /** What {@link #write} did. */
@@ -174,10 +200,7 @@ public final class FaultResponseWriter {
      * @return whether the container took the abort
      */
     private static boolean abortConnection(HttpServletResponse response) {
-        ServletResponse unwrapped = response;
-        while (unwrapped instanceof ServletResponseWrapper) {
-            unwrapped = ((ServletResponseWrapper) unwrapped).getResponse();
-        }
+        ServletResponse unwrapped = unwrap(response);
         if (!(unwrapped instanceof HttpServletResponse)
                 || !unwrapped.getClass().getName().startsWith("org.eclipse.jetty.")) {
             return false;
