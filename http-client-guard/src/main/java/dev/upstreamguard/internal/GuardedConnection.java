@@ -11,6 +11,7 @@ import org.apache.hc.client5.http.impl.io.DefaultManagedHttpClientConnection;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.EndpointDetails;
 import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
@@ -60,6 +61,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     /** How long this connection idled before the current exchange reused it; -1 when it is not a reuse. */
     private long reusedIdle = -1;
     private long receivedBefore;
+    private SocketAddress remote;
     /** The upstream answered before it took the whole request body, then stopped reading; never reused. */
     private boolean answeredEarly;
 
@@ -114,7 +116,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     @Override
     public void sendRequestHeader(ClassicHttpRequest request) throws HttpException, IOException {
-        receivedBefore = getEndpointDetails().getReceivedBytesCount();
+        receivedBefore = received();
         try {
             super.sendRequestHeader(request);
         } catch (SocketException e) {
@@ -146,13 +148,13 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         try {
             response = super.receiveResponseHeader();
         } catch (NoHttpResponseException | SocketException e) {
-            if (getEndpointDetails().getReceivedBytesCount() == receivedBefore) {
+            if (received() == receivedBefore) {
                 droppedIfReused();
             }
             throw e;
         }
         if (reusedIdle >= 0) {
-            history.reuseWorked(getEndpointDetails().getRemoteAddress());
+            history.reuseWorked(remote());
             reusedIdle = -1; // Later heads of the exchange (after a 1xx) say nothing more.
         }
         return response;
@@ -161,7 +163,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     /** The upstream had closed the reused connection before it took the request: its history learns that. */
     private void droppedIfReused() {
         if (reusedIdle >= 0 && reusedIdle < VALIDATE_AFTER_INACTIVITY) {
-            history.closedWhileIdle(getEndpointDetails().getRemoteAddress(), reusedIdle);
+            history.closedWhileIdle(remote(), reusedIdle);
         }
         reusedIdle = -1;
     }
@@ -181,7 +183,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             return true;
         }
         long idle = ticker.nanoTime() - idleSince;
-        SocketAddress address = getEndpointDetails().getRemoteAddress();
+        SocketAddress address = remote();
         if (!history.mayReuse(address, idle)) {
             // The upstream drops connections sooner than this one idled: a fresh one beats a failed request.
             return true;
@@ -202,6 +204,20 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         }
         reusedIdle = idle;
         return false;
+    }
+
+    /** The upstream's address (known once connected), which keys the pool's {@link ReuseHistory}. */
+    private SocketAddress remote() {
+        if (remote == null) {
+            Socket socket = getSocket();
+            remote = socket == null ? null : socket.getRemoteSocketAddress();
+        }
+        return remote;
+    }
+
+    private long received() {
+        EndpointDetails details = getEndpointDetails();
+        return details == null ? -1 : details.getReceivedBytesCount();
     }
 
     private boolean hasUnsolicitedInput() throws IOException {

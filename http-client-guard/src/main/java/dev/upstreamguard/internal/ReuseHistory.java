@@ -41,7 +41,7 @@ final class ReuseHistory {
 
     /** Whether a connection to {@code address} may be reused after idling {@code idle} ns without a probe. */
     boolean mayReuse(SocketAddress address, long idle) {
-        Entry e = entry(address);
+        Entry e = address == null ? null : entry(address);
         return e == null || idle <= e.maxIdle;
     }
 
@@ -50,19 +50,19 @@ final class ReuseHistory {
      * may a request that cannot be retried skip the probe for a close.
      */
     boolean proven(SocketAddress address) {
-        return entry(address) == PROVEN;
+        return address != null && entry(address) == PROVEN;
     }
 
     /** A reused connection to {@code address} answered. */
     void reuseWorked(SocketAddress address) {
-        if (byAddress.get(address) != PROVEN && (byAddress.size() < MAX_ADDRESSES || byAddress.containsKey(address))) {
+        if (address != null && byAddress.get(address) != PROVEN && (byAddress.size() < MAX_ADDRESSES || byAddress.containsKey(address))) {
             byAddress.put(address, PROVEN);
         }
     }
 
     /** A connection to {@code address} turned out closed by the upstream after idling {@code idle} ns. */
     void closedWhileIdle(SocketAddress address, long idle) {
-        if (byAddress.size() >= MAX_ADDRESSES && !byAddress.containsKey(address)) {
+        if (address == null || byAddress.size() >= MAX_ADDRESSES && !byAddress.containsKey(address)) {
             return;
         }
         long maxIdle = idle < CLOSES_AFTER_EVERY_RESPONSE ? -1 : idle / 2;
