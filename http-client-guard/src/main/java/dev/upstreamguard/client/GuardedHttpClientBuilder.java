@@ -2,6 +2,7 @@ package dev.upstreamguard.client;
 
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.internal.ContentDecoders;
 import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.UpstreamGuard;
@@ -215,6 +216,9 @@ public final class GuardedHttpClientBuilder {
         }
         if (!contentCompression) {
             builder.disableContentCompression();
+        } else if (httpClientBuilder == null) {
+            // A builder of the caller's own keeps the decoders it was given.
+            builder.setContentDecoderRegistry(ContentDecoders.registry());
         }
         GuardPolicy fallback = defaults;
         Ticker t = ticker;

@@ -7,7 +7,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
+import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.zip.Deflater;
+import java.util.zip.DeflaterOutputStream;
+import java.util.zip.GZIPOutputStream;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.Test;
@@ -107,6 +113,52 @@ class ResponseParsingTest {
             String seen = client.execute(new HttpGet(upstream.uri("/")),
                     r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
             assertThat(seen).isEqualTo("200 ok");
+        }
+    }
+
+    /**
+     * Regression: an empty body labelled with a content coding (as servers send on empty chunked or close-delimited
+     * bodies, and browsers accept) failed in the decoding client as {@code http_response_content_coding}: the gzip
+     * decoder wants a header that an empty body does not have.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Encoding: x-gzip\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Encoding: deflate\r\nConnection: close\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 0\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nContent-Encoding: gzip\r\n\r\n",
+        "HTTP/1.1 304 Not Modified\r\nContent-Encoding: gzip\r\n\r\n",
+    })
+    void anEmptyBodyLabelledWithAContentCodingDecodesToAnEmptyBody(String raw) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
+            String seen = client.execute(new HttpGet(upstream.uri("/")), r -> r.getCode() + " ["
+                    + (r.getEntity() == null ? "" : EntityUtils.toString(r.getEntity())) + "]");
+            assertThat(seen).isEqualTo(raw.substring(9, 12) + " []");
+        }
+    }
+
+    /** The empty case aside, the decoders are HttpClient's: gzip, and deflate as zlib or raw, as browsers read it. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"gzip", "x-gzip", "deflate-zlib", "deflate-raw"})
+    void aCodedBodyIsDecoded(String coding) throws Exception {
+        byte[] content = "decoded content".getBytes(StandardCharsets.UTF_8);
+        ByteArrayOutputStream coded = new ByteArrayOutputStream();
+        try (OutputStream out = coding.endsWith("gzip") ? new GZIPOutputStream(coded)
+                : new DeflaterOutputStream(coded, new Deflater(6, coding.equals("deflate-raw")))) {
+            out.write(content);
+        }
+        byte[] head = ("HTTP/1.1 200 OK\r\nContent-Encoding: " + coding.replace("-zlib", "").replace("-raw", "")
+                + "\r\nContent-Length: " + coded.size() + "\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1);
+        ByteArrayOutputStream raw = new ByteArrayOutputStream();
+        raw.writeBytes(head);
+        raw.writeBytes(coded.toByteArray());
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw.toByteArray()));
+                GuardedHttpClient client = client()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("decoded content");
+            assertThat(upstream.requests().get(0).header("Accept-Encoding")).isEqualTo("gzip, deflate, x-gzip");
         }
     }
 
