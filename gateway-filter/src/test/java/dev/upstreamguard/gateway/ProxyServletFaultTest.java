@@ -95,6 +95,17 @@ class ProxyServletFaultTest {
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")));
         add("interim-then-close", UpstreamFault.HTTP_RESPONSE_INCOMPLETE, raw(Behaviours.respond(
                 "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n")));
+        add("interim-flood", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(c -> {
+            if (c.readRequest() != null) {
+                try {
+                    for (;;) {
+                        c.write("HTTP/1.1 102 Processing\r\n\r\n");
+                    }
+                } catch (IOException hungUp) {
+                    // The proxy gave up on the flood.
+                }
+            }
+        }), "total-timeout", "4s");
         add("reset-mid-head", UpstreamFault.HTTP_RESPONSE_INCOMPLETE, raw(c -> {
             if (c.readRequest() != null) {
                 c.write(Behaviours.TRUNCATED_HEAD);

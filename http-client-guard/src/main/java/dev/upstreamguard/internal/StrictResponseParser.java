@@ -28,13 +28,22 @@ import org.apache.hc.core5.util.CharArrayBuffer;
  * two parties could read differently (request smuggling, response splitting), so this parser rejects:
  * a status line that is not {@code HTTP/1.x NNN reason}; a header line without a token name and a colon;
  * control characters in values; conflicting or invalid {@code Content-Length}; {@code Content-Length} together with
- * {@code Transfer-Encoding}. It enforces the size limits with distinct faults: one header line too long
- * ({@code http_response_header_size}), too many headers or bytes in the section
- * ({@code http_response_header_section_size}).
+ * {@code Transfer-Encoding}; more than {@value #MAX_INTERIM_RESPONSES} interim responses before the final one. It
+ * enforces the size limits with distinct faults: one header line too long ({@code http_response_header_size}), too
+ * many headers or bytes in the section ({@code http_response_header_section_size}).
  */
 public final class StrictResponseParser implements HttpMessageParser<ClassicHttpResponse> {
 
     private static final int MAX_EMPTY_LINES = 10;
+
+    /**
+     * Most interim (1xx) responses before the final one. RFC 9110 §15.2 has a client parse any number, but each one
+     * restarts the read timeout, so an upstream sending them without end held a call until the total deadline (a 504
+     * after 30 s by default) though it plainly was not going to answer. Real uses send a few (100 Continue, 103 Early
+     * Hints) or one every few seconds (102 Processing), far below this; a flood reaches it in milliseconds and is
+     * answered as the protocol error it is, as Go's client long did with a much lower cap (5).
+     */
+    static final int MAX_INTERIM_RESPONSES = 100;
 
     private final int maxHeaderCount;
     private final int maxSectionSize;
@@ -42,6 +51,8 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     private SessionInputBuffer buffer;
     /** The last head parsed was an interim (1xx) response: the final one is still due. */
     private boolean interim;
+    /** Interim responses since the last final one. */
+    private int interimResponses;
 
     StrictResponseParser(int maxHeaderCount, int maxSectionSize) {
         this.maxHeaderCount = maxHeaderCount;
@@ -125,6 +136,12 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         response.setHeaders(headers);
         checkFraming(response);
         interim = response.getCode() < 200;
+        if (!interim) {
+            interimResponses = 0;
+        } else if (++interimResponses > MAX_INTERIM_RESPONSES) {
+            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                    "More than " + MAX_INTERIM_RESPONSES + " interim (1xx) responses without a final one");
+        }
         return response;
     }
 

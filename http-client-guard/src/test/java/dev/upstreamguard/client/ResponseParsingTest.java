@@ -190,6 +190,46 @@ class ResponseParsingTest {
         }
     }
 
+    /**
+     * Regression: each interim response restarted the read timeout, so an upstream sending them without end held the
+     * call until the total deadline (504 after 30 s by default). A flood is a broken upstream: 502 at once.
+     */
+    @Test
+    void anEndlessFloodOfInterimResponsesIsAProtocolErrorLongBeforeTheDeadline() throws Exception {
+        RawUpstream.Behaviour flood = c -> {
+            if (c.readRequest() != null) {
+                try {
+                    for (;;) {
+                        c.write("HTTP/1.1 102 Processing\r\n\r\n");
+                    }
+                } catch (java.io.IOException hungUp) {
+                    // The client gave up on the flood: what it should do.
+                }
+            }
+        };
+        GuardPolicy policy = GuardPolicy.builder().responseTimeout(Duration.ofSeconds(5))
+                .totalTimeout(Duration.ofSeconds(6)).initialBackoff(Duration.ofMillis(1))
+                .maxBackoff(Duration.ofMillis(5)).build();
+        try (RawUpstream upstream = RawUpstream.start(flood);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            long start = System.nanoTime();
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(5));
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void aHundredInterimResponsesBeforeTheFinalOneAreStillAccepted() throws Exception {
+        String raw = "HTTP/1.1 102 Processing\r\n\r\n".repeat(99) + "HTTP/1.1 100 Continue\r\n\r\n"
+                + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
+            String seen = client.execute(new HttpGet(upstream.uri("/")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(seen).isEqualTo("200 ok");
+        }
+    }
+
     @Test
     void anUpstream503PassesThroughWithItsRetryAfter() throws Exception {
         String raw = "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 120\r\nContent-Length: 4\r\n\r\nbusy";
