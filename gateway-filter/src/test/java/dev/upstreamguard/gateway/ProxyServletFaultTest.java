@@ -91,6 +91,8 @@ class ProxyServletFaultTest {
                 raw(Behaviours.conflictingContentLength()));
         add("content-length-and-transfer-encoding", UpstreamFault.HTTP_PROTOCOL_ERROR,
                 raw(Behaviours.contentLengthAndTransferEncoding()));
+        add("http10-transfer-encoding", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(Behaviours.respond(
+                "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n")));
         add("unsolicited-101", UpstreamFault.HTTP_PROTOCOL_ERROR, raw(Behaviours.respond(
                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")));
         add("interim-then-close", UpstreamFault.HTTP_RESPONSE_INCOMPLETE, raw(Behaviours.respond(

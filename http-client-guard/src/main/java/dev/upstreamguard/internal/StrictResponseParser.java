@@ -28,9 +28,10 @@ import org.apache.hc.core5.util.CharArrayBuffer;
  * two parties could read differently (request smuggling, response splitting), so this parser rejects:
  * a status line that is not {@code HTTP/1.x NNN reason}; a header line without a token name and a colon;
  * control characters in values; conflicting or invalid {@code Content-Length}; {@code Content-Length} together with
- * {@code Transfer-Encoding}; more than {@value #MAX_INTERIM_RESPONSES} interim responses before the final one. It
- * enforces the size limits with distinct faults: one header line too long ({@code http_response_header_size}), too
- * many headers or bytes in the section ({@code http_response_header_section_size}).
+ * {@code Transfer-Encoding}, or {@code Transfer-Encoding} in an HTTP/1.0 response; more than
+ * {@value #MAX_INTERIM_RESPONSES} interim responses before the final one. It enforces the size limits with distinct
+ * faults: one header line too long ({@code http_response_header_size}), too many headers or bytes in the section
+ * ({@code http_response_header_section_size}).
  */
 public final class StrictResponseParser implements HttpMessageParser<ClassicHttpResponse> {
 
@@ -217,6 +218,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     private static void checkFraming(ClassicHttpResponse response) throws FaultSignal {
         Header[] lengths = response.getHeaders(HttpHeaders.CONTENT_LENGTH);
         boolean chunked = response.containsHeader(HttpHeaders.TRANSFER_ENCODING);
+        if (chunked && response.getVersion() == HttpVersion.HTTP_1_0) {
+            // RFC 9112 §6.1: HTTP/1.0 has no transfer codings, so the framing is faulty; a 1.0 hop would frame the body
+            // by close or Content-Length while we read chunks, a smuggling seam.
+            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR, "HTTP/1.0 response with Transfer-Encoding");
+        }
         if (lengths.length == 0) {
             return;
         }

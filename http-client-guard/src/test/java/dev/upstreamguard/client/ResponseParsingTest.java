@@ -66,6 +66,8 @@ class ResponseParsingTest {
         // A transfer coding the client cannot undo: the body cannot be passed on (coding is hop-by-hop).
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: x-unknown\r\n\r\nok",
+        // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing, even with Content-Length.
+        "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         // RFC 9110 §15.2.2: 101 only answers a request that asked to upgrade; this one did not.
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
         "HTTP/1.1 101 Switching Protocols\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
