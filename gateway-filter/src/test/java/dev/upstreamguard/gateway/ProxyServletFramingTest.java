@@ -8,6 +8,7 @@ import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.RawUpstream;
+import dev.upstreamguard.testing.TestTls;
 import java.io.BufferedInputStream;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -38,6 +39,8 @@ class ProxyServletFramingTest {
 
     private static final Duration SETTLE = Duration.ofSeconds(15);
     private static final String SECOND = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
+    private static final String TOO_LARGE = "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\n"
+            + "Content-Length: 8\r\n\r\ntoo big!";
 
     private final List<RawUpstream> closeables = new ArrayList<>();
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
@@ -62,8 +65,10 @@ class ProxyServletFramingTest {
                     + "ok"));
             ups.put("brotli", keepAlive("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n\r\n"
                     + "\u001b\u0000"));
-            ups.put("early", start(Behaviours.answerBeforeTheBody("HTTP/1.1 413 Content Too Large\r\n"
-                    + "Content-Type: text/plain\r\nContent-Length: 8\r\n\r\ntoo big!", false)));
+            ups.put("early", start(Behaviours.answerBeforeTheBody(TOO_LARGE, false)));
+            RawUpstream earlyTls = RawUpstream.startTls(false, Behaviours.answerBeforeTheBody(TOO_LARGE, false));
+            closeables.add(earlyTls);
+            ups.put("early-tls", earlyTls);
             CountDownLatch idleClosed = new CountDownLatch(1);
             idleCloses.put(container, idleClosed);
             ups.put("idle-close", start(c -> {
@@ -100,6 +105,14 @@ class ProxyServletFramingTest {
                         .meterRegistry(null)
                         // One attempt: each response below must come through as it is, not after a retry.
                         .set("retry.max-attempts", "1");
+                if (e.getKey().equals("early-tls")) {
+                    GuardedHttpClient client = GuardedHttpClients.custom()
+                            .upstream("early-tls", e.getValue().baseUrl(), GuardPolicy.builder().maxAttempts(1)
+                                    .connectTimeout(Duration.ofSeconds(10)).build())
+                            .sslContext(TestTls.clientContext()).contentCompression(false).redirects(false).build();
+                    sharedClients.add(client);
+                    b.client(client, "early-tls");
+                }
                 if (e.getKey().equals("idle-close")) {
                     // Its own client on a fake clock, so the pooled connection can be made to have idled.
                     GuardedHttpClient client = GuardedHttpClients.custom()
@@ -203,13 +216,25 @@ class ProxyServletFramingTest {
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void anAnswerTheUpstreamSentBeforeTakingTheWholeBodyReachesTheClient(Container container) throws Exception {
+        assertEarlyAnswerReachesTheClient(container, "early");
+    }
+
+    /** Regression: over TLS the answer was lost, and the client got 502 connection_terminated. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anAnswerATlsUpstreamSentBeforeTakingTheWholeBodyReachesTheClient(Container container) throws Exception {
+        assertEarlyAnswerReachesTheClient(container, "early-tls");
+    }
+
+    private void assertEarlyAnswerReachesTheClient(Container container, String route) throws Exception {
         int port = port(container);
         int bodyBytes = 8 * 1024 * 1024;
         try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
             socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
             OutputStream out = socket.getOutputStream();
-            out.write(RawClient.head(port, "POST", "/gw/early/upload", "Content-Type: application/octet-stream",
-                    "Content-Length: " + bodyBytes).getBytes(StandardCharsets.ISO_8859_1));
+            out.write(RawClient.head(port, "POST", "/gw/" + route + "/upload",
+                    "Content-Type: application/octet-stream", "Content-Length: " + bodyBytes)
+                    .getBytes(StandardCharsets.ISO_8859_1));
             Thread sender = new Thread(() -> {
                 try {
                     byte[] chunk = new byte[64 * 1024];
@@ -226,7 +251,7 @@ class ProxyServletFramingTest {
             assertThat(response.status()).isEqualTo(413);
             assertThat(response.bodyUtf8()).isEqualTo("too big!");
         }
-        assertNothingLeased(container, "early");
+        assertNothingLeased(container, route);
     }
 
     /** A POST is never replayed, so it must not go out on a pooled connection the upstream already closed. */

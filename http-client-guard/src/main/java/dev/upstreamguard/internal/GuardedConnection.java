@@ -6,6 +6,7 @@ import java.net.SocketAddress;
 import java.net.SocketException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
+import javax.net.ssl.SSLSocket;
 import dev.upstreamguard.client.Ticker;
 import org.apache.hc.client5.http.impl.io.DefaultManagedHttpClientConnection;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
@@ -64,6 +65,8 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     private SocketAddress remote;
     /** The upstream answered before it took the whole request body, then stopped reading; never reused. */
     private boolean answeredEarly;
+    /** Under TLS, the TCP socket the TLS socket is layered on; {@code null} for plain connections. */
+    private Socket tcpSocket;
 
     private GuardedConnection(String id, Http1Config config, StrictResponseParser parser, Ticker ticker,
             ReuseHistory history) {
@@ -135,7 +138,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         try {
             super.sendRequestEntity(request);
         } catch (SocketException e) {
-            if (!hasUnsolicitedInput()) {
+            if (!hasAnswerWaiting()) {
                 throw e;
             }
             answeredEarly = true;
@@ -170,9 +173,39 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     @Override
     public void flush() throws IOException {
-        if (!answeredEarly) {
+        if (answeredEarly) {
             // After an early answer the rest of the body has nowhere to go: the upstream stopped reading.
+            return;
+        }
+        try {
             super.flush();
+        } catch (SocketException e) {
+            // The same for the head: an upstream refusing the connection at once (a TLS server demanding a client
+            // certificate sends its alert and closes) said why; reading it beats reporting a broken pipe.
+            if (!hasAnswerWaiting()) {
+                throw e;
+            }
+            answeredEarly = true;
+        }
+    }
+
+    @Override
+    public void bind(SSLSocket sslSocket, Socket socket) throws IOException {
+        this.tcpSocket = socket;
+        super.bind(sslSocket, socket);
+    }
+
+    /**
+     * Whether the upstream sent something before a write failed: HTTP bytes, or over TLS any record still encrypted
+     * on the TCP socket (the TLS socket counts only what it has already decrypted, so an answer waiting there would be
+     * missed). Only asked about a connection that is broken anyway, so nothing is lost by reading what is there.
+     */
+    private boolean hasAnswerWaiting() {
+        try {
+            Socket tcp = tcpSocket;
+            return hasUnsolicitedInput() || (tcp != null && tcp.getInputStream().available() > 0);
+        } catch (IOException e) {
+            return false;
         }
     }
 

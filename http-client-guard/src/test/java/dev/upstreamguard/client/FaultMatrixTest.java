@@ -368,6 +368,25 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Regression: under TLS 1.3 the client finishes its side of the handshake before the server checks the client
+     * certificate, so the server's alert could meet the request being written; the broken pipe was reported as
+     * connection_terminated, retried for GET and called "may have acted" for POST. The alert is what happened.
+     */
+    @Test
+    void anUpstreamDemandingAClientCertificateIsTlsAlertReceivedAndNotRetried() throws Exception {
+        try (RawUpstream upstream = RawUpstream.startTls(true, Behaviours.ok("never"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            for (int i = 0; i < 3; i++) {
+                assertFault(failure(client, new HttpGet(upstream.baseUrl() + "/")), "tls_alert_received", 502, 1);
+                assertFault(failure(client, post(URI.create(upstream.baseUrl() + "/"))), "tls_alert_received", 502,
+                        1);
+            }
+            assertThat(upstream.requestCount()).isZero();
+        }
+    }
+
     @Test
     void tlsHandshakeThatNeverCompletesIsAConnectionTimeoutAndRetried() throws Exception {
         RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;

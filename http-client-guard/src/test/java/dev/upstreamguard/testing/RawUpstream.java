@@ -95,8 +95,18 @@ public final class RawUpstream implements AutoCloseable {
     private final Set<Socket> open = ConcurrentHashMap.newKeySet();
     private final Object changed = new Object();
     private volatile boolean closed;
+    /** Server-side TLS for every accepted connection, or {@code null} for plain HTTP. */
+    private final javax.net.ssl.SSLContext tls;
+    private final boolean needClientAuth;
 
     private RawUpstream(int port, List<Behaviour> script) throws IOException {
+        this(port, script, null, false);
+    }
+
+    private RawUpstream(int port, List<Behaviour> script, javax.net.ssl.SSLContext tls, boolean needClientAuth)
+            throws IOException {
+        this.tls = tls;
+        this.needClientAuth = needClientAuth;
         this.script = List.copyOf(script);
         this.listener = new ServerSocket();
         this.listener.setReuseAddress(true);
@@ -116,6 +126,19 @@ public final class RawUpstream implements AutoCloseable {
      */
     public static RawUpstream start(Behaviour first, Behaviour... then) throws IOException {
         return startOnPort(0, first, then);
+    }
+
+    /**
+     * Like {@link #start(Behaviour, Behaviour...)}, but every connection speaks TLS first, presenting
+     * {@link TestTls#serverCertificate()} (trusted by {@link TestTls#clientContext()}); behaviours see the decrypted
+     * bytes. With {@code needClientAuth} the server demands a client certificate, which that client context lacks.
+     * {@link #baseUrl()} is then an {@code https} URL.
+     */
+    public static RawUpstream startTls(boolean needClientAuth, Behaviour first, Behaviour... then) throws IOException {
+        List<Behaviour> all = new ArrayList<>();
+        all.add(Objects.requireNonNull(first, "first"));
+        all.addAll(List.of(then));
+        return new RawUpstream(0, all, TestTls.serverCertificates().sslContext(), needClientAuth);
     }
 
     /**
@@ -144,9 +167,9 @@ public final class RawUpstream implements AutoCloseable {
         return listener.getLocalPort();
     }
 
-    /** {@code http://127.0.0.1:<port>}, without a trailing slash. */
+    /** {@code http://127.0.0.1:<port>} ({@code https} for {@link #startTls}), without a trailing slash. */
     public String baseUrl() {
-        return "http://127.0.0.1:" + port();
+        return (tls == null ? "http" : "https") + "://127.0.0.1:" + port();
     }
 
     /** {@link #baseUrl()} followed by {@code path}, which must start with '/'. */
@@ -215,6 +238,20 @@ public final class RawUpstream implements AutoCloseable {
                 }
                 return;
             }
+            if (tls != null) {
+                try {
+                    // The handshake runs on the behaviour's thread, at its first read or write.
+                    javax.net.ssl.SSLSocket ssl = (javax.net.ssl.SSLSocket) tls.getSocketFactory()
+                            .createSocket(socket, null, true);
+                    ssl.setUseClientMode(false);
+                    ssl.setNeedClientAuth(needClientAuth);
+                    socket = ssl;
+                } catch (IOException e) {
+                    errors.add(e);
+                    closeQuietly(socket);
+                    continue;
+                }
+            }
             int index = connections.getAndIncrement();
             open.add(socket);
             Behaviour behaviour = override.get();
@@ -222,12 +259,13 @@ public final class RawUpstream implements AutoCloseable {
                 behaviour = script.get(Math.min(index, script.size() - 1));
             }
             Behaviour chosen = behaviour;
+            Socket accepted = socket;
             signal();
             try {
-                threads.execute(() -> serve(new Connection(socket, index), chosen));
+                threads.execute(() -> serve(new Connection(accepted, index), chosen));
             } catch (RuntimeException rejected) {
                 // Closed meanwhile.
-                closeQuietly(socket);
+                closeQuietly(accepted);
                 return;
             }
         }
