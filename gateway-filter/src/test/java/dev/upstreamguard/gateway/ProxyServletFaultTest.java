@@ -127,6 +127,11 @@ class ProxyServletFaultTest {
         MockWebServer tls = TestTls.httpsServer();
         upstreams.add(tls);
         add("tls-untrusted", UpstreamFault.TLS_CERTIFICATE_ERROR, "https://127.0.0.1:" + tls.getPort());
+        add("tls-handshake-reset", UpstreamFault.TLS_PROTOCOL_ERROR, raw(c -> {
+            if (c.in().read(new byte[16 * 1024]) != -1) {
+                c.reset();
+            }
+        }).replace("http://", "https://"));
         add("plain-to-tls", UpstreamFault.HTTP_PROTOCOL_ERROR, "http://127.0.0.1:" + tls.getPort());
         add("body-over-limit", UpstreamFault.HTTP_RESPONSE_BODY_SIZE, raw(Behaviours.respond(
                 "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + "x".repeat(5000))),

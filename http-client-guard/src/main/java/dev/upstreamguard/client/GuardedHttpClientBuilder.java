@@ -7,6 +7,7 @@ import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.UpstreamGuard;
 import io.micrometer.core.instrument.MeterRegistry;
+import java.net.SocketException;
 import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.time.Clock;
@@ -249,7 +250,7 @@ public final class GuardedHttpClientBuilder {
                         .setHandshakeTimeout(timeout(policyOf(host, policies).connectTimeout().toMillis()))
                         .build());
         if (sslContext != null) {
-            builder.setTlsSocketStrategy(handshakeTimeoutsAsConnectTimeouts(new DefaultClientTlsStrategy(sslContext)));
+            builder.setTlsSocketStrategy(classifiedHandshakeFailures(new DefaultClientTlsStrategy(sslContext)));
         }
         PoolingHttpClientConnectionManager manager = builder.build();
         for (Named n : upstreams.values()) {
@@ -285,20 +286,26 @@ public final class GuardedHttpClientBuilder {
                 maxHeaderCount, maxSectionSize, ticker);
         return PoolingHttpClientConnectionManagerBuilder.create().setConnectionFactory(factory)
                 .setDefaultConnectionConfig(guardedConnectionConfig().build())
-                .setTlsSocketStrategy(handshakeTimeoutsAsConnectTimeouts(DefaultClientTlsStrategy.createDefault()));
+                .setTlsSocketStrategy(classifiedHandshakeFailures(DefaultClientTlsStrategy.createDefault()));
     }
 
     /**
-     * The TLS handshake is part of connecting (RFC 9209 {@code connection_timeout}), but the JDK reports a stalled
-     * handshake as a plain read timeout; only here is it known which one happened.
+     * The TLS handshake is part of connecting, before any request byte is sent, but the JDK reports two of its
+     * failures as if a request were in flight; only here is it known which phase failed. A stalled handshake is a plain
+     * read timeout: RFC 9209 {@code connection_timeout}. A reset during the handshake is a plain socket error, which
+     * would read as {@code connection_terminated} (the upstream may have acted); it is a TLS failure like the clean
+     * close at the same point (JSSE's "Remote host terminated the handshake"): {@code tls_protocol_error}.
      */
-    private static TlsSocketStrategy handshakeTimeoutsAsConnectTimeouts(TlsSocketStrategy tls) {
+    private static TlsSocketStrategy classifiedHandshakeFailures(TlsSocketStrategy tls) {
         return (socket, target, port, attachment, context) -> {
             try {
                 return tls.upgrade(socket, target, port, attachment, context);
             } catch (SocketTimeoutException e) {
                 throw new FaultSignal(UpstreamFault.CONNECTION_TIMEOUT,
                         "TLS handshake with " + target + ":" + port + " timed out", e);
+            } catch (SocketException e) {
+                throw new FaultSignal(UpstreamFault.TLS_PROTOCOL_ERROR,
+                        "TLS handshake with " + target + ":" + port + " was cut off by the upstream", e);
             }
         };
     }

@@ -32,6 +32,8 @@ import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.io.entity.StringEntity;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Every fault of the DESIGN.md taxonomy, produced over real sockets on 127.0.0.1, and what the guarded client makes
@@ -398,6 +400,33 @@ class FaultMatrixTest {
             assertFault(e, "connection_timeout", 504, 3);
             assertThat(upstream.connectionCount()).isEqualTo(3);
             assertThat(upstream.requestCount()).isZero();
+        }
+    }
+
+    /**
+     * Regression: a reset in the middle of the handshake was connection_terminated, which says the upstream may have
+     * acted on the request (so a POST was not retried) though not a byte of it was sent. Like the clean close at the
+     * same point, it is a TLS failure, and like every handshake failure it is not retried.
+     */
+    @ParameterizedTest(name = "reset={0}")
+    @ValueSource(booleans = {false, true})
+    void aHandshakeTheUpstreamCutsOffIsATlsProtocolErrorForAnyMethod(boolean reset) throws Exception {
+        RawUpstream.Behaviour cutOff = c -> {
+            if (c.in().read(new byte[16 * 1024]) != -1) {
+                if (reset) {
+                    c.reset();
+                } else {
+                    c.close();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(cutOff);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            URI uri = URI.create("https://127.0.0.1:" + upstream.port() + "/");
+            assertFault(failure(client, new HttpGet(uri)), "tls_protocol_error", 502, 1);
+            assertFault(failure(client, post(uri)), "tls_protocol_error", 502, 1);
+            assertThat(upstream.connectionCount()).isEqualTo(2);
         }
     }
 
