@@ -439,6 +439,11 @@ public class UpstreamProxyServlet extends HttpServlet {
                 if (name.equalsIgnoreCase("Location") || name.equalsIgnoreCase("Content-Location")) {
                     value = target.rewriteLocation(value, gatewayOrigin(request), gatewayPrefix(request));
                 }
+                if (isPresetByContainer(name)) {
+                    // Single-valued (RFC 9110 §5.3), and Jetty presets its own: added, the client would get two.
+                    response.setHeader(name, value);
+                    continue;
+                }
                 response.addHeader(name, value);
             }
             String received = upstreamResponse.getVersion() == null ? via11
@@ -512,6 +517,12 @@ public class UpstreamProxyServlet extends HttpServlet {
             UpstreamFault fault = inBody ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
             return new UpstreamException(fault, upstreamName, 1, null, System.nanoTime() - start,
                     "Upstream '" + upstreamName + "' failed: " + fault.type() + " (" + e + ")", e);
+        }
+
+        /** {@code Date} and {@code Server}: the origin's replace the container's (RFC 9110 §6.6.1, §10.2.4). */
+        private static boolean isPresetByContainer(String name) {
+            int n = name.length();
+            return n == 4 ? name.equalsIgnoreCase("Date") : n == 6 && name.equalsIgnoreCase("Server");
         }
 
         private static boolean isReplacedRequestHeader(String name) {

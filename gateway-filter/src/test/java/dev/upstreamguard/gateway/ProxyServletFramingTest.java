@@ -94,6 +94,8 @@ class ProxyServletFramingTest {
                 c.close();
                 closedAfterEach.release();
             }));
+            ups.put("dated", keepAlive("HTTP/1.1 200 OK\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nServer: origin/1\r\n"
+                    + "Content-Length: 2\r\n\r\nok"));
             ups.put("surplus", keepAlive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                     + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"));
             upstreams.put(container, ups);
@@ -287,6 +289,20 @@ class ProxyServletFramingTest {
         }
         assertThat(upstreams.get(container).get("every-close").requests()).hasSize(4);
         assertNothingLeased(container, "every-close");
+    }
+
+    /**
+     * Regression: Jetty presets its own {@code Date} and {@code Server}, and the upstream's were added next to them,
+     * so the client got two of each; both are single-valued (RFC 9110 §5.3), and the origin's date is the one a proxy
+     * forwards (§6.6.1).
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theUpstreamsDateAndServerReachTheClientAloneNotBesideTheContainersOwn(Container container) throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/dated/x");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.headers("Date")).containsExactly("Tue, 01 Jan 2030 00:00:00 GMT");
+        assertThat(response.headers("Server")).containsExactly("origin/1");
     }
 
     /** Bytes an upstream sends past its framed body must never answer another client's request. */
