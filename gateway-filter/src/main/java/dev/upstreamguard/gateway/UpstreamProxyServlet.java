@@ -439,6 +439,15 @@ public class UpstreamProxyServlet extends HttpServlet {
                 if (name.equalsIgnoreCase("Location") || name.equalsIgnoreCase("Content-Location")) {
                     value = target.rewriteLocation(value, gatewayOrigin(request), gatewayPrefix(request));
                 }
+                if (name.equalsIgnoreCase("Content-Type")) {
+                    response.setContentType(value);
+                    if (!hasCharset(value)) {
+                        // Jetty infers one for text/html (utf-8), text/plain (iso-8859-1)…; a label the origin did not
+                        // give overrides the page's own <meta charset> in browsers. The type passes as it came.
+                        response.setCharacterEncoding((String) null);
+                    }
+                    continue;
+                }
                 if (isPresetByContainer(name)) {
                     // Single-valued (RFC 9110 §5.3), and Jetty presets its own: added, the client would get two.
                     response.setHeader(name, value);
@@ -517,6 +526,20 @@ public class UpstreamProxyServlet extends HttpServlet {
             UpstreamFault fault = inBody ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
             return new UpstreamException(fault, upstreamName, 1, null, System.nanoTime() - start,
                     "Upstream '" + upstreamName + "' failed: " + fault.type() + " (" + e + ")", e);
+        }
+
+        /** Whether a media type has a {@code charset} parameter; most have no parameter at all. */
+        private static boolean hasCharset(String contentType) {
+            int semicolon = contentType.indexOf(';');
+            if (semicolon < 0) {
+                return false;
+            }
+            for (int i = semicolon + 1; i + 7 <= contentType.length(); i++) {
+                if (contentType.regionMatches(true, i, "charset", 0, 7)) {
+                    return true;
+                }
+            }
+            return false;
         }
 
         /** {@code Date} and {@code Server}: the origin's replace the container's (RFC 9110 §6.6.1, §10.2.4). */

@@ -96,6 +96,9 @@ class ProxyServletFramingTest {
             }));
             ups.put("dated", keepAlive("HTTP/1.1 200 OK\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nServer: origin/1\r\n"
                     + "Content-Length: 2\r\n\r\nok"));
+            ups.put("html", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nok"));
+            ups.put("labelled", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=windows-1252\r\n"
+                    + "Content-Length: 2\r\n\r\nok"));
             ups.put("surplus", keepAlive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                     + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"));
             upstreams.put(container, ups);
@@ -303,6 +306,22 @@ class ProxyServletFramingTest {
         assertThat(response.status()).isEqualTo(200);
         assertThat(response.headers("Date")).containsExactly("Tue, 01 Jan 2030 00:00:00 GMT");
         assertThat(response.headers("Server")).containsExactly("origin/1");
+    }
+
+    /**
+     * Regression: Jetty added a charset the upstream never gave ({@code text/html} became
+     * {@code text/html;charset=utf-8}), which in a browser overrides the page's own {@code <meta charset>}. The media
+     * type passes as it came; a charset the upstream gave stays (containers may only respell it).
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theContentTypePassesWithoutACharsetTheUpstreamDidNotGive(Container container) throws Exception {
+        assertThat(RawClient.request(port(container), "GET", "/gw/html/x").headers("Content-Type"))
+                .containsExactly("text/html");
+        List<String> labelled = RawClient.request(port(container), "GET", "/gw/labelled/x").headers("Content-Type");
+        assertThat(labelled).hasSize(1);
+        assertThat(labelled.get(0).replace(" ", "").toLowerCase(java.util.Locale.ROOT))
+                .isEqualTo("text/plain;charset=windows-1252");
     }
 
     /** Bytes an upstream sends past its framed body must never answer another client's request. */
