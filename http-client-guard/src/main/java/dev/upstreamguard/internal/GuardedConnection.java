@@ -1,6 +1,7 @@
 package dev.upstreamguard.internal;
 
 import java.io.IOException;
+import java.io.InputStream;
 import java.net.Socket;
 import java.net.SocketAddress;
 import java.net.SocketException;
@@ -12,11 +13,14 @@ import org.apache.hc.client5.http.impl.io.DefaultManagedHttpClientConnection;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.ContentLengthStrategy;
 import org.apache.hc.core5.http.EndpointDetails;
 import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
+import org.apache.hc.core5.http.impl.io.ChunkedInputStream;
 import org.apache.hc.core5.http.io.HttpConnectionFactory;
+import org.apache.hc.core5.http.io.SessionInputBuffer;
 
 /**
  * An upstream connection that the pool never hands out again once bytes arrived on it that belong to no request, and
@@ -55,6 +59,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     /** Set while a request that could not be retried leases a connection on this thread. */
     private static final ThreadLocal<Boolean> PROBE_BEFORE_REUSE = ThreadLocal.withInitial(() -> Boolean.FALSE);
 
+    private final Http1Config config;
     private final StrictResponseParser parser;
     private final Ticker ticker;
     private final ReuseHistory history;
@@ -71,6 +76,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     private GuardedConnection(String id, Http1Config config, StrictResponseParser parser, Ticker ticker,
             ReuseHistory history) {
         super(id, null, null, config, null, null, null, c -> parser);
+        this.config = config;
         this.parser = parser;
         this.ticker = ticker;
         this.history = history;
@@ -187,6 +193,14 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             }
             answeredEarly = true;
         }
+    }
+
+    @Override
+    protected InputStream createContentInputStream(long length, SessionInputBuffer buffer, InputStream in) {
+        if (length != ContentLengthStrategy.CHUNKED) {
+            return super.createContentInputStream(length, buffer, in);
+        }
+        return new ChunkedInputStream(new StrictChunkSizes(buffer), in, config);
     }
 
     @Override

@@ -66,6 +66,12 @@ class ResponseParsingTest {
         // A transfer coding the client cannot undo: the body cannot be passed on (coding is hop-by-hop).
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: x-unknown\r\n\r\nok",
+        // RFC 9112 §7.1: chunk-size = 1*HEXDIG; Long.parseLong also took a sign and leading whitespace.
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n+2\r\nok\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n 2\r\nok\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n+0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 x\r\nok\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n;a=b\r\nok\r\n0\r\n\r\n",
         // RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing, even with Content-Length.
         "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         // RFC 9110 §15.2.2: 101 only answers a request that asked to upgrade; this one did not.
@@ -107,6 +113,9 @@ class ResponseParsingTest {
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n0002;a=\"b;c\";d\r\nok\r\n0\r\n\r\n",
         // RFC 9112 §7.1 and §2.2: bare LF line ends inside chunked framing, as in the head.
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\n0\n\n",
+        // Chunk extensions after optional whitespace (RFC 9112 §7.1.1), trailers of any shape, leading zeros.
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2 ;a=b\r\nok\r\n000\t;last\r\nX-T: +1\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\no\r\n00001\r\nk\r\n0\r\n\r\n",
         // The content is complete; only the end of the (empty) trailer section is missing when the connection closes.
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n",
     })
