@@ -210,14 +210,12 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     }
 
     /**
-     * Whether the upstream sent something before a write failed: HTTP bytes, or over TLS any record still encrypted
-     * on the TCP socket (the TLS socket counts only what it has already decrypted, so an answer waiting there would be
-     * missed). Only asked about a connection that is broken anyway, so nothing is lost by reading what is there.
+     * Whether the upstream sent something before a write failed (over TLS possibly still encrypted). Only asked about a
+     * connection that is broken anyway, so nothing is lost by reading what is there.
      */
     private boolean hasAnswerWaiting() {
         try {
-            Socket tcp = tcpSocket;
-            return hasUnsolicitedInput() || (tcp != null && tcp.getInputStream().available() > 0);
+            return hasUnsolicitedInput();
         } catch (IOException e) {
             return false;
         }
@@ -267,11 +265,21 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         return details == null ? -1 : details.getReceivedBytesCount();
     }
 
+    /**
+     * Bytes received and not read: in the parser's buffer, in the socket, and under TLS also still encrypted on the
+     * TCP socket — the TLS socket counts only what it has decrypted, so a surplus record, or the close_notify of an
+     * upstream closing the connection, would otherwise go unseen until the next request read it as its response.
+     * No TLS handshake message is due there after a complete response; one would only cost a fresh connection.
+     */
     private boolean hasUnsolicitedInput() throws IOException {
         if (parser.bufferedInput() > 0) {
             return true;
         }
         Socket socket = getSocket();
-        return socket != null && socket.getInputStream().available() > 0;
+        if (socket != null && socket.getInputStream().available() > 0) {
+            return true;
+        }
+        Socket tcp = tcpSocket;
+        return tcp != null && tcp.getInputStream().available() > 0;
     }
 }

@@ -8,16 +8,23 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.RawUpstream;
+import dev.upstreamguard.testing.TestTls;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.net.Socket;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.Semaphore;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpHead;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
+import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
+import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -96,6 +103,74 @@ class ConnectionReuseTest {
             assertThat(next).isEqualTo("200 second");
             assertThat(upstream.requests().get(1).connectionIndex()).as("the out-of-step connection was dropped")
                     .isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: over TLS the surplus is still encrypted on the TCP socket when the next request leases the
+     * connection (the TLS socket counts only bytes it has decrypted), so the smuggled response answered that request.
+     * The surplus goes out as its own TLS record, written once the first response is out.
+     */
+    @Test
+    void aResponseSmuggledInItsOwnTlsRecordNeverBecomesTheNextRequestsResponse() throws Exception {
+        CountDownLatch smuggled = new CountDownLatch(1);
+        RawUpstream.Behaviour keepAlive = c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                if (r.index() == 0) {
+                    c.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    c.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!");
+                    smuggled.countDown();
+                } else {
+                    c.write(SECOND);
+                }
+            }
+        };
+        // The TCP socket under the TLS one, so the test can wait until the surplus has arrived (loopback delivery
+        // can lag the upstream's write on a loaded machine); the pool must then notice it without a probe.
+        AtomicReference<Socket> tcp = new AtomicReference<>();
+        TlsSocketStrategy tls = new DefaultClientTlsStrategy(TestTls.clientContext());
+        PoolingHttpClientConnectionManager manager = GuardedHttpClients.connectionManagerBuilder()
+                .setTlsSocketStrategy((socket, target, port, attachment, context) -> {
+                    tcp.set(socket);
+                    return tls.upgrade(socket, target, port, attachment, context);
+                }).build();
+        try (RawUpstream upstream = RawUpstream.startTls(false, keepAlive);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(GuardPolicy.builder()
+                        .connectTimeout(Duration.ofSeconds(10)).responseTimeout(Duration.ofSeconds(5)).maxAttempts(3)
+                        .build()).connectionManager(manager).ticker(time).sleeper(time).build()) {
+            String first = client.execute(new HttpGet(upstream.baseUrl() + "/1"),
+                    r -> EntityUtils.toString(r.getEntity()));
+            assertThat(first).isEqualTo("ok");
+            assertThat(smuggled.await(10, TimeUnit.SECONDS)).isTrue();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(10);
+            while (tcp.get().getInputStream().available() == 0) {
+                assertThat(System.nanoTime()).as("the surplus arrived").isLessThan(deadline);
+                LockSupport.parkNanos(1_000_000);
+            }
+            String next = client.execute(new HttpGet(upstream.baseUrl() + "/2"),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(next).isEqualTo("200 second");
+        }
+    }
+
+    /** Looking at the TCP socket under TLS finds nothing on a healthy connection: it stays in the pool. */
+    @Test
+    void aWellFramedTlsResponseLeavesItsConnectionInThePool() throws Exception {
+        RawUpstream.Behaviour keepAlive = c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                c.write(SECOND);
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, keepAlive);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(GuardPolicy.builder()
+                        .connectTimeout(Duration.ofSeconds(10)).responseTimeout(Duration.ofSeconds(5)).build())
+                        .sslContext(TestTls.clientContext()).ticker(time).sleeper(time).build()) {
+            for (int i = 0; i < 3; i++) {
+                String seen = client.execute(new HttpGet(upstream.baseUrl() + "/" + i),
+                        r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+                assertThat(seen).isEqualTo("200 second");
+            }
+            assertThat(upstream.connectionCount()).isEqualTo(1);
         }
     }
 
