@@ -50,9 +50,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     private final int maxSectionSize;
     /** The connection's input buffer, as the last parse saw it: one parser serves one connection. */
     private SessionInputBuffer buffer;
-    /** The last head parsed was an interim (1xx) response: the final one is still due. */
-    private boolean interim;
-    /** Interim responses since the last final one. */
+    /** Interim (1xx) responses since the last final one: while there are any, the final one is still due. */
     private int interimResponses;
 
     StrictResponseParser(int maxHeaderCount, int maxSectionSize) {
@@ -73,9 +71,9 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         int read = -1;
         for (int n = 0; n < MAX_EMPTY_LINES; n++) {
             line.clear();
-            read = readLine(buffer, in, line, "status line", interim);
+            read = readLine(buffer, in, line, "status line", interimResponses > 0);
             if (read == -1) {
-                if (interim) {
+                if (interimResponses > 0) {
                     // RFC 9209: the upstream had begun to respond, so this is an incomplete response, not no response.
                     throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                             "The upstream closed the connection after an interim response, before the final one");
@@ -136,8 +134,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         }
         response.setHeaders(headers);
         checkFraming(response);
-        interim = response.getCode() < 200;
-        if (!interim) {
+        if (response.getCode() >= 200) {
             interimResponses = 0;
         } else if (++interimResponses > MAX_INTERIM_RESPONSES) {
             throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
