@@ -144,10 +144,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         try {
             super.sendRequestEntity(request);
         } catch (SocketException e) {
-            if (!hasAnswerWaiting()) {
-                throw e;
-            }
-            answeredEarly = true;
+            answeredEarlyOrThrow(e);
         }
     }
 
@@ -188,10 +185,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         } catch (SocketException e) {
             // The same for the head: an upstream refusing the connection at once (a TLS server demanding a client
             // certificate sends its alert and closes) said why; reading it beats reporting a broken pipe.
-            if (!hasAnswerWaiting()) {
-                throw e;
-            }
-            answeredEarly = true;
+            answeredEarlyOrThrow(e);
         }
     }
 
@@ -210,15 +204,21 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     }
 
     /**
-     * Whether the upstream sent something before a write failed (over TLS possibly still encrypted). Only asked about a
-     * connection that is broken anyway, so nothing is lost by reading what is there.
+     * A write failed: if the upstream sent something first (over TLS possibly still encrypted), that is its answer and
+     * is read next; otherwise the write's failure stands. Only asked about a connection that is broken anyway, so
+     * nothing is lost by looking at what is there.
      */
-    private boolean hasAnswerWaiting() {
+    private void answeredEarlyOrThrow(SocketException writeFailure) throws SocketException {
+        boolean answerWaiting;
         try {
-            return hasUnsolicitedInput();
+            answerWaiting = hasUnsolicitedInput();
         } catch (IOException e) {
-            return false;
+            answerWaiting = false;
         }
+        if (!answerWaiting) {
+            throw writeFailure;
+        }
+        answeredEarly = true;
     }
 
     @Override
