@@ -41,7 +41,7 @@ final class ReuseHistory {
 
     /** Whether a connection to {@code address} may be reused after idling {@code idle} ns without a probe. */
     boolean mayReuse(SocketAddress address, long idle) {
-        Entry e = address == null ? null : entry(address);
+        Entry e = entry(address);
         return e == null || idle <= e.maxIdle;
     }
 
@@ -50,19 +50,19 @@ final class ReuseHistory {
      * may a request that cannot be retried skip the probe for a close.
      */
     boolean proven(SocketAddress address) {
-        return address != null && entry(address) == PROVEN;
+        return entry(address) == PROVEN;
     }
 
     /** A reused connection to {@code address} answered. */
     void reuseWorked(SocketAddress address) {
-        if (address != null && byAddress.get(address) != PROVEN && (byAddress.size() < MAX_ADDRESSES || byAddress.containsKey(address))) {
+        if (remembers(address) && byAddress.get(address) != PROVEN) {
             byAddress.put(address, PROVEN);
         }
     }
 
     /** A connection to {@code address} turned out closed by the upstream after idling {@code idle} ns. */
     void closedWhileIdle(SocketAddress address, long idle) {
-        if (address == null || byAddress.size() >= MAX_ADDRESSES && !byAddress.containsKey(address)) {
+        if (!remembers(address)) {
             return;
         }
         long maxIdle = idle < CLOSES_AFTER_EVERY_RESPONSE ? -1 : idle / 2;
@@ -71,7 +71,15 @@ final class ReuseHistory {
                 (old, now) -> old == PROVEN || now.maxIdle < old.maxIdle ? now : new Entry(old.maxIdle, until));
     }
 
+    /** Whether {@code address} (unknown before the socket connects) has or may get an entry. */
+    private boolean remembers(SocketAddress address) {
+        return address != null && (byAddress.size() < MAX_ADDRESSES || byAddress.containsKey(address));
+    }
+
     private Entry entry(SocketAddress address) {
+        if (address == null) {
+            return null;
+        }
         Entry e = byAddress.get(address);
         if (e != null && e != PROVEN && ticker.nanoTime() - e.until > 0) {
             byAddress.remove(address, e);
