@@ -544,8 +544,7 @@ public class UpstreamProxyServlet extends HttpServlet {
 
         /** {@code Date} and {@code Server}: the origin's replace the container's (RFC 9110 §6.6.1, §10.2.4). */
         private static boolean isPresetByContainer(String name) {
-            int n = name.length();
-            return n == 4 ? name.equalsIgnoreCase("Date") : n == 6 && name.equalsIgnoreCase("Server");
+            return name.equalsIgnoreCase("Date") || name.equalsIgnoreCase("Server");
         }
 
         private static boolean isReplacedRequestHeader(String name) {
