@@ -12,13 +12,13 @@ command -v wrk >/dev/null || { echo "wrk is missing (apt-get install wrk)"; exit
 [ "${SKIP_BUILD:-}" = 1 ] || mvn -B -q -pl benchmarks -am package -DskipTests
 jar=benchmarks/target/benchmarks.jar
 dir=$(mktemp -d); pids=()
-cleanup() { kill "${pids[@]}" 2>/dev/null || true; rm -rf "$dir"; }
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; pkill -P $$ -x sleep 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT INT TERM
 
 start() { # name main-class args...: starts a JVM whose stdin stays open (its lifeline) and waits for READY
   local name=$1; shift
   # shellcheck disable=SC2086
-  java -Xms512m -Xmx512m ${JAVA_OPTS:-} -cp "$jar" "$@" < <(sleep 86400) > "$dir/$name.out" 2> "$dir/$name.log" &
+  java -Xms512m -Xmx512m ${JAVA_OPTS:-} -cp "$jar" "$@" < <(sleep 86400 2>/dev/null) > "$dir/$name.out" 2> "$dir/$name.log" &
   pids+=($!)
   for _ in $(seq 1 600); do grep -q READY "$dir/$name.out" 2>/dev/null && return; sleep 0.1; done
   echo "$name did not start; see its log:"; cat "$dir/$name.log"; exit 1
