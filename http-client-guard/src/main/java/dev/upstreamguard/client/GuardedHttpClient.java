@@ -90,6 +90,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     /** The same lookup keyed by the caller's {@link HttpHost}, so the hot path builds no origin string. */
     private final Map<HttpHost, UpstreamGuard> byHost = new ConcurrentHashMap<>();
     private final Function<String, UpstreamGuard> unnamed;
+    /** The unnamed upstreams by origin: the ones that may be forgotten once there are more than the cap. */
+    private final Map<String, UpstreamGuard> unnamedByOrigin = new ConcurrentHashMap<>();
+    private final int maxUnnamed;
     private final RequestConfig baseConfig;
     private final Ticker ticker;
     private final Clock clock;
@@ -98,13 +101,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     GuardedHttpClient(CloseableHttpClient delegate, HttpClientConnectionManager connectionManager,
             Map<String, UpstreamGuard> named, Map<String, UpstreamGuard> byOrigin,
-            Function<String, UpstreamGuard> unnamed, RequestConfig baseConfig, Ticker ticker, Clock clock,
-            Sleeper sleeper) {
+            Function<String, UpstreamGuard> unnamed, int maxUnnamed, RequestConfig baseConfig, Ticker ticker,
+            Clock clock, Sleeper sleeper) {
         this.delegate = delegate;
         this.connectionManager = connectionManager;
         this.byName = new ConcurrentHashMap<>(named);
         this.byOrigin = new ConcurrentHashMap<>(byOrigin);
         this.unnamed = unnamed;
+        this.maxUnnamed = maxUnnamed;
         this.baseConfig = baseConfig;
         this.ticker = ticker;
         this.clock = clock;
@@ -124,7 +128,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         return guard;
     }
 
-    /** Every named upstream and every unnamed upstream called so far. */
+    /**
+     * Every named upstream and every unnamed upstream called so far, except unnamed ones forgotten while idle (see
+     * {@link GuardedHttpClientBuilder#maxUnnamedUpstreams(int)}).
+     */
     public Collection<GuardedUpstream> upstreams() {
         return Collections.unmodifiableCollection(new ArrayList<>(byName.values()));
     }
@@ -383,6 +390,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         }
         UpstreamGuard cached = byHost.get(host);
         if (cached != null) {
+            cached.used(start);
             return cached;
         }
         String origin = origin(host.getSchemeName(), host.getHostName(), host.getPort());
@@ -391,13 +399,50 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             guard = byOrigin.computeIfAbsent(origin, o -> {
                 UpstreamGuard g = unnamed.apply(o);
                 byName.putIfAbsent(o, g);
+                unnamedByOrigin.put(o, g);
                 return g;
             });
+            if (unnamedByOrigin.size() > maxUnnamed) {
+                forgetIdleUnnamed(guard);
+            }
         }
+        guard.used(start);
         if (byHost.size() < MAX_CACHED_HOSTS) {
             byHost.put(host, guard);
+            if (byOrigin.get(origin) != guard) {
+                // Forgotten meanwhile: forgetting removes it from byOrigin before it clears this cache.
+                byHost.remove(host, guard);
+            }
         }
         return guard;
+    }
+
+    /**
+     * Keeps a client that calls an open-ended set of hosts (webhooks, a crawler) from holding a breaker, a bulkhead
+     * and meters for every host it ever called: past {@code maxUnnamed}, the unnamed upstreams idle longest are
+     * forgotten, meters included. Only idle ones (circuit closed, nothing in flight) go, so an open circuit keeps
+     * protecting its upstream; when none is idle the cap is exceeded rather than a call refused.
+     */
+    private synchronized void forgetIdleUnnamed(UpstreamGuard keep) {
+        while (unnamedByOrigin.size() > maxUnnamed) {
+            UpstreamGuard oldest = null;
+            for (UpstreamGuard g : unnamedByOrigin.values()) {
+                if (g != keep && g.isIdle() && (oldest == null || g.lastUsedNanos() - oldest.lastUsedNanos() < 0)) {
+                    oldest = g;
+                }
+            }
+            if (oldest == null) {
+                return;
+            }
+            UpstreamGuard forgotten = oldest;
+            String origin = forgotten.name();
+            byOrigin.remove(origin, forgotten);
+            byName.remove(origin, forgotten);
+            unnamedByOrigin.remove(origin, forgotten);
+            byHost.values().removeIf(g -> g == forgotten);
+            forgotten.close();
+            LOG.debug("Forgot idle unnamed upstream '{}': more than {} unnamed upstreams", origin, maxUnnamed);
+        }
     }
 
     /** {@code scheme://host:port} with the scheme's default port filled in: the key of an unnamed upstream. */

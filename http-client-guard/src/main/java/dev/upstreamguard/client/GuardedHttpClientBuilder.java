@@ -46,6 +46,8 @@ public final class GuardedHttpClientBuilder {
     static final int DEFAULT_MAX_HEADER_SIZE = 16 * 1024;
     static final int DEFAULT_MAX_HEADER_COUNT = 256;
     static final int DEFAULT_MAX_HEADER_SECTION_SIZE = 64 * 1024;
+    static final int DEFAULT_MAX_UNNAMED_UPSTREAMS = 1000;
+    private static final int MAX_CACHED_CONNECTION_CONFIGS = 1024;
 
     private final Map<String, Named> upstreams = new LinkedHashMap<>();
     private GuardPolicy defaults = GuardPolicy.ofDefaults();
@@ -63,6 +65,7 @@ public final class GuardedHttpClientBuilder {
     private boolean contentCompression = true;
     private boolean redirects = true;
     private Boolean cookieManagement;
+    private int maxUnnamedUpstreams = DEFAULT_MAX_UNNAMED_UPSTREAMS;
 
     GuardedHttpClientBuilder() {
     }
@@ -191,6 +194,17 @@ public final class GuardedHttpClientBuilder {
         return this;
     }
 
+    /**
+     * How many unnamed upstreams (each {@code scheme://host:port} called that no named upstream covers) keep their
+     * own breaker, bulkhead, budget and meters at once; default {@value #DEFAULT_MAX_UNNAMED_UPSTREAMS}. Past it, the
+     * ones idle longest — circuit closed, no call in flight — are forgotten with their meters, and start afresh if
+     * called again; an upstream whose circuit is open is never forgotten. Named upstreams are never forgotten.
+     */
+    public GuardedHttpClientBuilder maxUnnamedUpstreams(int max) {
+        this.maxUnnamedUpstreams = positive("maxUnnamedUpstreams", max);
+        return this;
+    }
+
     /** Builds the client; it owns the connection manager it created and closes it on close. */
     public GuardedHttpClient build() {
         Map<String, UpstreamGuard> byName = new LinkedHashMap<>();
@@ -226,8 +240,8 @@ public final class GuardedHttpClientBuilder {
         Clock c = clock;
         MeterRegistry registry = meterRegistry;
         Function<String, UpstreamGuard> unnamed = origin -> new UpstreamGuard(origin, fallback, t, c, registry);
-        return new GuardedHttpClient(builder.build(), manager, byName, byOrigin, unnamed, requestConfig, ticker,
-                clock, sleeper);
+        return new GuardedHttpClient(builder.build(), manager, byName, byOrigin, unnamed, maxUnnamedUpstreams,
+                requestConfig, ticker, clock, sleeper);
     }
 
     private PoolingHttpClientConnectionManager pool() {
@@ -243,9 +257,19 @@ public final class GuardedHttpClientBuilder {
                 maxHeaderSectionSize, ticker)
                 .setMaxConnTotal(Math.max(total, 4 * defaults.maxConnections()))
                 .setMaxConnPerRoute(defaults.maxConnections())
-                // Resolved on every lease: cached per host so no origin string is built per request.
-                .setConnectionConfigResolver(route -> connectionConfigs.computeIfAbsent(route.getTargetHost(),
-                        host -> connectionConfig(policyOf(host, policies))))
+                // Resolved on every lease: cached per host so no origin string is built per request, up to a
+                // bound, so that a client calling ever new hosts does not grow the cache without end.
+                .setConnectionConfigResolver(route -> {
+                    HttpHost host = route.getTargetHost();
+                    ConnectionConfig config = connectionConfigs.get(host);
+                    if (config == null) {
+                        config = connectionConfig(policyOf(host, policies));
+                        if (connectionConfigs.size() < MAX_CACHED_CONNECTION_CONFIGS) {
+                            connectionConfigs.put(host, config);
+                        }
+                    }
+                    return config;
+                })
                 .setTlsConfigResolver(host -> TlsConfig.custom()
                         .setHandshakeTimeout(timeout(policyOf(host, policies).connectTimeout().toMillis()))
                         .build());

@@ -20,6 +20,8 @@ public final class GuardMetrics {
     private final ConcurrentMap<Long, Timer> timers = new ConcurrentHashMap<>();
     private final ConcurrentMap<String, Counter> retries = new ConcurrentHashMap<>();
     private final Counter budgetExhausted;
+    /** Set when the upstream is forgotten: a call still finishing must not register its meters again. */
+    private volatile boolean closed;
 
     GuardMetrics(MeterRegistry registry, String upstream) {
         this.registry = registry;
@@ -33,7 +35,7 @@ public final class GuardMetrics {
 
     /** Records one finished call. {@code status} is 0 when no response arrived; {@code fault} null when none. */
     public void recordCall(String method, String outcome, int status, UpstreamFault fault, long nanos) {
-        if (registry == null) {
+        if (registry == null || closed) {
             return;
         }
         int m = methodIndex(method);
@@ -56,7 +58,7 @@ public final class GuardMetrics {
 
     /** Records one retry, tagged with what caused it: a fault type, or {@code status_503} and the like. */
     public void recordRetry(String cause) {
-        if (registry == null) {
+        if (registry == null || closed) {
             return;
         }
         retries.computeIfAbsent(cause, c -> Counter.builder("upstream.guard.retries")
@@ -64,6 +66,17 @@ public final class GuardMetrics {
                 .tag("upstream", upstream)
                 .tag("fault", c)
                 .register(registry)).increment();
+    }
+
+    /** Removes every meter of this upstream from the registry; later records are dropped. */
+    void close() {
+        closed = true;
+        if (registry == null) {
+            return;
+        }
+        timers.values().forEach(registry::remove);
+        retries.values().forEach(registry::remove);
+        registry.remove(budgetExhausted);
     }
 
     public void recordBudgetExhausted() {

@@ -38,8 +38,11 @@ public final class UpstreamGuard implements GuardedUpstream {
     private final GuardMetrics metrics;
     private final Clock clock;
     private final AtomicLongArray faultCounts = new AtomicLongArray(FAULTS.length);
+    private final CircuitBreakerRegistry breakerRegistry;
+    private final BulkheadRegistry bulkheadRegistry;
     private volatile long openedAtMillis;
     private volatile RequestConfig attemptConfig;
+    private volatile long lastUsedNanos;
 
     public UpstreamGuard(String name, GuardPolicy policy, Ticker ticker, Clock clock, MeterRegistry registry) {
         this.name = name;
@@ -63,26 +66,64 @@ public final class UpstreamGuard implements GuardedUpstream {
                     .writableStackTraceEnabled(false)
                     .clock(clock)
                     .build();
-            CircuitBreakerRegistry cbRegistry = CircuitBreakerRegistry.of(config);
-            this.breaker = cbRegistry.circuitBreaker(name);
+            this.breakerRegistry = CircuitBreakerRegistry.of(config);
+            this.breaker = breakerRegistry.circuitBreaker(name);
             if (registry != null) {
-                TaggedCircuitBreakerMetrics.ofCircuitBreakerRegistry(cbRegistry).bindTo(registry);
+                TaggedCircuitBreakerMetrics.ofCircuitBreakerRegistry(breakerRegistry).bindTo(registry);
             }
         } else {
+            this.breakerRegistry = null;
             this.breaker = null;
         }
         if (policy.bulkhead().enabled()) {
-            BulkheadRegistry bhRegistry = BulkheadRegistry.of(BulkheadConfig.custom()
+            this.bulkheadRegistry = BulkheadRegistry.of(BulkheadConfig.custom()
                     .maxConcurrentCalls(policy.bulkhead().maxConcurrentCalls())
                     .maxWaitDuration(Duration.ZERO)
                     .writableStackTraceEnabled(false)
                     .build());
-            this.bulkhead = bhRegistry.bulkhead(name);
+            this.bulkhead = bulkheadRegistry.bulkhead(name);
             if (registry != null) {
-                TaggedBulkheadMetrics.ofBulkheadRegistry(bhRegistry).bindTo(registry);
+                TaggedBulkheadMetrics.ofBulkheadRegistry(bulkheadRegistry).bindTo(registry);
             }
         } else {
+            this.bulkheadRegistry = null;
             this.bulkhead = null;
+        }
+        this.lastUsedNanos = ticker.nanoTime();
+    }
+
+    /**
+     * Notes a call at {@code nanos} (the client's ticker), for {@link #lastUsedNanos()}. Written at most once a second:
+     * every call of a busy upstream would otherwise write the same shared field.
+     */
+    public void used(long nanos) {
+        if (nanos - lastUsedNanos > 1_000_000_000L) {
+            lastUsedNanos = nanos;
+        }
+    }
+
+    /** When a call last started, to within a second, on the client's ticker. */
+    public long lastUsedNanos() {
+        return lastUsedNanos;
+    }
+
+    /**
+     * Whether forgetting this upstream loses nothing a caller relies on: its circuit is closed (an open or half-open
+     * one is protecting the upstream and must keep its state) and the bulkhead sees no call in flight.
+     */
+    public boolean isIdle() {
+        CircuitBreaker.State state = breaker == null ? CircuitBreaker.State.CLOSED : breaker.getState();
+        return state == CircuitBreaker.State.CLOSED && callsInFlight() == 0;
+    }
+
+    /** Removes this upstream's meters (ours and Resilience4j's) from the registry; the object stays usable. */
+    public void close() {
+        metrics.close();
+        if (breakerRegistry != null) {
+            breakerRegistry.remove(name);
+        }
+        if (bulkheadRegistry != null) {
+            bulkheadRegistry.remove(name);
         }
     }
 
