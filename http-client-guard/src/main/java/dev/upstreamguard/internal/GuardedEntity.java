@@ -74,10 +74,16 @@ public final class GuardedEntity extends HttpEntityWrapper {
 
     @Override
     public void close() throws IOException {
-        call.succeeded();
         if (!aborted) {
-            super.close();
+            try {
+                // HttpClient drains what is left of the body here, to reuse the connection: a body cut short fails
+                // now, and is the upstream's fault like any other, not an unclassified exception from close().
+                super.close();
+            } catch (IOException e) {
+                throw fail(e);
+            }
         }
+        call.succeeded();
     }
 
     private IOException fail(IOException e) {
@@ -165,11 +171,15 @@ public final class GuardedEntity extends HttpEntityWrapper {
 
         @Override
         public void close() throws IOException {
+            if (!aborted) {
+                try {
+                    in.close(); // drains the rest of the body, as above
+                } catch (IOException e) {
+                    throw fail(e);
+                }
+            }
             // Closing early is the caller's choice, not the upstream's fault: the call ends with the status it had.
             call.succeeded();
-            if (!aborted) {
-                in.close();
-            }
         }
     }
 }

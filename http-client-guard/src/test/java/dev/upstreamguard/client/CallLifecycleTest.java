@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.catchThrowable;
 
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.MockWebServers;
@@ -56,6 +57,31 @@ class CallLifecycleTest {
                 assertThat(client.upstream("http://127.0.0.1:" + server.getPort()).callsInFlight()).isZero();
             }
             assertThat(server.getRequestCount()).isEqualTo(5);
+            assertThat(client.poolStats().getLeased()).isZero();
+        }
+    }
+
+    @Test
+    void closingAResponseWhoseBodyTheUpstreamCutShortFailsAsAnIncompleteResponseNotAnUnclassifiedException()
+            throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.truncatedBody());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build())
+                        .meterRegistry(meters).build()) {
+            for (boolean readSome : new boolean[] {false, true}) {
+                ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
+                if (readSome) {
+                    assertThat(response.getEntity().getContent().read(new byte[4])).isEqualTo(4);
+                }
+                // Closing drains the rest of the body to keep the connection: that read meets the cut.
+                Throwable thrown = catchThrowable(response::close);
+                assertThat(thrown).isInstanceOf(UpstreamException.class);
+                assertFault((UpstreamException) thrown, "http_response_incomplete", 502, 1);
+            }
+            GuardedUpstream guarded = client.upstream(upstream.baseUrl());
+            assertThat(guarded.faultCounts()).containsEntry(UpstreamFault.HTTP_RESPONSE_INCOMPLETE, 2L);
+            assertThat(guarded.callsInFlight()).isZero();
+            assertThat(meters.find("upstream.guard.calls").tag("outcome", "success").timer()).isNull();
             assertThat(client.poolStats().getLeased()).isZero();
         }
     }
