@@ -60,6 +60,11 @@ public final class Call {
         return ticker.nanoTime() - startNanos;
     }
 
+    /** Whether the caller cancelled the request: what fails after that is not the upstream's doing. */
+    public boolean cancelledByCaller() {
+        return cancelled.getAsBoolean();
+    }
+
     /** The response head arrived; the call finishes when its body does. */
     public void responded(int status) {
         this.status = status;
@@ -94,7 +99,7 @@ public final class Call {
             return;
         }
         long nanos = elapsedNanos();
-        boolean byCaller = cancelled.getAsBoolean();
+        boolean byCaller = cancelledByCaller();
         CircuitBreaker breaker = upstream.breaker();
         if (holdsBreakerPermit && breaker != null) {
             if (countsAgainstUpstream(fault) && !byCaller) {

@@ -80,10 +80,18 @@ public final class GuardedEntity extends HttpEntityWrapper {
                 // now, and is the upstream's fault like any other, not an unclassified exception from close().
                 super.close();
             } catch (IOException e) {
-                throw fail(e);
+                failUnlessCancelled(e);
             }
         }
         call.succeeded();
+    }
+
+    /** A failed close after the caller's own cancel is what the caller asked for: recorded as such, not thrown. */
+    private void failUnlessCancelled(IOException e) throws IOException {
+        IOException classified = fail(e);
+        if (!call.cancelledByCaller()) {
+            throw classified;
+        }
     }
 
     private IOException fail(IOException e) {
@@ -175,7 +183,7 @@ public final class GuardedEntity extends HttpEntityWrapper {
                 try {
                     in.close(); // drains the rest of the body, as above
                 } catch (IOException e) {
-                    throw fail(e);
+                    failUnlessCancelled(e);
                 }
             }
             // Closing early is the caller's choice, not the upstream's fault: the call ends with the status it had.

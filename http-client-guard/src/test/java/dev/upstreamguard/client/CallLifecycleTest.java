@@ -290,6 +290,30 @@ class CallLifecycleTest {
     }
 
     /** A cancelled call is on record, but as the caller's doing: no fault of the upstream's to count or alert on. */
+    @Test
+    void closingAResponseAfterCancellingItMidBodyIsQuietAndRecordedAsCancelled() throws Exception {
+        RawUpstream.Behaviour endlessBody = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + "x".repeat(1000));
+                c.stallUntilClosed();
+            }
+        };
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (RawUpstream upstream = RawUpstream.start(endlessBody);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build())
+                        .meterRegistry(meters).build()) {
+            HttpGet get = new HttpGet(upstream.uri("/download"));
+            ClassicHttpResponse response = client.executeOpen(null, get, null);
+            assertThat(response.getEntity().getContent().readNBytes(1000)).hasSize(1000);
+            get.cancel();
+            // The cancel closed the connection: closing neither drains the rest nor reports a fault.
+            response.close();
+            assertThat(client.upstream(upstream.baseUrl()).callsInFlight()).isZero();
+            assertThat(client.poolStats().getLeased()).isZero();
+            assertRecordedAsCancelled(client.upstream(upstream.baseUrl()), meters, "200");
+        }
+    }
+
     private static void assertRecordedAsCancelled(GuardedUpstream upstream, SimpleMeterRegistry meters,
             String status) {
         assertThat(upstream.faultCounts()).isEmpty();
