@@ -49,6 +49,7 @@ class ProxyServletTest {
     private final Map<Container, Map<String, UpstreamProxyServlet>> servlets = new EnumMap<>(Container.class);
     private final Map<Container, Map<String, RawUpstream>> upstreams = new EnumMap<>(Container.class);
     private final Map<Container, SimpleMeterRegistry> uploadMeters = new EnumMap<>(Container.class);
+    private final Map<Container, SimpleMeterRegistry> endlessMeters = new EnumMap<>(Container.class);
     private RawUpstream recording;
     private RawUpstream evil;
 
@@ -85,6 +86,9 @@ class ProxyServletTest {
             uploadMeters.put(container, new SimpleMeterRegistry());
             routes.put("upload", fast(UpstreamProxyServlet.builder(ups.get("upload").baseUrl() + "/base")
                     .meterRegistry(uploadMeters.get(container))));
+            endlessMeters.put(container, new SimpleMeterRegistry());
+            routes.put("endless", fast(UpstreamProxyServlet.builder(ups.get("endless").baseUrl() + "/base")
+                    .meterRegistry(endlessMeters.get(container))));
             Container.Deployment deployment = new Container.Deployment();
             routes.forEach((route, servlet) -> deployment.servlet(route, servlet, "/" + route + "/*"));
             Map<String, String> params = new LinkedHashMap<>();
@@ -434,6 +438,19 @@ class ProxyServletTest {
         assertThat(upstreamCut.await(15, TimeUnit.SECONDS))
                 .as("the upstream connection is closed, not drained (sent %d bytes)", sent.get()).isTrue();
         assertNothingLeased(container, "endless");
+        assertRecordedAsCancelled(container, "endless", endlessMeters.get(container));
+    }
+
+    /** A client walking away says nothing about the upstream's health: no fault, no breaker failure, no success. */
+    private void assertRecordedAsCancelled(Container container, String route, SimpleMeterRegistry meters) {
+        UpstreamProxyServlet servlet = servlets.get(container).get(route);
+        var upstream = servlet.client().upstream(servlet.upstreamName());
+        // The upstream sees the cut before the servlet thread has finished the call.
+        Await.until("the call is on record", SETTLE, () -> !meters.find("upstream.guard.calls").timers().isEmpty());
+        assertThat(meters.find("upstream.guard.calls").timers()).singleElement()
+                .satisfies(t -> assertThat(t.getId().getTag("outcome")).isEqualTo("cancelled"));
+        assertThat(upstream.faultCounts()).isEmpty();
+        assertThat(upstream.circuitBreaker().orElseThrow().getMetrics().getNumberOfFailedCalls()).isZero();
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -467,16 +484,7 @@ class ProxyServletTest {
         assertThat(upstreamCut.await(15, TimeUnit.SECONDS)).as("the upstream connection is closed").isTrue();
         assertThat(received.get()).isLessThan(announced);
         assertNothingLeased(container, "upload");
-        // The client walked away: that says nothing about the upstream's health.
-        UpstreamProxyServlet servlet = servlets.get(container).get("upload");
-        var upstream = servlet.client().upstream(servlet.upstreamName());
-        SimpleMeterRegistry meters = uploadMeters.get(container);
-        // The upstream sees the cut before the servlet thread has finished the call.
-        Await.until("the call is on record", SETTLE, () -> !meters.find("upstream.guard.calls").timers().isEmpty());
-        assertThat(meters.find("upstream.guard.calls").timers()).singleElement()
-                .satisfies(t -> assertThat(t.getId().getTag("outcome")).isEqualTo("cancelled"));
-        assertThat(upstream.faultCounts()).isEmpty();
-        assertThat(upstream.circuitBreaker().orElseThrow().getMetrics().getNumberOfFailedCalls()).isZero();
+        assertRecordedAsCancelled(container, "upload", uploadMeters.get(container));
     }
 
     @ParameterizedTest(name = "[{0}]")
