@@ -47,7 +47,8 @@ class FragmentationTest {
                         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n"),
                 Arguments.of("conflicting-lengths", "http_protocol_error",
                         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok!"),
-                Arguments.of("malformed-status", "http_protocol_error", "HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok"),
+                Arguments.of("malformed-status", "http_protocol_error",
+                        "HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok"),
                 Arguments.of("truncated-body", "http_response_incomplete",
                         "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"));
     }
