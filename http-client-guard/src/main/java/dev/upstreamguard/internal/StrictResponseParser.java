@@ -1,6 +1,7 @@
 package dev.upstreamguard.internal;
 
 import dev.upstreamguard.UpstreamFault;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.SocketException;
@@ -71,7 +72,16 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         int read = -1;
         for (int n = 0; n < MAX_EMPTY_LINES; n++) {
             line.clear();
-            read = readLine(buffer, in, line, "status line", interimResponses > 0);
+            boolean started = interimResponses > 0 || buffer.length() > 0;
+            Arrival arrival = new Arrival(in);
+            read = readLine(buffer, arrival, line, "status line", started, arrival);
+            if (read > 0 && arrival.ended && couldStartStatusLine(line)) {
+                // The line ended with the connection, not with a line break: the upstream began a status line and
+                // went away. RFC 9209: an incomplete response, like a head cut off later; bytes that cannot begin a
+                // status line are still "not HTTP" below.
+                throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
+                        "The upstream closed the connection in the middle of the status line");
+            }
             if (read == -1) {
                 if (interimResponses > 0) {
                     // RFC 9209: the upstream had begun to respond, so this is an incomplete response, not no response.
@@ -94,7 +104,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         CharArrayBuffer previous = null;
         for (;;) {
             CharArrayBuffer current = new CharArrayBuffer(64);
-            if (readLine(buffer, in, current, "header", true) == -1) {
+            if (readLine(buffer, in, current, "header", true, null) == -1) {
                 throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                         "The upstream closed the connection in the middle of the response header section");
             }
@@ -143,9 +153,12 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         return response;
     }
 
-    /** {@code started}: part of the response already arrived, so a connection that breaks leaves it incomplete. */
+    /**
+     * {@code started}: part of the response already arrived, so a connection that breaks leaves it incomplete; so it
+     * does if {@code arrival} (when given) saw bytes of this line arrive before the break.
+     */
     private static int readLine(SessionInputBuffer buffer, InputStream in, CharArrayBuffer line, String what,
-            boolean started) throws IOException {
+            boolean started, Arrival arrival) throws IOException {
         try {
             return buffer.readLine(line, in);
         } catch (MessageConstraintException e) {
@@ -153,13 +166,30 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE,
                     "Response " + what + " is longer than the header size limit", e);
         } catch (SocketException e) {
-            if (!started) {
+            if (!started && (arrival == null || arrival.bytes == 0)) {
                 throw e;
             }
             // RFC 9209: reset after the response began is an incomplete response, like a close at the same point.
             throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                     "The connection broke in the middle of the response head", e);
         }
+    }
+
+    /**
+     * Whether {@code line} is the beginning of a status line ({@code HTTP/1.x NNN reason}) as far as it goes, so that
+     * its end without a line break means it was cut short rather than that it is not HTTP.
+     */
+    private static boolean couldStartStatusLine(CharArrayBuffer line) {
+        String pattern = "HTTP/1.D DDD ";
+        for (int i = 0; i < line.length(); i++) {
+            char c = line.charAt(i);
+            char p = i < pattern.length() ? pattern.charAt(i) : 'R';
+            boolean ok = p == 'D' ? isDigit(c) : p == 'R' ? c >= 0x20 && c != 0x7f || c == '\t' : c == p;
+            if (!ok) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static ClassicHttpResponse statusLine(CharArrayBuffer line) throws FaultSignal {
@@ -249,6 +279,41 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             // Identical repeats are tolerated (RFC 9110 §8.6) but collapsed so nobody downstream sees a list.
             response.removeHeaders(HttpHeaders.CONTENT_LENGTH);
             response.addHeader(HttpHeaders.CONTENT_LENGTH, value);
+        }
+    }
+
+    /**
+     * The connection's input while a status line is read: whether it ended, and how many bytes arrived. The session
+     * buffer returns a line cut off by the end of input as if it were complete, and keeps bytes of a line it has not
+     * finished where nothing else can see them.
+     */
+    private static final class Arrival extends FilterInputStream {
+        long bytes;
+        boolean ended;
+
+        Arrival(InputStream in) {
+            super(in);
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = in.read();
+            counted(b == -1 ? -1 : 1);
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            return counted(in.read(b, off, len));
+        }
+
+        private int counted(int n) {
+            if (n == -1) {
+                ended = true;
+            } else {
+                bytes += n;
+            }
+            return n;
         }
     }
 

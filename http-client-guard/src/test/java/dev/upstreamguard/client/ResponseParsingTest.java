@@ -183,6 +183,36 @@ class ResponseParsingTest {
         }
     }
 
+    /**
+     * Regression: a status line cut off by the connection's close (or reset) was read as a complete but malformed one,
+     * {@code http_protocol_error} and never retried, though the upstream had only begun to answer: RFC 9209's
+     * {@code http_response_incomplete}, retried for GET like a head cut off after the status line. Bytes that cannot
+     * begin a status line stay a protocol error, terminated or not.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"H", "HTTP/1.", "HTTP/1.1 2", "HTTP/1.1 200", "HTTP/1.1 200 O", "HTTP/1.1 2|reset",
+        "HTTP/1.1 200 O|reset"})
+    void aStatusLineCutOffByTheConnectionIsAnIncompleteResponse(String raw) throws Exception {
+        boolean reset = raw.endsWith("|reset");
+        String sent = raw.replace("|reset", "");
+        RawUpstream.Behaviour cutOff = c -> {
+            if (c.readRequest() != null) {
+                c.write(sent);
+                if (reset) {
+                    c.reset();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(cutOff); GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
+            assertFault(failure(client, FaultMatrixTest.post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
+        }
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond("ICY 200 OK"));
+                GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+        }
+    }
+
     /** RFC 9209: once an interim response arrived the upstream had begun to answer, so the response is incomplete. */
     @ParameterizedTest(name = "reset={0}")
     @ValueSource(booleans = {false, true})
