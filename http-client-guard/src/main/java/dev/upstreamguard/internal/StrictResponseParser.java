@@ -317,17 +317,26 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         }
     }
 
+    /**
+     * {@code 1*DIGIT} whose value a {@code long} holds: at most 18 digits after any leading zeros, which do not change
+     * the value (RFC 9110 §8.6 puts no bound on their number).
+     */
     private static boolean isDigits(String v) {
         int n = v.length();
-        if (n == 0 || n > 18) {
+        if (n == 0) {
             return false;
         }
+        int significant = 0;
         for (int i = 0; i < n; i++) {
-            if (!isDigit(v.charAt(i))) {
+            char c = v.charAt(i);
+            if (!isDigit(c)) {
                 return false;
             }
+            if (c != '0' || significant > 0) {
+                significant++;
+            }
         }
-        return true;
+        return significant <= 18;
     }
 
     private static boolean isDigit(int c) {

@@ -110,6 +110,9 @@ class ResponseParsingTest {
         "\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "HTTP/1.1 200 OK\r\nX-Folded: first\r\n\tsecond\r\nContent-Length: 2\r\n\r\nok",
         "HTTP/1.1 200 OK\r\nContent-Length: 002\r\n\r\nok",
+        // Regression: any number of leading zeros; the bound on digits is for the value, not for the zeros.
+        "HTTP/1.1 200 OK\r\nContent-Length: 0000000000000000000002\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0000000000000000000002, 0000000000000000000002\r\n\r\nok",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n0002;a=\"b;c\";d\r\nok\r\n0\r\n\r\n",
         // RFC 9112 §7.1 and §2.2: bare LF line ends inside chunked framing, as in the head.
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\n0\n\n",
