@@ -144,6 +144,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         }
         response.setHeaders(headers);
         checkFraming(response);
+        joinContentCodings(response);
         if (response.getCode() >= 200) {
             interimResponses = 0;
         } else if (++interimResponses > MAX_INTERIM_RESPONSES) {
@@ -240,6 +241,26 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             }
         }
         return new BasicHeader(line.substring(0, colon), line.substringTrimmed(colon + 1, line.length()));
+    }
+
+    /**
+     * Several {@code Content-Encoding} lines are one list, in order (RFC 9110 §5.3): {@code gzip} twice is a body
+     * gzipped twice. HttpClient's decoder reads only one line, so the decoding client undid one layer and handed the
+     * caller the other as if it were the content. Joined into one line, every layer is undone (or an unknown one fails
+     * as a content-coding fault); for anyone passing the response on, the joined line means the same.
+     */
+    private static void joinContentCodings(ClassicHttpResponse response) {
+        if (response.countHeaders(HttpHeaders.CONTENT_ENCODING) < 2) {
+            return;
+        }
+        StringBuilder joined = new StringBuilder();
+        for (Header header : response.getHeaders(HttpHeaders.CONTENT_ENCODING)) {
+            if (!header.getValue().isEmpty()) {
+                joined.append(joined.length() == 0 ? "" : ", ").append(header.getValue());
+            }
+        }
+        response.removeHeaders(HttpHeaders.CONTENT_ENCODING);
+        response.addHeader(HttpHeaders.CONTENT_ENCODING, joined.toString());
     }
 
     private static void checkFraming(ClassicHttpResponse response) throws FaultSignal {

@@ -176,6 +176,39 @@ class ResponseParsingTest {
         }
     }
 
+    /**
+     * Regression: two {@code Content-Encoding} lines are one list (RFC 9110 §5.3), here a body gzipped twice. The
+     * decoder read only the first line, so the caller got the inner gzip stream as if it were the content.
+     */
+    @Test
+    void aBodyCodedTwiceOverTwoContentEncodingLinesIsDecodedTwice() throws Exception {
+        ByteArrayOutputStream once = new ByteArrayOutputStream();
+        try (OutputStream out = new GZIPOutputStream(once)) {
+            out.write("decoded content".getBytes(StandardCharsets.UTF_8));
+        }
+        ByteArrayOutputStream twice = new ByteArrayOutputStream();
+        try (OutputStream out = new GZIPOutputStream(twice)) {
+            out.write(once.toByteArray());
+        }
+        ByteArrayOutputStream raw = new ByteArrayOutputStream();
+        raw.writeBytes(("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Encoding: gzip\r\nContent-Length: "
+                + twice.size() + "\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+        raw.writeBytes(twice.toByteArray());
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw.toByteArray()));
+                GuardedHttpClient client = client()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("decoded content");
+        }
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw.toByteArray()));
+                GuardedHttpClient client = GuardedHttpClients.custom().contentCompression(false).build()) {
+            String coding = client.execute(new HttpGet(upstream.uri("/")), r -> {
+                EntityUtils.consume(r.getEntity());
+                return r.getFirstHeader("Content-Encoding").getValue() + " x" + r.countHeaders("Content-Encoding");
+            });
+            assertThat(coding).as("passed on undecoded, as one list").isEqualTo("gzip, gzip x1");
+        }
+    }
+
     @Test
     void readsUpperCaseHexChunkSizes() throws Exception {
         String raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n1F\r\n"
