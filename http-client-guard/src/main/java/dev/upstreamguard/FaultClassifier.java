@@ -12,7 +12,9 @@ import java.net.SocketTimeoutException;
 import java.net.UnknownHostException;
 import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpTimeoutException;
-import java.security.GeneralSecurityException;
+import java.security.cert.CRLException;
+import java.security.cert.CertPathBuilderException;
+import java.security.cert.CertPathValidatorException;
 import java.security.cert.CertificateException;
 import java.util.zip.ZipException;
 import javax.net.ssl.SSLException;
@@ -161,7 +163,7 @@ public final class FaultClassifier {
 
     private static UpstreamFault tls(SSLException e, boolean inBody) {
         for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
-            if (c instanceof CertificateException || c instanceof GeneralSecurityException) {
+            if (isCertificateFailure(c)) {
                 return UpstreamFault.TLS_CERTIFICATE_ERROR;
             }
             if (c instanceof SocketTimeoutException) {
@@ -179,6 +181,16 @@ public final class FaultClassifier {
             return UpstreamFault.TLS_ALERT_RECEIVED;
         }
         return UpstreamFault.TLS_PROTOCOL_ERROR;
+    }
+
+    /**
+     * A failure of certificate checks. Not any {@code GeneralSecurityException}: a record that fails to decrypt
+     * ({@code AEADBadTagException}, {@code BadPaddingException}: a corrupt or forged record, the peer's bad_record_mac)
+     * is one too, and is a TLS protocol failure, not a certificate problem.
+     */
+    private static boolean isCertificateFailure(Throwable t) {
+        return t instanceof CertificateException || t instanceof CertPathValidatorException
+                || t instanceof CertPathBuilderException || t instanceof CRLException;
     }
 
     private static boolean hasIoCause(Throwable failure) {

@@ -206,7 +206,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
-        boolean idempotent = isIdempotent(method) || request.containsHeader("Idempotency-Key");
+        // By the method as sent: method names are case-sensitive (RFC 9110 §9.1), so "get" is not GET but a method of
+        // unknown semantics, which must not be replayed (§9.2.2). The upper-cased name is only a metrics tag.
+        boolean idempotent = isIdempotent(request.getMethod()) || request.containsHeader("Idempotency-Key");
         HttpEntity body = request.getEntity();
         boolean replayable = body == null || body.isRepeatable();
         // A request that cannot be retried cannot shrug off a pooled connection the upstream closed while it idled.

@@ -2,6 +2,7 @@ package dev.upstreamguard.client;
 
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.internal.ConnectPhaseOperator;
 import dev.upstreamguard.internal.ContentDecoders;
 import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.GuardedConnection;
@@ -17,7 +18,9 @@ import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 import javax.net.ssl.SSLContext;
+import org.apache.hc.client5.http.DnsResolver;
 import org.apache.hc.client5.http.HttpRoute;
+import org.apache.hc.client5.http.SchemePortResolver;
 import org.apache.hc.client5.http.config.ConnectionConfig;
 import org.apache.hc.client5.http.config.RequestConfig;
 import org.apache.hc.client5.http.config.TlsConfig;
@@ -25,6 +28,7 @@ import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManagerBuilder;
 import org.apache.hc.client5.http.io.HttpClientConnectionManager;
+import org.apache.hc.client5.http.io.HttpClientConnectionOperator;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
 import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
@@ -308,7 +312,15 @@ public final class GuardedHttpClientBuilder {
         HttpConnectionFactory<ManagedHttpClientConnection> factory = GuardedConnection.factory(
                 Http1Config.custom().setMaxLineLength(maxHeaderSize).setMaxHeaderCount(maxHeaderCount).build(),
                 maxHeaderCount, maxSectionSize, ticker);
-        return PoolingHttpClientConnectionManagerBuilder.create().setConnectionFactory(factory)
+        PoolingHttpClientConnectionManagerBuilder builder = new PoolingHttpClientConnectionManagerBuilder() {
+            @Override
+            protected HttpClientConnectionOperator createConnectionOperator(SchemePortResolver schemePortResolver,
+                    DnsResolver dnsResolver, TlsSocketStrategy tlsSocketStrategy) {
+                // Knows whether a failed connect got as far as a TCP connection (see ConnectPhaseOperator).
+                return new ConnectPhaseOperator(schemePortResolver, dnsResolver, tlsSocketStrategy);
+            }
+        };
+        return builder.setConnectionFactory(factory)
                 .setDefaultConnectionConfig(guardedConnectionConfig().build())
                 .setTlsSocketStrategy(classifiedHandshakeFailures(DefaultClientTlsStrategy.createDefault()));
     }

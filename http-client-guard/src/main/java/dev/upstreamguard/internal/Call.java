@@ -5,7 +5,6 @@ import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.client.Ticker;
 import io.github.resilience4j.bulkhead.Bulkhead;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.BooleanSupplier;
 
@@ -81,7 +80,7 @@ public final class Call {
             if (upstream.policy().circuitBreaker().recordStatuses().contains(status)) {
                 upstream.recordBreakerFailure(nanos, new StatusFailure(status));
             } else {
-                breaker.onSuccess(nanos, TimeUnit.NANOSECONDS);
+                upstream.recordBreakerSuccess(nanos);
             }
         }
         release();

@@ -1,6 +1,7 @@
 package dev.upstreamguard.internal;
 
 import dev.upstreamguard.UpstreamFault;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.SocketException;
@@ -71,7 +72,16 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         int read = -1;
         for (int n = 0; n < MAX_EMPTY_LINES; n++) {
             line.clear();
-            read = readLine(buffer, in, line, "status line", interimResponses > 0);
+            boolean started = interimResponses > 0 || buffer.length() > 0;
+            Arrival arrival = new Arrival(in);
+            read = readLine(buffer, arrival, line, "status line", started, arrival);
+            if (read > 0 && arrival.ended && couldStartStatusLine(line)) {
+                // The line ended with the connection, not with a line break: the upstream began a status line and
+                // went away. RFC 9209: an incomplete response, like a head cut off later; bytes that cannot begin a
+                // status line are still "not HTTP" below.
+                throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
+                        "The upstream closed the connection in the middle of the status line");
+            }
             if (read == -1) {
                 if (interimResponses > 0) {
                     // RFC 9209: the upstream had begun to respond, so this is an incomplete response, not no response.
@@ -94,7 +104,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         CharArrayBuffer previous = null;
         for (;;) {
             CharArrayBuffer current = new CharArrayBuffer(64);
-            if (readLine(buffer, in, current, "header", true) == -1) {
+            if (readLine(buffer, in, current, "header", true, null) == -1) {
                 throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                         "The upstream closed the connection in the middle of the response header section");
             }
@@ -134,6 +144,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         }
         response.setHeaders(headers);
         checkFraming(response);
+        joinContentCodings(response);
         if (response.getCode() >= 200) {
             interimResponses = 0;
         } else if (++interimResponses > MAX_INTERIM_RESPONSES) {
@@ -143,9 +154,12 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         return response;
     }
 
-    /** {@code started}: part of the response already arrived, so a connection that breaks leaves it incomplete. */
+    /**
+     * {@code started}: part of the response already arrived, so a connection that breaks leaves it incomplete; so it
+     * does if {@code arrival} (when given) saw bytes of this line arrive before the break.
+     */
     private static int readLine(SessionInputBuffer buffer, InputStream in, CharArrayBuffer line, String what,
-            boolean started) throws IOException {
+            boolean started, Arrival arrival) throws IOException {
         try {
             return buffer.readLine(line, in);
         } catch (MessageConstraintException e) {
@@ -153,13 +167,30 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE,
                     "Response " + what + " is longer than the header size limit", e);
         } catch (SocketException e) {
-            if (!started) {
+            if (!started && (arrival == null || arrival.bytes == 0)) {
                 throw e;
             }
             // RFC 9209: reset after the response began is an incomplete response, like a close at the same point.
             throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                     "The connection broke in the middle of the response head", e);
         }
+    }
+
+    /**
+     * Whether {@code line} is the beginning of a status line ({@code HTTP/1.x NNN reason}) as far as it goes, so that
+     * its end without a line break means it was cut short rather than that it is not HTTP.
+     */
+    private static boolean couldStartStatusLine(CharArrayBuffer line) {
+        String pattern = "HTTP/1.D DDD ";
+        for (int i = 0; i < line.length(); i++) {
+            char c = line.charAt(i);
+            char p = i < pattern.length() ? pattern.charAt(i) : 'R';
+            boolean ok = p == 'D' ? isDigit(c) : p == 'R' ? c >= 0x20 && c != 0x7f || c == '\t' : c == p;
+            if (!ok) {
+                return false;
+            }
+        }
+        return true;
     }
 
     private static ClassicHttpResponse statusLine(CharArrayBuffer line) throws FaultSignal {
@@ -212,6 +243,26 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         return new BasicHeader(line.substring(0, colon), line.substringTrimmed(colon + 1, line.length()));
     }
 
+    /**
+     * Several {@code Content-Encoding} lines are one list, in order (RFC 9110 §5.3): {@code gzip} twice is a body
+     * gzipped twice. HttpClient's decoder reads only one line, so the decoding client undid one layer and handed the
+     * caller the other as if it were the content. Joined into one line, every layer is undone (or an unknown one fails
+     * as a content-coding fault); for anyone passing the response on, the joined line means the same.
+     */
+    private static void joinContentCodings(ClassicHttpResponse response) {
+        if (response.countHeaders(HttpHeaders.CONTENT_ENCODING) < 2) {
+            return;
+        }
+        StringBuilder joined = new StringBuilder();
+        for (Header header : response.getHeaders(HttpHeaders.CONTENT_ENCODING)) {
+            if (!header.getValue().isEmpty()) {
+                joined.append(joined.length() == 0 ? "" : ", ").append(header.getValue());
+            }
+        }
+        response.removeHeaders(HttpHeaders.CONTENT_ENCODING);
+        response.addHeader(HttpHeaders.CONTENT_ENCODING, joined.toString());
+    }
+
     private static void checkFraming(ClassicHttpResponse response) throws FaultSignal {
         Header[] lengths = response.getHeaders(HttpHeaders.CONTENT_LENGTH);
         boolean chunked = response.containsHeader(HttpHeaders.TRANSFER_ENCODING);
@@ -252,17 +303,61 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         }
     }
 
+    /**
+     * The connection's input while a status line is read: whether it ended, and how many bytes arrived. The session
+     * buffer returns a line cut off by the end of input as if it were complete, and keeps bytes of a line it has not
+     * finished where nothing else can see them.
+     */
+    private static final class Arrival extends FilterInputStream {
+        long bytes;
+        boolean ended;
+
+        Arrival(InputStream in) {
+            super(in);
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = in.read();
+            counted(b == -1 ? -1 : 1);
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            return counted(in.read(b, off, len));
+        }
+
+        private int counted(int n) {
+            if (n == -1) {
+                ended = true;
+            } else {
+                bytes += n;
+            }
+            return n;
+        }
+    }
+
+    /**
+     * {@code 1*DIGIT} whose value a {@code long} holds: at most 18 digits after any leading zeros, which do not change
+     * the value (RFC 9110 §8.6 puts no bound on their number).
+     */
     private static boolean isDigits(String v) {
         int n = v.length();
-        if (n == 0 || n > 18) {
+        if (n == 0) {
             return false;
         }
+        int significant = 0;
         for (int i = 0; i < n; i++) {
-            if (!isDigit(v.charAt(i))) {
+            char c = v.charAt(i);
+            if (!isDigit(c)) {
                 return false;
             }
+            if (c != '0' || significant > 0) {
+                significant++;
+            }
         }
-        return true;
+        return significant <= 18;
     }
 
     private static boolean isDigit(int c) {

@@ -164,6 +164,22 @@ public final class UpstreamGuard implements GuardedUpstream {
     public void recordBreakerFailure(long nanos, Throwable cause) {
         CircuitBreaker.State before = breaker.getState();
         breaker.onError(nanos, TimeUnit.NANOSECONDS, cause);
+        noteIfOpened(before);
+    }
+
+    /**
+     * Reports a success to the breaker and notes when it opens. A success can open it too: the failure rate is judged
+     * on every recorded call, so the call that completes the minimum (or the last half-open trial) may be a success
+     * with enough failures before it; missing that left {@link #retryAfter()} counting from an older opening (a
+     * {@code Retry-After} of 1 s for a circuit open for {@code open-for}).
+     */
+    public void recordBreakerSuccess(long nanos) {
+        CircuitBreaker.State before = breaker.getState();
+        breaker.onSuccess(nanos, TimeUnit.NANOSECONDS);
+        noteIfOpened(before);
+    }
+
+    private void noteIfOpened(CircuitBreaker.State before) {
         if (before != CircuitBreaker.State.OPEN && breaker.getState() == CircuitBreaker.State.OPEN) {
             openedAtMillis = clock.millis();
         }

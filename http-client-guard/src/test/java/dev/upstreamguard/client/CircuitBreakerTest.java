@@ -138,6 +138,27 @@ class CircuitBreakerTest {
         assertThat(inventory().retryAfter()).hasValueSatisfying(d -> assertThat(d).isLessThanOrEqualTo(later));
     }
 
+    /**
+     * Regression: the failure rate is judged on every call, so a success can be the call that opens the circuit (two
+     * failures, then two successes: 50 % of the minimum 4). Only failures were watched for the opening, so the
+     * rejections said Retry-After 1 ms instead of the open-for time.
+     */
+    @Test
+    void aCircuitOpenedByASuccessfulCallTellsTheFullOpenForAsRetryAfter() throws Exception {
+        answer(503);
+        assertThat(get()).isEqualTo(503);
+        assertThat(get()).isEqualTo(503);
+        answer(200);
+        assertThat(get()).isEqualTo(200);
+        assertThat(get()).isEqualTo(200);
+        assertThat(inventory().circuitState()).isEqualTo("OPEN");
+
+        UpstreamException e = failure(client, new HttpGet(uri));
+        assertFault(e, "destination_unavailable", 503, 0);
+        assertThat(e.retryAfter()).hasValueSatisfying(
+                d -> assertThat(d).isGreaterThan(OPEN_FOR.minusSeconds(1)).isLessThanOrEqualTo(OPEN_FOR));
+    }
+
     @Test
     void halfOpensAfterOpenForAndClosesAfterSuccessfulTrialCalls() throws Exception {
         open();

@@ -13,6 +13,10 @@ import dev.upstreamguard.testing.MockWebServers;
 import dev.upstreamguard.testing.RawUpstream;
 import dev.upstreamguard.testing.TestTls;
 import java.io.IOException;
+import java.io.InputStream;
+import java.net.InetAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
@@ -20,6 +24,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLSocket;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
 import mockwebserver3.SocketEffect;
@@ -77,6 +82,21 @@ class FaultMatrixTest {
             UpstreamException e = failure(client, new HttpGet(port.uri("/")));
             assertFault(e, "connection_refused", 502, 3);
             assertThat(e.upstream()).isEqualTo(port.baseUrl());
+        }
+    }
+
+    /**
+     * Regression: a connect the kernel turns down with {@code ENETUNREACH} is a bare {@code SocketException}, which
+     * read as {@code connection_terminated} (the upstream may have acted), so a POST that never left was not retried.
+     * Linux refuses a TCP connect to the broadcast address locally ({@code tcp_v4_connect}), so no packet leaves the
+     * machine.
+     */
+    @Test
+    void aConnectToAnUnreachableNetworkIsConnectionRefusedAndRetriedEvenForPost() throws Exception {
+        try (GuardedHttpClient client = client()) {
+            URI unreachable = URI.create("http://255.255.255.255:" + ClosedPort.find().port() + "/orders");
+            assertFault(failure(client, new HttpGet(unreachable)), "connection_refused", 502, 3);
+            assertFault(failure(client, post(unreachable)), "connection_refused", 502, 3);
         }
     }
 
@@ -367,6 +387,58 @@ class FaultMatrixTest {
             UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + upstream.port() + "/"));
             assertFault(e, "tls_alert_received", 502, 1);
             assertThat(upstream.connectionCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a TLS record that fails to decrypt (corrupt or forged: the JDK's "Tag mismatch", bad_record_mac)
+     * carries an {@code AEADBadTagException}, a {@code GeneralSecurityException}, and every such cause was taken for a
+     * certificate problem. It is a TLS protocol failure, whether it comes instead of the head or inside the body.
+     */
+    @ParameterizedTest(name = "after the head: {0}")
+    @ValueSource(booleans = {false, true})
+    void aTlsRecordThatFailsToDecryptIsATlsProtocolErrorNotACertificateError(boolean afterTheHead) throws Exception {
+        byte[] corruptRecord = new byte[5 + 32];
+        corruptRecord[0] = 0x17; // application_data, TLS 1.2 record version, 32 bytes that decrypt to nothing
+        corruptRecord[1] = 0x03;
+        corruptRecord[2] = 0x03;
+        corruptRecord[4] = 32;
+        for (int i = 5; i < corruptRecord.length; i++) {
+            corruptRecord[i] = (byte) i;
+        }
+        try (ServerSocket listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            Thread upstream = new Thread(() -> {
+                try (Socket tcp = listener.accept();
+                        SSLSocket tls = (SSLSocket) TestTls.serverCertificates()
+                                .sslContext().getSocketFactory().createSocket(tcp, null, false)) {
+                    tls.setUseClientMode(false);
+                    InputStream in = tls.getInputStream();
+                    for (int last = 0, b; last != 0x0d0a0d0a; last = last << 8 | b) {
+                        if ((b = in.read()) == -1) {
+                            return;
+                        }
+                    }
+                    if (afterTheHead) {
+                        tls.getOutputStream().write(
+                                "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nabc".getBytes(StandardCharsets.US_ASCII));
+                        tls.getOutputStream().flush();
+                    }
+                    // Past the TLS layer, straight onto the TCP connection.
+                    tcp.getOutputStream().write(corruptRecord);
+                    tcp.getOutputStream().flush();
+                    while (in.read() != -1) {
+                        // Until the client hangs up.
+                    }
+                } catch (IOException hungUp) {
+                    // The client gave up on the connection: expected.
+                }
+            }, "corrupt-tls-upstream");
+            upstream.setDaemon(true);
+            upstream.start();
+            UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + listener.getLocalPort() + "/"));
+            assertFault(e, "tls_protocol_error", 502, 1);
         }
     }
 

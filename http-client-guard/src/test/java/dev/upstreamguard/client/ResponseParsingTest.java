@@ -110,6 +110,9 @@ class ResponseParsingTest {
         "\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
         "HTTP/1.1 200 OK\r\nX-Folded: first\r\n\tsecond\r\nContent-Length: 2\r\n\r\nok",
         "HTTP/1.1 200 OK\r\nContent-Length: 002\r\n\r\nok",
+        // Regression: any number of leading zeros; the bound on digits is for the value, not for the zeros.
+        "HTTP/1.1 200 OK\r\nContent-Length: 0000000000000000000002\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nContent-Length: 0000000000000000000002, 0000000000000000000002\r\n\r\nok",
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: Chunked\r\n\r\n0002;a=\"b;c\";d\r\nok\r\n0\r\n\r\n",
         // RFC 9112 §7.1 and §2.2: bare LF line ends inside chunked framing, as in the head.
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\nok\n0\n\n",
@@ -173,6 +176,39 @@ class ResponseParsingTest {
         }
     }
 
+    /**
+     * Regression: two {@code Content-Encoding} lines are one list (RFC 9110 §5.3), here a body gzipped twice. The
+     * decoder read only the first line, so the caller got the inner gzip stream as if it were the content.
+     */
+    @Test
+    void aBodyCodedTwiceOverTwoContentEncodingLinesIsDecodedTwice() throws Exception {
+        ByteArrayOutputStream once = new ByteArrayOutputStream();
+        try (OutputStream out = new GZIPOutputStream(once)) {
+            out.write("decoded content".getBytes(StandardCharsets.UTF_8));
+        }
+        ByteArrayOutputStream twice = new ByteArrayOutputStream();
+        try (OutputStream out = new GZIPOutputStream(twice)) {
+            out.write(once.toByteArray());
+        }
+        ByteArrayOutputStream raw = new ByteArrayOutputStream();
+        raw.writeBytes(("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Encoding: gzip\r\nContent-Length: "
+                + twice.size() + "\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+        raw.writeBytes(twice.toByteArray());
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw.toByteArray()));
+                GuardedHttpClient client = client()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("decoded content");
+        }
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw.toByteArray()));
+                GuardedHttpClient client = GuardedHttpClients.custom().contentCompression(false).build()) {
+            String coding = client.execute(new HttpGet(upstream.uri("/")), r -> {
+                EntityUtils.consume(r.getEntity());
+                return r.getFirstHeader("Content-Encoding").getValue() + " x" + r.countHeaders("Content-Encoding");
+            });
+            assertThat(coding).as("passed on undecoded, as one list").isEqualTo("gzip, gzip x1");
+        }
+    }
+
     @Test
     void readsUpperCaseHexChunkSizes() throws Exception {
         String raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n1F\r\n"
@@ -180,6 +216,36 @@ class ResponseParsingTest {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
             String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
             assertThat(body).isEqualTo("0123456789" + "a".repeat(31));
+        }
+    }
+
+    /**
+     * Regression: a status line cut off by the connection's close (or reset) was read as a complete but malformed one,
+     * {@code http_protocol_error} and never retried, though the upstream had only begun to answer: RFC 9209's
+     * {@code http_response_incomplete}, retried for GET like a head cut off after the status line. Bytes that cannot
+     * begin a status line stay a protocol error, terminated or not.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"H", "HTTP/1.", "HTTP/1.1 2", "HTTP/1.1 200", "HTTP/1.1 200 O", "HTTP/1.1 2|reset",
+        "HTTP/1.1 200 O|reset"})
+    void aStatusLineCutOffByTheConnectionIsAnIncompleteResponse(String raw) throws Exception {
+        boolean reset = raw.endsWith("|reset");
+        String sent = raw.replace("|reset", "");
+        RawUpstream.Behaviour cutOff = c -> {
+            if (c.readRequest() != null) {
+                c.write(sent);
+                if (reset) {
+                    c.reset();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(cutOff); GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
+            assertFault(failure(client, FaultMatrixTest.post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
+        }
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond("ICY 200 OK"));
+                GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
         }
     }
 

@@ -28,6 +28,7 @@ import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.core5.http.ContentType;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.io.entity.InputStreamEntity;
+import org.apache.hc.core5.http.message.BasicClassicHttpRequest;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -101,6 +102,22 @@ class RetryTest {
             assertThat(upstream.requestCount()).isEqualTo(1);
             assertThat(upstream.requests().get(0).bodyUtf8()).isEqualTo("order=1");
             assertThat(time.sleeps()).isEmpty();
+        }
+    }
+
+    /**
+     * Regression: the method was upper-cased before the idempotency check, so a request with the method "get" was
+     * replayed like a GET. Method names are case-sensitive (RFC 9110 §9.1): "get" is an unknown method, and an
+     * upstream may give it any meaning, so it is not retried once it may have been acted on.
+     */
+    @Test
+    void aLowerCaseGetIsAnotherMethodAndIsNotReplayedAfterAReset() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
+                GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, new BasicClassicHttpRequest("get", upstream.uri("/orders")));
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+            assertThat(upstream.requests().get(0).method()).isEqualTo("get");
         }
     }
 
