@@ -6,6 +6,7 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.testing.RawUpstream;
+import dev.upstreamguard.testing.TestTls;
 import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.List;
@@ -19,12 +20,13 @@ import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.io.entity.StringEntity;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.junit.jupiter.api.Timeout;
 
 /**
  * Many callers at once against one upstream that mixes healthy keep-alive answers with every way of breaking, through
- * a small pool and bulkhead, with callers that read bodies fully, partly or not at all. Whatever the interleaving:
+ * a small pool and bulkhead, over plain HTTP and TLS, with callers that read bodies fully, partly or not at all. Whatever the interleaving:
  * every failure is a classified {@link UpstreamException}, a healthy response is never corrupted by what an earlier
  * exchange left on a reused connection, a POST is never retried after the upstream may have acted, and afterwards no
  * connection or bulkhead permit is held.
@@ -69,11 +71,16 @@ class ConcurrentFaultSoakTest {
         };
     }
 
-    @Test
-    void mixedFaultsFromManyThreadsLeakNothingAndNeverCorruptAHealthyResponse() throws Exception {
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void mixedFaultsFromManyThreadsLeakNothingAndNeverCorruptAHealthyResponse(boolean tls) throws Exception {
         List<String> wrong = new CopyOnWriteArrayList<>();
-        try (RawUpstream upstream = RawUpstream.start(byPath());
-                GuardedHttpClient client = GuardedHttpClients.custom()
+        GuardedHttpClientBuilder builder = GuardedHttpClients.custom();
+        if (tls) {
+            builder.sslContext(TestTls.clientContext());
+        }
+        try (RawUpstream upstream = tls ? RawUpstream.startTls(false, byPath()) : RawUpstream.start(byPath());
+                GuardedHttpClient client = builder
                         .defaults(GuardPolicy.builder()
                                 .set("response-timeout", "300ms")
                                 .set("pool-timeout", "500ms")

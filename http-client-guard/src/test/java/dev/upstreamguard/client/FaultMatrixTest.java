@@ -85,21 +85,6 @@ class FaultMatrixTest {
         }
     }
 
-    /**
-     * Regression: a connect the kernel turns down with {@code ENETUNREACH} is a bare {@code SocketException}, which
-     * read as {@code connection_terminated} (the upstream may have acted), so a POST that never left was not retried.
-     * Linux refuses a TCP connect to the broadcast address locally ({@code tcp_v4_connect}), so no packet leaves the
-     * machine.
-     */
-    @Test
-    void aConnectToAnUnreachableNetworkIsConnectionRefusedAndRetriedEvenForPost() throws Exception {
-        try (GuardedHttpClient client = client()) {
-            URI unreachable = URI.create("http://255.255.255.255:" + ClosedPort.find().port() + "/orders");
-            assertFault(failure(client, new HttpGet(unreachable)), "connection_refused", 502, 3);
-            assertFault(failure(client, post(unreachable)), "connection_refused", 502, 3);
-        }
-    }
-
     @Test
     void unresolvableHostIsADnsErrorAndNotRetried() throws Exception {
         try (GuardedHttpClient client = client()) {
