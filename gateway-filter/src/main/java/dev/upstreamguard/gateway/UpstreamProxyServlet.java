@@ -266,6 +266,13 @@ public class UpstreamProxyServlet extends HttpServlet {
             ClientBodyEntity streamed = null;
             long contentLength = request.getContentLengthLong();
             boolean chunked = request.getHeader("Transfer-Encoding") != null;
+            if ((contentLength > 0 || chunked) && !mayCarryContent(method, request)) {
+                // HttpClient refuses to send these (RFC 9110 §9.3.7, §9.3.8). Sent on, the refusal would come back as
+                // a 502 http_protocol_error blaming the upstream, counted against it, for the client's own mistake.
+                response.sendError(HttpServletResponse.SC_BAD_REQUEST, method.equals("TRACE")
+                        ? "A TRACE request must not have content" : "OPTIONS content needs a Content-Type");
+                return;
+            }
             if (contentLength > 0 || chunked) {
                 HttpEntity body = requestBody(request, upstreamRequest, contentLength);
                 if (body == null) {
@@ -526,6 +533,14 @@ public class UpstreamProxyServlet extends HttpServlet {
             UpstreamFault fault = inBody ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
             return new UpstreamException(fault, upstreamName, 1, null, System.nanoTime() - start,
                     "Upstream '" + upstreamName + "' failed: " + fault.type() + " (" + e + ")", e);
+        }
+
+        /** Whether a request of {@code method} may carry content: never for TRACE, for OPTIONS only with its type. */
+        private static boolean mayCarryContent(String method, HttpServletRequest request) {
+            if (method.equals("TRACE")) {
+                return false;
+            }
+            return !method.equals("OPTIONS") || request.getHeader("Content-Type") != null;
         }
 
         /** Whether a media type has a {@code charset} parameter; most have no parameter at all. */
