@@ -25,6 +25,7 @@ import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.MappingMatch;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Enumeration;
 import java.util.List;
@@ -259,9 +260,19 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return;
             }
             String method = request.getMethod();
+            // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on TRACE and OPTIONS, and answers them itself
+            // at zero; other methods may ignore it, and pass it on unchanged.
+            long maxForwards = method.equals("OPTIONS") || method.equals("TRACE") ? maxForwards(request) : -1;
+            if (maxForwards == 0) {
+                answerAsFinalRecipient(request, response, method);
+                return;
+            }
             HttpUriRequestBase upstreamRequest = new HttpUriRequestBase(method, target.originUri());
             upstreamRequest.setPath(pathAndQuery);
             copyRequestHeaders(request, upstreamRequest);
+            if (maxForwards > 0) {
+                upstreamRequest.setHeader("Max-Forwards", Long.toString(maxForwards - 1));
+            }
 
             ClientBodyEntity streamed = null;
             long contentLength = request.getContentLengthLong();
@@ -533,6 +544,57 @@ public class UpstreamProxyServlet extends HttpServlet {
             UpstreamFault fault = inBody ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
             return new UpstreamException(fault, upstreamName, 1, null, System.nanoTime() - start,
                     "Upstream '" + upstreamName + "' failed: " + fault.type() + " (" + e + ")", e);
+        }
+
+        /** A single valid {@code Max-Forwards} (1*DIGIT, capped), or -1 when absent or invalid: then ignored. */
+        private static long maxForwards(HttpServletRequest request) {
+            Enumeration<String> values = request.getHeaders("Max-Forwards");
+            if (values == null || !values.hasMoreElements()) {
+                return -1;
+            }
+            String value = values.nextElement().trim();
+            if (values.hasMoreElements() || value.isEmpty()) {
+                return -1;
+            }
+            for (int i = 0; i < value.length(); i++) {
+                if (value.charAt(i) < '0' || value.charAt(i) > '9') {
+                    return -1;
+                }
+            }
+            // The largest value this hop supports; a longer number is forwarded as this, less one.
+            return value.length() > 9 ? 999_999_999L : Long.parseLong(value);
+        }
+
+        /**
+         * The gateway's own answer when {@code Max-Forwards} ran out (RFC 9110 §9.3.7, §9.3.8): an empty 200 to OPTIONS,
+         * and to TRACE the request as received, as {@code message/http}, without the fields that carry credentials.
+         */
+        private static void answerAsFinalRecipient(HttpServletRequest request, HttpServletResponse response,
+                String method) throws IOException {
+            response.setStatus(HttpServletResponse.SC_OK);
+            if (method.equals("OPTIONS")) {
+                response.setContentLength(0);
+                return;
+            }
+            StringBuilder echo = new StringBuilder(256).append(method).append(' ').append(request.getRequestURI());
+            if (request.getQueryString() != null) {
+                echo.append('?').append(request.getQueryString());
+            }
+            echo.append(' ').append(request.getProtocol()).append("\r\n");
+            for (Enumeration<String> names = request.getHeaderNames(); names.hasMoreElements();) {
+                String name = names.nextElement();
+                if (name.equalsIgnoreCase("Cookie") || name.equalsIgnoreCase("Authorization")
+                        || name.equalsIgnoreCase("Proxy-Authorization")) {
+                    continue;
+                }
+                for (Enumeration<String> values = request.getHeaders(name); values.hasMoreElements();) {
+                    echo.append(name).append(": ").append(values.nextElement()).append("\r\n");
+                }
+            }
+            byte[] body = echo.append("\r\n").toString().getBytes(StandardCharsets.ISO_8859_1);
+            response.setContentType("message/http");
+            response.setContentLength(body.length);
+            response.getOutputStream().write(body);
         }
 
         /** Whether a request of {@code method} may carry content: never for TRACE, for OPTIONS only with its type. */
