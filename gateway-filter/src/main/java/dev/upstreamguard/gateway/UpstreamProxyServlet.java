@@ -8,6 +8,7 @@ import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.internal.Buffers;
 import dev.upstreamguard.gateway.internal.ClientBodyEntity;
+import dev.upstreamguard.gateway.internal.ContainerLimits;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.HopByHop;
 import dev.upstreamguard.gateway.internal.Settings;
@@ -95,6 +96,11 @@ public class UpstreamProxyServlet extends HttpServlet {
     public static final String FORWARDED_HEADERS = "forwarded-headers";
 
     private static final long DEFAULT_MAX_BUFFERED_REQUEST_BODY = 64 * 1024;
+    /**
+     * Room a container's response head needs beyond the upstream's fields: status line, Date, Server, framing,
+     * Connection, this hop's Via, a rewritten Location's growth.
+     */
+    private static final int CONTAINER_HEAD_ALLOWANCE = 512;
     private static final List<String> OWN_SETTINGS = Arrays.asList(UPSTREAM, UPSTREAM_NAME, PROXY_NAME,
             EXPOSE_DETAILS, MAX_BUFFERED_REQUEST_BODY, PRESERVE_HOST, FORWARDED_HEADERS);
 
@@ -223,6 +229,8 @@ public class UpstreamProxyServlet extends HttpServlet {
         private final String viaName;
         private final String via11;
         private final String nextHop;
+        /** The container's response head limit: 0 until looked up on the first response, then bytes or UNKNOWN. */
+        private volatile int responseHeadLimit;
 
         Runtime(Builder b, String servletName) {
             this.target = b.target;
@@ -426,9 +434,15 @@ public class UpstreamProxyServlet extends HttpServlet {
         private void respond(HttpServletRequest request, HttpServletResponse response,
                 HttpUriRequestBase upstreamRequest, ClassicHttpResponse upstreamResponse, long start)
                 throws IOException {
-            response.setStatus(upstreamResponse.getCode());
             Header[] connection = upstreamResponse.getHeaders("Connection");
             List<String> connectionTokens = connection.length == 0 ? null : HopByHop.connectionTokens(connection);
+            UpstreamException tooLarge = headTooLargeForContainer(request, upstreamResponse, connectionTokens, start);
+            if (tooLarge != null) {
+                upstreamRequest.cancel();
+                fault(request, response, tooLarge);
+                return;
+            }
+            response.setStatus(upstreamResponse.getCode());
             // A 204 has no content whatever its Content-Length says (RFC 9110 §8.6, §15.3.5); passing the length on
             // makes a container wait for body bytes that never come (Jetty answers 500).
             boolean framedByLength = upstreamResponse.getCode() != HttpServletResponse.SC_NO_CONTENT
@@ -544,6 +558,41 @@ public class UpstreamProxyServlet extends HttpServlet {
             UpstreamFault fault = inBody ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
             return new UpstreamException(fault, upstreamName, 1, null, System.nanoTime() - start,
                     "Upstream '" + upstreamName + "' failed: " + fault.type() + " (" + e + ")", e);
+        }
+
+        /**
+         * The fault when the head to pass on is larger than the container can write, or {@code null}. Passed on, the
+         * container would fail it at the commit — possibly after the servlet returned — and answer a bare 500 of its
+         * own, without {@code Proxy-Status}; this answers 502 as nginx does ("upstream sent too big header").
+         */
+        private UpstreamException headTooLargeForContainer(HttpServletRequest request,
+                ClassicHttpResponse upstreamResponse, List<String> connectionTokens, long start) {
+            int limit = responseHeadLimit;
+            if (limit == 0) {
+                limit = ContainerLimits.responseHeadLimit(request);
+                responseHeadLimit = limit;
+            }
+            if (limit == ContainerLimits.UNKNOWN) {
+                return null;
+            }
+            long section = 0;
+            int longest = 0;
+            for (Header header : upstreamResponse.getHeaders()) {
+                if (!HopByHop.isExcluded(header.getName(), connectionTokens)) {
+                    int line = header.getName().length() + header.getValue().length() + 4; // ": " and CRLF
+                    section += line;
+                    longest = Math.max(longest, line);
+                }
+            }
+            int room = limit - CONTAINER_HEAD_ALLOWANCE;
+            if (section <= room) {
+                return null;
+            }
+            UpstreamFault fault = longest > room ? UpstreamFault.HTTP_RESPONSE_HEADER_SIZE
+                    : UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE;
+            return new UpstreamException(fault, upstreamName, 1, null, System.nanoTime() - start, "Upstream '"
+                    + upstreamName + "' sent " + section + " bytes of header fields; the servlet container writes a "
+                    + "response head of at most " + limit + " bytes", null);
         }
 
         /** A single valid {@code Max-Forwards} (1*DIGIT, capped), or -1 when absent or invalid: then ignored. */
