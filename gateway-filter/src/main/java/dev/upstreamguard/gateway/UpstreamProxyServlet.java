@@ -493,6 +493,12 @@ public class UpstreamProxyServlet extends HttpServlet {
 
             HttpEntity entity = upstreamResponse.getEntity();
             if (entity == null) {
+                if (request.getMethod().equals("HEAD") && !upstreamResponse.containsHeader("Content-Length")) {
+                    // Left to finish a response it saw no bytes of, Jetty states "Content-Length: 0", which to a HEAD
+                    // says the GET's body is empty. Committed now, the head goes out with no length the origin did not
+                    // give.
+                    response.flushBuffer();
+                }
                 return;
             }
             InputStream in;

@@ -102,6 +102,8 @@ class ProxyServletFramingTest {
             ups.put("html", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nok"));
             ups.put("labelled", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=windows-1252\r\n"
                     + "Content-Length: 2\r\n\r\nok"));
+            ups.put("head-unframed", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    + "Transfer-Encoding: chunked\r\n\r\n"));
             ups.put("large-head", keepAlive("HTTP/1.1 200 OK\r\nSet-Cookie: big=" + "c".repeat(LARGE_COOKIE)
                     + "\r\nContent-Length: 2\r\n\r\nok"));
             ups.put("surplus", keepAlive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -327,6 +329,18 @@ class ProxyServletFramingTest {
         assertThat(labelled).hasSize(1);
         assertThat(labelled.get(0).replace(" ", "").toLowerCase(java.util.Locale.ROOT))
                 .isEqualTo("text/plain;charset=windows-1252");
+    }
+
+    /** Regression: Jetty answered "Content-Length: 0", saying the GET's body was empty. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aHeadResponseWithoutALengthGetsNoLengthTheUpstreamDidNotGive(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "HEAD", "/gw/head-unframed/events");
+        assertThat(both.get(0).status()).isEqualTo(200);
+        assertThat(both.get(0).header("Content-Type")).isEqualTo("text/event-stream");
+        assertThat(both.get(0).headers("Content-Length")).isEmpty();
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "head-unframed");
     }
 
     /** A head the container can write passes, however close to its limit (Tomcat's default 8 KiB is the lower). */
