@@ -8,6 +8,7 @@ import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.internal.Buffers;
 import dev.upstreamguard.gateway.internal.ClientBodyEntity;
+import dev.upstreamguard.gateway.internal.ContainerLimits;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.HopByHop;
 import dev.upstreamguard.gateway.internal.Settings;
@@ -25,6 +26,7 @@ import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.MappingMatch;
 import java.io.IOException;
 import java.io.InputStream;
+import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Enumeration;
 import java.util.List;
@@ -94,6 +96,11 @@ public class UpstreamProxyServlet extends HttpServlet {
     public static final String FORWARDED_HEADERS = "forwarded-headers";
 
     private static final long DEFAULT_MAX_BUFFERED_REQUEST_BODY = 64 * 1024;
+    /**
+     * Room a container's response head needs beyond the upstream's fields: status line, Date, Server, framing,
+     * Connection, this hop's Via, a rewritten Location's growth.
+     */
+    private static final int CONTAINER_HEAD_ALLOWANCE = 512;
     private static final List<String> OWN_SETTINGS = Arrays.asList(UPSTREAM, UPSTREAM_NAME, PROXY_NAME,
             EXPOSE_DETAILS, MAX_BUFFERED_REQUEST_BODY, PRESERVE_HOST, FORWARDED_HEADERS);
 
@@ -222,6 +229,8 @@ public class UpstreamProxyServlet extends HttpServlet {
         private final String viaName;
         private final String via11;
         private final String nextHop;
+        /** The container's response head limit: 0 until looked up on the first response, then bytes or UNKNOWN. */
+        private volatile int responseHeadLimit;
 
         Runtime(Builder b, String servletName) {
             this.target = b.target;
@@ -259,13 +268,30 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return;
             }
             String method = request.getMethod();
+            // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on TRACE and OPTIONS, and answers them itself
+            // at zero; other methods may ignore it, and pass it on unchanged.
+            long maxForwards = method.equals("OPTIONS") || method.equals("TRACE") ? maxForwards(request) : -1;
+            if (maxForwards == 0) {
+                answerAsFinalRecipient(request, response, method);
+                return;
+            }
             HttpUriRequestBase upstreamRequest = new HttpUriRequestBase(method, target.originUri());
             upstreamRequest.setPath(pathAndQuery);
             copyRequestHeaders(request, upstreamRequest);
+            if (maxForwards > 0) {
+                upstreamRequest.setHeader("Max-Forwards", Long.toString(maxForwards - 1));
+            }
 
             ClientBodyEntity streamed = null;
             long contentLength = request.getContentLengthLong();
             boolean chunked = request.getHeader("Transfer-Encoding") != null;
+            if ((contentLength > 0 || chunked) && !mayCarryContent(method, request)) {
+                // HttpClient refuses to send these (RFC 9110 §9.3.7, §9.3.8). Sent on, the refusal would come back as
+                // a 502 http_protocol_error blaming the upstream, counted against it, for the client's own mistake.
+                response.sendError(HttpServletResponse.SC_BAD_REQUEST, method.equals("TRACE")
+                        ? "A TRACE request must not have content" : "OPTIONS content needs a Content-Type");
+                return;
+            }
             if (contentLength > 0 || chunked) {
                 HttpEntity body = requestBody(request, upstreamRequest, contentLength);
                 if (body == null) {
@@ -408,9 +434,15 @@ public class UpstreamProxyServlet extends HttpServlet {
         private void respond(HttpServletRequest request, HttpServletResponse response,
                 HttpUriRequestBase upstreamRequest, ClassicHttpResponse upstreamResponse, long start)
                 throws IOException {
-            response.setStatus(upstreamResponse.getCode());
             Header[] connection = upstreamResponse.getHeaders("Connection");
             List<String> connectionTokens = connection.length == 0 ? null : HopByHop.connectionTokens(connection);
+            UpstreamException tooLarge = headTooLargeForContainer(request, upstreamResponse, connectionTokens, start);
+            if (tooLarge != null) {
+                upstreamRequest.cancel();
+                fault(request, response, tooLarge);
+                return;
+            }
+            response.setStatus(upstreamResponse.getCode());
             // A 204 has no content whatever its Content-Length says (RFC 9110 §8.6, §15.3.5); passing the length on
             // makes a container wait for body bytes that never come (Jetty answers 500).
             boolean framedByLength = upstreamResponse.getCode() != HttpServletResponse.SC_NO_CONTENT
@@ -461,6 +493,12 @@ public class UpstreamProxyServlet extends HttpServlet {
 
             HttpEntity entity = upstreamResponse.getEntity();
             if (entity == null) {
+                if (request.getMethod().equals("HEAD") && !upstreamResponse.containsHeader("Content-Length")) {
+                    // Left to finish a response it saw no bytes of, Jetty states "Content-Length: 0", which to a HEAD
+                    // says the GET's body is empty. Committed now, the head goes out with no length the origin did not
+                    // give.
+                    response.flushBuffer();
+                }
                 return;
             }
             InputStream in;
@@ -526,6 +564,100 @@ public class UpstreamProxyServlet extends HttpServlet {
             UpstreamFault fault = inBody ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
             return new UpstreamException(fault, upstreamName, 1, null, System.nanoTime() - start,
                     "Upstream '" + upstreamName + "' failed: " + fault.type() + " (" + e + ")", e);
+        }
+
+        /**
+         * The fault when the head to pass on is larger than the container can write, or {@code null}. Passed on, the
+         * container would fail it at the commit — possibly after the servlet returned — and answer a bare 500 of its
+         * own, without {@code Proxy-Status}; this answers 502 as nginx does ("upstream sent too big header").
+         */
+        private UpstreamException headTooLargeForContainer(HttpServletRequest request,
+                ClassicHttpResponse upstreamResponse, List<String> connectionTokens, long start) {
+            int limit = responseHeadLimit;
+            if (limit == 0) {
+                limit = ContainerLimits.responseHeadLimit(request);
+                responseHeadLimit = limit;
+            }
+            if (limit == ContainerLimits.UNKNOWN) {
+                return null;
+            }
+            long section = 0;
+            int longest = 0;
+            for (Header header : upstreamResponse.getHeaders()) {
+                if (!HopByHop.isExcluded(header.getName(), connectionTokens)) {
+                    int line = header.getName().length() + header.getValue().length() + 4; // ": " and CRLF
+                    section += line;
+                    longest = Math.max(longest, line);
+                }
+            }
+            int room = limit - CONTAINER_HEAD_ALLOWANCE;
+            if (section <= room) {
+                return null;
+            }
+            UpstreamFault fault = longest > room ? UpstreamFault.HTTP_RESPONSE_HEADER_SIZE
+                    : UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE;
+            return new UpstreamException(fault, upstreamName, 1, null, System.nanoTime() - start, "Upstream '"
+                    + upstreamName + "' sent " + section + " bytes of header fields; the servlet container writes a "
+                    + "response head of at most " + limit + " bytes", null);
+        }
+
+        /** A single valid {@code Max-Forwards} (1*DIGIT, capped), or -1 when absent or invalid: then ignored. */
+        private static long maxForwards(HttpServletRequest request) {
+            Enumeration<String> values = request.getHeaders("Max-Forwards");
+            if (values == null || !values.hasMoreElements()) {
+                return -1;
+            }
+            String value = values.nextElement().trim();
+            if (values.hasMoreElements() || value.isEmpty()) {
+                return -1;
+            }
+            for (int i = 0; i < value.length(); i++) {
+                if (value.charAt(i) < '0' || value.charAt(i) > '9') {
+                    return -1;
+                }
+            }
+            // The largest value this hop supports; a longer number is forwarded as this, less one.
+            return value.length() > 9 ? 999_999_999L : Long.parseLong(value);
+        }
+
+        /**
+         * The gateway's own answer when {@code Max-Forwards} ran out (RFC 9110 §9.3.7, §9.3.8): an empty 200 to OPTIONS,
+         * and to TRACE the request as received, as {@code message/http}, without the fields that carry credentials.
+         */
+        private static void answerAsFinalRecipient(HttpServletRequest request, HttpServletResponse response,
+                String method) throws IOException {
+            response.setStatus(HttpServletResponse.SC_OK);
+            if (method.equals("OPTIONS")) {
+                response.setContentLength(0);
+                return;
+            }
+            StringBuilder echo = new StringBuilder(256).append(method).append(' ').append(request.getRequestURI());
+            if (request.getQueryString() != null) {
+                echo.append('?').append(request.getQueryString());
+            }
+            echo.append(' ').append(request.getProtocol()).append("\r\n");
+            for (Enumeration<String> names = request.getHeaderNames(); names.hasMoreElements();) {
+                String name = names.nextElement();
+                if (name.equalsIgnoreCase("Cookie") || name.equalsIgnoreCase("Authorization")
+                        || name.equalsIgnoreCase("Proxy-Authorization")) {
+                    continue;
+                }
+                for (Enumeration<String> values = request.getHeaders(name); values.hasMoreElements();) {
+                    echo.append(name).append(": ").append(values.nextElement()).append("\r\n");
+                }
+            }
+            byte[] body = echo.append("\r\n").toString().getBytes(StandardCharsets.ISO_8859_1);
+            response.setContentType("message/http");
+            response.setContentLength(body.length);
+            response.getOutputStream().write(body);
+        }
+
+        /** Whether a request of {@code method} may carry content: never for TRACE, for OPTIONS only with its type. */
+        private static boolean mayCarryContent(String method, HttpServletRequest request) {
+            if (method.equals("TRACE")) {
+                return false;
+            }
+            return !method.equals("OPTIONS") || request.getHeader("Content-Type") != null;
         }
 
         /** Whether a media type has a {@code charset} parameter; most have no parameter at all. */

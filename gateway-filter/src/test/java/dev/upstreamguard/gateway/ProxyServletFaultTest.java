@@ -122,6 +122,11 @@ class ProxyServletFaultTest {
                 "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nok")));
         add("section-of-small-headers", UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE,
                 raw(Behaviours.respond(smallHeadersOver64KiB())));
+        // Regression: within the parser's limits but over what the container can write (Tomcat 8 KiB, Jetty 16 KiB),
+        // the container failed the commit and answered a bare 500 of its own.
+        add("head-too-large-for-container", UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE,
+                raw(Behaviours.respond("HTTP/1.1 200 OK\r\n" + ("X-Large: " + "v".repeat(1000) + "\r\n").repeat(30)
+                        + "Content-Length: 2\r\n\r\nok")));
         add("response-timeout", UpstreamFault.CONNECTION_READ_TIMEOUT, raw(Behaviours.stall()),
                 "response-timeout", "400ms");
         MockWebServer tls = TestTls.httpsServer();

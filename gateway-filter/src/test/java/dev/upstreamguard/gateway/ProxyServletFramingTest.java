@@ -37,6 +37,9 @@ import org.junit.jupiter.params.provider.EnumSource;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ProxyServletFramingTest {
 
+    /** A field of 7 KB: within Tomcat's default 8 KiB response head, with room for what the container adds. */
+    private static final int LARGE_COOKIE = 7000;
+
     private static final Duration SETTLE = Duration.ofSeconds(15);
     private static final String SECOND = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
     private static final String TOO_LARGE = "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\n"
@@ -99,6 +102,10 @@ class ProxyServletFramingTest {
             ups.put("html", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 2\r\n\r\nok"));
             ups.put("labelled", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=windows-1252\r\n"
                     + "Content-Length: 2\r\n\r\nok"));
+            ups.put("head-unframed", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                    + "Transfer-Encoding: chunked\r\n\r\n"));
+            ups.put("large-head", keepAlive("HTTP/1.1 200 OK\r\nSet-Cookie: big=" + "c".repeat(LARGE_COOKIE)
+                    + "\r\nContent-Length: 2\r\n\r\nok"));
             ups.put("surplus", keepAlive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                     + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"));
             upstreams.put(container, ups);
@@ -322,6 +329,28 @@ class ProxyServletFramingTest {
         assertThat(labelled).hasSize(1);
         assertThat(labelled.get(0).replace(" ", "").toLowerCase(java.util.Locale.ROOT))
                 .isEqualTo("text/plain;charset=windows-1252");
+    }
+
+    /** Regression: Jetty answered "Content-Length: 0", saying the GET's body was empty. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aHeadResponseWithoutALengthGetsNoLengthTheUpstreamDidNotGive(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "HEAD", "/gw/head-unframed/events");
+        assertThat(both.get(0).status()).isEqualTo(200);
+        assertThat(both.get(0).header("Content-Type")).isEqualTo("text/event-stream");
+        assertThat(both.get(0).headers("Content-Length")).isEmpty();
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "head-unframed");
+    }
+
+    /** A head the container can write passes, however close to its limit (Tomcat's default 8 KiB is the lower). */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aLargeHeadTheContainerCanWritePassesWhole(Container container) throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/large-head/x");
+        assertThat(response.status()).as("%s", response.status()).isEqualTo(200);
+        assertThat(response.header("Set-Cookie")).hasSize("big=".length() + LARGE_COOKIE);
+        assertThat(response.bodyUtf8()).isEqualTo("ok");
     }
 
     /** Bytes an upstream sends past its framed body must never answer another client's request. */

@@ -1,0 +1,106 @@
+package dev.upstreamguard.gateway.internal;
+
+import jakarta.servlet.ServletRequest;
+import jakarta.servlet.ServletRequestWrapper;
+import java.lang.reflect.Field;
+import java.lang.reflect.Method;
+import java.lang.reflect.Modifier;
+
+/**
+ * The largest response head the servlet container can write, where it can be found out: Tomcat's connector
+ * {@code maxHttpResponseHeaderSize} (default 8 KiB) and Jetty's {@code HttpConfiguration} response header size (Jetty
+ * 12.1: grows to {@code maxResponseHeaderSize}, default 16 KiB).
+ *
+ * <p>A container that cannot write a head fails the response after the servlet has set it — at the commit, which may
+ * come after the servlet returned — and answers 500 itself, when the response is already "committed" as far as the
+ * servlet API can tell, so no {@code Proxy-Status} can be given any more. A proxy that knows the limit can answer such
+ * an upstream response as {@code http_response_header_section_size} instead, as nginx does ("upstream sent too big
+ * header"). Reached through each container's own types by reflection, since the servlet API has no such setting; any
+ * other container, or a version whose types differ, gives "unknown" and the head is passed on as before.
+ */
+public final class ContainerLimits {
+
+    /** The limit is not known. */
+    public static final int UNKNOWN = -1;
+
+    private ContainerLimits() {
+    }
+
+    /** The container's response head limit in bytes, or {@link #UNKNOWN}. Never throws. */
+    public static int responseHeadLimit(ServletRequest request) {
+        ServletRequest unwrapped = request;
+        while (unwrapped instanceof ServletRequestWrapper) {
+            unwrapped = ((ServletRequestWrapper) unwrapped).getRequest();
+        }
+        String type = unwrapped.getClass().getName();
+        try {
+            if (type.startsWith("org.apache.catalina.")) {
+                return tomcat(unwrapped);
+            }
+            if (type.startsWith("org.eclipse.jetty.")) {
+                return jetty(unwrapped);
+            }
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError notThisVersion) {
+            // Unknown then: the head is passed on unchecked, as it was before the limit could be looked up.
+        }
+        return UNKNOWN;
+    }
+
+    private static int tomcat(ServletRequest facade) throws ReflectiveOperationException {
+        Field field = facade.getClass().getDeclaredField("request");
+        field.setAccessible(true);
+        Object connector = invoke(field.get(facade), "getConnector");
+        Object protocol = invoke(connector, "getProtocolHandler");
+        return positive(invoke(protocol, "getMaxHttpResponseHeaderSize"));
+    }
+
+    private static int jetty(ServletRequest apiRequest) throws ReflectiveOperationException {
+        Object core = invoke(apiRequest, "getRequest");
+        Object configuration = invoke(invoke(core, "getConnectionMetaData"), "getHttpConfiguration");
+        if (publicMethod(configuration.getClass(), "getMaxResponseHeaderSize") != null) {
+            return positive(invoke(configuration, "getMaxResponseHeaderSize"));
+        }
+        return positive(invoke(configuration, "getResponseHeaderSize"));
+    }
+
+    private static int positive(Object size) {
+        return size instanceof Integer && (Integer) size > 0 ? (Integer) size : UNKNOWN;
+    }
+
+    /** Calls a public no-argument method through a public type that declares it (the runtime class may not be). */
+    private static Object invoke(Object target, String name) throws ReflectiveOperationException {
+        Method method = publicMethod(target.getClass(), name);
+        if (method == null) {
+            throw new NoSuchMethodException(target.getClass().getName() + "." + name);
+        }
+        return method.invoke(target);
+    }
+
+    private static Method publicMethod(Class<?> type, String name) {
+        for (Class<?> c = type; c != null; c = c.getSuperclass()) {
+            Method m = declared(c, name);
+            if (m != null) {
+                return m;
+            }
+            for (Class<?> i : c.getInterfaces()) {
+                m = publicMethod(i, name);
+                if (m != null) {
+                    return m;
+                }
+            }
+        }
+        return null;
+    }
+
+    private static Method declared(Class<?> c, String name) {
+        if (!Modifier.isPublic(c.getModifiers())) {
+            return null;
+        }
+        try {
+            Method m = c.getDeclaredMethod(name);
+            return Modifier.isPublic(m.getModifiers()) ? m : null;
+        } catch (NoSuchMethodException e) {
+            return null;
+        }
+    }
+}
