@@ -43,6 +43,9 @@ public class UpstreamException extends IOException {
      * Like the public constructor, but lets fast-path rejections (circuit open, bulkhead full) skip the cost of a
      * stack trace.
      */
+    // IOException has no constructor that skips the stack trace, so an empty one is set here; Throwable's own
+    // setStackTrace is what a subclass would override, and none does.
+    @SuppressWarnings("this-escape")
     protected UpstreamException(UpstreamFault fault, String upstream, int attempts, Duration retryAfter,
             long elapsedNanos, String message, Throwable cause, boolean writableStackTrace) {
         super(message, cause);

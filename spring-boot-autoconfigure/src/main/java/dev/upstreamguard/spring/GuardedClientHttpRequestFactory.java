@@ -14,6 +14,7 @@ import org.springframework.http.client.HttpComponentsClientHttpRequestFactory;
 public class GuardedClientHttpRequestFactory extends HttpComponentsClientHttpRequestFactory {
 
     /** A factory over {@code client}, resolving {@code @UpstreamPolicy} overrides with {@code resolver}. */
+    @SuppressWarnings("this-escape") // Spring's own setter, the only way to give the factory its context
     public GuardedClientHttpRequestFactory(GuardedHttpClient client, UpstreamPolicyResolver resolver) {
         super(client);
         setHttpContextFactory(new GuardedHttpContextFactory(resolver));

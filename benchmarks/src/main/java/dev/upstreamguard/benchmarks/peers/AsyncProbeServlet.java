@@ -40,6 +40,7 @@ public final class AsyncProbeServlet extends HttpServlet {
     private String upstream;
 
     @Override
+    @SuppressWarnings("deprecation") // setVersionPolicy: HTTP/1.1 only, as every other target speaks to the upstream
     public void init() throws ServletException {
         upstream = getInitParameter("upstream");
         int max = Integer.parseInt(getInitParameter("max-connections"));
