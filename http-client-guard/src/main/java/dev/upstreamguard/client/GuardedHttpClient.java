@@ -35,6 +35,7 @@ import org.apache.hc.client5.http.impl.classic.CloseableHttpResponse;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.io.HttpClientConnectionManager;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.client5.http.protocol.RedirectLocations;
 import org.apache.hc.client5.http.utils.DateUtils;
 import org.apache.hc.core5.concurrent.CancellableDependency;
 import org.apache.hc.core5.http.ClassicHttpRequest;
@@ -230,6 +231,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
             }
             applyAttemptConfig(request, ctx, attemptConfig(upstream, base, policy, remaining));
+            ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
             ClassicHttpResponse response;
             // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
             DeadlineTimer.Handle timer = request instanceof CancellableDependency
@@ -261,7 +263,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         : deadlineExpired.get() ? "the total deadline ran out"
                         // A cancelled request is over: the caller does not want an answer any more.
                         : isCancelled(request) ? "the caller cancelled the request"
-                        : RetryRules.whyNotRetry(fault, idempotent, replayable, retry);
+                        : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
                 Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
                     why = "the deadline leaves no time for another attempt";
@@ -318,6 +320,15 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             }
             return response;
         }
+    }
+
+    /**
+     * Whether the failed attempt had followed a redirect: HttpClient's redirect handling (on in the default client)
+     * runs inside one attempt, so a failure to reach the redirect's target comes after the first upstream answered.
+     */
+    private static boolean followedRedirect(HttpClientContext ctx) {
+        RedirectLocations redirects = ctx.getRedirectLocations();
+        return redirects != null && redirects.size() > 0;
     }
 
     private static boolean cappedByDeadline(UpstreamFault fault, GuardPolicy policy, long remainingNanos) {
