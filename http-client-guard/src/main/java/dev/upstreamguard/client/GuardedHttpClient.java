@@ -9,6 +9,7 @@ import dev.upstreamguard.internal.DeadlineTimer;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
 import dev.upstreamguard.internal.RetryRules;
+import dev.upstreamguard.internal.UploadWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
 import io.github.resilience4j.bulkhead.Bulkhead;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
@@ -168,11 +169,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     upstream.retryAfter().orElse(null), breaker.getState());
         }
         AtomicBoolean deadlineExpired = new AtomicBoolean();
+        AtomicBoolean uploadStalled = new AtomicBoolean();
+        // Only a cancel of the caller's own: the deadline and a stalled upload cancel the request too.
         Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
-                () -> !deadlineExpired.get() && isCancelled(request));
+                () -> !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
         ClassicHttpResponse response;
         try {
-            response = attempts(host, request, ctx, policy, method, call, deadlineExpired);
+            response = attempts(host, request, ctx, policy, method, call, deadlineExpired, uploadStalled);
         } catch (UpstreamException e) {
             call.failed(e.fault(), e);
             throw e;
@@ -203,7 +206,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     }
 
     private ClassicHttpResponse attempts(HttpHost host, ClassicHttpRequest request, HttpClientContext ctx,
-            GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired) throws UpstreamException {
+            GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired, AtomicBoolean uploadStalled)
+            throws UpstreamException {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
@@ -240,6 +244,16 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         ((CancellableDependency) request).cancel();
                     }, remaining)
                     : null;
+            // Write timeouts do not exist for sockets: this bounds a body write the upstream stopped taking.
+            UploadWatch upload = body != null && timer != null ? new UploadWatch(body,
+                    policy.responseTimeout().toNanos(), () -> {
+                        uploadStalled.set(true);
+                        ((CancellableDependency) request).cancel();
+                    }) : null;
+            if (upload != null) {
+                request.setEntity(upload);
+                upload.start(deadlines);
+            }
             if (probeReused) {
                 GuardedConnection.probeBeforeReuse(true);
             }
@@ -258,9 +272,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 if (deadlineExpired.get() || cappedByDeadline(fault, policy, remaining)) {
                     // The attempt timed out on the time the deadline left it, not on its own timeout.
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
+                } else if (uploadStalled.get()) {
+                    fault = UpstreamFault.CONNECTION_WRITE_TIMEOUT;
                 }
                 String why = attempt >= maxAttempts ? "no attempts are left"
                         : deadlineExpired.get() ? "the total deadline ran out"
+                        // The watch cancelled the request to break the write; it cannot be sent again.
+                        : uploadStalled.get() ? "the upstream stopped taking the request body"
                         // A cancelled request is over: the caller does not want an answer any more.
                         : isCancelled(request) ? "the caller cancelled the request"
                         : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
@@ -284,6 +302,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             } finally {
                 if (timer != null) {
                     timer.cancel();
+                }
+                if (upload != null) {
+                    upload.stop();
+                    request.setEntity(body);
                 }
                 if (probeReused) {
                     GuardedConnection.probeBeforeReuse(false);

@@ -39,6 +39,10 @@ public final class RetryRules {
             case TLS_PROTOCOL_ERROR:
                 // A handshake fails the same way every time against the same peer.
                 return "the TLS handshake failed";
+            case CONNECTION_WRITE_TIMEOUT:
+                // The upstream stopped reading the body; the request was cancelled to break the write, and an upstream
+                // that takes no data is a busy one: sending it the body again would only add to its load.
+                return "the upstream stopped taking the request body";
             case HTTP_RESPONSE_TIMEOUT:
                 // The call's deadline is spent: there is no time left for another attempt.
                 return "the total deadline was exceeded";
