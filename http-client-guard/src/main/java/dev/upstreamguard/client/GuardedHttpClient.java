@@ -223,12 +223,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         List<Throwable> earlier = null;
         upstream.budget().onCall();
         for (int attempt = 1; ; attempt++) {
-            call.attempt(attempt);
-            if (attempt > 1 && !deadlineExpired.get() && isCancelled(request)) {
-                // Cancelled while waiting to retry: HttpClient would fail the next attempt with an IllegalStateException.
+            if (call.cancelledByCaller()) {
+                // Cancelled before the call or while waiting to retry: this attempt is never made (HttpClient would fail
+                // it with an IllegalStateException, which is no internal error), so it is not counted either.
                 throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", null,
                         earlier);
             }
+            call.attempt(attempt);
             long remaining = deadline - ticker.nanoTime();
             if (remaining <= 0) {
                 throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
@@ -260,6 +261,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             try {
                 response = delegate.executeOpen(host, request, ctx);
             } catch (RuntimeException e) {
+                if (call.cancelledByCaller()) {
+                    // A cancel racing the start of the attempt makes HttpClient throw a state error: the caller's doing.
+                    throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", e,
+                            earlier);
+                }
                 // HttpClient's own state errors (a closed pool, a broken interceptor) are bugs, not upstream faults,
                 // but the caller still gets the one exception type it handles, with the original as cause.
                 throw failure(call, UpstreamFault.PROXY_INTERNAL_ERROR, "the client failed internally", e, earlier);
@@ -274,6 +280,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
                 } else if (uploadStalled.get()) {
                     fault = UpstreamFault.CONNECTION_WRITE_TIMEOUT;
+                } else if (call.cancelledByCaller()) {
+                    // Whatever the cancel broke (a connect in progress reads as refused), the call ended the same way.
+                    fault = UpstreamFault.CONNECTION_TERMINATED;
                 }
                 String why = attempt >= maxAttempts ? "no attempts are left"
                         : deadlineExpired.get() ? "the total deadline ran out"
