@@ -170,12 +170,15 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         }
         AtomicBoolean deadlineExpired = new AtomicBoolean();
         AtomicBoolean uploadStalled = new AtomicBoolean();
-        // Only a cancel of the caller's own: the deadline and a stalled upload cancel the request too.
+        AtomicBoolean callerTooSlow = new AtomicBoolean();
+        // The caller's doing: its own cancel (the deadline and a stalled upload cancel the request too), or a deadline
+        // that ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload).
         Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
-                () -> !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
+                () -> callerTooSlow.get() || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
         ClassicHttpResponse response;
         try {
-            response = attempts(host, request, ctx, policy, method, call, deadlineExpired, uploadStalled);
+            response = attempts(host, request, ctx, policy, method, call, deadlineExpired, uploadStalled,
+                    callerTooSlow);
         } catch (UpstreamException e) {
             call.failed(e.fault(), e);
             throw e;
@@ -206,8 +209,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     }
 
     private ClassicHttpResponse attempts(HttpHost host, ClassicHttpRequest request, HttpClientContext ctx,
-            GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired, AtomicBoolean uploadStalled)
-            throws UpstreamException {
+            GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired, AtomicBoolean uploadStalled,
+            AtomicBoolean callerTooSlow) throws UpstreamException {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
@@ -238,19 +241,24 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             applyAttemptConfig(request, ctx, attemptConfig(upstream, base, policy, remaining));
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
             ClassicHttpResponse response;
-            // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
-            DeadlineTimer.Handle timer = request instanceof CancellableDependency
-                    ? deadlines.arm(() -> {
-                        deadlineExpired.set(true);
-                        ((CancellableDependency) request).cancel();
-                    }, remaining)
-                    : null;
             // Write timeouts do not exist for sockets: this bounds a body write the upstream stopped taking.
-            UploadWatch upload = body != null && timer != null ? new UploadWatch(body,
+            UploadWatch upload = body != null && request instanceof CancellableDependency ? new UploadWatch(body,
                     policy.responseTimeout().toNanos(), () -> {
                         uploadStalled.set(true);
                         ((CancellableDependency) request).cancel();
                     }) : null;
+            // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
+            DeadlineTimer.Handle timer = request instanceof CancellableDependency
+                    ? deadlines.arm(() -> {
+                        if (upload != null && upload.waitingOnSource()) {
+                            // Still waiting for the caller's body, not for the upstream: the time ran out on the
+                            // caller's side, which says nothing about the upstream's health.
+                            callerTooSlow.set(true);
+                        }
+                        deadlineExpired.set(true);
+                        ((CancellableDependency) request).cancel();
+                    }, remaining)
+                    : null;
             if (upload != null) {
                 request.setEntity(upload);
                 upload.start(deadlines);

@@ -26,6 +26,8 @@ public final class UploadWatch extends HttpEntityWrapper {
     private DeadlineTimer timer;
     private volatile long blockedSince = NOT_BLOCKED;
     private volatile boolean stopped;
+    /** Inside {@link #writeTo}: the body is being sent, from its source to the upstream. */
+    private volatile boolean sending;
     private volatile DeadlineTimer.Handle armed;
 
     /**
@@ -54,6 +56,14 @@ public final class UploadWatch extends HttpEntityWrapper {
         }
     }
 
+    /**
+     * Whether the body is being sent but no write is blocked: the exchange is waiting for the body's source (a slow
+     * caller, a proxy's client stalling mid-upload), not for the upstream.
+     */
+    public boolean waitingOnSource() {
+        return sending && blockedSince == NOT_BLOCKED;
+    }
+
     private void check() {
         if (stopped) {
             return;
@@ -70,6 +80,15 @@ public final class UploadWatch extends HttpEntityWrapper {
 
     @Override
     public void writeTo(OutputStream out) throws IOException {
+        sending = true;
+        try {
+            send(out);
+        } finally {
+            sending = false;
+        }
+    }
+
+    private void send(OutputStream out) throws IOException {
         super.writeTo(new FilterOutputStream(out) {
             @Override
             public void write(int b) throws IOException {

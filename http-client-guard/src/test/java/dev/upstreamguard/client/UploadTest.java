@@ -121,4 +121,46 @@ class UploadTest {
             assertThat(echoed).isEqualTo("first half, second half");
         }
     }
+
+    /**
+     * Regression: a proxy's client that stalls mid-upload keeps the upstream request waiting for its body; when the
+     * deadline ran out, the call was counted as the upstream's http_response_timeout, a failure for its circuit breaker,
+     * so slow clients could open the circuit for everyone.
+     */
+    @Test
+    void aDeadlineThatRunsOutWhileTheCallersOwnBodyStallsIsNotCountedAgainstTheUpstream() throws Exception {
+        CountDownLatch never = new CountDownLatch(1);
+        InputStream stallingSource = new SequenceInputStream(new ByteArrayInputStream("first half, ".getBytes()),
+                new InputStream() {
+                    @Override
+                    public int read() throws IOException {
+                        try {
+                            // The caller stops producing its body for 3 s, past the 1 s deadline.
+                            never.await(3, TimeUnit.SECONDS);
+                        } catch (InterruptedException e) {
+                            throw new java.io.InterruptedIOException();
+                        }
+                        return -1;
+                    }
+                });
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.echo());
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
+                        .defaults(GuardPolicy.builder().responseTimeout(Duration.ofSeconds(10))
+                                .totalTimeout(Duration.ofSeconds(1)).build()).build()) {
+            HttpPost post = new HttpPost(upstream.uri("/file"));
+            post.setEntity(new InputStreamEntity(stallingSource, -1, ContentType.TEXT_PLAIN));
+            UpstreamException e = failure(client, post);
+            assertFault(e, "http_response_timeout", 504, 1);
+            GuardedUpstream state = client.upstream(upstream.baseUrl());
+            assertThat(state.faultCounts()).isEmpty();
+            assertThat(state.circuitBreaker()).hasValueSatisfying(
+                    cb -> assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero());
+            assertThat(state.callsInFlight()).isZero();
+            assertThat(client.poolStats().getLeased()).isZero();
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "cancelled").timer().count()).isEqualTo(1);
+        } finally {
+            never.countDown();
+        }
+    }
 }
