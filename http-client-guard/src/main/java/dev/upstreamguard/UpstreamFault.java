@@ -37,6 +37,11 @@ public enum UpstreamFault {
     HTTP_RESPONSE_INCOMPLETE("http_response_incomplete", 502, true),
     /** Reading from the upstream stalled for longer than the response timeout. */
     CONNECTION_READ_TIMEOUT("connection_read_timeout", 504, true),
+    /**
+     * Writing the request body to the upstream was blocked for longer than the response timeout: the upstream stopped
+     * taking it (RFC 9209 {@code connection_write_timeout}).
+     */
+    CONNECTION_WRITE_TIMEOUT("connection_write_timeout", 504, true),
     /** The call's total deadline ran out, across every attempt. */
     HTTP_RESPONSE_TIMEOUT("http_response_timeout", 504, true),
     /** The upstream did not speak valid HTTP: bad status line, bad header, conflicting framing, bad chunking. */

@@ -9,6 +9,7 @@ import dev.upstreamguard.internal.DeadlineTimer;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
 import dev.upstreamguard.internal.RetryRules;
+import dev.upstreamguard.internal.UploadWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
 import io.github.resilience4j.bulkhead.Bulkhead;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
@@ -35,6 +36,7 @@ import org.apache.hc.client5.http.impl.classic.CloseableHttpResponse;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.io.HttpClientConnectionManager;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.client5.http.protocol.RedirectLocations;
 import org.apache.hc.client5.http.utils.DateUtils;
 import org.apache.hc.core5.concurrent.CancellableDependency;
 import org.apache.hc.core5.http.ClassicHttpRequest;
@@ -167,11 +169,16 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     upstream.retryAfter().orElse(null), breaker.getState());
         }
         AtomicBoolean deadlineExpired = new AtomicBoolean();
+        AtomicBoolean uploadStalled = new AtomicBoolean();
+        AtomicBoolean callerTooSlow = new AtomicBoolean();
+        // The caller's doing: its own cancel (the deadline and a stalled upload cancel the request too), or a deadline
+        // that ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload).
         Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
-                () -> !deadlineExpired.get() && isCancelled(request));
+                () -> callerTooSlow.get() || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
         ClassicHttpResponse response;
         try {
-            response = attempts(host, request, ctx, policy, method, call, deadlineExpired);
+            response = attempts(host, request, ctx, policy, method, call, deadlineExpired, uploadStalled,
+                    callerTooSlow);
         } catch (UpstreamException e) {
             call.failed(e.fault(), e);
             throw e;
@@ -202,7 +209,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     }
 
     private ClassicHttpResponse attempts(HttpHost host, ClassicHttpRequest request, HttpClientContext ctx,
-            GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired) throws UpstreamException {
+            GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired, AtomicBoolean uploadStalled,
+            AtomicBoolean callerTooSlow) throws UpstreamException {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
@@ -218,32 +226,54 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         List<Throwable> earlier = null;
         upstream.budget().onCall();
         for (int attempt = 1; ; attempt++) {
-            call.attempt(attempt);
-            if (attempt > 1 && !deadlineExpired.get() && isCancelled(request)) {
-                // Cancelled while waiting to retry: HttpClient would fail the next attempt with an IllegalStateException.
+            if (call.cancelledByCaller()) {
+                // Cancelled before the call or while waiting to retry: this attempt is never made (HttpClient would fail
+                // it with an IllegalStateException, which is no internal error), so it is not counted either.
                 throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", null,
                         earlier);
             }
+            call.attempt(attempt);
             long remaining = deadline - ticker.nanoTime();
             if (remaining <= 0) {
                 throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
                         + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
             }
             applyAttemptConfig(request, ctx, attemptConfig(upstream, base, policy, remaining));
+            ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
             ClassicHttpResponse response;
+            // Write timeouts do not exist for sockets: this bounds a body write the upstream stopped taking.
+            UploadWatch upload = body != null && request instanceof CancellableDependency ? new UploadWatch(body,
+                    policy.responseTimeout().toNanos(), () -> {
+                        uploadStalled.set(true);
+                        ((CancellableDependency) request).cancel();
+                    }) : null;
             // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
             DeadlineTimer.Handle timer = request instanceof CancellableDependency
                     ? deadlines.arm(() -> {
+                        if (upload != null && upload.waitingOnSource()) {
+                            // Still waiting for the caller's body, not for the upstream: the time ran out on the
+                            // caller's side, which says nothing about the upstream's health.
+                            callerTooSlow.set(true);
+                        }
                         deadlineExpired.set(true);
                         ((CancellableDependency) request).cancel();
                     }, remaining)
                     : null;
+            if (upload != null) {
+                request.setEntity(upload);
+                upload.start(deadlines);
+            }
             if (probeReused) {
                 GuardedConnection.probeBeforeReuse(true);
             }
             try {
                 response = delegate.executeOpen(host, request, ctx);
             } catch (RuntimeException e) {
+                if (call.cancelledByCaller()) {
+                    // A cancel racing the start of the attempt makes HttpClient throw a state error: the caller's doing.
+                    throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", e,
+                            earlier);
+                }
                 // HttpClient's own state errors (a closed pool, a broken interceptor) are bugs, not upstream faults,
                 // but the caller still gets the one exception type it handles, with the original as cause.
                 throw failure(call, UpstreamFault.PROXY_INTERNAL_ERROR, "the client failed internally", e, earlier);
@@ -256,12 +286,19 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 if (deadlineExpired.get() || cappedByDeadline(fault, policy, remaining)) {
                     // The attempt timed out on the time the deadline left it, not on its own timeout.
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
+                } else if (uploadStalled.get()) {
+                    fault = UpstreamFault.CONNECTION_WRITE_TIMEOUT;
+                } else if (call.cancelledByCaller()) {
+                    // Whatever the cancel broke (a connect in progress reads as refused), the call ended the same way.
+                    fault = UpstreamFault.CONNECTION_TERMINATED;
                 }
                 String why = attempt >= maxAttempts ? "no attempts are left"
                         : deadlineExpired.get() ? "the total deadline ran out"
+                        // The watch cancelled the request to break the write; it cannot be sent again.
+                        : uploadStalled.get() ? "the upstream stopped taking the request body"
                         // A cancelled request is over: the caller does not want an answer any more.
                         : isCancelled(request) ? "the caller cancelled the request"
-                        : RetryRules.whyNotRetry(fault, idempotent, replayable, retry);
+                        : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
                 Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
                     why = "the deadline leaves no time for another attempt";
@@ -282,6 +319,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             } finally {
                 if (timer != null) {
                     timer.cancel();
+                }
+                if (upload != null) {
+                    upload.stop();
+                    request.setEntity(body);
                 }
                 if (probeReused) {
                     GuardedConnection.probeBeforeReuse(false);
@@ -318,6 +359,15 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             }
             return response;
         }
+    }
+
+    /**
+     * Whether the failed attempt had followed a redirect: HttpClient's redirect handling (on in the default client)
+     * runs inside one attempt, so a failure to reach the redirect's target comes after the first upstream answered.
+     */
+    private static boolean followedRedirect(HttpClientContext ctx) {
+        RedirectLocations redirects = ctx.getRedirectLocations();
+        return redirects != null && redirects.size() > 0;
     }
 
     private static boolean cappedByDeadline(UpstreamFault fault, GuardPolicy policy, long remainingNanos) {

@@ -15,10 +15,13 @@ public final class RetryRules {
     /**
      * Why a failed attempt must not be retried, or {@code null} when it may be (budget and deadline permitting).
      *
+     * @param redirected the attempt followed a redirect before it failed: an upstream answered the request, so it
+     *     may have acted on it even when the fault itself is one the redirect's target never saw
      * @param idempotent the method is idempotent, or the request carries an {@code Idempotency-Key}
      * @param replayable the request has no body or a repeatable one
      */
-    public static String whyNotRetry(UpstreamFault fault, boolean idempotent, boolean replayable, GuardPolicy.Retry retry) {
+    public static String whyNotRetry(UpstreamFault fault, boolean redirected, boolean idempotent, boolean replayable,
+            GuardPolicy.Retry retry) {
         switch (fault) {
             case CONNECTION_LIMIT_REACHED:
                 // The limit is our own pool: waiting again for the same saturated pool only queues more work.
@@ -36,15 +39,25 @@ public final class RetryRules {
             case TLS_PROTOCOL_ERROR:
                 // A handshake fails the same way every time against the same peer.
                 return "the TLS handshake failed";
+            case CONNECTION_WRITE_TIMEOUT:
+                // The upstream stopped reading the body; the request was cancelled to break the write, and an upstream
+                // that takes no data is a busy one: sending it the body again would only add to its load.
+                return "the upstream stopped taking the request body";
             case HTTP_RESPONSE_TIMEOUT:
                 // The call's deadline is spent: there is no time left for another attempt.
                 return "the total deadline was exceeded";
             default:
                 break;
         }
-        if (!fault.upstreamMayHaveActed()) {
+        if (!fault.upstreamMayHaveActed() && !redirected) {
             // Refused, connect timeout, DNS timeout: the request never left, so any method (and any body) is safe.
             return null;
+        }
+        if (!fault.upstreamMayHaveActed()) {
+            // The redirect's target never saw it, but the upstream that redirected did: a retry replays the request to
+            // it, so the request must be one that may be replayed (RFC 9110 §9.2.2).
+            return !idempotent ? "the request is not idempotent and an upstream already answered it with a redirect"
+                    : !replayable ? "the request body cannot be replayed" : null;
         }
         if (!idempotent) {
             // RFC 9110 §9.2.2: a proxy must not automatically retry a request that may not be idempotent.

@@ -38,6 +38,7 @@ final class FaultTexts {
             case CONNECTION_TERMINATED: return "Upstream closed the connection";
             case HTTP_RESPONSE_INCOMPLETE: return "Upstream response incomplete";
             case CONNECTION_READ_TIMEOUT: return "Upstream response timed out";
+            case CONNECTION_WRITE_TIMEOUT: return "Upstream stopped taking the request";
             case HTTP_RESPONSE_TIMEOUT: return "Upstream response timed out";
             case HTTP_PROTOCOL_ERROR: return "Upstream response is not valid HTTP";
             case HTTP_RESPONSE_HEADER_SECTION_SIZE: return "Upstream response headers too large";
@@ -69,6 +70,7 @@ final class FaultTexts {
             case CONNECTION_READ_TIMEOUT:
             case HTTP_RESPONSE_TIMEOUT:
                 return "The upstream did not respond in time.";
+            case CONNECTION_WRITE_TIMEOUT: return "The upstream stopped reading the request before it was complete.";
             case HTTP_PROTOCOL_ERROR: return "The upstream's response was not valid HTTP.";
             case HTTP_RESPONSE_HEADER_SECTION_SIZE: return "The upstream's response headers were larger than allowed.";
             case HTTP_RESPONSE_HEADER_SIZE: return "A header of the upstream's response was larger than allowed.";

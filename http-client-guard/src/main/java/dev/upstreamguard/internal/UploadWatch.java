@@ -1,0 +1,135 @@
+package dev.upstreamguard.internal;
+
+import java.io.FilterOutputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import org.apache.hc.core5.http.HttpEntity;
+import org.apache.hc.core5.http.io.entity.HttpEntityWrapper;
+
+/**
+ * Bounds how long one write of a request body may block. A socket write has no timeout in Java: an upstream that reads
+ * the request head and then stops reading (a stalled or overloaded server) fills the socket buffers, and the write
+ * blocks until the total deadline — or forever without one — while the response timeout, a read timeout, never
+ * applies because nothing is being read yet. The upstream has been silent and taken nothing for as long as a write
+ * blocks, so a write blocked for the response timeout is a timeout like a read blocked that long.
+ *
+ * <p>Only time spent inside a write counts: a body whose source is slow (a proxy's client uploading slowly) is not the
+ * upstream's doing. The watch is one armed entry in the client's {@link DeadlineTimer}, re-armed while the body is
+ * being written; it costs nothing per write beyond two volatile stores.
+ */
+public final class UploadWatch extends HttpEntityWrapper {
+
+    private static final long NOT_BLOCKED = Long.MIN_VALUE;
+
+    private final long timeoutNanos;
+    private final Runnable onStall;
+    private DeadlineTimer timer;
+    private volatile long blockedSince = NOT_BLOCKED;
+    private volatile boolean stopped;
+    /** Inside {@link #writeTo}: the body is being sent, from its source to the upstream. */
+    private volatile boolean sending;
+    private volatile DeadlineTimer.Handle armed;
+
+    /**
+     * @param body the request body to write
+     * @param timeoutNanos the longest one write may block
+     * @param onStall run (on the timer's thread) when a write blocked that long: it must break the connection
+     */
+    public UploadWatch(HttpEntity body, long timeoutNanos, Runnable onStall) {
+        super(body);
+        this.timeoutNanos = timeoutNanos;
+        this.onStall = onStall;
+    }
+
+    /** Starts watching; {@link #stop()} must follow once the exchange no longer writes. */
+    public void start(DeadlineTimer deadlines) {
+        this.timer = deadlines;
+        armed = deadlines.arm(this::check, timeoutNanos);
+    }
+
+    /** Stops watching; a check already running does nothing more. */
+    public void stop() {
+        stopped = true;
+        DeadlineTimer.Handle handle = armed;
+        if (handle != null) {
+            handle.cancel();
+        }
+    }
+
+    /**
+     * Whether the body is being sent but no write is blocked: the exchange is waiting for the body's source (a slow
+     * caller, a proxy's client stalling mid-upload), not for the upstream.
+     */
+    public boolean waitingOnSource() {
+        return sending && blockedSince == NOT_BLOCKED;
+    }
+
+    private void check() {
+        if (stopped) {
+            return;
+        }
+        long since = blockedSince;
+        long now = System.nanoTime();
+        if (since != NOT_BLOCKED && now - since >= timeoutNanos) {
+            stopped = true;
+            onStall.run();
+            return;
+        }
+        armed = timer.arm(this::check, since == NOT_BLOCKED ? timeoutNanos : since + timeoutNanos - now);
+    }
+
+    @Override
+    public void writeTo(OutputStream out) throws IOException {
+        sending = true;
+        try {
+            send(out);
+        } finally {
+            sending = false;
+        }
+    }
+
+    private void send(OutputStream out) throws IOException {
+        super.writeTo(new FilterOutputStream(out) {
+            @Override
+            public void write(int b) throws IOException {
+                blockedSince = System.nanoTime();
+                try {
+                    out.write(b);
+                } finally {
+                    blockedSince = NOT_BLOCKED;
+                }
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) throws IOException {
+                blockedSince = System.nanoTime();
+                try {
+                    out.write(b, off, len);
+                } finally {
+                    blockedSince = NOT_BLOCKED;
+                }
+            }
+
+            @Override
+            public void flush() throws IOException {
+                blockedSince = System.nanoTime();
+                try {
+                    out.flush();
+                } finally {
+                    blockedSince = NOT_BLOCKED;
+                }
+            }
+
+            @Override
+            public void close() throws IOException {
+                // Closing finishes the body (a chunked one's last chunk), which is a write too.
+                blockedSince = System.nanoTime();
+                try {
+                    out.close();
+                } finally {
+                    blockedSince = NOT_BLOCKED;
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,83 @@
+package dev.upstreamguard.client;
+
+import static dev.upstreamguard.client.FaultMatrixTest.assertFault;
+import static dev.upstreamguard.client.FaultMatrixTest.failure;
+import static dev.upstreamguard.client.FaultMatrixTest.post;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.testing.ClosedPort;
+import dev.upstreamguard.testing.RawUpstream;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * The redirect-following default client: a redirect is followed inside one attempt, so whatever fails on the way to
+ * its target fails after the first upstream answered the request.
+ */
+@Timeout(30)
+class RedirectTest {
+
+    /** An upstream that answers every request with {@code status} and {@code location}, on keep-alive connections. */
+    private static RawUpstream.Behaviour redirectTo(int status, String location) {
+        return c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                c.write("HTTP/1.1 " + status + " Redirect\r\nLocation: " + location + "\r\nContent-Length: 0\r\n\r\n");
+            }
+        };
+    }
+
+    /**
+     * Regression: a refused connection counts as a fault the upstream never saw, retried for any method; after a
+     * redirect the first upstream had seen the POST, and each retry sent it the POST again (three in all).
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(ints = {302, 303, 307, 308})
+    void aPostRedirectedToARefusingHostReachesTheFirstUpstreamExactlyOnce(int status) throws Exception {
+        ClosedPort closed = ClosedPort.find();
+        try (RawUpstream upstream = RawUpstream.start(redirectTo(status, closed.baseUrl() + "/elsewhere"));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            UpstreamException e = failure(client, post(upstream.uri("/orders")));
+            assertFault(e, "connection_refused", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+            assertThat(upstream.requests().get(0).method()).isEqualTo("POST");
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(ints = {302, 307})
+    void aGetRedirectedToARefusingHostIsStillRetried(int status) throws Exception {
+        ClosedPort closed = ClosedPort.find();
+        try (RawUpstream upstream = RawUpstream.start(redirectTo(status, closed.baseUrl() + "/elsewhere"));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/items")));
+            assertFault(e, "connection_refused", 502, 3);
+            assertThat(e.getSuppressed()).hasSize(2);
+            assertThat(upstream.requestCount()).isEqualTo(3);
+        }
+    }
+
+    /**
+     * A decision, not an accident: RFC 9209 has no type for redirects that never end, and its catch-all for an upstream
+     * exchange that cannot complete is {@code http_protocol_error} (not {@code proxy_loop_detected}, which is about a
+     * request reaching this proxy again). Like other broken upstream behaviour it is not retried.
+     */
+    @ParameterizedTest(name = "circular={0}")
+    @ValueSource(booleans = {true, false})
+    void redirectsThatNeverEndAreAProtocolErrorAndNotRetried(boolean circular) throws Exception {
+        RawUpstream.Behaviour endless = c -> {
+            int n = 0;
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                String next = circular ? (r.target().equals("/a") ? "/b" : "/a") : "/n" + n++;
+                c.write("HTTP/1.1 302 Found\r\nLocation: " + next + "\r\nContent-Length: 0\r\n\r\n");
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(endless);
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/a"))), "http_protocol_error", 502, 1);
+            assertThat(upstream.requestCount()).isLessThanOrEqualTo(51);
+        }
+    }
+}

@@ -1,0 +1,166 @@
+package dev.upstreamguard.client;
+
+import static dev.upstreamguard.client.FaultMatrixTest.assertFault;
+import static dev.upstreamguard.client.FaultMatrixTest.failure;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.RawUpstream;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.ByteArrayInputStream;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.SequenceInputStream;
+import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.client5.http.classic.methods.HttpPut;
+import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.core5.http.ContentType;
+import org.apache.hc.core5.http.io.entity.ByteArrayEntity;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.apache.hc.core5.http.io.entity.InputStreamEntity;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/** Request bodies the upstream does not take, and bodies whose source is slow. */
+@Timeout(60)
+class UploadTest {
+
+    /** Far more than the loopback socket buffers hold, so a write blocks once the upstream stops reading. */
+    static final int BODY_BYTES = 16 * 1024 * 1024;
+
+    private static GuardPolicy policy() {
+        return GuardPolicy.builder().connectTimeout(Duration.ofSeconds(5)).responseTimeout(Duration.ofSeconds(1))
+                .totalTimeout(Duration.ofSeconds(40)).build();
+    }
+
+    /** Reads the request head, then reads nothing more until the test ends (or 50 s pass). */
+    private static RawUpstream.Behaviour readHeadThenStopReading(CountDownLatch testDone) {
+        return c -> {
+            InputStream in = c.in();
+            int newlines = 0;
+            while (newlines < 2) {
+                int b = in.read();
+                if (b == -1) {
+                    return;
+                }
+                newlines = b == '\n' ? newlines + 1 : b == '\r' ? newlines : 0;
+            }
+            testDone.await(50, TimeUnit.SECONDS);
+        };
+    }
+
+    /**
+     * Regression: a socket write has no timeout, and the response timeout is a read timeout, so an upload the upstream
+     * stopped reading blocked until the total deadline (30 s by default) and was then blamed on it as
+     * http_response_timeout.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"POST", "PUT"})
+    void anUploadTheUpstreamStopsReadingEndsWithinTheResponseTimeoutAsAWriteTimeout(String method) throws Exception {
+        CountDownLatch testDone = new CountDownLatch(1);
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (RawUpstream upstream = RawUpstream.start(readHeadThenStopReading(testDone));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy()).meterRegistry(meters)
+                        .build()) {
+            HttpUriRequestBase request = method.equals("PUT") ? new HttpPut(upstream.uri("/file"))
+                    : new HttpPost(upstream.uri("/file"));
+            request.setEntity(new ByteArrayEntity(new byte[BODY_BYTES], ContentType.APPLICATION_OCTET_STREAM));
+            long start = System.nanoTime();
+            UpstreamException e = failure(client, request);
+            long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
+            assertFault(e, "connection_write_timeout", 504, 1);
+            assertThat(millis).as("ended after the 1 s response timeout, far from the 40 s deadline")
+                    .isGreaterThanOrEqualTo(900).isLessThan(15_000);
+            // Not replayed, not even the repeatable PUT: the upstream takes no data.
+            assertThat(upstream.connectionCount()).isEqualTo(1);
+            GuardedUpstream state = client.upstream(upstream.baseUrl());
+            assertThat(state.faultCounts()).containsEntry(dev.upstreamguard.UpstreamFault.CONNECTION_WRITE_TIMEOUT, 1L);
+            assertThat(state.callsInFlight()).isZero();
+            assertThat(client.poolStats().getLeased()).isZero();
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "fault")
+                    .tag("fault", "connection_write_timeout").timer().count()).isEqualTo(1);
+        } finally {
+            testDone.countDown();
+        }
+    }
+
+    /** Only a write the upstream blocks counts: a body whose own source pauses longer than the timeout still goes. */
+    @Test
+    void aBodyWhoseSourcePausesLongerThanTheResponseTimeoutIsStillSent() throws Exception {
+        CountDownLatch never = new CountDownLatch(1);
+        InputStream slowSource = new SequenceInputStream(new ByteArrayInputStream("first half, ".getBytes()),
+                new InputStream() {
+                    private InputStream rest;
+
+                    @Override
+                    public int read() throws IOException {
+                        if (rest == null) {
+                            try {
+                                // The source pauses (a slow producer): 1.5 s, longer than the 1 s response timeout.
+                                never.await(1500, TimeUnit.MILLISECONDS);
+                            } catch (InterruptedException e) {
+                                throw new java.io.InterruptedIOException();
+                            }
+                            rest = new ByteArrayInputStream("second half".getBytes());
+                        }
+                        return rest.read();
+                    }
+                });
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.echo());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy()).build()) {
+            HttpPost post = new HttpPost(upstream.uri("/file"));
+            post.setEntity(new InputStreamEntity(slowSource, -1, ContentType.TEXT_PLAIN));
+            String echoed = client.execute(post, r -> EntityUtils.toString(r.getEntity()));
+            assertThat(echoed).isEqualTo("first half, second half");
+        }
+    }
+
+    /**
+     * Regression: a proxy's client that stalls mid-upload keeps the upstream request waiting for its body; when the
+     * deadline ran out, the call was counted as the upstream's http_response_timeout, a failure for its circuit breaker,
+     * so slow clients could open the circuit for everyone.
+     */
+    @Test
+    void aDeadlineThatRunsOutWhileTheCallersOwnBodyStallsIsNotCountedAgainstTheUpstream() throws Exception {
+        CountDownLatch never = new CountDownLatch(1);
+        InputStream stallingSource = new SequenceInputStream(new ByteArrayInputStream("first half, ".getBytes()),
+                new InputStream() {
+                    @Override
+                    public int read() throws IOException {
+                        try {
+                            // The caller stops producing its body for 3 s, past the 1 s deadline.
+                            never.await(3, TimeUnit.SECONDS);
+                        } catch (InterruptedException e) {
+                            throw new java.io.InterruptedIOException();
+                        }
+                        return -1;
+                    }
+                });
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.echo());
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
+                        .defaults(GuardPolicy.builder().responseTimeout(Duration.ofSeconds(10))
+                                .totalTimeout(Duration.ofSeconds(1)).build()).build()) {
+            HttpPost post = new HttpPost(upstream.uri("/file"));
+            post.setEntity(new InputStreamEntity(stallingSource, -1, ContentType.TEXT_PLAIN));
+            UpstreamException e = failure(client, post);
+            assertFault(e, "http_response_timeout", 504, 1);
+            GuardedUpstream state = client.upstream(upstream.baseUrl());
+            assertThat(state.faultCounts()).isEmpty();
+            assertThat(state.circuitBreaker()).hasValueSatisfying(
+                    cb -> assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero());
+            assertThat(state.callsInFlight()).isZero();
+            assertThat(client.poolStats().getLeased()).isZero();
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "cancelled").timer().count()).isEqualTo(1);
+        } finally {
+            never.countDown();
+        }
+    }
+}
