@@ -5,6 +5,7 @@ import dev.upstreamguard.client.GuardedHttpClientBuilder;
 import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.UpstreamFaultFilter;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.spring.internal.CallablePolicyInterceptor;
 import dev.upstreamguard.spring.internal.ExchangePolicyProcessor;
 import dev.upstreamguard.spring.internal.InboundPolicyInterceptor;
 import dev.upstreamguard.spring.internal.OutboundPolicyInterceptor;
@@ -34,6 +35,7 @@ import org.springframework.http.client.HttpComponentsClientHttpRequestFactory;
 import org.springframework.web.client.support.RestClientHttpServiceGroupConfigurer;
 import org.springframework.web.service.invoker.HttpRequestValues;
 import org.springframework.web.servlet.DispatcherServlet;
+import org.springframework.web.servlet.config.annotation.AsyncSupportConfigurer;
 import org.springframework.web.servlet.config.annotation.InterceptorRegistry;
 import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
 
@@ -212,6 +214,12 @@ public final class UpstreamGuardAutoConfiguration {
                 @Override
                 public void addInterceptors(InterceptorRegistry registry) {
                     registry.addInterceptor(interceptor);
+                }
+
+                @Override
+                public void configureAsyncSupport(AsyncSupportConfigurer configurer) {
+                    // A Callable runs on the async executor, where the request thread's declaration does not follow.
+                    configurer.registerCallableInterceptors(new CallablePolicyInterceptor());
                 }
             };
         }

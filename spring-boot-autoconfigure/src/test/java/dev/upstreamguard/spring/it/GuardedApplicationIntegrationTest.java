@@ -193,6 +193,11 @@ class GuardedApplicationIntegrationTest {
     }
 
     @Test
+    void theAnnotationAppliesToTheCallsOfACallableTheControllerReturns() throws Exception {
+        assertThat(flakyHitsOf("/annotated/callable-no-retry")).isEqualTo(1);
+    }
+
+    @Test
     void theRestTemplateFromTheContextsBuilderIsGuarded() throws Exception {
         assertThat(flakyHitsOf("/plain/rest-template")).isEqualTo(3);
     }
