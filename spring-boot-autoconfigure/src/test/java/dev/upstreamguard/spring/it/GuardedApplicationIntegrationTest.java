@@ -136,6 +136,20 @@ class GuardedApplicationIntegrationTest {
     }
 
     @Test
+    void aRouteForwardsTheFormBodyOfAPutPatchOrDeleteUnread() throws Exception {
+        // Spring Boot's FormContentFilter parses such bodies for Spring MVC; a proxy route must get them untouched.
+        for (String method : new String[] {"PUT", "PATCH", "DELETE"}) {
+            HttpResponse<String> response = http.send(HttpRequest.newBuilder(
+                    URI.create("http://127.0.0.1:" + port + "/c/echo-body")).timeout(Duration.ofSeconds(30))
+                    .header("Content-Type", "application/x-www-form-urlencoded")
+                    .method(method, HttpRequest.BodyPublishers.ofString("a=1&b=two+words")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(response.statusCode()).as(method).isEqualTo(200);
+            assertThat(response.body()).as(method).isEqualTo("a=1&b=two+words");
+        }
+    }
+
+    @Test
     void faultsSurfaceFromTheContextsRestClientAndRestTemplateWithTheUpstreamExceptionAsCause() {
         String dead = environment.getProperty("test.dead");
         Throwable fromRestClient = catchThrowable(
