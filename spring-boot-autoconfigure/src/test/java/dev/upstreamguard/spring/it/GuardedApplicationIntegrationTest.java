@@ -172,6 +172,8 @@ class GuardedApplicationIntegrationTest {
                 HttpResponse.BodyHandlers.ofString());
         assertThat(response.statusCode()).isEqualTo(502);
         assertThat(response.headers().firstValue("Proxy-Status")).hasValue("test-gw; error=connection_refused");
+        assertThat(response.headers().firstValue("Cache-Control")).hasValue("no-store");
+        assertThat(response.headers().firstValue("Content-Type")).hasValue("application/problem+json");
         assertThat(response.body()).isEmpty();
     }
 
