@@ -313,6 +313,28 @@ class UpstreamGuardAutoConfigurationTest {
     }
 
     @Test
+    void twoRoutesServingTheSamePathFailStartUpNamingBoth() {
+        // "/c/**" and "/c/**", or "/c" and "/c/": one servlet mapping, which the container would give to one of them.
+        plain.withPropertyValues("upstream-guard.routes.a.path=/c", "upstream-guard.routes.a.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.b.path=/c/", "upstream-guard.routes.b.uri=http://127.0.0.1:2").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.b.path").hasMessageContaining("'/c/'")
+                            .hasMessageContaining("route 'a'");
+                });
+        plain.withPropertyValues("upstream-guard.routes.a.path=/c/**", "upstream-guard.routes.a.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.b.path=/c/**", "upstream-guard.routes.b.uri=http://127.0.0.1:2").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.b.path").hasMessageContaining("route 'a'");
+                });
+        plain.withPropertyValues("upstream-guard.routes.a.path=/c/**", "upstream-guard.routes.a.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.b.path=/c/d/**", "upstream-guard.routes.b.uri=http://127.0.0.1:2",
+                "upstream-guard.routes.e.path=/c", "upstream-guard.routes.e.uri=http://127.0.0.1:3")
+                .run(context -> assertThat(context).hasNotFailed());
+    }
+
+    @Test
     void anUpstreamUrlThatIsNotHttpFailsStartUp() {
         plain.withPropertyValues("upstream-guard.upstreams.inventory.url=ftp://127.0.0.1/").run(context -> {
             assertThat(context).hasFailed();
