@@ -80,6 +80,16 @@ class SampleApplicationTest {
     }
 
     @Test
+    void thePrometheusOutputNamesNoRequestedPathInAnyTag() throws Exception {
+        // A path the client chose must not become a tag value (one time series per path): templates only.
+        get("/api/no-such-fault-7f3a", "text/plain");
+        get("/faulty/no-such-fault-7f3a", "text/plain");
+        HttpResponse<String> prometheus = get("/actuator/prometheus", "text/plain");
+        assertThat(prometheus.statusCode()).isEqualTo(200);
+        assertThat(prometheus.body()).contains("http_client_requests").doesNotContain("no-such-fault-7f3a");
+    }
+
+    @Test
     void theActuatorEndpointsOfTheSampleAreExposed() throws Exception {
         assertThat(get("/actuator/health", "application/json").statusCode()).isEqualTo(200);
         HttpResponse<String> upstreams = get("/actuator/upstreams", "application/json");

@@ -9,6 +9,7 @@ import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import org.springframework.core.Ordered;
 import org.springframework.core.annotation.Order;
+import org.springframework.http.MediaType;
 import org.springframework.http.ProblemDetail;
 import org.springframework.http.ResponseEntity;
 import org.springframework.web.bind.annotation.ControllerAdvice;
@@ -49,6 +50,11 @@ public class UpstreamExceptionHandler {
         CapturedFaultResponse captured = CapturedFaultResponse.capture(writer, request, response, fault);
         if (captured == null) {
             throw FaultResponseWriter.abortion(response, fault);
+        }
+        if (captured.problem() == null) {
+            // HEAD: no body, but the headers a GET would get (RFC 9110 §9.3.2), as the filter and the routes send them.
+            return ResponseEntity.status(captured.status()).headers(captured.headers())
+                    .contentType(MediaType.APPLICATION_PROBLEM_JSON).build();
         }
         return ResponseEntity.status(captured.status()).headers(captured.headers()).body(captured.problem());
     }

@@ -4,10 +4,13 @@ import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClientBuilder;
 import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.UpstreamFaultFilter;
+import dev.upstreamguard.gateway.UpstreamProxyServlet;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.spring.internal.CallablePolicyInterceptor;
 import dev.upstreamguard.spring.internal.ExchangePolicyProcessor;
 import dev.upstreamguard.spring.internal.InboundPolicyInterceptor;
 import dev.upstreamguard.spring.internal.OutboundPolicyInterceptor;
+import dev.upstreamguard.spring.internal.RouteSkippingFormContentFilter;
 import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
 import dev.upstreamguard.spring.internal.UpstreamPolicyValidator;
 import dev.upstreamguard.spring.internal.UpstreamRouteRegistrar;
@@ -18,6 +21,7 @@ import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.beans.factory.annotation.Qualifier;
 import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingFilterBean;
@@ -25,6 +29,7 @@ import org.springframework.boot.autoconfigure.condition.ConditionalOnWebApplicat
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
 import org.springframework.boot.restclient.RestClientCustomizer;
 import org.springframework.boot.restclient.RestTemplateCustomizer;
+import org.springframework.boot.servlet.filter.OrderedFormContentFilter;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -32,9 +37,12 @@ import org.springframework.core.Ordered;
 import org.springframework.core.env.Environment;
 import org.springframework.http.client.HttpComponentsClientHttpRequestFactory;
 import org.springframework.web.client.support.RestClientHttpServiceGroupConfigurer;
+import org.springframework.web.filter.FormContentFilter;
 import org.springframework.web.service.invoker.HttpRequestValues;
 import org.springframework.web.servlet.DispatcherServlet;
+import org.springframework.web.servlet.config.annotation.AsyncSupportConfigurer;
 import org.springframework.web.servlet.config.annotation.InterceptorRegistry;
+import org.springframework.web.servlet.config.annotation.WebMvcConfigurationSupport;
 import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
 
 /**
@@ -192,6 +200,25 @@ public final class UpstreamGuardAutoConfiguration {
         }
     }
 
+    /**
+     * Spring Boot's {@code formContentFilter}, replaced (under the same name and conditions) by one that leaves the
+     * bodies of proxy routes unread: it would consume the form body of a PUT, PATCH or DELETE, and the route would
+     * forward an empty one. An application's own {@code FormContentFilter} still wins.
+     */
+    @Configuration(proxyBeanMethods = false)
+    @ConditionalOnWebApplication(type = ConditionalOnWebApplication.Type.SERVLET)
+    @ConditionalOnClass({DispatcherServlet.class, OrderedFormContentFilter.class, UpstreamProxyServlet.class})
+    @ConditionalOnMissingBean(WebMvcConfigurationSupport.class)
+    static class FormContentConfiguration {
+
+        @Bean
+        @ConditionalOnMissingBean(FormContentFilter.class)
+        @ConditionalOnBooleanProperty(name = "spring.mvc.formcontent.filter.enabled", matchIfMissing = true)
+        OrderedFormContentFilter formContentFilter() {
+            return new RouteSkippingFormContentFilter();
+        }
+    }
+
     /** {@code @UpstreamPolicy} on controllers, and problem rendering, in Spring MVC. */
     @Configuration(proxyBeanMethods = false)
     @ConditionalOnWebApplication(type = ConditionalOnWebApplication.Type.SERVLET)
@@ -212,6 +239,12 @@ public final class UpstreamGuardAutoConfiguration {
                 @Override
                 public void addInterceptors(InterceptorRegistry registry) {
                     registry.addInterceptor(interceptor);
+                }
+
+                @Override
+                public void configureAsyncSupport(AsyncSupportConfigurer configurer) {
+                    // A Callable runs on the async executor, where the request thread's declaration does not follow.
+                    configurer.registerCallableInterceptors(new CallablePolicyInterceptor());
                 }
             };
         }

@@ -60,7 +60,18 @@ public final class UpstreamRegistry {
             upstreams.put(name, new NamedUpstream(name, url, PolicyMapper.apply(defaults, u, prefix)));
         });
         List<Route> routes = new ArrayList<>();
-        properties.getRoutes().forEach((name, r) -> routes.add(route(name, r, upstreams)));
+        Map<String, String> routeByMapping = new LinkedHashMap<>();
+        properties.getRoutes().forEach((name, r) -> {
+            Route route = route(name, r, upstreams);
+            // Two servlets cannot share a mapping: the container would silently serve both paths with one of them.
+            String other = routeByMapping.putIfAbsent(route.servletMapping(), name);
+            if (other != null) {
+                throw new InvalidConfigurationPropertyValueException(PREFIX + ".routes." + name + ".path", r.getPath(),
+                        "serves the same requests as route '" + other + "' (path '"
+                                + properties.getRoutes().get(other).getPath() + "'); give each route its own path");
+            }
+            routes.add(route);
+        });
         return new UpstreamRegistry(proxyName, properties.isExposeDetails(), defaults, upstreams, routes);
     }
 

@@ -8,6 +8,7 @@ import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.UpstreamFaultFilter;
 import dev.upstreamguard.gateway.UpstreamProxyServlet;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.spring.internal.RouteSkippingFormContentFilter;
 import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
 import dev.upstreamguard.spring.internal.UpstreamPolicyValidator;
 import dev.upstreamguard.spring.internal.UpstreamRouteRegistrar;
@@ -40,6 +41,7 @@ import org.springframework.boot.test.context.runner.ApplicationContextRunner;
 import org.springframework.boot.test.context.runner.WebApplicationContextRunner;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.boot.web.servlet.ServletRegistrationBean;
+import org.springframework.boot.webmvc.autoconfigure.WebMvcAutoConfiguration;
 import org.springframework.boot.actuate.endpoint.annotation.Endpoint;
 import org.springframework.boot.health.contributor.HealthIndicator;
 import org.springframework.context.annotation.Bean;
@@ -48,6 +50,7 @@ import org.springframework.core.Ordered;
 import org.springframework.http.client.ClientHttpRequestFactory;
 import org.springframework.web.client.RestClient;
 import org.springframework.web.client.support.RestClientHttpServiceGroupConfigurer;
+import org.springframework.web.filter.FormContentFilter;
 import org.springframework.web.service.invoker.HttpRequestValues;
 import org.springframework.web.servlet.DispatcherServlet;
 import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
@@ -313,6 +316,28 @@ class UpstreamGuardAutoConfigurationTest {
     }
 
     @Test
+    void twoRoutesServingTheSamePathFailStartUpNamingBoth() {
+        // "/c/**" and "/c/**", or "/c" and "/c/": one servlet mapping, which the container would give to one of them.
+        plain.withPropertyValues("upstream-guard.routes.a.path=/c", "upstream-guard.routes.a.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.b.path=/c/", "upstream-guard.routes.b.uri=http://127.0.0.1:2").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.b.path").hasMessageContaining("'/c/'")
+                            .hasMessageContaining("route 'a'");
+                });
+        plain.withPropertyValues("upstream-guard.routes.a.path=/c/**", "upstream-guard.routes.a.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.b.path=/c/**", "upstream-guard.routes.b.uri=http://127.0.0.1:2").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.b.path").hasMessageContaining("route 'a'");
+                });
+        plain.withPropertyValues("upstream-guard.routes.a.path=/c/**", "upstream-guard.routes.a.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.b.path=/c/d/**", "upstream-guard.routes.b.uri=http://127.0.0.1:2",
+                "upstream-guard.routes.e.path=/c", "upstream-guard.routes.e.uri=http://127.0.0.1:3")
+                .run(context -> assertThat(context).hasNotFailed());
+    }
+
+    @Test
     void anUpstreamUrlThatIsNotHttpFailsStartUp() {
         plain.withPropertyValues("upstream-guard.upstreams.inventory.url=ftp://127.0.0.1/").run(context -> {
             assertThat(context).hasFailed();
@@ -375,6 +400,17 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(context.getBeansOfType(FilterRegistrationBean.class)).containsOnlyKeys("ownFilter");
                     assertThat(context.getBean("upstreamGuardRoute.c")).isSameAs(OwnBeans.ROUTE);
                 });
+    }
+
+    @Test
+    void springBootsFormContentFilterIsReplacedByOneThatSkipsRoutesUnlessTheApplicationHasItsOwn() {
+        WebApplicationContextRunner mvc = web.withConfiguration(AutoConfigurations.of(WebMvcAutoConfiguration.class));
+        mvc.run(context -> assertThat(context).getBean("formContentFilter")
+                .isInstanceOf(RouteSkippingFormContentFilter.class));
+        mvc.withBean("myFormContentFilter", FormContentFilter.class, FormContentFilter::new)
+                .run(context -> assertThat(context).getBeans(FormContentFilter.class).containsOnlyKeys("myFormContentFilter"));
+        mvc.withPropertyValues("spring.mvc.formcontent.filter.enabled=false")
+                .run(context -> assertThat(context).doesNotHaveBean(FormContentFilter.class));
     }
 
     @Test

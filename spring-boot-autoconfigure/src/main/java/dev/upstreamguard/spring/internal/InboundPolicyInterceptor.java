@@ -11,6 +11,12 @@ import org.springframework.web.servlet.AsyncHandlerInterceptor;
  */
 public final class InboundPolicyInterceptor implements AsyncHandlerInterceptor {
 
+    /**
+     * The request attribute holding the {@link PolicyOverride} of the handler, for the {@link CallablePolicyInterceptor}
+     * to put in force on the thread that runs an async handler's {@code Callable}.
+     */
+    public static final String ATTRIBUTE = InboundPolicyInterceptor.class.getName() + ".policy";
+
     private final UpstreamPolicyResolver resolver;
 
     /** An interceptor resolving declarations with {@code resolver}. */
@@ -24,6 +30,7 @@ public final class InboundPolicyInterceptor implements AsyncHandlerInterceptor {
             HandlerMethod method = (HandlerMethod) handler;
             PolicyOverride override = resolver.forHandler(method.getMethod(), method.getBeanType());
             if (override != null) {
+                request.setAttribute(ATTRIBUTE, override);
                 CallScope.enterInbound(override);
             } else {
                 CallScope.exitInbound();
@@ -41,7 +48,8 @@ public final class InboundPolicyInterceptor implements AsyncHandlerInterceptor {
     @Override
     public void afterConcurrentHandlingStarted(HttpServletRequest request, HttpServletResponse response,
             Object handler) {
-        // The handler goes on on another thread, where this thread's override does not follow.
+        // The handler goes on on another thread, where this thread's override does not follow (a Callable's thread
+        // gets it from the CallablePolicyInterceptor).
         CallScope.exitInbound();
     }
 }

@@ -1,6 +1,7 @@
 package dev.upstreamguard.spring.it;
 
 import dev.upstreamguard.spring.UpstreamPolicy;
+import java.util.concurrent.Callable;
 import org.springframework.beans.factory.annotation.Qualifier;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.boot.SpringBootConfiguration;
@@ -99,6 +100,12 @@ class TestApplication {
         @UpstreamPolicy(retry = UpstreamPolicy.Retry.DISABLED)
         String noRetry() {
             return callFlaky(client);
+        }
+
+        @GetMapping("/annotated/callable-no-retry")
+        @UpstreamPolicy(retry = UpstreamPolicy.Retry.DISABLED)
+        Callable<String> callableNoRetry() {
+            return () -> callFlaky(client);
         }
 
         @GetMapping("/annotated/stall")

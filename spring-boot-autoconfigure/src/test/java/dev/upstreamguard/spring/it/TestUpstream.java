@@ -15,7 +15,8 @@ import java.util.concurrent.atomic.AtomicReference;
 
 /**
  * A small real upstream on 127.0.0.1: {@code /flaky} always answers 503 and counts the requests it received,
- * {@code /stall} never answers (until {@link #close()}), anything else answers 200 with the path it received.
+ * {@code /stall} never answers (until {@link #close()}), {@code /echo-body} answers 200 with the request body it
+ * received, anything else answers 200 with the path it received.
  */
 final class TestUpstream implements AutoCloseable {
 
@@ -45,7 +46,11 @@ final class TestUpstream implements AutoCloseable {
 
     private void handle(HttpExchange exchange) throws IOException {
         String path = exchange.getRequestURI().getRawPath();
-        exchange.getRequestBody().readAllBytes();
+        byte[] body = exchange.getRequestBody().readAllBytes();
+        if (path.equals("/echo-body")) {
+            send(exchange, 200, new String(body, StandardCharsets.UTF_8));
+            return;
+        }
         if (path.equals("/flaky")) {
             flakyHits.incrementAndGet();
             send(exchange, 503, "busy");
