@@ -2,6 +2,7 @@ package dev.upstreamguard.gateway;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
 import java.io.BufferedInputStream;
 import java.io.IOException;
@@ -33,48 +34,13 @@ class ProxyServletSoakTest {
     private static final String[] PATHS = {"/ok", "/ok", "/ok", "/chunked", "/reset", "/close", "/truncated",
         "/not-http", "/stall", "/unavailable"};
 
-    /** Answers each request on a keep-alive connection as its path says; the breaking ones end the connection. */
-    private static RawUpstream.Behaviour byPath() {
-        return c -> {
-            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
-                String path = r.target().substring(r.target().lastIndexOf('/'));
-                switch (path) {
-                    case "/ok" -> c.write("HTTP/1.1 200 OK\r\nContent-Length: " + BODY.length() + "\r\n\r\n" + BODY);
-                    case "/chunked" -> c.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            + Integer.toHexString(BODY.length()) + "\r\n" + BODY + "\r\n0\r\n\r\n");
-                    case "/unavailable" -> c.write("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 30\r\n"
-                            + "Content-Length: 4\r\n\r\nbusy");
-                    case "/reset" -> {
-                        c.reset();
-                        return;
-                    }
-                    case "/truncated" -> {
-                        c.write("HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + BODY);
-                        return;
-                    }
-                    case "/not-http" -> {
-                        c.write("SSH-2.0-OpenSSH_9.6\r\n");
-                        return;
-                    }
-                    case "/stall" -> {
-                        c.stallUntilClosed();
-                        return;
-                    }
-                    default -> {
-                        return; // "/close": closed without an answer
-                    }
-                }
-            }
-        };
-    }
-
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     @Timeout(180)
     void mixedFaultsFromManyClientsAreEachAnsweredRightAndLeakNothing(Container container) throws Exception {
         List<String> wrong = new CopyOnWriteArrayList<>();
         AtomicInteger limited = new AtomicInteger();
-        try (RawUpstream upstream = RawUpstream.start(byPath())) {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.byPath(BODY))) {
             UpstreamProxyServlet servlet = UpstreamProxyServlet.builder(upstream.baseUrl())
                     .proxyName("soak")
                     .set("response-timeout", "300ms")

@@ -292,14 +292,8 @@ class CallLifecycleTest {
     /** A cancelled call is on record, but as the caller's doing: no fault of the upstream's to count or alert on. */
     @Test
     void closingAResponseAfterCancellingItMidBodyIsQuietAndRecordedAsCancelled() throws Exception {
-        RawUpstream.Behaviour endlessBody = c -> {
-            if (c.readRequest() != null) {
-                c.write("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + "x".repeat(1000));
-                c.stallUntilClosed();
-            }
-        };
         SimpleMeterRegistry meters = new SimpleMeterRegistry();
-        try (RawUpstream upstream = RawUpstream.start(endlessBody);
+        try (RawUpstream upstream = RawUpstream.start(endlessBody());
                 GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build())
                         .meterRegistry(meters).build()) {
             HttpGet get = new HttpGet(upstream.uri("/download"));
@@ -312,6 +306,16 @@ class CallLifecycleTest {
             assertThat(client.poolStats().getLeased()).isZero();
             assertRecordedAsCancelled(client.upstream(upstream.baseUrl()), meters, "200");
         }
+    }
+
+    /** Announces a megabyte, sends a kilobyte of it, then sends nothing more until the client closes. */
+    private static RawUpstream.Behaviour endlessBody() {
+        return c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + "x".repeat(1000));
+                c.stallUntilClosed();
+            }
+        };
     }
 
     private static void assertRecordedAsCancelled(GuardedUpstream upstream, SimpleMeterRegistry meters,
@@ -327,14 +331,8 @@ class CallLifecycleTest {
 
     @Test
     void cancellingWhileReadingTheBodyDoesNotCountAgainstTheUpstream() throws Exception {
-        RawUpstream.Behaviour endlessBody = c -> {
-            if (c.readRequest() != null) {
-                c.write("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + "x".repeat(1000));
-                c.stallUntilClosed();
-            }
-        };
         SimpleMeterRegistry meters = new SimpleMeterRegistry();
-        try (RawUpstream upstream = RawUpstream.start(endlessBody);
+        try (RawUpstream upstream = RawUpstream.start(endlessBody());
                 GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build())
                         .meterRegistry(meters).build()) {
             HttpGet get = new HttpGet(upstream.uri("/download"));

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
 import dev.upstreamguard.testing.TestTls;
 import java.io.InputStream;
@@ -26,8 +27,8 @@ import org.junit.jupiter.api.Timeout;
 
 /**
  * Many callers at once against one upstream that mixes healthy keep-alive answers with every way of breaking, through
- * a small pool and bulkhead, over plain HTTP and TLS, with callers that read bodies fully, partly or not at all. Whatever the interleaving:
- * every failure is a classified {@link UpstreamException}, a healthy response is never corrupted by what an earlier
+ * a small pool and bulkhead, over plain HTTP and TLS, with callers that read bodies fully, partly or not at all.
+ * Whatever the interleaving: every failure is a classified {@link UpstreamException}, a healthy response is never corrupted by what an earlier
  * exchange left on a reused connection, a POST is never retried after the upstream may have acted, and afterwards no
  * connection or bulkhead permit is held.
  */
@@ -38,39 +39,6 @@ class ConcurrentFaultSoakTest {
     private static final String[] PATHS = {"/ok", "/ok", "/ok", "/chunked", "/reset", "/close", "/truncated",
         "/not-http", "/stall", "/unavailable"};
 
-    /** Answers each request on a keep-alive connection as its path says; the breaking ones end the connection. */
-    private static RawUpstream.Behaviour byPath() {
-        return c -> {
-            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
-                switch (r.target()) {
-                    case "/ok" -> c.write("HTTP/1.1 200 OK\r\nContent-Length: " + BODY.length() + "\r\n\r\n" + BODY);
-                    case "/chunked" -> c.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                            + Integer.toHexString(BODY.length()) + "\r\n" + BODY + "\r\n0\r\n\r\n");
-                    case "/unavailable" -> c.write("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy");
-                    case "/reset" -> {
-                        c.reset();
-                        return;
-                    }
-                    case "/truncated" -> {
-                        c.write("HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + BODY);
-                        return;
-                    }
-                    case "/not-http" -> {
-                        c.write("SSH-2.0-OpenSSH_9.6\r\n");
-                        return;
-                    }
-                    case "/stall" -> {
-                        c.stallUntilClosed();
-                        return;
-                    }
-                    default -> {
-                        return; // "/close": closed without an answer
-                    }
-                }
-            }
-        };
-    }
-
     @ParameterizedTest(name = "tls={0}")
     @ValueSource(booleans = {false, true})
     void mixedFaultsFromManyThreadsLeakNothingAndNeverCorruptAHealthyResponse(boolean tls) throws Exception {
@@ -79,7 +47,8 @@ class ConcurrentFaultSoakTest {
         if (tls) {
             builder.sslContext(TestTls.clientContext());
         }
-        try (RawUpstream upstream = tls ? RawUpstream.startTls(false, byPath()) : RawUpstream.start(byPath());
+        RawUpstream.Behaviour byPath = Behaviours.byPath(BODY);
+        try (RawUpstream upstream = tls ? RawUpstream.startTls(false, byPath) : RawUpstream.start(byPath);
                 GuardedHttpClient client = builder
                         .defaults(GuardPolicy.builder()
                                 .set("response-timeout", "300ms")

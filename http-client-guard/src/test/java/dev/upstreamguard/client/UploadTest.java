@@ -43,16 +43,9 @@ class UploadTest {
     /** Reads the request head, then reads nothing more until the test ends (or 50 s pass). */
     private static RawUpstream.Behaviour readHeadThenStopReading(CountDownLatch testDone) {
         return c -> {
-            InputStream in = c.in();
-            int newlines = 0;
-            while (newlines < 2) {
-                int b = in.read();
-                if (b == -1) {
-                    return;
-                }
-                newlines = b == '\n' ? newlines + 1 : b == '\r' ? newlines : 0;
+            if (c.skipHead()) {
+                testDone.await(50, TimeUnit.SECONDS);
             }
-            testDone.await(50, TimeUnit.SECONDS);
         };
     }
 

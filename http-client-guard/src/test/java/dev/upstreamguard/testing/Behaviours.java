@@ -199,20 +199,54 @@ public final class Behaviours {
      */
     public static Behaviour answerBeforeTheBody(String raw, boolean reset) {
         return c -> {
-            java.io.InputStream in = c.in();
-            int newlines = 0;
-            while (newlines < 2) {
-                int b = in.read();
-                if (b == -1) {
-                    return;
-                }
-                newlines = b == '\n' ? newlines + 1 : b == '\r' ? newlines : 0;
+            if (!c.skipHead()) {
+                return;
             }
             c.write(raw);
             if (reset) {
                 c.reset();
             } else {
                 c.close();
+            }
+        };
+    }
+
+    /**
+     * A keep-alive upstream that answers each request as the last segment of its path says: {@code /ok} (200 with
+     * {@code body}, by Content-Length), {@code /chunked} (200 with {@code body}, chunked), {@code /unavailable} (503
+     * with {@code Retry-After: 30}); and breaks the connection for {@code /reset}, {@code /truncated} (a 200 announcing more
+     * than it sends), {@code /not-http}, {@code /stall} (never answers) and anything else (closed unanswered). For soak
+     * tests that mix healthy and broken exchanges on the same connections.
+     */
+    public static Behaviour byPath(String body) {
+        return c -> {
+            for (Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                switch (r.target().substring(r.target().lastIndexOf('/'))) {
+                    case "/ok" -> c.write("HTTP/1.1 200 OK\r\nContent-Length: " + body.length() + "\r\n\r\n" + body);
+                    case "/chunked" -> c.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            + Integer.toHexString(body.length()) + "\r\n" + body + "\r\n0\r\n\r\n");
+                    case "/unavailable" -> c.write("HTTP/1.1 503 Service Unavailable\r\nRetry-After: 30\r\n"
+                            + "Content-Length: 4\r\n\r\nbusy");
+                    case "/reset" -> {
+                        c.reset();
+                        return;
+                    }
+                    case "/truncated" -> {
+                        c.write("HTTP/1.1 200 OK\r\nContent-Length: " + (body.length() + 2000) + "\r\n\r\n" + body);
+                        return;
+                    }
+                    case "/not-http" -> {
+                        c.write(NOT_HTTP);
+                        return;
+                    }
+                    case "/stall" -> {
+                        c.stallUntilClosed();
+                        return;
+                    }
+                    default -> {
+                        return; // closed without an answer
+                    }
+                }
             }
         };
     }

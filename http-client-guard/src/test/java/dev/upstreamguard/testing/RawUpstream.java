@@ -358,6 +358,24 @@ public final class RawUpstream implements AutoCloseable {
         }
 
         /**
+         * Reads the bytes of a request head up to its blank line and nothing of its body, without parsing or counting
+         * it: how a server that refuses or ignores the body behaves.
+         *
+         * @return {@code false} when the client closed the connection first
+         */
+        public boolean skipHead() throws IOException {
+            int newlines = 0;
+            while (newlines < 2) {
+                int b = in.read();
+                if (b == -1) {
+                    return false;
+                }
+                newlines = b == '\n' ? newlines + 1 : b == '\r' ? newlines : 0;
+            }
+            return true;
+        }
+
+        /**
          * Reads one request: its head, and its body when framed by {@code Content-Length} or chunked. Counts it in
          * {@link RawUpstream#requestCount()} once read completely.
          *
