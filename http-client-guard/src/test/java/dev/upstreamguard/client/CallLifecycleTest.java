@@ -289,7 +289,6 @@ class CallLifecycleTest {
         }
     }
 
-    /** A cancelled call is on record, but as the caller's doing: no fault of the upstream's to count or alert on. */
     @Test
     void closingAResponseAfterCancellingItMidBodyIsQuietAndRecordedAsCancelled() throws Exception {
         SimpleMeterRegistry meters = new SimpleMeterRegistry();
@@ -318,6 +317,7 @@ class CallLifecycleTest {
         };
     }
 
+    /** A cancelled call is on record, but as the caller's doing: no fault of the upstream's to count or alert on. */
     private static void assertRecordedAsCancelled(GuardedUpstream upstream, SimpleMeterRegistry meters,
             String status) {
         assertThat(upstream.faultCounts()).isEmpty();
