@@ -18,6 +18,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import jakarta.servlet.ServletConfig;
 import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletMapping;
@@ -293,9 +294,14 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return;
             }
             if (contentLength > 0 || chunked) {
+                // A client hanging up mid-body makes this throw: nobody to answer, nothing to forward.
                 HttpEntity body = requestBody(request, upstreamRequest, contentLength);
                 if (body == null) {
-                    return; // The client hung up while sending a small body: nobody to answer, nothing to forward.
+                    // A client that hangs up makes the containers' read fail; a clean end before the announced body
+                    // means something ahead of the servlet read it. Returning quietly made the container send an
+                    // empty 200 for a request that never reached the upstream.
+                    fault(request, response, bodyTakenBeforeTheServlet(start));
+                    return;
                 }
                 if (body instanceof ClientBodyEntity) {
                     streamed = (ClientBodyEntity) body;
@@ -313,8 +319,12 @@ public class UpstreamProxyServlet extends HttpServlet {
             } catch (IOException e) {
                 IOException clientFailure = streamed == null ? null : streamed.clientFailure();
                 if (clientFailure != null) {
-                    // The client hung up mid-body: the exchange is already aborted; there is no one to answer.
                     upstreamRequest.cancel();
+                    if (streamed.endedEarly()) {
+                        fault(request, response, bodyTakenBeforeTheServlet(start));
+                        return;
+                    }
+                    // The client hung up mid-body: the exchange is already aborted; there is no one to answer.
                     throw clientFailure;
                 }
                 fault(request, response, asFault(e, start, false));
@@ -327,10 +337,19 @@ public class UpstreamProxyServlet extends HttpServlet {
             }
         }
 
-        /** A buffered (repeatable) entity, a streaming one, or {@code null} when the client hung up early. */
+        /**
+         * A buffered (repeatable) entity, a streaming one, or {@code null} when the body announced is not there to be
+         * read: already at its end (a filter called {@code getParameter} on a form, or read the stream), or ending
+         * cleanly before its {@code Content-Length}.
+         */
         private HttpEntity requestBody(HttpServletRequest request, HttpUriRequestBase upstreamRequest,
                 long contentLength) throws IOException {
-            InputStream in = request.getInputStream();
+            ServletInputStream in = request.getInputStream();
+            if (in.isFinished()) {
+                // Nothing read yet, yet finished: read before the servlet. Checked first because for a chunked body
+                // the first read alone cannot tell a consumed body from an empty one.
+                return null;
+            }
             if (contentLength > maxBuffered) {
                 return new ClientBodyEntity(upstreamRequest, in, null, 0, contentLength);
             }
@@ -356,6 +375,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 n += r;
             }
+        }
+
+        private UpstreamException bodyTakenBeforeTheServlet(long start) {
+            return new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, upstreamName, 0, null,
+                    System.nanoTime() - start, "The request body was read before the proxy servlet (a filter called "
+                    + "getParameter on a form or read the input stream), so it cannot be forwarded", null);
         }
 
         private void copyRequestHeaders(HttpServletRequest request, HttpUriRequestBase upstreamRequest) {
