@@ -27,11 +27,13 @@ import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.MappingMatch;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Enumeration;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.TimeoutException;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpResponse;
@@ -97,6 +99,8 @@ public class UpstreamProxyServlet extends HttpServlet {
     public static final String FORWARDED_HEADERS = "forwarded-headers";
 
     private static final long DEFAULT_MAX_BUFFERED_REQUEST_BODY = 64 * 1024;
+    private static final byte[] REQUEST_TIMEOUT_BODY =
+            "408 Request Timeout\nThe request body did not arrive in time.\n".getBytes(StandardCharsets.UTF_8);
     /**
      * Room a container's response head needs beyond the upstream's fields: status line, Date, Server, framing,
      * Connection, this hop's Via, a rewritten Location's growth.
@@ -294,8 +298,16 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return;
             }
             if (contentLength > 0 || chunked) {
-                // A client hanging up mid-body makes this throw: nobody to answer, nothing to forward.
-                HttpEntity body = requestBody(request, upstreamRequest, contentLength);
+                HttpEntity body;
+                try {
+                    body = requestBody(request, upstreamRequest, contentLength);
+                } catch (IOException clientFailure) {
+                    if (isClientTimeout(clientFailure)) {
+                        answerRequestTimeout(response);
+                        return;
+                    }
+                    throw clientFailure; // The client hung up while sending a small body: nobody to answer.
+                }
                 if (body == null) {
                     // A client that hangs up makes the containers' read fail; a clean end before the announced body
                     // means something ahead of the servlet read it. Returning quietly made the container send an
@@ -322,6 +334,10 @@ public class UpstreamProxyServlet extends HttpServlet {
                     upstreamRequest.cancel();
                     if (streamed.endedEarly()) {
                         fault(request, response, bodyTakenBeforeTheServlet(start));
+                        return;
+                    }
+                    if (isClientTimeout(clientFailure)) {
+                        answerRequestTimeout(response);
                         return;
                     }
                     // The client hung up mid-body: the exchange is already aborted; there is no one to answer.
@@ -381,6 +397,37 @@ public class UpstreamProxyServlet extends HttpServlet {
             return new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, upstreamName, 0, null,
                     System.nanoTime() - start, "The request body was read before the proxy servlet (a filter called "
                     + "getParameter on a form or read the input stream), so it cannot be forwarded", null);
+        }
+
+        /** Whether reading the client's body failed because the client went silent past the container's timeout. */
+        private static boolean isClientTimeout(IOException failure) {
+            Throwable t = failure;
+            for (int depth = 0; t != null && depth < 32; depth++, t = t.getCause()) {
+                // Tomcat: SocketTimeoutException (inside its BadRequestException); Jetty: TimeoutException.
+                if (t instanceof SocketTimeoutException || t instanceof TimeoutException) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /**
+         * 408 Request Timeout (RFC 9110 §15.5.9) for a client that stalled mid-body, before anything was forwarded or
+         * committed, instead of the container's own 400 or 500 (Jetty's names the exception). The connection closes:
+         * the rest of the body is unread. Nothing upstream failed, so there is no Proxy-Status and no fault count.
+         */
+        private static void answerRequestTimeout(HttpServletResponse response) throws IOException {
+            if (response.isCommitted()) {
+                return;
+            }
+            response.reset();
+            response.setStatus(HttpServletResponse.SC_REQUEST_TIMEOUT);
+            response.setHeader("Connection", "close");
+            response.setHeader("Cache-Control", "no-store");
+            response.setContentType("text/plain;charset=utf-8");
+            response.setContentLength(REQUEST_TIMEOUT_BODY.length);
+            response.getOutputStream().write(REQUEST_TIMEOUT_BODY);
+            response.flushBuffer();
         }
 
         private void copyRequestHeaders(HttpServletRequest request, HttpUriRequestBase upstreamRequest) {

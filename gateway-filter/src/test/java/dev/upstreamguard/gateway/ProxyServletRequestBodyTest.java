@@ -11,6 +11,7 @@ import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.Map;
@@ -27,6 +28,8 @@ import org.junit.jupiter.params.provider.EnumSource;
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
 class ProxyServletRequestBodyTest {
 
+    /** Short, so that a stalled upload times out quickly; generous next to a loopback round trip. */
+    private static final Duration IDLE_TIMEOUT = Duration.ofSeconds(1);
     private static final String FORM = "name=widget&count=3";
 
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
@@ -37,7 +40,7 @@ class ProxyServletRequestBodyTest {
         for (Container container : Container.values()) {
             RawUpstream echo = RawUpstream.start(Behaviours.echo());
             upstreams.put(container, echo);
-            Container.Deployment d = new Container.Deployment();
+            Container.Deployment d = new Container.Deployment().idleTimeout(IDLE_TIMEOUT);
             d.filter("parameters", (req, res, chain) -> {
                 req.getParameter("name"); // as a logging or CSRF filter would
                 chain.doFilter(req, res);
@@ -107,6 +110,18 @@ class ProxyServletRequestBodyTest {
 
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
+    void aClientThatStallsMidUploadIsAnswered408BeforeAnythingIsForwarded(Container container) throws Exception {
+        int before = upstreams.get(container).requestCount();
+        assertRequestTimeout(stall(container, "Content-Length: 100", "only ten.."));
+        assertRequestTimeout(stall(container, "Transfer-Encoding: chunked", "5\r\nhello\r\n"));
+        assertThat(upstreams.get(container).requestCount()).as("buffered bodies are never forwarded")
+                .isEqualTo(before);
+        // A large body streams: the upstream may have seen the head; the exchange is cancelled, the client gets 408.
+        assertRequestTimeout(stall(container, "Content-Length: 100000", "x".repeat(1000)));
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
     void aClientThatSendsLessThanItsContentLengthAndClosesGetsNoSuccessAndNothingIsForwarded(Container container)
             throws Exception {
         int before = upstreams.get(container).requestCount();
@@ -137,5 +152,18 @@ class ProxyServletRequestBodyTest {
         int port = containers.get(container).port();
         return RawClient.send(port, RawClient.head(port, "POST", path, headers),
                 body.getBytes(StandardCharsets.ISO_8859_1));
+    }
+
+    /** Sends a head and part of the body, then goes silent (without closing) and reads the answer. */
+    private RawClient.Response stall(Container container, String framing, String part) throws IOException {
+        return post(container, "/gw/direct/orders", part, "Content-Type: text/plain", framing);
+    }
+
+    private static void assertRequestTimeout(RawClient.Response response) {
+        assertThat(response.status()).as("%s", response).isEqualTo(408);
+        assertThat(response.complete()).isTrue();
+        // The body may be the container's error page: Tomcat marks the request failed once a read has failed and
+        // renders its page over the servlet's (with or without a stack trace, as its ErrorReportValve is configured).
+        assertThat(response.header("Connection")).isEqualTo("close");
     }
 }
