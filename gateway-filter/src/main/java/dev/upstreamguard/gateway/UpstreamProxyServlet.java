@@ -18,6 +18,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import jakarta.servlet.ServletConfig;
 import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletMapping;
@@ -26,11 +27,13 @@ import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.MappingMatch;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Enumeration;
 import java.util.List;
 import java.util.Objects;
+import java.util.concurrent.TimeoutException;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpResponse;
@@ -96,6 +99,8 @@ public class UpstreamProxyServlet extends HttpServlet {
     public static final String FORWARDED_HEADERS = "forwarded-headers";
 
     private static final long DEFAULT_MAX_BUFFERED_REQUEST_BODY = 64 * 1024;
+    private static final byte[] REQUEST_TIMEOUT_BODY =
+            "408 Request Timeout\nThe request body did not arrive in time.\n".getBytes(StandardCharsets.UTF_8);
     /**
      * Room a container's response head needs beyond the upstream's fields: status line, Date, Server, framing,
      * Connection, this hop's Via, a rewritten Location's growth.
@@ -293,9 +298,22 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return;
             }
             if (contentLength > 0 || chunked) {
-                HttpEntity body = requestBody(request, upstreamRequest, contentLength);
+                HttpEntity body;
+                try {
+                    body = requestBody(request, upstreamRequest, contentLength);
+                } catch (IOException clientFailure) {
+                    if (isClientTimeout(clientFailure)) {
+                        answerRequestTimeout(response);
+                        return;
+                    }
+                    throw clientFailure; // The client hung up while sending a small body: nobody to answer.
+                }
                 if (body == null) {
-                    return; // The client hung up while sending a small body: nobody to answer, nothing to forward.
+                    // A client that hangs up makes the containers' read fail; a clean end before the announced body
+                    // means something ahead of the servlet read it. Returning quietly made the container send an
+                    // empty 200 for a request that never reached the upstream.
+                    fault(request, response, bodyTakenBeforeTheServlet(start));
+                    return;
                 }
                 if (body instanceof ClientBodyEntity) {
                     streamed = (ClientBodyEntity) body;
@@ -313,8 +331,16 @@ public class UpstreamProxyServlet extends HttpServlet {
             } catch (IOException e) {
                 IOException clientFailure = streamed == null ? null : streamed.clientFailure();
                 if (clientFailure != null) {
-                    // The client hung up mid-body: the exchange is already aborted; there is no one to answer.
                     upstreamRequest.cancel();
+                    if (streamed.endedEarly()) {
+                        fault(request, response, bodyTakenBeforeTheServlet(start));
+                        return;
+                    }
+                    if (isClientTimeout(clientFailure)) {
+                        answerRequestTimeout(response);
+                        return;
+                    }
+                    // The client hung up mid-body: the exchange is already aborted; there is no one to answer.
                     throw clientFailure;
                 }
                 fault(request, response, asFault(e, start, false));
@@ -327,10 +353,19 @@ public class UpstreamProxyServlet extends HttpServlet {
             }
         }
 
-        /** A buffered (repeatable) entity, a streaming one, or {@code null} when the client hung up early. */
+        /**
+         * A buffered (repeatable) entity, a streaming one, or {@code null} when the body announced is not there to be
+         * read: already at its end (a filter called {@code getParameter} on a form, or read the stream), or ending
+         * cleanly before its {@code Content-Length}.
+         */
         private HttpEntity requestBody(HttpServletRequest request, HttpUriRequestBase upstreamRequest,
                 long contentLength) throws IOException {
-            InputStream in = request.getInputStream();
+            ServletInputStream in = request.getInputStream();
+            if (in.isFinished()) {
+                // Nothing read yet, yet finished: read before the servlet. Checked first because for a chunked body
+                // the first read alone cannot tell a consumed body from an empty one.
+                return null;
+            }
             if (contentLength > maxBuffered) {
                 return new ClientBodyEntity(upstreamRequest, in, null, 0, contentLength);
             }
@@ -356,6 +391,43 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 n += r;
             }
+        }
+
+        private UpstreamException bodyTakenBeforeTheServlet(long start) {
+            return new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, upstreamName, 0, null,
+                    System.nanoTime() - start, "The request body was read before the proxy servlet (a filter called "
+                    + "getParameter on a form or read the input stream), so it cannot be forwarded", null);
+        }
+
+        /** Whether reading the client's body failed because the client went silent past the container's timeout. */
+        private static boolean isClientTimeout(IOException failure) {
+            Throwable t = failure;
+            for (int depth = 0; t != null && depth < 32; depth++, t = t.getCause()) {
+                // Tomcat: SocketTimeoutException (inside its BadRequestException); Jetty: TimeoutException.
+                if (t instanceof SocketTimeoutException || t instanceof TimeoutException) {
+                    return true;
+                }
+            }
+            return false;
+        }
+
+        /**
+         * 408 Request Timeout (RFC 9110 §15.5.9) for a client that stalled mid-body, before anything was forwarded or
+         * committed, instead of the container's own 400 or 500 (Jetty's names the exception). The connection closes:
+         * the rest of the body is unread. Nothing upstream failed, so there is no Proxy-Status and no fault count.
+         */
+        private static void answerRequestTimeout(HttpServletResponse response) throws IOException {
+            if (response.isCommitted()) {
+                return;
+            }
+            response.reset();
+            response.setStatus(HttpServletResponse.SC_REQUEST_TIMEOUT);
+            response.setHeader("Connection", "close");
+            response.setHeader("Cache-Control", "no-store");
+            response.setContentType("text/plain;charset=utf-8");
+            response.setContentLength(REQUEST_TIMEOUT_BODY.length);
+            response.getOutputStream().write(REQUEST_TIMEOUT_BODY);
+            response.flushBuffer();
         }
 
         private void copyRequestHeaders(HttpServletRequest request, HttpUriRequestBase upstreamRequest) {

@@ -6,6 +6,7 @@ import jakarta.servlet.Servlet;
 import jakarta.servlet.ServletContainerInitializer;
 import java.io.File;
 import java.nio.file.Files;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumSet;
 import java.util.LinkedHashMap;
@@ -43,6 +44,16 @@ enum Container {
         final List<Object[]> filters = new ArrayList<>();
         String errorPage;
         boolean permissive;
+        Duration idleTimeout;
+
+        /**
+         * How long the container waits for a silent client, also in the middle of a request body (Tomcat's
+         * {@code connectionTimeout}, Jetty's connector idle timeout); the container's default when not set.
+         */
+        Deployment idleTimeout(Duration timeout) {
+            this.idleTimeout = timeout;
+            return this;
+        }
 
         /**
          * Lets suspicious request paths through to the servlets instead of rejecting them (encoded and reverse
@@ -123,6 +134,9 @@ enum Container {
             connector.setEncodedReverseSolidusHandling("passthrough");
             connector.setAllowBackslash(true);
         }
+        if (d.idleTimeout != null) {
+            connector.setProperty("connectionTimeout", Long.toString(d.idleTimeout.toMillis()));
+        }
         tomcat.setConnector(connector);
         Context context = tomcat.addContext(CONTEXT_PATH, base.getAbsolutePath());
         for (Object[] s : d.servlets) {
@@ -191,6 +205,9 @@ enum Container {
         ServerConnector connector = new ServerConnector(server, new HttpConnectionFactory(http));
         connector.setHost("127.0.0.1");
         connector.setPort(0);
+        if (d.idleTimeout != null) {
+            connector.setIdleTimeout(d.idleTimeout.toMillis());
+        }
         server.addConnector(connector);
         ServletContextHandler context = new ServletContextHandler(CONTEXT_PATH);
         if (d.permissive) {

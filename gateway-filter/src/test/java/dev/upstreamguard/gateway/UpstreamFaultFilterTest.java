@@ -237,6 +237,20 @@ class UpstreamFaultFilterTest {
 
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
+    void aMalformedAcceptHeaderStillGetsTheFaultAnswerRatherThanAFailureOfTheFilter(Container container)
+            throws Exception {
+        for (String accept : new String[] {";", ";;;,,", "text/html;q=0.1, ;", "application/json;q=9, ;q=1"}) {
+            RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/servlet-exception",
+                    "Accept: " + accept);
+            assertThat(response.status()).as("status for Accept: %s", accept).isEqualTo(502);
+            assertThat(response.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_refused");
+            assertThat(response.complete()).isTrue();
+            assertThat(response.bodyUtf8()).contains("connection_refused");
+        }
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
     void otherExceptionsAreLeftToTheContainer(Container container) throws Exception {
         RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/not-ours");
         assertThat(response.status()).isEqualTo(500);

@@ -27,6 +27,7 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
     private final int prefixLength;
     private final long length;
     private volatile IOException clientFailure;
+    private volatile boolean endedEarly;
 
     /**
      * @param exchange the upstream request, cancelled when the client fails
@@ -42,6 +43,14 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
         this.prefix = prefix;
         this.prefixLength = prefix == null ? 0 : prefixLength;
         this.length = length;
+    }
+
+    /**
+     * Whether the client's stream ended cleanly before the announced {@code Content-Length}. Containers fail the read
+     * when a client hangs up mid-body, so a clean early end means the body was (partly) read before the proxy.
+     */
+    public boolean endedEarly() {
+        return endedEarly;
     }
 
     /** The failure reading from the client, if there was one. */
@@ -92,6 +101,7 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
             written += n;
         }
         if (length >= 0 && written != length) {
+            endedEarly = written < length;
             EOFException e = new EOFException(
                     "The client sent " + written + " of the " + length + " bytes its Content-Length announced");
             throw clientFailed(e);

@@ -35,7 +35,9 @@ public enum ProblemFormat {
         float[] q = {-1, -1, -1};
         int[] specificity = {-1, -1, -1};
         for (String range : accept.split(",")) {
-            String[] parts = range.split(";");
+            // Limit -1: a range that is only semicolons (";", ";;;") yields an empty type instead of no parts at all,
+            // which made the filter itself fail with a 500 on such a header.
+            String[] parts = range.split(";", -1);
             String type = parts[0].trim().toLowerCase(java.util.Locale.ROOT);
             if (type.isEmpty()) {
                 continue;
@@ -44,11 +46,7 @@ public enum ProblemFormat {
             for (int i = 1; i < parts.length; i++) {
                 String param = parts[i].trim();
                 if (param.length() > 2 && (param.charAt(0) == 'q' || param.charAt(0) == 'Q') && param.charAt(1) == '=') {
-                    try {
-                        quality = Float.parseFloat(param.substring(2).trim());
-                    } catch (NumberFormatException e) {
-                        quality = 0f;
-                    }
+                    quality = qvalue(param.substring(2).trim());
                 }
             }
             for (ProblemFormat format : values()) {
@@ -71,6 +69,34 @@ public enum ProblemFormat {
             }
         }
         return best;
+    }
+
+    /**
+     * An RFC 9110 §12.4.2 qvalue ({@code 0}…{@code 1} with at most three decimals), or 0 for anything else: a value
+     * such as {@code 5}, {@code 1e3}, {@code NaN} or {@code Infinity} must not outrank every well-formed range.
+     */
+    private static float qvalue(String value) {
+        int length = value.length();
+        if (length == 0 || length > 5) {
+            return 0f;
+        }
+        char first = value.charAt(0);
+        if (first != '0' && first != '1') {
+            return 0f;
+        }
+        if (length == 1) {
+            return first - '0';
+        }
+        if (value.charAt(1) != '.') {
+            return 0f;
+        }
+        for (int i = 2; i < length; i++) {
+            char c = value.charAt(i);
+            if (c < '0' || c > '9' || (first == '1' && c != '0')) {
+                return 0f;
+            }
+        }
+        return Float.parseFloat(value);
     }
 
     /** How specifically {@code range} names this format: 2 exactly, 1 by type wildcard, 0 by {@code *}{@code /*}, -1 not. */

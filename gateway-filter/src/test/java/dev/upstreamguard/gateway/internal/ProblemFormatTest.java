@@ -24,9 +24,21 @@ class ProblemFormatTest {
         "TEXT/HTML | HTML",
         "text/plain, application/json | PLAIN",
         "application/json;q=bad, text/html;q=0.1 | HTML",
+        "'text/html;q=0.5, application/json;q=5' | HTML",
+        "'text/html;q=0.5, application/json;q=NaN' | HTML",
+        "'text/html;q=0.5, application/json;q=Infinity' | HTML",
+        "'text/html;q=0.5, application/json;q=1.000' | JSON",
+        "'text/html;q=0.5, application/json;q=0.501' | JSON",
+        "'text/html;q=1., application/json;q=0.999' | HTML",
     })
     void theBodyFormatFollowsAccept(String accept, ProblemFormat expected) {
         assertThat(ProblemFormat.negotiate(accept)).isEqualTo(expected);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @CsvSource(delimiter = '|', value = {"';'", "';;;,,'", "',;q=1'", "'; , application/json'", "'q=1'", "'/'"})
+    void aMalformedAcceptHeaderStillGetsABodyInsteadOfFailing(String accept) {
+        assertThat(ProblemFormat.negotiate(accept)).isNotNull();
     }
 
     @ParameterizedTest

@@ -1,0 +1,169 @@
+package dev.upstreamguard.gateway;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.RawUpstream;
+import jakarta.servlet.DispatcherType;
+import java.io.BufferedInputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.EnumMap;
+import java.util.EnumSet;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * The proxy servlet when the request body cannot be read as announced: taken by a filter ahead of the servlet, or a
+ * client that stalls or hangs up mid-upload. Never an empty 200 for a request that did not reach the upstream.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class ProxyServletRequestBodyTest {
+
+    /** Short, so that a stalled upload times out quickly; generous next to a loopback round trip. */
+    private static final Duration IDLE_TIMEOUT = Duration.ofSeconds(1);
+    private static final String FORM = "name=widget&count=3";
+
+    private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
+    private final Map<Container, RawUpstream> upstreams = new EnumMap<>(Container.class);
+
+    @BeforeAll
+    void start() throws IOException {
+        for (Container container : Container.values()) {
+            RawUpstream echo = RawUpstream.start(Behaviours.echo());
+            upstreams.put(container, echo);
+            Container.Deployment d = new Container.Deployment().idleTimeout(IDLE_TIMEOUT);
+            d.filter("parameters", (req, res, chain) -> {
+                req.getParameter("name"); // as a logging or CSRF filter would
+                chain.doFilter(req, res);
+            }, "/parameters/*", Map.of(), EnumSet.of(DispatcherType.REQUEST));
+            d.filter("reader", (req, res, chain) -> {
+                req.getInputStream().readAllBytes(); // as a request-logging filter would
+                chain.doFilter(req, res);
+            }, "/reader/*", Map.of(), EnumSet.of(DispatcherType.REQUEST));
+            d.filter("peek", (req, res, chain) -> {
+                req.getInputStream().readNBytes(10);
+                chain.doFilter(req, res);
+            }, "/peek/*", Map.of(), EnumSet.of(DispatcherType.REQUEST));
+            for (String route : new String[] {"parameters", "reader", "peek", "direct"}) {
+                d.servlet(route, UpstreamProxyServlet.builder(echo.baseUrl()).meterRegistry(null).build(),
+                        "/" + route + "/*");
+            }
+            containers.put(container, container.start(d));
+        }
+    }
+
+    @AfterAll
+    void stop() {
+        containers.values().forEach(Container.Running::close);
+        upstreams.values().forEach(RawUpstream::close);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFormBodyAFilterReadWithGetParameterIsAnswered500ProxyConfigurationErrorNotAnEmpty200(Container container)
+            throws Exception {
+        RawClient.Response response = post(container, "/gw/parameters/orders", FORM,
+                "Content-Type: application/x-www-form-urlencoded", "Content-Length: " + FORM.length());
+        assertBodyTaken(container, response);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyAFilterReadIsAnswered500ProxyConfigurationErrorWhateverItsFraming(Container container) throws Exception {
+        assertBodyTaken(container, post(container, "/gw/reader/orders", "hello",
+                "Content-Type: text/plain", "Content-Length: 5"));
+        assertBodyTaken(container, post(container, "/gw/reader/orders", "5\r\nhello\r\n0\r\n\r\n",
+                "Content-Type: text/plain", "Transfer-Encoding: chunked"));
+        String large = "x".repeat(100_000); // over the buffered limit: would stream
+        assertBodyTaken(container, post(container, "/gw/reader/orders", large,
+                "Content-Type: text/plain", "Content-Length: " + large.length()));
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aLargeBodyAFilterPartlyReadIsAnswered500ProxyConfigurationErrorRatherThanSentShort(Container container)
+            throws Exception {
+        String large = "x".repeat(100_000);
+        RawClient.Response response = post(container, "/gw/peek/orders", large,
+                "Content-Type: text/plain", "Content-Length: " + large.length());
+        assertThat(response.status()).as("%s", response).isEqualTo(500);
+        assertThat(response.header("Proxy-Status")).isEqualTo("upstream-guard; error=proxy_configuration_error");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anEmptyChunkedBodyNobodyReadIsStillForwarded(Container container) throws Exception {
+        RawClient.Response response = post(container, "/gw/direct/orders", "0\r\n\r\n",
+                "Content-Type: text/plain", "Transfer-Encoding: chunked");
+        assertThat(response.status()).as("%s", response).isEqualTo(200);
+        assertThat(response.body()).isEmpty();
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientThatStallsMidUploadIsAnswered408BeforeAnythingIsForwarded(Container container) throws Exception {
+        int before = upstreams.get(container).requestCount();
+        assertRequestTimeout(stall(container, "Content-Length: 100", "only ten.."));
+        assertRequestTimeout(stall(container, "Transfer-Encoding: chunked", "5\r\nhello\r\n"));
+        assertThat(upstreams.get(container).requestCount()).as("buffered bodies are never forwarded")
+                .isEqualTo(before);
+        // A large body streams: the upstream may have seen the head; the exchange is cancelled, the client gets 408.
+        assertRequestTimeout(stall(container, "Content-Length: 100000", "x".repeat(1000)));
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientThatSendsLessThanItsContentLengthAndClosesGetsNoSuccessAndNothingIsForwarded(Container container)
+            throws Exception {
+        int before = upstreams.get(container).requestCount();
+        int port = containers.get(container).port();
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            OutputStream out = socket.getOutputStream();
+            out.write((RawClient.head(port, "POST", "/gw/direct/orders", "Content-Type: text/plain",
+                    "Content-Length: 100") + "only ten..").getBytes(StandardCharsets.ISO_8859_1));
+            out.flush();
+            socket.shutdownOutput();
+            RawClient.Response response = RawClient.read(new BufferedInputStream(socket.getInputStream()), false);
+            assertThat(response.status()).as("%s", response).isGreaterThanOrEqualTo(400);
+        }
+        assertThat(upstreams.get(container).requestCount()).isEqualTo(before);
+    }
+
+    private void assertBodyTaken(Container container, RawClient.Response response) {
+        assertThat(response.status()).as("%s", response).isEqualTo(500);
+        assertThat(response.complete()).isTrue();
+        assertThat(response.header("Proxy-Status")).isEqualTo("upstream-guard; error=proxy_configuration_error");
+        assertThat(response.header("Cache-Control")).isEqualTo("no-store");
+        assertThat(response.bodyUtf8()).contains("proxy_configuration_error").doesNotContain("Exception");
+    }
+
+    private RawClient.Response post(Container container, String path, String body, String... headers)
+            throws IOException {
+        int port = containers.get(container).port();
+        return RawClient.send(port, RawClient.head(port, "POST", path, headers),
+                body.getBytes(StandardCharsets.ISO_8859_1));
+    }
+
+    /** Sends a head and part of the body, then goes silent (without closing) and reads the answer. */
+    private RawClient.Response stall(Container container, String framing, String part) throws IOException {
+        return post(container, "/gw/direct/orders", part, "Content-Type: text/plain", framing);
+    }
+
+    private static void assertRequestTimeout(RawClient.Response response) {
+        assertThat(response.status()).as("%s", response).isEqualTo(408);
+        assertThat(response.complete()).isTrue();
+        // The body may be the container's error page: Tomcat marks the request failed once a read has failed and
+        // renders its page over the servlet's (with or without a stack trace, as its ErrorReportValve is configured).
+        assertThat(response.header("Connection")).isEqualTo("close");
+    }
+}
