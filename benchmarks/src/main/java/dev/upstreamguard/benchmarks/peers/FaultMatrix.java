@@ -152,6 +152,18 @@ public final class FaultMatrix {
                 "connection_terminated", quick, false, o -> o.upstreamCount <= 1));
         c.add(new Case("get-reset-once", "RST on the first request only", Dest.FAULT, "GET", Expect.PASS, 200, null,
                 quick, false, o -> o.status == 200 && o.completeBody(hello)));
+        c.add(new Case("get-stale", "pooled connection closed by the upstream while idle (800 ms), then a GET",
+                Dest.FAULT, "GET", Expect.PASS, 200, null, quick, false,
+                o -> o.status == 200 && o.completeBody(hello)));
+        c.add(new Case("post-stale", "the same, then a POST", Dest.FAULT, "POST", Expect.PASS, 200, null, quick,
+                false, o -> o.status == 200 && o.completeBody(hello) && o.upstreamCount == 1));
+        c.add(new Case("early-413", "POST of 1 MiB answered 413 from its head, closed unread (RST)", Dest.FAULT,
+                "POST", Expect.PASS, 413, null, quick, false,
+                o -> o.status == 413 && o.completeBody(ascii("too large")) && o.error() == null));
+        c.add(new Case("short-stall", "`Content-Length: 100`, 10 bytes, then silence", Dest.FAULT, "GET",
+                Expect.STATUS_OR_CUT, 504, "connection_read_timeout", RESPONSE_MS + SLACK_MS, false, null));
+        c.add(new Case("bare-lf", "head with bare LF line ends (RFC 9112 §2.2 allows)", Dest.FAULT, "GET",
+                Expect.PASS, 200, null, quick, false, o -> o.status == 200 && o.completeBody(hello)));
         c.add(new Case("tls-plain", "`https://` route to a plain HTTP port", Dest.TLS_TO_PLAIN, "GET", Expect.STATUS,
                 502, "tls_protocol_error", quick, false, null));
         c.add(new Case("tls-untrusted", "self-signed certificate", Dest.TLS, "GET", Expect.STATUS, 502,
@@ -270,7 +282,16 @@ public final class FaultMatrix {
                 }
             }
         }
-        byte[] body = k.method().equals("POST") ? ascii("{\"order\":42}") : null;
+        if (k.name().endsWith("-stale")) {
+            exchange(port, "GET", "/" + k.name() + "/warm", null);
+            try {
+                Thread.sleep(800);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            }
+        }
+        byte[] body = !k.method().equals("POST") ? null
+                : k.name().equals("early-413") ? FaultServer.pattern(1 << 20) : ascii("{\"order\":42}");
         Observed o = exchange(port, k.method(), path, body);
         return new Observed(o.status(), o.headers(), o.interim(), o.body(), o.bodyBytes(), o.framing(), o.end(),
                 o.ms(), upstream.count(peer, k.name()));
@@ -417,7 +438,19 @@ public final class FaultMatrix {
                 req.append("Content-Type: application/json\r\nContent-Length: ").append(body.length).append("\r\n");
             }
             out.write(ascii(req.append("\r\n").toString()));
-            if (body != null) {
+            if (body != null && body.length > 65536) {
+                // Written aside, so that an answer before the body is read cannot block the client.
+                Thread writer = new Thread(() -> {
+                    try {
+                        out.write(body);
+                        out.flush();
+                    } catch (IOException ignored) {
+                        // the proxy stopped reading: expected when the upstream refused the body
+                    }
+                }, "body-writer");
+                writer.setDaemon(true);
+                writer.start();
+            } else if (body != null) {
                 out.write(body);
             }
             out.flush();

@@ -171,7 +171,31 @@ final class FaultServer implements AutoCloseable {
             String[] path = line.length > 1 ? line[1].split("/") : new String[0];
             String peer = path.length > 1 ? path[1] : "?";
             String kase = path.length > 2 ? path[2] : "?";
-            int n = counts.computeIfAbsent(peer + "/" + kase, k -> new AtomicInteger()).incrementAndGet();
+            boolean warm = path.length > 3 && path[3].equals("warm");
+            int n = counts.computeIfAbsent(peer + "/" + kase + (warm ? "/warm" : ""), k -> new AtomicInteger())
+                    .incrementAndGet();
+            if (warm) {
+                // A pooled keep-alive connection that the upstream then drops while it idles (a keep-alive timeout
+                // shorter than the proxy's): answered without "Connection: close", closed 300 ms later.
+                out.write(ascii("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"));
+                out.flush();
+                s.setSoTimeout(300);
+                try {
+                    in.read();
+                } catch (SocketTimeoutException idle) {
+                    // the idle connection is closed now
+                }
+                return;
+            }
+            if (kase.equals("early-413")) {
+                // Refuses the upload from its head alone, as a size-checking server does, and closes without reading
+                // the body: the unread bytes make the kernel send a reset after the answer.
+                out.write(ascii("HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\nContent-Length: 9\r\n"
+                        + "Connection: close\r\n\r\ntoo large"));
+                out.flush();
+                sleep(100);
+                return;
+            }
             long length = contentLength(head);
             for (long i = 0; i < length; i++) {
                 if (in.read() < 0) {
@@ -186,7 +210,14 @@ final class FaultServer implements AutoCloseable {
 
     private static void behave(String kase, int n, Socket s, InputStream in, OutputStream out) throws IOException {
         switch (kase) {
-            case "ok", "tls-untrusted" -> ok(out);
+            case "ok", "tls-untrusted", "get-stale", "post-stale" -> ok(out);
+            case "short-stall" -> {
+                out.write(ascii("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n0123456789"));
+                out.flush();
+                hold(in);
+            }
+            case "bare-lf" -> out.write(ascii(
+                    "HTTP/1.1 200 OK\nContent-Type: text/plain\nContent-Length: 5\nConnection: close\n\nhello"));
             case "response-timeout" -> hold(in);
             case "reset-before", "post-reset" -> reset(s);
             case "get-reset-once" -> {
@@ -271,6 +302,14 @@ final class FaultServer implements AutoCloseable {
             }
         } catch (IOException ignored) {
             // timed out or reset
+        }
+    }
+
+    private static void sleep(long ms) {
+        try {
+            Thread.sleep(ms);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
         }
     }
 
