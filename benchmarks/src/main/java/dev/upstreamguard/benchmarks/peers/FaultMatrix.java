@@ -160,6 +160,9 @@ public final class FaultMatrix {
         c.add(new Case("early-413", "POST of 1 MiB answered 413 from its head, closed unread (RST)", Dest.FAULT,
                 "POST", Expect.PASS, 413, null, quick, false,
                 o -> o.status == 413 && o.completeBody(ascii("too large")) && o.error() == null));
+        c.add(new Case("desync", "first answer has a second response behind its `Content-Length`; then a GET",
+                Dest.FAULT, "GET", Expect.PASS, 200, null, quick, false,
+                o -> o.status == 200 && o.completeBody(hello)));
         c.add(new Case("short-stall", "`Content-Length: 100`, 10 bytes, then silence", Dest.FAULT, "GET",
                 Expect.STATUS_OR_CUT, 504, "connection_read_timeout", RESPONSE_MS + SLACK_MS, false, null));
         c.add(new Case("bare-lf", "head with bare LF line ends (RFC 9112 §2.2 allows)", Dest.FAULT, "GET",
@@ -282,6 +285,9 @@ public final class FaultMatrix {
                 }
             }
         }
+        if (k.name().equals("desync")) {
+            exchange(port, "GET", "/desync/first", null);
+        }
         if (k.name().endsWith("-stale")) {
             exchange(port, "GET", "/" + k.name() + "/warm", null);
             try {
@@ -345,6 +351,8 @@ public final class FaultMatrix {
                         .append(" B)");
             } else if (o.end().equals("timeout")) {
                 b.append(" body hangs (").append(String.format("%,d", o.bodyBytes())).append(" B)");
+            } else if (o.status() == 200 && o.bodyBytes() > 0 && o.bodyBytes() <= 16) {
+                b.append(" `").append(new String(o.body(), StandardCharsets.ISO_8859_1)).append('`');
             } else if (o.status() == 200 && o.bodyBytes() > 1000) {
                 b.append(" ").append(String.format("%,d", o.bodyBytes())).append(" B ").append(o.framing());
             }

@@ -211,6 +211,18 @@ final class FaultServer implements AutoCloseable {
     private static void behave(String kase, int n, Socket s, InputStream in, OutputStream out) throws IOException {
         switch (kase) {
             case "ok", "tls-untrusted", "get-stale", "post-stale" -> ok(out);
+            case "desync" -> {
+                if (n == 1) {
+                    // Five bytes more than its Content-Length says: a second response, ready for whoever sends the
+                    // next request on this connection.
+                    out.write(ascii("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+                            + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 6\r\n\r\nWRONG!"));
+                    out.flush();
+                    hold(in);
+                } else {
+                    ok(out);
+                }
+            }
             case "short-stall" -> {
                 out.write(ascii("HTTP/1.1 200 OK\r\nContent-Length: 100\r\nConnection: close\r\n\r\n0123456789"));
                 out.flush();
