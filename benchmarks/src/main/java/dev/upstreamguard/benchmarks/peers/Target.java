@@ -22,7 +22,8 @@ import org.eclipse.jetty.util.thread.QueuedThreadPool;
 /**
  * One proxy under test, in its own JVM: {@code Target <kind> <portA> <portB> <portS>}. Three routes, each its own
  * servlet instance (own client and pool): {@code /a/*} and {@code /b/*} to the healthy upstream ports, {@code /s/*} to
- * the stalled one. Every route: at most {@value #POOL} pooled connections to its upstream, keep-alive, 1 s connect
+ * the stalled one ({@code Target <kind> name=url ...} serves any routes instead, each under {@code /name/*}: the fault
+ * matrix). Every route: at most {@value #POOL} pooled connections to its upstream, keep-alive, 1 s connect
  * timeout, {@value #RESPONSE_TIMEOUT_MS} ms response timeout, no redirects, no decompression.
  *
  * <p>Containers at their defaults (200 worker threads) except Tomcat's {@code maxKeepAliveRequests}, raised from 100
@@ -41,9 +42,17 @@ public final class Target {
         ChildProcess.watch(Duration.ofHours(1), () -> { });
         String kind = args[0];
         Map<String, String> routes = new LinkedHashMap<>();
-        routes.put("a", "http://127.0.0.1:" + args[1]);
-        routes.put("b", "http://127.0.0.1:" + args[2]);
-        routes.put("s", "http://127.0.0.1:" + args[3]);
+        if (args.length > 1 && args[1].contains("=")) {
+            // Named routes (the fault matrix): {@code name=url} each, served under /name/*.
+            for (int i = 1; i < args.length; i++) {
+                int eq = args[i].indexOf('=');
+                routes.put(args[i].substring(0, eq), args[i].substring(eq + 1));
+            }
+        } else {
+            routes.put("a", "http://127.0.0.1:" + args[1]);
+            routes.put("b", "http://127.0.0.1:" + args[2]);
+            routes.put("s", "http://127.0.0.1:" + args[3]);
+        }
         int port = switch (kind) {
             case "mitre-tomcat" -> tomcat(routes, Target::mitre);
             case "ours-tomcat" -> tomcat(routes, Target::ours);
@@ -88,7 +97,22 @@ public final class Target {
         // the body. Its client idle timeout is the longest silence on the upstream connection: the response timeout.
         p.put("timeout", "0");
         p.put("idleTimeout", Integer.toString(RESPONSE_TIMEOUT_MS));
-        return new Route(new ProxyServlet.Transparent(), p);
+        return new Route(new OneSecondConnect(), p);
+    }
+
+    /**
+     * Jetty's proxy with the same 1 s connect timeout as the other routes: it has no init-param for it, and its
+     * client's default is 15 s.
+     */
+    static final class OneSecondConnect extends ProxyServlet.Transparent {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected org.eclipse.jetty.client.HttpClient createHttpClient() throws jakarta.servlet.ServletException {
+            org.eclipse.jetty.client.HttpClient client = super.createHttpClient();
+            client.setConnectTimeout(1000);
+            return client;
+        }
     }
 
     static Route ours(String prefix, String upstream) throws Exception {
