@@ -70,10 +70,12 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         this.buffer = buffer;
         CharArrayBuffer line = new CharArrayBuffer(64);
         int read = -1;
+        // Only when nothing of this response is buffered yet do the bytes the stream delivers start the response.
+        VersionPrefix prefix = buffer.length() == 0 ? new VersionPrefix() : null;
         for (int n = 0; n < MAX_EMPTY_LINES; n++) {
             line.clear();
             boolean started = interimResponses > 0 || buffer.length() > 0;
-            Arrival arrival = new Arrival(in);
+            Arrival arrival = new Arrival(in, prefix);
             read = readLine(buffer, arrival, line, "status line", started, arrival);
             if (read > 0 && arrival.ended && couldStartStatusLine(line)) {
                 // The line ended with the connection, not with a line break: the upstream began a status line and
@@ -311,21 +313,30 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     private static final class Arrival extends FilterInputStream {
         long bytes;
         boolean ended;
+        private final VersionPrefix prefix;
 
-        Arrival(InputStream in) {
+        Arrival(InputStream in, VersionPrefix prefix) {
             super(in);
+            this.prefix = prefix;
         }
 
         @Override
         public int read() throws IOException {
             int b = in.read();
+            if (b != -1 && prefix != null) {
+                prefix.check(new byte[] {(byte) b}, 0, 1);
+            }
             counted(b == -1 ? -1 : 1);
             return b;
         }
 
         @Override
         public int read(byte[] b, int off, int len) throws IOException {
-            return counted(in.read(b, off, len));
+            int n = in.read(b, off, len);
+            if (n > 0 && prefix != null) {
+                prefix.check(b, off, n);
+            }
+            return counted(n);
         }
 
         private int counted(int n) {
@@ -335,6 +346,32 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 bytes += n;
             }
             return n;
+        }
+    }
+
+    /**
+     * Checks the first bytes of a response as they arrive: after any empty lines, a response starts with
+     * {@code HTTP/}. The session buffer waits for a line break before the status line can be judged, so an upstream
+     * that answers with bytes that are not HTTP/1.x and then keeps the connection open (an HTTP/2-only server's
+     * SETTINGS frame, which holds no line break) would otherwise hang the call until the response timeout and be
+     * reported as {@code connection_read_timeout}. Everything rejected here the status line check would reject too.
+     */
+    private static final class VersionPrefix {
+        private static final String EXPECTED = "HTTP/";
+        private int matched;
+
+        void check(byte[] b, int off, int n) throws FaultSignal {
+            for (int i = off; i < off + n && matched < EXPECTED.length(); i++) {
+                int c = b[i] & 0xff;
+                if (matched == 0 && (c == '\r' || c == '\n')) {
+                    continue;
+                }
+                if (c != EXPECTED.charAt(matched)) {
+                    throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                            "The upstream's response does not start with 'HTTP/': not an HTTP/1.x response");
+                }
+                matched++;
+            }
         }
     }
 

@@ -249,6 +249,37 @@ class ResponseParsingTest {
         }
     }
 
+    /**
+     * Regression: an HTTP/2-only (h2c prior knowledge) upstream answers an HTTP/1.1 request with its SETTINGS frame,
+     * which holds no line break, and may keep the connection open; the parser waited for the end of a status line
+     * until the response timeout ({@code connection_read_timeout}, 504). Bytes that cannot begin {@code HTTP/} are a
+     * protocol error as soon as they arrive.
+     */
+    @ParameterizedTest(name = "preface={0}")
+    @ValueSource(booleans = {false, true})
+    void anHttp2OnlyUpstreamThatKeepsTheConnectionOpenIsAProtocolErrorAtOnce(boolean clientPreface) throws Exception {
+        // An empty SETTINGS frame: length 0, type 4, no flags, stream 0 (RFC 9113 §6.5).
+        byte[] settings = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+        byte[] preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1);
+        RawUpstream.Behaviour http2Only = c -> {
+            if (c.readRequest() != null) {
+                if (clientPreface) {
+                    c.write(preface);
+                }
+                c.write(settings);
+                // Waits for the client's preface, which never comes, until the client hangs up.
+                c.readRequest();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(http2Only); GuardedHttpClient client = client()) {
+            long start = System.nanoTime();
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
+                    .isLessThan(Duration.ofSeconds(4));
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
     /** RFC 9209: once an interim response arrived the upstream had begun to answer, so the response is incomplete. */
     @ParameterizedTest(name = "reset={0}")
     @ValueSource(booleans = {false, true})
