@@ -7,6 +7,7 @@ import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.internal.Buffers;
+import dev.upstreamguard.gateway.internal.ClientAddress;
 import dev.upstreamguard.gateway.internal.ClientBodyEntity;
 import dev.upstreamguard.gateway.internal.ContainerLimits;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
@@ -461,7 +462,8 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (preserveHost && clientHost != null) {
                 upstreamRequest.setHeader("Host", clientHost);
             }
-            String remote = request.getRemoteAddr();
+            // Containers spell IPv6 differently (Jetty adds brackets): one canonical form for both headers.
+            String remote = ClientAddress.canonical(request.getRemoteAddr());
             String scheme = request.getScheme();
             if (addXForwarded) {
                 upstreamRequest.addHeader("X-Forwarded-For",

@@ -45,6 +45,13 @@ enum Container {
         String errorPage;
         boolean permissive;
         Duration idleTimeout;
+        String address = "127.0.0.1";
+
+        /** The loopback address to listen on: {@code 127.0.0.1} (the default) or {@code ::1}. */
+        Deployment address(String loopback) {
+            this.address = loopback;
+            return this;
+        }
 
         /**
          * How long the container waits for a silent client, also in the middle of a request body (Tomcat's
@@ -128,7 +135,7 @@ enum Container {
         tomcat.setBaseDir(base.getAbsolutePath());
         Connector connector = new Connector();
         connector.setPort(0);
-        connector.setProperty("address", "127.0.0.1");
+        connector.setProperty("address", d.address);
         if (d.permissive) {
             connector.setEncodedSolidusHandling("passthrough");
             connector.setEncodedReverseSolidusHandling("passthrough");
@@ -203,7 +210,7 @@ enum Container {
             http.setUriCompliance(UriCompliance.UNSAFE);
         }
         ServerConnector connector = new ServerConnector(server, new HttpConnectionFactory(http));
-        connector.setHost("127.0.0.1");
+        connector.setHost(d.address);
         connector.setPort(0);
         if (d.idleTimeout != null) {
             connector.setIdleTimeout(d.idleTimeout.toMillis());

@@ -4,8 +4,15 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
+import java.io.BufferedInputStream;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import org.junit.jupiter.api.Assumptions;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -42,6 +49,42 @@ class ForwardedHeadersTest {
                 assertThat(legacy.header("Forwarded")).isNull();
                 assertThat(legacy.header("Via")).isEqualTo("1.1 upstream-guard");
             }
+        }
+    }
+
+    /**
+     * Regression: the client's IPv6 address went upstream as the container spelled it. Jetty's {@code getRemoteAddr()}
+     * brackets it, which made {@code Forwarded: for="[[0:0:0:0:0:0:0:1]]"} (not an RFC 7239 node) and a bracketed
+     * {@code X-Forwarded-For}; Tomcat's is uncompressed. Both now send {@code ::1} and {@code for="[::1]"}.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientOnIpv6LoopbackIsForwardedAsCanonicalIpv6(Container container) throws Exception {
+        Assumptions.assumeTrue(ipv6LoopbackWorks(), "no IPv6 loopback on this machine");
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"))) {
+            Container.Deployment deployment = new Container.Deployment().address("::1")
+                    .servlet("p", UpstreamProxyServlet.builder(upstream.baseUrl()).build(), "/p/*");
+            try (Container.Running running = container.start(deployment);
+                    Socket socket = new Socket(InetAddress.getByName("::1"), running.port())) {
+                socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+                socket.getOutputStream().write(("GET /gw/p/a HTTP/1.1\r\nHost: [::1]:" + running.port() + "\r\n\r\n")
+                        .getBytes(StandardCharsets.ISO_8859_1));
+                assertThat(RawClient.read(new BufferedInputStream(socket.getInputStream()), false).status())
+                        .isEqualTo(200);
+                RawUpstream.Request request = upstream.requests().get(0);
+                assertThat(request.header("X-Forwarded-For")).isEqualTo("::1");
+                assertThat(request.header("Forwarded"))
+                        .isEqualTo("for=\"[::1]\";proto=http;host=\"[::1]:" + running.port() + "\"");
+            }
+        }
+    }
+
+    static boolean ipv6LoopbackWorks() {
+        try (ServerSocket probe = new ServerSocket()) {
+            probe.bind(new InetSocketAddress(InetAddress.getByName("::1"), 0));
+            return true;
+        } catch (java.io.IOException e) {
+            return false;
         }
     }
 }
