@@ -114,8 +114,10 @@ public final class GuardedHttpClientBuilder {
 
     /**
      * A connection manager of your own. Build it with {@link GuardedHttpClients#connectionManagerBuilder()} to keep
-     * the strict response parser; otherwise malformed responses are classified less precisely, and per-upstream
-     * {@code max-connections} is not applied.
+     * the strict response parser and the connection checks; otherwise HttpClient's lenient parser decides, so some
+     * malformed responses are classified less precisely ({@code connection_terminated} for bytes that are not HTTP)
+     * and some are even accepted (a head cut short, {@code Content-Length} with {@code Transfer-Encoding}), and
+     * per-upstream {@code max-connections} is not applied.
      */
     public GuardedHttpClientBuilder connectionManager(HttpClientConnectionManager manager) {
         this.connectionManager = Objects.requireNonNull(manager, "manager");
