@@ -471,6 +471,11 @@ public final class GuardPolicy {
             if (checked.toMillis() < 1000) {
                 throw invalid("circuit-breaker.window", value, "must be at least 1s");
             }
+            if (checked.compareTo(MAX_WINDOW) > 0) {
+                // The breaker keeps a bucket per second of its window: a day of them is about 14 MB per upstream.
+                throw invalid("circuit-breaker.window", value, "must be at most 1h (the breaker keeps one bucket per "
+                        + "second of its window)");
+            }
             window = checked;
             return this;
         }
@@ -522,12 +527,23 @@ public final class GuardPolicy {
             if (value == null || value.isNegative() || value.isZero()) {
                 throw invalid(key, value == null ? null : format(value), "must be a positive duration");
             }
-            return value;
+            return atMostAYear(key, value);
         }
 
         private static Duration notNegative(String key, Duration value) {
             if (value == null || value.isNegative()) {
                 throw invalid(key, value == null ? null : format(value), "must be a duration of 0 or more");
+            }
+            return atMostAYear(key, value);
+        }
+
+        /**
+         * Calls count time in nanoseconds, which cannot hold much more than 292 years: a larger setting would fail
+         * every call with an arithmetic overflow instead of failing here, naming itself. No timeout needs a year.
+         */
+        private static Duration atMostAYear(String key, Duration value) {
+            if (value.compareTo(MAX_DURATION) > 0) {
+                throw invalid(key, value, "must be at most 365d");
             }
             return value;
         }
@@ -557,6 +573,8 @@ public final class GuardPolicy {
         }
 
         private static final Pattern DURATION = Pattern.compile("(-?\\d+)\\s*(ns|us|ms|s|m|h|d)?");
+        private static final Duration MAX_DURATION = Duration.ofDays(365);
+        private static final Duration MAX_WINDOW = Duration.ofHours(1);
 
         private static Duration duration(String key, String text) {
             Matcher m = DURATION.matcher(text.toLowerCase(Locale.ROOT));
@@ -568,14 +586,18 @@ public final class GuardPolicy {
                     throw invalid(key, text, "must be a duration such as 500ms or 3s");
                 }
                 String unit = m.group(2) == null ? "ms" : m.group(2);
-                switch (unit) {
-                    case "ns": return Duration.ofNanos(n);
-                    case "us": return Duration.ofNanos(n * 1000);
-                    case "ms": return Duration.ofMillis(n);
-                    case "s": return Duration.ofSeconds(n);
-                    case "m": return Duration.ofMinutes(n);
-                    case "h": return Duration.ofHours(n);
-                    default: return Duration.ofDays(n);
+                try {
+                    switch (unit) {
+                        case "ns": return Duration.ofNanos(n);
+                        case "us": return Duration.ofNanos(Math.multiplyExact(n, 1000L));
+                        case "ms": return Duration.ofMillis(n);
+                        case "s": return Duration.ofSeconds(n);
+                        case "m": return Duration.ofMinutes(n);
+                        case "h": return Duration.ofHours(n);
+                        default: return Duration.ofDays(n);
+                    }
+                } catch (ArithmeticException e) {
+                    throw invalid(key, text, "must be at most 365d");
                 }
             }
             try {
@@ -641,6 +663,9 @@ public final class GuardPolicy {
 
     /** Formats a duration the way {@link Builder#set} reads it back: {@code 500ms}, {@code 3s}. */
     public static String format(Duration d) {
+        if (d.abs().compareTo(Duration.ofDays(36_500)) > 0) {
+            return d.toString(); // beyond what nanoseconds count: only ever an invalid value in a message
+        }
         if (d.toNanos() % 1_000_000 != 0) {
             return d.toNanos() + "ns";
         }

@@ -62,6 +62,28 @@ class GuardPolicyTest {
     }
 
     @Test
+    void aDurationTooLargeToCountIsRefusedNamingTheSettingInsteadOfFailingEveryCall() {
+        for (String huge : new String[] {"999999999d", "366d", "9223372036854775807us", "PT10000000H"}) {
+            assertThatThrownBy(() -> GuardPolicy.builder().set("response-timeout", huge)).as(huge)
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("'response-timeout'").hasMessageContaining("at most 365d");
+        }
+        assertThatThrownBy(() -> GuardPolicy.builder().set("response-timeout", "-999999999d"))
+                .hasMessageContaining("'response-timeout'").hasMessageContaining("positive");
+        assertThat(GuardPolicy.builder().set("total-timeout", "365d").build().totalTimeout())
+                .isEqualTo(Duration.ofDays(365));
+    }
+
+    @Test
+    void aBreakerWindowOverAnHourIsRefusedSinceItKeepsABucketPerSecond() {
+        assertThatThrownBy(() -> GuardPolicy.builder().set("circuit-breaker.window", "30d"))
+                .isInstanceOf(IllegalArgumentException.class)
+                .hasMessageContaining("'circuit-breaker.window'").hasMessageContaining("at most 1h");
+        assertThat(GuardPolicy.builder().set("circuit-breaker.window", "1h").build().circuitBreaker().window())
+                .isEqualTo(Duration.ofHours(1));
+    }
+
+    @Test
     void anUnknownKeyOrBadValueNamesTheSetting() {
         assertThatThrownBy(() -> GuardPolicy.builder().set("retry.max-atempts", "2"))
                 .hasMessageContaining("'retry.max-atempts'");
