@@ -560,8 +560,10 @@ public final class GuardPolicy {
                 throw invalid(key, null, "must be a set of statuses");
             }
             for (Integer status : value) {
-                if (status == null || status < 100 || status > 599) {
-                    throw invalid(key, value, "must hold statuses between 100 and 599");
+                // A 1xx never ends an exchange, and retrying a 2xx or 3xx, or counting it as the upstream failing,
+                // would throw away a good answer: surely a typo rather than a wish.
+                if (status == null || status < 400 || status > 599) {
+                    throw invalid(key, value, "must hold error statuses, between 400 and 599");
                 }
             }
             return Collections.unmodifiableSet(new TreeSet<>(value));

@@ -84,6 +84,16 @@ class GuardPolicyTest {
     }
 
     @Test
+    void statusListsHoldErrorStatusesOnly() {
+        assertThatThrownBy(() -> GuardPolicy.builder().set("retry.statuses", "200,503"))
+                .hasMessageContaining("'retry.statuses'").hasMessageContaining("between 400 and 599");
+        assertThatThrownBy(() -> GuardPolicy.builder().set("circuit-breaker.record-statuses", "302"))
+                .hasMessageContaining("'circuit-breaker.record-statuses'").hasMessageContaining("between 400 and 599");
+        assertThat(GuardPolicy.builder().set("circuit-breaker.record-statuses", "429,500").build().circuitBreaker()
+                .recordStatuses()).containsExactly(429, 500);
+    }
+
+    @Test
     void anUnknownKeyOrBadValueNamesTheSetting() {
         assertThatThrownBy(() -> GuardPolicy.builder().set("retry.max-atempts", "2"))
                 .hasMessageContaining("'retry.max-atempts'");
