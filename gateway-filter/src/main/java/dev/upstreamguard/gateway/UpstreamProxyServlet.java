@@ -15,6 +15,7 @@ import dev.upstreamguard.gateway.internal.HopByHop;
 import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.StructuredFields;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
+import dev.upstreamguard.internal.GuardedConnection;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import jakarta.servlet.ServletConfig;
@@ -348,7 +349,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return;
             }
             try {
-                respond(request, response, upstreamRequest, upstreamResponse, start);
+                respond(request, response, upstreamRequest, upstreamResponse, context, start);
             } finally {
                 closeQuietly(upstreamResponse);
             }
@@ -506,8 +507,8 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         private void respond(HttpServletRequest request, HttpServletResponse response,
-                HttpUriRequestBase upstreamRequest, ClassicHttpResponse upstreamResponse, long start)
-                throws IOException {
+                HttpUriRequestBase upstreamRequest, ClassicHttpResponse upstreamResponse, HttpClientContext context,
+                long start) throws IOException {
             Header[] connection = upstreamResponse.getHeaders("Connection");
             List<String> connectionTokens = connection.length == 0 ? null : HopByHop.connectionTokens(connection);
             UpstreamException tooLarge = headTooLargeForContainer(request, upstreamResponse, connectionTokens, start);
@@ -596,7 +597,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 boolean drained;
                 try {
                     n = in.read(buffer);
-                    drained = flushOnPause && n > 0 && in.available() <= 0;
+                    drained = flushOnPause && n > 0 && in.available() <= 0 && !noPauseHere(response, context);
                 } catch (IOException e) {
                     // Cancel first: the upstream connection is closed now, not drained or left to a timeout.
                     upstreamRequest.cancel();
@@ -617,6 +618,17 @@ public class UpstreamProxyServlet extends HttpServlet {
                     throw clientGone;
                 }
             }
+        }
+
+        /**
+         * Whether what looks like a pause in the body is none, before the flush that would commit the response: more
+         * of the body is already here (the chunked stream only reports up to its chunk's end), or the upstream closed
+         * right there. A chunked body cut off is then read to its fault first and answered with a clean 502, not a 200
+         * and a cut connection; a body delimited by the close simply ends. Asked only until the response is committed:
+         * a cut after that can only be an abort anyway, and the look costs up to 1 ms of a genuine pause.
+         */
+        private static boolean noPauseHere(HttpServletResponse response, HttpClientContext context) {
+            return !response.isCommitted() && GuardedConnection.inputWaitingOrEnded(context);
         }
 
         /** Answers a fault, or aborts the client connection when the response is already committed. */

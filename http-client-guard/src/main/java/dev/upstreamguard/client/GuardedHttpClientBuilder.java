@@ -231,6 +231,10 @@ public final class GuardedHttpClientBuilder {
             builder.disableAuthCaching();
         }
         builder.setConnectionManager(manager);
+        if (httpClientBuilder == null) {
+            // Lets a proxy ask whether a body of unknown length has ended, before it commits (see GuardedConnection).
+            builder.setRequestExecutor(GuardedConnection.notingExecutor());
+        }
         builder.setDefaultRequestConfig(requestConfig);
         if (!redirects) {
             builder.disableRedirectHandling();

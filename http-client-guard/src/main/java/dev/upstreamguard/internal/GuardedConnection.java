@@ -19,8 +19,12 @@ import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.impl.io.ChunkedInputStream;
+import org.apache.hc.core5.http.impl.io.HttpRequestExecutor;
+import org.apache.hc.core5.http.io.HttpClientConnection;
 import org.apache.hc.core5.http.io.HttpConnectionFactory;
+import org.apache.hc.core5.http.io.HttpResponseInformationCallback;
 import org.apache.hc.core5.http.io.SessionInputBuffer;
+import org.apache.hc.core5.http.protocol.HttpContext;
 
 /**
  * An upstream connection that the pool never hands out again once bytes arrived on it that belong to no request, and
@@ -102,6 +106,61 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             }
             return connection;
         };
+    }
+
+    /** {@link HttpContext} attribute: the connection the exchange's response is being read from. */
+    private static final String CONTEXT_ATTRIBUTE = GuardedConnection.class.getName();
+
+    /** A request executor that notes, in the exchange's context, the connection the response is read from. */
+    public static HttpRequestExecutor notingExecutor() {
+        return new HttpRequestExecutor() {
+            @Override
+            public ClassicHttpResponse execute(ClassicHttpRequest request, HttpClientConnection conn,
+                    HttpResponseInformationCallback informationCallback, HttpContext context)
+                    throws IOException, HttpException {
+                if (context != null) {
+                    context.setAttribute(CONTEXT_ATTRIBUTE, conn);
+                }
+                return super.execute(request, conn, informationCallback, context);
+            }
+        };
+    }
+
+    /**
+     * Whether the upstream of the exchange in {@code context} has not paused: more of its response is already here,
+     * or it has closed the connection with nothing left to read — as far as a read of at most 1 ms can tell (what it
+     * reads stays buffered for the body). A proxy asks this where a body of unknown length seems to pause, before the
+     * flush that would commit its response: if the body goes on, or ends there (cut off, or delimited by the close),
+     * it is read on first, so that a cut still gets a clean 502. {@code false} when the connection is not known (a
+     * client built from the caller's own HttpClient builder): then every seeming pause counts as one.
+     */
+    public static boolean inputWaitingOrEnded(HttpContext context) {
+        Object conn = context == null ? null : context.getAttribute(CONTEXT_ATTRIBUTE);
+        if (!(conn instanceof GuardedConnection)) {
+            return false;
+        }
+        GuardedConnection connection = (GuardedConnection) conn;
+        try {
+            if (!connection.isOpen() || connection.moreThanALineEndBuffered()) {
+                return true;
+            }
+            // HttpClient's stale check: a 1 ms read into the session buffer, true only at the end of input.
+            return connection.superIsStale() || connection.moreThanALineEndBuffered();
+        } catch (IOException e) {
+            return true; // the next read of the body meets it, and reports it
+        }
+    }
+
+    /**
+     * More than the line end that closes a chunk's data is buffered: that line end alone is framing, always sent with
+     * the chunk, and says nothing about whether more of the body is on its way (an event stream's event ends there).
+     */
+    private boolean moreThanALineEndBuffered() {
+        return parser.bufferedInput() > 2;
+    }
+
+    private boolean superIsStale() throws IOException {
+        return super.isStale();
     }
 
     /**
