@@ -117,7 +117,9 @@ class UpstreamFaultFilterTest {
     @BeforeAll
     void start() throws IOException {
         truncating = RawUpstream.start(Behaviours.truncatedBody());
-        truncatingChunks = RawUpstream.start(Behaviours.truncatedChunk());
+        // A 64 KiB chunk fills the container's buffer, which commits the 200; then a chunk is cut off.
+        truncatingChunks = RawUpstream.start(Behaviours.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "10000\r\n" + "x".repeat(0x10000) + "\r\n64\r\nonly sixteen b.."));
         String closedPort = ClosedPort.find().baseUrl();
         for (Container container : Container.values()) {
             SimpleMeterRegistry registry = new SimpleMeterRegistry();
