@@ -13,6 +13,10 @@ import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.junit.jupiter.api.Test;
@@ -85,10 +89,19 @@ class CancellationTest {
                 GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
                         .defaults(GuardPolicy.builder().connectTimeout(Duration.ofSeconds(20)).build()).build()) {
             HttpGet get = new HttpGet(blackhole.uri("/items"));
-            CompletableFuture<UpstreamException> call = CompletableFuture.supplyAsync(() -> failure(client, get));
-            // Whether the cancel lands before the connect or during it, the outcome is the same.
-            CompletableFuture.delayedExecutor(300, TimeUnit.MILLISECONDS).execute(get::cancel);
-            UpstreamException e = call.get(15, TimeUnit.SECONDS);
+            // Threads of their own: with few cores the common pool may have one thread, which the call would hold.
+            ExecutorService caller = Executors.newSingleThreadExecutor();
+            ScheduledExecutorService canceller = Executors.newSingleThreadScheduledExecutor();
+            UpstreamException e;
+            try {
+                Future<UpstreamException> call = caller.submit(() -> failure(client, get));
+                // Whether the cancel lands before the connect or during it, the outcome is the same.
+                canceller.schedule(get::cancel, 300, TimeUnit.MILLISECONDS);
+                e = call.get(15, TimeUnit.SECONDS);
+            } finally {
+                caller.shutdownNow();
+                canceller.shutdownNow();
+            }
             assertThat(e.fault().type()).isEqualTo("connection_terminated");
             assertThat(e.elapsed()).isLessThan(Duration.ofSeconds(10));
             assertLeftNothingBehind(client, "http://127.0.0.1:" + blackhole.port(), meters);
