@@ -12,7 +12,6 @@ import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.time.Duration;
-import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
