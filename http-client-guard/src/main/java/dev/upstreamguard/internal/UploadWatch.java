@@ -92,44 +92,39 @@ public final class UploadWatch extends HttpEntityWrapper {
         super.writeTo(new FilterOutputStream(out) {
             @Override
             public void write(int b) throws IOException {
-                blockedSince = System.nanoTime();
-                try {
-                    out.write(b);
-                } finally {
-                    blockedSince = NOT_BLOCKED;
-                }
+                blocking(() -> out.write(b));
             }
 
             @Override
             public void write(byte[] b, int off, int len) throws IOException {
-                blockedSince = System.nanoTime();
-                try {
-                    out.write(b, off, len);
-                } finally {
-                    blockedSince = NOT_BLOCKED;
-                }
+                blocking(() -> out.write(b, off, len));
             }
 
             @Override
             public void flush() throws IOException {
-                blockedSince = System.nanoTime();
-                try {
-                    out.flush();
-                } finally {
-                    blockedSince = NOT_BLOCKED;
-                }
+                blocking(out::flush);
             }
 
             @Override
             public void close() throws IOException {
                 // Closing finishes the body (a chunked one's last chunk), which is a write too.
-                blockedSince = System.nanoTime();
-                try {
-                    out.close();
-                } finally {
-                    blockedSince = NOT_BLOCKED;
-                }
+                blocking(out::close);
             }
         });
+    }
+
+    /** Runs one write to the upstream, marked as blocked for as long as it takes. */
+    private void blocking(Write write) throws IOException {
+        blockedSince = System.nanoTime();
+        try {
+            write.run();
+        } finally {
+            blockedSince = NOT_BLOCKED;
+        }
+    }
+
+    @FunctionalInterface
+    private interface Write {
+        void run() throws IOException;
     }
 }
