@@ -12,6 +12,7 @@ import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -20,6 +21,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 import java.util.function.Predicate;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
@@ -152,7 +156,7 @@ public final class FaultMatrix {
                 "connection_terminated", quick, false, o -> o.upstreamCount <= 1));
         c.add(new Case("get-reset-once", "RST on the first request only", Dest.FAULT, "GET", Expect.PASS, 200, null,
                 quick, false, o -> o.status == 200 && o.completeBody(hello)));
-        c.add(new Case("get-stale", "pooled connection closed by the upstream while idle (800 ms), then a GET",
+        c.add(new Case("get-stale", "pooled connection the upstream dropped after 300 ms idle, then a GET",
                 Dest.FAULT, "GET", Expect.PASS, 200, null, quick, false,
                 o -> o.status == 200 && o.completeBody(hello)));
         c.add(new Case("post-stale", "the same, then a POST", Dest.FAULT, "POST", Expect.PASS, 200, null, quick,
@@ -196,17 +200,15 @@ public final class FaultMatrix {
                 default -> throw new IllegalArgumentException("unknown option " + args[i]);
             }
         }
-        Thread limit = new Thread(() -> {
-            try {
-                Thread.sleep(9 * 60_000L);
-            } catch (InterruptedException ignored) {
-                // exit anyway
-            }
+        ScheduledExecutorService limit = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "time-limit");
+            t.setDaemon(true);
+            return t;
+        });
+        limit.schedule(() -> {
             log("time limit (9 min) reached, exiting");
             Runtime.getRuntime().exit(3); // the shutdown hook of Child kills the peers
-        }, "time-limit");
-        limit.setDaemon(true);
-        limit.start();
+        }, 9, TimeUnit.MINUTES);
         Path logs = dir.resolve("target/bench-logs");
         Files.createDirectories(logs);
         long t0 = System.nanoTime();
@@ -291,7 +293,10 @@ public final class FaultMatrix {
         if (k.name().endsWith("-stale")) {
             exchange(port, "GET", "/" + k.name() + "/warm", null);
             try {
-                Thread.sleep(800);
+                // Sent once the upstream has dropped the pooled connection the warm-up left idle.
+                if (!upstream.awaitIdleDrop(peer, k.name(), Duration.ofSeconds(10))) {
+                    log(peer + " " + k.name() + ": the warm-up connection was not dropped within 10 s");
+                }
             } catch (InterruptedException e) {
                 Thread.currentThread().interrupt();
             }

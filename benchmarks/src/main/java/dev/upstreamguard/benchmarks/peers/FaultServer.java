@@ -13,11 +13,13 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.security.KeyStore;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import javax.net.ssl.KeyManagerFactory;
@@ -42,6 +44,8 @@ final class FaultServer implements AutoCloseable {
     private final List<Socket> fillers = new ArrayList<>();
     private final int closedPort;
     private final Map<String, AtomicInteger> counts = new ConcurrentHashMap<>();
+    /** Per {@code peer/case}: the warm-up connection was dropped while it idled. */
+    private final Map<String, CountDownLatch> idleDrops = new ConcurrentHashMap<>();
     private volatile boolean closed;
 
     FaultServer(Path workDir) throws Exception {
@@ -185,6 +189,8 @@ final class FaultServer implements AutoCloseable {
                 } catch (SocketTimeoutException idle) {
                     // the idle connection is closed now
                 }
+                s.close();
+                idleDrop(peer + "/" + kase).countDown();
                 return;
             }
             if (kase.equals("early-413")) {
@@ -315,6 +321,15 @@ final class FaultServer implements AutoCloseable {
         } catch (IOException ignored) {
             // timed out or reset
         }
+    }
+
+    /** Waits until the upstream has dropped the idle warm-up connection of {@code peer}'s {@code kase}. */
+    boolean awaitIdleDrop(String peer, String kase, Duration timeout) throws InterruptedException {
+        return idleDrop(peer + "/" + kase).await(timeout.toMillis(), TimeUnit.MILLISECONDS);
+    }
+
+    private CountDownLatch idleDrop(String key) {
+        return idleDrops.computeIfAbsent(key, k -> new CountDownLatch(1));
     }
 
     private static void sleep(long ms) {
