@@ -63,7 +63,9 @@ import org.apache.hc.core5.io.CloseMode;
  * not needed); a fault after it is committed aborts the client connection. When the client goes away, the upstream
  * exchange is cancelled, so its connection is released rather than drained.
  * <li>Only the configured upstream can be reached: request paths are normalized and confined to the base path, see
- * the 400 answers for {@code ..}, {@code %2e%2e}, {@code %2F} and the like.
+ * the 400 answers for {@code ..}, {@code %2e%2e}, {@code %2F} and the like. A request whose {@code Via} already
+ * names this gateway five times has come round a forwarding loop and is answered 500
+ * {@code proxy_configuration_error}.
  * </ul>
  *
  * <p>Configure it in code with {@link #builder(String)}, or with init-params when the container creates it:
@@ -108,6 +110,11 @@ public class UpstreamProxyServlet extends HttpServlet {
      * Connection, this hop's Via, a rewritten Location's growth.
      */
     private static final int CONTAINER_HEAD_ALLOWANCE = 512;
+    /**
+     * How often a request's {@code Via} may already name this gateway before it is taken for a forwarding loop (an
+     * upstream that leads back here). Not 1: gateways left with the default name may legitimately be chained.
+     */
+    private static final int LOOP_VIA_ENTRIES = 5;
     private static final List<String> OWN_SETTINGS = Arrays.asList(UPSTREAM, UPSTREAM_NAME, PROXY_NAME,
             EXPOSE_DETAILS, MAX_BUFFERED_REQUEST_BODY, PRESERVE_HOST, FORWARDED_HEADERS);
 
@@ -274,6 +281,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                         "The request path leaves the route or hides a path separator");
                 return;
             }
+            if (receivedBefore(request.getHeaders("Via"), viaName) >= LOOP_VIA_ENTRIES) {
+                // Forwarded on, the request would come round again until its Via outgrew a container's head limit:
+                // a hundred hops, and a 400 or 431 blaming the client for the gateway's configuration.
+                fault(request, response, forwardingLoop(start));
+                return;
+            }
             String method = request.getMethod();
             // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on TRACE and OPTIONS, and answers them itself
             // at zero; other methods may ignore it, and pass it on unchanged.
@@ -399,6 +412,50 @@ public class UpstreamProxyServlet extends HttpServlet {
             return new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, upstreamName, 0, null,
                     System.nanoTime() - start, "The request body was read before the proxy servlet (a filter called "
                     + "getParameter on a form or read the input stream), so it cannot be forwarded", null);
+        }
+
+        private UpstreamException forwardingLoop(long start) {
+            return new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, upstreamName, 0, null,
+                    System.nanoTime() - start, "Forwarding loop: the request already passed through '" + viaName
+                    + "' " + LOOP_VIA_ENTRIES + " times (Via); the upstream leads back to this gateway", null);
+        }
+
+        /**
+         * How many {@code Via} entries name {@code receivedBy}: {@code received-protocol RWS received-by [RWS
+         * comment]} (RFC 9110 §7.6.3), comments skipped.
+         */
+        private static int receivedBefore(Enumeration<String> viaValues, String receivedBy) {
+            int count = 0;
+            while (viaValues != null && viaValues.hasMoreElements()) {
+                String via = viaValues.nextElement();
+                int len = via.length();
+                int i = 0;
+                while (i < len) {
+                    // One entry: skip its protocol, compare its received-by, then skip to the next top-level comma.
+                    while (i < len && (via.charAt(i) == ' ' || via.charAt(i) == '\t' || via.charAt(i) == ',')) {
+                        i++;
+                    }
+                    while (i < len && via.charAt(i) != ' ' && via.charAt(i) != '\t' && via.charAt(i) != ',') {
+                        i++;
+                    }
+                    while (i < len && (via.charAt(i) == ' ' || via.charAt(i) == '\t')) {
+                        i++;
+                    }
+                    int from = i;
+                    while (i < len && via.charAt(i) != ' ' && via.charAt(i) != '\t' && via.charAt(i) != ','
+                            && via.charAt(i) != '(') {
+                        i++;
+                    }
+                    if (i - from == receivedBy.length() && via.regionMatches(true, from, receivedBy, 0, i - from)) {
+                        count++;
+                    }
+                    for (int depth = 0; i < len && (depth > 0 || via.charAt(i) != ','); i++) {
+                        char c = via.charAt(i);
+                        depth += c == '(' ? 1 : c == ')' && depth > 0 ? -1 : 0;
+                    }
+                }
+            }
+            return count;
         }
 
         /** Whether reading the client's body failed because the client went silent past the container's timeout. */

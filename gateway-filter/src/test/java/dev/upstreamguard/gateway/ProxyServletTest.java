@@ -25,6 +25,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.zip.GZIPOutputStream;
 import org.junit.jupiter.api.AfterAll;
@@ -392,6 +393,60 @@ class ProxyServletTest {
             assertThat(recording.requests().get(before).target()).isEqualTo("/base/a/c");
         }
         assertThat(evil.connectionCount()).isZero();
+    }
+
+    /**
+     * Regression: a route whose upstream leads back to the gateway forwarded the request round and round, a hundred
+     * hops, until its Via outgrew the container's head limit, and the client got that container's 400 or 431.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aRouteThatLeadsBackToTheGatewayIsAnswered500AfterAFewHops(Container container) throws Exception {
+        AtomicInteger gatewayPort = new AtomicInteger();
+        // The upstream is a TCP relay back to the gateway, as a load balancer in front of it would be.
+        try (RawUpstream relay = RawUpstream.start(c -> relay(c, gatewayPort.get()))) {
+            UpstreamProxyServlet loop = fast(UpstreamProxyServlet.builder(relay.baseUrl() + "/gw/loop"));
+            try (Container.Running gateway = container.start(new Container.Deployment()
+                    .servlet("loop", loop, "/loop/*"))) {
+                gatewayPort.set(gateway.port());
+                RawClient.Response response = RawClient.request(gateway.port(), "GET", "/gw/loop/x",
+                        "Accept: application/json");
+                assertThat(response.status()).as("%s", response).isEqualTo(500);
+                assertThat(response.header("Proxy-Status")).isEqualTo("upstream-guard; error=proxy_configuration_error");
+                assertThat(response.bodyUtf8()).contains("\"fault\":\"proxy_configuration_error\"");
+                assertThat(relay.connectionCount()).as("hops").isEqualTo(5);
+            }
+        }
+        // Gateways of one name in a chain are no loop.
+        int before = recording.requestCount();
+        assertThat(RawClient.request(port(container), "GET", "/gw/proxy/chained",
+                "Via: 1.1 upstream-guard, 1.0 upstream-guard (Upstream-Guard/1), HTTP/1.1 UPSTREAM-GUARD").status())
+                .isEqualTo(200);
+        assertThat(recording.requests().get(before).header("Via")).isEqualTo(
+                "1.1 upstream-guard, 1.0 upstream-guard (Upstream-Guard/1), HTTP/1.1 UPSTREAM-GUARD, 1.1 upstream-guard");
+    }
+
+    /** Pipes one connection to {@code port} on the loopback and back, byte for byte, until either side closes. */
+    private static void relay(RawUpstream.Connection c, int port) throws IOException {
+        try (Socket next = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            OutputStream toNext = next.getOutputStream();
+            Thread forward = new Thread(() -> pipe(c.in(), toNext), "relay");
+            forward.setDaemon(true);
+            forward.start();
+            pipe(next.getInputStream(), c.socket().getOutputStream());
+        }
+    }
+
+    private static void pipe(InputStream in, OutputStream out) {
+        byte[] buffer = new byte[8192];
+        try {
+            for (int n = in.read(buffer); n >= 0; n = in.read(buffer)) {
+                out.write(buffer, 0, n);
+                out.flush();
+            }
+        } catch (IOException closed) {
+            // Either side closed: the relay ends.
+        }
     }
 
     @ParameterizedTest(name = "[{0}]")
