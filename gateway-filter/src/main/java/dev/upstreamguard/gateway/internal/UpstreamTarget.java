@@ -64,6 +64,10 @@ public final class UpstreamTarget {
         if (uri.getHost() == null || uri.getHost().isEmpty()) {
             throw new IllegalArgumentException("upstream must name a host, was '" + base + "'");
         }
+        if (uri.getPort() == 0) {
+            // URI takes port 0, which no upstream listens on: every request would fail as connection_refused.
+            throw new IllegalArgumentException("upstream's port must be between 1 and 65535, was '" + base + "'");
+        }
         if (uri.getRawUserInfo() != null || uri.getRawQuery() != null || uri.getRawFragment() != null) {
             throw new IllegalArgumentException(
                     "upstream must not have user info, a query or a fragment, was '" + base + "'");

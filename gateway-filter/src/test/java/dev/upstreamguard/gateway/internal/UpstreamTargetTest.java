@@ -81,7 +81,8 @@ class UpstreamTargetTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"", "inventory:8080", "ftp://host/", "http:///x", "http://user@host/",
-        "http://host/?q=1", "http://host/#f", "http://host/a/../b", "http://host/a%2Fb", "http://host/a b"})
+        "http://host/?q=1", "http://host/#f", "http://host/a/../b", "http://host/a%2Fb", "http://host/a b",
+        "http://host:0/"})
     void badBaseUrisAreRejectedNamingTheValue(String uri) {
         assertThatThrownBy(() -> UpstreamTarget.parse(uri)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("upstream");
