@@ -822,6 +822,11 @@ public class UpstreamProxyServlet extends HttpServlet {
             return name.equalsIgnoreCase("Date") || name.equalsIgnoreCase("Server");
         }
 
+        /**
+         * Request fields this hop sets itself, or drops: {@code X-Forwarded-Ssl} and {@code X-Forwarded-Prefix} are
+         * never added here, yet upstreams that trust forwarding headers (Spring's {@code ForwardedHeaderFilter}) build
+         * their links from them, so a client's own would pass as this gateway's word.
+         */
         private static boolean isReplacedRequestHeader(String name) {
             switch (name.length()) {
                 case 4:
@@ -830,10 +835,14 @@ public class UpstreamProxyServlet extends HttpServlet {
                     return name.equalsIgnoreCase("Expect");
                 case 14:
                     return name.equalsIgnoreCase("Content-Length");
+                case 15:
+                    return name.equalsIgnoreCase("X-Forwarded-Ssl");
                 case 16:
                     return name.equalsIgnoreCase("X-Forwarded-Host") || name.equalsIgnoreCase("X-Forwarded-Port");
                 case 17:
                     return name.equalsIgnoreCase("X-Forwarded-Proto");
+                case 18:
+                    return name.equalsIgnoreCase("X-Forwarded-Prefix");
                 default:
                     return false;
             }

@@ -33,8 +33,10 @@ class ForwardedHeadersTest {
                     .servlet("legacy", UpstreamProxyServlet.builder(upstream.baseUrl()).forwardedHeaders("x-forwarded")
                             .build(), "/legacy/*");
             try (Container.Running running = container.start(deployment)) {
+                // Regression: X-Forwarded-Prefix and X-Forwarded-Ssl, which this gateway never sets, passed on from
+                // the client; Spring's ForwardedHeaderFilter builds links from them.
                 String[] spoofed = {"X-Forwarded-For: 203.0.113.9", "X-Forwarded-Host: evil.example",
-                    "Forwarded: for=203.0.113.9"};
+                    "Forwarded: for=203.0.113.9", "X-Forwarded-Prefix: /evil", "X-Forwarded-Ssl: on"};
 
                 assertThat(RawClient.request(running.port(), "GET", "/gw/rfc/a", spoofed).status()).isEqualTo(200);
                 RawUpstream.Request rfc = upstream.requests().get(0);
@@ -47,6 +49,7 @@ class ForwardedHeadersTest {
                 assertThat(legacy.header("X-Forwarded-For")).isEqualTo("203.0.113.9, 127.0.0.1");
                 assertThat(legacy.headers().get("x-forwarded-host")).doesNotContain("evil.example");
                 assertThat(legacy.header("Forwarded")).isNull();
+                assertThat(legacy.headers().keySet()).doesNotContain("x-forwarded-prefix", "x-forwarded-ssl");
                 assertThat(legacy.header("Via")).isEqualTo("1.1 upstream-guard");
             }
         }
