@@ -287,6 +287,13 @@ public class UpstreamProxyServlet extends HttpServlet {
                 fault(request, response, forwardingLoop(start));
                 return;
             }
+            if (asksForWebSocket(request.getHeaders("Upgrade"))) {
+                // Upgrade is hop-by-hop and this gateway cannot tunnel: sent on, the handshake reached the upstream
+                // as a plain GET, and its 200, 400 or 404 left the client guessing why the socket failed.
+                response.sendError(HttpServletResponse.SC_NOT_IMPLEMENTED,
+                        "This gateway cannot proxy WebSocket connections");
+                return;
+            }
             String method = request.getMethod();
             // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on TRACE and OPTIONS, and answers them itself
             // at zero; other methods may ignore it, and pass it on unchanged.
@@ -412,6 +419,20 @@ public class UpstreamProxyServlet extends HttpServlet {
             return new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, upstreamName, 0, null,
                     System.nanoTime() - start, "The request body was read before the proxy servlet (a filter called "
                     + "getParameter on a form or read the input stream), so it cannot be forwarded", null);
+        }
+
+        /** Whether an {@code Upgrade} field names {@code websocket} (RFC 6455), with or without a version. */
+        private static boolean asksForWebSocket(Enumeration<String> upgrade) {
+            while (upgrade != null && upgrade.hasMoreElements()) {
+                for (String protocol : upgrade.nextElement().split(",")) {
+                    String name = protocol.trim();
+                    int slash = name.indexOf('/');
+                    if ((slash < 0 ? name : name.substring(0, slash).trim()).equalsIgnoreCase("websocket")) {
+                        return true;
+                    }
+                }
+            }
+            return false;
         }
 
         private UpstreamException forwardingLoop(long start) {

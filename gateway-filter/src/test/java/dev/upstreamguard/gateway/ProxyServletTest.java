@@ -179,6 +179,28 @@ class ProxyServletTest {
         }
     }
 
+    /**
+     * Regression: a WebSocket handshake went upstream as a plain GET (its Upgrade dropped as hop-by-hop), and the
+     * client got whatever the upstream made of that — here a 200 — instead of learning the gateway cannot tunnel.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aWebSocketHandshakeIsAnswered501WhileAnH2cUpgradeIsIgnored(Container container) throws Exception {
+        int port = port(container);
+        int before = recording.requestCount();
+        RawClient.Response webSocket = RawClient.request(port, "GET", "/gw/proxy/socket", "Upgrade: WebSocket",
+                "Connection: Upgrade", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13");
+        assertThat(webSocket.status()).as("%s", webSocket).isEqualTo(501);
+        assertThat(webSocket.bodyUtf8()).contains("This gateway cannot proxy WebSocket connections");
+        assertThat(recording.requestCount()).isEqualTo(before);
+
+        // An h2c upgrade (deprecated by RFC 9113 §3.1) may be ignored: the request simply goes on over HTTP/1.1.
+        RawClient.Response h2c = RawClient.request(port, "GET", "/gw/proxy/h2c", "Upgrade: h2c",
+                "Connection: Upgrade, HTTP2-Settings", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA");
+        assertThat(h2c.status()).as("%s", h2c).isEqualTo(200);
+        assertThat(recording.requests().get(before).headers()).doesNotContainKeys("upgrade", "http2-settings");
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void hopByHopResponseHeadersAreDroppedAndEndToEndOnesPassed(Container container) throws Exception {
