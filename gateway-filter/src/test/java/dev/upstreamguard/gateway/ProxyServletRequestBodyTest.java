@@ -139,6 +139,37 @@ class ProxyServletRequestBodyTest {
         assertThat(upstreams.get(container).requestCount()).isEqualTo(before);
     }
 
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientWaitingFor100ContinueIsAskedForItsBodyWhichGoesUpstreamWithoutTheExpectation(Container container)
+            throws Exception {
+        int port = containers.get(container).port();
+        for (int size : new int[] {10, 100_000}) { // buffered, and streamed past the 64 KiB buffer
+            byte[] body = "0123456789".repeat(size / 10).getBytes(StandardCharsets.ISO_8859_1);
+            int before = upstreams.get(container).requestCount();
+            try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+                socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+                OutputStream out = socket.getOutputStream();
+                out.write(RawClient.head(port, "POST", "/gw/direct/upload", "Content-Type: application/octet-stream",
+                        "Content-Length: " + size, "Expect: 100-continue").getBytes(StandardCharsets.ISO_8859_1));
+                out.flush();
+                BufferedInputStream in = new BufferedInputStream(socket.getInputStream());
+                // A strict client sends nothing more until it is told to continue.
+                assertThat(RawClient.line(in)).as("size %d", size).startsWith("HTTP/1.1 100");
+                assertThat(RawClient.line(in)).isEmpty();
+                out.write(body);
+                out.flush();
+                RawClient.Response response = RawClient.read(in, false);
+                assertThat(response.status()).as("%s", response).isEqualTo(200);
+                assertThat(response.body()).isEqualTo(body);
+            }
+            RawUpstream.Request forwarded = upstreams.get(container).requests().get(before);
+            // Expect is this hop's: the body is already on its way, so the upstream is not asked to wait for it.
+            assertThat(forwarded.header("Expect")).isNull();
+            assertThat(forwarded.body()).hasSize(size);
+        }
+    }
+
     private void assertBodyTaken(Container container, RawClient.Response response) {
         assertThat(response.status()).as("%s", response).isEqualTo(500);
         assertThat(response.complete()).isTrue();
