@@ -287,7 +287,8 @@ public class UpstreamProxyServlet extends HttpServlet {
                 fault(request, response, forwardingLoop(start));
                 return;
             }
-            if (asksForWebSocket(request.getHeaders("Upgrade"))) {
+            // RFC 9110 §7.8: an Upgrade in an HTTP/1.0 request is ignored.
+            if (!"HTTP/1.0".equals(request.getProtocol()) && asksForWebSocket(request.getHeaders("Upgrade"))) {
                 // Upgrade is hop-by-hop and this gateway cannot tunnel: sent on, the handshake reached the upstream
                 // as a plain GET, and its 200, 400 or 404 left the client guessing why the socket failed.
                 response.sendError(HttpServletResponse.SC_NOT_IMPLEMENTED,

@@ -199,6 +199,11 @@ class ProxyServletTest {
                 "Connection: Upgrade, HTTP2-Settings", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA");
         assertThat(h2c.status()).as("%s", h2c).isEqualTo(200);
         assertThat(recording.requests().get(before).headers()).doesNotContainKeys("upgrade", "http2-settings");
+        // And an Upgrade in an HTTP/1.0 request must be ignored (RFC 9110 §7.8).
+        RawClient.Response http10 = RawClient.send(port, "GET /gw/proxy/old HTTP/1.0\r\nUpgrade: websocket\r\n"
+                + "Connection: Upgrade\r\n\r\n", null);
+        assertThat(http10.status()).as("%s", http10).isEqualTo(200);
+        assertThat(recording.requests().get(before + 1).headers()).doesNotContainKey("upgrade");
     }
 
     @ParameterizedTest(name = "[{0}]")
