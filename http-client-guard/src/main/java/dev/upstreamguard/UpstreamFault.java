@@ -54,6 +54,13 @@ public enum UpstreamFault {
     HTTP_RESPONSE_BODY_SIZE("http_response_body_size", 502, true),
     /** The response body could not be decoded (for example broken gzip), where the client decodes it. */
     HTTP_RESPONSE_CONTENT_CODING("http_response_content_coding", 502, true),
+    /**
+     * The request came round a forwarding loop: it already passed through this gateway (RFC 9209
+     * {@code proxy_loop_detected}). Answered 500, not the 502 RFC 9209 recommends: each hop of the loop would take a
+     * 502 for a failing upstream, retry it and count it against its breaker, multiplying the loop instead of ending
+     * it. A loop is the gateway's own configuration error.
+     */
+    PROXY_LOOP_DETECTED("proxy_loop_detected", 500, false),
     /** The library or the application is misconfigured for this call. */
     PROXY_CONFIGURATION_ERROR("proxy_configuration_error", 500, false),
     /** A bug in the library or below it; assume the upstream may have seen the request. */

@@ -65,7 +65,7 @@ import org.apache.hc.core5.io.CloseMode;
  * <li>Only the configured upstream can be reached: request paths are normalized and confined to the base path, see
  * the 400 answers for {@code ..}, {@code %2e%2e}, {@code %2F} and the like. A request whose {@code Via} already
  * names this gateway five times has come round a forwarding loop and is answered 500
- * {@code proxy_configuration_error}.
+ * {@code proxy_loop_detected}.
  * </ul>
  *
  * <p>Configure it in code with {@link #builder(String)}, or with init-params when the container creates it:
@@ -437,7 +437,7 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         private UpstreamException forwardingLoop(long start) {
-            return new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, upstreamName, 0, null,
+            return new UpstreamException(UpstreamFault.PROXY_LOOP_DETECTED, upstreamName, 0, null,
                     System.nanoTime() - start, "Forwarding loop: the request already passed through '" + viaName
                     + "' " + LOOP_VIA_ENTRIES + " times (Via); the upstream leads back to this gateway", null);
         }

@@ -428,7 +428,7 @@ class ProxyServletTest {
      */
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
-    void aRouteThatLeadsBackToTheGatewayIsAnswered500AfterAFewHops(Container container) throws Exception {
+    void aRouteThatLeadsBackToTheGatewayIsAnswered500LoopDetectedAfterAFewHops(Container container) throws Exception {
         AtomicInteger gatewayPort = new AtomicInteger();
         // The upstream is a TCP relay back to the gateway, as a load balancer in front of it would be.
         try (RawUpstream relay = RawUpstream.start(c -> relay(c, gatewayPort.get()))) {
@@ -439,8 +439,8 @@ class ProxyServletTest {
                 RawClient.Response response = RawClient.request(gateway.port(), "GET", "/gw/loop/x",
                         "Accept: application/json");
                 assertThat(response.status()).as("%s", response).isEqualTo(500);
-                assertThat(response.header("Proxy-Status")).isEqualTo("upstream-guard; error=proxy_configuration_error");
-                assertThat(response.bodyUtf8()).contains("\"fault\":\"proxy_configuration_error\"");
+                assertThat(response.header("Proxy-Status")).isEqualTo("upstream-guard; error=proxy_loop_detected");
+                assertThat(response.bodyUtf8()).contains("\"fault\":\"proxy_loop_detected\"");
                 assertThat(relay.connectionCount()).as("hops").isEqualTo(5);
             }
         }

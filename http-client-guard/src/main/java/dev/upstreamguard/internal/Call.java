@@ -139,6 +139,7 @@ public final class Call {
             case DESTINATION_NOT_FOUND:
             case DESTINATION_UNAVAILABLE:
             case PROXY_CONFIGURATION_ERROR:
+            case PROXY_LOOP_DETECTED:
             case PROXY_INTERNAL_ERROR:
                 return false;
             default:

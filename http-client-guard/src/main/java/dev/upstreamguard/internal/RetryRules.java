@@ -29,6 +29,7 @@ public final class RetryRules {
             case DESTINATION_NOT_FOUND:
             case DESTINATION_UNAVAILABLE:
             case PROXY_CONFIGURATION_ERROR:
+            case PROXY_LOOP_DETECTED:
                 // Configuration or an open circuit: nothing changes within a backoff.
                 return "the destination is not available to this client";
             case DNS_ERROR:

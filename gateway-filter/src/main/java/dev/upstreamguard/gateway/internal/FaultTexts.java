@@ -46,6 +46,7 @@ final class FaultTexts {
             case HTTP_RESPONSE_BODY_SIZE: return "Upstream response body too large";
             case HTTP_RESPONSE_CONTENT_CODING: return "Upstream response body cannot be decoded";
             case PROXY_CONFIGURATION_ERROR: return "Gateway misconfigured";
+            case PROXY_LOOP_DETECTED: return "Forwarding loop detected";
             default: return "Gateway internal error";
         }
     }
@@ -77,6 +78,8 @@ final class FaultTexts {
             case HTTP_RESPONSE_BODY_SIZE: return "The upstream's response body was larger than allowed.";
             case HTTP_RESPONSE_CONTENT_CODING: return "The upstream's response body could not be decoded.";
             case PROXY_CONFIGURATION_ERROR: return "The gateway is not configured correctly for this request.";
+            case PROXY_LOOP_DETECTED:
+                return "The request came back to the gateway that had already forwarded it: its route leads in a loop.";
             default: return "The gateway failed while handling this request.";
         }
     }
