@@ -14,9 +14,10 @@ import org.springframework.boot.context.properties.NestedConfigurationProperty;
  * <p>Every policy setting left unset inherits: {@code upstreams.<name>.*} from {@code defaults.*}, and
  * {@code defaults.*} from the library's documented defaults ({@link dev.upstreamguard.GuardPolicy}). Values are
  * checked by {@link dev.upstreamguard.GuardPolicy.Builder} when the application starts; a bad one fails start-up
- * naming the property and the value.
+ * naming the property and the value. So does a key under {@code upstream-guard} that names no setting: a misspelt
+ * {@code respons-timeout} would otherwise leave the upstream silently on the default.
  */
-@ConfigurationProperties("upstream-guard")
+@ConfigurationProperties(prefix = "upstream-guard", ignoreUnknownFields = false)
 public class UpstreamGuardProperties {
 
     /**

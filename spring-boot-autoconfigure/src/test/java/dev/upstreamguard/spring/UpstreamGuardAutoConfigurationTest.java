@@ -365,6 +365,30 @@ class UpstreamGuardAutoConfigurationTest {
     }
 
     @Test
+    void aMisspeltKeyAtAnyLevelFailsStartUpNamingItInsteadOfLeavingTheDefault() {
+        for (String typo : new String[] {"upstream-guard.proxy-nme=edge-1",
+                "upstream-guard.defaults.respons-timeout=1s", "upstream-guard.defaults.retry.max-atempts=1",
+                "upstream-guard.upstreams.inventory.circuit-breaker.open-fr=1m",
+                "upstream-guard.routes.c.strip-prefx=1"}) {
+            plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
+                    "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9", typo)
+                    .run(context -> {
+                        assertThat(context).as(typo).hasFailed();
+                        assertThat(context.getStartupFailure()).as(typo)
+                                .hasStackTraceContaining(typo.substring(0, typo.indexOf('=')));
+                    });
+        }
+        // Relaxed forms of known keys still bind.
+        plain.withPropertyValues("upstream-guard.defaults.retry.maxAttempts=2",
+                "upstream-guard.defaults.circuit_breaker.open_for=1m").run(context -> {
+                    assertThat(context).hasNotFailed();
+                    GuardPolicy defaults = context.getBean(UpstreamRegistry.class).defaults();
+                    assertThat(defaults.retry().maxAttempts()).isEqualTo(2);
+                    assertThat(defaults.circuitBreaker().openFor()).isEqualTo(Duration.ofMinutes(1));
+                });
+    }
+
+    @Test
     void bindsTheGuardedClientToTheApplicationsMeterRegistry() {
         plain.withUserConfiguration(MeterRegistryConfiguration.class)
                 .withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081").run(context -> {
