@@ -13,6 +13,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.regex.Pattern;
 import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
 
 /**
@@ -23,6 +24,9 @@ import org.springframework.boot.context.properties.source.InvalidConfigurationPr
 public final class UpstreamRegistry {
 
     private static final String PREFIX = "upstream-guard";
+
+    /** A path segment of RFC 3986 pchar, less percent-encoding and ';' (see {@link #checkSegments}). */
+    private static final Pattern SEGMENT = Pattern.compile("[A-Za-z0-9._~!$&'()+,=:@-]*");
 
     private final String proxyName;
     private final boolean exposeDetails;
@@ -91,6 +95,7 @@ public final class UpstreamRegistry {
         // The servlet forwards what follows its mapping; the fixed segments of the path that are not stripped are
         // put back in front of it, so strip-prefix can only remove fixed segments.
         String fixed = mapping.endsWith("/*") ? mapping.substring(0, mapping.length() - 2) : mapping;
+        checkSegments(prefix + ".path", r.getPath(), fixed);
         String[] segments = fixed.isEmpty() ? new String[0] : fixed.substring(1).split("/");
         if (r.getStripPrefix() < 0 || r.getStripPrefix() > segments.length) {
             throw new InvalidConfigurationPropertyValueException(prefix + ".strip-prefix", r.getStripPrefix(),
@@ -156,6 +161,21 @@ public final class UpstreamRegistry {
         return path.endsWith("/") ? path.substring(0, path.length() - 1) : path;
     }
 
+    /**
+     * Rejects a path the container could never match, or that cannot go into the route's target URI: containers match
+     * mappings against the decoded path with dot segments resolved and {@code ;parameters} removed, so a mapping holding
+     * {@code %2F}, {@code ;v=1} or {@code ..} would serve no request.
+     */
+    private static void checkSegments(String property, String path, String fixed) {
+        for (String segment : fixed.split("/")) {
+            if (segment.equals(".") || segment.equals("..") || !SEGMENT.matcher(segment).matches()) {
+                throw new InvalidConfigurationPropertyValueException(property, path, "segment '" + segment
+                        + "' cannot be matched: a path may hold letters, digits and - . _ ~ ! $ & ' ( ) + , = : @,"
+                        + " without percent-encoding, ';' or '.' and '..' segments");
+            }
+        }
+    }
+
     private static URI httpUri(String property, String value) {
         if (value == null || value.isBlank()) {
             throw new InvalidConfigurationPropertyValueException(property, value,
@@ -168,6 +188,10 @@ public final class UpstreamRegistry {
                     || uri.getRawQuery() != null || uri.getRawFragment() != null || uri.getRawUserInfo() != null) {
                 throw new InvalidConfigurationPropertyValueException(property, value,
                         "must be an absolute http:// or https:// URI with a host and no user info, query or fragment");
+            }
+            if (uri.getPort() == 0 || uri.getPort() > 65535) {
+                throw new InvalidConfigurationPropertyValueException(property, value,
+                        "has port " + uri.getPort() + "; a port is between 1 and 65535");
             }
             return uri;
         } catch (URISyntaxException e) {

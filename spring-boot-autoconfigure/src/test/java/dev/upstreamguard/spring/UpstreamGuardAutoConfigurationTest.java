@@ -24,6 +24,7 @@ import org.junit.jupiter.api.Test;
 import org.springframework.boot.actuate.autoconfigure.endpoint.EndpointAutoConfiguration;
 import org.springframework.boot.actuate.autoconfigure.endpoint.web.WebEndpointAutoConfiguration;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
 import org.springframework.boot.health.autoconfigure.contributor.HealthContributorAutoConfiguration;
 import org.springframework.boot.health.contributor.CompositeHealthContributor;
 import org.springframework.boot.http.client.autoconfigure.HttpClientAutoConfiguration;
@@ -313,6 +314,41 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(context.getStartupFailure()).rootCause()
                             .hasMessageContaining("upstream-guard.routes.c.path").hasMessageContaining("/c/*/x");
                 });
+    }
+
+    @Test
+    void aRoutePathNoRequestCouldMatchOrThatCannotBeForwardedFailsStartUpNamingIt() {
+        // Containers match the decoded path with dot segments resolved and ;parameters removed; a space cannot go into
+        // the target URI.
+        for (String path : new String[] {"/c/../d/**", "/c/./**", "/c/%2e%2e/**", "/c%2Fd", "/c;v=1/**", "/c d/**",
+                "/c\\d", "/c/\"x\""}) {
+            plain.withPropertyValues("upstream-guard.routes.c.path=" + path,
+                    "upstream-guard.routes.c.uri=http://127.0.0.1:1").run(context -> {
+                        assertThat(context).as(path).hasFailed();
+                        assertThat(context.getStartupFailure()).as(path).rootCause()
+                                .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                                .hasMessageContaining("upstream-guard.routes.c.path").hasMessageContaining(path);
+                    });
+        }
+        plain.withPropertyValues("upstream-guard.routes.c.path=/v1.0/a-b_c~d@e:f/**",
+                "upstream-guard.routes.c.uri=http://127.0.0.1:1", "upstream-guard.routes.c.strip-prefix=1")
+                .run(context -> assertThat(context.getBean(UpstreamRegistry.class).routes().get(0).target())
+                        .isEqualTo(URI.create("http://127.0.0.1:1/a-b_c~d@e:f")));
+    }
+
+    @Test
+    void anUpstreamUrlWithAPortOutOfRangeFailsStartUpNamingTheProperty() {
+        for (String url : new String[] {"http://127.0.0.1:0", "http://127.0.0.1:65536", "https://127.0.0.1:99999/api"}) {
+            plain.withPropertyValues("upstream-guard.upstreams.inventory.url=" + url).run(context -> {
+                assertThat(context).as(url).hasFailed();
+                assertThat(context.getStartupFailure()).as(url).rootCause()
+                        .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                        .hasMessageContaining("upstream-guard.upstreams.inventory.url").hasMessageContaining(url);
+            });
+            plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=" + url)
+                    .run(context -> assertThat(context.getStartupFailure()).as(url).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.uri"));
+        }
     }
 
     @Test
