@@ -209,6 +209,19 @@ class UpstreamPolicyTest {
                 .hasMessageContaining("response-timeout").hasMessageContaining("soon");
     }
 
+    static class MissingPlaceholder {
+        @UpstreamPolicy(responseTimeout = "${stock.slow-timeout}")
+        void call() {
+        }
+    }
+
+    @Test
+    void aPlaceholderWithoutAValueIsRejectedNamingTheMethodAndTheSetting() throws Exception {
+        assertThatThrownBy(() -> resolver.forHandler(method(MissingPlaceholder.class, "call"), MissingPlaceholder.class))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("MissingPlaceholder#call")
+                .hasMessageContaining("responseTimeout").hasMessageContaining("stock.slow-timeout");
+    }
+
     @Configuration(proxyBeanMethods = false)
     static class AppWithUnknownUpstream {
         @Bean
