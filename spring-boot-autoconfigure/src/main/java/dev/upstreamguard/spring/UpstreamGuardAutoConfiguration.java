@@ -50,7 +50,8 @@ import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
  * {@link GuardedHttpClient} (metered in the application's {@link MeterRegistry}), guarded {@code RestClient.Builder}s and
  * {@code RestTemplateBuilder}s, {@link UpstreamPolicy} for controllers and {@code @HttpExchange} clients, and in a
  * servlet web application the {@link UpstreamFaultFilter} (first in the chain), one proxy servlet per route and a
- * {@link UpstreamExceptionHandler} for Spring MVC. Every bean backs off when the application defines its own.
+ * {@link UpstreamExceptionHandler} for Spring MVC. Every bean backs off when the application defines its own;
+ * {@code upstream-guard.enabled=false} switches it all off.
  */
 @AutoConfiguration(afterName = {
         "org.springframework.boot.micrometer.metrics.autoconfigure.MetricsAutoConfiguration",
@@ -61,6 +62,7 @@ import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
         "org.springframework.boot.restclient.autoconfigure.RestTemplateAutoConfiguration",
         "org.springframework.boot.webmvc.autoconfigure.WebMvcAutoConfiguration"})
 @ConditionalOnClass(GuardedHttpClient.class)
+@ConditionalOnBooleanProperty(name = "upstream-guard.enabled", matchIfMissing = true)
 @EnableConfigurationProperties(UpstreamGuardProperties.class)
 public final class UpstreamGuardAutoConfiguration {
 

@@ -21,6 +21,12 @@ import org.springframework.boot.context.properties.NestedConfigurationProperty;
 public class UpstreamGuardProperties {
 
     /**
+     * Whether Upstream Guard is auto-configured at all: off, Spring's HTTP clients, filters and form handling stay as
+     * Spring Boot configures them and no upstream-guard.* value is read.
+     */
+    private boolean enabled = true;
+
+    /**
      * Name this gateway gives itself in the Proxy-Status header (RFC 9209), such as "edge-1".
      */
     private String proxyName = "upstream-guard";
@@ -47,6 +53,14 @@ public class UpstreamGuardProperties {
      * In-app reverse-proxy routes, each served by its own proxy servlet.
      */
     private final Map<String, Route> routes = new LinkedHashMap<>();
+
+    public boolean isEnabled() {
+        return enabled;
+    }
+
+    public void setEnabled(boolean enabled) {
+        this.enabled = enabled;
+    }
 
     public String getProxyName() {
         return proxyName;

@@ -484,6 +484,26 @@ class UpstreamGuardAutoConfigurationTest {
     }
 
     @Test
+    void enabledFalseSwitchesEverythingOffAndReadsNoOtherValue() {
+        web.withConfiguration(AutoConfigurations.of(WebMvcAutoConfiguration.class))
+                .withPropertyValues("upstream-guard.enabled=false", "upstream-guard.defaults.response-timeout=-1s",
+                        "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9")
+                .run(context -> {
+                    assertThat(context).hasNotFailed().doesNotHaveBean(UpstreamRegistry.class)
+                            .doesNotHaveBean(GuardedHttpClient.class).doesNotHaveBean("upstreamFaultFilter")
+                            .doesNotHaveBean("upstreamGuardRoute.c").doesNotHaveBean(UpstreamExceptionHandler.class)
+                            .doesNotHaveBean(UpstreamsEndpoint.class).doesNotHaveBean(UpstreamsHealthContributor.class)
+                            .doesNotHaveBean("upstreamGuardRestClientCustomizer");
+                    assertThat(context.getBean("formContentFilter"))
+                            .isNotInstanceOf(RouteSkippingFormContentFilter.class);
+                    assertThat(context.getBean(ClientHttpRequestFactory.class))
+                            .isNotInstanceOf(GuardedClientHttpRequestFactory.class);
+                });
+        plain.withPropertyValues("upstream-guard.enabled=true")
+                .run(context -> assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class));
+    }
+
+    @Test
     void aNonWebApplicationGetsTheClientButNoFilterServletOrMvcBeans() {
         plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9")
                 .run(context -> {
