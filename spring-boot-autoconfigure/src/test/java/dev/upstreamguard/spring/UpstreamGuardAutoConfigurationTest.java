@@ -618,6 +618,44 @@ class UpstreamGuardAutoConfigurationTest {
         assertThat(documented).isEqualTo(library);
     }
 
+    @Test
+    void theReadmesYamlBindsAsWrittenAndItsDefaultsAreTheLibraryDefaults() throws Exception {
+        String readme = java.nio.file.Files.readString(java.nio.file.Path.of("../README.md"));
+        int start = readme.indexOf("```yaml\n", readme.indexOf("## Spring Boot")) + "```yaml\n".length();
+        String yaml = readme.substring(start, readme.indexOf("```", start));
+        java.util.List<org.springframework.core.env.PropertySource<?>> sources =
+                new org.springframework.boot.env.YamlPropertySourceLoader().load("README.md",
+                        new org.springframework.core.io.ByteArrayResource(yaml.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+        Map<String, Object> properties = new java.util.LinkedHashMap<>();
+        for (String name : ((org.springframework.core.env.EnumerablePropertySource<?>) sources.get(0)).getPropertyNames()) {
+            properties.put(name, String.valueOf(sources.get(0).getProperty(name)));
+        }
+        plain.withPropertyValues(properties.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue())
+                .toArray(String[]::new)).run(context -> {
+                    assertThat(context).hasNotFailed();
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    assertThat(registry.defaults()).isEqualTo(GuardPolicy.ofDefaults());
+                    assertThat(registry.proxyName()).isEqualTo("edge-1");
+                    assertThat(registry.routes()).extracting(UpstreamRegistry.Route::target)
+                            .containsExactly(URI.create("http://inventory:8080"));
+                });
+        // The "Policy settings" table: "| `key` | default |", or "| `a` / `b` | x / y |" for two settings.
+        Map<String, String> documented = new java.util.TreeMap<>();
+        String table = readme.substring(readme.indexOf("## Policy settings"), readme.indexOf("## Metrics"));
+        java.util.regex.Matcher row = java.util.regex.Pattern.compile("(?m)^\\| (`[^|]+`) \\| ([^|]+) \\|").matcher(table);
+        while (row.find()) {
+            String[] keys = row.group(1).split(" / ");
+            String[] values = row.group(2).trim().split(" / ");
+            for (int i = 0; i < keys.length; i++) {
+                documented.put(keys[i].replace("`", ""), values[i].trim());
+            }
+        }
+        Map<String, String> library = new java.util.TreeMap<>(GuardPolicy.ofDefaults().asProperties());
+        library.replaceAll(UpstreamGuardAutoConfigurationTest::normalize);
+        documented.replaceAll(UpstreamGuardAutoConfigurationTest::normalize);
+        assertThat(documented).isEqualTo(library);
+    }
+
     /** Sorts status lists and drops a trailing ".0", so that equal settings compare equal. */
     private static String normalize(String key, String value) {
         if (value.contains(",")) {
