@@ -243,6 +243,56 @@ class UpstreamPolicyTest {
         }
     }
 
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithInheritedExchange {
+        interface CrudClient {
+            @org.springframework.web.service.annotation.GetExchange("/{id}")
+            String get(String id);
+        }
+
+        /** Its declaration could never reach get(): Spring's processor sees only CrudClient#get. */
+        @UpstreamPolicy(maxAttempts = 1)
+        interface OrdersClient extends CrudClient {
+        }
+
+        @Bean
+        OrdersClient ordersClient() {
+            return id -> id;
+        }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithRedeclaredExchange {
+        @UpstreamPolicy(maxAttempts = 1)
+        interface OrdersClient extends AppWithInheritedExchange.CrudClient {
+            @Override
+            @org.springframework.web.service.annotation.GetExchange("/{id}")
+            String get(String id);
+        }
+
+        @Bean
+        OrdersClient ordersClient() {
+            return id -> id;
+        }
+    }
+
+    @Test
+    void aTypeLevelDeclarationThatCannotReachAnInheritedExchangeMethodFailsStartUp() {
+        ApplicationContextRunner runner = new ApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class));
+        runner.withUserConfiguration(AppWithInheritedExchange.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).hasMessageContaining("OrdersClient")
+                    .hasMessageContaining("CrudClient#get");
+        });
+        runner.withUserConfiguration(AppWithRedeclaredExchange.class).run(context -> {
+            assertThat(context).hasNotFailed();
+            Method get = AppWithRedeclaredExchange.OrdersClient.class.getMethod("get", String.class);
+            assertThat(context.getBean(UpstreamPolicyResolver.class).forExchange(get).settings())
+                    .containsEntry("retry.max-attempts", "1");
+        });
+    }
+
     @Test
     void anInvalidDeclarationOnABeanFailsStartUp() {
         ApplicationContextRunner runner = new ApplicationContextRunner()
