@@ -401,11 +401,13 @@ class UpstreamGuardAutoConfigurationTest {
     }
 
     @Test
-    void aMisspeltKeyAtAnyLevelFailsStartUpNamingItInsteadOfLeavingTheDefault() {
+    void aMisspeltKeyOrAnEmptyValueFailsStartUpNamingItInsteadOfLeavingTheDefault() {
+        // An empty value (say ${INVENTORY_TIMEOUT:} with the variable unset) binds to nothing: left unbound as well.
         for (String typo : new String[] {"upstream-guard.proxy-nme=edge-1",
                 "upstream-guard.defaults.respons-timeout=1s", "upstream-guard.defaults.retry.max-atempts=1",
                 "upstream-guard.upstreams.inventory.circuit-breaker.open-fr=1m",
-                "upstream-guard.routes.c.strip-prefx=1"}) {
+                "upstream-guard.routes.c.strip-prefx=1", "upstream-guard.upstreams.inventory.response-timeout=",
+                "upstream-guard.defaults.retry.max-attempts="}) {
             plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
                     "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9", typo)
                     .run(context -> {
