@@ -3,6 +3,7 @@ package dev.upstreamguard.spring;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.Settings;
+import dev.upstreamguard.gateway.internal.UpstreamTarget;
 import dev.upstreamguard.spring.internal.PolicyMapper;
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -192,6 +193,13 @@ public final class UpstreamRegistry {
             if (uri.getPort() == 0 || uri.getPort() > 65535) {
                 throw new InvalidConfigurationPropertyValueException(property, value,
                         "has port " + uri.getPort() + "; a port is between 1 and 65535");
+            }
+            try {
+                // The proxy servlet's own rules for a base URI (a plain path: no dot segments, no encoded '/'),
+                // checked now rather than when a route's servlet is built.
+                UpstreamTarget.parse(value);
+            } catch (IllegalArgumentException e) {
+                throw new InvalidConfigurationPropertyValueException(property, value, e.getMessage());
             }
             return uri;
         } catch (URISyntaxException e) {

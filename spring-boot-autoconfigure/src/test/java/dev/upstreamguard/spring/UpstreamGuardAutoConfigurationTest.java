@@ -352,6 +352,26 @@ class UpstreamGuardAutoConfigurationTest {
     }
 
     @Test
+    void aBaseUrlWhosePathTheProxyCannotForwardToFailsStartUpNamingTheProperty() {
+        // The proxy servlet refuses such a base when a route's servlet is built; this names the property instead.
+        for (String url : new String[] {"http://127.0.0.1:8081/a/../b", "http://127.0.0.1:8081/a%2Fb",
+                "http://127.0.0.1:8081/./a"}) {
+            plain.withPropertyValues("upstream-guard.upstreams.inventory.url=" + url).run(context -> {
+                assertThat(context).as(url).hasFailed();
+                assertThat(context.getStartupFailure()).as(url).rootCause()
+                        .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                        .hasMessageContaining("upstream-guard.upstreams.inventory.url").hasMessageContaining(url);
+            });
+            web.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=" + url)
+                    .run(context -> assertThat(context.getStartupFailure()).as(url).rootCause()
+                            .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                            .hasMessageContaining("upstream-guard.routes.c.uri"));
+        }
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081/a%20b/")
+                .run(context -> assertThat(context).hasNotFailed());
+    }
+
+    @Test
     void twoRoutesServingTheSamePathFailStartUpNamingBoth() {
         // "/c/**" and "/c/**", or "/c" and "/c/": one servlet mapping, which the container would give to one of them.
         plain.withPropertyValues("upstream-guard.routes.a.path=/c", "upstream-guard.routes.a.uri=http://127.0.0.1:1",
