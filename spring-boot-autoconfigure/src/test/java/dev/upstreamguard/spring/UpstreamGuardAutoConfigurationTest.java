@@ -1,8 +1,11 @@
 package dev.upstreamguard.spring;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.UpstreamFaultFilter;
@@ -12,9 +15,14 @@ import dev.upstreamguard.spring.internal.RouteSkippingFormContentFilter;
 import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
 import dev.upstreamguard.spring.internal.UpstreamPolicyValidator;
 import dev.upstreamguard.spring.internal.UpstreamRouteRegistrar;
+import dev.upstreamguard.testing.TestTls;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.DispatcherType;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
 import java.net.URI;
 import java.time.Duration;
 import java.util.EnumSet;
@@ -24,6 +32,7 @@ import org.junit.jupiter.api.Test;
 import org.springframework.boot.actuate.autoconfigure.endpoint.EndpointAutoConfiguration;
 import org.springframework.boot.actuate.autoconfigure.endpoint.web.WebEndpointAutoConfiguration;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.autoconfigure.ssl.SslAutoConfiguration;
 import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
 import org.springframework.boot.health.autoconfigure.contributor.HealthContributorAutoConfiguration;
 import org.springframework.boot.health.contributor.CompositeHealthContributor;
@@ -444,6 +453,32 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(defaults.retry().maxAttempts()).isEqualTo(2);
                     assertThat(defaults.circuitBreaker().openFor()).isEqualTo(Duration.ofMinutes(1));
                 });
+    }
+
+    @Test
+    void theGuardedClientTrustsWhatSpringsHttpClientSslBundleTrusts() throws Exception {
+        try (MockWebServer server = TestTls.httpsServer()) {
+            server.enqueue(new MockResponse.Builder().body("ok").build());
+            server.enqueue(new MockResponse.Builder().body("ok").build());
+            String url = "https://localhost:" + server.getPort() + "/x";
+            ApplicationContextRunner tls = plain.withConfiguration(AutoConfigurations.of(SslAutoConfiguration.class))
+                    .withPropertyValues("spring.ssl.bundle.pem.upstreams.truststore.certificate="
+                            + TestTls.rootCertificate().certificatePem());
+            tls.withPropertyValues("spring.http.clients.ssl.bundle=upstreams").run(context -> {
+                assertThat(context).hasNotFailed();
+                String body = context.getBean(GuardedHttpClient.class).execute(new HttpGet(url),
+                        r -> EntityUtils.toString(r.getEntity()));
+                assertThat(body).isEqualTo("ok");
+            });
+            // Without the property the JVM's default trust applies, which does not know the made-up root.
+            tls.run(context -> assertThatThrownBy(() -> context.getBean(GuardedHttpClient.class)
+                    .execute(new HttpGet(url), r -> r.getCode())).isInstanceOfSatisfying(UpstreamException.class,
+                            e -> assertThat(e.fault()).isEqualTo(UpstreamFault.TLS_CERTIFICATE_ERROR)));
+            tls.withPropertyValues("spring.http.clients.ssl.bundle=nope").run(context -> {
+                assertThat(context).hasFailed();
+                assertThat(context.getStartupFailure()).hasStackTraceContaining("nope");
+            });
+        }
     }
 
     @Test
