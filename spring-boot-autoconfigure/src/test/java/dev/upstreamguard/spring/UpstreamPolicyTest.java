@@ -209,6 +209,34 @@ class UpstreamPolicyTest {
                 .hasMessageContaining("response-timeout").hasMessageContaining("soon");
     }
 
+    /** A composed annotation: the library's attributes, some fixed, some aliased. */
+    @java.lang.annotation.Retention(java.lang.annotation.RetentionPolicy.RUNTIME)
+    @UpstreamPolicy(upstream = "inventory", maxAttempts = 2)
+    @interface InventoryCall {
+        @org.springframework.core.annotation.AliasFor(annotation = UpstreamPolicy.class)
+        String responseTimeout() default "";
+    }
+
+    interface StockApi {
+        @UpstreamPolicy(totalTimeout = "4s")
+        void stock();
+    }
+
+    @InventoryCall(responseTimeout = "1500ms")
+    static class ComposedController implements StockApi {
+        @Override
+        public void stock() {
+        }
+    }
+
+    @Test
+    void composedAnnotationsAndDeclarationsOnAnImplementedInterfaceMethodApply() throws Exception {
+        PolicyOverride o = resolver.forHandler(ComposedController.class.getMethod("stock"), ComposedController.class);
+        assertThat(o.upstream()).isEqualTo("inventory");
+        assertThat(o.settings()).containsEntry("response-timeout", "1500ms").containsEntry("retry.max-attempts", "2")
+                .containsEntry("total-timeout", "4s");
+    }
+
     static class MissingPlaceholder {
         @UpstreamPolicy(responseTimeout = "${stock.slow-timeout}")
         void call() {
