@@ -503,6 +503,33 @@ public class UpstreamGuardProperties {
          */
         private String forwardedHeaders = "both";
 
+        /**
+         * Whether the client's Host header is sent upstream instead of the upstream's own host and port.
+         */
+        private boolean preserveHost;
+
+        /**
+         * Request bodies up to this size are buffered, so that idempotent requests can be retried; larger ones stream
+         * and are never retried: 65536, 64KiB, 1MiB. Default: 64KiB.
+         */
+        private String maxBufferedRequestBody;
+
+        public boolean isPreserveHost() {
+            return preserveHost;
+        }
+
+        public void setPreserveHost(boolean preserveHost) {
+            this.preserveHost = preserveHost;
+        }
+
+        public String getMaxBufferedRequestBody() {
+            return maxBufferedRequestBody;
+        }
+
+        public void setMaxBufferedRequestBody(String maxBufferedRequestBody) {
+            this.maxBufferedRequestBody = maxBufferedRequestBody;
+        }
+
         public String getForwardedHeaders() {
             return forwardedHeaders;
         }

@@ -1,6 +1,7 @@
 package dev.upstreamguard.spring;
 
 import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.gateway.UpstreamProxyServlet;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
@@ -139,7 +140,20 @@ public final class UpstreamRegistry {
             throw new InvalidConfigurationPropertyValueException(prefix + ".forwarded-headers", r.getForwardedHeaders(),
                     e.getMessage());
         }
-        return new Route(name, r.getPath(), mapping, target, upstream, r.getStripPrefix(), forwardedHeaders);
+        String buffered = r.getMaxBufferedRequestBody();
+        Long maxBuffered = null;
+        if (buffered != null) {
+            try {
+                // Parsed and range-checked by the proxy servlet's own builder, as its init-param would be.
+                maxBuffered = Settings.bytes(prefix + ".max-buffered-request-body", buffered);
+                UpstreamProxyServlet.builder(target.toString()).maxBufferedRequestBody(maxBuffered);
+            } catch (IllegalArgumentException e) {
+                throw new InvalidConfigurationPropertyValueException(prefix + ".max-buffered-request-body", buffered,
+                        e.getMessage());
+            }
+        }
+        return new Route(name, r.getPath(), mapping, target, upstream, r.getStripPrefix(), forwardedHeaders,
+                r.isPreserveHost(), maxBuffered);
     }
 
     private static String servletMapping(String property, String path) {
@@ -304,8 +318,11 @@ public final class UpstreamRegistry {
      * @param stripPrefix leading path segments removed before forwarding
      * @param forwardedHeaders which forwarding headers the route adds: {@code both}, {@code forwarded} or
      *     {@code x-forwarded}
+     * @param preserveHost whether the client's {@code Host} is sent upstream
+     * @param maxBufferedRequestBody request bodies up to this many bytes are buffered (and so can be retried);
+     *     {@code null} for the proxy servlet's default
      */
     public record Route(String name, String path, String servletMapping, URI target, String upstream,
-            int stripPrefix, String forwardedHeaders) {
+            int stripPrefix, String forwardedHeaders, boolean preserveHost, Long maxBufferedRequestBody) {
     }
 }

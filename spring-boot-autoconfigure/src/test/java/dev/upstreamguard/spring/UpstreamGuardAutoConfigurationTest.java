@@ -316,6 +316,30 @@ class UpstreamGuardAutoConfigurationTest {
     }
 
     @Test
+    void aRouteCanPreserveTheHostAndBufferLargerBodiesAndABadSizeFailsStartUp() {
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.c.preserve-host=true", "upstream-guard.routes.c.max-buffered-request-body=1MiB",
+                "upstream-guard.routes.d.path=/d/**", "upstream-guard.routes.d.uri=http://127.0.0.1:1").run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context.getBean(UpstreamRegistry.class).routes())
+                            .extracting(UpstreamRegistry.Route::preserveHost, UpstreamRegistry.Route::maxBufferedRequestBody)
+                            .containsExactly(org.assertj.core.groups.Tuple.tuple(true, 1L << 20),
+                                    org.assertj.core.groups.Tuple.tuple(false, null));
+                });
+        for (String size : new String[] {"lots", "-1", "3GiB"}) {
+            plain.withPropertyValues("upstream-guard.routes.c.path=/c/**",
+                    "upstream-guard.routes.c.uri=http://127.0.0.1:1",
+                    "upstream-guard.routes.c.max-buffered-request-body=" + size).run(context -> {
+                        assertThat(context).as(size).hasFailed();
+                        assertThat(context.getStartupFailure()).as(size).rootCause()
+                                .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                                .hasMessageContaining("upstream-guard.routes.c.max-buffered-request-body")
+                                .hasMessageContaining(size);
+                    });
+        }
+    }
+
+    @Test
     void aRoutePathWithAWildcardInTheMiddleFailsStartUp() {
         plain.withPropertyValues("upstream-guard.routes.c.path=/c/*/x", "upstream-guard.routes.c.uri=http://127.0.0.1:1")
                 .run(context -> {
