@@ -93,8 +93,10 @@ public class SampleApplication {
                     .append(base).append("/tour)\n");
         } else {
             sb.append("  gateway routes:\n");
-            event.getApplicationContext().getBean(UpstreamRegistry.class).routes().forEach(r -> sb.append("    ")
-                    .append(base).append(r.path()).append("  ->  ").append(r.target()).append("/...\n"));
+            // None with upstream-guard.enabled=false: the auto-configuration, and so the registry, is off.
+            event.getApplicationContext().getBeanProvider(UpstreamRegistry.class).ifAvailable(registry -> registry
+                    .routes().forEach(r -> sb.append("    ").append(base).append(r.path()).append("  ->  ")
+                            .append(r.target()).append("/...\n")));
         }
         sb.append("  actuator: ").append(base).append("/actuator/health  ").append(base).append("/actuator/upstreams  ")
                 .append(base).append("/actuator/metrics/upstream.guard.calls  ").append(base)

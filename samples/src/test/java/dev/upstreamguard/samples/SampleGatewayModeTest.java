@@ -2,6 +2,7 @@ package dev.upstreamguard.samples;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.upstreamguard.spring.UpstreamRegistry;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -40,6 +41,20 @@ class SampleGatewayModeTest {
             HttpResponse<String> tour = http.send(HttpRequest.newBuilder(URI.create(base + "/tour")).build(),
                     HttpResponse.BodyHandlers.ofString());
             assertThat(tour.statusCode()).isEqualTo(404);
+        }
+    }
+
+    @Test
+    void withUpstreamGuardSwitchedOffTheGatewayStillStartsWithoutRoutes() throws Exception {
+        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+        try (ConfigurableApplicationContext context = SpringApplication.run(SampleApplication.class,
+                "--server.port=0", "--upstream-guard.enabled=false", "--upstream-guard.routes.c.path=/c/**",
+                "--upstream-guard.routes.c.uri=http://127.0.0.1:9")) {
+            assertThat(context.getBeanProvider(UpstreamRegistry.class).getIfAvailable()).isNull();
+            String base = "http://127.0.0.1:" + context.getEnvironment().getProperty("local.server.port");
+            HttpResponse<String> c = http.send(HttpRequest.newBuilder(URI.create(base + "/c/ok")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(c.statusCode()).isEqualTo(404);
         }
     }
 }

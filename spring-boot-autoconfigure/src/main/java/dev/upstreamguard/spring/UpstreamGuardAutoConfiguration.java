@@ -27,9 +27,11 @@ import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingFilterBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnWebApplication;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
+import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
 import org.springframework.boot.restclient.RestClientCustomizer;
 import org.springframework.boot.restclient.RestTemplateCustomizer;
 import org.springframework.boot.servlet.filter.OrderedFormContentFilter;
+import org.springframework.boot.ssl.SslBundles;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -50,17 +52,20 @@ import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
  * {@link GuardedHttpClient} (metered in the application's {@link MeterRegistry}), guarded {@code RestClient.Builder}s and
  * {@code RestTemplateBuilder}s, {@link UpstreamPolicy} for controllers and {@code @HttpExchange} clients, and in a
  * servlet web application the {@link UpstreamFaultFilter} (first in the chain), one proxy servlet per route and a
- * {@link UpstreamExceptionHandler} for Spring MVC. Every bean backs off when the application defines its own.
+ * {@link UpstreamExceptionHandler} for Spring MVC. Every bean backs off when the application defines its own;
+ * {@code upstream-guard.enabled=false} switches it all off.
  */
 @AutoConfiguration(afterName = {
         "org.springframework.boot.micrometer.metrics.autoconfigure.MetricsAutoConfiguration",
-        "org.springframework.boot.micrometer.metrics.autoconfigure.CompositeMeterRegistryAutoConfiguration"},
+        "org.springframework.boot.micrometer.metrics.autoconfigure.CompositeMeterRegistryAutoConfiguration",
+        "org.springframework.boot.autoconfigure.ssl.SslAutoConfiguration"},
         beforeName = {
         "org.springframework.boot.http.client.autoconfigure.imperative.ImperativeHttpClientAutoConfiguration",
         "org.springframework.boot.restclient.autoconfigure.RestClientAutoConfiguration",
         "org.springframework.boot.restclient.autoconfigure.RestTemplateAutoConfiguration",
         "org.springframework.boot.webmvc.autoconfigure.WebMvcAutoConfiguration"})
 @ConditionalOnClass(GuardedHttpClient.class)
+@ConditionalOnBooleanProperty(name = "upstream-guard.enabled", matchIfMissing = true)
 @EnableConfigurationProperties(UpstreamGuardProperties.class)
 public final class UpstreamGuardAutoConfiguration {
 
@@ -70,10 +75,14 @@ public final class UpstreamGuardAutoConfiguration {
         return UpstreamRegistry.from(properties);
     }
 
+    /** Spring Boot's SSL bundle for its HTTP clients, which the guarded client stands in for. */
+    static final String SSL_BUNDLE_PROPERTY = "spring.http.clients.ssl.bundle";
+
     @Bean
     @ConditionalOnMissingBean
     GuardedHttpClient guardedHttpClient(UpstreamRegistry registry, ObjectProvider<MeterRegistry> meterRegistry,
-            ObjectProvider<GuardedHttpClientCustomizer> customizers) {
+            ObjectProvider<GuardedHttpClientCustomizer> customizers, ObjectProvider<SslBundles> sslBundles,
+            Environment environment) {
         // One client for the application's calls and the proxy routes, so that an upstream has one circuit breaker,
         // bulkhead and retry budget. Proxies must pass content codings and redirects through untouched.
         GuardedHttpClientBuilder builder = GuardedHttpClients.custom().defaults(registry.defaults())
@@ -82,6 +91,17 @@ public final class UpstreamGuardAutoConfiguration {
                 .forEach(u -> builder.upstream(u.name(), u.url().toString(), u.policy()));
         registry.routeOrigins().forEach((name, origin) -> builder.upstream(name, origin.toString(), registry.defaults()));
         meterRegistry.ifAvailable(builder::meterRegistry);
+        String bundle = environment.getProperty(SSL_BUNDLE_PROPERTY);
+        if (bundle != null && !bundle.isBlank()) {
+            // The trust and key material the application gave Spring's clients: ignoring it would turn every call to
+            // an upstream with a private CA, or one asking for a client certificate, into a TLS fault.
+            SslBundles bundles = sslBundles.getIfAvailable();
+            if (bundles == null) {
+                throw new InvalidConfigurationPropertyValueException(SSL_BUNDLE_PROPERTY, bundle,
+                        "no SslBundles bean is available to look the bundle up in");
+            }
+            builder.sslContext(bundles.getBundle(bundle.trim()).createSslContext());
+        }
         customizers.orderedStream().forEach(c -> c.customize(builder));
         return builder.build();
     }

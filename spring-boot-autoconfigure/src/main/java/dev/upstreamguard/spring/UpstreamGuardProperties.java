@@ -14,10 +14,17 @@ import org.springframework.boot.context.properties.NestedConfigurationProperty;
  * <p>Every policy setting left unset inherits: {@code upstreams.<name>.*} from {@code defaults.*}, and
  * {@code defaults.*} from the library's documented defaults ({@link dev.upstreamguard.GuardPolicy}). Values are
  * checked by {@link dev.upstreamguard.GuardPolicy.Builder} when the application starts; a bad one fails start-up
- * naming the property and the value.
+ * naming the property and the value. So does a key under {@code upstream-guard} that names no setting: a misspelt
+ * {@code respons-timeout} would otherwise leave the upstream silently on the default.
  */
-@ConfigurationProperties("upstream-guard")
+@ConfigurationProperties(prefix = "upstream-guard", ignoreUnknownFields = false)
 public class UpstreamGuardProperties {
+
+    /**
+     * Whether Upstream Guard is auto-configured at all: off, Spring's HTTP clients, filters and form handling stay as
+     * Spring Boot configures them and no upstream-guard.* value is read.
+     */
+    private boolean enabled = true;
 
     /**
      * Name this gateway gives itself in the Proxy-Status header (RFC 9209), such as "edge-1".
@@ -46,6 +53,14 @@ public class UpstreamGuardProperties {
      * In-app reverse-proxy routes, each served by its own proxy servlet.
      */
     private final Map<String, Route> routes = new LinkedHashMap<>();
+
+    public boolean isEnabled() {
+        return enabled;
+    }
+
+    public void setEnabled(boolean enabled) {
+        this.enabled = enabled;
+    }
 
     public String getProxyName() {
         return proxyName;
@@ -487,6 +502,33 @@ public class UpstreamGuardProperties {
          * "forwarded" (RFC 7239 Forwarded only) or "x-forwarded". Via is always added.
          */
         private String forwardedHeaders = "both";
+
+        /**
+         * Whether the client's Host header is sent upstream instead of the upstream's own host and port.
+         */
+        private boolean preserveHost;
+
+        /**
+         * Request bodies up to this size are buffered, so that idempotent requests can be retried; larger ones stream
+         * and are never retried: 65536, 64KiB, 1MiB. Default: 64KiB.
+         */
+        private String maxBufferedRequestBody;
+
+        public boolean isPreserveHost() {
+            return preserveHost;
+        }
+
+        public void setPreserveHost(boolean preserveHost) {
+            this.preserveHost = preserveHost;
+        }
+
+        public String getMaxBufferedRequestBody() {
+            return maxBufferedRequestBody;
+        }
+
+        public void setMaxBufferedRequestBody(String maxBufferedRequestBody) {
+            this.maxBufferedRequestBody = maxBufferedRequestBody;
+        }
 
         public String getForwardedHeaders() {
             return forwardedHeaders;

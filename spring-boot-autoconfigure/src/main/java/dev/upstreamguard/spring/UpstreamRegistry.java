@@ -1,8 +1,10 @@
 package dev.upstreamguard.spring;
 
 import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.gateway.UpstreamProxyServlet;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.Settings;
+import dev.upstreamguard.gateway.internal.UpstreamTarget;
 import dev.upstreamguard.spring.internal.PolicyMapper;
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -13,6 +15,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.regex.Pattern;
 import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
 
 /**
@@ -23,6 +26,9 @@ import org.springframework.boot.context.properties.source.InvalidConfigurationPr
 public final class UpstreamRegistry {
 
     private static final String PREFIX = "upstream-guard";
+
+    /** A path segment of RFC 3986 pchar, less percent-encoding and ';' (see {@link #checkSegments}). */
+    private static final Pattern SEGMENT = Pattern.compile("[A-Za-z0-9._~!$&'()+,=:@-]*");
 
     private final String proxyName;
     private final boolean exposeDetails;
@@ -91,6 +97,7 @@ public final class UpstreamRegistry {
         // The servlet forwards what follows its mapping; the fixed segments of the path that are not stripped are
         // put back in front of it, so strip-prefix can only remove fixed segments.
         String fixed = mapping.endsWith("/*") ? mapping.substring(0, mapping.length() - 2) : mapping;
+        checkSegments(prefix + ".path", r.getPath(), fixed);
         String[] segments = fixed.isEmpty() ? new String[0] : fixed.substring(1).split("/");
         if (r.getStripPrefix() < 0 || r.getStripPrefix() > segments.length) {
             throw new InvalidConfigurationPropertyValueException(prefix + ".strip-prefix", r.getStripPrefix(),
@@ -133,7 +140,20 @@ public final class UpstreamRegistry {
             throw new InvalidConfigurationPropertyValueException(prefix + ".forwarded-headers", r.getForwardedHeaders(),
                     e.getMessage());
         }
-        return new Route(name, r.getPath(), mapping, target, upstream, r.getStripPrefix(), forwardedHeaders);
+        String buffered = r.getMaxBufferedRequestBody();
+        Long maxBuffered = null;
+        if (buffered != null) {
+            try {
+                // Parsed and range-checked by the proxy servlet's own builder, as its init-param would be.
+                maxBuffered = Settings.bytes(prefix + ".max-buffered-request-body", buffered);
+                UpstreamProxyServlet.builder(target.toString()).maxBufferedRequestBody(maxBuffered);
+            } catch (IllegalArgumentException e) {
+                throw new InvalidConfigurationPropertyValueException(prefix + ".max-buffered-request-body", buffered,
+                        e.getMessage());
+            }
+        }
+        return new Route(name, r.getPath(), mapping, target, upstream, r.getStripPrefix(), forwardedHeaders,
+                r.isPreserveHost(), maxBuffered);
     }
 
     private static String servletMapping(String property, String path) {
@@ -156,6 +176,21 @@ public final class UpstreamRegistry {
         return path.endsWith("/") ? path.substring(0, path.length() - 1) : path;
     }
 
+    /**
+     * Rejects a path the container could never match, or that cannot go into the route's target URI: containers match
+     * mappings against the decoded path with dot segments resolved and {@code ;parameters} removed, so a mapping holding
+     * {@code %2F}, {@code ;v=1} or {@code ..} would serve no request.
+     */
+    private static void checkSegments(String property, String path, String fixed) {
+        for (String segment : fixed.split("/")) {
+            if (segment.equals(".") || segment.equals("..") || !SEGMENT.matcher(segment).matches()) {
+                throw new InvalidConfigurationPropertyValueException(property, path, "segment '" + segment
+                        + "' cannot be matched: a path may hold letters, digits and - . _ ~ ! $ & ' ( ) + , = : @,"
+                        + " without percent-encoding, ';' or '.' and '..' segments");
+            }
+        }
+    }
+
     private static URI httpUri(String property, String value) {
         if (value == null || value.isBlank()) {
             throw new InvalidConfigurationPropertyValueException(property, value,
@@ -168,6 +203,17 @@ public final class UpstreamRegistry {
                     || uri.getRawQuery() != null || uri.getRawFragment() != null || uri.getRawUserInfo() != null) {
                 throw new InvalidConfigurationPropertyValueException(property, value,
                         "must be an absolute http:// or https:// URI with a host and no user info, query or fragment");
+            }
+            if (uri.getPort() == 0 || uri.getPort() > 65535) {
+                throw new InvalidConfigurationPropertyValueException(property, value,
+                        "has port " + uri.getPort() + "; a port is between 1 and 65535");
+            }
+            try {
+                // The proxy servlet's own rules for a base URI (a plain path: no dot segments, no encoded '/'),
+                // checked now rather than when a route's servlet is built.
+                UpstreamTarget.parse(value);
+            } catch (IllegalArgumentException e) {
+                throw new InvalidConfigurationPropertyValueException(property, value, e.getMessage());
             }
             return uri;
         } catch (URISyntaxException e) {
@@ -272,8 +318,11 @@ public final class UpstreamRegistry {
      * @param stripPrefix leading path segments removed before forwarding
      * @param forwardedHeaders which forwarding headers the route adds: {@code both}, {@code forwarded} or
      *     {@code x-forwarded}
+     * @param preserveHost whether the client's {@code Host} is sent upstream
+     * @param maxBufferedRequestBody request bodies up to this many bytes are buffered (and so can be retried);
+     *     {@code null} for the proxy servlet's default
      */
     public record Route(String name, String path, String servletMapping, URI target, String upstream,
-            int stripPrefix, String forwardedHeaders) {
+            int stripPrefix, String forwardedHeaders, boolean preserveHost, Long maxBufferedRequestBody) {
     }
 }

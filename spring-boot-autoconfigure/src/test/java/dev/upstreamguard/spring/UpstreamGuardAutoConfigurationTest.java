@@ -1,8 +1,11 @@
 package dev.upstreamguard.spring;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.UpstreamFaultFilter;
@@ -12,9 +15,14 @@ import dev.upstreamguard.spring.internal.RouteSkippingFormContentFilter;
 import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
 import dev.upstreamguard.spring.internal.UpstreamPolicyValidator;
 import dev.upstreamguard.spring.internal.UpstreamRouteRegistrar;
+import dev.upstreamguard.testing.TestTls;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.DispatcherType;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
 import java.net.URI;
 import java.time.Duration;
 import java.util.EnumSet;
@@ -24,6 +32,8 @@ import org.junit.jupiter.api.Test;
 import org.springframework.boot.actuate.autoconfigure.endpoint.EndpointAutoConfiguration;
 import org.springframework.boot.actuate.autoconfigure.endpoint.web.WebEndpointAutoConfiguration;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
+import org.springframework.boot.autoconfigure.ssl.SslAutoConfiguration;
+import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
 import org.springframework.boot.health.autoconfigure.contributor.HealthContributorAutoConfiguration;
 import org.springframework.boot.health.contributor.CompositeHealthContributor;
 import org.springframework.boot.http.client.autoconfigure.HttpClientAutoConfiguration;
@@ -306,6 +316,30 @@ class UpstreamGuardAutoConfigurationTest {
     }
 
     @Test
+    void aRouteCanPreserveTheHostAndBufferLargerBodiesAndABadSizeFailsStartUp() {
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.c.preserve-host=true", "upstream-guard.routes.c.max-buffered-request-body=1MiB",
+                "upstream-guard.routes.d.path=/d/**", "upstream-guard.routes.d.uri=http://127.0.0.1:1").run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context.getBean(UpstreamRegistry.class).routes())
+                            .extracting(UpstreamRegistry.Route::preserveHost, UpstreamRegistry.Route::maxBufferedRequestBody)
+                            .containsExactly(org.assertj.core.groups.Tuple.tuple(true, 1L << 20),
+                                    org.assertj.core.groups.Tuple.tuple(false, null));
+                });
+        for (String size : new String[] {"lots", "-1", "3GiB"}) {
+            plain.withPropertyValues("upstream-guard.routes.c.path=/c/**",
+                    "upstream-guard.routes.c.uri=http://127.0.0.1:1",
+                    "upstream-guard.routes.c.max-buffered-request-body=" + size).run(context -> {
+                        assertThat(context).as(size).hasFailed();
+                        assertThat(context.getStartupFailure()).as(size).rootCause()
+                                .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                                .hasMessageContaining("upstream-guard.routes.c.max-buffered-request-body")
+                                .hasMessageContaining(size);
+                    });
+        }
+    }
+
+    @Test
     void aRoutePathWithAWildcardInTheMiddleFailsStartUp() {
         plain.withPropertyValues("upstream-guard.routes.c.path=/c/*/x", "upstream-guard.routes.c.uri=http://127.0.0.1:1")
                 .run(context -> {
@@ -313,6 +347,61 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(context.getStartupFailure()).rootCause()
                             .hasMessageContaining("upstream-guard.routes.c.path").hasMessageContaining("/c/*/x");
                 });
+    }
+
+    @Test
+    void aRoutePathNoRequestCouldMatchOrThatCannotBeForwardedFailsStartUpNamingIt() {
+        // Containers match the decoded path with dot segments resolved and ;parameters removed; a space cannot go into
+        // the target URI.
+        for (String path : new String[] {"/c/../d/**", "/c/./**", "/c/%2e%2e/**", "/c%2Fd", "/c;v=1/**", "/c d/**",
+                "/c\\d", "/c/\"x\""}) {
+            plain.withPropertyValues("upstream-guard.routes.c.path=" + path,
+                    "upstream-guard.routes.c.uri=http://127.0.0.1:1").run(context -> {
+                        assertThat(context).as(path).hasFailed();
+                        assertThat(context.getStartupFailure()).as(path).rootCause()
+                                .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                                .hasMessageContaining("upstream-guard.routes.c.path").hasMessageContaining(path);
+                    });
+        }
+        plain.withPropertyValues("upstream-guard.routes.c.path=/v1.0/a-b_c~d@e:f/**",
+                "upstream-guard.routes.c.uri=http://127.0.0.1:1", "upstream-guard.routes.c.strip-prefix=1")
+                .run(context -> assertThat(context.getBean(UpstreamRegistry.class).routes().get(0).target())
+                        .isEqualTo(URI.create("http://127.0.0.1:1/a-b_c~d@e:f")));
+    }
+
+    @Test
+    void anUpstreamUrlWithAPortOutOfRangeFailsStartUpNamingTheProperty() {
+        for (String url : new String[] {"http://127.0.0.1:0", "http://127.0.0.1:65536", "https://127.0.0.1:99999/api"}) {
+            plain.withPropertyValues("upstream-guard.upstreams.inventory.url=" + url).run(context -> {
+                assertThat(context).as(url).hasFailed();
+                assertThat(context.getStartupFailure()).as(url).rootCause()
+                        .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                        .hasMessageContaining("upstream-guard.upstreams.inventory.url").hasMessageContaining(url);
+            });
+            plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=" + url)
+                    .run(context -> assertThat(context.getStartupFailure()).as(url).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.uri"));
+        }
+    }
+
+    @Test
+    void aBaseUrlWhosePathTheProxyCannotForwardToFailsStartUpNamingTheProperty() {
+        // The proxy servlet refuses such a base when a route's servlet is built; this names the property instead.
+        for (String url : new String[] {"http://127.0.0.1:8081/a/../b", "http://127.0.0.1:8081/a%2Fb",
+                "http://127.0.0.1:8081/./a"}) {
+            plain.withPropertyValues("upstream-guard.upstreams.inventory.url=" + url).run(context -> {
+                assertThat(context).as(url).hasFailed();
+                assertThat(context.getStartupFailure()).as(url).rootCause()
+                        .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                        .hasMessageContaining("upstream-guard.upstreams.inventory.url").hasMessageContaining(url);
+            });
+            web.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=" + url)
+                    .run(context -> assertThat(context.getStartupFailure()).as(url).rootCause()
+                            .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                            .hasMessageContaining("upstream-guard.routes.c.uri"));
+        }
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081/a%20b/")
+                .run(context -> assertThat(context).hasNotFailed());
     }
 
     @Test
@@ -362,6 +451,58 @@ class UpstreamGuardAutoConfigurationTest {
             assertThat(context.getStartupFailure()).hasStackTraceContaining("upstream-guard.defaults.response-timeout")
                     .hasStackTraceContaining("soon");
         });
+    }
+
+    @Test
+    void aMisspeltKeyOrAnEmptyValueFailsStartUpNamingItInsteadOfLeavingTheDefault() {
+        // An empty value (say ${INVENTORY_TIMEOUT:} with the variable unset) binds to nothing: left unbound as well.
+        for (String typo : new String[] {"upstream-guard.proxy-nme=edge-1",
+                "upstream-guard.defaults.respons-timeout=1s", "upstream-guard.defaults.retry.max-atempts=1",
+                "upstream-guard.upstreams.inventory.circuit-breaker.open-fr=1m",
+                "upstream-guard.routes.c.strip-prefx=1", "upstream-guard.upstreams.inventory.response-timeout=",
+                "upstream-guard.defaults.retry.max-attempts="}) {
+            plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
+                    "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9", typo)
+                    .run(context -> {
+                        assertThat(context).as(typo).hasFailed();
+                        assertThat(context.getStartupFailure()).as(typo)
+                                .hasStackTraceContaining(typo.substring(0, typo.indexOf('=')));
+                    });
+        }
+        // Relaxed forms of known keys still bind.
+        plain.withPropertyValues("upstream-guard.defaults.retry.maxAttempts=2",
+                "upstream-guard.defaults.circuit_breaker.open_for=1m").run(context -> {
+                    assertThat(context).hasNotFailed();
+                    GuardPolicy defaults = context.getBean(UpstreamRegistry.class).defaults();
+                    assertThat(defaults.retry().maxAttempts()).isEqualTo(2);
+                    assertThat(defaults.circuitBreaker().openFor()).isEqualTo(Duration.ofMinutes(1));
+                });
+    }
+
+    @Test
+    void theGuardedClientTrustsWhatSpringsHttpClientSslBundleTrusts() throws Exception {
+        try (MockWebServer server = TestTls.httpsServer()) {
+            server.enqueue(new MockResponse.Builder().body("ok").build());
+            server.enqueue(new MockResponse.Builder().body("ok").build());
+            String url = "https://localhost:" + server.getPort() + "/x";
+            ApplicationContextRunner tls = plain.withConfiguration(AutoConfigurations.of(SslAutoConfiguration.class))
+                    .withPropertyValues("spring.ssl.bundle.pem.upstreams.truststore.certificate="
+                            + TestTls.rootCertificate().certificatePem());
+            tls.withPropertyValues("spring.http.clients.ssl.bundle=upstreams").run(context -> {
+                assertThat(context).hasNotFailed();
+                String body = context.getBean(GuardedHttpClient.class).execute(new HttpGet(url),
+                        r -> EntityUtils.toString(r.getEntity()));
+                assertThat(body).isEqualTo("ok");
+            });
+            // Without the property the JVM's default trust applies, which does not know the made-up root.
+            tls.run(context -> assertThatThrownBy(() -> context.getBean(GuardedHttpClient.class)
+                    .execute(new HttpGet(url), r -> r.getCode())).isInstanceOfSatisfying(UpstreamException.class,
+                            e -> assertThat(e.fault()).isEqualTo(UpstreamFault.TLS_CERTIFICATE_ERROR)));
+            tls.withPropertyValues("spring.http.clients.ssl.bundle=nope").run(context -> {
+                assertThat(context).hasFailed();
+                assertThat(context.getStartupFailure()).hasStackTraceContaining("nope");
+            });
+        }
     }
 
     @Test
@@ -421,6 +562,26 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(context).hasNotFailed();
                     assertThat(context.getBean("upstreamGuardRoute.c")).isSameAs(OwnBeans.ROUTE);
                 });
+    }
+
+    @Test
+    void enabledFalseSwitchesEverythingOffAndReadsNoOtherValue() {
+        web.withConfiguration(AutoConfigurations.of(WebMvcAutoConfiguration.class))
+                .withPropertyValues("upstream-guard.enabled=false", "upstream-guard.defaults.response-timeout=-1s",
+                        "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9")
+                .run(context -> {
+                    assertThat(context).hasNotFailed().doesNotHaveBean(UpstreamRegistry.class)
+                            .doesNotHaveBean(GuardedHttpClient.class).doesNotHaveBean("upstreamFaultFilter")
+                            .doesNotHaveBean("upstreamGuardRoute.c").doesNotHaveBean(UpstreamExceptionHandler.class)
+                            .doesNotHaveBean(UpstreamsEndpoint.class).doesNotHaveBean(UpstreamsHealthContributor.class)
+                            .doesNotHaveBean("upstreamGuardRestClientCustomizer");
+                    assertThat(context.getBean("formContentFilter"))
+                            .isNotInstanceOf(RouteSkippingFormContentFilter.class);
+                    assertThat(context.getBean(ClientHttpRequestFactory.class))
+                            .isNotInstanceOf(GuardedClientHttpRequestFactory.class);
+                });
+        plain.withPropertyValues("upstream-guard.enabled=true")
+                .run(context -> assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class));
     }
 
     @Test
@@ -530,6 +691,44 @@ class UpstreamGuardAutoConfigurationTest {
                             ((java.util.List<?>) v).stream().map(String::valueOf).toList()) : String.valueOf(v);
                     documented.put(name.substring("upstream-guard.defaults.".length()), value);
                 }
+            }
+        }
+        Map<String, String> library = new java.util.TreeMap<>(GuardPolicy.ofDefaults().asProperties());
+        library.replaceAll(UpstreamGuardAutoConfigurationTest::normalize);
+        documented.replaceAll(UpstreamGuardAutoConfigurationTest::normalize);
+        assertThat(documented).isEqualTo(library);
+    }
+
+    @Test
+    void theReadmesYamlBindsAsWrittenAndItsDefaultsAreTheLibraryDefaults() throws Exception {
+        String readme = java.nio.file.Files.readString(java.nio.file.Path.of("../README.md"));
+        int start = readme.indexOf("```yaml\n", readme.indexOf("## Spring Boot")) + "```yaml\n".length();
+        String yaml = readme.substring(start, readme.indexOf("```", start));
+        java.util.List<org.springframework.core.env.PropertySource<?>> sources =
+                new org.springframework.boot.env.YamlPropertySourceLoader().load("README.md",
+                        new org.springframework.core.io.ByteArrayResource(yaml.getBytes(java.nio.charset.StandardCharsets.UTF_8)));
+        Map<String, Object> properties = new java.util.LinkedHashMap<>();
+        for (String name : ((org.springframework.core.env.EnumerablePropertySource<?>) sources.get(0)).getPropertyNames()) {
+            properties.put(name, String.valueOf(sources.get(0).getProperty(name)));
+        }
+        plain.withPropertyValues(properties.entrySet().stream().map(e -> e.getKey() + "=" + e.getValue())
+                .toArray(String[]::new)).run(context -> {
+                    assertThat(context).hasNotFailed();
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    assertThat(registry.defaults()).isEqualTo(GuardPolicy.ofDefaults());
+                    assertThat(registry.proxyName()).isEqualTo("edge-1");
+                    assertThat(registry.routes()).extracting(UpstreamRegistry.Route::target)
+                            .containsExactly(URI.create("http://inventory:8080"));
+                });
+        // The "Policy settings" table: "| `key` | default |", or "| `a` / `b` | x / y |" for two settings.
+        Map<String, String> documented = new java.util.TreeMap<>();
+        String table = readme.substring(readme.indexOf("## Policy settings"), readme.indexOf("## Metrics"));
+        java.util.regex.Matcher row = java.util.regex.Pattern.compile("(?m)^\\| (`[^|]+`) \\| ([^|]+) \\|").matcher(table);
+        while (row.find()) {
+            String[] keys = row.group(1).split(" / ");
+            String[] values = row.group(2).trim().split(" / ");
+            for (int i = 0; i < keys.length; i++) {
+                documented.put(keys[i].replace("`", ""), values[i].trim());
             }
         }
         Map<String, String> library = new java.util.TreeMap<>(GuardPolicy.ofDefaults().asProperties());

@@ -209,6 +209,47 @@ class UpstreamPolicyTest {
                 .hasMessageContaining("response-timeout").hasMessageContaining("soon");
     }
 
+    /** A composed annotation: the library's attributes, some fixed, some aliased. */
+    @java.lang.annotation.Retention(java.lang.annotation.RetentionPolicy.RUNTIME)
+    @UpstreamPolicy(upstream = "inventory", maxAttempts = 2)
+    @interface InventoryCall {
+        @org.springframework.core.annotation.AliasFor(annotation = UpstreamPolicy.class)
+        String responseTimeout() default "";
+    }
+
+    interface StockApi {
+        @UpstreamPolicy(totalTimeout = "4s")
+        void stock();
+    }
+
+    @InventoryCall(responseTimeout = "1500ms")
+    static class ComposedController implements StockApi {
+        @Override
+        public void stock() {
+        }
+    }
+
+    @Test
+    void composedAnnotationsAndDeclarationsOnAnImplementedInterfaceMethodApply() throws Exception {
+        PolicyOverride o = resolver.forHandler(ComposedController.class.getMethod("stock"), ComposedController.class);
+        assertThat(o.upstream()).isEqualTo("inventory");
+        assertThat(o.settings()).containsEntry("response-timeout", "1500ms").containsEntry("retry.max-attempts", "2")
+                .containsEntry("total-timeout", "4s");
+    }
+
+    static class MissingPlaceholder {
+        @UpstreamPolicy(responseTimeout = "${stock.slow-timeout}")
+        void call() {
+        }
+    }
+
+    @Test
+    void aPlaceholderWithoutAValueIsRejectedNamingTheMethodAndTheSetting() throws Exception {
+        assertThatThrownBy(() -> resolver.forHandler(method(MissingPlaceholder.class, "call"), MissingPlaceholder.class))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("MissingPlaceholder#call")
+                .hasMessageContaining("responseTimeout").hasMessageContaining("stock.slow-timeout");
+    }
+
     @Configuration(proxyBeanMethods = false)
     static class AppWithUnknownUpstream {
         @Bean
@@ -228,6 +269,56 @@ class UpstreamPolicyTest {
         BadClient badClient() {
             return () -> { };
         }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithInheritedExchange {
+        interface CrudClient {
+            @org.springframework.web.service.annotation.GetExchange("/{id}")
+            String get(String id);
+        }
+
+        /** Its declaration could never reach get(): Spring's processor sees only CrudClient#get. */
+        @UpstreamPolicy(maxAttempts = 1)
+        interface OrdersClient extends CrudClient {
+        }
+
+        @Bean
+        OrdersClient ordersClient() {
+            return id -> id;
+        }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithRedeclaredExchange {
+        @UpstreamPolicy(maxAttempts = 1)
+        interface OrdersClient extends AppWithInheritedExchange.CrudClient {
+            @Override
+            @org.springframework.web.service.annotation.GetExchange("/{id}")
+            String get(String id);
+        }
+
+        @Bean
+        OrdersClient ordersClient() {
+            return id -> id;
+        }
+    }
+
+    @Test
+    void aTypeLevelDeclarationThatCannotReachAnInheritedExchangeMethodFailsStartUp() {
+        ApplicationContextRunner runner = new ApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class));
+        runner.withUserConfiguration(AppWithInheritedExchange.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).hasMessageContaining("OrdersClient")
+                    .hasMessageContaining("CrudClient#get");
+        });
+        runner.withUserConfiguration(AppWithRedeclaredExchange.class).run(context -> {
+            assertThat(context).hasNotFailed();
+            Method get = AppWithRedeclaredExchange.OrdersClient.class.getMethod("get", String.class);
+            assertThat(context.getBean(UpstreamPolicyResolver.class).forExchange(get).settings())
+                    .containsEntry("retry.max-attempts", "1");
+        });
     }
 
     @Test

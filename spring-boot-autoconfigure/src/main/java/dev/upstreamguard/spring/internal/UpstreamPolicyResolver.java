@@ -100,17 +100,17 @@ public final class UpstreamPolicyResolver {
         }
         String where = "@UpstreamPolicy on " + source;
         Map<String, String> settings = new LinkedHashMap<>();
-        put(settings, "connect-timeout", a.connectTimeout());
-        put(settings, "response-timeout", a.responseTimeout());
-        put(settings, "total-timeout", a.totalTimeout());
-        put(settings, "max-response-body", a.maxResponseBody());
+        put(settings, "connect-timeout", where, "connectTimeout", a.connectTimeout());
+        put(settings, "response-timeout", where, "responseTimeout", a.responseTimeout());
+        put(settings, "total-timeout", where, "totalTimeout", a.totalTimeout());
+        put(settings, "max-response-body", where, "maxResponseBody", a.maxResponseBody());
         if (a.maxAttempts() != 0) {
             settings.put("retry.max-attempts", Integer.toString(a.maxAttempts()));
         }
         if (a.retry() != UpstreamPolicy.Retry.INHERIT) {
             settings.put("retry.enabled", Boolean.toString(a.retry() == UpstreamPolicy.Retry.ENABLED));
         }
-        String upstream = resolve(a.upstream());
+        String upstream = resolve(where, "upstream", a.upstream());
         if (!upstream.isEmpty() && !registry.upstreams().containsKey(upstream)) {
             throw new IllegalStateException(where + " names upstream '" + upstream
                     + "', which is not configured under 'upstream-guard.upstreams' (known: "
@@ -121,16 +121,24 @@ public final class UpstreamPolicyResolver {
         return new PolicyOverride(upstream, settings, where);
     }
 
-    private void put(Map<String, String> settings, String key, String value) {
-        String resolved = resolve(value);
+    private void put(Map<String, String> settings, String key, String where, String attribute, String value) {
+        String resolved = resolve(where, attribute, value);
         if (!resolved.isEmpty()) {
             settings.put(key, resolved);
         }
     }
 
-    private String resolve(String value) {
-        return value.isEmpty() || environment == null ? value.trim()
-                : environment.resolveRequiredPlaceholders(value).trim();
+    private String resolve(String where, String attribute, String value) {
+        if (value.isEmpty() || environment == null) {
+            return value.trim();
+        }
+        try {
+            return environment.resolveRequiredPlaceholders(value).trim();
+        } catch (IllegalArgumentException e) {
+            // Spring's message names the placeholder but not where it was written.
+            throw new IllegalStateException(where + " is invalid: " + attribute + " = \"" + value + "\": "
+                    + e.getMessage(), e);
+        }
     }
 
     private static GuardPolicy.Builder apply(GuardPolicy.Builder b, Map<String, String> settings, String where) {

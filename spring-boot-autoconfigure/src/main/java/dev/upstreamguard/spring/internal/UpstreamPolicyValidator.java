@@ -5,6 +5,7 @@ import java.lang.reflect.Method;
 import org.springframework.beans.factory.SmartInitializingSingleton;
 import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
 import org.springframework.core.annotation.AnnotatedElementUtils;
+import org.springframework.core.annotation.MergedAnnotations;
 import org.springframework.util.ClassUtils;
 import org.springframework.util.ReflectionUtils;
 
@@ -13,6 +14,8 @@ import org.springframework.util.ReflectionUtils;
  * {@code @HttpExchange} client proxies), so that an unknown upstream or a bad value fails start-up, not a request.
  */
 public final class UpstreamPolicyValidator implements SmartInitializingSingleton {
+
+    private static final String HTTP_EXCHANGE = "org.springframework.web.service.annotation.HttpExchange";
 
     private final ConfigurableListableBeanFactory beanFactory;
     private final UpstreamPolicyResolver resolver;
@@ -40,11 +43,29 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
             for (Class<?> iface : ClassUtils.getAllInterfacesForClassAsSet(type)) {
                 boolean onType = AnnotatedElementUtils.hasAnnotation(iface, UpstreamPolicy.class);
                 for (Method m : iface.getMethods()) {
+                    if (onType && m.getDeclaringClass() != iface && isExchange(m)) {
+                        throw inherited(iface, m);
+                    }
                     if (onType || AnnotatedElementUtils.hasAnnotation(m, UpstreamPolicy.class)) {
                         resolver.forExchange(m);
                     }
                 }
             }
         }
+    }
+
+    private static boolean isExchange(Method m) {
+        return MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.TYPE_HIERARCHY).isPresent(HTTP_EXCHANGE);
+    }
+
+    /**
+     * Spring hands the processor only the invoked method, declared by the parent interface: a declaration on the
+     * sub-interface would silently not apply to it, so it fails start-up rather than run under the wrong policy.
+     */
+    private static IllegalStateException inherited(Class<?> iface, Method m) {
+        return new IllegalStateException("@UpstreamPolicy on " + iface.getName() + " does not reach "
+                + m.getDeclaringClass().getName() + "#" + m.getName() + ", which it inherits: an @HttpExchange method "
+                + "runs under the declarations of the interface that declares it. Annotate that interface or the "
+                + "method, or redeclare the method in " + iface.getSimpleName());
     }
 }

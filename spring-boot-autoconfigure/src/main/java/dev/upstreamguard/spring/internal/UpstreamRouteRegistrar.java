@@ -66,13 +66,17 @@ public final class UpstreamRouteRegistrar implements BeanDefinitionRegistryPostP
         UpstreamRegistry registry = beanFactory.getBean(UpstreamRegistry.class);
         UpstreamRegistry.Route route = registry.routes().stream().filter(r -> r.name().equals(name)).findFirst()
                 .orElseThrow(() -> new IllegalStateException("No route named '" + name + "'"));
-        UpstreamProxyServlet servlet = UpstreamProxyServlet.builder(route.target().toString())
+        UpstreamProxyServlet.Builder builder = UpstreamProxyServlet.builder(route.target().toString())
                 .client(beanFactory.getBean(GuardedHttpClient.class), route.upstream())
                 .proxyName(registry.proxyName())
                 .exposeDetails(registry.exposeDetails())
                 .forwardedHeaders(route.forwardedHeaders())
-                .meterRegistry(beanFactory.getBeanProvider(MeterRegistry.class).getIfAvailable())
-                .build();
+                .preserveHost(route.preserveHost())
+                .meterRegistry(beanFactory.getBeanProvider(MeterRegistry.class).getIfAvailable());
+        if (route.maxBufferedRequestBody() != null) {
+            builder.maxBufferedRequestBody(route.maxBufferedRequestBody());
+        }
+        UpstreamProxyServlet servlet = builder.build();
         ServletRegistrationBean<UpstreamProxyServlet> registration = new ServletRegistrationBean<>(servlet,
                 route.servletMapping());
         registration.setName(BEAN_NAME_PREFIX + name);

@@ -81,6 +81,10 @@ class GuardedApplicationIntegrationTest {
         registry.add("upstream-guard.routes.inner.path", () -> "/b/inner/**");
         registry.add("upstream-guard.routes.inner.upstream", () -> "backend");
         registry.add("upstream-guard.routes.inner.strip-prefix", () -> "1");
+        registry.add("upstream-guard.routes.host.path", () -> "/host/**");
+        registry.add("upstream-guard.routes.host.uri", upstream::url);
+        registry.add("upstream-guard.routes.host.strip-prefix", () -> "1");
+        registry.add("upstream-guard.routes.host.preserve-host", () -> "true");
         registry.add("upstream-guard.routes.full.path", () -> "/full/**");
         registry.add("upstream-guard.routes.full.uri", upstream::url);
         registry.add("upstream-guard.routes.dead.path", () -> "/dead/**");
@@ -126,6 +130,12 @@ class GuardedApplicationIntegrationTest {
         HttpResponse<String> response = get("/b/inner/items/7", null);
         assertThat(response.statusCode()).isEqualTo(200);
         assertThat(response.body()).isEqualTo("ok /inner/items/7");
+    }
+
+    @Test
+    void aRouteWithPreserveHostSendsTheClientsHostUpstream() throws Exception {
+        assertThat(get("/host/echo-host", null).body()).isEqualTo("127.0.0.1:" + port);
+        assertThat(get("/c/echo-host", null).body()).isEqualTo(upstream.url().substring("http://".length()));
     }
 
     @Test

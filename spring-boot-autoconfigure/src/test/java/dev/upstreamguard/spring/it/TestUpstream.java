@@ -16,7 +16,7 @@ import java.util.concurrent.atomic.AtomicReference;
 /**
  * A small real upstream on 127.0.0.1: {@code /flaky} always answers 503 and counts the requests it received,
  * {@code /stall} never answers (until {@link #close()}), {@code /echo-body} answers 200 with the request body it
- * received, anything else answers 200 with the path it received.
+ * received, {@code /echo-host} with the Host header it received, anything else answers 200 with the path it received.
  */
 final class TestUpstream implements AutoCloseable {
 
@@ -49,6 +49,10 @@ final class TestUpstream implements AutoCloseable {
         byte[] body = exchange.getRequestBody().readAllBytes();
         if (path.equals("/echo-body")) {
             send(exchange, 200, new String(body, StandardCharsets.UTF_8));
+            return;
+        }
+        if (path.equals("/echo-host")) {
+            send(exchange, 200, exchange.getRequestHeaders().getFirst("Host"));
             return;
         }
         if (path.equals("/flaky")) {
