@@ -3,6 +3,7 @@ package dev.upstreamguard.internal;
 import java.io.IOException;
 import java.io.InputStream;
 import org.apache.hc.core5.http.MalformedChunkCodingException;
+import org.apache.hc.core5.http.TruncatedChunkException;
 import org.apache.hc.core5.http.io.HttpTransportMetrics;
 import org.apache.hc.core5.http.io.SessionInputBuffer;
 import org.apache.hc.core5.util.CharArrayBuffer;
@@ -30,6 +31,11 @@ final class StrictChunkSizes implements SessionInputBuffer {
     public int readLine(CharArrayBuffer line, InputStream in) throws IOException {
         int start = line.length();
         int n = buffer.readLine(line, in);
+        if (n == -1 && !lastChunkSeen && !sizeLineNext) {
+            // The connection ended where the line end closing a chunk was due: the body was cut off there, as it can
+            // be anywhere else, not malformed (HttpClient calls it "CRLF expected", a protocol error).
+            throw new TruncatedChunkException("The connection ended after a chunk's data, before its line end");
+        }
         if (n >= 0 && !lastChunkSeen) {
             if (sizeLineNext) {
                 check(line, start);

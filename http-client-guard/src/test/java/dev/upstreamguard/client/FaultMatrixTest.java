@@ -218,6 +218,18 @@ class FaultMatrixTest {
         assertBodyFault(Behaviours.truncatedChunk(), "http_response_incomplete");
     }
 
+    /**
+     * Regression: a connection that ended right after a chunk's data, where the line end closing the chunk was due,
+     * was reported as a protocol error ("CRLF expected at end of chunk"), though nothing malformed had arrived: the body
+     * was cut off, as it is one byte earlier or later.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"2\r\nok", "2\r\nok\r", "2\r\nok\r\n3\r\nabc"})
+    void aChunkedBodyCutOffWhereAChunkEndsFailsAsIncompleteNotAsProtocolError(String chunks) throws Exception {
+        assertBodyFault(Behaviours.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks),
+                "http_response_incomplete");
+    }
+
     @Test
     void corruptGzipBodyFailsWhileReadingAsContentCodingFault() throws Exception {
         assertBodyFault(Behaviours.brokenGzip(), "http_response_content_coding");
