@@ -15,7 +15,8 @@ import org.apache.hc.core5.util.CharArrayBuffer;
  * <p>The decoder parses sizes with {@code Long.parseLong(s, 16)} on the trimmed line, which also takes {@code +5} and
  * {@code " 5"}: framing another parser on the path would reject or read differently, the seam response smuggling
  * uses. Only size lines are checked: the decoder reads a size line, the chunk, the line ending the chunk, the next
- * size line…, and after the size 0 the trailer section, which is left alone.
+ * size line…, and after the size 0 the trailer section, which is left alone. The line ending a chunk is only watched
+ * for the end of input, which the decoder would call malformed rather than cut off.
  */
 final class StrictChunkSizes implements SessionInputBuffer {
 
