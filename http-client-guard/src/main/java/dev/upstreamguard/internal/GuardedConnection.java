@@ -99,8 +99,10 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             int maxSectionSize, Ticker ticker) {
         ReuseHistory history = new ReuseHistory(ticker);
         return socket -> {
+            StrictResponseParser parser = new StrictResponseParser(config.getMaxLineLength(), maxHeaderCount,
+                    maxSectionSize);
             GuardedConnection connection = new GuardedConnection("http-outgoing-" + IDS.getAndIncrement(), config,
-                    new StrictResponseParser(maxHeaderCount, maxSectionSize), ticker, history);
+                    parser, ticker, history);
             if (socket != null) {
                 connection.bind(socket);
             }

@@ -31,8 +31,8 @@ import org.apache.hc.core5.util.CharArrayBuffer;
  * control characters in values; conflicting or invalid {@code Content-Length}; {@code Content-Length} together with
  * {@code Transfer-Encoding}, or {@code Transfer-Encoding} in an HTTP/1.0 response; more than
  * {@value #MAX_INTERIM_RESPONSES} interim responses before the final one. It enforces the size limits with distinct
- * faults: one header line too long ({@code http_response_header_size}), too many headers or bytes in the section
- * ({@code http_response_header_section_size}).
+ * faults: one header field too long, on one line or folded over several ({@code http_response_header_size}), too
+ * many headers or bytes in the section ({@code http_response_header_section_size}).
  */
 public final class StrictResponseParser implements HttpMessageParser<ClassicHttpResponse> {
 
@@ -47,6 +47,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
      */
     static final int MAX_INTERIM_RESPONSES = 100;
 
+    private final int maxFieldSize;
     private final int maxHeaderCount;
     private final int maxSectionSize;
     /** The connection's input buffer, as the last parse saw it: one parser serves one connection. */
@@ -54,7 +55,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     /** Interim (1xx) responses since the last final one: while there are any, the final one is still due. */
     private int interimResponses;
 
-    StrictResponseParser(int maxHeaderCount, int maxSectionSize) {
+    /**
+     * @param maxFieldSize most characters in one header field, the connection's line limit; 0 or less: none
+     */
+    StrictResponseParser(int maxFieldSize, int maxHeaderCount, int maxSectionSize) {
+        this.maxFieldSize = maxFieldSize > 0 ? maxFieldSize : Integer.MAX_VALUE;
         this.maxHeaderCount = maxHeaderCount;
         this.maxSectionSize = maxSectionSize;
     }
@@ -131,6 +136,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                     i++;
                 }
                 previous.append(current, i, current.length() - i);
+                if (previous.length() > maxFieldSize) {
+                    // The line limit saw each folded line alone; joined, they are one field, held to the same limit.
+                    throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE,
+                            "Response header folded over several lines is longer than the header size limit");
+                }
                 continue;
             }
             lines.add(current);
