@@ -15,6 +15,7 @@ import io.github.resilience4j.bulkhead.Bulkhead;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.io.IOException;
 import java.net.URI;
+import java.net.URISyntaxException;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -150,6 +151,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         long start = ticker.nanoTime();
         HttpClientContext ctx = context == null ? HttpClientContext.create() : HttpClientContext.castOrCreate(context);
         HttpHost host = target != null ? target : targetOf(request);
+        if (host != null && host.getPort() == 0) {
+            // Port 0 is no port a server listens on: it would be refused on every attempt, and be counted against the
+            // scheme's default port, whose upstream it names once the port is filled in (origin()).
+            throw new IllegalArgumentException("Invalid port 0 in the request's target " + host.toURI()
+                    + " (request URI '" + uriOf(request) + "')");
+        }
         UpstreamGuard upstream = resolve(host, ctx, start);
         Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
         GuardPolicy policy = override instanceof GuardPolicy ? (GuardPolicy) override : upstream.policy();
@@ -510,6 +517,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             return uri.isAbsolute() && uri.getHost() != null ? HttpHost.create(uri) : null;
         } catch (Exception e) {
             return null;
+        }
+    }
+
+    private static String uriOf(ClassicHttpRequest request) {
+        try {
+            return request.getUri().toString();
+        } catch (URISyntaxException e) {
+            return request.getRequestUri();
         }
     }
 

@@ -88,7 +88,8 @@ public final class GuardedHttpClientBuilder {
     /**
      * A named upstream with its own policy; calls to its scheme, host and port use it.
      *
-     * @throws IllegalArgumentException when the name is blank or taken, or the URI is not an absolute http(s) URI
+     * @throws IllegalArgumentException when the name is blank or taken, or the URI is not an absolute http(s) URI with
+     *     a valid port
      */
     public GuardedHttpClientBuilder upstream(String name, String baseUri, GuardPolicy policy) {
         if (name == null || name.isBlank()) {
@@ -374,6 +375,11 @@ public final class GuardedHttpClientBuilder {
         if (uri.getHost() == null || !("http".equalsIgnoreCase(scheme) || "https".equalsIgnoreCase(scheme))) {
             throw new IllegalArgumentException("Upstream '" + name + "' needs an absolute http or https URI, was '"
                     + baseUri + "'");
+        }
+        if (uri.getPort() == 0 || uri.getPort() > 65535) {
+            // Port 0 would otherwise become the scheme's default port, an upstream other than the one written.
+            throw new IllegalArgumentException("Upstream '" + name + "' has an invalid port " + uri.getPort()
+                    + " in '" + baseUri + "'");
         }
         int port = uri.getPort() > 0 ? uri.getPort() : ("https".equalsIgnoreCase(scheme) ? 443 : 80);
         return new HttpHost(scheme.toLowerCase(java.util.Locale.ROOT), uri.getHost(), port);
