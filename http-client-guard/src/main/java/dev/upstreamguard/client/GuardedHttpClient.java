@@ -14,7 +14,6 @@ import dev.upstreamguard.internal.UpstreamGuard;
 import io.github.resilience4j.bulkhead.Bulkhead;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.io.IOException;
-import java.net.URI;
 import java.net.URISyntaxException;
 import java.time.Clock;
 import java.time.Duration;
@@ -38,12 +37,14 @@ import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.io.HttpClientConnectionManager;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.client5.http.protocol.RedirectLocations;
+import org.apache.hc.client5.http.routing.RoutingSupport;
 import org.apache.hc.client5.http.utils.DateUtils;
 import org.apache.hc.core5.concurrent.CancellableDependency;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.Header;
 import org.apache.hc.core5.http.HttpEntity;
+import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.HttpHeaders;
 import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
@@ -511,11 +512,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         return s + "://" + host.toLowerCase(Locale.ROOT) + ":" + p;
     }
 
+    /**
+     * The host HttpClient itself would call when given none: from the request's authority, not from
+     * {@code java.net.URI}, which has no host for names HttpClient calls (an underscore, as in Compose service names).
+     */
     private static HttpHost targetOf(ClassicHttpRequest request) {
         try {
-            URI uri = request.getUri();
-            return uri.isAbsolute() && uri.getHost() != null ? HttpHost.create(uri) : null;
-        } catch (Exception e) {
+            return RoutingSupport.determineHost(request);
+        } catch (HttpException e) {
             return null;
         }
     }
