@@ -29,7 +29,12 @@ class ConnectTargetTest {
 
     /** A client whose resolver gives every host name {@code addresses}, in that order. */
     private static GuardedHttpClient resolvingTo(String... addresses) {
-        DnsResolver dns = new DnsResolver() {
+        return GuardedHttpClients.custom().defaults(POLICY).connectionManager(
+                GuardedHttpClients.connectionManagerBuilder().setDnsResolver(resolver(addresses)).build()).build();
+    }
+
+    private static DnsResolver resolver(String... addresses) {
+        return new DnsResolver() {
             @Override
             public InetAddress[] resolve(String host) throws UnknownHostException {
                 InetAddress[] resolved = new InetAddress[addresses.length];
@@ -44,8 +49,6 @@ class ConnectTargetTest {
                 return host;
             }
         };
-        return GuardedHttpClients.custom().defaults(POLICY)
-                .connectionManager(GuardedHttpClients.connectionManagerBuilder().setDnsResolver(dns).build()).build();
     }
 
     /**
@@ -65,6 +68,28 @@ class ConnectTargetTest {
             assertThat(viaExecute).isEqualTo("served");
             assertThat(upstream.requestCount()).isEqualTo(2);
             assertThat(upstream.requests().get(0).header("Host")).isEqualTo("order_service:" + upstream.port());
+        }
+    }
+
+    /**
+     * Regression: the same name as a named upstream was refused when the client was built ("needs an absolute http or
+     * https URI"). It is one, and its policy applies to the calls to it, however they are executed.
+     */
+    @Test
+    void aNamedUpstreamWithAnUnderscoreInItsHostNameIsConfiguredAndUsed() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("served"))) {
+            String base = "http://order_service:" + upstream.port();
+            GuardPolicy noRetries = GuardPolicy.builder().retryEnabled(false).build();
+            try (GuardedHttpClient client = GuardedHttpClients.custom().defaults(POLICY)
+                    .upstream("orders", base + "/api", noRetries)
+                    .connectionManager(GuardedHttpClients.connectionManagerBuilder()
+                            .setDnsResolver(resolver("127.0.0.1")).build()).build()) {
+                URI uri = URI.create(base + "/api/orders");
+                try (ClassicHttpResponse response = client.executeOpen(null, new HttpGet(uri), null)) {
+                    assertThat(EntityUtils.toString(response.getEntity())).isEqualTo("served");
+                }
+                assertThat(client.upstreams()).extracting(GuardedUpstream::name).containsExactly("orders");
+            }
         }
     }
 
