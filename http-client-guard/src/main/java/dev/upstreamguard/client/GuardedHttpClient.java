@@ -8,6 +8,7 @@ import dev.upstreamguard.internal.Call;
 import dev.upstreamguard.internal.DeadlineTimer;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
+import dev.upstreamguard.internal.HandshakeWatch;
 import dev.upstreamguard.internal.RetryRules;
 import dev.upstreamguard.internal.UploadWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
@@ -151,6 +152,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             throws IOException {
         long start = ticker.nanoTime();
         HttpClientContext ctx = context == null ? HttpClientContext.create() : HttpClientContext.castOrCreate(context);
+        ctx.setAttribute(HandshakeWatch.TIMER_ATTRIBUTE, deadlines);
         HttpHost host = target != null ? target : targetOf(request);
         if (host != null && host.getPort() == 0) {
             // Port 0 is no port a server listens on: it would be refused on every attempt, and be counted against the

@@ -473,6 +473,38 @@ class FaultMatrixTest {
     }
 
     /**
+     * Regression: the read timeout bounds only each silence, so an upstream trickling its handshake (a record header,
+     * then a byte every 100 ms) held the connect until the total deadline: {@code http_response_timeout} after 8 s
+     * here, 30 s by default. The connect timeout bounds the whole handshake: {@code connection_timeout}, retried.
+     */
+    @Test
+    void tlsHandshakeTricklingInPastTheConnectTimeoutIsAConnectionTimeoutAndRetried() throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        RawUpstream.Behaviour trickle = c -> {
+            if (c.in().read(new byte[16 * 1024]) != -1) {
+                c.write(new byte[] {0x16, 0x03, 0x03, 0x40, 0x00}); // a 16 KiB handshake record, never finished
+                // Paced by a bounded wait on a latch that only opens when the test is over.
+                while (!done.await(100, TimeUnit.MILLISECONDS)) {
+                    c.write(new byte[] {0x02});
+                }
+            }
+        };
+        GuardPolicy policy = fast().connectTimeout(Duration.ofMillis(800)).totalTimeout(Duration.ofSeconds(8)).build();
+        try (RawUpstream upstream = RawUpstream.start(trickle);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy)
+                        .sslContext(TestTls.clientContext()).build()) {
+            long start = System.nanoTime();
+            UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + upstream.port() + "/"));
+            assertFault(e, "connection_timeout", 504, 3);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("three handshakes of 800 ms, not the deadline")
+                    .isLessThan(Duration.ofSeconds(7));
+            assertThat(upstream.requestCount()).isZero();
+        } finally {
+            done.countDown();
+        }
+    }
+
+    /**
      * Regression: a reset in the middle of the handshake was connection_terminated, which says the upstream may have
      * acted on the request (so a POST was not retried) though not a byte of it was sent. Like the clean close at the
      * same point, it is a TLS failure, and like every handshake failure it is not retried.
