@@ -30,6 +30,7 @@ import mockwebserver3.MockWebServer;
 import mockwebserver3.SocketEffect;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ContentType;
@@ -501,6 +502,28 @@ class FaultMatrixTest {
             assertThat(upstream.requestCount()).isZero();
         } finally {
             done.countDown();
+        }
+    }
+
+    /**
+     * Regression: the handshake's read timeout was the upstream's connect timeout (5 s here), the only one its TLS
+     * config knows, so a call whose own policy set 300 ms (as {@code @UpstreamPolicy} does) waited 5 s on a silent one.
+     */
+    @Test
+    void aCallsOwnConnectTimeoutBoundsItsTlsHandshake() throws Exception {
+        RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
+        try (RawUpstream upstream = RawUpstream.start(silent);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            HttpClientContext context = HttpClientContext.create();
+            context.setAttribute(GuardedHttpClient.POLICY_ATTRIBUTE,
+                    fast().connectTimeout(Duration.ofMillis(300)).maxAttempts(1).build());
+            long start = System.nanoTime();
+            Throwable e = catchThrowable(() -> client.execute(
+                    new HttpGet("https://127.0.0.1:" + upstream.port() + "/"), context, r -> r.getCode()));
+            assertThat(e).isInstanceOf(UpstreamException.class);
+            assertFault((UpstreamException) e, "connection_timeout", 504, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(4));
         }
     }
 
