@@ -51,6 +51,7 @@ import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.protocol.HttpContext;
 import org.apache.hc.core5.io.CloseMode;
+import org.apache.hc.core5.net.URIAuthority;
 import org.apache.hc.core5.pool.PoolStats;
 import org.apache.hc.core5.util.Timeout;
 import org.slf4j.Logger;
@@ -154,6 +155,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         HttpClientContext ctx = context == null ? HttpClientContext.create() : HttpClientContext.castOrCreate(context);
         ctx.setAttribute(HandshakeWatch.TIMER_ATTRIBUTE, deadlines);
         HttpHost host = target != null ? target : targetOf(request);
+        URIAuthority authority = request.getAuthority();
+        if (authority != null && authority.getUserInfo() != null) {
+            // HttpClient refuses to send it (RFC 9110 §4.2.4), which would read as the upstream's protocol error.
+            throw new IllegalArgumentException("The request's URI has a userinfo component, which is never sent: "
+                    + request.getScheme() + "://" + new URIAuthority(authority.getHostName(), authority.getPort())
+                    + request.getPath() + " (credentials go in an Authorization header)");
+        }
         if (host != null && host.getPort() == 0) {
             // Port 0 is no port a server listens on: it would be refused on every attempt, and be counted against the
             // scheme's default port, whose upstream it names once the port is filled in (origin()).

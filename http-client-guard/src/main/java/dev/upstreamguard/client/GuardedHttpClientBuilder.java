@@ -94,7 +94,7 @@ public final class GuardedHttpClientBuilder {
      * A named upstream with its own policy; calls to its scheme, host and port use it.
      *
      * @throws IllegalArgumentException when the name is blank or taken, or the URI is not an absolute http(s) URI with
-     *     a valid port
+     *     a valid port and no userinfo
      */
     public GuardedHttpClientBuilder upstream(String name, String baseUri, GuardPolicy policy) {
         if (name == null || name.isBlank()) {
@@ -403,6 +403,11 @@ public final class GuardedHttpClientBuilder {
         if (host == null || !("http".equalsIgnoreCase(scheme) || "https".equalsIgnoreCase(scheme))) {
             throw new IllegalArgumentException("Upstream '" + name + "' needs an absolute http or https URI, was '"
                     + baseUri + "'");
+        }
+        if (uri.getRawAuthority().indexOf('@') >= 0) {
+            // HttpClient would refuse every request to it; the credentials stay out of the message.
+            throw new IllegalArgumentException("Upstream '" + name + "' has a userinfo component in its URI ("
+                    + scheme + "://" + host + "), which is never sent: credentials go in an Authorization header");
         }
         if (port == 0 || port > 65535) {
             // Port 0 would otherwise become the scheme's default port, an upstream other than the one written.

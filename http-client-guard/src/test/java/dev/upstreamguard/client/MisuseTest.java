@@ -74,4 +74,23 @@ class MisuseTest {
             assertThat(e.upstream()).isEqualTo(port.baseUrl());
         }
     }
+
+    /**
+     * Regression: a URL with userinfo, which HttpClient refuses to send (RFC 9110 §4.2.4: no userinfo in an http target),
+     * failed as {@code http_protocol_error}, "the upstream's response was invalid", and counted against an upstream that
+     * was never called. It is the caller's mistake, named without the credentials in it.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"http://user:secret@127.0.0.1:9/x", "https://user@127.0.0.1:9/x"})
+    void aRequestUrlWithUserinfoFailsWithoutCallingOrBlamingTheUpstream(String url) throws Exception {
+        try (GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            assertThatThrownBy(() -> client.execute(new HttpGet(url), r -> r.getCode()))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("userinfo")
+                    .hasMessageContaining("127.0.0.1:9/x").hasMessageNotContaining("secret");
+            assertThat(client.upstreams()).isEmpty();
+        }
+        assertThatThrownBy(() -> GuardedHttpClients.custom().upstream("inventory", url))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("inventory")
+                .hasMessageContaining("userinfo").hasMessageNotContaining("secret");
+    }
 }
