@@ -82,6 +82,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             boolean started = interimResponses > 0 || buffer.length() > 0;
             Arrival arrival = new Arrival(in, prefix);
             read = readLine(buffer, arrival, line, "status line", started, arrival);
+            checkLength(line, "status line");
             if (read > 0 && arrival.ended && couldStartStatusLine(line)) {
                 // The line ended with the connection, not with a line break: the upstream began a status line and
                 // went away. RFC 9209: an incomplete response, like a head cut off later; bytes that cannot begin a
@@ -115,6 +116,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                         "The upstream closed the connection in the middle of the response header section");
             }
+            checkLength(current, "header");
             if (current.length() == 0) {
                 break;
             }
@@ -185,6 +187,14 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             // RFC 9209: reset after the response began is an incomplete response, like a close at the same point.
             throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                     "The connection broke in the middle of the response head", e);
+        }
+    }
+
+    /** The line limit is the longest line without its end; HttpCore's buffer, which counts the CR, stops one short. */
+    private void checkLength(CharArrayBuffer line, String what) throws FaultSignal {
+        if (line.length() > maxFieldSize) {
+            throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE,
+                    "Response " + what + " is longer than the header size limit");
         }
     }
 
