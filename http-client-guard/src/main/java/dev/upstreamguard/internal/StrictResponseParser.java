@@ -106,7 +106,8 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR, "Too many empty lines before the status line");
         }
         ClassicHttpResponse response = statusLine(line);
-        int sectionSize = line.length();
+        // The whole head, each line with a CRLF: the status line, the fields, the empty line that ends them.
+        int sectionSize = line.length() + 2;
 
         List<CharArrayBuffer> lines = new ArrayList<>();
         CharArrayBuffer previous = null;
@@ -117,13 +118,13 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                         "The upstream closed the connection in the middle of the response header section");
             }
             checkLength(current, "header");
-            if (current.length() == 0) {
-                break;
-            }
             sectionSize += current.length() + 2;
             if (sectionSize > maxSectionSize) {
                 throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE,
                         "Response header section is larger than " + maxSectionSize + " bytes");
+            }
+            if (current.length() == 0) {
+                break;
             }
             char first = current.charAt(0);
             if (first == ' ' || first == '\t') {

@@ -22,6 +22,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The builder's options, each observed over a real socket. */
 @Timeout(30)
@@ -84,6 +85,37 @@ class BuilderOptionsTest {
                 }
             }
         }
+    }
+
+    /**
+     * Regression: the head limit ("largest response head, in characters") left out the status line's CRLF and the
+     * empty line ending the head, so a head four characters over it passed.
+     */
+    @ParameterizedTest(name = "limit={0}")
+    @ValueSource(ints = {0, 200})
+    void aHeadOfExactlyTheSectionLimitPassesAndOneMoreFails(int limit) throws Exception {
+        int max = limit == 0 ? GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_SECTION_SIZE : limit;
+        GuardedHttpClientBuilder builder = GuardedHttpClients.custom().defaults(policy());
+        try (GuardedHttpClient client = limit == 0 ? builder.build()
+                        : builder.maxResponseHeaderSectionSize(limit).build();
+                RawUpstream exact = RawUpstream.start(Behaviours.respond(headOf(max) + "ok"));
+                RawUpstream over = RawUpstream.start(Behaviours.respond(headOf(max + 1) + "ok"))) {
+            assertThat(get(client, exact.uri("/")).status()).isEqualTo(200);
+            assertFault(failure(client, new HttpGet(over.uri("/"))), "http_response_header_section_size", 502, 1);
+        }
+    }
+
+    /** A response head of exactly {@code size} characters, CRLFs included, with a 2-byte body to follow. */
+    private static String headOf(int size) {
+        StringBuilder head = new StringBuilder("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+        int filler = size - head.length() - 2;
+        while (filler > 0) {
+            // Lines of up to 1000 characters; the last one takes the rest, at least "X-F: " and its CRLF.
+            int line = filler <= 1000 ? filler : Math.min(1000, filler - 7);
+            head.append("X-F: ").append("b".repeat(line - 7)).append("\r\n");
+            filler -= line;
+        }
+        return head.append("\r\n").toString();
     }
 
     @Test
