@@ -79,6 +79,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
      */
     public static final String POLICY_ATTRIBUTE = "dev.upstreamguard.policy";
 
+    /**
+     * {@link HttpContext} attribute, set once the head of the latest response of an attempt has arrived: HttpClient
+     * may still fail after that, reading a body it does not pass on (a redirect's, or one in a coding it cannot decode,
+     * which it drains to keep the connection). Such a failure came after the response began, not before it.
+     */
+    static final String HEAD_RECEIVED_ATTRIBUTE = GuardedHttpClient.class.getName() + ".headReceived";
+
     private static final int MAX_CACHED_HOSTS = 1024;
 
     /**
@@ -258,6 +265,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             }
             applyAttemptConfig(request, ctx, attemptConfig(upstream, base, policy, remaining));
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
+            ctx.removeAttribute(HEAD_RECEIVED_ATTRIBUTE);
             ClassicHttpResponse response;
             // Write timeouts do not exist for sockets: this bounds a body write the upstream stopped taking.
             UploadWatch upload = body != null && request instanceof CancellableDependency ? new UploadWatch(body,
@@ -300,7 +308,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     // Disarmed before any backoff: the next attempt arms its own.
                     timer.cancel();
                 }
-                UpstreamFault fault = FaultClassifier.classify(e);
+                // Once a head arrived, a broken connection is a response cut short, not one that never began.
+                UpstreamFault fault = Boolean.TRUE.equals(ctx.getAttribute(HEAD_RECEIVED_ATTRIBUTE))
+                        ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
                 if (deadlineExpired.get() || cappedByDeadline(fault, policy, remaining)) {
                     // The attempt timed out on the time the deadline left it, not on its own timeout.
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;

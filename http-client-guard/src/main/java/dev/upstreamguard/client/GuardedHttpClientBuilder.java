@@ -237,6 +237,11 @@ public final class GuardedHttpClientBuilder {
             builder.disableAuthCaching();
         }
         builder.setConnectionManager(manager);
+        // Every request of an attempt (a redirect's too) clears the mark, every final response head sets it.
+        builder.addRequestInterceptorLast((request, entity, context) ->
+                context.removeAttribute(GuardedHttpClient.HEAD_RECEIVED_ATTRIBUTE));
+        builder.addResponseInterceptorLast((response, entity, context) ->
+                context.setAttribute(GuardedHttpClient.HEAD_RECEIVED_ATTRIBUTE, Boolean.TRUE));
         if (httpClientBuilder == null) {
             // Lets a proxy ask whether a body of unknown length has ended, before it commits (see GuardedConnection).
             builder.setRequestExecutor(GuardedConnection.notingExecutor());
