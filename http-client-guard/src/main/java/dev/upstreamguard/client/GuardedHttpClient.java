@@ -8,13 +8,14 @@ import dev.upstreamguard.internal.Call;
 import dev.upstreamguard.internal.DeadlineTimer;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
+import dev.upstreamguard.internal.HandshakeWatch;
 import dev.upstreamguard.internal.RetryRules;
 import dev.upstreamguard.internal.UploadWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
 import io.github.resilience4j.bulkhead.Bulkhead;
 import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.io.IOException;
-import java.net.URI;
+import java.net.URISyntaxException;
 import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
@@ -37,17 +38,20 @@ import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.io.HttpClientConnectionManager;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.client5.http.protocol.RedirectLocations;
+import org.apache.hc.client5.http.routing.RoutingSupport;
 import org.apache.hc.client5.http.utils.DateUtils;
 import org.apache.hc.core5.concurrent.CancellableDependency;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.Header;
 import org.apache.hc.core5.http.HttpEntity;
+import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.HttpHeaders;
 import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.protocol.HttpContext;
 import org.apache.hc.core5.io.CloseMode;
+import org.apache.hc.core5.net.URIAuthority;
 import org.apache.hc.core5.pool.PoolStats;
 import org.apache.hc.core5.util.Timeout;
 import org.slf4j.Logger;
@@ -74,6 +78,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
      * one call. The upstream's circuit breaker, bulkhead and retry budget still apply.
      */
     public static final String POLICY_ATTRIBUTE = "dev.upstreamguard.policy";
+
+    /**
+     * {@link HttpContext} attribute, set once the head of the latest response of an attempt has arrived: HttpClient
+     * may still fail after that, reading a body it does not pass on (a redirect's, or one in a coding it cannot decode,
+     * which it drains to keep the connection). Such a failure came after the response began, not before it.
+     */
+    static final String HEAD_RECEIVED_ATTRIBUTE = GuardedHttpClient.class.getName() + ".headReceived";
 
     private static final int MAX_CACHED_HOSTS = 1024;
 
@@ -149,7 +160,21 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             throws IOException {
         long start = ticker.nanoTime();
         HttpClientContext ctx = context == null ? HttpClientContext.create() : HttpClientContext.castOrCreate(context);
+        ctx.setAttribute(HandshakeWatch.TIMER_ATTRIBUTE, deadlines);
         HttpHost host = target != null ? target : targetOf(request);
+        URIAuthority authority = request.getAuthority();
+        if (authority != null && authority.getUserInfo() != null) {
+            // HttpClient refuses to send it (RFC 9110 §4.2.4), which would read as the upstream's protocol error.
+            throw new IllegalArgumentException("The request's URI has a userinfo component, which is never sent: "
+                    + request.getScheme() + "://" + new URIAuthority(authority.getHostName(), authority.getPort())
+                    + request.getPath() + " (credentials go in an Authorization header)");
+        }
+        if (host != null && host.getPort() == 0) {
+            // Port 0 is no port a server listens on: it would be refused on every attempt, and be counted against the
+            // scheme's default port, whose upstream it names once the port is filled in (origin()).
+            throw new IllegalArgumentException("Invalid port 0 in the request's target " + host.toURI()
+                    + " (request URI '" + uriOf(request) + "')");
+        }
         UpstreamGuard upstream = resolve(host, ctx, start);
         Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
         GuardPolicy policy = override instanceof GuardPolicy ? (GuardPolicy) override : upstream.policy();
@@ -240,6 +265,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             }
             applyAttemptConfig(request, ctx, attemptConfig(upstream, base, policy, remaining));
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
+            ctx.removeAttribute(HEAD_RECEIVED_ATTRIBUTE);
             ClassicHttpResponse response;
             // Write timeouts do not exist for sockets: this bounds a body write the upstream stopped taking.
             UploadWatch upload = body != null && request instanceof CancellableDependency ? new UploadWatch(body,
@@ -282,7 +308,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     // Disarmed before any backoff: the next attempt arms its own.
                     timer.cancel();
                 }
-                UpstreamFault fault = FaultClassifier.classify(e);
+                // Once a head arrived, a broken connection is a response cut short, not one that never began.
+                UpstreamFault fault = Boolean.TRUE.equals(ctx.getAttribute(HEAD_RECEIVED_ATTRIBUTE))
+                        ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
                 if (deadlineExpired.get() || cappedByDeadline(fault, policy, remaining)) {
                     // The attempt timed out on the time the deadline left it, not on its own timeout.
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
@@ -504,12 +532,23 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         return s + "://" + host.toLowerCase(Locale.ROOT) + ":" + p;
     }
 
+    /**
+     * The host HttpClient itself would call when given none: from the request's authority, not from
+     * {@code java.net.URI}, which has no host for names HttpClient calls (an underscore, as in Compose service names).
+     */
     private static HttpHost targetOf(ClassicHttpRequest request) {
         try {
-            URI uri = request.getUri();
-            return uri.isAbsolute() && uri.getHost() != null ? HttpHost.create(uri) : null;
-        } catch (Exception e) {
+            return RoutingSupport.determineHost(request);
+        } catch (HttpException e) {
             return null;
+        }
+    }
+
+    private static String uriOf(ClassicHttpRequest request) {
+        try {
+            return request.getUri().toString();
+        } catch (URISyntaxException e) {
+            return request.getRequestUri();
         }
     }
 

@@ -6,11 +6,14 @@ import dev.upstreamguard.internal.ConnectPhaseOperator;
 import dev.upstreamguard.internal.ContentDecoders;
 import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.GuardedConnection;
+import dev.upstreamguard.internal.HandshakeWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
 import io.micrometer.core.instrument.MeterRegistry;
+import java.io.IOException;
 import java.net.SocketException;
 import java.net.SocketTimeoutException;
 import java.net.URI;
+import java.net.URISyntaxException;
 import java.time.Clock;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -18,6 +21,7 @@ import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLSocket;
 import org.apache.hc.client5.http.DnsResolver;
 import org.apache.hc.client5.http.HttpRoute;
 import org.apache.hc.client5.http.SchemePortResolver;
@@ -35,6 +39,7 @@ import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
 import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.io.HttpConnectionFactory;
+import org.apache.hc.core5.net.URIAuthority;
 import org.apache.hc.core5.util.TimeValue;
 import org.apache.hc.core5.util.Timeout;
 
@@ -88,7 +93,8 @@ public final class GuardedHttpClientBuilder {
     /**
      * A named upstream with its own policy; calls to its scheme, host and port use it.
      *
-     * @throws IllegalArgumentException when the name is blank or taken, or the URI is not an absolute http(s) URI
+     * @throws IllegalArgumentException when the name is blank or taken, or the URI is not an absolute http(s) URI with
+     *     a valid port and no userinfo
      */
     public GuardedHttpClientBuilder upstream(String name, String baseUri, GuardPolicy policy) {
         if (name == null || name.isBlank()) {
@@ -231,6 +237,11 @@ public final class GuardedHttpClientBuilder {
             builder.disableAuthCaching();
         }
         builder.setConnectionManager(manager);
+        // Every request of an attempt (a redirect's too) clears the mark, every final response head sets it.
+        builder.addRequestInterceptorLast((request, entity, context) ->
+                context.removeAttribute(GuardedHttpClient.HEAD_RECEIVED_ATTRIBUTE));
+        builder.addResponseInterceptorLast((response, entity, context) ->
+                context.setAttribute(GuardedHttpClient.HEAD_RECEIVED_ATTRIBUTE, Boolean.TRUE));
         if (httpClientBuilder == null) {
             // Lets a proxy ask whether a body of unknown length has ended, before it commits (see GuardedConnection).
             builder.setRequestExecutor(GuardedConnection.notingExecutor());
@@ -334,22 +345,38 @@ public final class GuardedHttpClientBuilder {
     /**
      * The TLS handshake is part of connecting, before any request byte is sent, but the JDK reports two of its
      * failures as if a request were in flight; only here is it known which phase failed. A stalled handshake is a plain
-     * read timeout: RFC 9209 {@code connection_timeout}. A reset during the handshake is a plain socket error, which
-     * would read as {@code connection_terminated} (the upstream may have acted); it is a TLS failure like the clean
-     * close at the same point (JSSE's "Remote host terminated the handshake"): {@code tls_protocol_error}.
+     * read timeout, and one trickling in past the handshake timeout is cut off by a {@link HandshakeWatch}: both are
+     * RFC 9209 {@code connection_timeout}. A reset during the handshake is a plain socket error, which would read as
+     * {@code connection_terminated} (the upstream may have acted); it is a TLS failure like the clean close at the same
+     * point (JSSE's "Remote host terminated the handshake"): {@code tls_protocol_error}.
      */
     private static TlsSocketStrategy classifiedHandshakeFailures(TlsSocketStrategy tls) {
         return (socket, target, port, attachment, context) -> {
+            HandshakeWatch watch = HandshakeWatch.start(socket, attachment, context);
+            SSLSocket upgraded;
             try {
-                return tls.upgrade(socket, target, port, attachment, context);
-            } catch (SocketTimeoutException e) {
-                throw new FaultSignal(UpstreamFault.CONNECTION_TIMEOUT,
-                        "TLS handshake with " + target + ":" + port + " timed out", e);
-            } catch (SocketException e) {
-                throw new FaultSignal(UpstreamFault.TLS_PROTOCOL_ERROR,
-                        "TLS handshake with " + target + ":" + port + " was cut off by the upstream", e);
+                upgraded = tls.upgrade(socket, target, port, attachment, context);
+            } catch (IOException e) {
+                if (watch.stop() || e instanceof SocketTimeoutException) {
+                    throw handshakeTimedOut(target, port, e);
+                }
+                if (e instanceof SocketException) {
+                    throw new FaultSignal(UpstreamFault.TLS_PROTOCOL_ERROR,
+                            "TLS handshake with " + target + ":" + port + " was cut off by the upstream", e);
+                }
+                throw e;
             }
+            if (watch.stop()) {
+                // Done just as the watch closed its socket: the connection is gone all the same.
+                throw handshakeTimedOut(target, port, null);
+            }
+            return upgraded;
         };
+    }
+
+    private static FaultSignal handshakeTimedOut(String target, int port, IOException cause) {
+        return new FaultSignal(UpstreamFault.CONNECTION_TIMEOUT,
+                "TLS handshake with " + target + ":" + port + " timed out", cause);
     }
 
     private static Timeout timeout(long millis) {
@@ -371,12 +398,47 @@ public final class GuardedHttpClientBuilder {
             throw new IllegalArgumentException("Upstream '" + name + "' has an invalid URI '" + baseUri + "'", e);
         }
         String scheme = uri.getScheme();
-        if (uri.getHost() == null || !("http".equalsIgnoreCase(scheme) || "https".equalsIgnoreCase(scheme))) {
+        String host = uri.getHost();
+        int port = uri.getPort();
+        if (host == null) {
+            URIAuthority authority = authorityOf(uri);
+            host = authority == null ? null : authority.getHostName();
+            port = authority == null ? -1 : authority.getPort();
+        }
+        if (host == null || !("http".equalsIgnoreCase(scheme) || "https".equalsIgnoreCase(scheme))) {
             throw new IllegalArgumentException("Upstream '" + name + "' needs an absolute http or https URI, was '"
                     + baseUri + "'");
         }
-        int port = uri.getPort() > 0 ? uri.getPort() : ("https".equalsIgnoreCase(scheme) ? 443 : 80);
-        return new HttpHost(scheme.toLowerCase(java.util.Locale.ROOT), uri.getHost(), port);
+        if (uri.getRawAuthority().indexOf('@') >= 0) {
+            // HttpClient would refuse every request to it; the credentials stay out of the message.
+            throw new IllegalArgumentException("Upstream '" + name + "' has a userinfo component in its URI ("
+                    + scheme + "://" + host + "), which is never sent: credentials go in an Authorization header");
+        }
+        if (port == 0 || port > 65535) {
+            // Port 0 would otherwise become the scheme's default port, an upstream other than the one written.
+            throw new IllegalArgumentException("Upstream '" + name + "' has an invalid port " + port
+                    + " in '" + baseUri + "'");
+        }
+        port = port > 0 ? port : ("https".equalsIgnoreCase(scheme) ? 443 : 80);
+        return new HttpHost(scheme.toLowerCase(java.util.Locale.ROOT), host, port);
+    }
+
+    /**
+     * The authority as HttpClient reads it from a request's URI where {@code java.net.URI} finds no host: it has none
+     * for some names HttpClient calls, such as Compose service names with an underscore. {@code null} when there is
+     * no host.
+     */
+    private static URIAuthority authorityOf(URI uri) {
+        String raw = uri.getRawAuthority();
+        if (raw == null || raw.contains(":-")) {
+            return null; // no authority, or a negative port, which java.net.URI refuses too
+        }
+        try {
+            URIAuthority parsed = URIAuthority.create(raw);
+            return parsed.getHostName().isEmpty() ? null : parsed;
+        } catch (URISyntaxException | IllegalArgumentException e) {
+            return null;
+        }
     }
 
     private static final class Named {

@@ -90,7 +90,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     /**
      * Connections with the strict response parser and the given limits.
      *
-     * @param config its max line length is the longest header line (and status line) in characters
+     * @param config its max line length is the longest header line (and status line) in characters, without its end
      * @param maxHeaderCount most header fields
      * @param maxSectionSize most characters in the whole head
      * @param ticker the clock idle times are measured on
@@ -98,9 +98,17 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     public static HttpConnectionFactory<ManagedHttpClientConnection> factory(Http1Config config, int maxHeaderCount,
             int maxSectionSize, Ticker ticker) {
         ReuseHistory history = new ReuseHistory(ticker);
+        // HttpCore's session buffer refuses a line once the line with its CR reaches the limit: one of limit - 1
+        // characters. The parser holds head lines to the limit itself; the buffer's own, two more (for the CR and
+        // its >=), bounds memory and holds chunk and trailer lines to the same limit.
+        int maxLine = config.getMaxLineLength();
+        Http1Config buffered = maxLine <= 0 ? config
+                : Http1Config.copy(config).setMaxLineLength((int) Math.min(Integer.MAX_VALUE, maxLine + 2L)).build();
         return socket -> {
-            GuardedConnection connection = new GuardedConnection("http-outgoing-" + IDS.getAndIncrement(), config,
-                    new StrictResponseParser(maxHeaderCount, maxSectionSize), ticker, history);
+            StrictResponseParser parser = new StrictResponseParser(config.getMaxLineLength(), maxHeaderCount,
+                    maxSectionSize);
+            GuardedConnection connection = new GuardedConnection("http-outgoing-" + IDS.getAndIncrement(), buffered,
+                    parser, ticker, history);
             if (socket != null) {
                 connection.bind(socket);
             }

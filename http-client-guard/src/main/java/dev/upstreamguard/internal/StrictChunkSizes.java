@@ -3,6 +3,7 @@ package dev.upstreamguard.internal;
 import java.io.IOException;
 import java.io.InputStream;
 import org.apache.hc.core5.http.MalformedChunkCodingException;
+import org.apache.hc.core5.http.TruncatedChunkException;
 import org.apache.hc.core5.http.io.HttpTransportMetrics;
 import org.apache.hc.core5.http.io.SessionInputBuffer;
 import org.apache.hc.core5.util.CharArrayBuffer;
@@ -14,7 +15,8 @@ import org.apache.hc.core5.util.CharArrayBuffer;
  * <p>The decoder parses sizes with {@code Long.parseLong(s, 16)} on the trimmed line, which also takes {@code +5} and
  * {@code " 5"}: framing another parser on the path would reject or read differently, the seam response smuggling
  * uses. Only size lines are checked: the decoder reads a size line, the chunk, the line ending the chunk, the next
- * size line…, and after the size 0 the trailer section, which is left alone.
+ * size line…, and after the size 0 the trailer section, which is left alone. The line ending a chunk is only watched
+ * for the end of input, which the decoder would call malformed rather than cut off.
  */
 final class StrictChunkSizes implements SessionInputBuffer {
 
@@ -30,6 +32,11 @@ final class StrictChunkSizes implements SessionInputBuffer {
     public int readLine(CharArrayBuffer line, InputStream in) throws IOException {
         int start = line.length();
         int n = buffer.readLine(line, in);
+        if (n == -1 && !lastChunkSeen && !sizeLineNext) {
+            // The connection ended where the line end closing a chunk was due: the body was cut off there, as it can
+            // be anywhere else, not malformed (HttpClient calls it "CRLF expected", a protocol error).
+            throw new TruncatedChunkException("The connection ended after a chunk's data, before its line end");
+        }
         if (n >= 0 && !lastChunkSeen) {
             if (sizeLineNext) {
                 check(line, start);

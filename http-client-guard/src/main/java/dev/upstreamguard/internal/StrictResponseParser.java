@@ -31,8 +31,8 @@ import org.apache.hc.core5.util.CharArrayBuffer;
  * control characters in values; conflicting or invalid {@code Content-Length}; {@code Content-Length} together with
  * {@code Transfer-Encoding}, or {@code Transfer-Encoding} in an HTTP/1.0 response; more than
  * {@value #MAX_INTERIM_RESPONSES} interim responses before the final one. It enforces the size limits with distinct
- * faults: one header line too long ({@code http_response_header_size}), too many headers or bytes in the section
- * ({@code http_response_header_section_size}).
+ * faults: one header field too long, on one line or folded over several ({@code http_response_header_size}), too
+ * many headers or bytes in the section ({@code http_response_header_section_size}).
  */
 public final class StrictResponseParser implements HttpMessageParser<ClassicHttpResponse> {
 
@@ -47,6 +47,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
      */
     static final int MAX_INTERIM_RESPONSES = 100;
 
+    private final int maxFieldSize;
     private final int maxHeaderCount;
     private final int maxSectionSize;
     /** The connection's input buffer, as the last parse saw it: one parser serves one connection. */
@@ -54,7 +55,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     /** Interim (1xx) responses since the last final one: while there are any, the final one is still due. */
     private int interimResponses;
 
-    StrictResponseParser(int maxHeaderCount, int maxSectionSize) {
+    /**
+     * @param maxFieldSize most characters in one header field, the connection's line limit; 0 or less: none
+     */
+    StrictResponseParser(int maxFieldSize, int maxHeaderCount, int maxSectionSize) {
+        this.maxFieldSize = maxFieldSize > 0 ? maxFieldSize : Integer.MAX_VALUE;
         this.maxHeaderCount = maxHeaderCount;
         this.maxSectionSize = maxSectionSize;
     }
@@ -77,6 +82,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             boolean started = interimResponses > 0 || buffer.length() > 0;
             Arrival arrival = new Arrival(in, prefix);
             read = readLine(buffer, arrival, line, "status line", started, arrival);
+            checkLength(line, "status line");
             if (read > 0 && arrival.ended && couldStartStatusLine(line)) {
                 // The line ended with the connection, not with a line break: the upstream began a status line and
                 // went away. RFC 9209: an incomplete response, like a head cut off later; bytes that cannot begin a
@@ -100,7 +106,8 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR, "Too many empty lines before the status line");
         }
         ClassicHttpResponse response = statusLine(line);
-        int sectionSize = line.length();
+        // The whole head, each line with a CRLF: the status line, the fields, the empty line that ends them.
+        int sectionSize = line.length() + 2;
 
         List<CharArrayBuffer> lines = new ArrayList<>();
         CharArrayBuffer previous = null;
@@ -110,13 +117,14 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                         "The upstream closed the connection in the middle of the response header section");
             }
-            if (current.length() == 0) {
-                break;
-            }
+            checkLength(current, "header");
             sectionSize += current.length() + 2;
             if (sectionSize > maxSectionSize) {
                 throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE,
                         "Response header section is larger than " + maxSectionSize + " bytes");
+            }
+            if (current.length() == 0) {
+                break;
             }
             char first = current.charAt(0);
             if (first == ' ' || first == '\t') {
@@ -131,6 +139,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                     i++;
                 }
                 previous.append(current, i, current.length() - i);
+                if (previous.length() > maxFieldSize) {
+                    // The line limit saw each folded line alone; joined, they are one field, held to the same limit.
+                    throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE,
+                            "Response header folded over several lines is longer than the header size limit");
+                }
                 continue;
             }
             lines.add(current);
@@ -175,6 +188,14 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             // RFC 9209: reset after the response began is an incomplete response, like a close at the same point.
             throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                     "The connection broke in the middle of the response head", e);
+        }
+    }
+
+    /** The line limit is the longest line without its end; HttpCore's buffer, which counts the CR, stops one short. */
+    private void checkLength(CharArrayBuffer line, String what) throws FaultSignal {
+        if (line.length() > maxFieldSize) {
+            throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE,
+                    "Response " + what + " is longer than the header size limit");
         }
     }
 

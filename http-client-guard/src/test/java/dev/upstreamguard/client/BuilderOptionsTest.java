@@ -20,6 +20,9 @@ import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.util.TimeValue;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** The builder's options, each observed over a real socket. */
 @Timeout(30)
@@ -56,6 +59,63 @@ class BuilderOptionsTest {
             assertThat(get(roomy, huge.uri("/")).status()).isEqualTo(200);
             assertFault(failure(tight, new HttpGet(many.uri("/"))), "http_response_header_section_size", 502, 1);
         }
+    }
+
+    /**
+     * Regression: the line limit is "the longest response header line, in characters", but HttpCore counts the CR
+     * with the line and refuses it on reaching the limit, so a line one character under it failed as
+     * {@code http_response_header_size}: 16,383 characters by default, 99 with a limit of 100.
+     */
+    @ParameterizedTest(name = "limit={0} status line={1}")
+    @CsvSource({"0, false", "0, true", "100, false", "100, true"})
+    void aHeadLineOfExactlyTheLimitPassesAndOneMoreFails(int limit, boolean statusLine) throws Exception {
+        int max = limit == 0 ? GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_SIZE : limit;
+        GuardedHttpClientBuilder builder = GuardedHttpClients.custom().defaults(policy());
+        try (GuardedHttpClient client = limit == 0 ? builder.build() : builder.maxResponseHeaderSize(limit).build()) {
+            for (int length = max - 1; length <= max + 1; length++) {
+                String line = statusLine ? "HTTP/1.1 200 " + "R".repeat(length - 13) : "X-A: " + "a".repeat(length - 5);
+                String head = statusLine ? line + "\r\n" : "HTTP/1.1 200 OK\r\n" + line + "\r\n";
+                try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(head + "Content-Length: 2\r\n\r\nok"))) {
+                    if (length <= max) {
+                        assertThat(get(client, upstream.uri("/")).status()).as("a line of %d", length).isEqualTo(200);
+                    } else {
+                        assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_header_size", 502,
+                                1);
+                    }
+                }
+            }
+        }
+    }
+
+    /**
+     * Regression: the head limit ("largest response head, in characters") left out the status line's CRLF and the
+     * empty line ending the head, so a head four characters over it passed.
+     */
+    @ParameterizedTest(name = "limit={0}")
+    @ValueSource(ints = {0, 200})
+    void aHeadOfExactlyTheSectionLimitPassesAndOneMoreFails(int limit) throws Exception {
+        int max = limit == 0 ? GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_SECTION_SIZE : limit;
+        GuardedHttpClientBuilder builder = GuardedHttpClients.custom().defaults(policy());
+        try (GuardedHttpClient client = limit == 0 ? builder.build()
+                        : builder.maxResponseHeaderSectionSize(limit).build();
+                RawUpstream exact = RawUpstream.start(Behaviours.respond(headOf(max) + "ok"));
+                RawUpstream over = RawUpstream.start(Behaviours.respond(headOf(max + 1) + "ok"))) {
+            assertThat(get(client, exact.uri("/")).status()).isEqualTo(200);
+            assertFault(failure(client, new HttpGet(over.uri("/"))), "http_response_header_section_size", 502, 1);
+        }
+    }
+
+    /** A response head of exactly {@code size} characters, CRLFs included, with a 2-byte body to follow. */
+    private static String headOf(int size) {
+        StringBuilder head = new StringBuilder("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
+        int filler = size - head.length() - 2;
+        while (filler > 0) {
+            // Lines of up to 1000 characters; the last one takes the rest, at least "X-F: " and its CRLF.
+            int line = filler <= 1000 ? filler : Math.min(1000, filler - 7);
+            head.append("X-F: ").append("b".repeat(line - 7)).append("\r\n");
+            filler -= line;
+        }
+        return head.append("\r\n").toString();
     }
 
     @Test

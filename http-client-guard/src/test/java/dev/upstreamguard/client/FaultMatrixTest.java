@@ -30,6 +30,7 @@ import mockwebserver3.MockWebServer;
 import mockwebserver3.SocketEffect;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ContentType;
@@ -218,6 +219,18 @@ class FaultMatrixTest {
         assertBodyFault(Behaviours.truncatedChunk(), "http_response_incomplete");
     }
 
+    /**
+     * Regression: a connection that ended right after a chunk's data, where the line end closing the chunk was due,
+     * was reported as a protocol error ("CRLF expected at end of chunk"), though nothing malformed had arrived: the body
+     * was cut off, as it is one byte earlier or later.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"2\r\nok", "2\r\nok\r", "2\r\nok\r\n3\r\nabc"})
+    void aChunkedBodyCutOffWhereAChunkEndsFailsAsIncompleteNotAsProtocolError(String chunks) throws Exception {
+        assertBodyFault(Behaviours.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks),
+                "http_response_incomplete");
+    }
+
     @Test
     void corruptGzipBodyFailsWhileReadingAsContentCodingFault() throws Exception {
         assertBodyFault(Behaviours.brokenGzip(), "http_response_content_coding");
@@ -245,6 +258,23 @@ class FaultMatrixTest {
     void contentCodingTheClientCannotDecodeIsAContentCodingFaultNotAProtocolError() throws Exception {
         assertInvalidResponse(Behaviours.respond("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n"
                 + "\r\nok"), "http_response_content_coding");
+    }
+
+    /**
+     * Regression: HttpClient drains a body it does not pass on (a redirect's, one in a coding it cannot decode) before
+     * it fails or follows; a body cut short there was {@code connection_terminated}, "closed before any part of the
+     * response", though its head had arrived: RFC 9209's {@code http_response_incomplete}, retried for GET only.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 20\r\n\r\nmov",
+        "HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 20\r\n\r\nbr"})
+    void aBodyHttpClientDrainsCutShortIsAnIncompleteResponse(String raw) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build()).build()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
+            assertFault(failure(client, post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(4);
+        }
     }
 
     private static void assertBodyFault(RawUpstream.Behaviour behaviour, String fault) throws Exception {
@@ -457,6 +487,60 @@ class FaultMatrixTest {
             assertFault(e, "connection_timeout", 504, 3);
             assertThat(upstream.connectionCount()).isEqualTo(3);
             assertThat(upstream.requestCount()).isZero();
+        }
+    }
+
+    /**
+     * Regression: the read timeout bounds only each silence, so an upstream trickling its handshake (a record header,
+     * then a byte every 100 ms) held the connect until the total deadline: {@code http_response_timeout} after 8 s
+     * here, 30 s by default. The connect timeout bounds the whole handshake: {@code connection_timeout}, retried.
+     */
+    @Test
+    void tlsHandshakeTricklingInPastTheConnectTimeoutIsAConnectionTimeoutAndRetried() throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        RawUpstream.Behaviour trickle = c -> {
+            if (c.in().read(new byte[16 * 1024]) != -1) {
+                c.write(new byte[] {0x16, 0x03, 0x03, 0x40, 0x00}); // a 16 KiB handshake record, never finished
+                // Paced by a bounded wait on a latch that only opens when the test is over.
+                while (!done.await(100, TimeUnit.MILLISECONDS)) {
+                    c.write(new byte[] {0x02});
+                }
+            }
+        };
+        GuardPolicy policy = fast().connectTimeout(Duration.ofMillis(800)).totalTimeout(Duration.ofSeconds(8)).build();
+        try (RawUpstream upstream = RawUpstream.start(trickle);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy)
+                        .sslContext(TestTls.clientContext()).build()) {
+            long start = System.nanoTime();
+            UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + upstream.port() + "/"));
+            assertFault(e, "connection_timeout", 504, 3);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("three handshakes of 800 ms, not the deadline")
+                    .isLessThan(Duration.ofSeconds(7));
+            assertThat(upstream.requestCount()).isZero();
+        } finally {
+            done.countDown();
+        }
+    }
+
+    /**
+     * Regression: the handshake's read timeout was the upstream's connect timeout (5 s here), the only one its TLS
+     * config knows, so a call whose own policy set 300 ms (as {@code @UpstreamPolicy} does) waited 5 s on a silent one.
+     */
+    @Test
+    void aCallsOwnConnectTimeoutBoundsItsTlsHandshake() throws Exception {
+        RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
+        try (RawUpstream upstream = RawUpstream.start(silent);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            HttpClientContext context = HttpClientContext.create();
+            context.setAttribute(GuardedHttpClient.POLICY_ATTRIBUTE,
+                    fast().connectTimeout(Duration.ofMillis(300)).maxAttempts(1).build());
+            long start = System.nanoTime();
+            Throwable e = catchThrowable(() -> client.execute(
+                    new HttpGet("https://127.0.0.1:" + upstream.port() + "/"), context, r -> r.getCode()));
+            assertThat(e).isInstanceOf(UpstreamException.class);
+            assertFault((UpstreamException) e, "connection_timeout", 504, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(4));
         }
     }
 

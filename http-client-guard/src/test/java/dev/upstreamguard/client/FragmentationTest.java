@@ -5,9 +5,13 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.testing.RawUpstream;
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.concurrent.locks.LockSupport;
+import java.util.zip.GZIPOutputStream;
 import java.util.stream.Stream;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.core5.http.ClassicHttpResponse;
@@ -50,7 +54,29 @@ class FragmentationTest {
                 Arguments.of("malformed-status", "http_protocol_error",
                         "HTTP/1.1 20 OK\r\nContent-Length: 2\r\n\r\nok"),
                 Arguments.of("truncated-body", "http_response_incomplete",
-                        "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"));
+                        "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"),
+                // Regression: a gzip body of several members (RFC 1952 §2.2) lost every member that had not arrived
+                // yet when the one before it ended: the JDK's decoder looks for a next one only in bytes available.
+                Arguments.of("gzip-members", "200 first, second, third",
+                        withLength("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n",
+                                gzipMembers("first, ", "second, ", "third"))));
+    }
+
+    /** Each of {@code texts} gzipped on its own, the members one after the other, as ISO-8859-1 text. */
+    private static String gzipMembers(String... texts) {
+        ByteArrayOutputStream members = new ByteArrayOutputStream();
+        for (String text : texts) {
+            try (GZIPOutputStream member = new GZIPOutputStream(members)) {
+                member.write(text.getBytes(StandardCharsets.UTF_8));
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        }
+        return members.toString(StandardCharsets.ISO_8859_1);
+    }
+
+    private static String withLength(String head, String body) {
+        return head + "Content-Length: " + body.length() + "\r\n\r\n" + body;
     }
 
     @ParameterizedTest(name = "{0}")

@@ -1,13 +1,17 @@
 package dev.upstreamguard.client;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.testing.ClosedPort;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 @Timeout(30)
 class MisuseTest {
@@ -35,5 +39,58 @@ class MisuseTest {
         assertThat(e.fault()).isEqualTo(UpstreamFault.PROXY_INTERNAL_ERROR);
         assertThat(e.attempts()).isEqualTo(1);
         assertThat(e.getCause()).isInstanceOf(IllegalStateException.class);
+    }
+
+    /**
+     * Regression: a request to port 0 was sent (refused, three attempts) and counted as a fault of the upstream on the
+     * scheme's default port, {@code http://127.0.0.1:80}. Like the ports {@code HttpGet} itself rejects (negative, or
+     * over 65535), it is the caller's mistake: an IllegalArgumentException naming the URL, before any upstream is
+     * created or called.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"http://127.0.0.1:0/x", "https://127.0.0.1:0/x", "http://localhost:0/x?q=1"})
+    void aRequestUrlWithAnInvalidPortFailsNamingItAndCallsNoUpstream(String url) throws Exception {
+        try (GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            assertThatThrownBy(() -> client.execute(new HttpGet(url), r -> r.getCode()))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining(url);
+            assertThat(client.upstreams()).isEmpty();
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"http://127.0.0.1:0", "https://127.0.0.1:0/", "http://127.0.0.1:65536"})
+    void aNamedUpstreamWithAnInvalidPortFailsNamingIt(String url) {
+        assertThatThrownBy(() -> GuardedHttpClients.custom().upstream("inventory", url))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("inventory").hasMessageContaining(url);
+    }
+
+    /** The default port is filled in only where none is written; a written port keeps its own upstream. */
+    @Test
+    void aValidPortStillReachesItsOwnUpstream() throws Exception {
+        ClosedPort port = ClosedPort.find();
+        try (GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            UpstreamException e = catchThrowableOfType(UpstreamException.class,
+                    () -> client.execute(new HttpGet(port.uri("/")), r -> r.getCode()));
+            assertThat(e.upstream()).isEqualTo(port.baseUrl());
+        }
+    }
+
+    /**
+     * Regression: a URL with userinfo, which HttpClient refuses to send (RFC 9110 §4.2.4: no userinfo in an http target),
+     * failed as {@code http_protocol_error}, "the upstream's response was invalid", and counted against an upstream that
+     * was never called. It is the caller's mistake, named without the credentials in it.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"http://user:secret@127.0.0.1:9/x", "https://user@127.0.0.1:9/x"})
+    void aRequestUrlWithUserinfoFailsWithoutCallingOrBlamingTheUpstream(String url) throws Exception {
+        try (GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            assertThatThrownBy(() -> client.execute(new HttpGet(url), r -> r.getCode()))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("userinfo")
+                    .hasMessageContaining("127.0.0.1:9/x").hasMessageNotContaining("secret");
+            assertThat(client.upstreams()).isEmpty();
+        }
+        assertThatThrownBy(() -> GuardedHttpClients.custom().upstream("inventory", url))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("inventory")
+                .hasMessageContaining("userinfo").hasMessageNotContaining("secret");
     }
 }

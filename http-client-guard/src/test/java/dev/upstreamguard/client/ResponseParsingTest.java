@@ -209,6 +209,27 @@ class ResponseParsingTest {
         }
     }
 
+    /**
+     * Regression: the per-field limit (16 KiB by default) was checked line by line, so one field folded over several
+     * lines (obs-fold, which the parser joins into one value) passed at any size below the section limit, and went on
+     * as one field far over the limit. Folded or not, one field over the limit is {@code http_response_header_size}.
+     */
+    @Test
+    void aFieldFoldedOverSeveralLinesIsHeldToTheFieldSizeLimit() throws Exception {
+        String folded = "HTTP/1.1 200 OK\r\nX-Folded: a\r\n" + (" " + "b".repeat(10_000) + "\r\n").repeat(4)
+                + "Content-Length: 2\r\n\r\nok";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(folded)); GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_header_size", 502, 1);
+        }
+        String fits = "HTTP/1.1 200 OK\r\nX-Folded: a\r\n" + (" " + "b".repeat(5_000) + "\r\n").repeat(3)
+                + "Content-Length: 2\r\n\r\nok";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(fits)); GuardedHttpClient client = client()) {
+            String seen = client.execute(new HttpGet(upstream.uri("/")),
+                    r -> r.getFirstHeader("X-Folded").getValue().length() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(seen).isEqualTo((1 + 3 * 5_001) + " ok");
+        }
+    }
+
     @Test
     void readsUpperCaseHexChunkSizes() throws Exception {
         String raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nA\r\n0123456789\r\n1F\r\n"
