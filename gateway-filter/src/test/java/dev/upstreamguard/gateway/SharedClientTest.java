@@ -8,6 +8,9 @@ import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
 import jakarta.servlet.ServletException;
+import java.net.InetAddress;
+import java.net.UnknownHostException;
+import org.apache.hc.client5.http.DnsResolver;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -42,6 +45,41 @@ class SharedClientTest {
             // The container destroyed the servlets; the shared client is still usable.
             assertThat(shared.poolStats().getLeased()).isZero();
             assertThat(shared.upstream("billing").circuitState()).isEqualTo("CLOSED");
+        }
+    }
+
+    /**
+     * Regression: an upstream host name with an underscore (a Docker Compose service such as {@code order_service}),
+     * which HttpClient calls, failed the servlet's init with "upstream must name a host".
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anUpstreamWhoseHostNameHasAnUnderscoreIsProxied(Container container) throws Exception {
+        try (RawUpstream orders = RawUpstream.start(Behaviours.ok("orders"))) {
+            String base = "http://order_service:" + orders.port();
+            DnsResolver toLoopback = new DnsResolver() {
+                @Override
+                public InetAddress[] resolve(String host) throws UnknownHostException {
+                    return new InetAddress[] {InetAddress.getLoopbackAddress()};
+                }
+
+                @Override
+                public String resolveCanonicalHostname(String host) {
+                    return host;
+                }
+            };
+            try (GuardedHttpClient shared = GuardedHttpClients.custom().upstream("orders", base)
+                    .connectionManager(GuardedHttpClients.connectionManagerBuilder().setDnsResolver(toLoopback).build())
+                    .contentCompression(false).redirects(false).build();
+                    Container.Running running = container.start(new Container.Deployment().servlet("orders",
+                            UpstreamProxyServlet.builder(base + "/v1").client(shared, "orders").build(),
+                            "/orders/*"))) {
+                RawClient.Response response = RawClient.request(running.port(), "GET", "/gw/orders/42");
+                assertThat(response.status()).as("%s", response).isEqualTo(200);
+                assertThat(response.bodyUtf8()).isEqualTo("orders");
+                assertThat(orders.requests().get(0).target()).isEqualTo("/v1/42");
+                assertThat(orders.requests().get(0).header("Host")).isEqualTo("order_service:" + orders.port());
+            }
         }
     }
 

@@ -8,12 +8,12 @@ import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.HandshakeWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
+import dev.upstreamguard.internal.UriAuthorities;
 import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
 import java.net.SocketException;
 import java.net.SocketTimeoutException;
 import java.net.URI;
-import java.net.URISyntaxException;
 import java.time.Clock;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -39,7 +39,6 @@ import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
 import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.io.HttpConnectionFactory;
-import org.apache.hc.core5.net.URIAuthority;
 import org.apache.hc.core5.util.TimeValue;
 import org.apache.hc.core5.util.Timeout;
 
@@ -398,13 +397,9 @@ public final class GuardedHttpClientBuilder {
             throw new IllegalArgumentException("Upstream '" + name + "' has an invalid URI '" + baseUri + "'", e);
         }
         String scheme = uri.getScheme();
-        String host = uri.getHost();
-        int port = uri.getPort();
-        if (host == null) {
-            URIAuthority authority = authorityOf(uri);
-            host = authority == null ? null : authority.getHostName();
-            port = authority == null ? -1 : authority.getPort();
-        }
+        UriAuthorities.HostPort authority = UriAuthorities.of(uri);
+        String host = authority == null ? null : authority.host();
+        int port = authority == null ? -1 : authority.port();
         if (host == null || !("http".equalsIgnoreCase(scheme) || "https".equalsIgnoreCase(scheme))) {
             throw new IllegalArgumentException("Upstream '" + name + "' needs an absolute http or https URI, was '"
                     + baseUri + "'");
@@ -421,24 +416,6 @@ public final class GuardedHttpClientBuilder {
         }
         port = port > 0 ? port : ("https".equalsIgnoreCase(scheme) ? 443 : 80);
         return new HttpHost(scheme.toLowerCase(java.util.Locale.ROOT), host, port);
-    }
-
-    /**
-     * The authority as HttpClient reads it from a request's URI where {@code java.net.URI} finds no host: it has none
-     * for some names HttpClient calls, such as Compose service names with an underscore. {@code null} when there is
-     * no host.
-     */
-    private static URIAuthority authorityOf(URI uri) {
-        String raw = uri.getRawAuthority();
-        if (raw == null || raw.contains(":-")) {
-            return null; // no authority, or a negative port, which java.net.URI refuses too
-        }
-        try {
-            URIAuthority parsed = URIAuthority.create(raw);
-            return parsed.getHostName().isEmpty() ? null : parsed;
-        } catch (URISyntaxException | IllegalArgumentException e) {
-            return null;
-        }
     }
 
     private static final class Named {

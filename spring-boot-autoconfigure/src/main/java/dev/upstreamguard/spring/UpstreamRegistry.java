@@ -5,6 +5,7 @@ import dev.upstreamguard.gateway.UpstreamProxyServlet;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
+import dev.upstreamguard.internal.UriAuthorities;
 import dev.upstreamguard.spring.internal.PolicyMapper;
 import java.net.URI;
 import java.net.URISyntaxException;
@@ -199,14 +200,16 @@ public final class UpstreamRegistry {
         try {
             URI uri = new URI(value.trim());
             String scheme = uri.getScheme() == null ? "" : uri.getScheme().toLowerCase(Locale.ROOT);
-            if (!(scheme.equals("http") || scheme.equals("https")) || uri.getHost() == null
-                    || uri.getRawQuery() != null || uri.getRawFragment() != null || uri.getRawUserInfo() != null) {
+            if (!(scheme.equals("http") || scheme.equals("https")) || hostOf(uri) == null
+                    || uri.getRawQuery() != null || uri.getRawFragment() != null
+                    || uri.getRawAuthority().indexOf('@') >= 0) {
                 throw new InvalidConfigurationPropertyValueException(property, value,
                         "must be an absolute http:// or https:// URI with a host and no user info, query or fragment");
             }
-            if (uri.getPort() == 0 || uri.getPort() > 65535) {
+            int port = portOf(uri);
+            if (port == 0 || port > 65535) {
                 throw new InvalidConfigurationPropertyValueException(property, value,
-                        "has port " + uri.getPort() + "; a port is between 1 and 65535");
+                        "has port " + port + "; a port is between 1 and 65535");
             }
             try {
                 // The proxy servlet's own rules for a base URI (a plain path: no dot segments, no encoded '/'),
@@ -262,7 +265,7 @@ public final class UpstreamRegistry {
 
     /** The named upstream a URI belongs to (same scheme, host and port), if any. */
     public Optional<NamedUpstream> upstreamFor(URI uri) {
-        if (uri == null || uri.getHost() == null) {
+        if (uri == null || hostOf(uri) == null) {
             return Optional.empty();
         }
         String origin = origin(uri);
@@ -291,8 +294,23 @@ public final class UpstreamRegistry {
 
     private static String origin(URI uri) {
         String scheme = uri.getScheme() == null ? "http" : uri.getScheme().toLowerCase(Locale.ROOT);
-        int port = uri.getPort() > 0 ? uri.getPort() : ("https".equals(scheme) ? 443 : 80);
-        return scheme + "://" + uri.getHost().toLowerCase(Locale.ROOT) + ":" + port;
+        int port = portOf(uri) > 0 ? portOf(uri) : ("https".equals(scheme) ? 443 : 80);
+        return scheme + "://" + hostOf(uri).toLowerCase(Locale.ROOT) + ":" + port;
+    }
+
+    /**
+     * The host as HttpClient reads it: {@code java.net.URI} sees none in names HttpClient calls, such as Docker
+     * Compose services with an underscore ({@code order_service}). {@code null} when there is none.
+     */
+    private static String hostOf(URI uri) {
+        UriAuthorities.HostPort authority = UriAuthorities.of(uri);
+        return authority == null ? null : authority.host();
+    }
+
+    /** The port as HttpClient reads it, -1 when none is given. */
+    private static int portOf(URI uri) {
+        UriAuthorities.HostPort authority = UriAuthorities.of(uri);
+        return authority == null ? -1 : authority.port();
     }
 
     /**

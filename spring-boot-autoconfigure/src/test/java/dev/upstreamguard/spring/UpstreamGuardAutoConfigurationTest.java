@@ -117,6 +117,32 @@ class UpstreamGuardAutoConfigurationTest {
         });
     }
 
+    /**
+     * Regression: an upstream host name with an underscore (a Docker Compose service such as {@code order_service}),
+     * which HttpClient calls, failed start-up as "must be an absolute http:// or https:// URI with a host".
+     */
+    @Test
+    void anUpstreamOrRouteWhoseHostNameHasAnUnderscoreStarts() {
+        web.withPropertyValues("upstream-guard.upstreams.orders.url=http://order_service:8081",
+                "upstream-guard.upstreams.orders.response-timeout=3s",
+                "upstream-guard.routes.orders.path=/orders/**", "upstream-guard.routes.orders.upstream=orders",
+                "upstream-guard.routes.stock.path=/stock/**", "upstream-guard.routes.stock.uri=http://stock_service")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    assertThat(registry.upstreamFor(URI.create("http://Order_Service:8081/x")))
+                            .map(UpstreamRegistry.NamedUpstream::name).contains("orders");
+                    assertThat(registry.policyFor(URI.create("http://order_service:8081/x")).responseTimeout())
+                            .isEqualTo(Duration.ofSeconds(3));
+                    assertThat(registry.routeOrigins()).containsEntry("stock", URI.create("http://stock_service:80"));
+                    assertThat(context.getBean(GuardedHttpClient.class).upstream("stock").policy())
+                            .isEqualTo(registry.defaults());
+                });
+        plain.withPropertyValues("upstream-guard.upstreams.orders.url=http://user@order_service:8081")
+                .run(context -> assertThat(context.getStartupFailure()).rootCause()
+                        .hasMessageContaining("upstream-guard.upstreams.orders.url"));
+    }
+
     @Test
     void registersOneProxyServletPerRouteMappedToItsPath() {
         web.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081/api",

@@ -1,5 +1,6 @@
 package dev.upstreamguard.gateway.internal;
 
+import dev.upstreamguard.internal.UriAuthorities;
 import jakarta.servlet.http.HttpServletMapping;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.MappingMatch;
@@ -61,14 +62,19 @@ public final class UpstreamTarget {
         if (!"http".equals(scheme) && !"https".equals(scheme)) {
             throw new IllegalArgumentException("upstream must be an http or https URI, was '" + base + "'");
         }
-        if (uri.getHost() == null || uri.getHost().isEmpty()) {
+        // As HttpClient reads it: java.net.URI sees no host in Compose service names such as order_service.
+        UriAuthorities.HostPort hostPort = UriAuthorities.of(uri);
+        String host = hostPort == null ? null : hostPort.host();
+        int configuredPort = hostPort == null ? -1 : hostPort.port();
+        if (host == null || host.isEmpty()) {
             throw new IllegalArgumentException("upstream must name a host, was '" + base + "'");
         }
-        if (uri.getPort() == 0) {
+        if (configuredPort == 0 || configuredPort > 65535) {
             // URI takes port 0, which no upstream listens on: every request would fail as connection_refused.
             throw new IllegalArgumentException("upstream's port must be between 1 and 65535, was '" + base + "'");
         }
-        if (uri.getRawUserInfo() != null || uri.getRawQuery() != null || uri.getRawFragment() != null) {
+        if (uri.getRawUserInfo() != null || uri.getRawAuthority().indexOf('@') >= 0 || uri.getRawQuery() != null
+                || uri.getRawFragment() != null) {
             throw new IllegalArgumentException(
                     "upstream must not have user info, a query or a fragment, was '" + base + "'");
         }
@@ -79,15 +85,15 @@ public final class UpstreamTarget {
                     + "separators, was '" + base + "'");
         }
         String basePath = stripSlash(normalized);
-        String hostName = uri.getHost().toLowerCase(Locale.ROOT);
+        String hostName = host.toLowerCase(Locale.ROOT);
         int defaultPort = "https".equals(scheme) ? 443 : 80;
-        int port = uri.getPort() < 0 ? defaultPort : uri.getPort();
+        int port = configuredPort < 0 ? defaultPort : configuredPort;
         String hostPart = hostName.indexOf(':') >= 0 && !hostName.startsWith("[") ? "[" + hostName + "]" : hostName;
-        String authority = port == defaultPort && uri.getPort() < 0 ? hostPart : hostPart + ":" + port;
+        String authority = port == defaultPort && configuredPort < 0 ? hostPart : hostPart + ":" + port;
         String origin = scheme + "://" + hostPart + ":" + port;
         String defaultPortOrigin = port == defaultPort ? scheme + "://" + hostPart : null;
         URI originUri = URI.create(scheme + "://" + authority + "/");
-        return new UpstreamTarget(originUri, new HttpHost(scheme, uri.getHost(), port), origin, defaultPortOrigin,
+        return new UpstreamTarget(originUri, new HttpHost(scheme, host, port), origin, defaultPortOrigin,
                 basePath, authority);
     }
 

@@ -79,10 +79,25 @@ class UpstreamTargetTest {
         assertThat(UpstreamTarget.parse("https://secure.example").origin()).isEqualTo("https://secure.example:443");
     }
 
+    /**
+     * Regression: a host name with an underscore (a Docker Compose service such as {@code order_service}) is no host
+     * to {@code java.net.URI}, though HttpClient calls it; init failed with "upstream must name a host".
+     */
+    @Test
+    void aHostNameWithAnUnderscoreIsAnUpstream() {
+        UpstreamTarget target = UpstreamTarget.parse("http://Order_Service:8080/api");
+        assertThat(target.origin()).isEqualTo("http://order_service:8080");
+        assertThat(target.authority()).isEqualTo("order_service:8080");
+        assertThat(target.host().getHostName()).isEqualToIgnoringCase("order_service");
+        assertThat(target.host().getPort()).isEqualTo(8080);
+        assertThat(target.basePath()).isEqualTo("/api");
+        assertThat(UpstreamTarget.parse("https://order_service").origin()).isEqualTo("https://order_service:443");
+    }
+
     @ParameterizedTest
     @ValueSource(strings = {"", "inventory:8080", "ftp://host/", "http:///x", "http://user@host/",
         "http://host/?q=1", "http://host/#f", "http://host/a/../b", "http://host/a%2Fb", "http://host/a b",
-        "http://host:0/"})
+        "http://host:0/", "http://user@order_service/", "http://order_service:0/", "http://order_service:70000/"})
     void badBaseUrisAreRejectedNamingTheValue(String uri) {
         assertThatThrownBy(() -> UpstreamTarget.parse(uri)).isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("upstream");
