@@ -1,6 +1,7 @@
 package dev.upstreamguard.gateway;
 
 import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.gateway.internal.FaultGuardedRequest;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.Settings;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -32,8 +33,8 @@ import java.io.IOException;
  * incomplete response, never a clean one.
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
- * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()} is answered and the async cycle
- * completed; a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC does) is answered
+ * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, or by a task run with
+ * {@link AsyncContext#start}, is answered and the async cycle completed; a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC does) is answered
  * on that dispatch; a fault the container carries to an error page (a dispatch the filter did not see thrown) is
  * answered instead of the page. Configure it with {@link #builder()}, or with the
  * init-params {@value #PROXY_NAME} (default {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default
@@ -46,6 +47,9 @@ public class UpstreamFaultFilter implements Filter {
 
     /** Init-param: whether responses may carry exception messages and upstream addresses ({@code true}/{@code false}). */
     public static final String EXPOSE_DETAILS = "expose-details";
+
+    /** A request attribute: the fault whose committed response the next async dispatch must abort. */
+    private static final String ABORT_ON_DISPATCH = UpstreamFaultFilter.class.getName() + ".abort";
 
     private final boolean configured;
     private final MeterRegistry registry;
@@ -101,8 +105,16 @@ public class UpstreamFaultFilter implements Filter {
         if (request.getDispatcherType() == DispatcherType.ERROR && answerErrorDispatch(request, response)) {
             return;
         }
+        if (request.getDispatcherType() == DispatcherType.ASYNC) {
+            Object pending = request.getAttribute(ABORT_ON_DISPATCH);
+            if (pending instanceof UpstreamException) {
+                request.removeAttribute(ABORT_ON_DISPATCH);
+                throw FaultResponseWriter.abortion(response, (UpstreamException) pending);
+            }
+        }
         try {
-            chain.doFilter(request, response);
+            chain.doFilter(new FaultGuardedRequest(request, (async, thrown) -> answerTask(request, response, async,
+                    thrown)), response);
         } catch (IOException | ServletException | RuntimeException e) {
             answer(request, response, e);
         }
@@ -111,11 +123,8 @@ public class UpstreamFaultFilter implements Filter {
     /** Answers an error dispatch the container started for an upstream fault this filter did not see thrown. */
     private boolean answerErrorDispatch(HttpServletRequest request, HttpServletResponse response) throws IOException {
         Object error = request.getAttribute(RequestDispatcher.ERROR_EXCEPTION);
-        if (!(error instanceof Throwable) || FaultResponseWriter.isHandled(request, (Throwable) error)) {
-            return false;
-        }
-        UpstreamException fault = UpstreamException.find((Throwable) error).orElse(null);
-        if (fault == null || FaultResponseWriter.isHandled(request, fault)) {
+        UpstreamException fault = error instanceof Throwable ? unanswered(request, (Throwable) error) : null;
+        if (fault == null) {
             return false;
         }
         // When already committed the container is failing the request anyway and closes the connection.
@@ -125,9 +134,8 @@ public class UpstreamFaultFilter implements Filter {
 
     private void answer(HttpServletRequest request, HttpServletResponse response, Exception thrown)
             throws IOException, ServletException {
-        UpstreamException fault = FaultResponseWriter.isHandled(request, thrown) ? null
-                : UpstreamException.find(thrown).orElse(null);
-        if (fault == null || FaultResponseWriter.isHandled(request, fault)) {
+        UpstreamException fault = unanswered(request, thrown);
+        if (fault == null) {
             rethrow(thrown);
             return;
         }
@@ -142,6 +150,39 @@ public class UpstreamFaultFilter implements Filter {
                 // Nothing left to complete.
             }
         }
+    }
+
+    /**
+     * Answers what a task run by {@link AsyncContext#start} threw, on the container thread that ran it, where no
+     * exception reaches a filter: the answer is written and the async cycle completed. A committed response that
+     * only an escaping exception can abort (Tomcat) is dispatched back to this filter, which throws there.
+     */
+    private boolean answerTask(HttpServletRequest request, HttpServletResponse response, AsyncContext async,
+            Throwable thrown) {
+        UpstreamException fault = unanswered(request, thrown);
+        if (fault == null) {
+            return false;
+        }
+        try {
+            if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+                request.setAttribute(ABORT_ON_DISPATCH, fault);
+                async.dispatch();
+                return true;
+            }
+        } catch (IOException | IllegalStateException clientGoneOrCycleOver) {
+            // Nobody is left to answer, or the application ended the cycle itself; completing is all there is to do.
+        }
+        complete(async);
+        return true;
+    }
+
+    /** The upstream fault in {@code thrown}'s cause chain, unless there is none or it was answered already. */
+    private static UpstreamException unanswered(HttpServletRequest request, Throwable thrown) {
+        if (FaultResponseWriter.isHandled(request, thrown)) {
+            return null;
+        }
+        UpstreamException fault = UpstreamException.find(thrown).orElse(null);
+        return fault == null || FaultResponseWriter.isHandled(request, fault) ? null : fault;
     }
 
     private static void complete(AsyncContext async) {

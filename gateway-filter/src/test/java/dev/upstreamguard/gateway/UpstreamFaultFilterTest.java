@@ -13,12 +13,13 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.HttpServletResponseWrapper;
 import java.io.IOException;
-import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.net.ConnectException;
 import java.time.Duration;
 import java.util.EnumMap;
@@ -49,7 +50,7 @@ class UpstreamFaultFilterTest {
     /** How the test servlet fails. */
     enum Mode {
         SERVLET_EXCEPTION, COMPLETION_EXCEPTION, CIRCUIT_OPEN, ASYNC_DISPATCH, ASYNC_THROW, COMMITTED, NOT_OURS,
-        UNNAMED_UPSTREAM, PARTLY_WRITTEN
+        UNNAMED_UPSTREAM, PARTLY_WRITTEN, ASYNC_TASK, ASYNC_TASK_WRAPPED, ASYNC_TASK_COMMITTED
     }
 
     static UpstreamException refused(String upstream) {
@@ -87,16 +88,34 @@ class UpstreamFaultFilterTest {
                     throw new ServletException(refused("inventory"));
                 case NOT_OURS:
                     throw new IllegalStateException("not an upstream fault");
-                case COMMITTED: {
-                    resp.setContentType("application/octet-stream");
-                    OutputStream out = resp.getOutputStream();
-                    out.write(new byte[64 * 1024]);
-                    resp.flushBuffer();
+                case COMMITTED:
+                    writeCommitted(resp);
                     throw new ServletException(refused("inventory"));
-                }
                 case ASYNC_THROW:
                     req.startAsync();
                     throw new CompletionException(refused("inventory"));
+                case ASYNC_TASK:
+                    req.startAsync().start(() -> {
+                        throw new CompletionException(refused("inventory"));
+                    });
+                    return;
+                case ASYNC_TASK_WRAPPED:
+                    req.startAsync(req, new HttpServletResponseWrapper(resp)).start(() -> {
+                        throw new UncheckedIOException(refused("inventory"));
+                    });
+                    return;
+                case ASYNC_TASK_COMMITTED: {
+                    AsyncContext async = req.startAsync();
+                    async.start(() -> {
+                        try {
+                            writeCommitted(async.getResponse());
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                        throw new CompletionException(refused("inventory"));
+                    });
+                    return;
+                }
                 case ASYNC_DISPATCH:
                     if (req.getDispatcherType() == DispatcherType.ASYNC) {
                         throw new ServletException((Throwable) req.getAttribute("failure"));
@@ -112,6 +131,13 @@ class UpstreamFaultFilterTest {
                     throw new AssertionError(mode);
             }
         }
+    }
+
+    /** Commits a 200 with the first 64 KiB of a body that is never finished. */
+    static void writeCommitted(ServletResponse resp) throws IOException {
+        resp.setContentType("application/octet-stream");
+        resp.getOutputStream().write(new byte[64 * 1024]);
+        resp.flushBuffer();
     }
 
     @BeforeAll
@@ -214,10 +240,34 @@ class UpstreamFaultFilterTest {
 
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
+    void aFaultThrownByATaskTheAsyncContextRunsIsAnsweredAndTheAsyncCycleCompleted(Container container)
+            throws Exception {
+        double before = count(container, "502", "connection_refused");
+        assertGeneratedFault(port(container), "/gw/f/async-task", UpstreamFault.CONNECTION_REFUSED, false);
+        assertGeneratedFault(port(container), "/gw/f/async-task-wrapped", UpstreamFault.CONNECTION_REFUSED, false);
+        assertThat(count(container, "502", "connection_refused")).isEqualTo(before + 8);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
     void aFaultAfterTheResponseWasCommittedAbortsTheConnectionAndIsStillCounted(Container container)
             throws Exception {
+        assertAbortedAndCounted(container, "/gw/f/committed");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultAfterATaskTheAsyncContextRunsCommittedTheResponseAbortsTheConnectionAtOnce(Container container)
+            throws Exception {
+        long start = System.nanoTime();
+        assertAbortedAndCounted(container, "/gw/f/async-task-committed");
+        // Not the container's async timeout (30 s) ending it.
+        assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(20));
+    }
+
+    private void assertAbortedAndCounted(Container container, String path) throws IOException {
         double before = count(container, "aborted", "connection_refused");
-        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/committed");
+        RawClient.Response response = RawClient.request(port(container), "GET", path);
         assertThat(response.status()).isEqualTo(200);
         assertThat(response.complete()).as("the client must see an incomplete response: %s %s", response.headers(),
                 new String(response.body(), Math.max(0, response.body().length - 80), Math.min(80, response.body().length),
