@@ -48,9 +48,6 @@ public class UpstreamFaultFilter implements Filter {
     /** Init-param: whether responses may carry exception messages and upstream addresses ({@code true}/{@code false}). */
     public static final String EXPOSE_DETAILS = "expose-details";
 
-    /** A request attribute: the fault whose committed response the next async dispatch must abort. */
-    private static final String ABORT_ON_DISPATCH = UpstreamFaultFilter.class.getName() + ".abort";
-
     private final boolean configured;
     private final MeterRegistry registry;
     private volatile FaultResponseWriter writer;
@@ -105,18 +102,28 @@ public class UpstreamFaultFilter implements Filter {
         if (request.getDispatcherType() == DispatcherType.ERROR && answerErrorDispatch(request, response)) {
             return;
         }
-        if (request.getDispatcherType() == DispatcherType.ASYNC) {
-            Object pending = request.getAttribute(ABORT_ON_DISPATCH);
-            if (pending instanceof UpstreamException) {
-                request.removeAttribute(ABORT_ON_DISPATCH);
-                throw FaultResponseWriter.abortion(response, (UpstreamException) pending);
-            }
-        }
+        throwOwedAbort(request, response);
         try {
             chain.doFilter(new FaultGuardedRequest(request, (async, thrown) -> answerTask(request, response, async,
                     thrown)), response);
         } catch (IOException | ServletException | RuntimeException e) {
             answer(request, response, e);
+            return;
+        }
+        throwOwedAbort(request, response);
+    }
+
+    /**
+     * Throws the abort of a committed response that the fault's answer called for but that never reached the
+     * container: swallowed on the way out (Spring MVC does so with an exception from an {@code @ExceptionHandler},
+     * and Tomcat then ends the response cleanly, as if complete), or owed by a task run with
+     * {@link AsyncContext#start}, which dispatches here for it.
+     */
+    private static void throwOwedAbort(HttpServletRequest request, HttpServletResponse response) throws IOException {
+        UpstreamException owed = FaultResponseWriter.abortOwed(request);
+        if (owed != null) {
+            FaultResponseWriter.abortThrown(request);
+            throw FaultResponseWriter.abortion(response, owed);
         }
     }
 
@@ -136,11 +143,14 @@ public class UpstreamFaultFilter implements Filter {
             throws IOException, ServletException {
         UpstreamException fault = unanswered(request, thrown);
         if (fault == null) {
+            // An abort owed for a committed response wins over whatever exception came out instead of it.
+            throwOwedAbort(request, response);
             rethrow(thrown);
             return;
         }
         FaultResponseWriter.Answer answer = writer.write(request, response, fault, null);
         if (answer == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+            FaultResponseWriter.abortThrown(request);
             throw FaultResponseWriter.abortion(response, fault);
         }
         if (answer == FaultResponseWriter.Answer.RENDERED && request.isAsyncStarted()) {
@@ -165,7 +175,6 @@ public class UpstreamFaultFilter implements Filter {
         }
         try {
             if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
-                request.setAttribute(ABORT_ON_DISPATCH, fault);
                 async.dispatch();
                 return true;
             }
