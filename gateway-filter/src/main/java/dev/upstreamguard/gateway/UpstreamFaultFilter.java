@@ -1,6 +1,7 @@
 package dev.upstreamguard.gateway;
 
 import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.gateway.internal.FaultGuardedRequest;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.Settings;
@@ -18,6 +19,7 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Turns an {@link UpstreamException} escaping the application into the response a gateway owes its client: the fault's
@@ -34,9 +36,11 @@ import java.io.IOException;
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
  * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, or by a task run with
- * {@link AsyncContext#start}, is answered and the async cycle completed; a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC does) is answered
- * on that dispatch; a fault the container carries to an error page (a dispatch the filter did not see thrown) is
- * answered instead of the page. Configure it with {@link #builder()}, or with the
+ * {@link AsyncContext#start}, is answered and the async cycle completed; a fault an async worker hands back to be
+ * rethrown on an async dispatch (as Spring MVC does) is answered on that dispatch; an async timeout that none of the
+ * application's listeners answered is a 504 ({@code http_response_timeout}, the upstream named after the servlet)
+ * instead of the container's 500; a fault the container carries to an error page (a dispatch the filter did not see
+ * thrown) is answered instead of the page. Configure it with {@link #builder()}, or with the
  * init-params {@value #PROXY_NAME} (default {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default
  * {@code false}) when the container creates it; a filter made by the builder ignores init-params.
  */
@@ -103,14 +107,25 @@ public class UpstreamFaultFilter implements Filter {
             return;
         }
         throwOwedAbort(request, response);
+        FaultGuardedRequest guarded = new FaultGuardedRequest(request, new FaultGuardedRequest.FailureHandler() {
+            @Override
+            public boolean answer(AsyncContext async, Throwable thrown) {
+                return answerTask(request, response, async, thrown);
+            }
+
+            @Override
+            public void timedOut(AsyncContext async) {
+                answerTimeout(request, response, async);
+            }
+        });
         try {
-            chain.doFilter(new FaultGuardedRequest(request, (async, thrown) -> answerTask(request, response, async,
-                    thrown)), response);
+            chain.doFilter(guarded, response);
         } catch (IOException | ServletException | RuntimeException e) {
             answer(request, response, e);
             return;
         }
         throwOwedAbort(request, response);
+        guarded.watchTimeout();
     }
 
     /**
@@ -183,6 +198,37 @@ public class UpstreamFaultFilter implements Filter {
         }
         complete(async);
         return true;
+    }
+
+    /**
+     * Answers an async timeout that no listener of the application answered as the gateway timeout it is — the
+     * application was still waiting for its upstream, named after the servlet (as proxy servlets are) — instead of
+     * the container's 500. A committed response is left to the container, which cuts it or ends it as it sees fit.
+     */
+    private void answerTimeout(HttpServletRequest request, HttpServletResponse response, AsyncContext async) {
+        if (response.isCommitted()) {
+            return;
+        }
+        long timeoutMillis = async.getTimeout();
+        // One attempt: the call the application was waiting for when the time ran out.
+        UpstreamException fault = new UpstreamException(UpstreamFault.HTTP_RESPONSE_TIMEOUT, servletName(request), 1,
+                null, TimeUnit.MILLISECONDS.toNanos(timeoutMillis), "No response within the async timeout of "
+                + timeoutMillis + " ms", null);
+        try {
+            writer.write(request, response, fault, null);
+        } catch (IOException clientGone) {
+            // Nobody left to answer; the cycle still ends below.
+        }
+        complete(async);
+    }
+
+    private static String servletName(HttpServletRequest request) {
+        try {
+            String name = request.getHttpServletMapping().getServletName();
+            return name == null || name.isBlank() ? "upstream" : name;
+        } catch (RuntimeException noMapping) {
+            return "upstream";
+        }
     }
 
     /** The upstream fault in {@code thrown}'s cause chain, unless there is none or it was answered already. */

@@ -112,6 +112,11 @@ class AsyncControllerFaultTest {
                 return new WebAsyncTask<>(30_000L, this::callDead);
             }
 
+            @GetMapping("/async/timeout-fallback")
+            DeferredResult<String> timeoutFallback() {
+                return new DeferredResult<>(300L, "the application's fallback");
+            }
+
             @GetMapping("/sync/stream")
             void syncStream(HttpServletResponse response) throws IOException {
                 response.getOutputStream().write(new byte[64 * 1024]);
@@ -217,6 +222,14 @@ class AsyncControllerFaultTest {
         assertThat(head.statusCode()).isEqualTo(502);
         assertThat(head.headers().firstValue("Proxy-Status")).hasValue("test-gw; error=connection_refused");
         assertThat(head.body()).isEmpty();
+    }
+
+    @Test
+    void anAsyncTimeoutTheApplicationAnswersKeepsItsAnswer() throws Exception {
+        HttpResponse<String> response = get("/async/timeout-fallback", "text/plain");
+        assertThat(response.statusCode()).isEqualTo(200);
+        assertThat(response.headers().firstValue("Proxy-Status")).isEmpty();
+        assertThat(response.body()).isEqualTo("the application's fallback");
     }
 
     @Test
