@@ -28,8 +28,10 @@ import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.Map;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.TestInstance;
@@ -44,6 +46,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 class UpstreamFaultFilterTest {
 
     private final ExecutorService executor = Executors.newCachedThreadPool();
+    private volatile CountDownLatch lateTaskDone = new CountDownLatch(1);
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
     private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
     private RawUpstream truncating;
@@ -53,7 +56,7 @@ class UpstreamFaultFilterTest {
     enum Mode {
         SERVLET_EXCEPTION, COMPLETION_EXCEPTION, CIRCUIT_OPEN, ASYNC_DISPATCH, ASYNC_THROW, COMMITTED, NOT_OURS,
         UNNAMED_UPSTREAM, PARTLY_WRITTEN, ASYNC_TASK, ASYNC_TASK_WRAPPED, ASYNC_TASK_COMMITTED,
-        ASYNC_TIMEOUT, ASYNC_TIMEOUT_HANDLED
+        ASYNC_TIMEOUT, ASYNC_TIMEOUT_HANDLED, ASYNC_TASK_AFTER_TIMEOUT
     }
 
     static UpstreamException refused(String upstream) {
@@ -123,6 +126,43 @@ class UpstreamFaultFilterTest {
                     // Waits for an upstream that never answers, longer than the async timeout allows.
                     req.startAsync().setTimeout(300);
                     return;
+                case ASYNC_TASK_AFTER_TIMEOUT: {
+                    AsyncContext async = req.startAsync();
+                    async.setTimeout(300);
+                    CountDownLatch over = new CountDownLatch(1);
+                    async.addListener(new AsyncListener() {
+                        @Override
+                        public void onComplete(AsyncEvent event) {
+                            over.countDown();
+                        }
+
+                        @Override
+                        public void onTimeout(AsyncEvent event) {
+                        }
+
+                        @Override
+                        public void onError(AsyncEvent event) {
+                        }
+
+                        @Override
+                        public void onStartAsync(AsyncEvent event) {
+                        }
+                    });
+                    async.start(() -> {
+                        try {
+                            // The upstream call fails only after the timeout was answered and the cycle is over.
+                            if (!over.await(30, TimeUnit.SECONDS)) {
+                                throw new AssertionError("the async cycle never ended");
+                            }
+                            throw new CompletionException(refused("late"));
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                        } finally {
+                            lateTaskDone.countDown();
+                        }
+                    });
+                    return;
+                }
                 case ASYNC_TIMEOUT_HANDLED: {
                     AsyncContext async = req.startAsync();
                     async.setTimeout(300);
@@ -285,6 +325,24 @@ class UpstreamFaultFilterTest {
         RawClient.Response json = assertGeneratedFault(port(container), "/gw/f/async-timeout",
                 UpstreamFault.HTTP_RESPONSE_TIMEOUT, false);
         assertThat(json.bodyUtf8()).contains("\"upstream\":\"async-timeout\"", "\"attempts\":1");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultATaskThrowsAfterTheAsyncCycleEndedIsDroppedAndDoesNotFailTheNextRequest(Container container) throws Exception {
+        lateTaskDone = new CountDownLatch(1);
+        double before = count(container, "502", "connection_refused") + count(container, "aborted",
+                "connection_refused");
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/async-task-after-timeout");
+        assertThat(response.status()).isEqualTo(504);
+        assertThat(response.complete()).isTrue();
+        assertThat(lateTaskDone.await(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(count(container, "502", "connection_refused") + count(container, "aborted", "connection_refused"))
+                .isEqualTo(before);
+        // Nor does it fail the next request, which Tomcat may serve with the same request and response objects.
+        RawClient.Response next = RawClient.request(port(container), "GET", "/gw/f/circuit-open");
+        assertThat(next.status()).as("%s", next).isEqualTo(503);
+        assertThat(next.header("Proxy-Status")).isEqualTo("upstream-guard; error=destination_unavailable");
     }
 
     @ParameterizedTest(name = "[{0}]")

@@ -1,5 +1,6 @@
 package dev.upstreamguard.gateway.internal;
 
+import dev.upstreamguard.UpstreamException;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.AsyncEvent;
 import jakarta.servlet.AsyncListener;
@@ -58,6 +59,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
                 @Override
                 public void onTimeout(AsyncEvent event) {
                     if (!guarded.ended) {
+                        guarded.ended = true;
                         handler.timedOut(guarded.async);
                     }
                 }
@@ -159,9 +161,19 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
                 try {
                     task.run();
                 } catch (Throwable thrown) {
+                    if (ended) {
+                        // The client has its answer, and the request and response may already serve another
+                        // exchange: a late upstream fault is dropped, since escaping it would make Tomcat fail
+                        // whichever request that is.
+                        if (UpstreamException.find(thrown).isPresent()) {
+                            return;
+                        }
+                        throw thrown;
+                    }
                     if (!handler.answer(async, thrown)) {
                         throw thrown;
                     }
+                    ended = true;
                 }
             });
         }
