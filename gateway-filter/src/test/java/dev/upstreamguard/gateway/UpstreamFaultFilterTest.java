@@ -56,7 +56,8 @@ class UpstreamFaultFilterTest {
     enum Mode {
         SERVLET_EXCEPTION, COMPLETION_EXCEPTION, CIRCUIT_OPEN, ASYNC_DISPATCH, ASYNC_THROW, COMMITTED, NOT_OURS,
         UNNAMED_UPSTREAM, PARTLY_WRITTEN, ASYNC_TASK, ASYNC_TASK_WRAPPED, ASYNC_TASK_COMMITTED,
-        ASYNC_TIMEOUT, ASYNC_TIMEOUT_HANDLED, ASYNC_TASK_AFTER_TIMEOUT
+        ASYNC_TIMEOUT, ASYNC_TIMEOUT_HANDLED, ASYNC_TASK_AFTER_TIMEOUT,
+        CYCLIC_CAUSE
     }
 
     static UpstreamException refused(String upstream) {
@@ -92,6 +93,13 @@ class UpstreamFaultFilterTest {
                     resp.setContentType("text/csv");
                     resp.getWriter().write("id,name\n1,");
                     throw new ServletException(refused("inventory"));
+                case CYCLIC_CAUSE: {
+                    ConnectException connect = new ConnectException("Connection refused");
+                    RuntimeException wrapper = new RuntimeException(new UpstreamException(
+                            UpstreamFault.CONNECTION_REFUSED, "inventory", 3, null, 0, "refused", connect));
+                    connect.initCause(wrapper);
+                    throw new ServletException(wrapper);
+                }
                 case NOT_OURS:
                     throw new IllegalStateException("not an upstream fault");
                 case COMMITTED:
@@ -404,6 +412,12 @@ class UpstreamFaultFilterTest {
             assertThat(response.complete()).isTrue();
             assertThat(response.bodyUtf8()).contains("connection_refused");
         }
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultInACauseChainWithACycleIsFoundAndAnswered(Container container) throws Exception {
+        assertGeneratedFault(port(container), "/gw/f/cyclic-cause", UpstreamFault.CONNECTION_REFUSED, false);
     }
 
     @ParameterizedTest(name = "[{0}]")
