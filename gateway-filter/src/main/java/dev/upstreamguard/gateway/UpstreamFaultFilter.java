@@ -203,19 +203,19 @@ public class UpstreamFaultFilter implements Filter {
     /**
      * Answers an async timeout that no listener of the application answered as the gateway timeout it is — the
      * application was still waiting for its upstream, named after the servlet (as proxy servlets are) — instead of
-     * the container's 500. A committed response is left to the container, which cuts it or ends it as it sees fit.
+     * the container's 500. A committed response is aborted: Jetty would otherwise end it cleanly, as if complete.
      */
     private void answerTimeout(HttpServletRequest request, HttpServletResponse response, AsyncContext async) {
-        if (response.isCommitted()) {
-            return;
-        }
         long timeoutMillis = async.getTimeout();
         // One attempt: the call the application was waiting for when the time ran out.
         UpstreamException fault = new UpstreamException(UpstreamFault.HTTP_RESPONSE_TIMEOUT, servletName(request), 1,
                 null, TimeUnit.MILLISECONDS.toNanos(timeoutMillis), "No response within the async timeout of "
                 + timeoutMillis + " ms", null);
         try {
-            writer.write(request, response, fault, null);
+            if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+                // Tomcat closes the connection of a committed response whose timeout stays unanswered.
+                return;
+            }
         } catch (IOException clientGone) {
             // Nobody left to answer; the cycle still ends below.
         }

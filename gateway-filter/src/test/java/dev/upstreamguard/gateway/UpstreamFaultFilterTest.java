@@ -57,7 +57,7 @@ class UpstreamFaultFilterTest {
         SERVLET_EXCEPTION, COMPLETION_EXCEPTION, CIRCUIT_OPEN, ASYNC_DISPATCH, ASYNC_THROW, COMMITTED, NOT_OURS,
         UNNAMED_UPSTREAM, PARTLY_WRITTEN, ASYNC_TASK, ASYNC_TASK_WRAPPED, ASYNC_TASK_COMMITTED,
         ASYNC_TIMEOUT, ASYNC_TIMEOUT_HANDLED, ASYNC_TASK_AFTER_TIMEOUT,
-        CYCLIC_CAUSE
+        CYCLIC_CAUSE, ASYNC_TIMEOUT_COMMITTED, ASYNC_DISPATCH_COMMITTED
     }
 
     static UpstreamException refused(String upstream) {
@@ -168,6 +168,27 @@ class UpstreamFaultFilterTest {
                         } finally {
                             lateTaskDone.countDown();
                         }
+                    });
+                    return;
+                }
+                case ASYNC_TIMEOUT_COMMITTED:
+                    // Streams the first part of the answer, then waits for an upstream that never sends the rest.
+                    req.startAsync().setTimeout(300);
+                    writeCommitted(resp);
+                    return;
+                case ASYNC_DISPATCH_COMMITTED: {
+                    if (req.getDispatcherType() == DispatcherType.ASYNC) {
+                        throw new ServletException((Throwable) req.getAttribute("failure"));
+                    }
+                    AsyncContext async = req.startAsync();
+                    executor.execute(() -> {
+                        try {
+                            writeCommitted(async.getResponse());
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                        req.setAttribute("failure", refused("inventory"));
+                        async.dispatch();
                     });
                     return;
                 }
@@ -379,15 +400,33 @@ class UpstreamFaultFilterTest {
         assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(20));
     }
 
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultRethrownOnAnAsyncDispatchAfterTheWorkerCommittedTheResponseAbortsTheConnection(Container container)
+            throws Exception {
+        assertAbortedAndCounted(container, "/gw/f/async-dispatch-committed");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anAsyncTimeoutNobodyAnsweredAfterTheResponseWasCommittedAbortsTheConnection(Container container)
+            throws Exception {
+        assertAbortedAndCounted(container, "/gw/f/async-timeout-committed", "http_response_timeout");
+    }
+
     private void assertAbortedAndCounted(Container container, String path) throws IOException {
-        double before = count(container, "aborted", "connection_refused");
+        assertAbortedAndCounted(container, path, "connection_refused");
+    }
+
+    private void assertAbortedAndCounted(Container container, String path, String fault) throws IOException {
+        double before = count(container, "aborted", fault);
         RawClient.Response response = RawClient.request(port(container), "GET", path);
         assertThat(response.status()).isEqualTo(200);
         assertThat(response.complete()).as("the client must see an incomplete response: %s", response.headers())
                 .isFalse();
         assertThat(response.header("Proxy-Status")).isNull();
         Await.until("the abort is counted", Duration.ofSeconds(10),
-                () -> count(container, "aborted", "connection_refused") == before + 1);
+                () -> count(container, "aborted", fault) == before + 1);
     }
 
     @ParameterizedTest(name = "[{0}]")
