@@ -1,6 +1,8 @@
 package dev.upstreamguard.gateway;
 
 import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.gateway.internal.FaultGuardedRequest;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.Settings;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -17,6 +19,7 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.util.concurrent.TimeUnit;
 
 /**
  * Turns an {@link UpstreamException} escaping the application into the response a gateway owes its client: the fault's
@@ -32,10 +35,12 @@ import java.io.IOException;
  * incomplete response, never a clean one.
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
- * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()} is answered and the async cycle
- * completed; a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC does) is answered
- * on that dispatch; a fault the container carries to an error page (a dispatch the filter did not see thrown) is
- * answered instead of the page. Configure it with {@link #builder()}, or with the
+ * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, or by a task run with
+ * {@link AsyncContext#start}, is answered and the async cycle completed; a fault an async worker hands back to be
+ * rethrown on an async dispatch (as Spring MVC does) is answered on that dispatch; an async timeout that none of the
+ * application's listeners answered is a 504 ({@code http_response_timeout}, the upstream named after the servlet)
+ * instead of the container's 500; a fault the container carries to an error page (a dispatch the filter did not see
+ * thrown) is answered instead of the page. Configure it with {@link #builder()}, or with the
  * init-params {@value #PROXY_NAME} (default {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default
  * {@code false}) when the container creates it; a filter made by the builder ignores init-params.
  */
@@ -101,21 +106,47 @@ public class UpstreamFaultFilter implements Filter {
         if (request.getDispatcherType() == DispatcherType.ERROR && answerErrorDispatch(request, response)) {
             return;
         }
+        throwOwedAbort(request, response);
+        FaultGuardedRequest guarded = new FaultGuardedRequest(request, new FaultGuardedRequest.FailureHandler() {
+            @Override
+            public boolean answer(AsyncContext async, Throwable thrown) {
+                return answerTask(request, response, async, thrown);
+            }
+
+            @Override
+            public void timedOut(AsyncContext async) {
+                answerTimeout(request, response, async);
+            }
+        });
         try {
-            chain.doFilter(request, response);
+            chain.doFilter(guarded, response);
         } catch (IOException | ServletException | RuntimeException e) {
             answer(request, response, e);
+            return;
+        }
+        throwOwedAbort(request, response);
+        guarded.watchTimeout();
+    }
+
+    /**
+     * Throws the abort of a committed response that the fault's answer called for but that never reached the
+     * container: swallowed on the way out (Spring MVC does so with an exception from an {@code @ExceptionHandler},
+     * and Tomcat then ends the response cleanly, as if complete), or owed by a task run with
+     * {@link AsyncContext#start}, which dispatches here for it.
+     */
+    private static void throwOwedAbort(HttpServletRequest request, HttpServletResponse response) throws IOException {
+        UpstreamException owed = FaultResponseWriter.abortOwed(request);
+        if (owed != null) {
+            FaultResponseWriter.abortThrown(request);
+            throw FaultResponseWriter.abortion(response, owed);
         }
     }
 
     /** Answers an error dispatch the container started for an upstream fault this filter did not see thrown. */
     private boolean answerErrorDispatch(HttpServletRequest request, HttpServletResponse response) throws IOException {
         Object error = request.getAttribute(RequestDispatcher.ERROR_EXCEPTION);
-        if (!(error instanceof Throwable) || FaultResponseWriter.isHandled(request, (Throwable) error)) {
-            return false;
-        }
-        UpstreamException fault = UpstreamException.find((Throwable) error).orElse(null);
-        if (fault == null || FaultResponseWriter.isHandled(request, fault)) {
+        UpstreamException fault = error instanceof Throwable ? unanswered(request, (Throwable) error) : null;
+        if (fault == null) {
             return false;
         }
         // When already committed the container is failing the request anyway and closes the connection.
@@ -125,14 +156,16 @@ public class UpstreamFaultFilter implements Filter {
 
     private void answer(HttpServletRequest request, HttpServletResponse response, Exception thrown)
             throws IOException, ServletException {
-        UpstreamException fault = FaultResponseWriter.isHandled(request, thrown) ? null
-                : UpstreamException.find(thrown).orElse(null);
-        if (fault == null || FaultResponseWriter.isHandled(request, fault)) {
+        UpstreamException fault = unanswered(request, thrown);
+        if (fault == null) {
+            // An abort owed for a committed response wins over whatever exception came out instead of it.
+            throwOwedAbort(request, response);
             rethrow(thrown);
             return;
         }
         FaultResponseWriter.Answer answer = writer.write(request, response, fault, null);
         if (answer == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+            FaultResponseWriter.abortThrown(request);
             throw FaultResponseWriter.abortion(response, fault);
         }
         if (answer == FaultResponseWriter.Answer.RENDERED && request.isAsyncStarted()) {
@@ -142,6 +175,69 @@ public class UpstreamFaultFilter implements Filter {
                 // Nothing left to complete.
             }
         }
+    }
+
+    /**
+     * Answers what a task run by {@link AsyncContext#start} threw, on the container thread that ran it, where no
+     * exception reaches a filter: the answer is written and the async cycle completed. A committed response that
+     * only an escaping exception can abort (Tomcat) is dispatched back to this filter, which throws there.
+     */
+    private boolean answerTask(HttpServletRequest request, HttpServletResponse response, AsyncContext async,
+            Throwable thrown) {
+        UpstreamException fault = unanswered(request, thrown);
+        if (fault == null) {
+            return false;
+        }
+        try {
+            if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+                async.dispatch();
+                return true;
+            }
+        } catch (IOException | IllegalStateException clientGoneOrCycleOver) {
+            // Nobody is left to answer, or the application ended the cycle itself; completing is all there is to do.
+        }
+        complete(async);
+        return true;
+    }
+
+    /**
+     * Answers an async timeout that no listener of the application answered as the gateway timeout it is — the
+     * application was still waiting for its upstream, named after the servlet (as proxy servlets are) — instead of
+     * the container's 500. A committed response is aborted: Jetty would otherwise end it cleanly, as if complete.
+     */
+    private void answerTimeout(HttpServletRequest request, HttpServletResponse response, AsyncContext async) {
+        long timeoutMillis = async.getTimeout();
+        // One attempt: the call the application was waiting for when the time ran out.
+        UpstreamException fault = new UpstreamException(UpstreamFault.HTTP_RESPONSE_TIMEOUT, servletName(request), 1,
+                null, TimeUnit.MILLISECONDS.toNanos(timeoutMillis), "No response within the async timeout of "
+                + timeoutMillis + " ms", null);
+        try {
+            if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+                // Tomcat closes the connection of a committed response whose timeout stays unanswered.
+                return;
+            }
+        } catch (IOException clientGone) {
+            // Nobody left to answer; the cycle still ends below.
+        }
+        complete(async);
+    }
+
+    private static String servletName(HttpServletRequest request) {
+        try {
+            String name = request.getHttpServletMapping().getServletName();
+            return name == null || name.isBlank() ? "upstream" : name;
+        } catch (RuntimeException noMapping) {
+            return "upstream";
+        }
+    }
+
+    /** The upstream fault in {@code thrown}'s cause chain, unless there is none or it was answered already. */
+    private static UpstreamException unanswered(HttpServletRequest request, Throwable thrown) {
+        if (FaultResponseWriter.isHandled(request, thrown)) {
+            return null;
+        }
+        UpstreamException fault = UpstreamException.find(thrown).orElse(null);
+        return fault == null || FaultResponseWriter.isHandled(request, fault) ? null : fault;
     }
 
     private static void complete(AsyncContext async) {

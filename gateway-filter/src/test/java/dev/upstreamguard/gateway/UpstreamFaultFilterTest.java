@@ -11,22 +11,27 @@ import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.AsyncContext;
+import jakarta.servlet.AsyncEvent;
+import jakarta.servlet.AsyncListener;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.HttpServletResponseWrapper;
 import java.io.IOException;
-import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.net.ConnectException;
 import java.time.Duration;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.Map;
 import java.util.concurrent.CompletionException;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.TestInstance;
@@ -41,6 +46,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 class UpstreamFaultFilterTest {
 
     private final ExecutorService executor = Executors.newCachedThreadPool();
+    private volatile CountDownLatch lateTaskDone = new CountDownLatch(1);
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
     private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
     private RawUpstream truncating;
@@ -49,7 +55,9 @@ class UpstreamFaultFilterTest {
     /** How the test servlet fails. */
     enum Mode {
         SERVLET_EXCEPTION, COMPLETION_EXCEPTION, CIRCUIT_OPEN, ASYNC_DISPATCH, ASYNC_THROW, COMMITTED, NOT_OURS,
-        UNNAMED_UPSTREAM, PARTLY_WRITTEN
+        UNNAMED_UPSTREAM, PARTLY_WRITTEN, ASYNC_TASK, ASYNC_TASK_WRAPPED, ASYNC_TASK_COMMITTED,
+        ASYNC_TIMEOUT, ASYNC_TIMEOUT_HANDLED, ASYNC_TASK_AFTER_TIMEOUT,
+        CYCLIC_CAUSE, ASYNC_TIMEOUT_COMMITTED, ASYNC_DISPATCH_COMMITTED
     }
 
     static UpstreamException refused(String upstream) {
@@ -85,18 +93,129 @@ class UpstreamFaultFilterTest {
                     resp.setContentType("text/csv");
                     resp.getWriter().write("id,name\n1,");
                     throw new ServletException(refused("inventory"));
+                case CYCLIC_CAUSE: {
+                    ConnectException connect = new ConnectException("Connection refused");
+                    RuntimeException wrapper = new RuntimeException(new UpstreamException(
+                            UpstreamFault.CONNECTION_REFUSED, "inventory", 3, null, 0, "refused", connect));
+                    connect.initCause(wrapper);
+                    throw new ServletException(wrapper);
+                }
                 case NOT_OURS:
                     throw new IllegalStateException("not an upstream fault");
-                case COMMITTED: {
-                    resp.setContentType("application/octet-stream");
-                    OutputStream out = resp.getOutputStream();
-                    out.write(new byte[64 * 1024]);
-                    resp.flushBuffer();
+                case COMMITTED:
+                    writeCommitted(resp);
                     throw new ServletException(refused("inventory"));
-                }
                 case ASYNC_THROW:
                     req.startAsync();
                     throw new CompletionException(refused("inventory"));
+                case ASYNC_TASK:
+                    req.startAsync().start(() -> {
+                        throw new CompletionException(refused("inventory"));
+                    });
+                    return;
+                case ASYNC_TASK_WRAPPED:
+                    req.startAsync(req, new HttpServletResponseWrapper(resp)).start(() -> {
+                        throw new UncheckedIOException(refused("inventory"));
+                    });
+                    return;
+                case ASYNC_TASK_COMMITTED: {
+                    AsyncContext async = req.startAsync();
+                    async.start(() -> {
+                        try {
+                            writeCommitted(async.getResponse());
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                        throw new CompletionException(refused("inventory"));
+                    });
+                    return;
+                }
+                case ASYNC_TIMEOUT:
+                    // Waits for an upstream that never answers, longer than the async timeout allows.
+                    req.startAsync().setTimeout(300);
+                    return;
+                case ASYNC_TASK_AFTER_TIMEOUT: {
+                    AsyncContext async = req.startAsync();
+                    async.setTimeout(300);
+                    CountDownLatch over = new CountDownLatch(1);
+                    async.addListener(new AsyncListener() {
+                        @Override
+                        public void onComplete(AsyncEvent event) {
+                            over.countDown();
+                        }
+
+                        @Override
+                        public void onTimeout(AsyncEvent event) {
+                        }
+
+                        @Override
+                        public void onError(AsyncEvent event) {
+                        }
+
+                        @Override
+                        public void onStartAsync(AsyncEvent event) {
+                        }
+                    });
+                    async.start(() -> {
+                        try {
+                            // The upstream call fails only after the timeout was answered and the cycle is over.
+                            if (!over.await(30, TimeUnit.SECONDS)) {
+                                throw new AssertionError("the async cycle never ended");
+                            }
+                            throw new CompletionException(refused("late"));
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                        } finally {
+                            lateTaskDone.countDown();
+                        }
+                    });
+                    return;
+                }
+                case ASYNC_TIMEOUT_COMMITTED:
+                    // Streams the first part of the answer, then waits for an upstream that never sends the rest.
+                    req.startAsync().setTimeout(300);
+                    writeCommitted(resp);
+                    return;
+                case ASYNC_DISPATCH_COMMITTED: {
+                    if (req.getDispatcherType() == DispatcherType.ASYNC) {
+                        throw new ServletException((Throwable) req.getAttribute("failure"));
+                    }
+                    AsyncContext async = req.startAsync();
+                    executor.execute(() -> {
+                        try {
+                            writeCommitted(async.getResponse());
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                        req.setAttribute("failure", refused("inventory"));
+                        async.dispatch();
+                    });
+                    return;
+                }
+                case ASYNC_TIMEOUT_HANDLED: {
+                    AsyncContext async = req.startAsync();
+                    async.setTimeout(300);
+                    async.addListener(new AsyncListener() {
+                        @Override
+                        public void onTimeout(AsyncEvent event) throws IOException {
+                            event.getAsyncContext().getResponse().getWriter().write("the application's fallback");
+                            event.getAsyncContext().complete();
+                        }
+
+                        @Override
+                        public void onComplete(AsyncEvent event) {
+                        }
+
+                        @Override
+                        public void onError(AsyncEvent event) {
+                        }
+
+                        @Override
+                        public void onStartAsync(AsyncEvent event) {
+                        }
+                    });
+                    return;
+                }
                 case ASYNC_DISPATCH:
                     if (req.getDispatcherType() == DispatcherType.ASYNC) {
                         throw new ServletException((Throwable) req.getAttribute("failure"));
@@ -112,6 +231,13 @@ class UpstreamFaultFilterTest {
                     throw new AssertionError(mode);
             }
         }
+    }
+
+    /** Commits a 200 with the first 64 KiB of a body that is never finished. */
+    static void writeCommitted(ServletResponse resp) throws IOException {
+        resp.setContentType("application/octet-stream");
+        resp.getOutputStream().write(new byte[64 * 1024]);
+        resp.flushBuffer();
     }
 
     @BeforeAll
@@ -214,17 +340,93 @@ class UpstreamFaultFilterTest {
 
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
+    void aFaultThrownByATaskTheAsyncContextRunsIsAnsweredAndTheAsyncCycleCompleted(Container container)
+            throws Exception {
+        double before = count(container, "502", "connection_refused");
+        assertGeneratedFault(port(container), "/gw/f/async-task", UpstreamFault.CONNECTION_REFUSED, false);
+        assertGeneratedFault(port(container), "/gw/f/async-task-wrapped", UpstreamFault.CONNECTION_REFUSED, false);
+        assertThat(count(container, "502", "connection_refused")).isEqualTo(before + 8);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anAsyncTimeoutNobodyAnsweredIsAGatewayTimeoutNotTheContainers500(Container container) throws Exception {
+        RawClient.Response json = assertGeneratedFault(port(container), "/gw/f/async-timeout",
+                UpstreamFault.HTTP_RESPONSE_TIMEOUT, false);
+        assertThat(json.bodyUtf8()).contains("\"upstream\":\"async-timeout\"", "\"attempts\":1");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultATaskThrowsAfterTheAsyncCycleEndedIsDroppedAndDoesNotFailTheNextRequest(Container container) throws Exception {
+        lateTaskDone = new CountDownLatch(1);
+        double before = count(container, "502", "connection_refused") + count(container, "aborted",
+                "connection_refused");
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/async-task-after-timeout");
+        assertThat(response.status()).isEqualTo(504);
+        assertThat(response.complete()).isTrue();
+        assertThat(lateTaskDone.await(30, TimeUnit.SECONDS)).isTrue();
+        assertThat(count(container, "502", "connection_refused") + count(container, "aborted", "connection_refused"))
+                .isEqualTo(before);
+        // Nor does it fail the next request, which Tomcat may serve with the same request and response objects.
+        RawClient.Response next = RawClient.request(port(container), "GET", "/gw/f/circuit-open");
+        assertThat(next.status()).as("%s", next).isEqualTo(503);
+        assertThat(next.header("Proxy-Status")).isEqualTo("upstream-guard; error=destination_unavailable");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anAsyncTimeoutTheApplicationAnsweredKeepsItsAnswer(Container container) throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/async-timeout-handled");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.header("Proxy-Status")).isNull();
+        assertThat(response.bodyUtf8()).isEqualTo("the application's fallback");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
     void aFaultAfterTheResponseWasCommittedAbortsTheConnectionAndIsStillCounted(Container container)
             throws Exception {
-        double before = count(container, "aborted", "connection_refused");
-        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/committed");
+        assertAbortedAndCounted(container, "/gw/f/committed");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultAfterATaskTheAsyncContextRunsCommittedTheResponseAbortsTheConnectionAtOnce(Container container)
+            throws Exception {
+        long start = System.nanoTime();
+        assertAbortedAndCounted(container, "/gw/f/async-task-committed");
+        // Not the container's async timeout (30 s) ending it.
+        assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(20));
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultRethrownOnAnAsyncDispatchAfterTheWorkerCommittedTheResponseAbortsTheConnection(Container container)
+            throws Exception {
+        assertAbortedAndCounted(container, "/gw/f/async-dispatch-committed");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anAsyncTimeoutNobodyAnsweredAfterTheResponseWasCommittedAbortsTheConnection(Container container)
+            throws Exception {
+        assertAbortedAndCounted(container, "/gw/f/async-timeout-committed", "http_response_timeout");
+    }
+
+    private void assertAbortedAndCounted(Container container, String path) throws IOException {
+        assertAbortedAndCounted(container, path, "connection_refused");
+    }
+
+    private void assertAbortedAndCounted(Container container, String path, String fault) throws IOException {
+        double before = count(container, "aborted", fault);
+        RawClient.Response response = RawClient.request(port(container), "GET", path);
         assertThat(response.status()).isEqualTo(200);
-        assertThat(response.complete()).as("the client must see an incomplete response: %s %s", response.headers(),
-                new String(response.body(), Math.max(0, response.body().length - 80), Math.min(80, response.body().length),
-                        java.nio.charset.StandardCharsets.ISO_8859_1)).isFalse();
+        assertThat(response.complete()).as("the client must see an incomplete response: %s", response.headers())
+                .isFalse();
         assertThat(response.header("Proxy-Status")).isNull();
         Await.until("the abort is counted", Duration.ofSeconds(10),
-                () -> count(container, "aborted", "connection_refused") == before + 1);
+                () -> count(container, "aborted", fault) == before + 1);
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -249,6 +451,12 @@ class UpstreamFaultFilterTest {
             assertThat(response.complete()).isTrue();
             assertThat(response.bodyUtf8()).contains("connection_refused");
         }
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultInACauseChainWithACycleIsFoundAndAnswered(Container container) throws Exception {
+        assertGeneratedFault(port(container), "/gw/f/cyclic-cause", UpstreamFault.CONNECTION_REFUSED, false);
     }
 
     @ParameterizedTest(name = "[{0}]")

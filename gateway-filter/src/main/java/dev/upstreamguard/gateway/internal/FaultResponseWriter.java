@@ -46,6 +46,7 @@ public final class FaultResponseWriter {
 
     private static final Logger LOG = LoggerFactory.getLogger("dev.upstreamguard.gateway");
     private static final String HANDLED_ATTRIBUTE = FaultResponseWriter.class.getName() + ".handled";
+    private static final String ABORT_ATTRIBUTE = FaultResponseWriter.class.getName() + ".abort";
     private static final UpstreamFault[] FAULTS = UpstreamFault.values();
     private static final String ABORTED = "aborted";
     private static final int MAX_DETAILS = 256;
@@ -99,6 +100,23 @@ public final class FaultResponseWriter {
     public static boolean isHandled(ServletRequest request, Throwable fault) {
         return fault instanceof ResponseAbortedException
                 || (fault != null && request.getAttribute(HANDLED_ATTRIBUTE) == fault);
+    }
+
+    /**
+     * The fault whose committed response {@link #write} told its caller to abort by throwing {@link #abortion}, while
+     * that has not been done: a framework between the caller and the container may swallow the exception (Spring MVC
+     * does with one thrown by an {@code @ExceptionHandler}), and the outermost component still owes the abort.
+     *
+     * @return the fault, or {@code null} when no abort is owed
+     */
+    public static UpstreamException abortOwed(ServletRequest request) {
+        Object fault = request.getAttribute(ABORT_ATTRIBUTE);
+        return fault instanceof UpstreamException ? (UpstreamException) fault : null;
+    }
+
+    /** Marks the abort owed for this request as done: the exception is on its way to the container. */
+    public static void abortThrown(ServletRequest request) {
+        request.removeAttribute(ABORT_ATTRIBUTE);
     }
 
     /**
@@ -164,7 +182,11 @@ public final class FaultResponseWriter {
         log(request, fault, rendered ? Integer.toString(type.status()) : ABORTED + " " + response.getStatus());
         count(type, rendered);
         if (!rendered) {
-            return abortConnection(response) ? Answer.ABORTED : Answer.THROW_TO_ABORT;
+            if (abortConnection(response)) {
+                return Answer.ABORTED;
+            }
+            request.setAttribute(ABORT_ATTRIBUTE, fault);
+            return Answer.THROW_TO_ABORT;
         }
         int status = type.status();
         response.setStatus(status);
