@@ -7,12 +7,18 @@ import dev.upstreamguard.spring.internal.CapturedFaultResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.lang.reflect.Method;
+import org.springframework.context.ApplicationContext;
+import org.springframework.context.ApplicationContextAware;
 import org.springframework.core.Ordered;
-import org.springframework.core.annotation.Order;
+import org.springframework.core.annotation.AnnotatedElementUtils;
+import org.springframework.core.annotation.OrderUtils;
 import org.springframework.http.MediaType;
 import org.springframework.http.ProblemDetail;
 import org.springframework.http.ResponseEntity;
 import org.springframework.web.bind.annotation.ControllerAdvice;
+import org.springframework.util.ClassUtils;
+import org.springframework.util.ReflectionUtils;
 import org.springframework.web.bind.annotation.ExceptionHandler;
 
 /**
@@ -24,17 +30,72 @@ import org.springframework.web.bind.annotation.ExceptionHandler;
  * {@code upstream.guard.responses}, like the filter.
  *
  * <p>Ordered after advice the application orders explicitly, before unordered advice, so an application's own
- * catch-all {@code @ExceptionHandler(Exception.class)} does not swallow upstream faults.
+ * catch-all {@code @ExceptionHandler(Exception.class)} does not swallow upstream faults. Advice of the application
+ * with an {@code @ExceptionHandler} for {@link UpstreamException} itself (or a subtype) always comes first, ordered or
+ * not: the application's own answer to upstream faults wins.
  */
 @ControllerAdvice
-@Order(Ordered.LOWEST_PRECEDENCE - 1000)
-public class UpstreamExceptionHandler {
+public class UpstreamExceptionHandler implements Ordered, ApplicationContextAware {
+
+    /** Before unordered advice: after the application's explicit orders, ahead of its catch-alls. */
+    private static final int DEFAULT_ORDER = Ordered.LOWEST_PRECEDENCE - 1000;
 
     private final FaultResponseWriter writer;
+    private ApplicationContext context;
+    private volatile Integer order;
 
     /** A handler rendering with {@code writer}, the one the filter uses. */
     public UpstreamExceptionHandler(FaultResponseWriter writer) {
         this.writer = writer;
+    }
+
+    @Override
+    public void setApplicationContext(ApplicationContext context) {
+        this.context = context;
+    }
+
+    /**
+     * {@value #DEFAULT_ORDER}, or just after the application's last advice that handles {@link UpstreamException}
+     * itself. Spring asks once, when it sorts the advice beans.
+     */
+    @Override
+    public int getOrder() {
+        Integer resolved = order;
+        if (resolved == null) {
+            int after = DEFAULT_ORDER;
+            if (context != null) {
+                // Not ControllerAdviceBean.findAnnotatedBeans: it sorts the advice, which would ask this bean again.
+                for (String name : context.getBeanNamesForAnnotation(ControllerAdvice.class)) {
+                    Class<?> type = ClassUtils.getUserClass(context.getType(name, false));
+                    if (type != null && !UpstreamExceptionHandler.class.isAssignableFrom(type)
+                            && handlesUpstreamFaults(type)) {
+                        int theirs = Ordered.class.isAssignableFrom(type) ? ((Ordered) context.getBean(name)).getOrder()
+                                : OrderUtils.getOrder(type, Ordered.LOWEST_PRECEDENCE);
+                        after = Math.max(after, theirs == Ordered.LOWEST_PRECEDENCE ? theirs : theirs + 1);
+                    }
+                }
+            }
+            order = resolved = after;
+        }
+        return resolved;
+    }
+
+    /** Whether {@code adviceType} declares an {@code @ExceptionHandler} for {@link UpstreamException} or a subtype. */
+    private static boolean handlesUpstreamFaults(Class<?> adviceType) {
+        for (Method method : ReflectionUtils.getUniqueDeclaredMethods(adviceType)) {
+            ExceptionHandler handler = AnnotatedElementUtils.findMergedAnnotation(method, ExceptionHandler.class);
+            if (handler == null) {
+                continue;
+            }
+            // Without a value, Spring maps the method's Throwable parameters.
+            Class<?>[] types = handler.value().length > 0 ? handler.value() : method.getParameterTypes();
+            for (Class<?> type : types) {
+                if (UpstreamException.class.isAssignableFrom(type)) {
+                    return true;
+                }
+            }
+        }
+        return false;
     }
 
     /** Answers the fault; {@code null} when the body was written directly (HTML, plain text). */
