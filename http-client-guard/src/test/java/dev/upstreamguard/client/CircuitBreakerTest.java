@@ -12,10 +12,13 @@ import dev.upstreamguard.testing.MockWebServers;
 import java.io.IOException;
 import java.net.URI;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.concurrent.atomic.AtomicReference;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -186,6 +189,28 @@ class CircuitBreakerTest {
         UpstreamException e = failure(client, new HttpGet(uri));
         assertFault(e, "destination_unavailable", 503, 0);
         assertThat(e.retryAfter()).hasValueSatisfying(d -> assertThat(d).isGreaterThan(OPEN_FOR.minusSeconds(1)));
+    }
+
+    /**
+     * Regression: Resilience4j's default slow-call rule (every call in the window slower than 60 s) was left on, and a
+     * call lasts until its body is read, so a healthy upstream serving long downloads or event streams had its circuit
+     * opened and every caller refused with 503. Neither DESIGN.md nor the policy knows slow calls: only faults and
+     * {@code record-statuses} count.
+     */
+    @Test
+    void longCallsToAHealthyUpstreamNeverOpenTheCircuit() throws Exception {
+        answer(200);
+        List<ClassicHttpResponse> downloads = new ArrayList<>();
+        for (int i = 0; i < MINIMUM_CALLS; i++) {
+            downloads.add(client.executeOpen(null, new HttpGet(uri), null));
+        }
+        time.advance(Duration.ofMinutes(2));
+        for (ClassicHttpResponse download : downloads) {
+            EntityUtils.consume(download.getEntity());
+            download.close();
+        }
+        assertThat(inventory().circuitState()).isEqualTo("CLOSED");
+        assertThat(get()).isEqualTo(200);
     }
 
     @Test
