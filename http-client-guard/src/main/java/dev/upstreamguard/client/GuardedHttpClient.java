@@ -616,12 +616,17 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private static void discard(ClassicHttpResponse response) {
         HttpEntity entity = response.getEntity();
-        if (entity != null && entity.getContentLength() >= 0 && entity.getContentLength() <= 16 * 1024) {
+        long length = entity == null ? -1 : entity.getContentLength();
+        if (length >= 0 && length <= 16 * 1024) {
             try {
-                // A small body is read so the connection can be reused for the retry.
-                EntityUtils.consume(entity);
-                response.close();
-                return;
+                // A small body already received is read so the connection can be reused for the retry. One still
+                // arriving is not waited for: nothing but the per-read timeout would bound that wait, and an upstream
+                // trickling it would hold the call past its deadline; a fresh connection costs less.
+                if (entity.getContent().available() >= length) {
+                    EntityUtils.consume(entity);
+                    response.close();
+                    return;
+                }
             } catch (IOException e) {
                 // Unreadable after all: the connection goes instead.
             }

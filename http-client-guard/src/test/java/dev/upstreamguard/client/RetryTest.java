@@ -19,6 +19,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import mockwebserver3.MockResponse;
@@ -245,6 +247,57 @@ class RetryTest {
             assertThat(seen).isEqualTo(new Seen(status, null, "upstream", "busy #3"));
             assertThat(server.getRequestCount()).isEqualTo(3);
             assertThat(time.sleeps()).hasSize(2);
+        }
+    }
+
+    @Test
+    void aRetriedStatusWhoseSmallBodyHasArrivedIsReadSoTheRetryReusesTheConnection() throws Exception {
+        RawUpstream.Behaviour keepAlive = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy");
+                if (c.readRequest() != null) {
+                    c.write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine");
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(keepAlive); GuardedHttpClient client = client()) {
+            Seen seen = call(client, new HttpGet(upstream.uri("/")));
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(upstream.requestCount()).isEqualTo(2);
+            assertThat(upstream.connectionCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a retried 503's small body was drained to keep the connection, with nothing but the per-read response
+     * timeout to bound it, after the deadline's timer was disarmed: an upstream trickling that body a byte at a time
+     * held the call for as long as it liked, far past {@code total-timeout}. A body that has not fully arrived is now
+     * not waited for: the connection is closed and the retry goes out on a fresh one.
+     */
+    @Test
+    void aRetriedStatusWhoseBodyTricklesInIsNotWaitedFor() throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        RawUpstream.Behaviour trickled503 = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 200\r\n\r\nbusy");
+                // Paced by a bounded wait on a latch that only opens when the test is over: 20 s for the whole body.
+                while (!done.await(100, TimeUnit.MILLISECONDS)) {
+                    c.write(".");
+                }
+            }
+        };
+        GuardPolicy policy = policy().responseTimeout(Duration.ofSeconds(1)).totalTimeout(Duration.ofSeconds(3)).build();
+        try (RawUpstream upstream = RawUpstream.start(trickled503, Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            long start = System.nanoTime();
+            Seen seen = call(client, new HttpGet(upstream.uri("/")));
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(seen.body()).isEqualTo("fine");
+            assertThat(upstream.connectionCount()).isEqualTo(2);
+            assertThat(took).isLessThan(Duration.ofSeconds(3));
+        } finally {
+            done.countDown();
         }
     }
 
