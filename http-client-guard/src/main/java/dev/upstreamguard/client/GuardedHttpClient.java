@@ -78,8 +78,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private static final int MAX_CACHED_HOSTS = 1024;
 
     /**
-     * When our own full bulkhead or pool will have room again is unknown, but DESIGN.md answers its 503 with a
-     * Retry-After: the smallest one, a second, asks callers to back off briefly without keeping them away.
+     * When our own full bulkhead or pool will have room again, or a half-open circuit's trial calls end, is unknown, but
+     * DESIGN.md answers its 503 with a Retry-After: the smallest one, a second, asks callers to back off briefly without
+     * keeping them away.
      */
     private static final Duration LIMIT_RETRY_AFTER = Duration.ofSeconds(1);
 
@@ -165,8 +166,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             if (bulkhead != null) {
                 bulkhead.onComplete();
             }
-            throw rejected(upstream, method, start, UpstreamFault.DESTINATION_UNAVAILABLE,
-                    upstream.retryAfter().orElse(null), breaker.getState());
+            CircuitBreaker.State state = breaker.getState();
+            // Half-open with every trial call in flight: when they end is unknown, so the shortest hint, as for a full
+            // bulkhead. Forced open by an operator: no time is known at all.
+            Duration retryAfter = upstream.retryAfter()
+                    .orElse(state == CircuitBreaker.State.HALF_OPEN ? LIMIT_RETRY_AFTER : null);
+            throw rejected(upstream, method, start, UpstreamFault.DESTINATION_UNAVAILABLE, retryAfter, state);
         }
         AtomicBoolean deadlineExpired = new AtomicBoolean();
         AtomicBoolean uploadStalled = new AtomicBoolean();

@@ -179,6 +179,33 @@ class CircuitBreakerTest {
         assertThat(server.getRequestCount()).isEqualTo(MINIMUM_CALLS + 2);
     }
 
+    /**
+     * Regression: once a half-open circuit's trial calls were all in flight, the calls it turned away got a 503
+     * {@code destination_unavailable} with no {@code Retry-After} at all, unlike every other 503 of the library. When
+     * the trials will end is unknown; like a full bulkhead, the answer is the shortest hint, a second.
+     */
+    @Test
+    void callsTurnedAwayWhileTheTrialCallsAreInFlightAreToldToComeBackInASecond() throws Exception {
+        open();
+        answer(200);
+        time.advance(OPEN_FOR.plusMillis(1));
+        List<ClassicHttpResponse> trials = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            trials.add(client.executeOpen(null, new HttpGet(uri), null));
+        }
+        assertThat(inventory().circuitState()).isEqualTo("HALF_OPEN");
+
+        UpstreamException e = failure(client, new HttpGet(uri));
+        assertFault(e, "destination_unavailable", 503, 0);
+        assertThat(e.retryAfter()).contains(Duration.ofSeconds(1));
+
+        for (ClassicHttpResponse trial : trials) {
+            EntityUtils.consume(trial.getEntity());
+            trial.close();
+        }
+        assertThat(inventory().circuitState()).isEqualTo("CLOSED");
+    }
+
     @Test
     void failedTrialCallsOpenTheCircuitAgain() throws Exception {
         open();
