@@ -154,7 +154,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         UpstreamGuard upstream = resolve(host, ctx, start);
         Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
         GuardPolicy policy = override instanceof GuardPolicy ? (GuardPolicy) override : upstream.policy();
-        String method = request.getMethod().toUpperCase(Locale.ROOT);
+        // As sent: method names are case-sensitive, so "get" is an extension method (tagged OTHER), not a GET.
+        String method = request.getMethod();
 
         Bulkhead bulkhead = upstream.bulkhead();
         if (bulkhead != null && !bulkhead.tryAcquirePermission()) {
@@ -219,9 +220,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
-        // By the method as sent: method names are case-sensitive (RFC 9110 §9.1), so "get" is not GET but a method of
-        // unknown semantics, which must not be replayed (§9.2.2). The upper-cased name is only a metrics tag.
-        boolean idempotent = isIdempotent(request.getMethod()) || request.containsHeader("Idempotency-Key");
+        // Method names are case-sensitive (RFC 9110 §9.1), so "get" is not GET but a method of unknown semantics, which
+        // must not be replayed (§9.2.2).
+        boolean idempotent = isIdempotent(method) || request.containsHeader("Idempotency-Key");
         HttpEntity body = request.getEntity();
         boolean replayable = body == null || body.isRepeatable();
         // A request that cannot be retried cannot shrug off a pooled connection the upstream closed while it idled.
