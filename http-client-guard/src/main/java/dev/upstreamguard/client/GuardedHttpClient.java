@@ -582,7 +582,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private static Duration backoff(int attempt, GuardPolicy.Retry retry) {
         long initial = retry.initialBackoff().toNanos();
         long cap = retry.maxBackoff().toNanos();
-        long ceiling = attempt >= 62 ? cap : Math.min(cap, initial << Math.min(attempt - 1, 30));
+        int doublings = Math.min(attempt - 1, 62);
+        // Compared before shifting: initial × 2^n past the cap may be past what a long holds, too.
+        long ceiling = initial > cap >> doublings ? cap : initial << doublings;
         return Duration.ofNanos(ceiling <= 0 ? 0 : ThreadLocalRandom.current().nextLong(ceiling + 1));
     }
 

@@ -325,6 +325,25 @@ class RetryTest {
         }
     }
 
+    /**
+     * Regression: the backoff cap was {@code initial << (attempt - 1)} with the shift capped at 30 but the product not,
+     * so a long initial backoff (10 s) overflowed by the 31st attempt and the backoff became 0: a retry storm at exactly
+     * the point the settings asked for the longest waits.
+     */
+    @Test
+    void aLongBackoffNeverOverflowsIntoNoBackoffAtAll() throws Exception {
+        GuardPolicy policy = policy().initialBackoff(Duration.ofSeconds(10)).maxBackoff(Duration.ofSeconds(10))
+                .maxAttempts(33).totalTimeout(Duration.ofDays(365)).budgetMinPerSecond(1000)
+                .circuitBreakerEnabled(false).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = client(policy)) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "connection_terminated", 502, 33);
+            // Full jitter below 10 s: a draw of exactly 0 has a chance of 1 in 10^10.
+            assertThat(time.sleeps()).hasSize(32).allSatisfy(d -> assertThat(d).isPositive()
+                    .isLessThanOrEqualTo(Duration.ofSeconds(10)));
+        }
+    }
+
     @Test
     void interruptedWhileWaitingToRetryFailsWithTheLastFaultAndKeepsTheInterrupt() throws Exception {
         Sleeper interrupted = d -> {
