@@ -9,6 +9,7 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.Blackhole;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.MockWebServers;
 import dev.upstreamguard.testing.RawUpstream;
@@ -157,6 +158,19 @@ class CallLifecycleTest {
             assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThan(Duration.ofSeconds(3));
         } finally {
             done.countDown();
+        }
+    }
+
+    @Test
+    void aDeadlineShorterThanTheConnectTimeoutEndsEvenAPostAtTheDeadlineAsAResponseTimeout() throws Exception {
+        GuardPolicy policy = policy().connectTimeout(Duration.ofSeconds(10)).totalTimeout(Duration.ofMillis(500)).build();
+        try (Blackhole blackhole = Blackhole.open();
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            long start = System.nanoTime();
+            UpstreamException e = failure(client, FaultMatrixTest.post(blackhole.uri("/orders")));
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            assertFault(e, "http_response_timeout", 504, 1);
+            assertThat(took).isGreaterThanOrEqualTo(Duration.ofMillis(450)).isLessThan(Duration.ofSeconds(5));
         }
     }
 

@@ -9,6 +9,8 @@ import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.RawUpstream;
+import io.micrometer.core.instrument.Timer;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -82,19 +84,22 @@ class ConcurrencyTest {
 
     /**
      * A permit lost on any path would, one call at a time, leave the upstream refusing everything as "bulkhead full".
-     * Each way a call can end runs more often than the bulkhead has permits; afterwards the whole capacity is there.
+     * Each way a call can end runs more often than the bulkhead has permits; afterwards the whole capacity is there,
+     * and every call was counted once in the metrics.
      */
     @Test
-    void everyWayACallCanEndGivesItsBulkheadPermitBack() throws Exception {
+    void everyWayACallCanEndGivesItsBulkheadPermitBackAndIsCountedOnce() throws Exception {
         int limit = 2;
         GuardPolicy policy = GuardPolicy.builder().maxConcurrentCalls(limit).responseTimeout(Duration.ofSeconds(10))
                 .retryEnabled(false).circuitBreakerEnabled(false).build();
         ClosedPort closed = ClosedPort.find();
+        SimpleMeterRegistry registry = new SimpleMeterRegistry();
         try (RawUpstream upstream = RawUpstream.start(Behaviours.byPath("x".repeat(100)));
                 GuardedHttpClient client = GuardedHttpClients.custom()
                         .upstream("inventory", upstream.baseUrl(), policy)
                         .upstream("fragile", closed.baseUrl(), policy.toBuilder().circuitBreakerEnabled(true)
                                 .minimumCalls(1).build())
+                        .meterRegistry(registry)
                         .build()) {
             List<Callable<?>> endings = List.of(
                     () -> client.execute(new HttpGet(upstream.uri("/ok")), r -> {
@@ -140,6 +145,9 @@ class ConcurrencyTest {
                             IllegalStateException.class);
                 }
             }
+            // And each of them was counted, exactly once.
+            assertThat(callsCounted(registry, "inventory")).isEqualTo((endings.size() - 1) * (limit + 1));
+            assertThat(callsCounted(registry, "fragile")).isEqualTo(limit + 1);
             assertThat(client.upstream("fragile").circuitState()).isEqualTo("OPEN");
             assertThat(client.upstream("fragile").callsInFlight()).isZero();
             GuardedUpstream inventory = client.upstream("inventory");
@@ -161,6 +169,11 @@ class ConcurrencyTest {
             }
             assertThat(inventory.callsInFlight()).isZero();
         }
+    }
+
+    private static long callsCounted(SimpleMeterRegistry registry, String upstream) {
+        return registry.find("upstream.guard.calls").tag("upstream", upstream).timers().stream()
+                .mapToLong(Timer::count).sum();
     }
 
     private static HttpClientContext with(GuardPolicy policy) {
