@@ -162,6 +162,7 @@ class ConcurrencyTest {
                 UpstreamException full = (UpstreamException) catchThrowable(
                         () -> client.executeOpen(null, new HttpGet(upstream.uri("/ok")), null));
                 assertThat(full.fault()).isEqualTo(UpstreamFault.CONNECTION_LIMIT_REACHED);
+                assertThat(full.retryAfter()).contains(Duration.ofSeconds(1));
             } finally {
                 for (ClassicHttpResponse r : held) {
                     r.close();

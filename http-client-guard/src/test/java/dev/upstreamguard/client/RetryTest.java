@@ -160,6 +160,34 @@ class RetryTest {
     }
 
     @Test
+    void aStreamedPostBodyIsSentWholeByTheRetryAfterARefusedConnectionSinceNoneOfItWasRead() throws Exception {
+        ClosedPort port = ClosedPort.find();
+        AtomicReference<RawUpstream> started = new AtomicReference<>();
+        time.onSleep(d -> {
+            if (started.get() == null) {
+                try {
+                    started.set(RawUpstream.startOnPort(port.port(), Behaviours.echo()));
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }
+        });
+        try (GuardedHttpClient client = client()) {
+            HttpPost post = new HttpPost(port.uri("/upload"));
+            post.setEntity(new InputStreamEntity(new ByteArrayInputStream("streamed".getBytes(StandardCharsets.UTF_8)),
+                    -1, ContentType.TEXT_PLAIN));
+            Seen seen = call(client, post);
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(seen.body()).isEqualTo("streamed");
+            assertThat(started.get().requestCount()).isEqualTo(1);
+        } finally {
+            if (started.get() != null) {
+                started.get().close();
+            }
+        }
+    }
+
+    @Test
     void idempotencyKeyMakesAPostRetryable() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.echo());
                 GuardedHttpClient client = client()) {
