@@ -251,6 +251,31 @@ class RetryTest {
         }
     }
 
+    @ParameterizedTest(name = "Retry-After: {0}")
+    @ValueSource(strings = {"Thu, 01 Jan 2026 00:00:00 GMT", "Wed, 31 Dec 2025 23:00:00 GMT",
+        "Thursday, 01-Jan-26 00:00:00 GMT"})
+    void aRetryAfterDateNotInTheFutureRetriesAtOnce(String now) throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", now).body("wait").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("done").build());
+            assertThat(call(client, new HttpGet(MockWebServers.uri(server, "/"))).status()).isEqualTo(200);
+            assertThat(time.sleeps()).containsExactly(Duration.ZERO);
+        }
+    }
+
+    @ParameterizedTest(name = "Retry-After: {0}")
+    @ValueSource(strings = {"soon", "-1", "1.5", "", "Thu, 32 Jan 2026 00:00:00 GMT"})
+    void anUnreadableRetryAfterFallsBackToTheBackoff(String unreadable) throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", unreadable).body("wait")
+                    .build());
+            server.enqueue(new MockResponse.Builder().code(200).body("done").build());
+            assertThat(call(client, new HttpGet(MockWebServers.uri(server, "/"))).status()).isEqualTo(200);
+            assertThat(time.sleeps()).singleElement()
+                    .satisfies(d -> assertThat(d).isLessThanOrEqualTo(policy().build().retry().initialBackoff()));
+        }
+    }
+
     @Test
     void longRetryAfterOn503IsReturnedAtOnceWithBodyAndHeaderIntact() throws Exception {
         try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
