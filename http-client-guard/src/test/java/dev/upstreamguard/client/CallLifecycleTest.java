@@ -163,7 +163,8 @@ class CallLifecycleTest {
 
     @Test
     void aDeadlineShorterThanTheConnectTimeoutEndsEvenAPostAtTheDeadlineAsAResponseTimeout() throws Exception {
-        GuardPolicy policy = policy().connectTimeout(Duration.ofSeconds(10)).totalTimeout(Duration.ofMillis(500)).build();
+        GuardPolicy policy = policy().connectTimeout(Duration.ofSeconds(10)).totalTimeout(Duration.ofMillis(500))
+                .build();
         try (Blackhole blackhole = Blackhole.open();
                 GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
             long start = System.nanoTime();

@@ -24,6 +24,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.ParseException;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -115,8 +116,8 @@ class ConcurrencyTest {
                     () -> client.executeOpen(null, new HttpGet(upstream.uri("/ok")),
                             with(policy.toBuilder().maxResponseBody(10).build())),
                     () -> client.execute(new HttpGet(upstream.uri("/chunked")),
-                            with(policy.toBuilder().maxResponseBody(10).build()), r -> EntityUtils.toString(r.getEntity())),
-                    () -> client.execute(new HttpGet(upstream.uri("/truncated")), r -> EntityUtils.toString(r.getEntity())),
+                            with(policy.toBuilder().maxResponseBody(10).build()), ConcurrencyTest::read),
+                    () -> client.execute(new HttpGet(upstream.uri("/truncated")), ConcurrencyTest::read),
                     () -> {
                         HttpGet cancelled = new HttpGet(upstream.uri("/ok"));
                         cancelled.cancel();
@@ -170,6 +171,10 @@ class ConcurrencyTest {
             }
             assertThat(inventory.callsInFlight()).isZero();
         }
+    }
+
+    private static String read(ClassicHttpResponse response) throws IOException, ParseException {
+        return EntityUtils.toString(response.getEntity());
     }
 
     private static long callsCounted(SimpleMeterRegistry registry, String upstream) {
