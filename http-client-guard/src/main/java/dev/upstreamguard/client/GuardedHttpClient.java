@@ -318,9 +318,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 }
                 LOG.debug("Retrying {} to upstream '{}' after {} (attempt {} of {}, waiting {} ms)", method,
                         upstream.name(), fault.type(), attempt, maxAttempts, wait.toMillis());
+                if (!pause(wait)) {
+                    throw failure(call, fault, "interrupted while waiting to retry", e, earlier);
+                }
                 earlier = remember(earlier, e);
                 upstream.metrics().recordRetry(fault.type());
-                pause(wait, call, fault, e, earlier);
                 continue;
             } finally {
                 if (timer != null) {
@@ -358,9 +360,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 }
                 LOG.debug("Retrying {} to upstream '{}' after status {} (attempt {} of {}, waiting {} ms)", method,
                         upstream.name(), status, attempt, maxAttempts, wait.toMillis());
+                // Kept until the wait is over: if it is cut short, the upstream's own answer is the call's answer.
+                if (!pause(wait)) {
+                    return response;
+                }
                 discard(response);
                 upstream.metrics().recordRetry("status_" + status);
-                pause(wait, call, null, null, earlier);
                 continue;
             }
             return response;
@@ -389,14 +394,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         }
     }
 
-    private void pause(Duration wait, Call call, UpstreamFault fault, Throwable cause, List<Throwable> earlier)
-            throws UpstreamException {
+    /** Waits before a retry; {@code false}, with the thread's interrupt status kept, when interrupted. */
+    private boolean pause(Duration wait) {
         try {
             sleeper.sleep(wait);
+            return true;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            UpstreamFault f = fault != null ? fault : UpstreamFault.PROXY_INTERNAL_ERROR;
-            throw failure(call, f, "interrupted while waiting to retry", cause != null ? cause : e, earlier);
+            return false;
         }
     }
 

@@ -412,6 +412,30 @@ class RetryTest {
         }
     }
 
+    /**
+     * Regression: a thread interrupted while waiting to retry an upstream 503 got an {@code UpstreamException} with
+     * {@code proxy_internal_error} (a 500 from a gateway, as if the library had a bug), the 503 having been thrown away
+     * before the wait. The upstream's own answer is now kept until the wait is over, and returned unchanged when the
+     * wait is cut short.
+     */
+    @Test
+    void interruptedWhileWaitingToRetryAStatusReturnsThatResponseUnchangedAndKeepsTheInterrupt() throws Exception {
+        Sleeper interrupted = d -> {
+            throw new InterruptedException("shutting down");
+        };
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build())
+                        .sleeper(interrupted).build()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", "1")
+                    .setHeader("X-Marker", "first").body("busy").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("must not be fetched").build());
+            Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertThat(Thread.interrupted()).as("interrupt status restored").isTrue();
+            assertThat(seen).isEqualTo(new Seen(503, "1", "first", "busy"));
+            assertThat(server.getRequestCount()).isEqualTo(1);
+        }
+    }
+
     // ---- the budget --------------------------------------------------------------------------------------------
 
     @Test
