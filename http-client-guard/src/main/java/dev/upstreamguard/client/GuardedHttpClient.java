@@ -244,7 +244,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
                         + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
             }
-            applyAttemptConfig(request, ctx, attemptConfig(upstream, base, policy, remaining));
+            RequestConfig config = attemptConfig(upstream, base, policy, remaining);
+            applyAttemptConfig(request, ctx, config);
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
             ClassicHttpResponse response;
             // Write timeouts do not exist for sockets: this bounds a body write the upstream stopped taking.
@@ -341,6 +342,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 discard(response);
                 throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
                         + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
+            }
+            HttpEntity entity = response.getEntity();
+            if (entity != null && entity.isStreaming()
+                    && config.getResponseTimeout().toMilliseconds() < policy.responseTimeout().toMillis()) {
+                // The read timeout was cut to what the deadline left, to end a silent head at the deadline; the body is
+                // bounded by the response timeout alone. A streamed entity still holds its connection: it is ours.
+                GuardedConnection.readTimeout(ctx, Timeout.of(policy.responseTimeout()));
             }
             int status = response.getCode();
             if (attempt < maxAttempts && retry.enabled() && idempotent && replayable

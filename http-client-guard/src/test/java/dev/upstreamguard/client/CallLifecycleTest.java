@@ -161,6 +161,34 @@ class CallLifecycleTest {
         }
     }
 
+    /**
+     * Regression: an attempt's read timeout was capped by the time the deadline left, to end a silent head at the
+     * deadline, and the cap stayed on the connection for the body: a body pausing for longer than that (here 1.5 s,
+     * within the 5 s response timeout, on a 1 s deadline) failed with {@code connection_read_timeout}, though the body
+     * is bounded by the response timeout alone. After a retry the cap can be a few milliseconds.
+     */
+    @Test
+    void theBodyGetsTheWholeResponseTimeoutPerReadWhateverTheDeadlineLeftTheAttempt() throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        RawUpstream.Behaviour pausingBody = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nx");
+                if (!done.await(1500, TimeUnit.MILLISECONDS)) {
+                    c.write("y");
+                }
+            }
+        };
+        GuardPolicy policy = policy().totalTimeout(Duration.ofSeconds(1)).responseTimeout(Duration.ofSeconds(5))
+                .build();
+        try (RawUpstream upstream = RawUpstream.start(pausingBody);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("xy");
+        } finally {
+            done.countDown();
+        }
+    }
+
     @Test
     void aDeadlineShorterThanTheConnectTimeoutEndsEvenAPostAtTheDeadlineAsAResponseTimeout() throws Exception {
         GuardPolicy policy = policy().connectTimeout(Duration.ofSeconds(10)).totalTimeout(Duration.ofMillis(500))
