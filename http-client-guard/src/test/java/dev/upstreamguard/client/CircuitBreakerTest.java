@@ -14,6 +14,7 @@ import java.net.URI;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicReference;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
@@ -52,7 +53,12 @@ class CircuitBreakerTest {
     }
 
     private GuardedHttpClient client(String baseUri) {
+        return client(baseUri, GuardPolicy.ofDefaults().circuitBreaker().recordStatuses());
+    }
+
+    private GuardedHttpClient client(String baseUri, Set<Integer> recordStatuses) {
         GuardPolicy policy = GuardPolicy.builder()
+                .recordStatuses(recordStatuses)
                 .retryEnabled(false)
                 .failureRateThreshold(50)
                 .minimumCalls(MINIMUM_CALLS)
@@ -238,6 +244,23 @@ class CircuitBreakerTest {
         }
         assertThat(inventory().circuitState()).isEqualTo("CLOSED");
         assertThat(get()).isEqualTo(200);
+    }
+
+    @Test
+    void theStatusesCountedAsFailuresAreTheConfiguredOnesOnly() throws Exception {
+        client.close();
+        client = client("http://127.0.0.1:" + server.getPort(), Set.of(429));
+        answer(503);
+        for (int i = 0; i < MINIMUM_CALLS; i++) {
+            assertThat(get()).isEqualTo(503);
+        }
+        assertThat(inventory().circuitState()).as("503 is not listed").isEqualTo("CLOSED");
+        answer(429);
+        for (int i = 0; i < MINIMUM_CALLS; i++) {
+            assertThat(inventory().circuitState()).isEqualTo("CLOSED");
+            assertThat(get()).isEqualTo(429);
+        }
+        assertThat(inventory().circuitState()).as("4 failures in 8 calls").isEqualTo("OPEN");
     }
 
     @Test
