@@ -6,9 +6,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.MockWebServers;
+import dev.upstreamguard.testing.RawUpstream;
 import java.io.IOException;
 import java.net.URI;
 import java.time.Duration;
@@ -132,6 +134,24 @@ class CircuitBreakerTest {
             }
             assertThat(refused.upstream("inventory").circuitState()).isEqualTo("OPEN");
             assertFault(failure(refused, new HttpGet(port.uri("/"))), "destination_unavailable", 503, 0);
+        }
+    }
+
+    /** The breaker sits outside the retries: a call is one outcome however many attempts it took. */
+    @Test
+    void aCallCountsOnceHoweverManyAttemptsItMade() throws Exception {
+        GuardPolicy retrying = GuardPolicy.builder().minimumCalls(MINIMUM_CALLS).failureRateThreshold(50)
+                .window(Duration.ofSeconds(60)).maxAttempts(3).build();
+        try (RawUpstream resetting = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient retried = GuardedHttpClients.custom().upstream("flaky", resetting.baseUrl(), retrying)
+                        .ticker(time).sleeper(time).clock(time.clock()).build()) {
+            for (int i = 0; i < MINIMUM_CALLS - 1; i++) {
+                assertFault(failure(retried, new HttpGet(resetting.uri("/"))), "connection_terminated", 502, 3);
+                assertThat(retried.upstream("flaky").circuitState()).isEqualTo("CLOSED");
+            }
+            assertFault(failure(retried, new HttpGet(resetting.uri("/"))), "connection_terminated", 502, 3);
+            assertThat(retried.upstream("flaky").circuitState()).isEqualTo("OPEN");
+            assertThat(resetting.requestCount()).isEqualTo(MINIMUM_CALLS * 3);
         }
     }
 
