@@ -241,8 +241,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             call.attempt(attempt);
             long remaining = deadline - ticker.nanoTime();
             if (remaining <= 0) {
-                throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
-                        + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
+                throw deadlineRanOut(call, policy, null, earlier);
             }
             RequestConfig config = attemptConfig(upstream, base, policy, remaining);
             applyAttemptConfig(request, ctx, config);
@@ -276,6 +275,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             try {
                 response = delegate.executeOpen(host, request, ctx);
             } catch (RuntimeException e) {
+                if (deadlineExpired.get()) {
+                    // The deadline's cancel landed in a wait HttpClient ends with a runtime exception (for a pooled
+                    // connection: CancellationException): the deadline ran out, as on any other path.
+                    throw deadlineRanOut(call, policy, e, earlier);
+                }
                 if (call.cancelledByCaller()) {
                     // A cancel racing the start of the attempt makes HttpClient throw a state error: the caller's doing.
                     throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", e,
@@ -340,8 +344,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             if (deadlineExpired.get()) {
                 // The head arrived just as the deadline cancelled the exchange: its body can no longer be read.
                 discard(response);
-                throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
-                        + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
+                throw deadlineRanOut(call, policy, null, earlier);
             }
             HttpEntity entity = response.getEntity();
             if (entity != null && entity.isStreaming()
@@ -411,6 +414,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             Thread.currentThread().interrupt();
             return false;
         }
+    }
+
+    private UpstreamException deadlineRanOut(Call call, GuardPolicy policy, Throwable cause, List<Throwable> earlier) {
+        return failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
+                + GuardPolicy.format(policy.totalTimeout()) + " ran out", cause, earlier);
     }
 
     private UpstreamException failure(Call call, UpstreamFault fault, String why, Throwable cause,

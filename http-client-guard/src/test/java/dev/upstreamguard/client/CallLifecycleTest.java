@@ -25,6 +25,8 @@ import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpHead;
+import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
+import org.apache.hc.client5.http.impl.classic.HttpClients;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
@@ -200,6 +202,39 @@ class CallLifecycleTest {
             Duration took = Duration.ofNanos(System.nanoTime() - start);
             assertFault(e, "http_response_timeout", 504, 1);
             assertThat(took).isGreaterThanOrEqualTo(Duration.ofMillis(450)).isLessThan(Duration.ofSeconds(5));
+        }
+    }
+
+    /**
+     * Regression: a deadline that ran out while the attempt waited for a pooled connection cancelled the wait, HttpClient
+     * then failed with a {@code CancellationException} (a runtime exception, not an I/O one), and the call failed as
+     * {@code proxy_internal_error} (a 500, as if the library had a bug) instead of the 504 of a deadline. The pool wait
+     * is capped by the time left when the attempt starts, so it is the deadline that ends it whenever anything before
+     * the lease (here a request interceptor taking 150 ms) took time.
+     */
+    @Test
+    void aDeadlineRunningOutWhileWaitingForAPooledConnectionIsAResponseTimeoutNotAnInternalError() throws Exception {
+        HttpClientBuilder slowInterceptor = HttpClients.custom().addRequestInterceptorFirst((request, entity, context) -> {
+            if (request.containsHeader("X-Slow")) {
+                try {
+                    new CountDownLatch(1).await(150, TimeUnit.MILLISECONDS); // an interceptor that takes its time
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        });
+        GuardPolicy policy = policy().maxConnections(1).poolTimeout(Duration.ofSeconds(5))
+                .totalTimeout(Duration.ofMillis(300)).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().httpClientBuilder(slowInterceptor)
+                        .defaults(policy).build();
+                ClassicHttpResponse holdsTheOnlyConnection = client.executeOpen(null, new HttpGet(upstream.uri("/")),
+                        null)) {
+            assertThat(holdsTheOnlyConnection.getCode()).isEqualTo(200);
+            HttpGet get = new HttpGet(upstream.uri("/"));
+            get.setHeader("X-Slow", "1");
+            assertFault(failure(client, get), "http_response_timeout", 504, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
         }
     }
 
