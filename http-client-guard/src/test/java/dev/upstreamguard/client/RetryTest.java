@@ -123,6 +123,37 @@ class RetryTest {
         }
     }
 
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+    void idempotentMethodsAreRetriedAfterAReset(String method) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
+                GuardedHttpClient client = client()) {
+            int status = client.execute(new BasicClassicHttpRequest(method, upstream.uri("/items/7")), r -> r.getCode());
+            assertThat(status).isEqualTo(200);
+            assertThat(upstream.requests()).hasSize(2).allSatisfy(r -> assertThat(r.method()).isEqualTo(method));
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"POST", "PATCH", "PROPFIND", "Put"})
+    void otherMethodsAreNotRetriedAfterAReset(String method) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
+                GuardedHttpClient client = client()) {
+            assertFault(failure(client, new BasicClassicHttpRequest(method, upstream.uri("/items/7"))),
+                    "connection_terminated", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void aPostIsNotRetriedAfterAResponseTimeoutEvenWhenResponseTimeoutsAreRetried() throws Exception {
+        GuardPolicy policy = policy().responseTimeout(Duration.ofMillis(300)).retryOnResponseTimeout(true).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.stall()); GuardedHttpClient client = client(policy)) {
+            assertFault(failure(client, post(upstream.uri("/orders"))), "connection_read_timeout", 504, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
     @Test
     void postAfterAnIncompleteResponseReachesTheUpstreamExactlyOnceAndFails() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.truncatedHead(), Behaviours.ok("fine"));
