@@ -78,9 +78,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private static final int MAX_CACHED_HOSTS = 1024;
 
     /**
-     * When our own full bulkhead or pool will have room again, or a half-open circuit's trial calls end, is unknown, but
-     * DESIGN.md answers its 503 with a Retry-After: the smallest one, a second, asks callers to back off briefly without
-     * keeping them away.
+     * When our own full bulkhead or pool will have room again, or a half-open circuit's trial calls end, is unknown,
+     * but DESIGN.md answers its 503 with a Retry-After: the smallest one, a second, asks callers to back off briefly
+     * without keeping them away.
      */
     private static final Duration LIMIT_RETRY_AFTER = Duration.ofSeconds(1);
 

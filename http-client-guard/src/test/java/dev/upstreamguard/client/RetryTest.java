@@ -128,7 +128,8 @@ class RetryTest {
     void idempotentMethodsAreRetriedAfterAReset(String method) throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
                 GuardedHttpClient client = client()) {
-            int status = client.execute(new BasicClassicHttpRequest(method, upstream.uri("/items/7")), r -> r.getCode());
+            int status = client.execute(new BasicClassicHttpRequest(method, upstream.uri("/items/7")),
+                    r -> r.getCode());
             assertThat(status).isEqualTo(200);
             assertThat(upstream.requests()).hasSize(2).allSatisfy(r -> assertThat(r.method()).isEqualTo(method));
         }
@@ -370,7 +371,8 @@ class RetryTest {
                 }
             }
         };
-        GuardPolicy policy = policy().responseTimeout(Duration.ofSeconds(1)).totalTimeout(Duration.ofSeconds(3)).build();
+        GuardPolicy policy = policy().responseTimeout(Duration.ofSeconds(1)).totalTimeout(Duration.ofSeconds(3))
+                .build();
         try (RawUpstream upstream = RawUpstream.start(trickled503, Behaviours.ok("fine"));
                 GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
             long start = System.nanoTime();
@@ -410,9 +412,9 @@ class RetryTest {
     }
 
     /**
-     * Regression: the backoff cap was {@code initial << (attempt - 1)} with the shift capped at 30 but the product not,
-     * so a long initial backoff (10 s) overflowed by the 31st attempt and the backoff became 0: a retry storm at exactly
-     * the point the settings asked for the longest waits.
+     * Regression: the backoff cap was {@code initial << (attempt - 1)} with the shift capped at 30 but the product
+     * not, so a long initial backoff (10 s) overflowed by the 31st attempt and the backoff became 0: a retry storm at
+     * exactly the point the settings asked for the longest waits.
      */
     @Test
     void aLongBackoffNeverOverflowsIntoNoBackoffAtAll() throws Exception {
