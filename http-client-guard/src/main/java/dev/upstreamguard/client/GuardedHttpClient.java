@@ -158,7 +158,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         String method = request.getMethod();
 
         Bulkhead bulkhead = upstream.bulkhead();
-        if (bulkhead != null && !bulkhead.tryAcquirePermission()) {
+        if (bulkhead != null && !tryAcquire(bulkhead)) {
             throw rejected(upstream, method, start, UpstreamFault.CONNECTION_LIMIT_REACHED, LIMIT_RETRY_AFTER,
                     bulkhead.getBulkheadConfig().getMaxConcurrentCalls());
         }
@@ -176,15 +176,16 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         }
         AtomicBoolean deadlineExpired = new AtomicBoolean();
         AtomicBoolean uploadStalled = new AtomicBoolean();
-        AtomicBoolean callerTooSlow = new AtomicBoolean();
-        // The caller's doing: its own cancel (the deadline and a stalled upload cancel the request too), or a deadline
-        // that ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload).
+        AtomicBoolean callersDoing = new AtomicBoolean();
+        // The caller's doing: its own cancel (the deadline and a stalled upload cancel the request too), a deadline that
+        // ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload), or an
+        // interrupt of the caller's thread.
         Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
-                () -> callerTooSlow.get() || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
+                () -> callersDoing.get() || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
         ClassicHttpResponse response;
         try {
             response = attempts(host, request, ctx, policy, method, call, deadlineExpired, uploadStalled,
-                    callerTooSlow);
+                    callersDoing);
         } catch (UpstreamException e) {
             call.failed(e.fault(), e);
             throw e;
@@ -216,7 +217,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private ClassicHttpResponse attempts(HttpHost host, ClassicHttpRequest request, HttpClientContext ctx,
             GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired, AtomicBoolean uploadStalled,
-            AtomicBoolean callerTooSlow) throws UpstreamException {
+            AtomicBoolean callersDoing) throws UpstreamException {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
@@ -232,11 +233,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         List<Throwable> earlier = null;
         upstream.budget().onCall();
         for (int attempt = 1; ; attempt++) {
-            if (call.cancelledByCaller()) {
-                // Cancelled before the call or while waiting to retry: this attempt is never made (HttpClient would fail
-                // it with an IllegalStateException, which is no internal error), so it is not counted either.
-                throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", null,
-                        earlier);
+            if (call.cancelledByCaller() || interrupted(callersDoing)) {
+                // Cancelled (or interrupted) before the call or while waiting to retry: this attempt is never made
+                // (HttpClient would fail it with a state error, which is no internal error), so it is not counted.
+                throw failure(call, UpstreamFault.CONNECTION_TERMINATED, gaveUpHow(), null, earlier);
             }
             call.attempt(attempt);
             long remaining = deadline - ticker.nanoTime();
@@ -259,7 +259,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         if (upload != null && upload.waitingOnSource()) {
                             // Still waiting for the caller's body, not for the upstream: the time ran out on the
                             // caller's side, which says nothing about the upstream's health.
-                            callerTooSlow.set(true);
+                            callersDoing.set(true);
                         }
                         deadlineExpired.set(true);
                         ((CancellableDependency) request).cancel();
@@ -280,10 +280,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     // connection: CancellationException): the deadline ran out, as on any other path.
                     throw deadlineRanOut(call, policy, e, earlier);
                 }
-                if (call.cancelledByCaller()) {
-                    // A cancel racing the start of the attempt makes HttpClient throw a state error: the caller's doing.
-                    throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", e,
-                            earlier);
+                if (call.cancelledByCaller() || interrupted(callersDoing)) {
+                    // A cancel racing the start of the attempt, or an interrupt while it waits for a pooled connection,
+                    // makes HttpClient throw a state error: the caller's doing.
+                    throw failure(call, UpstreamFault.CONNECTION_TERMINATED, gaveUpHow(), e, earlier);
                 }
                 // HttpClient's own state errors (a closed pool, a broken interceptor) are bugs, not upstream faults,
                 // but the caller still gets the one exception type it handles, with the original as cause.
@@ -299,8 +299,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
                 } else if (uploadStalled.get()) {
                     fault = UpstreamFault.CONNECTION_WRITE_TIMEOUT;
-                } else if (call.cancelledByCaller()) {
-                    // Whatever the cancel broke (a connect in progress reads as refused), the call ended the same way.
+                } else if (call.cancelledByCaller() || interrupted(callersDoing)) {
+                    // Whatever the cancel broke (a connect in progress reads as refused), the call ended the same way;
+                    // an interrupt ends a wait for a pooled connection as "Request aborted".
                     fault = UpstreamFault.CONNECTION_TERMINATED;
                 }
                 String why = attempt >= maxAttempts ? "no attempts are left"
@@ -308,7 +309,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         // The watch cancelled the request to break the write; it cannot be sent again.
                         : uploadStalled.get() ? "the upstream stopped taking the request body"
                         // A cancelled request is over: the caller does not want an answer any more.
-                        : isCancelled(request) ? "the caller cancelled the request"
+                        : isCancelled(request) || callersDoing.get() ? gaveUpHow()
                         : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
                 Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
@@ -584,6 +585,39 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private static Timeout cap(Duration timeout, long remainingNanos) {
         long millis = Math.max(1, Math.min(timeout.toMillis(), TimeUnit.NANOSECONDS.toMillis(remainingNanos)));
         return Timeout.ofMilliseconds(millis);
+    }
+
+    /**
+     * Takes a bulkhead permit without waiting. Resilience4j's zero-wait acquire still throws on an interrupted thread and
+     * reports it as a full bulkhead; a pending interrupt is the caller's business, so it is set aside for the attempt
+     * and restored.
+     */
+    private static boolean tryAcquire(Bulkhead bulkhead) {
+        boolean interrupted = Thread.interrupted();
+        try {
+            return bulkhead.tryAcquirePermission();
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /**
+     * Whether the calling thread was interrupted: its caller has given up, as by cancelling (HttpClient ends a wait for
+     * a pooled connection on it); noted in {@code callersDoing} so that the call is recorded as cancelled.
+     */
+    private static boolean interrupted(AtomicBoolean callersDoing) {
+        if (!Thread.currentThread().isInterrupted()) {
+            return false;
+        }
+        callersDoing.set(true);
+        return true;
+    }
+
+    private static String gaveUpHow() {
+        return Thread.currentThread().isInterrupted() ? "the caller's thread was interrupted"
+                : "the caller cancelled the request";
     }
 
     private static boolean isCancelled(ClassicHttpRequest request) {
