@@ -482,7 +482,12 @@ public final class GuardPolicy {
 
         /** See {@link CircuitBreaker#openFor()}. */
         public Builder openFor(Duration value) {
-            openFor = positive("circuit-breaker.open-for", value);
+            Duration checked = positive("circuit-breaker.open-for", value);
+            if (checked.toMillis() < 1) {
+                // Resilience4j counts the open state in milliseconds and refuses less, when the breaker is built.
+                throw invalid("circuit-breaker.open-for", format(checked), "must be at least 1ms");
+            }
+            openFor = checked;
             return this;
         }
 

@@ -3,6 +3,8 @@ package dev.upstreamguard;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.upstreamguard.client.GuardedHttpClient;
+import dev.upstreamguard.client.GuardedHttpClients;
 import java.time.Duration;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
@@ -81,6 +83,25 @@ class GuardPolicyTest {
                 .hasMessageContaining("'circuit-breaker.window'").hasMessageContaining("at most 1h");
         assertThat(GuardPolicy.builder().set("circuit-breaker.window", "1h").build().circuitBreaker().window())
                 .isEqualTo(Duration.ofHours(1));
+    }
+
+    /**
+     * Regression: an {@code open-for} under a millisecond was accepted, and then Resilience4j refused it when the
+     * upstream's breaker was built: for an unnamed upstream, on every call, as an {@code IllegalArgumentException}
+     * naming no setting of ours.
+     */
+    @Test
+    void anOpenForUnderAMillisecondIsRefusedNamingTheSetting() throws Exception {
+        for (String tooShort : new String[] {"500us", "999999ns", "PT0.0001S"}) {
+            assertThatThrownBy(() -> GuardPolicy.builder().set("circuit-breaker.open-for", tooShort)).as(tooShort)
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("'circuit-breaker.open-for'").hasMessageContaining("at least 1ms");
+        }
+        GuardPolicy shortest = GuardPolicy.builder().set("circuit-breaker.open-for", "1ms").build();
+        try (GuardedHttpClient client = GuardedHttpClients.custom().upstream("a", "http://127.0.0.1:8080", shortest)
+                .build()) {
+            assertThat(client.upstream("a").policy().circuitBreaker().openFor()).isEqualTo(Duration.ofMillis(1));
+        }
     }
 
     @Test

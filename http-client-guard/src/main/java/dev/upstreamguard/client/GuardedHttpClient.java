@@ -89,8 +89,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private static final int MAX_CACHED_HOSTS = 1024;
 
     /**
-     * When our own full bulkhead or pool will have room again is unknown, but DESIGN.md answers its 503 with a
-     * Retry-After: the smallest one, a second, asks callers to back off briefly without keeping them away.
+     * When our own full bulkhead or pool will have room again, or a half-open circuit's trial calls end, is unknown,
+     * but DESIGN.md answers its 503 with a Retry-After: the smallest one, a second, asks callers to back off briefly
+     * without keeping them away.
      */
     private static final Duration LIMIT_RETRY_AFTER = Duration.ofSeconds(1);
 
@@ -178,10 +179,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         UpstreamGuard upstream = resolve(host, ctx, start);
         Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
         GuardPolicy policy = override instanceof GuardPolicy ? (GuardPolicy) override : upstream.policy();
-        String method = request.getMethod().toUpperCase(Locale.ROOT);
+        // As sent: method names are case-sensitive, so "get" is an extension method (tagged OTHER), not a GET.
+        String method = request.getMethod();
 
         Bulkhead bulkhead = upstream.bulkhead();
-        if (bulkhead != null && !bulkhead.tryAcquirePermission()) {
+        if (bulkhead != null && !tryAcquire(bulkhead)) {
             throw rejected(upstream, method, start, UpstreamFault.CONNECTION_LIMIT_REACHED, LIMIT_RETRY_AFTER,
                     bulkhead.getBulkheadConfig().getMaxConcurrentCalls());
         }
@@ -190,20 +192,25 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             if (bulkhead != null) {
                 bulkhead.onComplete();
             }
-            throw rejected(upstream, method, start, UpstreamFault.DESTINATION_UNAVAILABLE,
-                    upstream.retryAfter().orElse(null), breaker.getState());
+            CircuitBreaker.State state = breaker.getState();
+            // Half-open with every trial call in flight: when they end is unknown, so the shortest hint, as for a full
+            // bulkhead. Forced open by an operator: no time is known at all.
+            Duration retryAfter = upstream.retryAfter()
+                    .orElse(state == CircuitBreaker.State.HALF_OPEN ? LIMIT_RETRY_AFTER : null);
+            throw rejected(upstream, method, start, UpstreamFault.DESTINATION_UNAVAILABLE, retryAfter, state);
         }
         AtomicBoolean deadlineExpired = new AtomicBoolean();
         AtomicBoolean uploadStalled = new AtomicBoolean();
-        AtomicBoolean callerTooSlow = new AtomicBoolean();
-        // The caller's doing: its own cancel (the deadline and a stalled upload cancel the request too), or a deadline
-        // that ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload).
+        AtomicBoolean callersDoing = new AtomicBoolean();
+        // The caller's doing: its own cancel (the deadline and a stalled upload cancel the request too), a deadline that
+        // ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload), or an
+        // interrupt of the caller's thread.
         Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
-                () -> callerTooSlow.get() || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
+                () -> callersDoing.get() || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
         ClassicHttpResponse response;
         try {
             response = attempts(host, request, ctx, policy, method, call, deadlineExpired, uploadStalled,
-                    callerTooSlow);
+                    callersDoing);
         } catch (UpstreamException e) {
             call.failed(e.fault(), e);
             throw e;
@@ -235,13 +242,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private ClassicHttpResponse attempts(HttpHost host, ClassicHttpRequest request, HttpClientContext ctx,
             GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired, AtomicBoolean uploadStalled,
-            AtomicBoolean callerTooSlow) throws UpstreamException {
+            AtomicBoolean callersDoing) throws UpstreamException {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
-        // By the method as sent: method names are case-sensitive (RFC 9110 §9.1), so "get" is not GET but a method of
-        // unknown semantics, which must not be replayed (§9.2.2). The upper-cased name is only a metrics tag.
-        boolean idempotent = isIdempotent(request.getMethod()) || request.containsHeader("Idempotency-Key");
+        // Method names are case-sensitive (RFC 9110 §9.1), so "get" is not GET but a method of unknown semantics, which
+        // must not be replayed (§9.2.2).
+        boolean idempotent = isIdempotent(method) || request.containsHeader("Idempotency-Key");
         HttpEntity body = request.getEntity();
         boolean replayable = body == null || body.isRepeatable();
         // A request that cannot be retried cannot shrug off a pooled connection the upstream closed while it idled.
@@ -251,19 +258,18 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         List<Throwable> earlier = null;
         upstream.budget().onCall();
         for (int attempt = 1; ; attempt++) {
-            if (call.cancelledByCaller()) {
-                // Cancelled before the call or while waiting to retry: this attempt is never made (HttpClient would fail
-                // it with an IllegalStateException, which is no internal error), so it is not counted either.
-                throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", null,
-                        earlier);
+            if (call.cancelledByCaller() || interrupted(callersDoing)) {
+                // Cancelled (or interrupted) before the call or while waiting to retry: this attempt is never made
+                // (HttpClient would fail it with a state error, which is no internal error), so it is not counted.
+                throw failure(call, UpstreamFault.CONNECTION_TERMINATED, gaveUpHow(), null, earlier);
             }
             call.attempt(attempt);
             long remaining = deadline - ticker.nanoTime();
             if (remaining <= 0) {
-                throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
-                        + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
+                throw deadlineRanOut(call, policy, null, earlier);
             }
-            applyAttemptConfig(request, ctx, attemptConfig(upstream, base, policy, remaining));
+            RequestConfig config = attemptConfig(upstream, base, policy, remaining);
+            applyAttemptConfig(request, ctx, config);
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
             ctx.removeAttribute(HEAD_RECEIVED_ATTRIBUTE);
             ClassicHttpResponse response;
@@ -279,7 +285,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         if (upload != null && upload.waitingOnSource()) {
                             // Still waiting for the caller's body, not for the upstream: the time ran out on the
                             // caller's side, which says nothing about the upstream's health.
-                            callerTooSlow.set(true);
+                            callersDoing.set(true);
                         }
                         deadlineExpired.set(true);
                         ((CancellableDependency) request).cancel();
@@ -295,10 +301,15 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             try {
                 response = delegate.executeOpen(host, request, ctx);
             } catch (RuntimeException e) {
-                if (call.cancelledByCaller()) {
-                    // A cancel racing the start of the attempt makes HttpClient throw a state error: the caller's doing.
-                    throw failure(call, UpstreamFault.CONNECTION_TERMINATED, "the caller cancelled the request", e,
-                            earlier);
+                if (deadlineExpired.get()) {
+                    // The deadline's cancel landed in a wait HttpClient ends with a runtime exception (for a pooled
+                    // connection: CancellationException): the deadline ran out, as on any other path.
+                    throw deadlineRanOut(call, policy, e, earlier);
+                }
+                if (call.cancelledByCaller() || interrupted(callersDoing)) {
+                    // A cancel racing the start of the attempt, or an interrupt while it waits for a pooled connection,
+                    // makes HttpClient throw a state error: the caller's doing.
+                    throw failure(call, UpstreamFault.CONNECTION_TERMINATED, gaveUpHow(), e, earlier);
                 }
                 // HttpClient's own state errors (a closed pool, a broken interceptor) are bugs, not upstream faults,
                 // but the caller still gets the one exception type it handles, with the original as cause.
@@ -316,8 +327,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
                 } else if (uploadStalled.get()) {
                     fault = UpstreamFault.CONNECTION_WRITE_TIMEOUT;
-                } else if (call.cancelledByCaller()) {
-                    // Whatever the cancel broke (a connect in progress reads as refused), the call ended the same way.
+                } else if (call.cancelledByCaller() || interrupted(callersDoing)) {
+                    // Whatever the cancel broke (a connect in progress reads as refused), the call ended the same way;
+                    // an interrupt ends a wait for a pooled connection as "Request aborted".
                     fault = UpstreamFault.CONNECTION_TERMINATED;
                 }
                 String why = attempt >= maxAttempts ? "no attempts are left"
@@ -325,7 +337,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         // The watch cancelled the request to break the write; it cannot be sent again.
                         : uploadStalled.get() ? "the upstream stopped taking the request body"
                         // A cancelled request is over: the caller does not want an answer any more.
-                        : isCancelled(request) ? "the caller cancelled the request"
+                        : isCancelled(request) || callersDoing.get() ? gaveUpHow()
                         : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
                 Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
@@ -340,9 +352,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 }
                 LOG.debug("Retrying {} to upstream '{}' after {} (attempt {} of {}, waiting {} ms)", method,
                         upstream.name(), fault.type(), attempt, maxAttempts, wait.toMillis());
+                if (!pause(wait)) {
+                    throw failure(call, fault, "interrupted while waiting to retry", e, earlier);
+                }
                 earlier = remember(earlier, e);
                 upstream.metrics().recordRetry(fault.type());
-                pause(wait, call, fault, e, earlier);
                 continue;
             } finally {
                 if (timer != null) {
@@ -359,8 +373,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             if (deadlineExpired.get()) {
                 // The head arrived just as the deadline cancelled the exchange: its body can no longer be read.
                 discard(response);
-                throw failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
-                        + GuardPolicy.format(policy.totalTimeout()) + " ran out", null, earlier);
+                throw deadlineRanOut(call, policy, null, earlier);
+            }
+            HttpEntity entity = response.getEntity();
+            if (entity != null && entity.isStreaming()
+                    && config.getResponseTimeout().toMilliseconds() < policy.responseTimeout().toMillis()) {
+                // The read timeout was cut to what the deadline left, to end a silent head at the deadline; the body is
+                // bounded by the response timeout alone. A streamed entity still holds its connection: it is ours.
+                GuardedConnection.readTimeout(ctx, Timeout.of(policy.responseTimeout()));
             }
             int status = response.getCode();
             if (attempt < maxAttempts && retry.enabled() && idempotent && replayable
@@ -380,9 +400,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 }
                 LOG.debug("Retrying {} to upstream '{}' after status {} (attempt {} of {}, waiting {} ms)", method,
                         upstream.name(), status, attempt, maxAttempts, wait.toMillis());
+                // Kept until the wait is over: if it is cut short, the upstream's own answer is the call's answer.
+                if (!pause(wait)) {
+                    return response;
+                }
                 discard(response);
                 upstream.metrics().recordRetry("status_" + status);
-                pause(wait, call, null, null, earlier);
                 continue;
             }
             return response;
@@ -411,15 +434,20 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         }
     }
 
-    private void pause(Duration wait, Call call, UpstreamFault fault, Throwable cause, List<Throwable> earlier)
-            throws UpstreamException {
+    /** Waits before a retry; {@code false}, with the thread's interrupt status kept, when interrupted. */
+    private boolean pause(Duration wait) {
         try {
             sleeper.sleep(wait);
+            return true;
         } catch (InterruptedException e) {
             Thread.currentThread().interrupt();
-            UpstreamFault f = fault != null ? fault : UpstreamFault.PROXY_INTERNAL_ERROR;
-            throw failure(call, f, "interrupted while waiting to retry", cause != null ? cause : e, earlier);
+            return false;
         }
+    }
+
+    private UpstreamException deadlineRanOut(Call call, GuardPolicy policy, Throwable cause, List<Throwable> earlier) {
+        return failure(call, UpstreamFault.HTTP_RESPONSE_TIMEOUT, "the total deadline of "
+                + GuardPolicy.format(policy.totalTimeout()) + " ran out", cause, earlier);
     }
 
     private UpstreamException failure(Call call, UpstreamFault fault, String why, Throwable cause,
@@ -598,6 +626,39 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         return Timeout.ofMilliseconds(millis);
     }
 
+    /**
+     * Takes a bulkhead permit without waiting. Resilience4j's zero-wait acquire still throws on an interrupted thread and
+     * reports it as a full bulkhead; a pending interrupt is the caller's business, so it is set aside for the attempt
+     * and restored.
+     */
+    private static boolean tryAcquire(Bulkhead bulkhead) {
+        boolean interrupted = Thread.interrupted();
+        try {
+            return bulkhead.tryAcquirePermission();
+        } finally {
+            if (interrupted) {
+                Thread.currentThread().interrupt();
+            }
+        }
+    }
+
+    /**
+     * Whether the calling thread was interrupted: its caller has given up, as by cancelling (HttpClient ends a wait for
+     * a pooled connection on it); noted in {@code callersDoing} so that the call is recorded as cancelled.
+     */
+    private static boolean interrupted(AtomicBoolean callersDoing) {
+        if (!Thread.currentThread().isInterrupted()) {
+            return false;
+        }
+        callersDoing.set(true);
+        return true;
+    }
+
+    private static String gaveUpHow() {
+        return Thread.currentThread().isInterrupted() ? "the caller's thread was interrupted"
+                : "the caller cancelled the request";
+    }
+
     private static boolean isCancelled(ClassicHttpRequest request) {
         return request instanceof CancellableDependency && ((CancellableDependency) request).isCancelled();
     }
@@ -615,7 +676,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private static Duration backoff(int attempt, GuardPolicy.Retry retry) {
         long initial = retry.initialBackoff().toNanos();
         long cap = retry.maxBackoff().toNanos();
-        long ceiling = attempt >= 62 ? cap : Math.min(cap, initial << Math.min(attempt - 1, 30));
+        int doublings = Math.min(attempt - 1, 62);
+        // Compared before shifting: initial × 2^n past the cap may be past what a long holds, too.
+        long ceiling = initial > cap >> doublings ? cap : initial << doublings;
         return Duration.ofNanos(ceiling <= 0 ? 0 : ThreadLocalRandom.current().nextLong(ceiling + 1));
     }
 
@@ -655,12 +718,17 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private static void discard(ClassicHttpResponse response) {
         HttpEntity entity = response.getEntity();
-        if (entity != null && entity.getContentLength() >= 0 && entity.getContentLength() <= 16 * 1024) {
+        long length = entity == null ? -1 : entity.getContentLength();
+        if (length >= 0 && length <= 16 * 1024) {
             try {
-                // A small body is read so the connection can be reused for the retry.
-                EntityUtils.consume(entity);
-                response.close();
-                return;
+                // A small body already received is read so the connection can be reused for the retry. One still
+                // arriving is not waited for: nothing but the per-read timeout would bound that wait, and an upstream
+                // trickling it would hold the call past its deadline; a fresh connection costs less.
+                if (entity.getContent().available() >= length) {
+                    EntityUtils.consume(entity);
+                    response.close();
+                    return;
+                }
             } catch (IOException e) {
                 // Unreadable after all: the connection goes instead.
             }

@@ -25,6 +25,7 @@ import org.apache.hc.core5.http.io.HttpConnectionFactory;
 import org.apache.hc.core5.http.io.HttpResponseInformationCallback;
 import org.apache.hc.core5.http.io.SessionInputBuffer;
 import org.apache.hc.core5.http.protocol.HttpContext;
+import org.apache.hc.core5.util.Timeout;
 
 /**
  * An upstream connection that the pool never hands out again once bytes arrived on it that belong to no request, and
@@ -132,6 +133,17 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
                 return super.execute(request, conn, informationCallback, context);
             }
         };
+    }
+
+    /**
+     * Sets the read timeout of the connection the exchange in {@code context} reads its response from, when known: the
+     * client reads the body with the whole response timeout, whatever the deadline left for the head.
+     */
+    public static void readTimeout(HttpContext context, Timeout timeout) {
+        Object conn = context == null ? null : context.getAttribute(CONTEXT_ATTRIBUTE);
+        if (conn instanceof HttpClientConnection) {
+            ((HttpClientConnection) conn).setSocketTimeout(timeout);
+        }
     }
 
     /**

@@ -61,6 +61,10 @@ public final class UpstreamGuard implements GuardedUpstream {
                     .slidingWindowSize((int) Math.max(1, cb.window().toSeconds()))
                     .waitDurationInOpenState(cb.openFor())
                     .permittedNumberOfCallsInHalfOpenState(cb.halfOpenCalls())
+                    // Resilience4j would open on calls slower than 60 s by default; a call lasts until its body is
+                    // read, so a long download or event stream is no failure. Only faults and record-statuses count.
+                    .slowCallRateThreshold(100)
+                    .slowCallDurationThreshold(Duration.ofNanos(Long.MAX_VALUE))
                     // Every outcome is reported explicitly, already classified; nothing is recorded by type here.
                     .recordException(e -> true)
                     .writableStackTraceEnabled(false)

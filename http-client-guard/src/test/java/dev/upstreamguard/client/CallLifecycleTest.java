@@ -9,6 +9,7 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.Blackhole;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.MockWebServers;
 import dev.upstreamguard.testing.RawUpstream;
@@ -24,6 +25,8 @@ import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpHead;
+import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
+import org.apache.hc.client5.http.impl.classic.HttpClients;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
@@ -157,6 +160,81 @@ class CallLifecycleTest {
             assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThan(Duration.ofSeconds(3));
         } finally {
             done.countDown();
+        }
+    }
+
+    /**
+     * Regression: an attempt's read timeout was capped by the time the deadline left, to end a silent head at the
+     * deadline, and the cap stayed on the connection for the body: a body pausing for longer than that (here 1.5 s,
+     * within the 5 s response timeout, on a 1 s deadline) failed with {@code connection_read_timeout}, though the body
+     * is bounded by the response timeout alone. After a retry the cap can be a few milliseconds.
+     */
+    @Test
+    void theBodyGetsTheWholeResponseTimeoutPerReadWhateverTheDeadlineLeftTheAttempt() throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        RawUpstream.Behaviour pausingBody = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nx");
+                if (!done.await(1500, TimeUnit.MILLISECONDS)) {
+                    c.write("y");
+                }
+            }
+        };
+        GuardPolicy policy = policy().totalTimeout(Duration.ofSeconds(1)).responseTimeout(Duration.ofSeconds(5))
+                .build();
+        try (RawUpstream upstream = RawUpstream.start(pausingBody);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("xy");
+        } finally {
+            done.countDown();
+        }
+    }
+
+    @Test
+    void aDeadlineShorterThanTheConnectTimeoutEndsEvenAPostAtTheDeadlineAsAResponseTimeout() throws Exception {
+        GuardPolicy policy = policy().connectTimeout(Duration.ofSeconds(10)).totalTimeout(Duration.ofMillis(500))
+                .build();
+        try (Blackhole blackhole = Blackhole.open();
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            long start = System.nanoTime();
+            UpstreamException e = failure(client, FaultMatrixTest.post(blackhole.uri("/orders")));
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            assertFault(e, "http_response_timeout", 504, 1);
+            assertThat(took).isGreaterThanOrEqualTo(Duration.ofMillis(450)).isLessThan(Duration.ofSeconds(5));
+        }
+    }
+
+    /**
+     * Regression: a deadline that ran out while the attempt waited for a pooled connection cancelled the wait, HttpClient
+     * then failed with a {@code CancellationException} (a runtime exception, not an I/O one), and the call failed as
+     * {@code proxy_internal_error} (a 500, as if the library had a bug) instead of the 504 of a deadline. The pool wait
+     * is capped by the time left when the attempt starts, so it is the deadline that ends it whenever anything before
+     * the lease (here a request interceptor taking 150 ms) took time.
+     */
+    @Test
+    void aDeadlineRunningOutWhileWaitingForAPooledConnectionIsAResponseTimeoutNotAnInternalError() throws Exception {
+        HttpClientBuilder slowInterceptor = HttpClients.custom().addRequestInterceptorFirst((request, entity, context) -> {
+            if (request.containsHeader("X-Slow")) {
+                try {
+                    new CountDownLatch(1).await(150, TimeUnit.MILLISECONDS); // an interceptor that takes its time
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+        });
+        GuardPolicy policy = policy().maxConnections(1).poolTimeout(Duration.ofSeconds(5))
+                .totalTimeout(Duration.ofMillis(300)).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().httpClientBuilder(slowInterceptor)
+                        .defaults(policy).build();
+                ClassicHttpResponse holdsTheOnlyConnection = client.executeOpen(null, new HttpGet(upstream.uri("/")),
+                        null)) {
+            assertThat(holdsTheOnlyConnection.getCode()).isEqualTo(200);
+            HttpGet get = new HttpGet(upstream.uri("/"));
+            get.setHeader("X-Slow", "1");
+            assertFault(failure(client, get), "http_response_timeout", 504, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
         }
     }
 

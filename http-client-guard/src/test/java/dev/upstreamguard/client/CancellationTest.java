@@ -3,6 +3,7 @@ package dev.upstreamguard.client;
 import static dev.upstreamguard.client.FaultMatrixTest.assertFault;
 import static dev.upstreamguard.client.FaultMatrixTest.failure;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
@@ -17,7 +18,11 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.concurrent.locks.LockSupport;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
@@ -105,5 +110,81 @@ class CancellationTest {
             assertThat(e.elapsed()).isLessThan(Duration.ofSeconds(10));
             assertLeftNothingBehind(client, "http://127.0.0.1:" + blackhole.port(), meters);
         }
+    }
+
+    /**
+     * Regression: a caller whose thread had its interrupt status set (an executor shutting down,
+     * {@code Future.cancel(true)}, an interrupt not dealt with yet) was refused as "bulkhead full" — Resilience4j's
+     * zero-wait acquire still throws on an interrupted thread — so it got {@code connection_limit_reached}, a 503
+     * counted as a fault, with nothing in flight; past the bulkhead, HttpClient ended the wait for a pooled connection
+     * with a {@code CancellationException}, answered {@code proxy_internal_error}. An interrupted caller has given up,
+     * like one that cancels: the call ends as cancelled, sends nothing, and the interrupt status is kept.
+     */
+    @Test
+    void aCallerWithAPendingInterruptEndsAsCancelledNotAsAFullBulkheadOrAnInternalError() throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters).build()) {
+            UpstreamException e;
+            Thread.currentThread().interrupt();
+            try {
+                e = failure(client, new HttpGet(upstream.uri("/items")));
+            } finally {
+                assertThat(Thread.interrupted()).as("interrupt status kept").isTrue();
+            }
+            assertThat(e.fault().type()).isEqualTo("connection_terminated");
+            assertThat(e.getMessage()).contains("interrupted");
+            assertThat(upstream.requestCount()).isZero();
+            assertLeftNothingBehind(client, upstream.baseUrl(), meters);
+        }
+    }
+
+    /** An interrupt (say {@code Future.cancel(true)}) that lands while the call waits for a pooled connection. */
+    @Test
+    void aCallerInterruptedWhileWaitingForAPooledConnectionEndsAsCancelled() throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
+                        .defaults(GuardPolicy.builder().maxConnections(1).poolTimeout(Duration.ofSeconds(20)).build())
+                        .build()) {
+            AtomicReference<Throwable> outcome = new AtomicReference<>();
+            AtomicBoolean interruptKept = new AtomicBoolean();
+            Thread caller = new Thread(() -> {
+                outcome.set(catchThrowable(() -> client.execute(new HttpGet(upstream.uri("/items")), r -> r.getCode())));
+                interruptKept.set(Thread.currentThread().isInterrupted());
+            }, "interrupted-caller");
+            try (ClassicHttpResponse holdsTheOnlyConnection = client.executeOpen(null,
+                    new HttpGet(upstream.uri("/items")), null)) {
+                caller.start();
+                assertThat(awaitPendingLease(client, Duration.ofSeconds(10))).isTrue();
+                caller.interrupt();
+                caller.join(TimeUnit.SECONDS.toMillis(10));
+                assertThat(caller.isAlive()).isFalse();
+            }
+            assertThat(interruptKept).isTrue();
+            assertThat(outcome.get()).isInstanceOf(UpstreamException.class);
+            UpstreamException e = (UpstreamException) outcome.get();
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(e.getMessage()).contains("interrupted");
+            GuardedUpstream state = client.upstream(upstream.baseUrl());
+            assertThat(state.faultCounts()).isEmpty();
+            assertThat(state.circuitBreaker()).hasValueSatisfying(
+                    cb -> assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero());
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "cancelled").timer().count()).isEqualTo(1);
+            assertThat(state.callsInFlight()).isZero();
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    /** Waits, bounded, until a call is queued for a pooled connection (the pool has no signal to wait on). */
+    private static boolean awaitPendingLease(GuardedHttpClient client, Duration timeout) {
+        long deadline = System.nanoTime() + timeout.toNanos();
+        while (client.poolStats().getPending() == 0) {
+            if (System.nanoTime() - deadline > 0) {
+                return false;
+            }
+            LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
+        }
+        return true;
     }
 }

@@ -6,16 +6,22 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.MockWebServers;
+import dev.upstreamguard.testing.RawUpstream;
 import java.io.IOException;
 import java.net.URI;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicReference;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -49,7 +55,12 @@ class CircuitBreakerTest {
     }
 
     private GuardedHttpClient client(String baseUri) {
+        return client(baseUri, GuardPolicy.ofDefaults().circuitBreaker().recordStatuses());
+    }
+
+    private GuardedHttpClient client(String baseUri, Set<Integer> recordStatuses) {
         GuardPolicy policy = GuardPolicy.builder()
+                .recordStatuses(recordStatuses)
                 .retryEnabled(false)
                 .failureRateThreshold(50)
                 .minimumCalls(MINIMUM_CALLS)
@@ -126,6 +137,24 @@ class CircuitBreakerTest {
         }
     }
 
+    /** The breaker sits outside the retries: a call is one outcome however many attempts it took. */
+    @Test
+    void aCallCountsOnceHoweverManyAttemptsItMade() throws Exception {
+        GuardPolicy retrying = GuardPolicy.builder().minimumCalls(MINIMUM_CALLS).failureRateThreshold(50)
+                .window(Duration.ofSeconds(60)).maxAttempts(3).build();
+        try (RawUpstream resetting = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient retried = GuardedHttpClients.custom().upstream("flaky", resetting.baseUrl(), retrying)
+                        .ticker(time).sleeper(time).clock(time.clock()).build()) {
+            for (int i = 0; i < MINIMUM_CALLS - 1; i++) {
+                assertFault(failure(retried, new HttpGet(resetting.uri("/"))), "connection_terminated", 502, 3);
+                assertThat(retried.upstream("flaky").circuitState()).isEqualTo("CLOSED");
+            }
+            assertFault(failure(retried, new HttpGet(resetting.uri("/"))), "connection_terminated", 502, 3);
+            assertThat(retried.upstream("flaky").circuitState()).isEqualTo("OPEN");
+            assertThat(resetting.requestCount()).isEqualTo(MINIMUM_CALLS * 3);
+        }
+    }
+
     @Test
     void retryAfterShrinksAsTheClockAdvances() throws Exception {
         open();
@@ -176,6 +205,33 @@ class CircuitBreakerTest {
         assertThat(server.getRequestCount()).isEqualTo(MINIMUM_CALLS + 2);
     }
 
+    /**
+     * Regression: once a half-open circuit's trial calls were all in flight, the calls it turned away got a 503
+     * {@code destination_unavailable} with no {@code Retry-After} at all, unlike every other 503 of the library. When
+     * the trials will end is unknown; like a full bulkhead, the answer is the shortest hint, a second.
+     */
+    @Test
+    void callsTurnedAwayWhileTheTrialCallsAreInFlightAreToldToComeBackInASecond() throws Exception {
+        open();
+        answer(200);
+        time.advance(OPEN_FOR.plusMillis(1));
+        List<ClassicHttpResponse> trials = new ArrayList<>();
+        for (int i = 0; i < 2; i++) {
+            trials.add(client.executeOpen(null, new HttpGet(uri), null));
+        }
+        assertThat(inventory().circuitState()).isEqualTo("HALF_OPEN");
+
+        UpstreamException e = failure(client, new HttpGet(uri));
+        assertFault(e, "destination_unavailable", 503, 0);
+        assertThat(e.retryAfter()).contains(Duration.ofSeconds(1));
+
+        for (ClassicHttpResponse trial : trials) {
+            EntityUtils.consume(trial.getEntity());
+            trial.close();
+        }
+        assertThat(inventory().circuitState()).isEqualTo("CLOSED");
+    }
+
     @Test
     void failedTrialCallsOpenTheCircuitAgain() throws Exception {
         open();
@@ -186,6 +242,45 @@ class CircuitBreakerTest {
         UpstreamException e = failure(client, new HttpGet(uri));
         assertFault(e, "destination_unavailable", 503, 0);
         assertThat(e.retryAfter()).hasValueSatisfying(d -> assertThat(d).isGreaterThan(OPEN_FOR.minusSeconds(1)));
+    }
+
+    /**
+     * Regression: Resilience4j's default slow-call rule (every call in the window slower than 60 s) was left on, and a
+     * call lasts until its body is read, so a healthy upstream serving long downloads or event streams had its circuit
+     * opened and every caller refused with 503. Neither DESIGN.md nor the policy knows slow calls: only faults and
+     * {@code record-statuses} count.
+     */
+    @Test
+    void longCallsToAHealthyUpstreamNeverOpenTheCircuit() throws Exception {
+        answer(200);
+        List<ClassicHttpResponse> downloads = new ArrayList<>();
+        for (int i = 0; i < MINIMUM_CALLS; i++) {
+            downloads.add(client.executeOpen(null, new HttpGet(uri), null));
+        }
+        time.advance(Duration.ofMinutes(2));
+        for (ClassicHttpResponse download : downloads) {
+            EntityUtils.consume(download.getEntity());
+            download.close();
+        }
+        assertThat(inventory().circuitState()).isEqualTo("CLOSED");
+        assertThat(get()).isEqualTo(200);
+    }
+
+    @Test
+    void theStatusesCountedAsFailuresAreTheConfiguredOnesOnly() throws Exception {
+        client.close();
+        client = client("http://127.0.0.1:" + server.getPort(), Set.of(429));
+        answer(503);
+        for (int i = 0; i < MINIMUM_CALLS; i++) {
+            assertThat(get()).isEqualTo(503);
+        }
+        assertThat(inventory().circuitState()).as("503 is not listed").isEqualTo("CLOSED");
+        answer(429);
+        for (int i = 0; i < MINIMUM_CALLS; i++) {
+            assertThat(inventory().circuitState()).isEqualTo("CLOSED");
+            assertThat(get()).isEqualTo(429);
+        }
+        assertThat(inventory().circuitState()).as("4 failures in 8 calls").isEqualTo("OPEN");
     }
 
     @Test

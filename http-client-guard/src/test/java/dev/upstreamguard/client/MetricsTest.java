@@ -190,6 +190,24 @@ class MetricsTest {
         }
     }
 
+    /**
+     * Regression: the method tag was taken from the upper-cased name, so a request with the method "get" was counted
+     * as a GET. Method names are case-sensitive (RFC 9110 §9.1), and the client does not treat "get" as a GET (it is
+     * never replayed): it is an extension method, tagged {@code OTHER} like the rest.
+     */
+    @Test
+    void theMethodTagIsCaseSensitiveLikeTheMethodItself() throws Exception {
+        try (GuardedHttpClient client = builder().build()) {
+            assertThat(call(client, new HttpUriRequestBase("get", MockWebServers.uri(server, "/ok")))).isEqualTo(200);
+            assertThat(call(client, new HttpGet(MockWebServers.uri(server, "/ok")))).isEqualTo(200);
+
+            assertThat(calls("inventory", "OTHER", "success", "200", "none")).isNotNull()
+                    .satisfies(t -> assertThat(t.count()).isEqualTo(1));
+            assertThat(calls("inventory", "GET", "success", "200", "none")).isNotNull()
+                    .satisfies(t -> assertThat(t.count()).isEqualTo(1));
+        }
+    }
+
     @Test
     void noTagValueEverContainsAPathOrQuery() throws Exception {
         try (RawUpstream resetting = RawUpstream.start(Behaviours.resetBeforeResponse());

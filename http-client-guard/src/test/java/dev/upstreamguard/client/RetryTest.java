@@ -19,6 +19,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReference;
 import mockwebserver3.MockResponse;
@@ -121,6 +123,38 @@ class RetryTest {
         }
     }
 
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+    void idempotentMethodsAreRetriedAfterAReset(String method) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
+                GuardedHttpClient client = client()) {
+            int status = client.execute(new BasicClassicHttpRequest(method, upstream.uri("/items/7")),
+                    r -> r.getCode());
+            assertThat(status).isEqualTo(200);
+            assertThat(upstream.requests()).hasSize(2).allSatisfy(r -> assertThat(r.method()).isEqualTo(method));
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"POST", "PATCH", "PROPFIND", "Put"})
+    void otherMethodsAreNotRetriedAfterAReset(String method) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
+                GuardedHttpClient client = client()) {
+            assertFault(failure(client, new BasicClassicHttpRequest(method, upstream.uri("/items/7"))),
+                    "connection_terminated", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    @Test
+    void aPostIsNotRetriedAfterAResponseTimeoutEvenWhenResponseTimeoutsAreRetried() throws Exception {
+        GuardPolicy policy = policy().responseTimeout(Duration.ofMillis(300)).retryOnResponseTimeout(true).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.stall()); GuardedHttpClient client = client(policy)) {
+            assertFault(failure(client, post(upstream.uri("/orders"))), "connection_read_timeout", 504, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
     @Test
     void postAfterAnIncompleteResponseReachesTheUpstreamExactlyOnceAndFails() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.truncatedHead(), Behaviours.ok("fine"));
@@ -150,6 +184,34 @@ class RetryTest {
             assertThat(seen.body()).isEqualTo("order=1");
             assertThat(started.get().requestCount()).isEqualTo(1);
             assertThat(time.sleeps()).hasSize(1);
+        } finally {
+            if (started.get() != null) {
+                started.get().close();
+            }
+        }
+    }
+
+    @Test
+    void aStreamedPostBodyIsSentWholeByTheRetryAfterARefusedConnectionSinceNoneOfItWasRead() throws Exception {
+        ClosedPort port = ClosedPort.find();
+        AtomicReference<RawUpstream> started = new AtomicReference<>();
+        time.onSleep(d -> {
+            if (started.get() == null) {
+                try {
+                    started.set(RawUpstream.startOnPort(port.port(), Behaviours.echo()));
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            }
+        });
+        try (GuardedHttpClient client = client()) {
+            HttpPost post = new HttpPost(port.uri("/upload"));
+            post.setEntity(new InputStreamEntity(new ByteArrayInputStream("streamed".getBytes(StandardCharsets.UTF_8)),
+                    -1, ContentType.TEXT_PLAIN));
+            Seen seen = call(client, post);
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(seen.body()).isEqualTo("streamed");
+            assertThat(started.get().requestCount()).isEqualTo(1);
         } finally {
             if (started.get() != null) {
                 started.get().close();
@@ -221,6 +283,31 @@ class RetryTest {
         }
     }
 
+    @ParameterizedTest(name = "Retry-After: {0}")
+    @ValueSource(strings = {"Thu, 01 Jan 2026 00:00:00 GMT", "Wed, 31 Dec 2025 23:00:00 GMT",
+        "Thursday, 01-Jan-26 00:00:00 GMT"})
+    void aRetryAfterDateNotInTheFutureRetriesAtOnce(String now) throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", now).body("wait").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("done").build());
+            assertThat(call(client, new HttpGet(MockWebServers.uri(server, "/"))).status()).isEqualTo(200);
+            assertThat(time.sleeps()).containsExactly(Duration.ZERO);
+        }
+    }
+
+    @ParameterizedTest(name = "Retry-After: {0}")
+    @ValueSource(strings = {"soon", "-1", "1.5", "", "Thu, 32 Jan 2026 00:00:00 GMT"})
+    void anUnreadableRetryAfterFallsBackToTheBackoff(String unreadable) throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", unreadable).body("wait")
+                    .build());
+            server.enqueue(new MockResponse.Builder().code(200).body("done").build());
+            assertThat(call(client, new HttpGet(MockWebServers.uri(server, "/"))).status()).isEqualTo(200);
+            assertThat(time.sleeps()).singleElement()
+                    .satisfies(d -> assertThat(d).isLessThanOrEqualTo(policy().build().retry().initialBackoff()));
+        }
+    }
+
     @Test
     void longRetryAfterOn503IsReturnedAtOnceWithBodyAndHeaderIntact() throws Exception {
         try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
@@ -249,6 +336,58 @@ class RetryTest {
     }
 
     @Test
+    void aRetriedStatusWhoseSmallBodyHasArrivedIsReadSoTheRetryReusesTheConnection() throws Exception {
+        RawUpstream.Behaviour keepAlive = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy");
+                if (c.readRequest() != null) {
+                    c.write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nfine");
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(keepAlive); GuardedHttpClient client = client()) {
+            Seen seen = call(client, new HttpGet(upstream.uri("/")));
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(upstream.requestCount()).isEqualTo(2);
+            assertThat(upstream.connectionCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a retried 503's small body was drained to keep the connection, with nothing but the per-read response
+     * timeout to bound it, after the deadline's timer was disarmed: an upstream trickling that body a byte at a time
+     * held the call for as long as it liked, far past {@code total-timeout}. A body that has not fully arrived is now
+     * not waited for: the connection is closed and the retry goes out on a fresh one.
+     */
+    @Test
+    void aRetriedStatusWhoseBodyTricklesInIsNotWaitedFor() throws Exception {
+        CountDownLatch done = new CountDownLatch(1);
+        RawUpstream.Behaviour trickled503 = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 503 Service Unavailable\r\nContent-Length: 200\r\n\r\nbusy");
+                // Paced by a bounded wait on a latch that only opens when the test is over: 20 s for the whole body.
+                while (!done.await(100, TimeUnit.MILLISECONDS)) {
+                    c.write(".");
+                }
+            }
+        };
+        GuardPolicy policy = policy().responseTimeout(Duration.ofSeconds(1)).totalTimeout(Duration.ofSeconds(3))
+                .build();
+        try (RawUpstream upstream = RawUpstream.start(trickled503, Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            long start = System.nanoTime();
+            Seen seen = call(client, new HttpGet(upstream.uri("/")));
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            assertThat(seen.status()).isEqualTo(200);
+            assertThat(seen.body()).isEqualTo("fine");
+            assertThat(upstream.connectionCount()).isEqualTo(2);
+            assertThat(took).isLessThan(Duration.ofSeconds(3));
+        } finally {
+            done.countDown();
+        }
+    }
+
+    @Test
     void retryableStatusForPostIsReturnedWithoutRetry() throws Exception {
         try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
             MockWebServers.always(server, new MockResponse.Builder().code(503).body("busy").build());
@@ -272,6 +411,25 @@ class RetryTest {
         }
     }
 
+    /**
+     * Regression: the backoff cap was {@code initial << (attempt - 1)} with the shift capped at 30 but the product
+     * not, so a long initial backoff (10 s) overflowed by the 31st attempt and the backoff became 0: a retry storm at
+     * exactly the point the settings asked for the longest waits.
+     */
+    @Test
+    void aLongBackoffNeverOverflowsIntoNoBackoffAtAll() throws Exception {
+        GuardPolicy policy = policy().initialBackoff(Duration.ofSeconds(10)).maxBackoff(Duration.ofSeconds(10))
+                .maxAttempts(33).totalTimeout(Duration.ofDays(365)).budgetMinPerSecond(1000)
+                .circuitBreakerEnabled(false).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = client(policy)) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "connection_terminated", 502, 33);
+            // Full jitter below 10 s: a draw of exactly 0 has a chance of 1 in 10^10.
+            assertThat(time.sleeps()).hasSize(32).allSatisfy(d -> assertThat(d).isPositive()
+                    .isLessThanOrEqualTo(Duration.ofSeconds(10)));
+        }
+    }
+
     @Test
     void interruptedWhileWaitingToRetryFailsWithTheLastFaultAndKeepsTheInterrupt() throws Exception {
         Sleeper interrupted = d -> {
@@ -284,6 +442,30 @@ class RetryTest {
             assertThat(Thread.interrupted()).as("interrupt status restored").isTrue();
             assertFault(e, "connection_terminated", 502, 1);
             assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a thread interrupted while waiting to retry an upstream 503 got an {@code UpstreamException} with
+     * {@code proxy_internal_error} (a 500 from a gateway, as if the library had a bug), the 503 having been thrown away
+     * before the wait. The upstream's own answer is now kept until the wait is over, and returned unchanged when the
+     * wait is cut short.
+     */
+    @Test
+    void interruptedWhileWaitingToRetryAStatusReturnsThatResponseUnchangedAndKeepsTheInterrupt() throws Exception {
+        Sleeper interrupted = d -> {
+            throw new InterruptedException("shutting down");
+        };
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build())
+                        .sleeper(interrupted).build()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", "1")
+                    .setHeader("X-Marker", "first").body("busy").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("must not be fetched").build());
+            Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertThat(Thread.interrupted()).as("interrupt status restored").isTrue();
+            assertThat(seen).isEqualTo(new Seen(503, "1", "first", "busy"));
+            assertThat(server.getRequestCount()).isEqualTo(1);
         }
     }
 
