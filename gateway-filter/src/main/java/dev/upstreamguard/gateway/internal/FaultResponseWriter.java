@@ -23,7 +23,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Answers an {@link UpstreamException} the way DESIGN.md says a gateway must, for both the filter and the proxy
- * servlet: the fault's status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 when known,
+ * servlet: the fault's status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 (1 s when unknown),
  * {@code Cache-Control: no-store}, and a body negotiated on {@code Accept} (RFC 9457 problem details, HTML or plain
  * text; none for HEAD). It logs one WARN line per fault and counts the response in {@code upstream.guard.responses}.
  *
@@ -170,7 +170,10 @@ public final class FaultResponseWriter {
         response.setStatus(status);
         response.setHeader("Proxy-Status", proxyStatus(fault, nextHop));
         if (status == 503) {
-            fault.retryAfter().ifPresent(d -> response.setHeader("Retry-After", Long.toString(seconds(d))));
+            // When the time is unknown (a half-open circuit with its trial calls out, one forced open) the shortest
+            // hint, as for a full bulkhead: without one, clients guess, and many retry at once.
+            Duration after = fault.retryAfter().orElse(null);
+            response.setHeader("Retry-After", after == null ? "1" : Long.toString(seconds(after)));
         }
         response.setHeader("Cache-Control", "no-store");
         ProblemFormat format = ProblemFormat.negotiate(request.getHeader("Accept"));
