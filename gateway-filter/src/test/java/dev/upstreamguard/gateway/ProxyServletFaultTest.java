@@ -217,6 +217,16 @@ class ProxyServletFaultTest {
         assertNothingLeased(container, c.route);
     }
 
+    /** Regression: {@code application/json} listed before a refused {@code application/problem+json} won JSON. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aRefusedProblemJsonIsNotSentBecauseApplicationJsonIsListedFirst(Container container) throws Exception {
+        RawClient.Response answer = RawClient.request(containers.get(container).port(), "GET", "/gw/refused/x",
+                "Accept: application/json, application/problem+json;q=0");
+        assertThat(answer.status()).isEqualTo(502);
+        assertThat(answer.header("Content-Type")).startsWith("text/plain");
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void anOpenCircuitIsAnsweredWith503AndRetryAfterWithoutTouchingTheUpstream(Container container) throws Exception {
