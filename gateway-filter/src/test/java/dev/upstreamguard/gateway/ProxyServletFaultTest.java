@@ -227,6 +227,16 @@ class ProxyServletFaultTest {
         assertThat(answer.header("Content-Type")).startsWith("text/plain");
     }
 
+    /** Regression: only the first of several {@code Accept} lines was read, so this client got plain text. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theBodyIsNegotiatedOnEveryAcceptLine(Container container) throws Exception {
+        RawClient.Response answer = RawClient.request(containers.get(container).port(), "GET", "/gw/refused/x",
+                "Accept: text/plain;q=0.1", "Accept: application/problem+json");
+        assertThat(answer.status()).isEqualTo(502);
+        assertThat(answer.header("Content-Type")).startsWith("application/problem+json");
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void anOpenCircuitIsAnsweredWith503AndRetryAfterWithoutTouchingTheUpstream(Container container) throws Exception {

@@ -16,6 +16,7 @@ import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Enumeration;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import org.slf4j.Logger;
@@ -176,7 +177,7 @@ public final class FaultResponseWriter {
             response.setHeader("Retry-After", after == null ? "1" : Long.toString(seconds(after)));
         }
         response.setHeader("Cache-Control", "no-store");
-        ProblemFormat format = ProblemFormat.negotiate(request.getHeader("Accept"));
+        ProblemFormat format = ProblemFormat.negotiate(accept(request));
         byte[] body = body(format, request, fault).getBytes(StandardCharsets.UTF_8);
         response.setContentType(format.contentType());
         response.setContentLength(body.length);
@@ -214,6 +215,26 @@ public final class FaultResponseWriter {
         } catch (IllegalStateException | IOException refused) {
             return false;
         }
+    }
+
+    /**
+     * Every {@code Accept} field line as one list (RFC 9110 §5.3): {@code getHeader} gives only the first, and a client
+     * may split its preferences over several lines.
+     */
+    private static String accept(HttpServletRequest request) {
+        Enumeration<String> lines = request.getHeaders("Accept");
+        if (lines == null || !lines.hasMoreElements()) {
+            return null;
+        }
+        String first = lines.nextElement();
+        if (!lines.hasMoreElements()) {
+            return first;
+        }
+        StringBuilder all = new StringBuilder(first);
+        while (lines.hasMoreElements()) {
+            all.append(',').append(lines.nextElement());
+        }
+        return all.toString();
     }
 
     /** The {@code Proxy-Status} field value. */
