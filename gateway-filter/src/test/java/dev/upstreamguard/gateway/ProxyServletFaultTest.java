@@ -366,6 +366,22 @@ class ProxyServletFaultTest {
         assertNothingLeased(container, "truncated-chunked");
     }
 
+    /**
+     * Regression: to a client asking to close the connection Jetty framed a body of unknown length by that close, so
+     * a body the upstream cut short ended as cleanly as a whole one. Only chunks can show the cut.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aChunkedBodyCutOffNeverEndsCleanlyForAClientThatAskedToCloseTheConnection(Container container)
+            throws Exception {
+        RawClient.Response response = RawClient.request(containers.get(container).port(), "GET",
+                "/gw/truncated-chunked/stream", "Connection: close");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.header("Transfer-Encoding")).isEqualTo("chunked");
+        assertThat(response.complete()).as("the client must not see the last chunk").isFalse();
+        assertNothingLeased(container, "truncated-chunked");
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void aBodyThatStallsAfterTheResponseWasCommittedAbortsTheClientConnectionAfterTheResponseTimeout(
