@@ -149,6 +149,27 @@ class ProxyServletFaultTest {
             }
         }).replace("http://", "https://"));
         add("plain-to-tls", UpstreamFault.HTTP_PROTOCOL_ERROR, "http://127.0.0.1:" + tls.getPort());
+        add("tls-to-plain", UpstreamFault.TLS_PROTOCOL_ERROR,
+                raw(Behaviours.plainHttpToTls()).replace("http://", "https://"));
+        add("tls-alert", UpstreamFault.TLS_ALERT_RECEIVED,
+                raw(Behaviours.tlsFatalAlert()).replace("http://", "https://"));
+        // A head trickling in, each byte well within the response timeout: only the total deadline ends it.
+        add("head-trickle", UpstreamFault.HTTP_RESPONSE_TIMEOUT, raw(c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\n");
+                c.socket().setSoTimeout(100);
+                for (int i = 0; i < 600; i++) {
+                    c.write("X-Slow-" + i + ": v\r\n");
+                    try {
+                        if (c.in().read() == -1) {
+                            return; // the proxy gave up
+                        }
+                    } catch (java.net.SocketTimeoutException paced) {
+                        // 100 ms between header lines
+                    }
+                }
+            }
+        }), "total-timeout", "1s", "retry.max-attempts", "1");
         add("body-over-limit", UpstreamFault.HTTP_RESPONSE_BODY_SIZE, raw(Behaviours.respond(
                 "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + "x".repeat(5000))),
                 "max-response-body", "1KiB");
