@@ -34,8 +34,10 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.Enumeration;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeoutException;
+import java.util.function.Supplier;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpResponse;
@@ -115,6 +117,8 @@ public class UpstreamProxyServlet extends HttpServlet {
      * upstream that leads back here). Not 1: gateways left with the default name may legitimately be chained.
      */
     private static final int LOOP_VIA_ENTRIES = 5;
+    /** Asks for chunked framing of a response: containers chunk a body that may carry trailers. */
+    private static final Supplier<Map<String, String>> NO_TRAILERS = Map::of;
     private static final List<String> OWN_SETTINGS = Arrays.asList(UPSTREAM, UPSTREAM_NAME, PROXY_NAME,
             EXPOSE_DETAILS, MAX_BUFFERED_REQUEST_BODY, PRESERVE_HOST, FORWARDED_HEADERS);
 
@@ -670,6 +674,12 @@ public class UpstreamProxyServlet extends HttpServlet {
             // A body of known length is a download: the container's buffer decides when to write. One without (chunked
             // or read to close: event streams, long polls) is flushed whenever the upstream pauses, so nothing waits.
             boolean flushOnPause = entity.getContentLength() < 0;
+            if (flushOnPause && "HTTP/1.1".equals(request.getProtocol())
+                    && HopByHop.hasClose(request.getHeaders("Connection"))) {
+                // Chunked even for a client that asked to close, which Jetty would frame by the close: only chunks let
+                // the client tell a body the upstream cut short from a whole one. (HTTP/1.0 has nothing to tell it.)
+                response.setTrailerFields(NO_TRAILERS);
+            }
             byte[] buffer = Buffers.get();
             for (;;) {
                 int n;

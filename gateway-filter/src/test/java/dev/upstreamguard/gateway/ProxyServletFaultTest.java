@@ -3,10 +3,14 @@ package dev.upstreamguard.gateway;
 import static dev.upstreamguard.gateway.FaultAssertions.assertGeneratedFault;
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.client.GuardedHttpClient;
+import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.Blackhole;
 import dev.upstreamguard.testing.ClosedPort;
+import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.RawUpstream;
 import dev.upstreamguard.testing.TestTls;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -72,6 +76,8 @@ class ProxyServletFaultTest {
     private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
     private final CountDownLatch bulkheadCallInFlight = new CountDownLatch(2);
     private final AtomicLong truncatedUpstreamClosedAt = new AtomicLong();
+    private final Map<Container, CountDownLatch> trialCallsInFlight = new EnumMap<>(Container.class);
+    private final Map<Container, FakeTime> breakerClocks = new EnumMap<>(Container.class);
 
     @BeforeAll
     void startUpstreamsAndContainers() throws Exception {
@@ -143,6 +149,27 @@ class ProxyServletFaultTest {
             }
         }).replace("http://", "https://"));
         add("plain-to-tls", UpstreamFault.HTTP_PROTOCOL_ERROR, "http://127.0.0.1:" + tls.getPort());
+        add("tls-to-plain", UpstreamFault.TLS_PROTOCOL_ERROR,
+                raw(Behaviours.plainHttpToTls()).replace("http://", "https://"));
+        add("tls-alert", UpstreamFault.TLS_ALERT_RECEIVED,
+                raw(Behaviours.tlsFatalAlert()).replace("http://", "https://"));
+        // A head trickling in, each byte well within the response timeout: only the total deadline ends it.
+        add("head-trickle", UpstreamFault.HTTP_RESPONSE_TIMEOUT, raw(c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\n");
+                c.socket().setSoTimeout(100);
+                for (int i = 0; i < 600; i++) {
+                    c.write("X-Slow-" + i + ": v\r\n");
+                    try {
+                        if (c.in().read() == -1) {
+                            return; // the proxy gave up
+                        }
+                    } catch (java.net.SocketTimeoutException paced) {
+                        // 100 ms between header lines
+                    }
+                }
+            }
+        }), "total-timeout", "1s", "retry.max-attempts", "1");
         add("body-over-limit", UpstreamFault.HTTP_RESPONSE_BODY_SIZE, raw(Behaviours.respond(
                 "HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + "x".repeat(5000))),
                 "max-response-body", "1KiB");
@@ -179,6 +206,7 @@ class ProxyServletFaultTest {
                     .meterRegistry(registry).set("max-response-body", "256KiB").build());
             byRoute.put("stalled-body", UpstreamProxyServlet.builder(raw(stallAfter(64 * 1024, 1024 * 1024)))
                     .meterRegistry(registry).set("response-timeout", "500ms").build());
+            byRoute.put("half-open", halfOpenRoute(container, registry));
             byRoute.forEach((route, servlet) -> deployment.servlet(route, servlet, "/" + route + "/*"));
             servlets.put(container, byRoute);
             containers.put(container, container.start(deployment));
@@ -210,6 +238,26 @@ class ProxyServletFaultTest {
         assertNothingLeased(container, c.route);
     }
 
+    /** Regression: {@code application/json} listed before a refused {@code application/problem+json} won JSON. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aRefusedProblemJsonIsNotSentBecauseApplicationJsonIsListedFirst(Container container) throws Exception {
+        RawClient.Response answer = RawClient.request(containers.get(container).port(), "GET", "/gw/refused/x",
+                "Accept: application/json, application/problem+json;q=0");
+        assertThat(answer.status()).isEqualTo(502);
+        assertThat(answer.header("Content-Type")).startsWith("text/plain");
+    }
+
+    /** Regression: only the first of several {@code Accept} lines was read, so this client got plain text. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theBodyIsNegotiatedOnEveryAcceptLine(Container container) throws Exception {
+        RawClient.Response answer = RawClient.request(containers.get(container).port(), "GET", "/gw/refused/x",
+                "Accept: text/plain;q=0.1", "Accept: application/problem+json");
+        assertThat(answer.status()).isEqualTo(502);
+        assertThat(answer.header("Content-Type")).startsWith("application/problem+json");
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void anOpenCircuitIsAnsweredWith503AndRetryAfterWithoutTouchingTheUpstream(Container container) throws Exception {
@@ -223,6 +271,36 @@ class ProxyServletFaultTest {
         assertThat(Long.parseLong(open.header("Retry-After"))).isBetween(1L, 60L);
         assertThat(open.bodyUtf8()).contains("\"attempts\":0");
         assertNothingLeased(container, "circuit");
+    }
+
+    /**
+     * Regression: a half-open circuit whose trial calls are all out rejects the rest, and that 503 had no
+     * {@code Retry-After} (the time is unknown), unlike every other 503 the gateway generates.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aHalfOpenCircuitWithItsTrialCallOutIsAnswered503WithRetryAfter(Container container) throws Exception {
+        int port = containers.get(container).port();
+        for (int i = 0; i < 2; i++) {
+            assertThat(RawClient.request(port, "GET", "/gw/half-open/x").header("Proxy-Status"))
+                    .isEqualTo("upstream-guard; error=connection_terminated");
+        }
+        assertThat(RawClient.request(port, "GET", "/gw/half-open/x").header("Proxy-Status"))
+                .isEqualTo("upstream-guard; error=destination_unavailable");
+        breakerClocks.get(container).advance(Duration.ofMinutes(2));
+        CompletableFuture<RawClient.Response> trial = CompletableFuture.supplyAsync(() -> {
+            try {
+                return RawClient.request(port, "GET", "/gw/half-open/trial");
+            } catch (IOException e) {
+                throw new IllegalStateException(e);
+            }
+        });
+        assertThat(trialCallsInFlight.get(container).await(30, TimeUnit.SECONDS)).isTrue();
+        RawClient.Response rejected = assertGeneratedFault(port, "/gw/half-open/x",
+                UpstreamFault.DESTINATION_UNAVAILABLE, true);
+        assertThat(rejected.header("Retry-After")).isEqualTo("1");
+        servlets.get(container).get("half-open").client().close(org.apache.hc.core5.io.CloseMode.IMMEDIATE);
+        assertThat(trial.get(30, TimeUnit.SECONDS).status()).isBetween(500, 504);
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -309,6 +387,22 @@ class ProxyServletFaultTest {
         assertNothingLeased(container, "truncated-chunked");
     }
 
+    /**
+     * Regression: to a client asking to close the connection Jetty framed a body of unknown length by that close, so
+     * a body the upstream cut short ended as cleanly as a whole one. Only chunks can show the cut.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aChunkedBodyCutOffNeverEndsCleanlyForAClientThatAskedToCloseTheConnection(Container container)
+            throws Exception {
+        RawClient.Response response = RawClient.request(containers.get(container).port(), "GET",
+                "/gw/truncated-chunked/stream", "Connection: close");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.header("Transfer-Encoding")).isEqualTo("chunked");
+        assertThat(response.complete()).as("the client must not see the last chunk").isFalse();
+        assertNothingLeased(container, "truncated-chunked");
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void aBodyThatStallsAfterTheResponseWasCommittedAbortsTheClientConnectionAfterTheResponseTimeout(
@@ -335,6 +429,31 @@ class ProxyServletFaultTest {
         Await.until("the abort is counted", SETTLE,
                 () -> abortedCount(registry, "http_response_body_size") == abortedBefore + 1);
         assertNothingLeased(container, "endless-over-limit");
+    }
+
+    /**
+     * A client whose circuit opens after two resets, on a clock the test moves, and lets one trial call through when
+     * half-open: that call reaches an upstream that never answers.
+     */
+    private UpstreamProxyServlet halfOpenRoute(Container container, SimpleMeterRegistry registry) throws IOException {
+        CountDownLatch trialInFlight = new CountDownLatch(1);
+        trialCallsInFlight.put(container, trialInFlight);
+        FakeTime clock = new FakeTime();
+        breakerClocks.put(container, clock);
+        RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.resetBeforeResponse(),
+                Behaviours.stall(trialInFlight));
+        upstreams.add(upstream);
+        GuardedHttpClient client = GuardedHttpClients.custom()
+                .upstream("half-open", upstream.baseUrl(), GuardPolicy.builder()
+                        .set("retry.enabled", "false")
+                        .set("response-timeout", "60s")
+                        .set("circuit-breaker.minimum-calls", "2")
+                        .set("circuit-breaker.open-for", "60s")
+                        .set("circuit-breaker.half-open-calls", "1")
+                        .build())
+                .clock(clock.clock()).meterRegistry(registry).contentCompression(false).redirects(false).build();
+        upstreams.add(() -> client.close(org.apache.hc.core5.io.CloseMode.IMMEDIATE));
+        return UpstreamProxyServlet.builder(upstream.baseUrl()).client(client, "half-open").build();
     }
 
     private void assertNothingLeased(Container container, String route) {

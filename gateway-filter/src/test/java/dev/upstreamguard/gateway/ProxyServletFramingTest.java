@@ -108,6 +108,9 @@ class ProxyServletFramingTest {
                     + "\r\nContent-Length: 2\r\n\r\nok"));
             ups.put("surplus", keepAlive("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
                     + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!"));
+            String smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nevil!";
+            ups.put("surplus-204", keepAlive("HTTP/1.1 204 No Content\r\n\r\n" + smuggled));
+            ups.put("surplus-304", keepAlive("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n" + smuggled));
             upstreams.put(container, ups);
 
             Map<String, UpstreamProxyServlet> routes = new LinkedHashMap<>();
@@ -363,6 +366,20 @@ class ProxyServletFramingTest {
         assertThat(next.status()).isEqualTo(200);
         assertThat(next.bodyUtf8()).isEqualTo("second");
         assertNothingLeased(container, "surplus");
+    }
+
+    /** Bytes after a response that has no content (204, 304) are no content either, nor the next response. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aResponseSmuggledBehindA204OrA304NeverReachesTheNextRequest(Container container) throws Exception {
+        for (String route : List.of("surplus-204", "surplus-304")) {
+            List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/" + route + "/1");
+            assertThat(both.get(0).status()).isIn(204, 304);
+            assertThat(both.get(0).body()).isEmpty();
+            assertThat(both.get(1).status()).as("%s: %s", route, both.get(1)).isEqualTo(200);
+            assertThat(both.get(1).bodyUtf8()).isEqualTo("second");
+            assertNothingLeased(container, route);
+        }
     }
 
     /** Two requests on one client connection: the first to {@code path}, the second to the same route. */

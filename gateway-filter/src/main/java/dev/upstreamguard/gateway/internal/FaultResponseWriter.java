@@ -16,6 +16,7 @@ import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Enumeration;
 import java.util.Objects;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import org.slf4j.Logger;
@@ -23,7 +24,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Answers an {@link UpstreamException} the way DESIGN.md says a gateway must, for both the filter and the proxy
- * servlet: the fault's status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 when known,
+ * servlet: the fault's status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 (1 s when unknown),
  * {@code Cache-Control: no-store}, and a body negotiated on {@code Accept} (RFC 9457 problem details, HTML or plain
  * text; none for HEAD). It logs one WARN line per fault and counts the response in {@code upstream.guard.responses}.
  *
@@ -192,10 +193,13 @@ public final class FaultResponseWriter {
         response.setStatus(status);
         response.setHeader("Proxy-Status", proxyStatus(fault, nextHop));
         if (status == 503) {
-            fault.retryAfter().ifPresent(d -> response.setHeader("Retry-After", Long.toString(seconds(d))));
+            // When the time is unknown (a half-open circuit with its trial calls out, one forced open) the shortest
+            // hint, as for a full bulkhead: without one, clients guess, and many retry at once.
+            Duration after = fault.retryAfter().orElse(null);
+            response.setHeader("Retry-After", after == null ? "1" : Long.toString(seconds(after)));
         }
         response.setHeader("Cache-Control", "no-store");
-        ProblemFormat format = ProblemFormat.negotiate(request.getHeader("Accept"));
+        ProblemFormat format = ProblemFormat.negotiate(accept(request));
         byte[] body = body(format, request, fault).getBytes(StandardCharsets.UTF_8);
         response.setContentType(format.contentType());
         response.setContentLength(body.length);
@@ -233,6 +237,26 @@ public final class FaultResponseWriter {
         } catch (IllegalStateException | IOException refused) {
             return false;
         }
+    }
+
+    /**
+     * Every {@code Accept} field line as one list (RFC 9110 §5.3): {@code getHeader} gives only the first, and a client
+     * may split its preferences over several lines.
+     */
+    private static String accept(HttpServletRequest request) {
+        Enumeration<String> lines = request.getHeaders("Accept");
+        if (lines == null || !lines.hasMoreElements()) {
+            return null;
+        }
+        String first = lines.nextElement();
+        if (!lines.hasMoreElements()) {
+            return first;
+        }
+        StringBuilder all = new StringBuilder(first);
+        while (lines.hasMoreElements()) {
+            all.append(',').append(lines.nextElement());
+        }
+        return all.toString();
     }
 
     /** The {@code Proxy-Status} field value. */

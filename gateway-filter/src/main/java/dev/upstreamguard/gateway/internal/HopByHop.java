@@ -46,6 +46,30 @@ public final class HopByHop {
         return tokens;
     }
 
+    /** Whether request {@code Connection} headers carry the {@code close} option. */
+    public static boolean hasClose(Enumeration<String> connectionValues) {
+        while (connectionValues != null && connectionValues.hasMoreElements()) {
+            String value = connectionValues.nextElement();
+            for (int start = 0, len = value.length(); start < len;) {
+                int comma = value.indexOf(',', start);
+                int end = comma < 0 ? len : comma;
+                int from = start;
+                int to = end;
+                while (from < to && (value.charAt(from) == ' ' || value.charAt(from) == '\t')) {
+                    from++;
+                }
+                while (to > from && (value.charAt(to - 1) == ' ' || value.charAt(to - 1) == '\t')) {
+                    to--;
+                }
+                if (to - from == 5 && value.regionMatches(true, from, "close", 0, 5)) {
+                    return true;
+                }
+                start = end + 1;
+            }
+        }
+        return false;
+    }
+
     /** The field names listed by response {@code Connection} headers, or {@code null} when there are none. */
     public static List<String> connectionTokens(Header[] connectionHeaders) {
         List<String> tokens = null;

@@ -64,7 +64,8 @@ public enum ProblemFormat {
             if (q[i] <= 0) {
                 continue;
             }
-            if (q[i] > q[b] || (q[i] == q[b] && specificity[i] > specificity[b])) {
+            // Between formats an alias names its format as exactly as the type itself does.
+            if (q[i] > q[b] || (q[i] == q[b] && Math.min(specificity[i], 2) > Math.min(specificity[b], 2))) {
                 best = format;
             }
         }
@@ -99,20 +100,25 @@ public enum ProblemFormat {
         return Float.parseFloat(value);
     }
 
-    /** How specifically {@code range} names this format: 2 exactly, 1 by type wildcard, 0 by {@code *}{@code /*}, -1 not. */
+    /**
+     * How specifically {@code range} names this format: 3 by the type it is sent as, 2 by an alias it stands in for
+     * ({@code application/json}, {@code application/xhtml+xml}), 1 by type wildcard, 0 by {@code *}{@code /*}, -1 not.
+     * The type itself outranks its alias, so that {@code application/problem+json;q=0} refuses JSON wherever
+     * {@code application/json} stands in the header.
+     */
     private int match(String range) {
         if (range.equals("*/*")) {
             return 0;
         }
         switch (this) {
             case JSON:
-                return range.equals("application/problem+json") || range.equals("application/json") ? 2
+                return range.equals("application/problem+json") ? 3 : range.equals("application/json") ? 2
                         : range.equals("application/*") ? 1 : -1;
             case HTML:
-                return range.equals("text/html") || range.equals("application/xhtml+xml") ? 2
+                return range.equals("text/html") ? 3 : range.equals("application/xhtml+xml") ? 2
                         : range.equals("text/*") ? 1 : -1;
             default:
-                return range.equals("text/plain") ? 2 : range.equals("text/*") ? 1 : -1;
+                return range.equals("text/plain") ? 3 : range.equals("text/*") ? 1 : -1;
         }
     }
 }

@@ -30,6 +30,12 @@ class ProblemFormatTest {
         "'text/html;q=0.5, application/json;q=1.000' | JSON",
         "'text/html;q=0.5, application/json;q=0.501' | JSON",
         "'text/html;q=1., application/json;q=0.999' | HTML",
+        // Regression: the type a format is sent as decides over its alias, in either order (the first range won).
+        "'application/json, application/problem+json;q=0' | PLAIN",
+        "'application/problem+json;q=0, application/json' | PLAIN",
+        "'application/xhtml+xml, text/html;q=0' | PLAIN",
+        "'application/problem+json;q=0.2, application/json, text/html;q=0.5' | HTML",
+        "'application/xhtml+xml, application/json' | JSON",
     })
     void theBodyFormatFollowsAccept(String accept, ProblemFormat expected) {
         assertThat(ProblemFormat.negotiate(accept)).isEqualTo(expected);
