@@ -26,9 +26,37 @@ final class FaultAssertions {
     /** As above; {@code head} false for a fault a HEAD request cannot have, such as a body over its limit. */
     static RawClient.Response assertGeneratedFault(int port, String path, UpstreamFault fault, boolean retryAfter,
             boolean head) throws IOException {
+        return assertGeneratedFault(RawClient::request, port, path, fault, retryAfter, head);
+    }
+
+    /** How the checks send a request: {@link RawClient#request} by default. */
+    @FunctionalInterface
+    interface Requester {
+        RawClient.Response request(int port, String method, String target, String... headerLines) throws IOException;
+    }
+
+    /**
+     * Sends a request again while its answer is a committed 200 cut short — checking that it is cut, never clean — and
+     * returns the first other answer. For an upstream body truncated at a pause: its clean 502 needs the upstream's
+     * close within the servlet's 1 ms look past the pause, and on a loaded machine the upstream's thread can close
+     * later; then the head has gone out and only the cut can show the fault. Both answers are right.
+     */
+    static RawClient.Response requestPastCommittedCuts(int port, String method, String target, String... headerLines)
+            throws IOException {
+        RawClient.Response answer = RawClient.request(port, method, target, headerLines);
+        for (int tries = 1; tries < 10 && answer.status() == 200; tries++) {
+            assertThat(answer.complete()).as("a committed truncated body ends cut, never clean: %s", answer).isFalse();
+            answer = RawClient.request(port, method, target, headerLines);
+        }
+        return answer;
+    }
+
+    /** As above, each request sent by {@code client}. */
+    static RawClient.Response assertGeneratedFault(Requester client, int port, String path, UpstreamFault fault,
+            boolean retryAfter, boolean head) throws IOException {
         String proxyStatus = "upstream-guard; error=" + fault.type();
 
-        RawClient.Response json = RawClient.request(port, "GET", path, "Accept: application/json");
+        RawClient.Response json = client.request(port, "GET", path, "Accept: application/json");
         assertCommon(json, fault, proxyStatus, retryAfter);
         assertThat(json.header("Content-Type")).startsWith("application/problem+json");
         assertThat(json.bodyUtf8())
@@ -37,20 +65,20 @@ final class FaultAssertions {
                         "\"detail\":\"", "\"attempts\":", "\"instance\":\"" + pathOnly(path) + "\"")
                 .endsWith("}");
 
-        RawClient.Response html = RawClient.request(port, "GET", path,
+        RawClient.Response html = client.request(port, "GET", path,
                 "Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
         assertCommon(html, fault, proxyStatus, retryAfter);
         assertThat(html.header("Content-Type")).startsWith("text/html");
         assertThat(html.bodyUtf8()).startsWith("<!DOCTYPE html>").contains("<code>" + fault.type() + "</code>")
                 .endsWith("</html>\n");
 
-        RawClient.Response plain = RawClient.request(port, "GET", path, "Accept: */*");
+        RawClient.Response plain = client.request(port, "GET", path, "Accept: */*");
         assertCommon(plain, fault, proxyStatus, retryAfter);
         assertThat(plain.header("Content-Type")).startsWith("text/plain");
         assertThat(plain.bodyUtf8()).startsWith(fault.status() + " ").contains("fault: " + fault.type());
 
         if (head) {
-            RawClient.Response answer = RawClient.request(port, "HEAD", path, "Accept: application/json");
+            RawClient.Response answer = client.request(port, "HEAD", path, "Accept: application/json");
             assertThat(answer.status()).as("HEAD status").isEqualTo(fault.status());
             assertThat(answer.header("Proxy-Status")).isEqualTo(proxyStatus);
             assertThat(answer.body()).isEmpty();

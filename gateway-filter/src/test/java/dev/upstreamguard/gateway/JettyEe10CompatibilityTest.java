@@ -4,6 +4,7 @@ import static dev.upstreamguard.gateway.FaultAssertions.assertGeneratedFault;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.testing.Await;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.RawUpstream;

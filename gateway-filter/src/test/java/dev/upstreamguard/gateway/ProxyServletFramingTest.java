@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClients;
+import dev.upstreamguard.testing.Await;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.RawUpstream;

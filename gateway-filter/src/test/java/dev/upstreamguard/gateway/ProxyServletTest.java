@@ -2,6 +2,7 @@ package dev.upstreamguard.gateway;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.upstreamguard.testing.Await;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.RawUpstream;

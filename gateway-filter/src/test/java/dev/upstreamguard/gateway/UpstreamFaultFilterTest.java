@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.testing.Await;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.RawUpstream;
