@@ -229,6 +229,20 @@ class CircuitBreakerTest {
     }
 
     /**
+     * A rejection while open must always say when to come back, even if the client has not noted the opening (a call
+     * on another thread opened it a moment ago, or an operator opened it through {@link GuardedUpstream#circuitBreaker()}):
+     * then the shortest hint, as while the trial calls of a half-open circuit run.
+     */
+    @Test
+    void aCallRejectedByAnOpenCircuitIsToldARetryAfterEvenWhenTheOpeningWentUnnoticed() throws Exception {
+        inventory().circuitBreaker().orElseThrow().transitionToOpenState();
+        UpstreamException e = failure(client, new HttpGet(uri));
+        assertFault(e, "destination_unavailable", 503, 0);
+        assertThat(e.retryAfter()).contains(Duration.ofSeconds(1));
+        assertThat(server.getRequestCount()).isZero();
+    }
+
+    /**
      * Regression: once a half-open circuit's trial calls were all in flight, the calls it turned away got a 503
      * {@code destination_unavailable} with no {@code Retry-After} at all, unlike every other 503 of the library. When
      * the trials will end is unknown; like a full bulkhead, the answer is the shortest hint, a second.
