@@ -194,9 +194,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             }
             CircuitBreaker.State state = breaker.getState();
             // Half-open with every trial call in flight: when they end is unknown, so the shortest hint, as for a full
-            // bulkhead. Forced open by an operator: no time is known at all.
+            // bulkhead; so too for an opening not yet noted (another thread's call is opening it right now). Forced
+            // open by an operator: no time is known at all.
             Duration retryAfter = upstream.retryAfter()
-                    .orElse(state == CircuitBreaker.State.HALF_OPEN ? LIMIT_RETRY_AFTER : null);
+                    .orElse(state == CircuitBreaker.State.FORCED_OPEN ? null : LIMIT_RETRY_AFTER);
             throw rejected(upstream, method, start, UpstreamFault.DESTINATION_UNAVAILABLE, retryAfter, state);
         }
         AtomicBoolean deadlineExpired = new AtomicBoolean();

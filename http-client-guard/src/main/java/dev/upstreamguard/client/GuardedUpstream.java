@@ -18,7 +18,10 @@ public interface GuardedUpstream {
     /** The policy calls to this upstream run under. */
     GuardPolicy policy();
 
-    /** The circuit breaker's state: {@code CLOSED}, {@code OPEN}, {@code HALF_OPEN}, or {@code DISABLED}. */
+    /**
+     * The circuit breaker's state: {@code CLOSED}, {@code OPEN}, {@code HALF_OPEN}, or {@code DISABLED}. An open
+     * circuit whose {@code open-for} has passed is {@code HALF_OPEN} already: the next call is a trial call.
+     */
     String circuitState();
 
     /** When an open circuit lets trial calls through again, if it is open. */

@@ -201,23 +201,41 @@ public final class UpstreamGuard implements GuardedUpstream {
         faultCounts.incrementAndGet(fault.ordinal());
     }
 
+    /**
+     * The breaker's state, except that an open circuit whose {@code open-for} has passed is {@code HALF_OPEN}:
+     * Resilience4j moves it only when the next call asks for a permit, so an upstream nobody calls (an instance taken
+     * out of rotation on its open circuit) would otherwise read {@code OPEN} for good.
+     */
     @Override
     public String circuitState() {
-        return breaker == null ? "DISABLED" : breaker.getState().name();
+        if (breaker == null) {
+            return "DISABLED";
+        }
+        CircuitBreaker.State state = breaker.getState();
+        return state == CircuitBreaker.State.OPEN && openMillisLeft() < 0 ? CircuitBreaker.State.HALF_OPEN.name()
+                : state.name();
     }
 
     @Override
     public Optional<Duration> retryAfter() {
-        if (breaker == null) {
-            return Optional.empty();
-        }
-        CircuitBreaker.State state = breaker.getState();
-        if (state != CircuitBreaker.State.OPEN) {
+        if (breaker == null || breaker.getState() != CircuitBreaker.State.OPEN) {
             return Optional.empty(); // closed, half-open, or forced open by an operator: no time is known
         }
-        long left = openedAtMillis + policy.circuitBreaker().openFor().toMillis() - clock.millis();
+        long left = openMillisLeft();
+        if (left < 0) {
+            return Optional.empty(); // the next call is a trial call
+        }
         // Retry-After has one-second resolution; never tell a client "0" while the circuit is still open.
         return Optional.of(Duration.ofMillis(Math.max(left, 1)));
+    }
+
+    /**
+     * Milliseconds until an open circuit lets trial calls through; negative once it would. Strictly negative only
+     * when Resilience4j, which noted the opening no later than {@link #openedAtMillis} on the same clock, lets the
+     * next call through too, so a call it rejects is never told no time.
+     */
+    private long openMillisLeft() {
+        return openedAtMillis + policy.circuitBreaker().openFor().toMillis() - clock.millis();
     }
 
     @Override

@@ -206,6 +206,43 @@ class CircuitBreakerTest {
     }
 
     /**
+     * Regression: Resilience4j leaves an open circuit OPEN until the next call asks for a permit, so an upstream nobody
+     * called after {@code open-for} stayed {@code OPEN} (health {@code CIRCUIT_OPEN}, {@code Retry-After} of a second)
+     * for good: an instance taken out of rotation on that status never got the call that would half-open it. Once
+     * {@code open-for} has passed, the next call is a trial call, and that is what the state says.
+     */
+    @Test
+    void anOpenCircuitIsReportedHalfOpenOnceOpenForHasPassedEvenBeforeAnyCall() throws Exception {
+        open();
+        time.advance(OPEN_FOR);
+        assertThat(inventory().circuitState()).isEqualTo("OPEN");
+        assertThat(inventory().retryAfter()).isPresent();
+
+        time.advance(Duration.ofMillis(1));
+        assertThat(inventory().circuitState()).isEqualTo("HALF_OPEN");
+        assertThat(inventory().retryAfter()).isEmpty();
+        assertThat(server.getRequestCount()).isEqualTo(MINIMUM_CALLS);
+
+        answer(200);
+        assertThat(get()).isEqualTo(200);
+        assertThat(inventory().circuitState()).isEqualTo("HALF_OPEN");
+    }
+
+    /**
+     * A rejection while open must always say when to come back, even if the client has not noted the opening (a call
+     * on another thread opened it a moment ago, or an operator opened it through {@link GuardedUpstream#circuitBreaker()}):
+     * then the shortest hint, as while the trial calls of a half-open circuit run.
+     */
+    @Test
+    void aCallRejectedByAnOpenCircuitIsToldARetryAfterEvenWhenTheOpeningWentUnnoticed() throws Exception {
+        inventory().circuitBreaker().orElseThrow().transitionToOpenState();
+        UpstreamException e = failure(client, new HttpGet(uri));
+        assertFault(e, "destination_unavailable", 503, 0);
+        assertThat(e.retryAfter()).contains(Duration.ofSeconds(1));
+        assertThat(server.getRequestCount()).isZero();
+    }
+
+    /**
      * Regression: once a half-open circuit's trial calls were all in flight, the calls it turned away got a 503
      * {@code destination_unavailable} with no {@code Retry-After} at all, unlike every other 503 of the library. When
      * the trials will end is unknown; like a full bulkhead, the answer is the shortest hint, a second.

@@ -109,10 +109,12 @@ public final class Tour {
         StringBuilder sb = new StringBuilder();
         for (int row = 0; row < cells.size(); row++) {
             String[] c = cells.get(row);
+            StringBuilder line = new StringBuilder();
             for (int i = 0; i < c.length; i++) {
-                sb.append(i == 0 ? "" : "  ").append(i == c.length - 1 ? c[i] : pad(c[i], width[i]));
+                line.append(i == 0 ? "" : "  ").append(i == c.length - 1 ? c[i] : pad(c[i], width[i]));
             }
-            sb.append('\n');
+            // A row without a note would end in the padding of its last columns.
+            sb.append(line.toString().stripTrailing()).append('\n');
             if (row == 0) {
                 for (int i = 0; i < c.length; i++) {
                     sb.append(i == 0 ? "" : "  ").append("-".repeat(width[i]));

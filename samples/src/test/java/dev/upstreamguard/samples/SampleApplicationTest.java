@@ -30,7 +30,7 @@ class SampleApplicationTest {
     }
 
     @Test
-    void theTourTranslatesEveryFaultOfTheEmbeddedUpstream() {
+    void theTourTranslatesEveryFaultOfTheEmbeddedUpstream() throws Exception {
         List<Tour.Row> rows = new Tour("http://127.0.0.1:" + port).run();
         Map<String, Tour.Row> byKey = rows.stream()
                 .collect(Collectors.toMap(r -> r.fault() + "/" + r.via(), Function.identity()));
@@ -60,6 +60,36 @@ class SampleApplicationTest {
         assertRow(byKey.get("circuit-open/route"), 503, "destination_unavailable");
         assertThat(byKey.get("circuit-open/route").note()).startsWith("Retry-After: ");
         assertThat(byKey.get("reset/route").attempts()).isEqualTo("3");
+
+        // The README's table lists the same requests, in the same order, with the statuses they get now.
+        assertThat(readmeTourRows()).extracting(r -> r.fault() + " " + r.via() + " " + r.status())
+                .containsExactlyElementsOf(rows.stream().map(r -> r.fault() + " " + r.via() + " " + r.status())
+                        .toList());
+    }
+
+    /**
+     * Regression: the README's copy of the {@code --tour} output had a note column ruled five characters wider than
+     * the tour prints it, and the tour printed trailing blanks on every row without a note.
+     */
+    @Test
+    void theReadmeShowsTheTourTableExactlyAsTheTourPrintsIt() throws Exception {
+        assertThat(Tour.table(readmeTourRows())).isEqualTo(readmeTourBlock());
+    }
+
+    /** The table under "The tour's output" in the README, header included, one line per row. */
+    private static String readmeTourBlock() throws java.io.IOException {
+        String readme = java.nio.file.Files.readString(java.nio.file.Path.of("..", "README.md"));
+        int section = readme.indexOf("The tour's output");
+        int start = readme.indexOf("```\n", section) + 4;
+        return readme.substring(start, readme.indexOf("```", start));
+    }
+
+    /** The README table's rows, read back as the tour's rows (columns are two or more blanks apart). */
+    private static List<Tour.Row> readmeTourRows() throws java.io.IOException {
+        return readmeTourBlock().lines().skip(2).map(line -> {
+            String[] c = line.split(" {2,}", 6);
+            return new Tour.Row(c[0], c[1], "", Integer.parseInt(c[2]), c[3], c[4], c.length > 5 ? c[5] : "");
+        }).toList();
     }
 
     private static void assertRow(Tour.Row row, int status, String... faults) {

@@ -3,6 +3,7 @@ package dev.upstreamguard.spring;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedUpstream;
+import java.util.Collection;
 import java.util.Map;
 import java.util.TreeMap;
 import org.springframework.boot.actuate.endpoint.annotation.Endpoint;
@@ -34,17 +35,19 @@ public class UpstreamsEndpoint {
     }
 
     /**
-     * One upstream, by its name or, for an unnamed one, by its health name ({@code http-127.0.0.1-9000} for
-     * {@code http://127.0.0.1:9000}); {@code null} (404) when there is none.
+     * One upstream, by its name or by its name in health ({@code http-127.0.0.1-9000} for the unnamed
+     * {@code http://127.0.0.1:9000}, which no URL path can carry); {@code null} (404) when there is none.
      */
     @ReadOperation
     public UpstreamDescriptor upstream(@Selector String name) {
-        for (GuardedUpstream upstream : client.upstreams()) {
-            if (upstream.name().equals(name) || UpstreamsHealthContributor.healthName(upstream.name()).equals(name)) {
+        Collection<GuardedUpstream> upstreams = client.upstreams();
+        for (GuardedUpstream upstream : upstreams) {
+            if (upstream.name().equals(name)) {
                 return describe(upstream);
             }
         }
-        return null;
+        GuardedUpstream upstream = UpstreamsHealthContributor.byHealthName(upstreams).get(name);
+        return upstream == null ? null : describe(upstream);
     }
 
     static UpstreamDescriptor describe(GuardedUpstream upstream) {

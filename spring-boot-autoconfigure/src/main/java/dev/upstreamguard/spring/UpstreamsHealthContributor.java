@@ -2,6 +2,13 @@ package dev.upstreamguard.spring;
 
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedUpstream;
+import java.util.ArrayList;
+import java.util.Collection;
+import java.util.Comparator;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.TreeMap;
 import java.util.stream.Stream;
 import org.springframework.boot.health.contributor.CompositeHealthContributor;
 import org.springframework.boot.health.contributor.Health;
@@ -38,16 +45,46 @@ public class UpstreamsHealthContributor implements CompositeHealthContributor {
 
     @Override
     public HealthContributor getContributor(String name) {
-        return stream().filter(e -> e.name().equals(name)).map(Entry::contributor).findFirst().orElse(null);
+        GuardedUpstream upstream = byHealthName(client.upstreams()).get(name);
+        return upstream == null ? null : indicator(upstream);
     }
 
     @Override
     public Stream<Entry> stream() {
-        return client.upstreams().stream().sorted(java.util.Comparator.comparing(GuardedUpstream::name))
-                .map(u -> new Entry(healthName(u.name()), indicator(u)));
+        return byHealthName(client.upstreams()).entrySet().stream()
+                .map(e -> new Entry(e.getKey(), indicator(e.getValue())));
     }
 
-    static String healthName(String upstream) {
+    /**
+     * The upstreams by health name, in name order. A health name keeps only characters a URL path carries as they
+     * are ({@code http://host:9000} is {@code http-host-9000}), so different names can read alike ({@code a b},
+     * {@code a+b}, {@code a-b}); each must still have a name of its own, or health would show one and hide the
+     * others' open circuits. A name that needs no change keeps it; the others take the next free number.
+     */
+    static Map<String, GuardedUpstream> byHealthName(Collection<GuardedUpstream> upstreams) {
+        List<GuardedUpstream> sorted = upstreams.stream().sorted(Comparator.comparing(GuardedUpstream::name))
+                .toList();
+        Map<String, GuardedUpstream> byName = new HashMap<>();
+        List<GuardedUpstream> renamed = new ArrayList<>();
+        for (GuardedUpstream upstream : sorted) {
+            if (healthName(upstream.name()).equals(upstream.name())) {
+                byName.put(upstream.name(), upstream);
+            } else {
+                renamed.add(upstream);
+            }
+        }
+        for (GuardedUpstream upstream : renamed) {
+            String base = healthName(upstream.name());
+            String name = base;
+            for (int n = 2; byName.containsKey(name); n++) {
+                name = base + "-" + n;
+            }
+            byName.put(name, upstream);
+        }
+        return new TreeMap<>(byName);
+    }
+
+    private static String healthName(String upstream) {
         return upstream.replace("://", "-").replaceAll("[^A-Za-z0-9._-]", "-");
     }
 

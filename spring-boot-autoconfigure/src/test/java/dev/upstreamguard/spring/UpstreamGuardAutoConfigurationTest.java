@@ -702,6 +702,28 @@ class UpstreamGuardAutoConfigurationTest {
                 });
     }
 
+    /**
+     * Regression: health names replace the characters a URL path cannot carry, so {@code a b}, {@code a+b} and
+     * {@code a-b} were all {@code a-b}: health showed one of them, and an open circuit of the others was invisible.
+     * A name that needs no change keeps it; the others get the next free number.
+     */
+    @Test
+    void upstreamsWhoseNamesReadAlikeInHealthAreEachReportedUnderANameOfTheirOwn() {
+        web.withPropertyValues("upstream-guard.upstreams.[a b].url=http://127.0.0.1:8081",
+                "upstream-guard.upstreams.[a+b].url=http://127.0.0.1:8082",
+                "upstream-guard.upstreams.a-b.url=http://127.0.0.1:8083").run(context -> {
+                    CompositeHealthContributor health = context.getBean(UpstreamsHealthContributor.class);
+                    assertThat(health.stream().map(e -> e.name())).containsExactly("a-b", "a-b-2", "a-b-3");
+                    assertThat(health.stream().map(e -> ((HealthIndicator) e.contributor()).health().getDetails()
+                            .get("upstream"))).containsExactly("a-b", "a b", "a+b");
+                    UpstreamsEndpoint endpoint = context.getBean(UpstreamsEndpoint.class);
+                    assertThat(endpoint.upstream("a-b").name()).isEqualTo("a-b");
+                    assertThat(endpoint.upstream("a-b-2").name()).isEqualTo("a b");
+                    assertThat(endpoint.upstream("a+b").name()).isEqualTo("a+b");
+                    assertThat(endpoint.upstream("a-b-4")).isNull();
+                });
+    }
+
     @Test
     void theAdditionalMetadataDefaultsAreTheLibraryDefaults() throws Exception {
         Map<String, String> documented = new java.util.TreeMap<>();
