@@ -202,6 +202,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         AtomicBoolean deadlineExpired = new AtomicBoolean();
         AtomicBoolean uploadStalled = new AtomicBoolean();
         AtomicBoolean callersDoing = new AtomicBoolean();
+        // Set when the deadline or a stalled upload, not the caller, marked the request cancelled.
+        AtomicBoolean cancelledByGuard = new AtomicBoolean();
         // The caller's doing: its own cancel (the deadline and a stalled upload cancel the request too), a deadline that
         // ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload), or an
         // interrupt of the caller's thread.
@@ -210,9 +212,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         ClassicHttpResponse response;
         try {
             response = attempts(host, request, ctx, policy, method, call, deadlineExpired, uploadStalled,
-                    callersDoing);
+                    callersDoing, cancelledByGuard);
         } catch (UpstreamException e) {
             call.failed(e.fault(), e);
+            if (cancelledByGuard.get() && request instanceof HttpUriRequestBase) {
+                // The cancel was ours, to end this call; left in place it would fail the caller's next use of the
+                // request object at once, as if the caller had cancelled it.
+                ((HttpUriRequestBase) request).reset();
+            }
             throw e;
         } catch (RuntimeException | Error e) {
             call.failed(UpstreamFault.PROXY_INTERNAL_ERROR, e);
@@ -242,7 +249,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private ClassicHttpResponse attempts(HttpHost host, ClassicHttpRequest request, HttpClientContext ctx,
             GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired, AtomicBoolean uploadStalled,
-            AtomicBoolean callersDoing) throws UpstreamException {
+            AtomicBoolean callersDoing, AtomicBoolean cancelledByGuard) throws UpstreamException {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
@@ -277,7 +284,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             UploadWatch upload = body != null && request instanceof CancellableDependency ? new UploadWatch(body,
                     policy.responseTimeout().toNanos(), () -> {
                         uploadStalled.set(true);
-                        ((CancellableDependency) request).cancel();
+                        cancelOwn(request, cancelledByGuard);
                     }) : null;
             // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
             DeadlineTimer.Handle timer = request instanceof CancellableDependency
@@ -288,7 +295,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                             callersDoing.set(true);
                         }
                         deadlineExpired.set(true);
-                        ((CancellableDependency) request).cancel();
+                        cancelOwn(request, cancelledByGuard);
                     }, remaining)
                     : null;
             if (upload != null) {
@@ -657,6 +664,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private static String gaveUpHow() {
         return Thread.currentThread().isInterrupted() ? "the caller's thread was interrupted"
                 : "the caller cancelled the request";
+    }
+
+    private static void cancelOwn(ClassicHttpRequest request, AtomicBoolean cancelledByGuard) {
+        if (((CancellableDependency) request).cancel()) {
+            cancelledByGuard.set(true);
+        }
     }
 
     private static boolean isCancelled(ClassicHttpRequest request) {

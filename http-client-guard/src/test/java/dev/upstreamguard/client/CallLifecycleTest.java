@@ -164,6 +164,38 @@ class CallLifecycleTest {
     }
 
     /**
+     * Regression: the deadline ends a call by cancelling its request, and the mark stayed on the request object, so
+     * sending the same request again failed at once as {@code connection_terminated} after 0 attempts, "the caller
+     * cancelled the request", though the caller had cancelled nothing.
+     */
+    @Test
+    void aRequestWhoseDeadlineRanOutCanBeSentAgain() throws Exception {
+        CountDownLatch stalled = new CountDownLatch(1);
+        GuardPolicy policy = policy().totalTimeout(Duration.ofMillis(300)).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.stall(stalled), Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            HttpGet get = new HttpGet(upstream.uri("/items"));
+            assertFault(failure(client, get), "http_response_timeout", 504, 1);
+            assertThat(get.isCancelled()).isFalse();
+
+            String body = client.execute(get, r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("fine");
+        }
+    }
+
+    /** The caller's own cancel, unlike the deadline's, stays: the request is over until the caller resets it. */
+    @Test
+    void aRequestTheCallerCancelledStaysCancelled() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            HttpGet get = new HttpGet(upstream.uri("/items"));
+            get.cancel();
+            assertFault(failure(client, get), "connection_terminated", 502, 0);
+            assertThat(get.isCancelled()).isTrue();
+        }
+    }
+
+    /**
      * Regression: an attempt's read timeout was capped by the time the deadline left, to end a silent head at the
      * deadline, and the cap stayed on the connection for the body: a body pausing for longer than that (here 1.5 s,
      * within the 5 s response timeout, on a 1 s deadline) failed with {@code connection_read_timeout}, though the body

@@ -84,6 +84,29 @@ class UploadTest {
         }
     }
 
+    /**
+     * Regression: the watch ends a stalled upload by cancelling the request, and the mark stayed on the request object:
+     * sending it again, once the upstream took bodies again, failed at once as cancelled by the caller.
+     */
+    @Test
+    void aRequestWhoseUploadStalledCanBeSentAgain() throws Exception {
+        CountDownLatch testDone = new CountDownLatch(1);
+        try (RawUpstream upstream = RawUpstream.start(readHeadThenStopReading(testDone), Behaviours.echo());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy()).build()) {
+            HttpPut put = new HttpPut(upstream.uri("/file"));
+            put.setEntity(new ByteArrayEntity(new byte[BODY_BYTES], ContentType.APPLICATION_OCTET_STREAM));
+            assertFault(failure(client, put), "connection_write_timeout", 504, 1);
+            assertThat(put.isCancelled()).isFalse();
+
+            put.setEntity(new ByteArrayEntity("small".getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                    ContentType.TEXT_PLAIN));
+            String answer = client.execute(put, r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(answer).isEqualTo("200 small");
+        } finally {
+            testDone.countDown();
+        }
+    }
+
     /** Only a write the upstream blocks counts: a body whose own source pauses longer than the timeout still goes. */
     @Test
     void aBodyWhoseSourcePausesLongerThanTheResponseTimeoutIsStillSent() throws Exception {
