@@ -112,6 +112,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private final Clock clock;
     private final Sleeper sleeper;
     private final DeadlineTimer deadlines = new DeadlineTimer();
+    private volatile boolean closed;
 
     GuardedHttpClient(CloseableHttpClient delegate, HttpClientConnectionManager connectionManager,
             Map<String, UpstreamGuard> named, Map<String, UpstreamGuard> byOrigin,
@@ -159,6 +160,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     @Override
     protected CloseableHttpResponse doExecute(HttpHost target, ClassicHttpRequest request, HttpContext context)
             throws IOException {
+        if (closed) {
+            // The application's mistake, not a fault of any upstream: no upstream is created, blamed or metered.
+            throw new IllegalStateException("This GuardedHttpClient is closed");
+        }
         long start = ticker.nanoTime();
         HttpClientContext ctx = context == null ? HttpClientContext.create() : HttpClientContext.castOrCreate(context);
         ctx.setAttribute(HandshakeWatch.TIMER_ATTRIBUTE, deadlines);
@@ -205,10 +210,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         // Set when the deadline or a stalled upload, not the caller, marked the request cancelled.
         AtomicBoolean cancelledByGuard = new AtomicBoolean();
         // The caller's doing: its own cancel (the deadline and a stalled upload cancel the request too), a deadline that
-        // ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload), or an
-        // interrupt of the caller's thread.
+        // ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload), an
+        // interrupt of the caller's thread, or the application closing the client under the call (which breaks its
+        // connection: that says nothing about the upstream).
         Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
-                () -> callersDoing.get() || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
+                () -> callersDoing.get() || closed
+                        || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
         ClassicHttpResponse response;
         try {
             response = attempts(host, request, ctx, policy, method, call, deadlineExpired, uploadStalled,
@@ -344,7 +351,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         // The watch cancelled the request to break the write; it cannot be sent again.
                         : uploadStalled.get() ? "the upstream stopped taking the request body"
                         // A cancelled request is over: the caller does not want an answer any more.
-                        : isCancelled(request) || callersDoing.get() ? gaveUpHow()
+                        : isCancelled(request) || callersDoing.get() || closed ? gaveUpHow()
                         : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
                 Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
@@ -661,8 +668,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         return true;
     }
 
-    private static String gaveUpHow() {
-        return Thread.currentThread().isInterrupted() ? "the caller's thread was interrupted"
+    private String gaveUpHow() {
+        return closed ? "the client was closed"
+                : Thread.currentThread().isInterrupted() ? "the caller's thread was interrupted"
                 : "the caller cancelled the request";
     }
 
@@ -755,14 +763,22 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         return list;
     }
 
+    /**
+     * Closes the client and its connections. Calls still in flight end at once with {@code connection_terminated},
+     * recorded as cancelled (not as a fault of their upstream); a call made afterwards fails with an
+     * {@link IllegalStateException}.
+     */
     @Override
     public void close() throws IOException {
+        closed = true;
         deadlines.close();
         delegate.close();
     }
 
+    /** As {@link #close()}, whatever the mode: HttpClient closes leased connections either way. */
     @Override
     public void close(CloseMode closeMode) {
+        closed = true;
         deadlines.close();
         delegate.close(closeMode);
     }

@@ -7,6 +7,7 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.testing.ClosedPort;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -28,17 +29,23 @@ class MisuseTest {
         }
     }
 
+    /**
+     * Regression: a call on a closed client was sent into the shut pool and failed as {@code proxy_internal_error}
+     * after 1 attempt, creating an upstream for the URL and counting the fault against it. Using a closed client is
+     * the application's mistake: an IllegalStateException saying so, with no upstream created, blamed or metered.
+     */
     @Test
-    void aCallOnAClosedClientFailsAsAnUpstreamExceptionKeepingTheCause() throws Exception {
-        GuardedHttpClient client = GuardedHttpClients.createDefault();
+    void aCallOnAClosedClientFailsWithAnIllegalStateExceptionAndTouchesNoUpstream() throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters).build();
         client.close();
 
-        UpstreamException e = catchThrowableOfType(UpstreamException.class,
-                () -> client.execute(new HttpGet("http://127.0.0.1:9/"), r -> r.getCode()));
-
-        assertThat(e.fault()).isEqualTo(UpstreamFault.PROXY_INTERNAL_ERROR);
-        assertThat(e.attempts()).isEqualTo(1);
-        assertThat(e.getCause()).isInstanceOf(IllegalStateException.class);
+        assertThatThrownBy(() -> client.execute(new HttpGet("http://127.0.0.1:9/"), r -> r.getCode()))
+                .isInstanceOf(IllegalStateException.class).hasMessageContaining("closed");
+        assertThatThrownBy(() -> client.executeOpen(null, new HttpGet("http://127.0.0.1:9/"), null))
+                .isInstanceOf(IllegalStateException.class);
+        assertThat(client.upstreams()).isEmpty();
+        assertThat(meters.find("upstream.guard.calls").timers()).isEmpty();
     }
 
     /**
