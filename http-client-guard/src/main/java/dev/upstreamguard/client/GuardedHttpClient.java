@@ -9,6 +9,7 @@ import dev.upstreamguard.internal.DeadlineTimer;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
 import dev.upstreamguard.internal.HandshakeWatch;
+import dev.upstreamguard.internal.Redaction;
 import dev.upstreamguard.internal.RetryRules;
 import dev.upstreamguard.internal.UploadWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
@@ -172,14 +173,15 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         if (authority != null && authority.getUserInfo() != null) {
             // HttpClient refuses to send it (RFC 9110 §4.2.4), which would read as the upstream's protocol error.
             throw new IllegalArgumentException("The request's URI has a userinfo component, which is never sent: "
-                    + request.getScheme() + "://" + new URIAuthority(authority.getHostName(), authority.getPort())
-                    + request.getPath() + " (credentials go in an Authorization header)");
+                    + Redaction.redact(request.getScheme() + "://"
+                            + new URIAuthority(authority.getHostName(), authority.getPort()) + request.getPath())
+                    + " (credentials go in an Authorization header)");
         }
         if (host != null && host.getPort() == 0) {
             // Port 0 is no port a server listens on: it would be refused on every attempt, and be counted against the
             // scheme's default port, whose upstream it names once the port is filled in (origin()).
             throw new IllegalArgumentException("Invalid port 0 in the request's target " + host.toURI()
-                    + " (request URI '" + uriOf(request) + "')");
+                    + " (request URI '" + Redaction.redact(uriOf(request)) + "')");
         }
         UpstreamGuard upstream = resolve(host, ctx, start);
         Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
@@ -471,7 +473,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         UpstreamException e = new UpstreamException(fault, upstream, call.attempts(), retryAfter, call.elapsedNanos(),
                 "Upstream '" + upstream + "' failed: " + fault.type() + " after " + call.attempts()
                         + (call.attempts() == 1 ? " attempt" : " attempts") + "; not retried because " + why
-                        + (cause == null ? "" : " (" + cause + ")"),
+                        + (cause == null ? "" : " (" + Redaction.describe(cause) + ")"),
                 cause);
         if (earlier != null) {
             for (Throwable t : earlier) {

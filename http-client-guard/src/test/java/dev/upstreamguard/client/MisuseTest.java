@@ -55,11 +55,13 @@ class MisuseTest {
      * created or called.
      */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"http://127.0.0.1:0/x", "https://127.0.0.1:0/x", "http://localhost:0/x?q=1"})
+    @ValueSource(strings = {"http://127.0.0.1:0/x", "https://127.0.0.1:0/x", "http://localhost:0/x?token=SECRET"})
     void aRequestUrlWithAnInvalidPortFailsNamingItAndCallsNoUpstream(String url) throws Exception {
         try (GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            // Named without its query, which often holds a token: the message is logged.
             assertThatThrownBy(() -> client.execute(new HttpGet(url), r -> r.getCode()))
-                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining(url);
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining(url.replaceAll("\\?.*", ""))
+                    .hasMessageNotContaining("SECRET");
             assertThat(client.upstreams()).isEmpty();
         }
     }
@@ -88,7 +90,8 @@ class MisuseTest {
      * was never called. It is the caller's mistake, named without the credentials in it.
      */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"http://user:secret@127.0.0.1:9/x", "https://user@127.0.0.1:9/x"})
+    @ValueSource(strings = {"http://user:secret@127.0.0.1:9/x", "https://user@127.0.0.1:9/x",
+        "http://user@127.0.0.1:9/x?key=secret"})
     void aRequestUrlWithUserinfoFailsWithoutCallingOrBlamingTheUpstream(String url) throws Exception {
         try (GuardedHttpClient client = GuardedHttpClients.createDefault()) {
             assertThatThrownBy(() -> client.execute(new HttpGet(url), r -> r.getCode()))
