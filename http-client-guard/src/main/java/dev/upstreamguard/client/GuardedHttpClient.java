@@ -569,11 +569,16 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         }
     }
 
-    /** {@code scheme://host:port} with the scheme's default port filled in: the key of an unnamed upstream. */
+    /**
+     * {@code scheme://host:port} with the scheme's default port filled in: the key of an unnamed upstream. An IPv6
+     * literal is bracketed as in a URI whether or not it came so: a URI gives {@code [::1]}, while an {@link HttpHost}
+     * built by hand holds {@code ::1}, and both must reach the same upstream.
+     */
     static String origin(String scheme, String host, int port) {
         String s = scheme == null ? "http" : scheme.toLowerCase(Locale.ROOT);
         int p = port > 0 ? port : ("https".equals(s) ? 443 : 80);
-        return s + "://" + host.toLowerCase(Locale.ROOT) + ":" + p;
+        String h = host.toLowerCase(Locale.ROOT);
+        return s + "://" + (h.indexOf(':') >= 0 && !h.startsWith("[") ? "[" + h + "]" : h) + ":" + p;
     }
 
     /**
