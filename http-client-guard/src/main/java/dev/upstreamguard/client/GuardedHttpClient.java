@@ -5,6 +5,7 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.internal.Call;
+import dev.upstreamguard.internal.CancellableCopy;
 import dev.upstreamguard.internal.DeadlineTimer;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
@@ -215,12 +216,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         // ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload), an
         // interrupt of the caller's thread, or the application closing the client under the call (which breaks its
         // connection: that says nothing about the upstream).
+        ClassicHttpRequest exchange = request instanceof CancellableDependency ? request : CancellableCopy.of(request);
         Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
                 () -> callersDoing.get() || closed
-                        || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
+                        || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(exchange));
         ClassicHttpResponse response;
         try {
-            response = attempts(host, request, ctx, policy, method, call, deadlineExpired, uploadStalled,
+            response = attempts(host, exchange, ctx, policy, method, call, deadlineExpired, uploadStalled,
                     callersDoing, cancelledByGuard);
         } catch (UpstreamException e) {
             call.failed(e.fault(), e);

@@ -18,11 +18,12 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.client5.http.classic.methods.HttpPut;
-import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ContentType;
 import org.apache.hc.core5.http.io.entity.ByteArrayEntity;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.io.entity.InputStreamEntity;
+import org.apache.hc.core5.http.io.support.ClassicRequestBuilder;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -55,16 +56,20 @@ class UploadTest {
      * http_response_timeout.
      */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"POST", "PUT"})
+    @ValueSource(strings = {"POST", "PUT", "built POST"})
     void anUploadTheUpstreamStopsReadingEndsWithinTheResponseTimeoutAsAWriteTimeout(String method) throws Exception {
         CountDownLatch testDone = new CountDownLatch(1);
         SimpleMeterRegistry meters = new SimpleMeterRegistry();
         try (RawUpstream upstream = RawUpstream.start(readHeadThenStopReading(testDone));
                 GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy()).meterRegistry(meters)
                         .build()) {
-            HttpUriRequestBase request = method.equals("PUT") ? new HttpPut(upstream.uri("/file"))
-                    : new HttpPost(upstream.uri("/file"));
-            request.setEntity(new ByteArrayEntity(new byte[BODY_BYTES], ContentType.APPLICATION_OCTET_STREAM));
+            ByteArrayEntity body = new ByteArrayEntity(new byte[BODY_BYTES], ContentType.APPLICATION_OCTET_STREAM);
+            // Regression ("built POST"): HttpClient cannot cancel a request built with HttpCore's ClassicRequestBuilder,
+            // so nothing ended its upload, which blocked until the upstream closed the connection.
+            ClassicHttpRequest request = method.equals("built POST")
+                    ? ClassicRequestBuilder.post(upstream.uri("/file")).setEntity(body).build()
+                    : method.equals("PUT") ? new HttpPut(upstream.uri("/file")) : new HttpPost(upstream.uri("/file"));
+            request.setEntity(body);
             long start = System.nanoTime();
             UpstreamException e = failure(client, request);
             long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
