@@ -97,6 +97,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
      */
     private static final Duration LIMIT_RETRY_AFTER = Duration.ofSeconds(1);
 
+    private static final String SOURCE_FAILED = "reading the request body from its source failed";
+
     private static final Logger LOG = LoggerFactory.getLogger(GuardedHttpClient.class);
 
     private final CloseableHttpClient delegate;
@@ -329,6 +331,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     // makes HttpClient throw a state error: the caller's doing.
                     throw failure(call, UpstreamFault.CONNECTION_TERMINATED, gaveUpHow(), e, earlier);
                 }
+                if (upload != null && upload.sourceFailed()) {
+                    callersDoing.set(true);
+                    throw failure(call, UpstreamFault.CONNECTION_TERMINATED, SOURCE_FAILED, e, earlier);
+                }
                 // HttpClient's own state errors (a closed pool, a broken interceptor) are bugs, not upstream faults,
                 // but the caller still gets the one exception type it handles, with the original as cause.
                 throw failure(call, UpstreamFault.PROXY_INTERNAL_ERROR, "the client failed internally", e, earlier);
@@ -349,11 +355,16 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     // Whatever the cancel broke (a connect in progress reads as refused), the call ended the same way;
                     // an interrupt ends a wait for a pooled connection as "Request aborted".
                     fault = UpstreamFault.CONNECTION_TERMINATED;
+                } else if (upload != null && upload.sourceFailed()) {
+                    // The caller's own body failed to be read (its stream threw): the upstream did nothing wrong.
+                    callersDoing.set(true);
+                    fault = UpstreamFault.CONNECTION_TERMINATED;
                 }
                 String why = attempt >= maxAttempts ? "no attempts are left"
                         : deadlineExpired.get() ? "the total deadline ran out"
                         // The watch cancelled the request to break the write; it cannot be sent again.
                         : uploadStalled.get() ? "the upstream stopped taking the request body"
+                        : upload != null && upload.sourceFailed() ? SOURCE_FAILED
                         // A cancelled request is over: the caller does not want an answer any more.
                         : isCancelled(request) || callersDoing.get() || closed ? gaveUpHow()
                         : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);

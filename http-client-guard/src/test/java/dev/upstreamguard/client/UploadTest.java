@@ -27,6 +27,7 @@ import org.apache.hc.core5.http.io.support.ClassicRequestBuilder;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** Request bodies the upstream does not take, and bodies whose source is slow. */
@@ -109,6 +110,48 @@ class UploadTest {
             assertThat(answer).isEqualTo("200 small");
         } finally {
             testDone.countDown();
+        }
+    }
+
+    /**
+     * Regression: a request body whose own source failed (the caller's stream threw: a disk error, a bug) was blamed on
+     * the upstream, which had done nothing wrong: {@code connection_terminated} (or {@code proxy_internal_error} for a
+     * runtime exception) counted as a fault and as a failure in the breaker. It is the caller's doing: recorded as
+     * cancelled, with the source's exception as the cause.
+     */
+    @ParameterizedTest(name = "{0}, length {1}")
+    @CsvSource({"IOException, -1", "IOException, 5000", "IllegalStateException, -1"})
+    void aRequestBodyWhoseSourceFailsIsNotBlamedOnTheUpstream(String thrown, long length) throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        InputStream failing = new InputStream() {
+            private int read;
+
+            @Override
+            public int read() throws IOException {
+                if (read++ < 1000) {
+                    return 'x';
+                }
+                if (thrown.equals("IOException")) {
+                    throw new IOException("disk error");
+                }
+                throw new IllegalStateException("disk error");
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.echo());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy()).meterRegistry(meters)
+                        .build()) {
+            HttpPut put = new HttpPut(upstream.uri("/file"));
+            put.setEntity(new InputStreamEntity(failing, length, ContentType.APPLICATION_OCTET_STREAM));
+            UpstreamException e = failure(client, put);
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(e.getCause()).hasMessage("disk error");
+            assertThat(e.getMessage()).contains("request body");
+            GuardedUpstream state = client.upstream(upstream.baseUrl());
+            assertThat(state.faultCounts()).isEmpty();
+            assertThat(state.circuitBreaker()).hasValueSatisfying(
+                    cb -> assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero());
+            assertThat(state.callsInFlight()).isZero();
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "cancelled").timer().count()).isEqualTo(1);
         }
     }
 
