@@ -186,6 +186,15 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             throw new IllegalArgumentException("Invalid port 0 in the request's target " + host.toURI()
                     + " (request URI '" + Redaction.redact(uriOf(request)) + "')");
         }
+        for (String framing : new String[] {HttpHeaders.CONTENT_LENGTH, HttpHeaders.TRANSFER_ENCODING}) {
+            if (request.containsHeader(framing)) {
+                // HttpClient frames the body from the entity and refuses, before sending anything, a request that
+                // frames it too; that ClientProtocolException would read as the upstream's protocol error.
+                throw new IllegalArgumentException("The request sets its own " + framing + " header, which HttpClient "
+                        + "refuses to send: the body's framing comes from its entity (remove the header, as when "
+                        + "copying the headers of another request)");
+            }
+        }
         UpstreamGuard upstream = resolve(host, ctx, start);
         Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
         GuardPolicy policy = override instanceof GuardPolicy ? (GuardPolicy) override : upstream.policy();

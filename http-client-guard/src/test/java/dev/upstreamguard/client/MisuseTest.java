@@ -2,16 +2,22 @@ package dev.upstreamguard.client;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
+import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
+import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.core5.http.io.entity.StringEntity;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 @Timeout(30)
@@ -102,5 +108,29 @@ class MisuseTest {
         assertThatThrownBy(() -> GuardedHttpClients.custom().upstream("inventory", url))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("inventory")
                 .hasMessageContaining("userinfo").hasMessageNotContaining("secret");
+    }
+
+    /**
+     * Regression: HttpClient refuses, before sending anything, a request that sets its own {@code Content-Length} or
+     * {@code Transfer-Encoding} (as one does copying another request's headers); that refusal read as
+     * {@code http_protocol_error}, "the upstream's response was invalid", counted as a fault and a breaker failure of an
+     * upstream that was never sent a byte. It is the caller's mistake, named as such.
+     */
+    @ParameterizedTest(name = "{0}: {1}")
+    @CsvSource({"Content-Length, 5", "content-length, 5", "Transfer-Encoding, chunked"})
+    void aRequestSettingItsOwnFramingHeaderFailsAsTheCallersMistake(String header, String value) throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.echo());
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters).build()) {
+            HttpPost post = new HttpPost(upstream.uri("/orders"));
+            post.setEntity(new StringEntity("hello"));
+            post.setHeader(header, value);
+            Throwable thrown = catchThrowable(() -> client.execute(post, r -> r.getCode()));
+            assertThat(thrown).isInstanceOf(IllegalArgumentException.class);
+            assertThat(thrown.getMessage()).containsIgnoringCase(header);
+            assertThat(client.upstreams()).isEmpty();
+            assertThat(meters.find("upstream.guard.calls").timers()).isEmpty();
+            assertThat(upstream.connectionCount()).isZero();
+        }
     }
 }
