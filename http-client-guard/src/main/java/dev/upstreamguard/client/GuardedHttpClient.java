@@ -793,9 +793,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     }
 
     /**
-     * Closes the client and its connections. Calls still in flight end at once with {@code connection_terminated},
-     * recorded as cancelled (not as a fault of their upstream); a call made afterwards fails with an
-     * {@link IllegalStateException}.
+     * Closes the client and its connections. Calls still in flight end with {@code connection_terminated} as their
+     * connections close (one waiting to retry makes no further attempt), recorded as cancelled, not as a fault of their
+     * upstream; a call made afterwards fails with an {@link IllegalStateException}.
      */
     @Override
     public void close() throws IOException {
