@@ -5,10 +5,12 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.internal.Call;
+import dev.upstreamguard.internal.CancellableCopy;
 import dev.upstreamguard.internal.DeadlineTimer;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
 import dev.upstreamguard.internal.HandshakeWatch;
+import dev.upstreamguard.internal.Redaction;
 import dev.upstreamguard.internal.RetryRules;
 import dev.upstreamguard.internal.UploadWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
@@ -95,6 +97,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
      */
     private static final Duration LIMIT_RETRY_AFTER = Duration.ofSeconds(1);
 
+    private static final String SOURCE_FAILED = "reading the request body from its source failed";
+
     private static final Logger LOG = LoggerFactory.getLogger(GuardedHttpClient.class);
 
     private final CloseableHttpClient delegate;
@@ -112,6 +116,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private final Clock clock;
     private final Sleeper sleeper;
     private final DeadlineTimer deadlines = new DeadlineTimer();
+    private volatile boolean closed;
 
     GuardedHttpClient(CloseableHttpClient delegate, HttpClientConnectionManager connectionManager,
             Map<String, UpstreamGuard> named, Map<String, UpstreamGuard> byOrigin,
@@ -159,6 +164,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     @Override
     protected CloseableHttpResponse doExecute(HttpHost target, ClassicHttpRequest request, HttpContext context)
             throws IOException {
+        if (closed) {
+            // The application's mistake, not a fault of any upstream: no upstream is created, blamed or metered.
+            throw new IllegalStateException("This GuardedHttpClient is closed");
+        }
         long start = ticker.nanoTime();
         HttpClientContext ctx = context == null ? HttpClientContext.create() : HttpClientContext.castOrCreate(context);
         ctx.setAttribute(HandshakeWatch.TIMER_ATTRIBUTE, deadlines);
@@ -167,14 +176,24 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         if (authority != null && authority.getUserInfo() != null) {
             // HttpClient refuses to send it (RFC 9110 §4.2.4), which would read as the upstream's protocol error.
             throw new IllegalArgumentException("The request's URI has a userinfo component, which is never sent: "
-                    + request.getScheme() + "://" + new URIAuthority(authority.getHostName(), authority.getPort())
-                    + request.getPath() + " (credentials go in an Authorization header)");
+                    + Redaction.redact(request.getScheme() + "://"
+                            + new URIAuthority(authority.getHostName(), authority.getPort()) + request.getPath())
+                    + " (credentials go in an Authorization header)");
         }
         if (host != null && host.getPort() == 0) {
             // Port 0 is no port a server listens on: it would be refused on every attempt, and be counted against the
             // scheme's default port, whose upstream it names once the port is filled in (origin()).
             throw new IllegalArgumentException("Invalid port 0 in the request's target " + host.toURI()
-                    + " (request URI '" + uriOf(request) + "')");
+                    + " (request URI '" + Redaction.redact(uriOf(request)) + "')");
+        }
+        for (String framing : new String[] {HttpHeaders.CONTENT_LENGTH, HttpHeaders.TRANSFER_ENCODING}) {
+            if (request.containsHeader(framing)) {
+                // HttpClient frames the body from the entity and refuses, before sending anything, a request that
+                // frames it too; that ClientProtocolException would read as the upstream's protocol error.
+                throw new IllegalArgumentException("The request sets its own " + framing + " header, which HttpClient "
+                        + "refuses to send: the body's framing comes from its entity (remove the header, as when "
+                        + "copying the headers of another request)");
+            }
         }
         UpstreamGuard upstream = resolve(host, ctx, start);
         Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
@@ -203,17 +222,27 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         AtomicBoolean deadlineExpired = new AtomicBoolean();
         AtomicBoolean uploadStalled = new AtomicBoolean();
         AtomicBoolean callersDoing = new AtomicBoolean();
+        // Set when the deadline or a stalled upload, not the caller, marked the request cancelled.
+        AtomicBoolean cancelledByGuard = new AtomicBoolean();
         // The caller's doing: its own cancel (the deadline and a stalled upload cancel the request too), a deadline that
-        // ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload), or an
-        // interrupt of the caller's thread.
+        // ran out while the request waited for the caller's own body (a proxy's client stalling mid-upload), an
+        // interrupt of the caller's thread, or the application closing the client under the call (which breaks its
+        // connection: that says nothing about the upstream).
+        ClassicHttpRequest exchange = request instanceof CancellableDependency ? request : CancellableCopy.of(request);
         Call call = new Call(upstream, method, start, ticker, breaker != null, bulkhead != null,
-                () -> callersDoing.get() || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(request));
+                () -> callersDoing.get() || closed
+                        || !deadlineExpired.get() && !uploadStalled.get() && isCancelled(exchange));
         ClassicHttpResponse response;
         try {
-            response = attempts(host, request, ctx, policy, method, call, deadlineExpired, uploadStalled,
-                    callersDoing);
+            response = attempts(host, exchange, ctx, policy, method, call, deadlineExpired, uploadStalled,
+                    callersDoing, cancelledByGuard);
         } catch (UpstreamException e) {
             call.failed(e.fault(), e);
+            if (cancelledByGuard.get() && request instanceof HttpUriRequestBase) {
+                // The cancel was ours, to end this call; left in place it would fail the caller's next use of the
+                // request object at once, as if the caller had cancelled it.
+                ((HttpUriRequestBase) request).reset();
+            }
             throw e;
         } catch (RuntimeException | Error e) {
             call.failed(UpstreamFault.PROXY_INTERNAL_ERROR, e);
@@ -243,7 +272,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private ClassicHttpResponse attempts(HttpHost host, ClassicHttpRequest request, HttpClientContext ctx,
             GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired, AtomicBoolean uploadStalled,
-            AtomicBoolean callersDoing) throws UpstreamException {
+            AtomicBoolean callersDoing, AtomicBoolean cancelledByGuard) throws UpstreamException {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
@@ -278,7 +307,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             UploadWatch upload = body != null && request instanceof CancellableDependency ? new UploadWatch(body,
                     policy.responseTimeout().toNanos(), () -> {
                         uploadStalled.set(true);
-                        ((CancellableDependency) request).cancel();
+                        cancelOwn(request, cancelledByGuard);
                     }) : null;
             // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
             DeadlineTimer.Handle timer = request instanceof CancellableDependency
@@ -289,7 +318,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                             callersDoing.set(true);
                         }
                         deadlineExpired.set(true);
-                        ((CancellableDependency) request).cancel();
+                        cancelOwn(request, cancelledByGuard);
                     }, remaining)
                     : null;
             if (upload != null) {
@@ -312,6 +341,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     // makes HttpClient throw a state error: the caller's doing.
                     throw failure(call, UpstreamFault.CONNECTION_TERMINATED, gaveUpHow(), e, earlier);
                 }
+                if (upload != null && upload.sourceFailed()) {
+                    callersDoing.set(true);
+                    throw failure(call, UpstreamFault.CONNECTION_TERMINATED, SOURCE_FAILED, e, earlier);
+                }
                 // HttpClient's own state errors (a closed pool, a broken interceptor) are bugs, not upstream faults,
                 // but the caller still gets the one exception type it handles, with the original as cause.
                 throw failure(call, UpstreamFault.PROXY_INTERNAL_ERROR, "the client failed internally", e, earlier);
@@ -332,13 +365,18 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     // Whatever the cancel broke (a connect in progress reads as refused), the call ended the same way;
                     // an interrupt ends a wait for a pooled connection as "Request aborted".
                     fault = UpstreamFault.CONNECTION_TERMINATED;
+                } else if (upload != null && upload.sourceFailed()) {
+                    // The caller's own body failed to be read (its stream threw): the upstream did nothing wrong.
+                    callersDoing.set(true);
+                    fault = UpstreamFault.CONNECTION_TERMINATED;
                 }
                 String why = attempt >= maxAttempts ? "no attempts are left"
                         : deadlineExpired.get() ? "the total deadline ran out"
                         // The watch cancelled the request to break the write; it cannot be sent again.
                         : uploadStalled.get() ? "the upstream stopped taking the request body"
+                        : upload != null && upload.sourceFailed() ? SOURCE_FAILED
                         // A cancelled request is over: the caller does not want an answer any more.
-                        : isCancelled(request) || callersDoing.get() ? gaveUpHow()
+                        : isCancelled(request) || callersDoing.get() || closed ? gaveUpHow()
                         : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
                 Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
@@ -458,7 +496,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         UpstreamException e = new UpstreamException(fault, upstream, call.attempts(), retryAfter, call.elapsedNanos(),
                 "Upstream '" + upstream + "' failed: " + fault.type() + " after " + call.attempts()
                         + (call.attempts() == 1 ? " attempt" : " attempts") + "; not retried because " + why
-                        + (cause == null ? "" : " (" + cause + ")"),
+                        + (cause == null ? "" : " (" + Redaction.describe(cause) + ")"),
                 cause);
         if (earlier != null) {
             for (Throwable t : earlier) {
@@ -554,11 +592,16 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         }
     }
 
-    /** {@code scheme://host:port} with the scheme's default port filled in: the key of an unnamed upstream. */
+    /**
+     * {@code scheme://host:port} with the scheme's default port filled in: the key of an unnamed upstream. An IPv6
+     * literal is bracketed as in a URI whether or not it came so: a URI gives {@code [::1]}, while an {@link HttpHost}
+     * built by hand holds {@code ::1}, and both must reach the same upstream.
+     */
     static String origin(String scheme, String host, int port) {
         String s = scheme == null ? "http" : scheme.toLowerCase(Locale.ROOT);
         int p = port > 0 ? port : ("https".equals(s) ? 443 : 80);
-        return s + "://" + host.toLowerCase(Locale.ROOT) + ":" + p;
+        String h = host.toLowerCase(Locale.ROOT);
+        return s + "://" + (h.indexOf(':') >= 0 && !h.startsWith("[") ? "[" + h + "]" : h) + ":" + p;
     }
 
     /**
@@ -655,9 +698,16 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         return true;
     }
 
-    private static String gaveUpHow() {
-        return Thread.currentThread().isInterrupted() ? "the caller's thread was interrupted"
+    private String gaveUpHow() {
+        return closed ? "the client was closed"
+                : Thread.currentThread().isInterrupted() ? "the caller's thread was interrupted"
                 : "the caller cancelled the request";
+    }
+
+    private static void cancelOwn(ClassicHttpRequest request, AtomicBoolean cancelledByGuard) {
+        if (((CancellableDependency) request).cancel()) {
+            cancelledByGuard.set(true);
+        }
     }
 
     private static boolean isCancelled(ClassicHttpRequest request) {
@@ -743,14 +793,22 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         return list;
     }
 
+    /**
+     * Closes the client and its connections. Calls still in flight end with {@code connection_terminated} as their
+     * connections close (one waiting to retry makes no further attempt), recorded as cancelled, not as a fault of their
+     * upstream; a call made afterwards fails with an {@link IllegalStateException}.
+     */
     @Override
     public void close() throws IOException {
+        closed = true;
         deadlines.close();
         delegate.close();
     }
 
+    /** As {@link #close()}, whatever the mode: HttpClient closes leased connections either way. */
     @Override
     public void close(CloseMode closeMode) {
+        closed = true;
         deadlines.close();
         delegate.close(closeMode);
     }

@@ -120,7 +120,7 @@ public final class Call {
     public UpstreamException bodyFailure(UpstreamFault fault, Throwable cause) {
         UpstreamException e = new UpstreamException(fault, upstream.name(), Math.max(attempts, 1), null,
                 elapsedNanos(), "Upstream '" + upstream.name() + "' failed while sending the response body: "
-                        + fault.type() + " (" + cause + ")", cause);
+                        + fault.type() + " (" + Redaction.describe(cause) + ")", cause);
         failed(fault, e);
         return e;
     }

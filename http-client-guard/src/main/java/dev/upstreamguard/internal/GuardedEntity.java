@@ -25,6 +25,8 @@ public final class GuardedEntity extends HttpEntityWrapper {
     private InputStream content;
     private long bytesRead;
     private volatile boolean aborted;
+    /** Set once the caller closed the body or its response: a read after that fails on the caller's account. */
+    private volatile boolean closed;
 
     /**
      * @param maxBytes most bytes the caller may read ({@link Long#MAX_VALUE}: no limit); one more fails the call with
@@ -74,14 +76,18 @@ public final class GuardedEntity extends HttpEntityWrapper {
 
     @Override
     public void close() throws IOException {
-        if (!aborted) {
-            try {
-                // HttpClient drains what is left of the body here, to reuse the connection: a body cut short fails
-                // now, and is the upstream's fault like any other, not an unclassified exception from close().
-                super.close();
-            } catch (IOException e) {
-                failUnlessCancelled(e);
+        try {
+            if (!aborted) {
+                try {
+                    // HttpClient drains what is left of the body here, to reuse the connection: a body cut short fails
+                    // now, and is the upstream's fault like any other, not an unclassified exception from close().
+                    super.close();
+                } catch (IOException e) {
+                    failUnlessCancelled(e);
+                }
             }
+        } finally {
+            closed = true;
         }
         call.succeeded();
     }
@@ -92,6 +98,14 @@ public final class GuardedEntity extends HttpEntityWrapper {
         if (!call.cancelledByCaller()) {
             throw classified;
         }
+    }
+
+    /**
+     * A failed read: the upstream's fault, unless the caller had closed the body already (HttpClient's closed-stream
+     * exception then tells the caller so, whatever the upstream sent).
+     */
+    private IOException readFailure(IOException e) {
+        return closed ? e : fail(e);
     }
 
     private IOException fail(IOException e) {
@@ -115,7 +129,7 @@ public final class GuardedEntity extends HttpEntityWrapper {
             try {
                 b = in.read();
             } catch (IOException e) {
-                throw fail(e);
+                throw readFailure(e);
             }
             if (b == -1) {
                 call.succeeded();
@@ -131,7 +145,7 @@ public final class GuardedEntity extends HttpEntityWrapper {
             try {
                 n = in.read(buf, off, len);
             } catch (IOException e) {
-                throw fail(e);
+                throw readFailure(e);
             }
             if (n == -1) {
                 call.succeeded();
@@ -162,7 +176,7 @@ public final class GuardedEntity extends HttpEntityWrapper {
             try {
                 skipped = in.skip(n);
             } catch (IOException e) {
-                throw fail(e);
+                throw readFailure(e);
             }
             counted(skipped);
             return skipped;
@@ -173,18 +187,22 @@ public final class GuardedEntity extends HttpEntityWrapper {
             try {
                 return in.available();
             } catch (IOException e) {
-                throw fail(e);
+                throw readFailure(e);
             }
         }
 
         @Override
         public void close() throws IOException {
-            if (!aborted) {
-                try {
-                    in.close(); // drains the rest of the body, as above
-                } catch (IOException e) {
-                    failUnlessCancelled(e);
+            try {
+                if (!aborted) {
+                    try {
+                        in.close(); // drains the rest of the body, as above
+                    } catch (IOException e) {
+                        failUnlessCancelled(e);
+                    }
                 }
+            } finally {
+                closed = true;
             }
             // Closing early is the caller's choice, not the upstream's fault: the call ends with the status it had.
             call.succeeded();

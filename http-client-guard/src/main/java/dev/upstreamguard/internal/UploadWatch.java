@@ -29,6 +29,10 @@ public final class UploadWatch extends HttpEntityWrapper {
     /** Inside {@link #writeTo}: the body is being sent, from its source to the upstream. */
     private volatile boolean sending;
     private volatile DeadlineTimer.Handle armed;
+    /** A write to the upstream failed: whatever else fails after it is a consequence. */
+    private volatile boolean writeFailed;
+    /** The body's own source failed (not a write to the upstream): the caller's doing. */
+    private volatile boolean sourceFailed;
 
     /**
      * @param body the request body to write
@@ -78,11 +82,24 @@ public final class UploadWatch extends HttpEntityWrapper {
         armed = timer.arm(this::check, since == NOT_BLOCKED ? timeoutNanos : since + timeoutNanos - now);
     }
 
+    /**
+     * Whether sending the body failed in its source (a caller's stream that threw) rather than in a write to the
+     * upstream: nothing the upstream did.
+     */
+    public boolean sourceFailed() {
+        return sourceFailed;
+    }
+
     @Override
     public void writeTo(OutputStream out) throws IOException {
         sending = true;
         try {
             send(out);
+        } catch (IOException | RuntimeException e) {
+            if (!writeFailed) {
+                sourceFailed = true;
+            }
+            throw e;
         } finally {
             sending = false;
         }
@@ -118,6 +135,9 @@ public final class UploadWatch extends HttpEntityWrapper {
         blockedSince = System.nanoTime();
         try {
             write.run();
+        } catch (IOException | RuntimeException e) {
+            writeFailed = true;
+            throw e;
         } finally {
             blockedSince = NOT_BLOCKED;
         }

@@ -32,6 +32,8 @@ import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * When a call ends and what it holds until then (bulkhead permit, pooled connection), how a caller steers one call
@@ -61,6 +63,32 @@ class CallLifecycleTest {
             }
             assertThat(server.getRequestCount()).isEqualTo(5);
             assertThat(client.poolStats().getLeased()).isZero();
+        }
+    }
+
+    /**
+     * Regression: reading a body after closing it (or its response) failed with an UpstreamException, "upstream failed
+     * while sending the response body: http_response_incomplete", though the upstream had sent all of it. The caller
+     * gets HttpClient's own closed-stream IOException, and the call stays a success.
+     */
+    @ParameterizedTest(name = "close the {0}")
+    @ValueSource(strings = {"response", "stream"})
+    void readingABodyAfterClosingItIsNoFaultOfTheUpstream(String what) throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("the whole body"));
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters).build()) {
+            ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
+            InputStream body = response.getEntity().getContent();
+            if (what.equals("response")) {
+                response.close();
+            } else {
+                body.close();
+            }
+            Throwable thrown = catchThrowable(() -> body.read());
+            assertThat(thrown).isInstanceOf(java.io.IOException.class).isNotInstanceOf(UpstreamException.class);
+            assertThat(client.upstream(upstream.baseUrl()).faultCounts()).isEmpty();
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "success").timer().count()).isEqualTo(1);
+            response.close();
         }
     }
 
@@ -160,6 +188,38 @@ class CallLifecycleTest {
             assertThat(Duration.ofNanos(System.nanoTime() - start)).isGreaterThan(Duration.ofSeconds(3));
         } finally {
             done.countDown();
+        }
+    }
+
+    /**
+     * Regression: the deadline ends a call by cancelling its request, and the mark stayed on the request object, so
+     * sending the same request again failed at once as {@code connection_terminated} after 0 attempts, "the caller
+     * cancelled the request", though the caller had cancelled nothing.
+     */
+    @Test
+    void aRequestWhoseDeadlineRanOutCanBeSentAgain() throws Exception {
+        CountDownLatch stalled = new CountDownLatch(1);
+        GuardPolicy policy = policy().totalTimeout(Duration.ofMillis(300)).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.stall(stalled), Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            HttpGet get = new HttpGet(upstream.uri("/items"));
+            assertFault(failure(client, get), "http_response_timeout", 504, 1);
+            assertThat(get.isCancelled()).isFalse();
+
+            String body = client.execute(get, r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("fine");
+        }
+    }
+
+    /** The caller's own cancel, unlike the deadline's, stays: the request is over until the caller resets it. */
+    @Test
+    void aRequestTheCallerCancelledStaysCancelled() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            HttpGet get = new HttpGet(upstream.uri("/items"));
+            get.cancel();
+            assertFault(failure(client, get), "connection_terminated", 502, 0);
+            assertThat(get.isCancelled()).isTrue();
         }
     }
 

@@ -13,7 +13,10 @@ import dev.upstreamguard.testing.Blackhole;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.IOException;
+import java.io.InputStream;
 import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
@@ -24,8 +27,11 @@ import java.util.concurrent.atomic.AtomicReference;
 import java.util.concurrent.locks.LockSupport;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.io.CloseMode;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * A call its caller cancels ({@code request.cancel()}) ends the same way whenever the cancel lands: an
@@ -176,6 +182,80 @@ class CancellationTest {
             assertThat(meters.get("upstream.guard.calls").tag("outcome", "cancelled").timer().count()).isEqualTo(1);
             assertThat(state.callsInFlight()).isZero();
             assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: closing the client under a call waiting for its response head broke the call's connection, which was
+     * retried as {@code connection_terminated} and then failed on the shut pool as {@code proxy_internal_error}, a
+     * fault of the upstream's in the fault counts and the meters. The application gave up on the call: it ends at
+     * once, not retried, as cancelled.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"close()", "GRACEFUL", "IMMEDIATE"})
+    void closingTheClientUnderACallWaitingForItsResponseEndsItAsCancelled(String how) throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        CountDownLatch inFlight = new CountDownLatch(1);
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.stall(inFlight))) {
+            GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters).build();
+            ExecutorService caller = Executors.newSingleThreadExecutor();
+            UpstreamException e;
+            try {
+                Future<UpstreamException> call = caller.submit(
+                        () -> failure(client, new HttpGet(upstream.uri("/items"))));
+                assertThat(inFlight.await(10, TimeUnit.SECONDS)).isTrue();
+                close(client, how);
+                e = call.get(15, TimeUnit.SECONDS);
+            } finally {
+                caller.shutdownNow();
+                client.close();
+            }
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(e.getMessage()).contains("the client was closed");
+            assertThat(upstream.connectionCount()).isEqualTo(1);
+            assertThat(meters.find("upstream.guard.retries").counters()).allSatisfy(c -> assertThat(c.count()).isZero());
+            assertLeftNothingBehind(client, upstream.baseUrl(), meters);
+        }
+    }
+
+    /** The same for a body being read when the client is closed: the read fails, but the upstream is not blamed. */
+    @Test
+    void closingTheClientUnderABodyBeingReadEndsItAsCancelled() throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        CountDownLatch done = new CountDownLatch(1);
+        RawUpstream.Behaviour endlessBody = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\n\r\n" + "x".repeat(1000));
+                done.await(20, TimeUnit.SECONDS);
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(endlessBody)) {
+            GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters).build();
+            try {
+                ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/download")), null);
+                InputStream body = response.getEntity().getContent();
+                assertThat(body.readNBytes(1000)).hasSize(1000);
+                client.close();
+                assertThat(catchThrowable(() -> body.readNBytes(1000))).isInstanceOf(IOException.class);
+                response.close();
+            } finally {
+                done.countDown();
+                client.close();
+            }
+            GuardedUpstream state = client.upstream(upstream.baseUrl());
+            assertThat(state.faultCounts()).isEmpty();
+            assertThat(state.callsInFlight()).isZero();
+            assertThat(state.circuitBreaker()).hasValueSatisfying(
+                    cb -> assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero());
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "cancelled").timer().count()).isEqualTo(1);
+        }
+    }
+
+    private static void close(GuardedHttpClient client, String how) throws IOException {
+        if (how.equals("close()")) {
+            client.close();
+        } else {
+            client.close(CloseMode.valueOf(how));
         }
     }
 

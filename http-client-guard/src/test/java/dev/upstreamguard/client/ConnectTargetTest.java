@@ -1,8 +1,10 @@
 package dev.upstreamguard.client;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
 import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
 import java.net.InetAddress;
@@ -12,6 +14,7 @@ import java.time.Duration;
 import org.apache.hc.client5.http.DnsResolver;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -103,5 +106,25 @@ class ConnectTargetTest {
             String post = client.execute(FaultMatrixTest.post(uri), r -> EntityUtils.toString(r.getEntity()));
             assertThat(get + " " + post).isEqualTo("served served");
         }
+    }
+
+    /**
+     * Regression: an IPv6 literal in a URI is bracketed ({@code [::1]}) but one in an {@code HttpHost} built by hand is
+     * not ({@code ::1}); the second missed the named upstream and became an unnamed one, {@code http://::1:9}, with a
+     * breaker, bulkhead and meters of its own. The named upstream's circuit is forced open, so nothing is connected.
+     */
+    @Test
+    void anIpv6LiteralGivenAsAnHttpHostReachesTheNamedUpstreamOfItsUri() throws Exception {
+        try (GuardedHttpClient client = GuardedHttpClients.custom().upstream("v6", "http://[::1]:9").build()) {
+            client.upstream("v6").circuitBreaker().orElseThrow().transitionToForcedOpenState();
+            for (HttpHost target : new HttpHost[] {new HttpHost("http", "::1", 9), new HttpHost("http", "[::1]", 9)}) {
+                UpstreamException e = catchThrowableOfType(UpstreamException.class,
+                        () -> client.execute(target, new HttpGet("/items"), r -> r.getCode()));
+                assertThat(e.upstream()).as("upstream of %s", target).isEqualTo("v6");
+            }
+            assertThat(client.upstreams()).extracting(GuardedUpstream::name).containsExactly("v6");
+        }
+        assertThat(GuardedHttpClient.origin("http", "::1", 9)).isEqualTo("http://[::1]:9");
+        assertThat(GuardedHttpClient.origin("HTTPS", "[::1]", -1)).isEqualTo("https://[::1]:443");
     }
 }

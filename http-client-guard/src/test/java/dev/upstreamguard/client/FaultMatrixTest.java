@@ -36,6 +36,7 @@ import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ContentType;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.io.entity.StringEntity;
+import org.apache.hc.core5.http.io.support.ClassicRequestBuilder;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -343,10 +344,13 @@ class FaultMatrixTest {
 
     /**
      * Regression: read timeouts only bound the silence between two reads, so an upstream trickling its head (one
-     * header every 100 ms) held a call with a 1 s deadline for 26 s, until the header count limit ended it.
+     * header every 100 ms) held a call with a 1 s deadline for 26 s, until the header count limit ended it. Again for
+     * a request built with HttpCore's {@code ClassicRequestBuilder}, which HttpClient cannot cancel: the deadline
+     * ended nothing, and the call ran on as before.
      */
-    @Test
-    void responseHeadTricklingInPastTheDeadlineEndsAsResponseTimeoutAtTheDeadline() throws Exception {
+    @ParameterizedTest(name = "built with {0}")
+    @ValueSource(strings = {"HttpGet", "ClassicRequestBuilder"})
+    void responseHeadTricklingInPastTheDeadlineEndsAsResponseTimeoutAtTheDeadline(String built) throws Exception {
         CountDownLatch done = new CountDownLatch(1);
         RawUpstream.Behaviour trickle = c -> {
             if (c.readRequest() != null) {
@@ -360,7 +364,8 @@ class FaultMatrixTest {
         GuardPolicy policy = fast().responseTimeout(Duration.ofMillis(500)).totalTimeout(Duration.ofSeconds(1)).build();
         try (RawUpstream upstream = RawUpstream.start(trickle); GuardedHttpClient client = client(policy)) {
             long start = System.nanoTime();
-            UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+            UpstreamException e = failure(client, built.equals("HttpGet") ? new HttpGet(upstream.uri("/"))
+                    : ClassicRequestBuilder.get(upstream.uri("/")).build());
             Duration took = Duration.ofNanos(System.nanoTime() - start);
             assertFault(e, "http_response_timeout", 504, 1);
             assertThat(took).isGreaterThanOrEqualTo(Duration.ofMillis(950)).isLessThan(Duration.ofSeconds(5));

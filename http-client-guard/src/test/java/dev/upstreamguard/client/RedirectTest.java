@@ -80,4 +80,25 @@ class RedirectTest {
             assertThat(upstream.requestCount()).isLessThanOrEqualTo(51);
         }
     }
+
+    /**
+     * Regression: HttpClient names the redirect's URI in its message, and the UpstreamException's message repeated
+     * it, query and all ({@code ?token=…}); that message is logged, and a gateway may show it.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"/b?token=SECRET", "http://exa mple/?token=SECRET"})
+    void theMessageOfAFailedRedirectKeepsTheQueryOfItsUriOut(String location) throws Exception {
+        RawUpstream.Behaviour redirects = c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                // "/b?token=SECRET" leads back to itself: a circular redirect.
+                c.write("HTTP/1.1 302 Found\r\nLocation: " + location + "\r\nContent-Length: 0\r\n\r\n");
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(redirects);
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/a?token=SECRET")));
+            assertFault(e, "http_protocol_error", 502, 1);
+            assertThat(e.getMessage()).contains("redirect").doesNotContain("SECRET");
+        }
+    }
 }

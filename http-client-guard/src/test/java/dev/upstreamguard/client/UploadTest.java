@@ -19,14 +19,16 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.client5.http.classic.methods.HttpPut;
-import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ContentType;
 import org.apache.hc.core5.http.io.entity.ByteArrayEntity;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.io.entity.InputStreamEntity;
+import org.apache.hc.core5.http.io.support.ClassicRequestBuilder;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /** Request bodies the upstream does not take, and bodies whose source is slow. */
@@ -56,16 +58,20 @@ class UploadTest {
      * http_response_timeout.
      */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"POST", "PUT"})
+    @ValueSource(strings = {"POST", "PUT", "built POST"})
     void anUploadTheUpstreamStopsReadingEndsWithinTheResponseTimeoutAsAWriteTimeout(String method) throws Exception {
         CountDownLatch testDone = new CountDownLatch(1);
         SimpleMeterRegistry meters = new SimpleMeterRegistry();
         try (RawUpstream upstream = RawUpstream.start(readHeadThenStopReading(testDone));
                 GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy()).meterRegistry(meters)
                         .build()) {
-            HttpUriRequestBase request = method.equals("PUT") ? new HttpPut(upstream.uri("/file"))
-                    : new HttpPost(upstream.uri("/file"));
-            request.setEntity(new ByteArrayEntity(new byte[BODY_BYTES], ContentType.APPLICATION_OCTET_STREAM));
+            ByteArrayEntity body = new ByteArrayEntity(new byte[BODY_BYTES], ContentType.APPLICATION_OCTET_STREAM);
+            // Regression ("built POST"): HttpClient cannot cancel a request built with HttpCore's ClassicRequestBuilder,
+            // so nothing ended its upload, which blocked until the upstream closed the connection.
+            ClassicHttpRequest request = method.equals("built POST")
+                    ? ClassicRequestBuilder.post(upstream.uri("/file")).setEntity(body).build()
+                    : method.equals("PUT") ? new HttpPut(upstream.uri("/file")) : new HttpPost(upstream.uri("/file"));
+            request.setEntity(body);
             long start = System.nanoTime();
             UpstreamException e = failure(client, request);
             long millis = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start);
@@ -84,6 +90,71 @@ class UploadTest {
                     .tag("fault", "connection_write_timeout").timer().count()).isEqualTo(1);
         } finally {
             testDone.countDown();
+        }
+    }
+
+    /**
+     * Regression: the watch ends a stalled upload by cancelling the request, and the mark stayed on the request object:
+     * sending it again, once the upstream took bodies again, failed at once as cancelled by the caller.
+     */
+    @Test
+    void aRequestWhoseUploadStalledCanBeSentAgain() throws Exception {
+        CountDownLatch testDone = new CountDownLatch(1);
+        try (RawUpstream upstream = RawUpstream.start(readHeadThenStopReading(testDone), Behaviours.echo());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy()).build()) {
+            HttpPut put = new HttpPut(upstream.uri("/file"));
+            put.setEntity(new ByteArrayEntity(new byte[BODY_BYTES], ContentType.APPLICATION_OCTET_STREAM));
+            assertFault(failure(client, put), "connection_write_timeout", 504, 1);
+            assertThat(put.isCancelled()).isFalse();
+
+            put.setEntity(new ByteArrayEntity("small".getBytes(java.nio.charset.StandardCharsets.UTF_8),
+                    ContentType.TEXT_PLAIN));
+            String answer = client.execute(put, r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(answer).isEqualTo("200 small");
+        } finally {
+            testDone.countDown();
+        }
+    }
+
+    /**
+     * Regression: a request body whose own source failed (the caller's stream threw: a disk error, a bug) was blamed on
+     * the upstream, which had done nothing wrong: {@code connection_terminated} (or {@code proxy_internal_error} for a
+     * runtime exception) counted as a fault and as a failure in the breaker. It is the caller's doing: recorded as
+     * cancelled, with the source's exception as the cause.
+     */
+    @ParameterizedTest(name = "{0}, length {1}")
+    @CsvSource({"IOException, -1", "IOException, 5000", "IllegalStateException, -1"})
+    void aRequestBodyWhoseSourceFailsIsNotBlamedOnTheUpstream(String thrown, long length) throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        InputStream failing = new InputStream() {
+            private int read;
+
+            @Override
+            public int read() throws IOException {
+                if (read++ < 1000) {
+                    return 'x';
+                }
+                if (thrown.equals("IOException")) {
+                    throw new IOException("disk error");
+                }
+                throw new IllegalStateException("disk error");
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.echo());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy()).meterRegistry(meters)
+                        .build()) {
+            HttpPut put = new HttpPut(upstream.uri("/file"));
+            put.setEntity(new InputStreamEntity(failing, length, ContentType.APPLICATION_OCTET_STREAM));
+            UpstreamException e = failure(client, put);
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(e.getCause()).hasMessage("disk error");
+            assertThat(e.getMessage()).contains("request body");
+            GuardedUpstream state = client.upstream(upstream.baseUrl());
+            assertThat(state.faultCounts()).isEmpty();
+            assertThat(state.circuitBreaker()).hasValueSatisfying(
+                    cb -> assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero());
+            assertThat(state.callsInFlight()).isZero();
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "cancelled").timer().count()).isEqualTo(1);
         }
     }
 
