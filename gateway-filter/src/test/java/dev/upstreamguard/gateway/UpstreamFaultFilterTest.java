@@ -139,24 +139,7 @@ class UpstreamFaultFilterTest {
                     AsyncContext async = req.startAsync();
                     async.setTimeout(300);
                     CountDownLatch over = new CountDownLatch(1);
-                    async.addListener(new AsyncListener() {
-                        @Override
-                        public void onComplete(AsyncEvent event) {
-                            over.countDown();
-                        }
-
-                        @Override
-                        public void onTimeout(AsyncEvent event) {
-                        }
-
-                        @Override
-                        public void onError(AsyncEvent event) {
-                        }
-
-                        @Override
-                        public void onStartAsync(AsyncEvent event) {
-                        }
-                    });
+                    async.addListener(listener(AsyncEventKind.COMPLETE, event -> over.countDown()));
                     async.start(() -> {
                         try {
                             // The upstream call fails only after the timeout was answered and the cycle is over.
@@ -196,25 +179,10 @@ class UpstreamFaultFilterTest {
                 case ASYNC_TIMEOUT_HANDLED: {
                     AsyncContext async = req.startAsync();
                     async.setTimeout(300);
-                    async.addListener(new AsyncListener() {
-                        @Override
-                        public void onTimeout(AsyncEvent event) throws IOException {
-                            event.getAsyncContext().getResponse().getWriter().write("the application's fallback");
-                            event.getAsyncContext().complete();
-                        }
-
-                        @Override
-                        public void onComplete(AsyncEvent event) {
-                        }
-
-                        @Override
-                        public void onError(AsyncEvent event) {
-                        }
-
-                        @Override
-                        public void onStartAsync(AsyncEvent event) {
-                        }
-                    });
+                    async.addListener(listener(AsyncEventKind.TIMEOUT, event -> {
+                        event.getAsyncContext().getResponse().getWriter().write("the application's fallback");
+                        event.getAsyncContext().complete();
+                    }));
                     return;
                 }
                 case ASYNC_DISPATCH:
@@ -235,6 +203,42 @@ class UpstreamFaultFilterTest {
     }
 
     /** Commits a 200 with the first 64 KiB of a body that is never finished. */
+    /** Which {@link AsyncListener} event a test listener acts on. */
+    enum AsyncEventKind { COMPLETE, TIMEOUT }
+
+    /** What a test listener does with its event. */
+    @FunctionalInterface
+    interface AsyncEventAction {
+        void on(AsyncEvent event) throws IOException;
+    }
+
+    /** A listener that runs {@code action} on the {@code kind} event and ignores the others. */
+    static AsyncListener listener(AsyncEventKind kind, AsyncEventAction action) {
+        return new AsyncListener() {
+            @Override
+            public void onComplete(AsyncEvent event) throws IOException {
+                if (kind == AsyncEventKind.COMPLETE) {
+                    action.on(event);
+                }
+            }
+
+            @Override
+            public void onTimeout(AsyncEvent event) throws IOException {
+                if (kind == AsyncEventKind.TIMEOUT) {
+                    action.on(event);
+                }
+            }
+
+            @Override
+            public void onError(AsyncEvent event) {
+            }
+
+            @Override
+            public void onStartAsync(AsyncEvent event) {
+            }
+        };
+    }
+
     static void writeCommitted(ServletResponse resp) throws IOException {
         resp.setContentType("application/octet-stream");
         resp.getOutputStream().write(new byte[64 * 1024]);

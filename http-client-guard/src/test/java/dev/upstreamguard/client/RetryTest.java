@@ -164,11 +164,9 @@ class RetryTest {
         }
     }
 
-    @Test
-    void postAfterConnectionRefusedIsRetriedBecauseTheUpstreamNeverSawIt() throws Exception {
-        ClosedPort port = ClosedPort.find();
+    /** An echo upstream on {@code port} that comes up while the client waits to retry: the retry reaches it. */
+    private AtomicReference<RawUpstream> echoUpstreamOnFirstBackoff(ClosedPort port) {
         AtomicReference<RawUpstream> started = new AtomicReference<>();
-        // The upstream comes up while the client waits to retry: the retry reaches it.
         time.onSleep(d -> {
             if (started.get() == null) {
                 try {
@@ -178,6 +176,13 @@ class RetryTest {
                 }
             }
         });
+        return started;
+    }
+
+    @Test
+    void postAfterConnectionRefusedIsRetriedBecauseTheUpstreamNeverSawIt() throws Exception {
+        ClosedPort port = ClosedPort.find();
+        AtomicReference<RawUpstream> started = echoUpstreamOnFirstBackoff(port);
         try (GuardedHttpClient client = client()) {
             Seen seen = call(client, post(port.uri("/orders")));
             assertThat(seen.status()).isEqualTo(200);
@@ -194,16 +199,7 @@ class RetryTest {
     @Test
     void aStreamedPostBodyIsSentWholeByTheRetryAfterARefusedConnectionSinceNoneOfItWasRead() throws Exception {
         ClosedPort port = ClosedPort.find();
-        AtomicReference<RawUpstream> started = new AtomicReference<>();
-        time.onSleep(d -> {
-            if (started.get() == null) {
-                try {
-                    started.set(RawUpstream.startOnPort(port.port(), Behaviours.echo()));
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-            }
-        });
+        AtomicReference<RawUpstream> started = echoUpstreamOnFirstBackoff(port);
         try (GuardedHttpClient client = client()) {
             HttpPost post = new HttpPost(port.uri("/upload"));
             post.setEntity(new InputStreamEntity(new ByteArrayInputStream("streamed".getBytes(StandardCharsets.UTF_8)),
