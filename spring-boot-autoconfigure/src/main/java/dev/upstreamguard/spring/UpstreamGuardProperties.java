@@ -461,12 +461,23 @@ public class UpstreamGuardProperties {
          */
         private String url;
 
+        /** Same as url, the name a route gives its base URI; set one of them. */
+        private String uri;
+
         public String getUrl() {
             return url;
         }
 
         public void setUrl(String url) {
             this.url = url;
+        }
+
+        public String getUri() {
+            return uri;
+        }
+
+        public void setUri(String uri) {
+            this.uri = uri;
         }
     }
 
@@ -491,6 +502,9 @@ public class UpstreamGuardProperties {
          */
         private String uri;
 
+        /** Same as uri, the name an upstream gives its base URL; set one of them. */
+        private String url;
+
         /**
          * Leading path segments removed before forwarding: with path "/api/inventory/**" and 2, "/api/inventory/items"
          * is forwarded as "/items".
@@ -513,6 +527,14 @@ public class UpstreamGuardProperties {
          * and are never retried: 65536, 64KiB, 1MiB. Default: 64KiB.
          */
         private String maxBufferedRequestBody;
+
+        public String getUrl() {
+            return url;
+        }
+
+        public void setUrl(String url) {
+            this.url = url;
+        }
 
         public boolean isPreserveHost() {
             return preserveHost;

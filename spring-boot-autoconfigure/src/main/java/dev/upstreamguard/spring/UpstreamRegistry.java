@@ -63,7 +63,8 @@ public final class UpstreamRegistry {
         Map<String, NamedUpstream> upstreams = new LinkedHashMap<>();
         properties.getUpstreams().forEach((name, u) -> {
             String prefix = PREFIX + ".upstreams." + name;
-            URI url = httpUri(prefix + ".url", u.getUrl());
+            String key = oneOf(prefix, "url", u.getUrl(), "uri", u.getUri());
+            URI url = httpUri(prefix + "." + key, key.equals("uri") ? u.getUri() : u.getUrl());
             upstreams.put(name, new NamedUpstream(name, url, PolicyMapper.apply(defaults, u, prefix)));
         });
         List<Route> routes = new ArrayList<>();
@@ -86,14 +87,17 @@ public final class UpstreamRegistry {
         String prefix = PREFIX + ".routes." + name;
         String mapping = servletMapping(prefix + ".path", r.getPath());
         boolean hasUpstream = r.getUpstream() != null && !r.getUpstream().isBlank();
-        boolean hasUri = r.getUri() != null && !r.getUri().isBlank();
+        String uriKey = oneOf(prefix, "uri", r.getUri(), "url", r.getUrl());
+        String uriValue = uriKey.equals("url") ? r.getUrl() : r.getUri();
+        boolean hasUri = uriValue != null && !uriValue.isBlank();
         if (!hasUpstream && !hasUri) {
             throw new InvalidConfigurationPropertyValueException(prefix + ".upstream", null,
                     "route '" + name + "' needs either '" + prefix + ".upstream' or '" + prefix + ".uri'");
         }
         if (hasUpstream && hasUri) {
-            throw new InvalidConfigurationPropertyValueException(prefix + ".uri", r.getUri(),
-                    "route '" + name + "' sets both upstream '" + r.getUpstream() + "' and a uri; set only one");
+            throw new InvalidConfigurationPropertyValueException(prefix + "." + uriKey, uriValue,
+                    "route '" + name + "' sets both upstream '" + r.getUpstream() + "' and a " + uriKey
+                            + "; set only one");
         }
         // The servlet forwards what follows its mapping; the fixed segments of the path that are not stripped are
         // put back in front of it, so strip-prefix can only remove fixed segments.
@@ -121,7 +125,7 @@ public final class UpstreamRegistry {
             base = named.url();
             upstream = named.name();
         } else {
-            base = httpUri(prefix + ".uri", r.getUri());
+            base = httpUri(prefix + "." + uriKey, uriValue);
             String origin = origin(base);
             // Named after the route, so that metrics, logs and problem bodies say which route failed; the origin only
             // when the route's name is taken by an upstream with another address.
@@ -190,6 +194,21 @@ public final class UpstreamRegistry {
                         + " without percent-encoding, ';' or '.' and '..' segments");
             }
         }
+    }
+
+    /**
+     * Which of two names for one setting is used ({@code name} when neither): each is accepted, since an upstream's
+     * base is its {@code url} and a route's its {@code uri}, and one spelling for the other is an easy slip.
+     */
+    private static String oneOf(String prefix, String name, String value, String alias, String aliasValue) {
+        if (aliasValue == null) {
+            return name;
+        }
+        if (value != null) {
+            throw new InvalidConfigurationPropertyValueException(prefix + "." + alias, aliasValue,
+                    "'" + prefix + "." + name + "' is set too; they are one setting, set only one");
+        }
+        return alias;
     }
 
     private static URI httpUri(String property, String value) {

@@ -143,6 +143,33 @@ class UpstreamGuardAutoConfigurationTest {
                         .hasMessageContaining("upstream-guard.upstreams.orders.url"));
     }
 
+    /**
+     * An upstream's base is its {@code url}, a route's its {@code uri}: with strict binding, the other spelling used to
+     * fail start-up as an unknown key. Each is accepted for both; both at once fail naming the second.
+     */
+    @Test
+    void urlAndUriAreOneSettingForUpstreamsAndRoutes() {
+        web.withPropertyValues("upstream-guard.upstreams.inventory.uri=http://127.0.0.1:8081/api",
+                "upstream-guard.routes.inventory.path=/inventory/**", "upstream-guard.routes.inventory.upstream=inventory",
+                "upstream-guard.routes.status.path=/status", "upstream-guard.routes.status.url=http://127.0.0.1:9000")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    assertThat(registry.upstreams().get("inventory").url())
+                            .isEqualTo(URI.create("http://127.0.0.1:8081/api"));
+                    assertThat(registry.routes()).extracting(UpstreamRegistry.Route::target).containsExactly(
+                            URI.create("http://127.0.0.1:8081/api/inventory"), URI.create("http://127.0.0.1:9000/status"));
+                });
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
+                "upstream-guard.upstreams.inventory.uri=http://127.0.0.1:8082")
+                .run(context -> assertThat(context.getStartupFailure()).rootCause()
+                        .hasMessageContaining("upstream-guard.upstreams.inventory.uri"));
+        web.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.c.url=http://127.0.0.1:2")
+                .run(context -> assertThat(context.getStartupFailure()).rootCause()
+                        .hasMessageContaining("upstream-guard.routes.c.url"));
+    }
+
     @Test
     void registersOneProxyServletPerRouteMappedToItsPath() {
         web.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081/api",
