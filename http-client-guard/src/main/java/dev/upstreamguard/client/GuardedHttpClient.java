@@ -11,6 +11,7 @@ import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
 import dev.upstreamguard.internal.HandshakeWatch;
 import dev.upstreamguard.internal.Redaction;
+import dev.upstreamguard.internal.ResponseCheck;
 import dev.upstreamguard.internal.RetryRules;
 import dev.upstreamguard.internal.UploadWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
@@ -249,6 +250,22 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             throw e;
         }
         call.responded(response.getCode());
+        Object check = ctx.getAttribute(ResponseCheck.ATTRIBUTE);
+        ResponseCheck.Refusal refusal;
+        try {
+            refusal = check instanceof ResponseCheck ? ((ResponseCheck) check).check(response) : null;
+        } catch (RuntimeException | Error e) {
+            abort(response);
+            call.failed(UpstreamFault.PROXY_INTERNAL_ERROR, e);
+            throw e;
+        }
+        if (refusal != null) {
+            // Not read, so not drained: the connection is closed rather than kept for a body nobody wants.
+            abort(response);
+            UpstreamException e = failure(call, refusal.fault(), refusal.why(), null, null);
+            call.failed(e.fault(), e);
+            throw e;
+        }
         HttpEntity entity = response.getEntity();
         long maxBody = policy.maxResponseBody();
         if (entity == null) {
