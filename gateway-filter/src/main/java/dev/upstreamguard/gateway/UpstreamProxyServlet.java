@@ -16,6 +16,7 @@ import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.StructuredFields;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
 import dev.upstreamguard.internal.GuardedConnection;
+import dev.upstreamguard.internal.ResponseCheck;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import jakarta.servlet.ServletConfig;
@@ -43,6 +44,7 @@ import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.Header;
 import org.apache.hc.core5.http.HttpEntity;
+import org.apache.hc.core5.http.HttpResponse;
 import org.apache.hc.core5.http.io.entity.ByteArrayEntity;
 import org.apache.hc.core5.io.CloseMode;
 
@@ -352,6 +354,12 @@ public class UpstreamProxyServlet extends HttpServlet {
 
             HttpClientContext context = HttpClientContext.create();
             context.setAttribute(GuardedHttpClient.UPSTREAM_ATTRIBUTE, upstreamName);
+            if (responseHeadLimit != ContainerLimits.UNKNOWN) {
+                // Checked by the client before the call ends, so that a head the container cannot write is the
+                // upstream's fault, with its breaker, meters and real attempt count, not a call the servlet cancelled.
+                context.setAttribute(ResponseCheck.ATTRIBUTE,
+                        (ResponseCheck) upstreamHead -> headTooLargeForContainer(request, upstreamHead));
+            }
             ClassicHttpResponse upstreamResponse;
             try {
                 upstreamResponse = client.executeOpen(target.host(), upstreamRequest, context);
@@ -592,14 +600,7 @@ public class UpstreamProxyServlet extends HttpServlet {
         private void respond(HttpServletRequest request, HttpServletResponse response,
                 HttpUriRequestBase upstreamRequest, ClassicHttpResponse upstreamResponse, HttpClientContext context,
                 long start) throws IOException {
-            Header[] connection = upstreamResponse.getHeaders("Connection");
-            List<String> connectionTokens = connection.length == 0 ? null : HopByHop.connectionTokens(connection);
-            UpstreamException tooLarge = headTooLargeForContainer(request, upstreamResponse, connectionTokens, start);
-            if (tooLarge != null) {
-                upstreamRequest.cancel();
-                fault(request, response, tooLarge);
-                return;
-            }
+            List<String> connectionTokens = connectionTokens(upstreamResponse);
             response.setStatus(upstreamResponse.getCode());
             // A 204 has no content whatever its Content-Length says (RFC 9110 §8.6, §15.3.5); passing the length on
             // makes a container wait for body bytes that never come (Jetty answers 500).
@@ -742,12 +743,12 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         /**
-         * The fault when the head to pass on is larger than the container can write, or {@code null}. Passed on, the
-         * container would fail it at the commit — possibly after the servlet returned — and answer a bare 500 of its
-         * own, without {@code Proxy-Status}; this answers 502 as nginx does ("upstream sent too big header").
+         * Why the head to pass on is larger than the container can write, or {@code null}. Passed on, the container
+         * would fail it at the commit — possibly after the servlet returned — and answer a bare 500 of its own,
+         * without {@code Proxy-Status}; this answers 502 as nginx does ("upstream sent too big header").
          */
-        private UpstreamException headTooLargeForContainer(HttpServletRequest request,
-                ClassicHttpResponse upstreamResponse, List<String> connectionTokens, long start) {
+        private ResponseCheck.Refusal headTooLargeForContainer(HttpServletRequest request,
+                HttpResponse upstreamResponse) {
             int limit = responseHeadLimit;
             if (limit == 0) {
                 limit = ContainerLimits.responseHeadLimit(request);
@@ -756,6 +757,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (limit == ContainerLimits.UNKNOWN) {
                 return null;
             }
+            List<String> connectionTokens = connectionTokens(upstreamResponse);
             long section = 0;
             int longest = 0;
             for (Header header : upstreamResponse.getHeaders()) {
@@ -771,9 +773,14 @@ public class UpstreamProxyServlet extends HttpServlet {
             }
             UpstreamFault fault = longest > room ? UpstreamFault.HTTP_RESPONSE_HEADER_SIZE
                     : UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE;
-            return new UpstreamException(fault, upstreamName, 1, null, System.nanoTime() - start, "Upstream '"
-                    + upstreamName + "' sent " + section + " bytes of header fields; the servlet container writes a "
-                    + "response head of at most " + limit + " bytes", null);
+            return new ResponseCheck.Refusal(fault, "its " + section + " bytes of header fields are more than the "
+                    + "servlet container writes (a response head of at most " + limit + " bytes)");
+        }
+
+        /** The fields the upstream's {@code Connection} header names, which are not passed on, or {@code null}. */
+        private static List<String> connectionTokens(HttpResponse upstreamResponse) {
+            Header[] connection = upstreamResponse.getHeaders("Connection");
+            return connection.length == 0 ? null : HopByHop.connectionTokens(connection);
         }
 
         /** A single valid {@code Max-Forwards} (1*DIGIT, capped), or -1 when absent or invalid: then ignored. */

@@ -7,6 +7,7 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClients;
+import dev.upstreamguard.client.GuardedUpstream;
 import dev.upstreamguard.testing.Await;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.Blackhole;
@@ -62,6 +63,10 @@ class ProxyServletFaultTest {
             "circuit-breaker.enabled", "false",
             "connect-timeout", "2s",
             "response-timeout", "5s");
+
+    /** Within the client's parser limits, over what either container writes (Tomcat 8 KiB, Jetty 16 KiB). */
+    private static final String HEAD_TOO_LARGE_FOR_CONTAINER = "HTTP/1.1 200 OK\r\n"
+            + ("X-Large: " + "v".repeat(1000) + "\r\n").repeat(30) + "Content-Length: 2\r\n\r\nok";
 
     private record Case(String route, UpstreamFault fault, String upstream, Map<String, String> settings) {
         @Override
@@ -137,8 +142,7 @@ class ProxyServletFaultTest {
         // Regression: within the parser's limits but over what the container can write (Tomcat 8 KiB, Jetty 16 KiB),
         // the container failed the commit and answered a bare 500 of its own.
         add("head-too-large-for-container", UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE,
-                raw(Behaviours.respond("HTTP/1.1 200 OK\r\n" + ("X-Large: " + "v".repeat(1000) + "\r\n").repeat(30)
-                        + "Content-Length: 2\r\n\r\nok")));
+                raw(Behaviours.respond(HEAD_TOO_LARGE_FOR_CONTAINER)));
         add("response-timeout", UpstreamFault.CONNECTION_READ_TIMEOUT, raw(Behaviours.stall()),
                 "response-timeout", "400ms");
         MockWebServer tls = TestTls.httpsServer();
@@ -208,6 +212,13 @@ class ProxyServletFaultTest {
             byRoute.put("stalled-body", UpstreamProxyServlet.builder(raw(stallAfter(64 * 1024, 1024 * 1024)))
                     .meterRegistry(registry).set("response-timeout", "500ms").build());
             byRoute.put("half-open", halfOpenRoute(container, registry));
+            RawUpstream busyThenTooLarge = RawUpstream.start(
+                    Behaviours.respond("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+                            + "Content-Length: 4\r\n\r\nbusy"),
+                    Behaviours.respond(HEAD_TOO_LARGE_FOR_CONTAINER));
+            upstreams.add(busyThenTooLarge);
+            byRoute.put("busy-then-head-too-large", UpstreamProxyServlet.builder(busyThenTooLarge.baseUrl())
+                    .meterRegistry(registry).set("retry.initial-backoff", "1ms").build());
             byRoute.forEach((route, servlet) -> deployment.servlet(route, servlet, "/" + route + "/*"));
             servlets.put(container, byRoute);
             containers.put(container, container.start(deployment));
@@ -273,6 +284,34 @@ class ProxyServletFaultTest {
         assertThat(Long.parseLong(open.header("Retry-After"))).isBetween(1L, 60L);
         assertThat(open.bodyUtf8()).contains("\"attempts\":0");
         assertNothingLeased(container, "circuit");
+    }
+
+    /**
+     * Regression: a head too large for the container was answered 502, but the servlet then closed the response, so
+     * the call was recorded as cancelled — unseen by the breaker, the fault counts and the {@code fault} outcome — and
+     * the answer said {@code attempts: 1} whatever the call took.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aHeadTooLargeForTheContainerIsTheUpstreamsFaultWithItsRealAttemptCount(Container container)
+            throws Exception {
+        String route = "busy-then-head-too-large";
+        UpstreamFault fault = UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE;
+        RawClient.Response answer = RawClient.request(containers.get(container).port(), "GET", "/gw/" + route + "/x",
+                "Accept: application/json");
+        assertThat(answer.status()).isEqualTo(502);
+        assertThat(answer.header("Proxy-Status")).isEqualTo("upstream-guard; error=" + fault.type());
+        assertThat(answer.bodyUtf8()).contains("\"attempts\":2");
+
+        GuardedUpstream upstream = servlets.get(container).get(route).client().upstreams().iterator().next();
+        assertThat(upstream.faultCounts()).containsEntry(fault, 1L);
+        assertThat(upstream.circuitBreaker().orElseThrow().getMetrics().getNumberOfFailedCalls()).isEqualTo(1);
+        SimpleMeterRegistry registry = registries.get(container);
+        assertThat(registry.find("upstream.guard.calls").tag("upstream", route).tag("outcome", "fault")
+                .tag("fault", fault.type()).timer().count()).isEqualTo(1);
+        assertThat(registry.find("upstream.guard.calls").tag("upstream", route).tag("outcome", "cancelled").timer())
+                .isNull();
+        assertNothingLeased(container, route);
     }
 
     /**

@@ -11,6 +11,7 @@ import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
 import dev.upstreamguard.internal.HandshakeWatch;
 import dev.upstreamguard.internal.Redaction;
+import dev.upstreamguard.internal.ResponseCheck;
 import dev.upstreamguard.internal.RetryRules;
 import dev.upstreamguard.internal.UploadWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
@@ -32,6 +33,7 @@ import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.function.Function;
+import org.apache.hc.client5.http.ClientProtocolException;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.config.RequestConfig;
 import org.apache.hc.client5.http.impl.classic.CloseableHttpClient;
@@ -82,11 +84,28 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     public static final String POLICY_ATTRIBUTE = "dev.upstreamguard.policy";
 
     /**
-     * {@link HttpContext} attribute, set once the head of the latest response of an attempt has arrived: HttpClient
-     * may still fail after that, reading a body it does not pass on (a redirect's, or one in a coding it cannot decode,
-     * which it drains to keep the connection). Such a failure came after the response began, not before it.
+     * {@link HttpContext} attribute: how far the latest exchange of an attempt got, a {@link Stage}; absent until it
+     * has a connection.
      */
-    static final String HEAD_RECEIVED_ATTRIBUTE = GuardedHttpClient.class.getName() + ".headReceived";
+    static final String STAGE_ATTRIBUTE = GuardedHttpClient.class.getName() + ".stage";
+
+    /** How far an exchange got, which tells whose failure it is. */
+    enum Stage {
+        /**
+         * Connected, and the request is going through the request interceptors: a failure now (HttpClient refusing
+         * the request, as a TRACE with a body; the caller's own interceptor throwing) comes before a byte is sent,
+         * and is the caller's, not the upstream's.
+         */
+        PREPARING,
+        /** Past every request interceptor, HttpClient's checks included: what fails now is the exchange's. */
+        REQUEST_READY,
+        /**
+         * The head of the latest response has arrived: HttpClient may still fail after that, reading a body it does
+         * not pass on (a redirect's, or one in a coding it cannot decode, which it drains to keep the connection).
+         * Such a failure came after the response began, not before it.
+         */
+        HEAD_RECEIVED
+    }
 
     private static final int MAX_CACHED_HOSTS = 1024;
 
@@ -195,6 +214,12 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         + "copying the headers of another request)");
             }
         }
+        if (request.getEntity() != null && "TRACE".equalsIgnoreCase(request.getMethod())) {
+            // HttpClient refuses it as it copies the request (an IllegalStateException), which would read as our
+            // internal error, metered against the upstream.
+            throw new IllegalArgumentException("A TRACE request must not carry a body (RFC 9110 §9.3.8), and "
+                    + "HttpClient refuses to send one: remove the entity");
+        }
         UpstreamGuard upstream = resolve(host, ctx, start);
         Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
         GuardPolicy policy = override instanceof GuardPolicy ? (GuardPolicy) override : upstream.policy();
@@ -244,11 +269,28 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 ((HttpUriRequestBase) request).reset();
             }
             throw e;
-        } catch (RuntimeException | Error e) {
+        } catch (IOException | RuntimeException | Error e) {
+            // Not the upstream's: a bug, or the caller's own (its interceptor, a request refused before sending).
             call.failed(UpstreamFault.PROXY_INTERNAL_ERROR, e);
             throw e;
         }
         call.responded(response.getCode());
+        Object check = ctx.getAttribute(ResponseCheck.ATTRIBUTE);
+        ResponseCheck.Refusal refusal;
+        try {
+            refusal = check instanceof ResponseCheck ? ((ResponseCheck) check).check(response) : null;
+        } catch (RuntimeException | Error e) {
+            abort(response);
+            call.failed(UpstreamFault.PROXY_INTERNAL_ERROR, e);
+            throw e;
+        }
+        if (refusal != null) {
+            // Not read, so not drained: the connection is closed rather than kept for a body nobody wants.
+            abort(response);
+            UpstreamException e = failure(call, refusal.fault(), refusal.why(), null, null);
+            call.failed(e.fault(), e);
+            throw e;
+        }
         HttpEntity entity = response.getEntity();
         long maxBody = policy.maxResponseBody();
         if (entity == null) {
@@ -272,7 +314,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private ClassicHttpResponse attempts(HttpHost host, ClassicHttpRequest request, HttpClientContext ctx,
             GuardPolicy policy, String method, Call call, AtomicBoolean deadlineExpired, AtomicBoolean uploadStalled,
-            AtomicBoolean callersDoing, AtomicBoolean cancelledByGuard) throws UpstreamException {
+            AtomicBoolean callersDoing, AtomicBoolean cancelledByGuard) throws IOException {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
@@ -301,7 +343,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             RequestConfig config = attemptConfig(upstream, base, policy, remaining);
             applyAttemptConfig(request, ctx, config);
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
-            ctx.removeAttribute(HEAD_RECEIVED_ATTRIBUTE);
+            ctx.removeAttribute(STAGE_ATTRIBUTE);
             ClassicHttpResponse response;
             // Write timeouts do not exist for sockets: this bounds a body write the upstream stopped taking.
             UploadWatch upload = body != null && request instanceof CancellableDependency ? new UploadWatch(body,
@@ -345,6 +387,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     callersDoing.set(true);
                     throw failure(call, UpstreamFault.CONNECTION_TERMINATED, SOURCE_FAILED, e, earlier);
                 }
+                if (ctx.getAttribute(STAGE_ATTRIBUTE) == Stage.PREPARING) {
+                    // The caller's own request interceptor threw: its exception, kept off the upstream's record.
+                    callersDoing.set(true);
+                    throw e;
+                }
                 // HttpClient's own state errors (a closed pool, a broken interceptor) are bugs, not upstream faults,
                 // but the caller still gets the one exception type it handles, with the original as cause.
                 throw failure(call, UpstreamFault.PROXY_INTERNAL_ERROR, "the client failed internally", e, earlier);
@@ -353,8 +400,20 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     // Disarmed before any backoff: the next attempt arms its own.
                     timer.cancel();
                 }
+                if (ctx.getAttribute(STAGE_ATTRIBUTE) == Stage.PREPARING && !deadlineExpired.get()
+                        && !call.cancelledByCaller() && !interrupted(callersDoing)) {
+                    // Failed in the request interceptors, so before a byte was sent: nothing the upstream did, and not
+                    // retried. An HttpException (wrapped by HttpClient) refuses the request: the caller's mistake, like
+                    // the refusals checked up front; anything else is the caller's own interceptor's, as thrown.
+                    callersDoing.set(true);
+                    if (e instanceof ClientProtocolException && e.getCause() instanceof HttpException) {
+                        throw new IllegalArgumentException("The request was refused before it was sent: "
+                                + e.getCause().getMessage(), e);
+                    }
+                    throw e;
+                }
                 // Once a head arrived, a broken connection is a response cut short, not one that never began.
-                UpstreamFault fault = Boolean.TRUE.equals(ctx.getAttribute(HEAD_RECEIVED_ATTRIBUTE))
+                UpstreamFault fault = ctx.getAttribute(STAGE_ATTRIBUTE) == Stage.HEAD_RECEIVED
                         ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
                 if (deadlineExpired.get() || cappedByDeadline(fault, policy, remaining)) {
                     // The attempt timed out on the time the deadline left it, not on its own timeout.

@@ -236,11 +236,15 @@ public final class GuardedHttpClientBuilder {
             builder.disableAuthCaching();
         }
         builder.setConnectionManager(manager);
-        // Every request of an attempt (a redirect's too) clears the mark, every final response head sets it.
+        // Around the caller's interceptors and HttpClient's checks (added here, so first of the firsts and last of the
+        // lasts), for every request of an attempt, a redirect's too; then every final response head marks its
+        // arrival. See GuardedHttpClient.Stage.
+        builder.addRequestInterceptorFirst((request, entity, context) ->
+                context.setAttribute(GuardedHttpClient.STAGE_ATTRIBUTE, GuardedHttpClient.Stage.PREPARING));
         builder.addRequestInterceptorLast((request, entity, context) ->
-                context.removeAttribute(GuardedHttpClient.HEAD_RECEIVED_ATTRIBUTE));
+                context.setAttribute(GuardedHttpClient.STAGE_ATTRIBUTE, GuardedHttpClient.Stage.REQUEST_READY));
         builder.addResponseInterceptorLast((response, entity, context) ->
-                context.setAttribute(GuardedHttpClient.HEAD_RECEIVED_ATTRIBUTE, Boolean.TRUE));
+                context.setAttribute(GuardedHttpClient.STAGE_ATTRIBUTE, GuardedHttpClient.Stage.HEAD_RECEIVED));
         if (httpClientBuilder == null) {
             // Lets a proxy ask whether a body of unknown length has ended, before it commits (see GuardedConnection).
             builder.setRequestExecutor(GuardedConnection.notingExecutor());

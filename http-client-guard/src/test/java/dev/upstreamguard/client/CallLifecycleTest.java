@@ -8,6 +8,7 @@ import static org.assertj.core.api.Assertions.catchThrowable;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.internal.ResponseCheck;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.Blackhole;
 import dev.upstreamguard.testing.FakeTime;
@@ -28,6 +29,7 @@ import org.apache.hc.client5.http.classic.methods.HttpHead;
 import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
 import org.apache.hc.client5.http.impl.classic.HttpClients;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.Test;
@@ -62,6 +64,46 @@ class CallLifecycleTest {
                 assertThat(client.upstream("http://127.0.0.1:" + server.getPort()).callsInFlight()).isZero();
             }
             assertThat(server.getRequestCount()).isEqualTo(5);
+            assertThat(client.poolStats().getLeased()).isZero();
+        }
+    }
+
+    /**
+     * A caller that cannot use the response head it got (a gateway whose container cannot write it) refuses it through
+     * the exchange's {@link ResponseCheck}: the call ends as the upstream's fault, with the real attempt count, counted
+     * by the breaker and the meters, the connection closed; a response without a body, which would otherwise end the
+     * call at once as a success, too.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"GET", "HEAD"})
+    void aResponseTheCallerRefusesEndsTheCallAsTheUpstreamsFault(String method) throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (RawUpstream upstream = RawUpstream.start(
+                        Behaviours.respond("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"),
+                        Behaviours.ok("refused"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy().build()).meterRegistry(meters)
+                        .build()) {
+            HttpClientContext context = HttpClientContext.create();
+            context.setAttribute(ResponseCheck.ATTRIBUTE, (ResponseCheck) response -> response.getCode() == 200
+                    ? new ResponseCheck.Refusal(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE, "the caller cannot use it")
+                    : null);
+            ClassicHttpRequest request = method.equals("GET") ? new HttpGet(upstream.uri("/"))
+                    : new HttpHead(upstream.uri("/"));
+
+            Throwable thrown = catchThrowable(() -> client.executeOpen(null, request, context));
+
+            assertThat(thrown).isInstanceOf(UpstreamException.class);
+            UpstreamException e = (UpstreamException) thrown;
+
+            assertThat(e.fault()).isEqualTo(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE);
+            assertThat(e.attempts()).isEqualTo(2);
+            assertThat(e).hasMessageContaining("the caller cannot use it");
+            GuardedUpstream guarded = client.upstream(upstream.baseUrl());
+            assertThat(guarded.faultCounts()).containsEntry(UpstreamFault.HTTP_RESPONSE_HEADER_SIZE, 1L);
+            assertThat(guarded.circuitBreaker().orElseThrow().getMetrics().getNumberOfFailedCalls()).isEqualTo(1);
+            assertThat(guarded.callsInFlight()).isZero();
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "fault")
+                    .tag("fault", UpstreamFault.HTTP_RESPONSE_HEADER_SIZE.type()).timer().count()).isEqualTo(1);
             assertThat(client.poolStats().getLeased()).isZero();
         }
     }

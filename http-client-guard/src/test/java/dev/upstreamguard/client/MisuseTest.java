@@ -11,8 +11,12 @@ import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.IOException;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
+import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.io.entity.StringEntity;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -131,6 +135,67 @@ class MisuseTest {
             assertThat(client.upstreams()).isEmpty();
             assertThat(meters.find("upstream.guard.calls").timers()).isEmpty();
             assertThat(upstream.connectionCount()).isZero();
+        }
+    }
+
+    /**
+     * Regression: a request refused before a byte is sent — a TRACE with a body, which HttpClient refuses as it copies
+     * the request, or the caller's own request interceptor throwing — was blamed on the upstream: a
+     * {@code proxy_internal_error} metered as its fault, or, for an interceptor's IOException or HttpException, a
+     * fault the breaker counted too. A TRACE with a body is the caller's mistake, refused up front like the framing
+     * headers; an interceptor's exception reaches the caller as thrown (an HttpException as the cause of an
+     * IllegalArgumentException); neither touches the upstream's breaker, fault counts or fault meters.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"TRACE with a body", "interceptor's HttpException", "interceptor's IOException",
+        "interceptor's RuntimeException"})
+    void aRequestRefusedBeforeItIsSentIsTheCallersMistakeNotTheUpstreams(String how) throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        Exception own = how.endsWith("HttpException") ? new HttpException("no tenant")
+                : how.endsWith("IOException") ? new IOException("no tenant") : new IllegalStateException("no tenant");
+        HttpClientBuilder http = HttpClientBuilder.create();
+        if (how.startsWith("interceptor")) {
+            http.addRequestInterceptorFirst((request, entity, context) -> {
+                if (own instanceof HttpException) {
+                    throw (HttpException) own;
+                }
+                if (own instanceof IOException) {
+                    throw (IOException) own;
+                }
+                throw (RuntimeException) own;
+            });
+        }
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.echo());
+                GuardedHttpClient client = GuardedHttpClients.custom().httpClientBuilder(http).meterRegistry(meters)
+                        .build()) {
+            HttpUriRequestBase request;
+            if (how.startsWith("TRACE")) {
+                // HttpTrace refuses a body itself; a request built by method name does not, as when a proxy copies one.
+                request = new HttpUriRequestBase("TRACE", upstream.uri("/"));
+                request.setEntity(new StringEntity("hello"));
+            } else {
+                request = new HttpGet(upstream.uri("/"));
+            }
+
+            Throwable thrown = catchThrowable(() -> client.execute(request, r -> r.getCode()));
+
+            if (how.startsWith("TRACE") || own instanceof HttpException) {
+                assertThat(thrown).isInstanceOf(IllegalArgumentException.class);
+            } else {
+                assertThat(thrown).isSameAs(own);
+            }
+            if (own instanceof HttpException) {
+                assertThat(thrown).hasRootCause(own);
+            }
+            // A TRACE with a body is refused up front, like a request with its own framing header: no upstream at all.
+            assertThat(client.upstreams()).hasSize(how.startsWith("TRACE") ? 0 : 1);
+            for (GuardedUpstream guarded : client.upstreams()) {
+                assertThat(guarded.faultCounts()).isEmpty();
+                assertThat(guarded.circuitBreaker().orElseThrow().getMetrics().getNumberOfFailedCalls()).isZero();
+                assertThat(guarded.callsInFlight()).isZero();
+            }
+            assertThat(meters.find("upstream.guard.calls").tag("outcome", "fault").timers()).isEmpty();
+            assertThat(upstream.requestCount()).isZero();
         }
     }
 }
