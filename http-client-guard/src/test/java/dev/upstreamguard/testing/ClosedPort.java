@@ -6,12 +6,14 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.URI;
+import java.util.concurrent.ThreadLocalRandom;
 
 /**
  * A loopback port that nothing listens on, so connecting to it is refused at once (TCP RST to the SYN).
  *
- * <p>The port is taken from the OS as an ephemeral port and released immediately; another process could in principle
- * bind it in the meantime, but the ephemeral range makes that practically impossible within a test.
+ * <p>The port is chosen below the usual ephemeral range (Linux: 32768–60999) and checked free by binding it once. A port
+ * the OS hands out for bind(0) would not do: the very next upstream a test starts can be given the same port back
+ * (seen on JDK 25), and then the "closed" port answers.
  */
 public final class ClosedPort {
 
@@ -21,15 +23,24 @@ public final class ClosedPort {
         this.port = port;
     }
 
+    /** The ports tried: above the well-known and common service ports, below the ephemeral range. */
+    private static final int LOWEST = 20_000;
+    private static final int HIGHEST = 32_767;
+
     /** Finds a port with no listener on 127.0.0.1. */
     public static ClosedPort find() {
-        try (ServerSocket s = new ServerSocket()) {
-            s.setReuseAddress(true);
-            s.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), 0));
-            return new ClosedPort(s.getLocalPort());
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
+        IOException last = null;
+        for (int tries = 0; tries < 100; tries++) {
+            int candidate = ThreadLocalRandom.current().nextInt(LOWEST, HIGHEST + 1);
+            try (ServerSocket s = new ServerSocket()) {
+                s.setReuseAddress(true);
+                s.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), candidate));
+                return new ClosedPort(candidate);
+            } catch (IOException taken) {
+                last = taken;
+            }
         }
+        throw new UncheckedIOException("no free port between " + LOWEST + " and " + HIGHEST, last);
     }
 
     /** The port. */
