@@ -118,6 +118,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private static final String SOURCE_FAILED = "reading the request body from its source failed";
 
+    /** Headers HttpClient sets from the entity and refuses on a request that sets them itself. */
+    private static final String[] FRAMING_HEADERS = {HttpHeaders.CONTENT_LENGTH, HttpHeaders.TRANSFER_ENCODING};
+
     private static final Logger LOG = LoggerFactory.getLogger(GuardedHttpClient.class);
 
     private final CloseableHttpClient delegate;
@@ -205,7 +208,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             throw new IllegalArgumentException("Invalid port 0 in the request's target " + host.toURI()
                     + " (request URI '" + Redaction.redact(uriOf(request)) + "')");
         }
-        for (String framing : new String[] {HttpHeaders.CONTENT_LENGTH, HttpHeaders.TRANSFER_ENCODING}) {
+        for (String framing : FRAMING_HEADERS) {
             if (request.containsHeader(framing)) {
                 // HttpClient frames the body from the entity and refuses, before sending anything, a request that
                 // frames it too; that ClientProtocolException would read as the upstream's protocol error.
