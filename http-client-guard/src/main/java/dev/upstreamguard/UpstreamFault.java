@@ -50,6 +50,13 @@ public enum UpstreamFault {
     HTTP_RESPONSE_HEADER_SECTION_SIZE("http_response_header_section_size", 502, true),
     /** One response header line was longer than allowed. */
     HTTP_RESPONSE_HEADER_SIZE("http_response_header_size", 502, true),
+    /**
+     * The trailer section after a chunked body had more fields than the response header limit allows (RFC 9209
+     * {@code http_response_trailer_section_size}).
+     */
+    HTTP_RESPONSE_TRAILER_SECTION_SIZE("http_response_trailer_section_size", 502, true),
+    /** One trailer field line was longer than the header line limit (RFC 9209 {@code http_response_trailer_size}). */
+    HTTP_RESPONSE_TRAILER_SIZE("http_response_trailer_size", 502, true),
     /** The response body was larger than a configured limit. */
     HTTP_RESPONSE_BODY_SIZE("http_response_body_size", 502, true),
     /** The response body could not be decoded (for example broken gzip), where the client decodes it. */

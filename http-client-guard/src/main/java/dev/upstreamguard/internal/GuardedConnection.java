@@ -18,7 +18,6 @@ import org.apache.hc.core5.http.EndpointDetails;
 import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
-import org.apache.hc.core5.http.impl.io.ChunkedInputStream;
 import org.apache.hc.core5.http.impl.io.HttpRequestExecutor;
 import org.apache.hc.core5.http.io.HttpClientConnection;
 import org.apache.hc.core5.http.io.HttpConnectionFactory;
@@ -101,10 +100,15 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         ReuseHistory history = new ReuseHistory(ticker);
         // HttpCore's session buffer refuses a line once the line with its CR reaches the limit: one of limit - 1
         // characters. The parser holds head lines to the limit itself; the buffer's own, two more (for the CR and
-        // its >=), bounds memory and holds chunk and trailer lines to the same limit.
+        // its >=), bounds memory and holds chunk and trailer lines to the same limit. The chunked decoder refuses a
+        // trailer section once it has as many fields as its count limit: one more lets as many trailers pass as
+        // headers do.
         int maxLine = config.getMaxLineLength();
-        Http1Config buffered = maxLine <= 0 ? config
-                : Http1Config.copy(config).setMaxLineLength((int) Math.min(Integer.MAX_VALUE, maxLine + 2L)).build();
+        int maxCount = config.getMaxHeaderCount();
+        Http1Config buffered = Http1Config.copy(config)
+                .setMaxLineLength(maxLine <= 0 ? maxLine : (int) Math.min(Integer.MAX_VALUE, maxLine + 2L))
+                .setMaxHeaderCount(maxCount <= 0 ? maxCount : (int) Math.min(Integer.MAX_VALUE, maxCount + 1L))
+                .build();
         return socket -> {
             StrictResponseParser parser = new StrictResponseParser(config.getMaxLineLength(), maxHeaderCount,
                     maxSectionSize);
@@ -273,7 +277,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         if (length != ContentLengthStrategy.CHUNKED) {
             return super.createContentInputStream(length, buffer, in);
         }
-        return new ChunkedInputStream(new StrictChunkSizes(buffer), in, config);
+        return StrictChunkSizes.decoder(buffer, in, config);
     }
 
     @Override

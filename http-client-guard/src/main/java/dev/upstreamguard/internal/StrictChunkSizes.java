@@ -1,9 +1,13 @@
 package dev.upstreamguard.internal;
 
+import dev.upstreamguard.UpstreamFault;
 import java.io.IOException;
 import java.io.InputStream;
 import org.apache.hc.core5.http.MalformedChunkCodingException;
+import org.apache.hc.core5.http.MessageConstraintException;
 import org.apache.hc.core5.http.TruncatedChunkException;
+import org.apache.hc.core5.http.config.Http1Config;
+import org.apache.hc.core5.http.impl.io.ChunkedInputStream;
 import org.apache.hc.core5.http.io.HttpTransportMetrics;
 import org.apache.hc.core5.http.io.SessionInputBuffer;
 import org.apache.hc.core5.util.CharArrayBuffer;
@@ -17,8 +21,40 @@ import org.apache.hc.core5.util.CharArrayBuffer;
  * uses. Only size lines are checked: the decoder reads a size line, the chunk, the line ending the chunk, the next
  * size line…, and after the size 0 the trailer section, which is left alone. The line ending a chunk is only watched
  * for the end of input, which the decoder would call malformed rather than cut off.
+ *
+ * <p>The trailer section is held to the head's limits by the decoder; a trailer over them is reported as RFC 9209's
+ * trailer faults, not as the head's or as broken framing.
  */
 final class StrictChunkSizes implements SessionInputBuffer {
+
+    /**
+     * HttpClient's chunked decoder reading through the size check, its trailer limits reported as trailer faults.
+     *
+     * @param config the limits: the longest line (with its CR) and one more than the most trailer fields, since the
+     *     decoder refuses a section once it has as many fields as its limit
+     */
+    static InputStream decoder(SessionInputBuffer buffer, InputStream in, Http1Config config) {
+        StrictChunkSizes sizes = new StrictChunkSizes(buffer);
+        return new ChunkedInputStream(sizes, in, config) {
+            @Override
+            public int read() throws IOException {
+                try {
+                    return super.read();
+                } catch (MessageConstraintException e) {
+                    throw sizes.trailerFault(e);
+                }
+            }
+
+            @Override
+            public int read(byte[] b, int off, int len) throws IOException {
+                try {
+                    return super.read(b, off, len);
+                } catch (MessageConstraintException e) {
+                    throw sizes.trailerFault(e);
+                }
+            }
+        };
+    }
 
     private final SessionInputBuffer buffer;
     private boolean sizeLineNext = true;
@@ -44,6 +80,20 @@ final class StrictChunkSizes implements SessionInputBuffer {
             sizeLineNext = !sizeLineNext;
         }
         return n;
+    }
+
+    /** A limit the decoder hit: past the last chunk, in the trailer section, where it is the trailer's fault. */
+    private IOException trailerFault(MessageConstraintException e) {
+        if (!lastChunkSeen) {
+            return e;
+        }
+        // HttpCore says which limit only in its message: "Maximum header count exceeded" or "Maximum line length…".
+        String message = e.getMessage() == null ? "" : e.getMessage();
+        return message.contains("count")
+                ? new FaultSignal(UpstreamFault.HTTP_RESPONSE_TRAILER_SECTION_SIZE,
+                        "The response's trailer section has more fields than allowed", e)
+                : new FaultSignal(UpstreamFault.HTTP_RESPONSE_TRAILER_SIZE,
+                        "A trailer field of the response is longer than allowed", e);
     }
 
     private void check(CharArrayBuffer line, int start) throws MalformedChunkCodingException {

@@ -105,6 +105,31 @@ class BuilderOptionsTest {
         }
     }
 
+    /**
+     * Regression: a trailer section over the head's limits failed as {@code http_protocol_error} (RFC 9209 has its own
+     * types for trailers), and the decoder refused as many trailer fields as the header count allows.
+     */
+    @Test
+    void trailersAreHeldToTheHeadLimitsAndReportedAsTrailerFaults() throws Exception {
+        String chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n";
+        String fiveFields = "X-T: t\r\n".repeat(5);
+        String lineOf100 = "X-T: " + "t".repeat(95) + "\r\n";
+        String lineOf101 = "X-T: " + "t".repeat(96) + "\r\n";
+        try (GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy())
+                        .maxResponseHeaderCount(5).maxResponseHeaderSize(100).build();
+                RawUpstream fieldsAtLimit = RawUpstream.start(Behaviours.respond(chunked + fiveFields + "\r\n"));
+                RawUpstream oneFieldMore = RawUpstream.start(
+                        Behaviours.respond(chunked + fiveFields + "X-T: t\r\n\r\n"));
+                RawUpstream lineAtLimit = RawUpstream.start(Behaviours.respond(chunked + lineOf100 + "\r\n"));
+                RawUpstream lineTooLong = RawUpstream.start(Behaviours.respond(chunked + lineOf101 + "\r\n"))) {
+            assertThat(new String(get(client, fieldsAtLimit.uri("/")).body())).isEqualTo("ok");
+            assertThat(new String(get(client, lineAtLimit.uri("/")).body())).isEqualTo("ok");
+            assertFault(failure(client, new HttpGet(oneFieldMore.uri("/"))), "http_response_trailer_section_size",
+                    502, 1);
+            assertFault(failure(client, new HttpGet(lineTooLong.uri("/"))), "http_response_trailer_size", 502, 1);
+        }
+    }
+
     /** A response head of exactly {@code size} characters, CRLFs included, with a 2-byte body to follow. */
     private static String headOf(int size) {
         StringBuilder head = new StringBuilder("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");

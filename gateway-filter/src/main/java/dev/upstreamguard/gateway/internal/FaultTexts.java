@@ -43,6 +43,8 @@ final class FaultTexts {
             case HTTP_PROTOCOL_ERROR: return "Upstream response is not valid HTTP";
             case HTTP_RESPONSE_HEADER_SECTION_SIZE: return "Upstream response headers too large";
             case HTTP_RESPONSE_HEADER_SIZE: return "Upstream response header too large";
+            case HTTP_RESPONSE_TRAILER_SECTION_SIZE: return "Upstream response trailers too large";
+            case HTTP_RESPONSE_TRAILER_SIZE: return "Upstream response trailer too large";
             case HTTP_RESPONSE_BODY_SIZE: return "Upstream response body too large";
             case HTTP_RESPONSE_CONTENT_CODING: return "Upstream response body cannot be decoded";
             case PROXY_CONFIGURATION_ERROR: return "Gateway misconfigured";
@@ -75,6 +77,10 @@ final class FaultTexts {
             case HTTP_PROTOCOL_ERROR: return "The upstream's response was not valid HTTP.";
             case HTTP_RESPONSE_HEADER_SECTION_SIZE: return "The upstream's response headers were larger than allowed.";
             case HTTP_RESPONSE_HEADER_SIZE: return "A header of the upstream's response was larger than allowed.";
+            case HTTP_RESPONSE_TRAILER_SECTION_SIZE:
+                return "The upstream's response trailers (fields after its body) were larger than allowed.";
+            case HTTP_RESPONSE_TRAILER_SIZE:
+                return "A trailer field (after the body) of the upstream's response was larger than allowed.";
             case HTTP_RESPONSE_BODY_SIZE: return "The upstream's response body was larger than allowed.";
             case HTTP_RESPONSE_CONTENT_CODING: return "The upstream's response body could not be decoded.";
             case PROXY_CONFIGURATION_ERROR: return "The gateway is not configured correctly for this request.";
