@@ -12,6 +12,7 @@ import java.net.SocketTimeoutException;
 import java.net.UnknownHostException;
 import java.net.http.HttpConnectTimeoutException;
 import java.net.http.HttpTimeoutException;
+import java.nio.channels.UnresolvedAddressException;
 import java.security.cert.CRLException;
 import java.security.cert.CertPathBuilderException;
 import java.security.cert.CertPathValidatorException;
@@ -86,9 +87,24 @@ public final class FaultClassifier {
         return UpstreamFault.PROXY_INTERNAL_ERROR;
     }
 
+    /**
+     * The JDK's java.net.http client reports a name that did not resolve as ConnectExceptions around NIO's
+     * UnresolvedAddressException: not a refused connection.
+     */
+    private static boolean unresolved(Throwable connect) {
+        Throwable t = connect.getCause();
+        for (int depth = 0; t != null && depth < MAX_DEPTH; depth++, t = t.getCause()) {
+            if (t instanceof UnresolvedAddressException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
     private static UpstreamFault byType(Throwable t, boolean inBody) {
         // DNS
-        if (t instanceof UnknownHostException) {
+        if (t instanceof UnknownHostException || t instanceof UnresolvedAddressException
+                || (t instanceof ConnectException && unresolved(t))) {
             return UpstreamFault.DNS_ERROR;
         }
         // Local limits: checked before timeouts, since a pool lease timeout is not the upstream's fault.

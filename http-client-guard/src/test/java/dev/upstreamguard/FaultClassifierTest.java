@@ -1,8 +1,10 @@
 package dev.upstreamguard;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 import dev.upstreamguard.internal.FaultSignal;
+import dev.upstreamguard.testing.ClosedPort;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InterruptedIOException;
@@ -11,11 +13,16 @@ import java.net.ConnectException;
 import java.net.NoRouteToHostException;
 import java.net.SocketException;
 import java.net.SocketTimeoutException;
+import java.net.URI;
 import java.net.UnknownHostException;
+import java.net.http.HttpClient;
 import java.net.http.HttpConnectTimeoutException;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse.BodyHandlers;
 import java.net.http.HttpTimeoutException;
 import java.security.cert.CertPathValidatorException;
 import java.security.cert.CertificateException;
+import java.time.Duration;
 import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
 import java.util.zip.ZipException;
@@ -59,6 +66,22 @@ class FaultClassifierTest {
                 .isEqualTo(UpstreamFault.CONNECTION_TIMEOUT);
         assertThat(head(new ConnectionRequestTimeoutException("Timeout deadline: 300 MILLISECONDS")))
                 .isEqualTo(UpstreamFault.CONNECTION_LIMIT_REACHED);
+    }
+
+    /**
+     * Regression: the JDK's {@code java.net.http} client reports a host name that does not resolve as a
+     * {@code ConnectException} around NIO's {@code UnresolvedAddressException}, which was classified
+     * {@code connection_refused}.
+     */
+    @Test
+    void theJdkHttpClientsFailuresOverRealSocketsAreClassifiedAsTheirCauses() {
+        HttpClient jdk = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build();
+        Throwable unresolved = catchThrowable(() -> jdk.send(
+                HttpRequest.newBuilder(URI.create("http://nothing.invalid/")).build(), BodyHandlers.discarding()));
+        assertThat(head(unresolved)).as("%s", unresolved).isEqualTo(UpstreamFault.DNS_ERROR);
+        Throwable refused = catchThrowable(() -> jdk.send(
+                HttpRequest.newBuilder(ClosedPort.find().uri("/")).build(), BodyHandlers.discarding()));
+        assertThat(head(refused)).as("%s", refused).isEqualTo(UpstreamFault.CONNECTION_REFUSED);
     }
 
     @Test

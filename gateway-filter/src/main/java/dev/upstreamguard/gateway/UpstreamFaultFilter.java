@@ -4,6 +4,7 @@ import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.gateway.internal.FaultGuardedRequest;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.gateway.internal.OutboundFailure;
 import dev.upstreamguard.gateway.internal.Settings;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
@@ -26,7 +27,11 @@ import java.util.concurrent.TimeUnit;
  * 502/503/504 status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 when known,
  * {@code Cache-Control: no-store}, and an RFC 9457 problem, HTML or plain-text body chosen by {@code Accept} (none for
  * HEAD). The exception is found anywhere in the cause chain ({@code ServletException}, {@code CompletionException},
- * Spring's {@code ResourceAccessException}…). Each fault is logged once at WARN and counted in
+ * Spring's {@code ResourceAccessException}…). A call the application made without the guarded client (its own
+ * HttpClient, the JDK's {@code java.net.http} client…) is answered the same way when what escaped can only be an
+ * outbound call's failure — a refused or timed-out connect, an unresolved name, a TLS handshake, a read timeout, an
+ * HTTP client library's I/O failure — classified by {@link dev.upstreamguard.FaultClassifier} as one attempt on an
+ * upstream named after the servlet. Each fault is logged once at WARN and counted in
  * {@code upstream.guard.responses{status,fault}}. Stack traces, exception messages and internal host names never
  * reach the client unless {@code expose-details} is on.
  *
@@ -236,7 +241,8 @@ public class UpstreamFaultFilter implements Filter {
         if (FaultResponseWriter.isHandled(request, thrown)) {
             return null;
         }
-        UpstreamException fault = UpstreamException.find(thrown).orElse(null);
+        UpstreamException fault = UpstreamException.find(thrown)
+                .orElseGet(() -> OutboundFailure.find(request, thrown, servletName(request)));
         return fault == null || FaultResponseWriter.isHandled(request, fault) ? null : fault;
     }
 

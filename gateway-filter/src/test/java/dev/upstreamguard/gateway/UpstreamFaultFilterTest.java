@@ -24,6 +24,11 @@ import jakarta.servlet.http.HttpServletResponseWrapper;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.net.ConnectException;
+import java.net.SocketTimeoutException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse.BodyHandlers;
 import java.time.Duration;
 import java.util.EnumMap;
 import java.util.EnumSet;
@@ -33,6 +38,12 @@ import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.TimeUnit;
+import org.apache.catalina.connector.ClientAbortException;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.client5.http.config.RequestConfig;
+import org.apache.hc.client5.http.impl.classic.CloseableHttpClient;
+import org.apache.hc.client5.http.impl.classic.HttpClients;
+import org.apache.hc.core5.util.Timeout;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.TestInstance;
@@ -52,19 +63,33 @@ class UpstreamFaultFilterTest {
     private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
     private RawUpstream truncating;
     private RawUpstream truncatingChunks;
+    private RawUpstream stalled;
+    private String closedPort;
 
     /** How the test servlet fails. */
     enum Mode {
         SERVLET_EXCEPTION, COMPLETION_EXCEPTION, CIRCUIT_OPEN, ASYNC_DISPATCH, ASYNC_THROW, COMMITTED, NOT_OURS,
         UNNAMED_UPSTREAM, PARTLY_WRITTEN, ASYNC_TASK, ASYNC_TASK_WRAPPED, ASYNC_TASK_COMMITTED,
         ASYNC_TIMEOUT, ASYNC_TIMEOUT_HANDLED, ASYNC_TASK_AFTER_TIMEOUT,
-        CYCLIC_CAUSE, ASYNC_TIMEOUT_COMMITTED, ASYNC_DISPATCH_COMMITTED
+        CYCLIC_CAUSE, ASYNC_TIMEOUT_COMMITTED, ASYNC_DISPATCH_COMMITTED,
+        OWN_CLIENT_REFUSED, OWN_CLIENT_UNRESOLVED, OWN_CLIENT_READ_TIMEOUT, CLIENT_TOO_SLOW
     }
 
     static UpstreamException refused(String upstream) {
         return new UpstreamException(UpstreamFault.CONNECTION_REFUSED, upstream, 3, null,
                 Duration.ofMillis(12).toNanos(), "Upstream '" + upstream + "' failed: connection_refused after 3 "
                 + "attempts (http://10.1.2.3:8080 refused)", new ConnectException("Connection refused"));
+    }
+
+    /** A GET with the JDK's own HTTP client, not the guarded one: its failure escapes as the JDK throws it. */
+    private static void jdkGet(String url) throws IOException {
+        try {
+            HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(10)).build().send(
+                    HttpRequest.newBuilder(URI.create(url)).build(), BodyHandlers.discarding());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException(e);
+        }
     }
 
     /** Fails as its mode says; for async modes, on the async dispatch or right after starting async. */
@@ -103,6 +128,22 @@ class UpstreamFaultFilterTest {
                 }
                 case NOT_OURS:
                     throw new IllegalStateException("not an upstream fault");
+                case OWN_CLIENT_REFUSED:
+                    jdkGet(closedPort + "/");
+                    return;
+                case OWN_CLIENT_UNRESOLVED:
+                    jdkGet("http://nothing.invalid/");
+                    return;
+                case OWN_CLIENT_READ_TIMEOUT:
+                    try (CloseableHttpClient own = HttpClients.custom().setDefaultRequestConfig(RequestConfig.custom()
+                            .setResponseTimeout(Timeout.ofMilliseconds(300)).build()).build()) {
+                        own.execute(new HttpGet(stalled.uri("/")), r -> null);
+                    }
+                    return;
+                case CLIENT_TOO_SLOW:
+                    // How Tomcat reports a client that stopped sending its request body: the gateway's own client,
+                    // not an upstream.
+                    throw new ClientAbortException(new SocketTimeoutException("Read timed out"));
                 case COMMITTED:
                     writeCommitted(resp);
                     throw new ServletException(refused("inventory"));
@@ -251,7 +292,8 @@ class UpstreamFaultFilterTest {
         // A 64 KiB chunk fills the container's buffer, which commits the 200; then a chunk is cut off.
         truncatingChunks = RawUpstream.start(Behaviours.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                 + "10000\r\n" + "x".repeat(0x10000) + "\r\n64\r\nonly sixteen b.."));
-        String closedPort = ClosedPort.find().baseUrl();
+        stalled = RawUpstream.start(Behaviours.stall());
+        closedPort = ClosedPort.find().baseUrl();
         for (Container container : Container.values()) {
             SimpleMeterRegistry registry = new SimpleMeterRegistry();
             registries.put(container, registry);
@@ -304,6 +346,7 @@ class UpstreamFaultFilterTest {
         executor.shutdownNow();
         truncating.close();
         truncatingChunks.close();
+        stalled.close();
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -470,6 +513,32 @@ class UpstreamFaultFilterTest {
         RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/not-ours");
         assertThat(response.status()).isEqualTo(500);
         assertThat(response.header("Proxy-Status")).isNull();
+    }
+
+    /**
+     * Regression: a call the application made with a client of its own (not the guarded one) that failed escaped as
+     * the client threw it, and the container answered 500 with no {@code Proxy-Status}.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theFailureOfACallTheApplicationMadeWithItsOwnClientIsAnsweredAsTheGatewayFaultItIs(Container container)
+            throws Exception {
+        assertGeneratedFault(port(container), "/gw/f/own-client-refused", UpstreamFault.CONNECTION_REFUSED, false);
+        assertGeneratedFault(port(container), "/gw/f/own-client-unresolved", UpstreamFault.DNS_ERROR, false);
+        assertGeneratedFault(port(container), "/gw/f/own-client-read-timeout", UpstreamFault.CONNECTION_READ_TIMEOUT,
+                false);
+        RawClient.Response json = RawClient.request(port(container), "GET", "/gw/f/own-client-refused",
+                "Accept: application/json");
+        assertThat(json.bodyUtf8()).contains("\"attempts\":1").contains("\"upstream\":\"own-client-refused\"");
+    }
+
+    /** The container's own report of its client's failure (a read timeout inside it) is not an upstream's fault. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theContainersOwnClientFailureIsNotTakenForAnUpstreamFault(Container container) throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/client-too-slow");
+        assertThat(response.header("Proxy-Status")).isNull();
+        assertThat(response.status()).isNotIn(502, 503, 504);
     }
 
     @ParameterizedTest(name = "[{0}]")

@@ -5,6 +5,8 @@ import static org.assertj.core.api.Assertions.catchThrowable;
 
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.RawUpstream;
 
 import io.micrometer.core.instrument.MeterRegistry;
 import java.io.IOException;
@@ -30,6 +32,7 @@ import org.springframework.web.client.RestClient;
 class GuardedApplicationIntegrationTest {
 
     private static TestUpstream upstream;
+    private static RawUpstream closing;
 
     @LocalServerPort
     int port;
@@ -51,6 +54,8 @@ class GuardedApplicationIntegrationTest {
     @DynamicPropertySource
     static void properties(DynamicPropertyRegistry registry) throws IOException {
         upstream = new TestUpstream();
+        closing = RawUpstream.start(Behaviours.closeBeforeResponse());
+        registry.add("test.closing", closing::baseUrl);
         String dead = "http://127.0.0.1:" + TestUpstream.closedPort();
         String fragile = "http://127.0.0.1:" + TestUpstream.closedPort();
         registry.add("test.upstream", upstream::url);
@@ -98,6 +103,7 @@ class GuardedApplicationIntegrationTest {
     @AfterAll
     static void stopUpstream() {
         upstream.close();
+        closing.close();
     }
 
     private HttpResponse<String> get(String path, String accept) throws Exception {
@@ -185,6 +191,19 @@ class GuardedApplicationIntegrationTest {
         assertThat(response.headers().firstValue("Cache-Control")).hasValue("no-store");
         assertThat(response.headers().firstValue("Content-Type")).hasValue("application/problem+json");
         assertThat(response.body()).isEmpty();
+    }
+
+    /**
+     * Regression: a controller calling an upstream with a RestTemplate of its own (not guarded) let Spring's
+     * {@code ResourceAccessException} escape, and the application answered 500: the filter did not recognise a failed
+     * call that was not the guarded client's.
+     */
+    @Test
+    void aFailedCallWithTheApplicationsOwnRestTemplateIsAnsweredAsTheGatewayFault() throws Exception {
+        HttpResponse<String> response = get("/plain/own-rest-template-closing", "application/problem+json");
+        assertThat(response.statusCode()).isEqualTo(502);
+        assertThat(response.headers().firstValue("Proxy-Status")).hasValue("test-gw; error=connection_terminated");
+        assertThat(response.body()).contains("\"fault\":\"connection_terminated\"");
     }
 
     @Test

@@ -195,6 +195,12 @@ class TestApplication {
             return fragile.get().uri("/anything").retrieve().body(String.class);
         }
 
+        /** A call with a RestTemplate of the application's own, not from the context's builder: not guarded. */
+        @GetMapping("/plain/own-rest-template-closing")
+        String ownRestTemplateClosing(@Value("${test.closing}") String closing) {
+            return new RestTemplate().getForObject(closing + "/x", String.class);
+        }
+
     }
 
     static String callFlaky(RestClient client) {

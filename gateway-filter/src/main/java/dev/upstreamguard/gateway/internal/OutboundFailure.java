@@ -1,0 +1,102 @@
+package dev.upstreamguard.gateway.internal;
+
+import dev.upstreamguard.FaultClassifier;
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import jakarta.servlet.ServletRequest;
+import java.io.IOException;
+import java.net.ConnectException;
+import java.net.NoRouteToHostException;
+import java.net.PortUnreachableException;
+import java.net.SocketTimeoutException;
+import java.net.UnknownHostException;
+import javax.net.ssl.SSLHandshakeException;
+import javax.net.ssl.SSLPeerUnverifiedException;
+
+/**
+ * A failure of a call the application made to an upstream without the guarded client (a plain HttpClient, the JDK's
+ * {@code java.net.http} client, a {@code RestTemplate} of its own…), recognised in an exception that escaped it, so the
+ * filter can answer it as the gateway fault it is instead of leaving the container to answer 500.
+ *
+ * <p>Only failures that cannot be the servlet's own connection count: a connect that failed (an inbound connection
+ * is never connected by the application), a name that did not resolve, a TLS handshake (the container finishes the
+ * inbound one before any filter runs), an I/O failure an HTTP client library throws (not its other exceptions: the
+ * guarded client hands back the caller's own interceptor's {@code HttpException} as such), and anything Spring reports as a failed
+ * client request ({@code ResourceAccessException}). A read timeout counts only outside the container's own
+ * exceptions: Tomcat reports a client too slow with its upload as a {@code ClientAbortException} around one.
+ */
+public final class OutboundFailure {
+
+    private static final String ATTRIBUTE = OutboundFailure.class.getName();
+    private static final String[] CLIENT_PACKAGES = {"java.net.http.", "org.apache.hc.", "org.apache.http."};
+    private static final String[] CLIENT_WRAPPERS = {"org.springframework.web.client.ResourceAccessException",
+        "org.springframework.web.reactive.function.client.WebClientRequestException"};
+    private static final String[] CONTAINER_PACKAGES = {"org.apache.catalina.", "org.apache.coyote.",
+        "org.apache.tomcat.", "org.eclipse.jetty.", "io.undertow."};
+
+    private OutboundFailure() {
+    }
+
+    /**
+     * The upstream fault {@code thrown} reports, as an {@link UpstreamException} of one attempt on {@code upstream},
+     * or {@code null} when it is not an outbound call's failure. The same throwable seen again in this request gives
+     * the same exception, so an answered failure is recognised as answered.
+     */
+    public static UpstreamException find(ServletRequest request, Throwable thrown, String upstream) {
+        Object seen = request.getAttribute(ATTRIBUTE);
+        if (seen instanceof UpstreamException && ((UpstreamException) seen).getCause() == thrown) {
+            return (UpstreamException) seen;
+        }
+        if (!isOutbound(thrown)) {
+            return null;
+        }
+        UpstreamFault fault = FaultClassifier.classify(thrown);
+        if (fault == UpstreamFault.PROXY_INTERNAL_ERROR) {
+            return null;
+        }
+        UpstreamException e = new UpstreamException(fault, upstream, 1, null, 0,
+                "The application's own call to an upstream failed: " + fault.type(), thrown);
+        request.setAttribute(ATTRIBUTE, e);
+        return e;
+    }
+
+    static boolean isOutbound(Throwable thrown) {
+        Throwable t = thrown;
+        // Bounded rather than cycle-checked, as UpstreamException.find is.
+        for (int depth = 0; t != null && depth < 64; depth++, t = t.getCause()) {
+            String name = t.getClass().getName();
+            if (startsWithAny(name, CONTAINER_PACKAGES)) {
+                return false;
+            }
+            if (t instanceof ConnectException || t instanceof NoRouteToHostException
+                    || t instanceof PortUnreachableException || t instanceof UnknownHostException
+                    || t instanceof SSLHandshakeException || t instanceof SSLPeerUnverifiedException
+                    || t instanceof SocketTimeoutException
+                    || (t instanceof IOException && startsWithAny(name, CLIENT_PACKAGES))
+                    || isClientWrapper(t.getClass())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    private static boolean isClientWrapper(Class<?> type) {
+        for (Class<?> c = type; c != null && c != Object.class; c = c.getSuperclass()) {
+            for (String wrapper : CLIENT_WRAPPERS) {
+                if (c.getName().equals(wrapper)) {
+                    return true;
+                }
+            }
+        }
+        return false;
+    }
+
+    private static boolean startsWithAny(String name, String[] prefixes) {
+        for (String prefix : prefixes) {
+            if (name.startsWith(prefix)) {
+                return true;
+            }
+        }
+        return false;
+    }
+}
