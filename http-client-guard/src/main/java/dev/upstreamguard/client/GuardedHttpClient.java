@@ -378,7 +378,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             } catch (RuntimeException e) {
                 if (deadlineExpired.get()) {
                     // The deadline's cancel landed in a wait HttpClient ends with a runtime exception (for a pooled
-                    // connection: CancellationException): the deadline ran out, as on any other path.
+                    // connection: CancellationException): the deadline ran out, as on any other path, but in a wait
+                    // for our own pool, which says nothing about the upstream's health.
+                    call.endedInOwnWait();
                     throw deadlineRanOut(call, policy, e, earlier);
                 }
                 if (call.cancelledByCaller() || interrupted(callersDoing)) {
@@ -420,6 +422,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
                 if (deadlineExpired.get() || cappedByDeadline(fault, policy, remaining)) {
                     // The attempt timed out on the time the deadline left it, not on its own timeout.
+                    if (fault == UpstreamFault.CONNECTION_LIMIT_REACHED) {
+                        // In our own pool's queue: nothing the upstream did (a 504 all the same, never retried).
+                        call.endedInOwnWait();
+                    }
                     fault = UpstreamFault.HTTP_RESPONSE_TIMEOUT;
                 } else if (uploadStalled.get()) {
                     fault = UpstreamFault.CONNECTION_WRITE_TIMEOUT;

@@ -26,6 +26,7 @@ public final class Call {
     private final AtomicBoolean finished = new AtomicBoolean();
     private int attempts;
     private int status;
+    private volatile boolean endedInOwnWait;
 
     /** {@code cancelled} tells whether the caller cancelled the request (then failures are not the upstream's). */
     public Call(UpstreamGuard upstream, String method, long startNanos, Ticker ticker, boolean holdsBreakerPermit,
@@ -62,6 +63,14 @@ public final class Call {
     /** Whether the caller cancelled the request: what fails after that is not the upstream's doing. */
     public boolean cancelledByCaller() {
         return cancelled.getAsBoolean();
+    }
+
+    /**
+     * The call is ending in a wait of the client's own (for a pooled connection), whatever fault it ends with: the
+     * upstream was not waited for, so its breaker records nothing, as for {@code connection_limit_reached}.
+     */
+    public void endedInOwnWait() {
+        this.endedInOwnWait = true;
     }
 
     /** The response head arrived; the call finishes when its body does. */
@@ -101,7 +110,7 @@ public final class Call {
         boolean byCaller = cancelledByCaller();
         CircuitBreaker breaker = upstream.breaker();
         if (holdsBreakerPermit && breaker != null) {
-            if (countsAgainstUpstream(fault) && !byCaller) {
+            if (countsAgainstUpstream(fault) && !byCaller && !endedInOwnWait) {
                 upstream.recordBreakerFailure(nanos, cause);
             } else {
                 breaker.releasePermission();

@@ -15,6 +15,7 @@ import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.MockWebServers;
 import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import java.io.InputStream;
 import java.time.Duration;
 import java.time.ZoneOffset;
@@ -337,6 +338,10 @@ class CallLifecycleTest {
             get.setHeader("X-Slow", "1");
             assertFault(failure(client, get), "http_response_timeout", 504, 1);
             assertThat(upstream.requestCount()).isEqualTo(1);
+            // Regression: the wait for our own pool counted as a failure of the upstream in its breaker.
+            CircuitBreaker.Metrics breaker = client.upstream(upstream.baseUrl()).circuitBreaker().orElseThrow()
+                    .getMetrics();
+            assertThat(breaker.getNumberOfFailedCalls()).isZero();
         }
     }
 
