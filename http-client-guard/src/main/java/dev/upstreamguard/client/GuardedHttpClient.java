@@ -121,6 +121,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     /** Headers HttpClient sets from the entity and refuses on a request that sets them itself. */
     private static final String[] FRAMING_HEADERS = {HttpHeaders.CONTENT_LENGTH, HttpHeaders.TRANSFER_ENCODING};
 
+    /** Headers that describe a coded body and not its decoding: gone once the client decoded it. */
+    private static final String[] CODED_BODY_HEADERS = {HttpHeaders.CONTENT_ENCODING, HttpHeaders.CONTENT_LENGTH,
+        "Content-MD5"};
+
     private static final Logger LOG = LoggerFactory.getLogger(GuardedHttpClient.class);
 
     private final CloseableHttpClient delegate;
@@ -295,6 +299,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             throw e;
         }
         HttpEntity entity = response.getEntity();
+        if (entity != null && GuardedEntity.isDecoded(entity)) {
+            // HttpClient 5.6 decodes the body but, unlike 5.1 to 5.3, leaves the coded body's headers in place: the
+            // caller read "Content-Encoding: gzip" and the coded length over plain content, and one passing them on
+            // (a gateway copying headers) had its client decode it again or wait for bytes that never come.
+            for (String coded : CODED_BODY_HEADERS) {
+                response.removeHeaders(coded);
+            }
+        }
         long maxBody = policy.maxResponseBody();
         if (entity == null) {
             call.succeeded();

@@ -183,7 +183,11 @@ public final class GuardedHttpClientBuilder {
         return this;
     }
 
-    /** Whether gzip/deflate response bodies are decoded (default true). A proxy passes codings through: false. */
+    /**
+     * Whether gzip/deflate response bodies are decoded (default true); a decoded response comes without the
+     * {@code Content-Encoding}, {@code Content-Length} and {@code Content-MD5} of the coded body. A proxy passes
+     * codings through: false.
+     */
     public GuardedHttpClientBuilder contentCompression(boolean decode) {
         this.contentCompression = decode;
         return this;

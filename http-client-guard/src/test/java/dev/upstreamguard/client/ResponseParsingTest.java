@@ -210,6 +210,51 @@ class ResponseParsingTest {
     }
 
     /**
+     * Regression: HttpClient 5.6 decodes the body but no longer removes the headers of the coded one, so the caller of
+     * the decoding client read {@code Content-Encoding: gzip} and the coded {@code Content-Length} over the decoded
+     * content; passed on (a gateway copying headers) they made its client decode plain text again, or wait for bytes
+     * that never come. Once decoded, they are gone; undecoded (the proxy's client) they stay.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"Content-Encoding: gzip", "Content-Encoding: GZIP, identity",
+        "Content-Encoding: gzip\r\nContent-Encoding: gzip", "Content-Encoding: x-gzip\r\nTransfer-Encoding: chunked"})
+    void aDecodedBodyNoLongerCarriesTheHeadersOfTheCodedOne(String codingHeaders) throws Exception {
+        int layers = codingHeaders.toLowerCase(java.util.Locale.ROOT).split("gzip", -1).length - 1;
+        byte[] coded = "decoded content".getBytes(StandardCharsets.UTF_8);
+        for (int i = 0; i < layers; i++) {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            try (OutputStream gzip = new GZIPOutputStream(out)) {
+                gzip.write(coded);
+            }
+            coded = out.toByteArray();
+        }
+        boolean chunked = codingHeaders.contains("chunked");
+        ByteArrayOutputStream raw = new ByteArrayOutputStream();
+        raw.writeBytes(("HTTP/1.1 200 OK\r\n" + codingHeaders + "\r\nContent-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\r\n"
+                + (chunked ? "" : "Content-Length: " + coded.length + "\r\n") + "X-Other: kept\r\n\r\n"
+                + (chunked ? Integer.toHexString(coded.length) + "\r\n" : "")).getBytes(StandardCharsets.ISO_8859_1));
+        raw.writeBytes(coded);
+        raw.writeBytes((chunked ? "\r\n0\r\n\r\n" : "").getBytes(StandardCharsets.ISO_8859_1));
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw.toByteArray()));
+                GuardedHttpClient client = client()) {
+            String seen = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity())
+                    + " | Content-Encoding=" + r.containsHeader("Content-Encoding") + " Content-Length="
+                    + r.containsHeader("Content-Length") + " Content-MD5=" + r.containsHeader("Content-MD5")
+                    + " X-Other=" + r.getFirstHeader("X-Other").getValue());
+            assertThat(seen).isEqualTo(
+                    "decoded content | Content-Encoding=false Content-Length=false Content-MD5=false X-Other=kept");
+        }
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw.toByteArray()));
+                GuardedHttpClient client = GuardedHttpClients.custom().contentCompression(false).build()) {
+            String seen = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toByteArray(r.getEntity())
+                    .length + " | Content-Encoding=" + r.containsHeader("Content-Encoding") + " Content-Length="
+                    + (r.containsHeader("Content-Length") ? r.getFirstHeader("Content-Length").getValue() : "none"));
+            assertThat(seen).as("passed on undecoded, headers and all").isEqualTo(coded.length
+                    + " | Content-Encoding=true Content-Length=" + (chunked ? "none" : String.valueOf(coded.length)));
+        }
+    }
+
+    /**
      * Regression: the per-field limit (16 KiB by default) was checked line by line, so one field folded over several
      * lines (obs-fold, which the parser joins into one value) passed at any size below the section limit, and went on
      * as one field far over the limit. Folded or not, one field over the limit is {@code http_response_header_size}.
