@@ -52,6 +52,7 @@ import org.apache.hc.core5.http.HttpEntity;
 import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.HttpHeaders;
 import org.apache.hc.core5.http.HttpHost;
+import org.apache.hc.core5.http.HttpStatus;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.protocol.HttpContext;
 import org.apache.hc.core5.io.CloseMode;
@@ -496,6 +497,24 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 GuardedConnection.readTimeout(ctx, Timeout.of(policy.responseTimeout()));
             }
             int status = response.getCode();
+            if (status == HttpStatus.SC_REQUEST_TIMEOUT && GuardedConnection.timedOutWhileIdle(ctx)
+                    && attempt < maxAttempts && retry.enabled() && replayable
+                    && (idempotent || !followedRedirect(ctx))) {
+                // A 408 as the first thing on a connection reused from the pool is the upstream closing it for idling
+                // as the request went out (RFC 9110 §15.5.9: it did not receive the request whole, and the client may
+                // repeat it), like a close at that moment, which a fresh connection avoids: any method is sent again,
+                // as browsers do, at once — the upstream is not busy — within the retry budget. The connection is
+                // closed, not drained: the upstream is closing it.
+                if (upstream.budget().tryRetry()) {
+                    LOG.debug("Retrying {} to upstream '{}' after a 408 on a connection that had idled (attempt {} of "
+                            + "{})", method, upstream.name(), attempt, maxAttempts);
+                    abort(response);
+                    upstream.metrics().recordRetry("status_" + status);
+                    continue;
+                }
+                upstream.metrics().recordBudgetExhausted();
+                return response;
+            }
             if (attempt < maxAttempts && retry.enabled() && idempotent && replayable
                     && retry.statuses().contains(status)) {
                 Duration retryAfter = retryAfter(response);

@@ -16,6 +16,7 @@ import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ContentLengthStrategy;
 import org.apache.hc.core5.http.EndpointDetails;
 import org.apache.hc.core5.http.HttpException;
+import org.apache.hc.core5.http.HttpStatus;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.impl.io.ChunkedInputStream;
@@ -75,6 +76,11 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     private SocketAddress remote;
     /** The upstream answered before it took the whole request body, then stopped reading; never reused. */
     private boolean answeredEarly;
+    /**
+     * The latest request on this connection, sent after it idled in the pool, was answered 408: the upstream timing
+     * the idle connection out as the request crossed its way, not an answer to it.
+     */
+    private boolean timedOutWhileIdle;
     /** Under TLS, the TCP socket the TLS socket is layered on; {@code null} for plain connections. */
     private Socket tcpSocket;
 
@@ -172,6 +178,18 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     }
 
     /**
+     * Whether the response of the exchange in {@code context} is a 408 (Request Timeout) that came on a connection
+     * reused from the pool, before anything else of the response: what an upstream sends as it closes a connection
+     * idle for its keep-alive timeout, which a request sent at that moment crosses on the way. RFC 9110 §15.5.9: the
+     * upstream did not receive that request whole, and the client may repeat it. {@code false} when the connection is
+     * not known (a client built from the caller's own HttpClient builder).
+     */
+    public static boolean timedOutWhileIdle(HttpContext context) {
+        Object conn = context == null ? null : context.getAttribute(CONTEXT_ATTRIBUTE);
+        return conn instanceof GuardedConnection && ((GuardedConnection) conn).timedOutWhileIdle;
+    }
+
+    /**
      * More than the line end that closes a chunk's data is buffered: that line end alone is framing, always sent with
      * the chunk, and says nothing about whether more of the body is on its way (an event stream's event ends there).
      */
@@ -205,6 +223,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     @Override
     public void sendRequestHeader(ClassicHttpRequest request) throws HttpException, IOException {
         receivedBefore = received();
+        timedOutWhileIdle = false;
         try {
             super.sendRequestHeader(request);
         } catch (SocketException e) {
@@ -238,7 +257,11 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             }
             throw e;
         }
-        if (reusedIdle >= 0) {
+        if (reusedIdle >= 0 && response.getCode() == HttpStatus.SC_REQUEST_TIMEOUT) {
+            // The upstream timed the connection out while it idled: the pool learns that, as from a close.
+            timedOutWhileIdle = true;
+            droppedIfReused();
+        } else if (reusedIdle >= 0) {
             history.reuseWorked(remote());
             reusedIdle = -1; // Later heads of the exchange (after a 1xx) say nothing more.
         }
