@@ -12,7 +12,9 @@ import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.MockWebServers;
 import dev.upstreamguard.testing.RawUpstream;
 import dev.upstreamguard.testing.TestTls;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -24,6 +26,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.zip.GZIPOutputStream;
 import javax.net.ssl.SSLSocket;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
@@ -239,8 +242,8 @@ class FaultMatrixTest {
 
     @Test
     void gzipBodyCutOffByTheConnectionIsIncompleteNotAContentCodingFault() throws Exception {
-        java.io.ByteArrayOutputStream zipped = new java.io.ByteArrayOutputStream();
-        try (java.util.zip.GZIPOutputStream gz = new java.util.zip.GZIPOutputStream(zipped)) {
+        ByteArrayOutputStream zipped = new ByteArrayOutputStream();
+        try (GZIPOutputStream gz = new GZIPOutputStream(zipped)) {
             gz.write("a body long enough to be cut in the middle, ".repeat(50).getBytes(StandardCharsets.UTF_8));
         }
         byte[] whole = zipped.toByteArray();
@@ -259,6 +262,28 @@ class FaultMatrixTest {
     void contentCodingTheClientCannotDecodeIsAContentCodingFaultNotAProtocolError() throws Exception {
         assertInvalidResponse(Behaviours.respond("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n"
                 + "\r\nok"), "http_response_content_coding");
+    }
+
+    /**
+     * Regression: a body coded in more layers than HttpClient decodes (it stops at five, against layered bombs) was
+     * {@code http_protocol_error}, as if the response were malformed; it is well-formed, in a coding this client will
+     * not undo: {@code http_response_content_coding}, as for br. Not retried either way.
+     */
+    @Test
+    void moreContentCodingsThanTheClientDecodesIsAContentCodingFaultNotAProtocolError() throws Exception {
+        byte[] coded = "ok".getBytes(StandardCharsets.UTF_8);
+        for (int i = 0; i < 6; i++) {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            try (OutputStream gzip = new GZIPOutputStream(out)) {
+                gzip.write(coded);
+            }
+            coded = out.toByteArray();
+        }
+        ByteArrayOutputStream raw = new ByteArrayOutputStream();
+        raw.writeBytes(("HTTP/1.1 200 OK\r\nContent-Encoding: gzip, gzip, gzip, gzip, gzip, gzip\r\nContent-Length: "
+                + coded.length + "\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+        raw.writeBytes(coded);
+        assertInvalidResponse(Behaviours.respond(raw.toByteArray()), "http_response_content_coding");
     }
 
     /**
