@@ -341,6 +341,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         boolean replayable = body == null || body.isRepeatable();
         // A request that cannot be retried cannot shrug off a pooled connection the upstream closed while it idled.
         boolean probeReused = !(idempotent && replayable && maxAttempts > 1);
+        boolean ranged = request.containsHeader(HttpHeaders.RANGE);
         RequestConfig base = requestConfigOf(request, ctx);
         long deadline = call.startNanos() + policy.totalTimeout().toNanos();
         List<Throwable> earlier = null;
@@ -357,6 +358,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 throw deadlineRanOut(call, policy, null, earlier);
             }
             RequestConfig config = attemptConfig(upstream, base, policy, remaining);
+            if (ranged && config.isContentCompressionEnabled()) {
+                // A range is a slice of the coded representation (Content-Range counts coded bytes: a precompressed
+                // file, an object stored gzipped), which no decoder can start in the middle of: a valid 206 failed as
+                // http_response_content_coding. As OkHttp does, a request for a range is neither offered a coding
+                // nor decoded: the caller gets the bytes it asked for, with the headers that describe them.
+                config = RequestConfig.copy(config).setContentCompressionEnabled(false).build();
+            }
             applyAttemptConfig(request, ctx, config);
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
             ctx.removeAttribute(STAGE_ATTRIBUTE);

@@ -185,8 +185,8 @@ public final class GuardedHttpClientBuilder {
 
     /**
      * Whether gzip/deflate response bodies are decoded (default true); a decoded response comes without the
-     * {@code Content-Encoding}, {@code Content-Length} and {@code Content-MD5} of the coded body. A proxy passes
-     * codings through: false.
+     * {@code Content-Encoding}, {@code Content-Length} and {@code Content-MD5} of the coded body. A request for a
+     * range ({@code Range} header) is neither offered a coding nor decoded. A proxy passes codings through: false.
      */
     public GuardedHttpClientBuilder contentCompression(boolean decode) {
         this.contentCompression = decode;

@@ -11,6 +11,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Arrays;
 import java.util.zip.Deflater;
 import java.util.zip.DeflaterOutputStream;
 import java.util.zip.GZIPOutputStream;
@@ -251,6 +252,39 @@ class ResponseParsingTest {
                     + (r.containsHeader("Content-Length") ? r.getFirstHeader("Content-Length").getValue() : "none"));
             assertThat(seen).as("passed on undecoded, headers and all").isEqualTo(coded.length
                     + " | Content-Encoding=true Content-Length=" + (chunked ? "none" : String.valueOf(coded.length)));
+        }
+    }
+
+    /**
+     * Regression: a range of a coded representation (a precompressed file, an object stored gzipped) is a slice of the
+     * coded bytes, which no decoder can start in the middle of; the decoding client offered gzip on a Range request
+     * and failed the valid 206 as {@code http_response_content_coding}, a fault counted against a healthy upstream. As
+     * in OkHttp, a request for a range is neither offered a coding nor decoded: it gets the bytes it asked for.
+     */
+    @Test
+    void aRangeOfACodedRepresentationIsPassedOnUndecoded() throws Exception {
+        ByteArrayOutputStream whole = new ByteArrayOutputStream();
+        try (OutputStream out = new GZIPOutputStream(whole)) {
+            out.write("decoded content, long enough to be sliced".getBytes(StandardCharsets.UTF_8));
+        }
+        byte[] slice = Arrays.copyOfRange(whole.toByteArray(), 5, 15);
+        ByteArrayOutputStream raw = new ByteArrayOutputStream();
+        raw.writeBytes(("HTTP/1.1 206 Partial Content\r\nContent-Encoding: gzip\r\nContent-Range: bytes 5-14/"
+                + whole.size() + "\r\nContent-Length: 10\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+        raw.writeBytes(slice);
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw.toByteArray()));
+                GuardedHttpClient client = client()) {
+            HttpGet ranged = new HttpGet(upstream.uri("/"));
+            ranged.addHeader("Range", "bytes=5-14");
+            byte[][] body = new byte[1][];
+            String seen = client.execute(ranged, r -> {
+                body[0] = EntityUtils.toByteArray(r.getEntity());
+                return r.getCode() + " " + r.getFirstHeader("Content-Encoding").getValue() + " "
+                        + r.getFirstHeader("Content-Length").getValue();
+            });
+            assertThat(seen).isEqualTo("206 gzip 10");
+            assertThat(body[0]).isEqualTo(slice);
+            assertThat(upstream.requests().get(0).header("Accept-Encoding")).isNull();
         }
     }
 
