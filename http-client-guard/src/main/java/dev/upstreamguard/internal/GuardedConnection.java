@@ -1,5 +1,6 @@
 package dev.upstreamguard.internal;
 
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.Socket;
@@ -13,6 +14,7 @@ import org.apache.hc.client5.http.impl.io.DefaultManagedHttpClientConnection;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.ConnectionClosedException;
 import org.apache.hc.core5.http.ContentLengthStrategy;
 import org.apache.hc.core5.http.EndpointDetails;
 import org.apache.hc.core5.http.HttpException;
@@ -83,6 +85,8 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     private boolean timedOutWhileIdle;
     /** Under TLS, the TCP socket the TLS socket is layered on; {@code null} for plain connections. */
     private Socket tcpSocket;
+    /** Under TLS (through this library's TLS strategy), whether the TCP stream ended under it; else {@code null}. */
+    private TcpEndWatch tcpEnd;
 
     private GuardedConnection(String id, Http1Config config, StrictResponseParser parser, Ticker ticker,
             ReuseHistory history) {
@@ -293,6 +297,9 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     @Override
     protected InputStream createContentInputStream(long length, SessionInputBuffer buffer, InputStream in) {
+        if (length == ContentLengthStrategy.UNDEFINED && tcpEnd != null) {
+            return new EndedByCloseNotify(super.createContentInputStream(length, buffer, in), tcpEnd);
+        }
         if (length != ContentLengthStrategy.CHUNKED) {
             return super.createContentInputStream(length, buffer, in);
         }
@@ -302,7 +309,41 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     @Override
     public void bind(SSLSocket sslSocket, Socket socket) throws IOException {
         this.tcpSocket = socket;
+        this.tcpEnd = TcpEndWatch.of(socket);
         super.bind(sslSocket, socket);
+    }
+
+    /**
+     * A body delimited by the close of a TLS connection, which RFC 9112 §9.8 holds complete only if the close came with
+     * TLS's close_notify alert: ended by a bare TCP close, it may have been cut anywhere, and is
+     * {@code http_response_incomplete} rather than a whole body.
+     */
+    private static final class EndedByCloseNotify extends FilterInputStream {
+
+        private final TcpEndWatch tcpEnd;
+
+        EndedByCloseNotify(InputStream in, TcpEndWatch tcpEnd) {
+            super(in);
+            this.tcpEnd = tcpEnd;
+        }
+
+        @Override
+        public int read() throws IOException {
+            return checked(in.read());
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            return checked(in.read(b, off, len));
+        }
+
+        private int checked(int n) throws IOException {
+            if (n == -1 && tcpEnd.ended()) {
+                throw new ConnectionClosedException("The upstream closed the TLS connection without close_notify: the "
+                        + "body, delimited by the close, may have been cut short");
+            }
+            return n;
+        }
     }
 
     /**

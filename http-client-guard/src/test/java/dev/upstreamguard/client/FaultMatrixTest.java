@@ -43,6 +43,7 @@ import org.apache.hc.core5.http.io.support.ClassicRequestBuilder;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -607,6 +608,48 @@ class FaultMatrixTest {
             UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + upstream.port() + "/"));
             assertFault(e, "tls_protocol_error", 502, 1);
             assertThat(upstream.connectionCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: over TLS, a body without Content-Length or chunking ends with the connection, and RFC 9112 §9.8 holds
+     * it complete only if the close came with TLS's close_notify: a bare TCP close (an attacker's FIN, an upstream that
+     * crashed) may cut it anywhere. The JDK reads that close as the end of the data, so the caller got the truncated
+     * body as a clean 200. It is {@code http_response_incomplete}; with close_notify the body is whole. Bodies framed by
+     * Content-Length or chunking say themselves whether they are whole, with close_notify or not.
+     */
+    @ParameterizedTest(name = "{0}, close_notify={1}")
+    @CsvSource({"close, true", "close, false", "length, false", "chunked, false"})
+    void aTlsBodyDelimitedByTheCloseIsCompleteOnlyWithCloseNotify(String framing, boolean closeNotify)
+            throws Exception {
+        String body = "all of the body, or is it?";
+        String response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + switch (framing) {
+            case "length" -> "Content-Length: " + body.length() + "\r\n\r\n" + body;
+            case "chunked" -> "Transfer-Encoding: chunked\r\n\r\n" + Integer.toHexString(body.length()) + "\r\n" + body
+                    + "\r\n0\r\n\r\n";
+            default -> "\r\n" + body;
+        };
+        RawUpstream.Behaviour answerThenClose = c -> {
+            if (c.readRequest() != null) {
+                c.write(response);
+                if (closeNotify) {
+                    c.close();
+                } else {
+                    c.closeWithoutCloseNotify();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, answerThenClose);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            HttpGet get = new HttpGet(upstream.baseUrl() + "/");
+            if (closeNotify || !framing.equals("close")) {
+                String read = client.execute(get, r -> EntityUtils.toString(r.getEntity()));
+                assertThat(read).isEqualTo(body);
+            } else {
+                assertFault(failure(client, get), "http_response_incomplete", 502, 1);
+                assertThat(upstream.requestCount()).as("a body fault: not retried").isEqualTo(1);
+            }
         }
     }
 
