@@ -170,11 +170,14 @@ public final class FaultClassifier {
     }
 
     /**
-     * A valid response whose content coding the decoding client cannot undo (br, zstd… without a codec): RFC 9209's
-     * content-coding error, not a protocol error. HttpClient has no exception type for it, only this message.
+     * A valid response whose content coding the decoding client cannot undo (br, zstd… without a codec), or whose
+     * list of codings is longer than HttpClient decodes (more than five layers, a guard against layered bombs): RFC
+     * 9209's content-coding error, not a protocol error. HttpClient has no exception type for either, only these
+     * messages.
      */
     private static boolean isUnsupportedContentCoding(String message) {
-        return message != null && message.startsWith("Unsupported Content-Encoding");
+        return message != null
+                && (message.startsWith("Unsupported Content-Encoding") || message.startsWith("Codec list exceeds"));
     }
 
     private static UpstreamFault tls(SSLException e, boolean inBody) {

@@ -52,6 +52,7 @@ import org.apache.hc.core5.http.HttpEntity;
 import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.HttpHeaders;
 import org.apache.hc.core5.http.HttpHost;
+import org.apache.hc.core5.http.HttpStatus;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.protocol.HttpContext;
 import org.apache.hc.core5.io.CloseMode;
@@ -120,6 +121,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     /** Headers HttpClient sets from the entity and refuses on a request that sets them itself. */
     private static final String[] FRAMING_HEADERS = {HttpHeaders.CONTENT_LENGTH, HttpHeaders.TRANSFER_ENCODING};
+
+    /** Headers that describe a coded body and not its decoding: gone once the client decoded it. */
+    private static final String[] CODED_BODY_HEADERS = {HttpHeaders.CONTENT_ENCODING, HttpHeaders.CONTENT_LENGTH,
+        "Content-MD5"};
 
     private static final Logger LOG = LoggerFactory.getLogger(GuardedHttpClient.class);
 
@@ -295,6 +300,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             throw e;
         }
         HttpEntity entity = response.getEntity();
+        if (entity != null && GuardedEntity.isDecoded(entity)) {
+            // HttpClient 5.6 decodes the body but, unlike 5.1 to 5.3, leaves the coded body's headers in place: the
+            // caller read "Content-Encoding: gzip" and the coded length over plain content, and one passing them on
+            // (a gateway copying headers) had its client decode it again or wait for bytes that never come.
+            for (String coded : CODED_BODY_HEADERS) {
+                response.removeHeaders(coded);
+            }
+        }
         long maxBody = policy.maxResponseBody();
         if (entity == null) {
             call.succeeded();
@@ -328,6 +341,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         boolean replayable = body == null || body.isRepeatable();
         // A request that cannot be retried cannot shrug off a pooled connection the upstream closed while it idled.
         boolean probeReused = !(idempotent && replayable && maxAttempts > 1);
+        boolean ranged = request.containsHeader(HttpHeaders.RANGE);
         RequestConfig base = requestConfigOf(request, ctx);
         long deadline = call.startNanos() + policy.totalTimeout().toNanos();
         List<Throwable> earlier = null;
@@ -344,6 +358,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 throw deadlineRanOut(call, policy, null, earlier);
             }
             RequestConfig config = attemptConfig(upstream, base, policy, remaining);
+            if (ranged && config.isContentCompressionEnabled()) {
+                // A range is a slice of the coded representation (Content-Range counts coded bytes: a precompressed
+                // file, an object stored gzipped), which no decoder can start in the middle of: a valid 206 failed as
+                // http_response_content_coding. As OkHttp does, a request for a range is neither offered a coding
+                // nor decoded: the caller gets the bytes it asked for, with the headers that describe them.
+                config = RequestConfig.copy(config).setContentCompressionEnabled(false).build();
+            }
             applyAttemptConfig(request, ctx, config);
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
             ctx.removeAttribute(STAGE_ATTRIBUTE);
@@ -490,6 +511,24 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 GuardedConnection.readTimeout(ctx, Timeout.of(policy.responseTimeout()));
             }
             int status = response.getCode();
+            if (status == HttpStatus.SC_REQUEST_TIMEOUT && GuardedConnection.timedOutWhileIdle(ctx)
+                    && attempt < maxAttempts && retry.enabled() && replayable
+                    && (idempotent || !followedRedirect(ctx))) {
+                // A 408 as the first thing on a connection reused from the pool is the upstream closing it for idling
+                // as the request went out (RFC 9110 §15.5.9: it did not receive the request whole, and the client may
+                // repeat it), like a close at that moment, which a fresh connection avoids: any method is sent again,
+                // as browsers do, at once — the upstream is not busy — within the retry budget. The connection is
+                // closed, not drained: the upstream is closing it.
+                if (upstream.budget().tryRetry()) {
+                    LOG.debug("Retrying {} to upstream '{}' after a 408 on a connection that had idled (attempt {} of "
+                            + "{})", method, upstream.name(), attempt, maxAttempts);
+                    abort(response);
+                    upstream.metrics().recordRetry("status_" + status);
+                    continue;
+                }
+                upstream.metrics().recordBudgetExhausted();
+                return response;
+            }
             if (attempt < maxAttempts && retry.enabled() && idempotent && replayable
                     && retry.statuses().contains(status)) {
                 Duration retryAfter = retryAfter(response);

@@ -7,6 +7,7 @@ import dev.upstreamguard.internal.ContentDecoders;
 import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.HandshakeWatch;
+import dev.upstreamguard.internal.TcpEndWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
 import dev.upstreamguard.internal.UriAuthorities;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -183,7 +184,11 @@ public final class GuardedHttpClientBuilder {
         return this;
     }
 
-    /** Whether gzip/deflate response bodies are decoded (default true). A proxy passes codings through: false. */
+    /**
+     * Whether gzip/deflate response bodies are decoded (default true); a decoded response comes without the
+     * {@code Content-Encoding}, {@code Content-Length} and {@code Content-MD5} of the coded body. A request for a
+     * range ({@code Range} header) is neither offered a coding nor decoded. A proxy passes codings through: false.
+     */
     public GuardedHttpClientBuilder contentCompression(boolean decode) {
         this.contentCompression = decode;
         return this;
@@ -358,8 +363,13 @@ public final class GuardedHttpClientBuilder {
             HandshakeWatch watch = HandshakeWatch.start(socket, attachment, context);
             SSLSocket upgraded;
             try {
-                upgraded = tls.upgrade(socket, target, port, attachment, context);
+                // Layered on a watch of the TCP stream, which tells a TLS close without close_notify (see TcpEndWatch).
+                upgraded = tls.upgrade(TcpEndWatch.around(socket), target, port, attachment, context);
+            } catch (RuntimeException e) {
+                TcpEndWatch.forget(socket); // no connection will take it
+                throw e;
             } catch (IOException e) {
+                TcpEndWatch.forget(socket);
                 if (watch.stop() || e instanceof SocketTimeoutException) {
                     throw handshakeTimedOut(target, port, e);
                 }
@@ -371,6 +381,7 @@ public final class GuardedHttpClientBuilder {
             }
             if (watch.stop()) {
                 // Done just as the watch closed its socket: the connection is gone all the same.
+                TcpEndWatch.forget(socket);
                 throw handshakeTimedOut(target, port, null);
             }
             return upgraded;

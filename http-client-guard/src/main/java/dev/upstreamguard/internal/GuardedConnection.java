@@ -1,5 +1,6 @@
 package dev.upstreamguard.internal;
 
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.Socket;
@@ -13,9 +14,11 @@ import org.apache.hc.client5.http.impl.io.DefaultManagedHttpClientConnection;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.ConnectionClosedException;
 import org.apache.hc.core5.http.ContentLengthStrategy;
 import org.apache.hc.core5.http.EndpointDetails;
 import org.apache.hc.core5.http.HttpException;
+import org.apache.hc.core5.http.HttpStatus;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.impl.io.HttpRequestExecutor;
@@ -74,8 +77,15 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     private SocketAddress remote;
     /** The upstream answered before it took the whole request body, then stopped reading; never reused. */
     private boolean answeredEarly;
+    /**
+     * The latest request on this connection, sent after it idled in the pool, was answered 408: the upstream timing
+     * the idle connection out as the request crossed its way, not an answer to it.
+     */
+    private boolean timedOutWhileIdle;
     /** Under TLS, the TCP socket the TLS socket is layered on; {@code null} for plain connections. */
     private Socket tcpSocket;
+    /** Under TLS (through this library's TLS strategy), whether the TCP stream ended under it; else {@code null}. */
+    private TcpEndWatch tcpEnd;
 
     private GuardedConnection(String id, Http1Config config, StrictResponseParser parser, Ticker ticker,
             ReuseHistory history) {
@@ -176,6 +186,18 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     }
 
     /**
+     * Whether the response of the exchange in {@code context} is a 408 (Request Timeout) that came on a connection
+     * reused from the pool, before anything else of the response: what an upstream sends as it closes a connection
+     * idle for its keep-alive timeout, which a request sent at that moment crosses on the way. RFC 9110 §15.5.9: the
+     * upstream did not receive that request whole, and the client may repeat it. {@code false} when the connection is
+     * not known (a client built from the caller's own HttpClient builder).
+     */
+    public static boolean timedOutWhileIdle(HttpContext context) {
+        Object conn = context == null ? null : context.getAttribute(CONTEXT_ATTRIBUTE);
+        return conn instanceof GuardedConnection && ((GuardedConnection) conn).timedOutWhileIdle;
+    }
+
+    /**
      * More than the line end that closes a chunk's data is buffered: that line end alone is framing, always sent with
      * the chunk, and says nothing about whether more of the body is on its way (an event stream's event ends there).
      */
@@ -209,6 +231,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     @Override
     public void sendRequestHeader(ClassicHttpRequest request) throws HttpException, IOException {
         receivedBefore = received();
+        timedOutWhileIdle = false;
         try {
             super.sendRequestHeader(request);
         } catch (SocketException e) {
@@ -242,7 +265,11 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             }
             throw e;
         }
-        if (reusedIdle >= 0) {
+        if (reusedIdle >= 0 && response.getCode() == HttpStatus.SC_REQUEST_TIMEOUT) {
+            // The upstream timed the connection out while it idled: the pool learns that, as from a close.
+            timedOutWhileIdle = true;
+            droppedIfReused();
+        } else if (reusedIdle >= 0) {
             history.reuseWorked(remote());
             reusedIdle = -1; // Later heads of the exchange (after a 1xx) say nothing more.
         }
@@ -274,6 +301,9 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     @Override
     protected InputStream createContentInputStream(long length, SessionInputBuffer buffer, InputStream in) {
+        if (length == ContentLengthStrategy.UNDEFINED && tcpEnd != null) {
+            return new EndedByCloseNotify(super.createContentInputStream(length, buffer, in), tcpEnd);
+        }
         if (length != ContentLengthStrategy.CHUNKED) {
             return super.createContentInputStream(length, buffer, in);
         }
@@ -283,7 +313,41 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     @Override
     public void bind(SSLSocket sslSocket, Socket socket) throws IOException {
         this.tcpSocket = socket;
+        this.tcpEnd = TcpEndWatch.of(socket);
         super.bind(sslSocket, socket);
+    }
+
+    /**
+     * A body delimited by the close of a TLS connection, which RFC 9112 §9.8 holds complete only if the close came with
+     * TLS's close_notify alert: ended by a bare TCP close, it may have been cut anywhere, and is
+     * {@code http_response_incomplete} rather than a whole body.
+     */
+    private static final class EndedByCloseNotify extends FilterInputStream {
+
+        private final TcpEndWatch tcpEnd;
+
+        EndedByCloseNotify(InputStream in, TcpEndWatch tcpEnd) {
+            super(in);
+            this.tcpEnd = tcpEnd;
+        }
+
+        @Override
+        public int read() throws IOException {
+            return checked(in.read());
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            return checked(in.read(b, off, len));
+        }
+
+        private int checked(int n) throws IOException {
+            if (n == -1 && tcpEnd.ended()) {
+                throw new ConnectionClosedException("The upstream closed the TLS connection without close_notify: the "
+                        + "body, delimited by the close, may have been cut short");
+            }
+            return n;
+        }
     }
 
     /**

@@ -41,8 +41,9 @@ public final class GuardedEntity extends HttpEntityWrapper {
         this.abort = abort;
     }
 
+    /** Whether {@code entity} is HttpClient's decoding of a body in a content coding (gzip, deflate…). */
     @SuppressWarnings("deprecation")
-    private static boolean isDecoded(HttpEntity entity) {
+    public static boolean isDecoded(HttpEntity entity) {
         return entity instanceof org.apache.hc.client5.http.entity.compress.DecompressingEntity
                 || entity instanceof org.apache.hc.client5.http.entity.DecompressingEntity;
     }

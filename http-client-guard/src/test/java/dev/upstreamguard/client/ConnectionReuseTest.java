@@ -11,6 +11,7 @@ import dev.upstreamguard.testing.RawUpstream;
 import dev.upstreamguard.testing.TestTls;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import java.io.ByteArrayInputStream;
 import java.net.Socket;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
@@ -21,15 +22,19 @@ import java.util.concurrent.locks.LockSupport;
 import java.util.stream.Stream;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpHead;
+import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
+import org.apache.hc.core5.http.ContentType;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.apache.hc.core5.http.io.entity.InputStreamEntity;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -41,6 +46,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 class ConnectionReuseTest {
 
     private static final String SECOND = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
+
+    private static final String REQUEST_TIMEOUT = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+            + "Content-Length: 7\r\n\r\ntimeout";
 
     private final FakeTime time = new FakeTime();
 
@@ -323,6 +331,74 @@ class ConnectionReuseTest {
             assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex)
                     .containsExactly(0, 1, 2, 2, 2);
             assertThat(retries()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: an upstream that closes a connection idle for its keep-alive timeout may first answer 408 Request
+     * Timeout (RFC 9110 §15.5.9), and a request sent at that moment reads that 408 as its answer. The caller got the
+     * 408 though the upstream never took the request; it is the same race as a close, and the RFC lets the client
+     * repeat the request: it goes out again on a fresh connection, POST included, as browsers do.
+     */
+    @ParameterizedTest(name = "{0}, Connection: close={1}")
+    @CsvSource({"GET, true", "POST, true", "GET, false", "POST, false"})
+    void a408FromAnUpstreamTimingOutTheIdleConnectionIsRetriedOnAFreshOne(String method, boolean saysClose)
+            throws Exception {
+        RawUpstream.Behaviour timesOutAfterOne = c -> {
+            if (c.readRequest() == null) {
+                return;
+            }
+            c.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+            if (c.readRequest() != null) {
+                // The idle timeout fired as this request arrived; without "Connection: close" the pool must still
+                // not hand the connection to the retry.
+                c.write(saysClose ? REQUEST_TIMEOUT : "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n");
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(timesOutAfterOne, keepAliveSecond());
+                GuardedHttpClient client = client(3)) {
+            client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
+            time.advance(Duration.ofMillis(500));
+
+            HttpUriRequestBase second = "GET".equals(method) ? new HttpGet(upstream.uri("/2"))
+                    : FaultMatrixTest.post(upstream.uri("/2"));
+            String seen = client.execute(second, r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+
+            assertThat(seen).isEqualTo("200 second");
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 0, 1);
+            assertThat(retries()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * A 408 on a fresh connection, or on a reused one for a request that cannot be sent again, is the upstream's answer
+     * and reaches the caller.
+     */
+    @Test
+    void a408OnAFreshConnectionOrForABodyThatCannotBeReplayedIsTheAnswer() throws Exception {
+        RawUpstream.Behaviour timesOut = c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                if (r.target().equals("/ok")) {
+                    c.write(SECOND);
+                } else {
+                    c.write(REQUEST_TIMEOUT);
+                    return;
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(timesOut); GuardedHttpClient client = client(3)) {
+            String fresh = client.execute(new HttpGet(upstream.uri("/slow")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(fresh).isEqualTo("408 timeout");
+
+            client.execute(new HttpGet(upstream.uri("/ok")), r -> EntityUtils.toString(r.getEntity()));
+            HttpPost oneShot = new HttpPost(upstream.uri("/upload"));
+            oneShot.setEntity(new InputStreamEntity(new ByteArrayInputStream(new byte[] {1, 2, 3}), 3,
+                    ContentType.APPLICATION_OCTET_STREAM));
+            String reused = client.execute(oneShot, r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(reused).isEqualTo("408 timeout");
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 1, 1);
+            assertThat(retries()).isZero();
         }
     }
 

@@ -12,7 +12,9 @@ import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.MockWebServers;
 import dev.upstreamguard.testing.RawUpstream;
 import dev.upstreamguard.testing.TestTls;
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.InputStream;
 import java.net.InetAddress;
 import java.net.ServerSocket;
@@ -24,6 +26,7 @@ import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
+import java.util.zip.GZIPOutputStream;
 import javax.net.ssl.SSLSocket;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
@@ -40,6 +43,7 @@ import org.apache.hc.core5.http.io.support.ClassicRequestBuilder;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -239,8 +243,8 @@ class FaultMatrixTest {
 
     @Test
     void gzipBodyCutOffByTheConnectionIsIncompleteNotAContentCodingFault() throws Exception {
-        java.io.ByteArrayOutputStream zipped = new java.io.ByteArrayOutputStream();
-        try (java.util.zip.GZIPOutputStream gz = new java.util.zip.GZIPOutputStream(zipped)) {
+        ByteArrayOutputStream zipped = new ByteArrayOutputStream();
+        try (GZIPOutputStream gz = new GZIPOutputStream(zipped)) {
             gz.write("a body long enough to be cut in the middle, ".repeat(50).getBytes(StandardCharsets.UTF_8));
         }
         byte[] whole = zipped.toByteArray();
@@ -259,6 +263,28 @@ class FaultMatrixTest {
     void contentCodingTheClientCannotDecodeIsAContentCodingFaultNotAProtocolError() throws Exception {
         assertInvalidResponse(Behaviours.respond("HTTP/1.1 200 OK\r\nContent-Encoding: br\r\nContent-Length: 2\r\n"
                 + "\r\nok"), "http_response_content_coding");
+    }
+
+    /**
+     * Regression: a body coded in more layers than HttpClient decodes (it stops at five, against layered bombs) was
+     * {@code http_protocol_error}, as if the response were malformed; it is well-formed, in a coding this client will
+     * not undo: {@code http_response_content_coding}, as for br. Not retried either way.
+     */
+    @Test
+    void moreContentCodingsThanTheClientDecodesIsAContentCodingFaultNotAProtocolError() throws Exception {
+        byte[] coded = "ok".getBytes(StandardCharsets.UTF_8);
+        for (int i = 0; i < 6; i++) {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            try (OutputStream gzip = new GZIPOutputStream(out)) {
+                gzip.write(coded);
+            }
+            coded = out.toByteArray();
+        }
+        ByteArrayOutputStream raw = new ByteArrayOutputStream();
+        raw.writeBytes(("HTTP/1.1 200 OK\r\nContent-Encoding: gzip, gzip, gzip, gzip, gzip, gzip\r\nContent-Length: "
+                + coded.length + "\r\n\r\n").getBytes(StandardCharsets.ISO_8859_1));
+        raw.writeBytes(coded);
+        assertInvalidResponse(Behaviours.respond(raw.toByteArray()), "http_response_content_coding");
     }
 
     /**
@@ -582,6 +608,48 @@ class FaultMatrixTest {
             UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + upstream.port() + "/"));
             assertFault(e, "tls_protocol_error", 502, 1);
             assertThat(upstream.connectionCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: over TLS, a body without Content-Length or chunking ends with the connection, and RFC 9112 §9.8 holds
+     * it complete only if the close came with TLS's close_notify: a bare TCP close (an attacker's FIN, an upstream that
+     * crashed) may cut it anywhere. The JDK reads that close as the end of the data, so the caller got the truncated
+     * body as a clean 200. It is {@code http_response_incomplete}; with close_notify the body is whole. Bodies framed by
+     * Content-Length or chunking say themselves whether they are whole, with close_notify or not.
+     */
+    @ParameterizedTest(name = "{0}, close_notify={1}")
+    @CsvSource({"close, true", "close, false", "length, false", "chunked, false"})
+    void aTlsBodyDelimitedByTheCloseIsCompleteOnlyWithCloseNotify(String framing, boolean closeNotify)
+            throws Exception {
+        String body = "all of the body, or is it?";
+        String response = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n" + switch (framing) {
+            case "length" -> "Content-Length: " + body.length() + "\r\n\r\n" + body;
+            case "chunked" -> "Transfer-Encoding: chunked\r\n\r\n" + Integer.toHexString(body.length()) + "\r\n" + body
+                    + "\r\n0\r\n\r\n";
+            default -> "\r\n" + body;
+        };
+        RawUpstream.Behaviour answerThenClose = c -> {
+            if (c.readRequest() != null) {
+                c.write(response);
+                if (closeNotify) {
+                    c.close();
+                } else {
+                    c.closeWithoutCloseNotify();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, answerThenClose);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            HttpGet get = new HttpGet(upstream.baseUrl() + "/");
+            if (closeNotify || !framing.equals("close")) {
+                String read = client.execute(get, r -> EntityUtils.toString(r.getEntity()));
+                assertThat(read).isEqualTo(body);
+            } else {
+                assertFault(failure(client, get), "http_response_incomplete", 502, 1);
+                assertThat(upstream.requestCount()).as("a body fault: not retried").isEqualTo(1);
+            }
         }
     }
 

@@ -238,6 +238,7 @@ public final class RawUpstream implements AutoCloseable {
                 }
                 return;
             }
+            Socket tcp = socket;
             if (tls != null) {
                 try {
                     // The handshake runs on the behaviour's thread, at its first read or write.
@@ -262,7 +263,7 @@ public final class RawUpstream implements AutoCloseable {
             Socket accepted = socket;
             signal();
             try {
-                threads.execute(() -> serve(new Connection(accepted, index), chosen));
+                threads.execute(() -> serve(new Connection(accepted, tls == null ? null : tcp, index), chosen));
             } catch (RuntimeException rejected) {
                 // Closed meanwhile.
                 closeQuietly(accepted);
@@ -327,12 +328,15 @@ public final class RawUpstream implements AutoCloseable {
     public final class Connection {
 
         private final Socket socket;
+        /** Under TLS, the TCP socket {@link #socket} is layered on; {@code null} for plain HTTP. */
+        private final Socket tcp;
         private final int index;
         private final InputStream in;
         private final OutputStream out;
 
-        Connection(Socket socket, int index) {
+        Connection(Socket socket, Socket tcp, int index) {
             this.socket = socket;
+            this.tcp = tcp;
             this.index = index;
             try {
                 this.in = new BufferedInputStream(socket.getInputStream());
@@ -501,7 +505,18 @@ public final class RawUpstream implements AutoCloseable {
             socket.close();
         }
 
-        /** Closes the connection normally (FIN). */
+        /**
+         * Under TLS, closes the TCP connection (FIN) without the TLS close_notify alert first: a truncation, which RFC
+         * 9112 §9.8 tells apart from the end of a body delimited by the close.
+         */
+        public void closeWithoutCloseNotify() throws IOException {
+            if (tcp == null) {
+                throw new IllegalStateException("Not a TLS connection");
+            }
+            tcp.close();
+        }
+
+        /** Closes the connection normally (FIN; under TLS, after the close_notify alert). */
         public void close() throws IOException {
             socket.close();
         }
