@@ -306,10 +306,14 @@ public final class GuardedHttpClientBuilder {
             builder.setTlsSocketStrategy(classifiedHandshakeFailures(new DefaultClientTlsStrategy(sslContext)));
         }
         PoolingHttpClientConnectionManager manager = builder.build();
+        // Upstreams behind one scheme://host:port share its pool: it holds as many as the largest of them may, so that
+        // none is held below its own max-connections by another configured after it with fewer.
+        Map<HttpRoute, Integer> perRoute = new LinkedHashMap<>();
         for (Named n : upstreams.values()) {
-            manager.setMaxPerRoute(new HttpRoute(n.host, null, "https".equals(n.host.getSchemeName())),
-                    n.policy(defaults).maxConnections());
+            perRoute.merge(new HttpRoute(n.host, null, "https".equals(n.host.getSchemeName())),
+                    n.policy(defaults).maxConnections(), Math::max);
         }
+        perRoute.forEach(manager::setMaxPerRoute);
         return manager;
     }
 

@@ -221,6 +221,33 @@ class BuilderOptionsTest {
         }
     }
 
+    /**
+     * Regression: two upstreams behind one {@code scheme://host:port} share its pool, whose size was the
+     * max-connections of the one configured last, so an upstream allowed 2 connections got 1 because another on the
+     * same host was allowed 1: its second concurrent call failed with connection_limit_reached.
+     */
+    @Test
+    void upstreamsSharingAnOriginEachGetTheirOwnMaxConnections() throws Exception {
+        GuardPolicy two = GuardPolicy.builder().maxConnections(2).poolTimeout(Duration.ofMillis(300))
+                .connectTimeout(Duration.ofSeconds(5)).responseTimeout(Duration.ofSeconds(5)).build();
+        GuardPolicy one = two.toBuilder().maxConnections(1).build();
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy())
+                        .upstream("inventory", "http://127.0.0.1:" + server.getPort() + "/inventory", two)
+                        .upstream("reports", "http://127.0.0.1:" + server.getPort() + "/reports", one).build()) {
+            MockWebServers.always(server, new MockResponse.Builder().body("hello").build());
+            try (org.apache.hc.core5.http.ClassicHttpResponse held = client.executeOpen(null,
+                    new HttpGet(MockWebServers.uri(server, "/inventory/a")), null);
+                    org.apache.hc.core5.http.ClassicHttpResponse second = client.executeOpen(null,
+                            new HttpGet(MockWebServers.uri(server, "/inventory/b")), null)) {
+                assertThat(held.getCode()).isEqualTo(200);
+                assertThat(second.getCode()).isEqualTo(200);
+                assertFault(failure(client, new HttpGet(MockWebServers.uri(server, "/inventory/c"))),
+                        "connection_limit_reached", 503, 1);
+            }
+        }
+    }
+
     @Test
     void upstreamsListsNamedOnesAndEveryUnnamedOneCalled() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"));

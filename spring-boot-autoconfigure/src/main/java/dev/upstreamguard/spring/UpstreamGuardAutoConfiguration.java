@@ -7,6 +7,7 @@ import dev.upstreamguard.gateway.UpstreamFaultFilter;
 import dev.upstreamguard.gateway.UpstreamProxyServlet;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.spring.internal.CallablePolicyInterceptor;
+import dev.upstreamguard.spring.internal.EnvironmentVariableCheck;
 import dev.upstreamguard.spring.internal.ExchangePolicyProcessor;
 import dev.upstreamguard.spring.internal.InboundPolicyInterceptor;
 import dev.upstreamguard.spring.internal.OutboundPolicyInterceptor;
@@ -71,7 +72,10 @@ public final class UpstreamGuardAutoConfiguration {
 
     @Bean
     @ConditionalOnMissingBean
-    UpstreamRegistry upstreamRegistry(UpstreamGuardProperties properties) {
+    UpstreamRegistry upstreamRegistry(UpstreamGuardProperties properties, Environment environment) {
+        // Spring Boot leaves environment variables out of its check for unknown keys: a misspelt one, or an upstream or
+        // route declared with the prefix spelt UPSTREAM_GUARD_, would be silently ignored.
+        EnvironmentVariableCheck.check(environment, properties);
         return UpstreamRegistry.from(properties);
     }
 

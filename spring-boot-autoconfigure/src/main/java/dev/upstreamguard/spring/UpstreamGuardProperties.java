@@ -32,8 +32,9 @@ public class UpstreamGuardProperties {
     private String proxyName = "upstream-guard";
 
     /**
-     * Whether generated responses reveal topology: Proxy-Status next-hop and details, and the upstream's name in the
-     * problem body. Off by default because they can leak internal host names.
+     * Whether generated responses reveal topology: Proxy-Status next-hop and details, the failure's own message in the
+     * body, and the address an unnamed upstream is named after (http://host:port) where a body names the upstream; a
+     * configured upstream or route name is always shown. Off by default because they can leak internal host names.
      */
     private boolean exposeDetails;
 

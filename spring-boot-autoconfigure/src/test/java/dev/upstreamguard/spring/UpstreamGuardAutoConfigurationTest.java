@@ -532,6 +532,82 @@ class UpstreamGuardAutoConfigurationTest {
                 });
     }
 
+    /**
+     * Regression: Spring Boot leaves environment variables out of its check for unknown keys, so a misspelt
+     * {@code UPSTREAMGUARD_DEFAULTS_RESPONSTIMEOUT} left the default in force, and an upstream or route declared as the
+     * README's {@code UPSTREAM_GUARD_DEFAULTS_RESPONSE_TIMEOUT} example suggests ({@code UPSTREAM_GUARD_ROUTES_C_PATH}),
+     * which Spring Boot cannot bind into a map, silently did not exist: the application started without it.
+     */
+    @Test
+    void environmentVariablesThatNameNoSettingOrDeclareAnUpstreamSpringCannotBindFailStartUpNamingThem() {
+        // Each: the variable the failure names, then the environment.
+        String[][] failing = {
+            {"UPSTREAMGUARD_DEFAULTS_RESPONSTIMEOUT", "UPSTREAMGUARD_DEFAULTS_RESPONSTIMEOUT=1s"},
+            {"UPSTREAM_GUARD_DEFAULTS_RETRY_MAX_ATEMPTS", "UPSTREAM_GUARD_DEFAULTS_RETRY_MAX_ATEMPTS=1"},
+            {"UPSTREAMGUARD_DEFAULTS_RESPONSE_TIMEOUT", "UPSTREAMGUARD_DEFAULTS_RESPONSE_TIMEOUT=1s"},
+            {"UPSTREAMGUARD_UPSTREAMS_INVENTORY_RESPONSETIMEOUTT",
+                "UPSTREAMGUARD_UPSTREAMS_INVENTORY_URL=http://127.0.0.1:8081",
+                "UPSTREAMGUARD_UPSTREAMS_INVENTORY_RESPONSETIMEOUTT=1s"},
+            {"UPSTREAM_GUARD_UPSTREAMS_INVENTORY_URL", "UPSTREAM_GUARD_UPSTREAMS_INVENTORY_URL=http://127.0.0.1:8081"},
+            {"UPSTREAM_GUARD_ROUTES_C_", "UPSTREAM_GUARD_ROUTES_C_PATH=/c/**", "UPSTREAM_GUARD_ROUTES_C_URI=http://127.0.0.1:9"},
+        };
+        for (String[] c : failing) {
+            withEnvironment(plain, java.util.Arrays.copyOfRange(c, 1, c.length)).run(context -> {
+                assertThat(context).as(c[0]).hasFailed();
+                assertThat(context.getStartupFailure()).as(c[0]).rootCause()
+                        .isInstanceOf(InvalidConfigurationPropertyValueException.class).hasMessageContaining(c[0]);
+            });
+        }
+        withEnvironment(plain, "UPSTREAM_GUARD_ROUTES_C_PATH=/c/**", "UPSTREAM_GUARD_ROUTES_C_URI=http://127.0.0.1:9")
+                .run(context -> assertThat(context.getStartupFailure()).rootCause()
+                        .hasMessageContaining("route 'c'").hasMessageContaining("UPSTREAMGUARD_ROUTES_C_"));
+        // The forms Spring Boot binds still start, and bind.
+        withEnvironment(plain.withPropertyValues("upstream-guard.upstreams.stock.url=http://127.0.0.1:8082",
+                "upstream-guard.upstreams.order-service.url=http://127.0.0.1:8083"),
+                "UPSTREAM_GUARD_UPSTREAMS_ORDER_SERVICE_RESPONSE_TIMEOUT=4s",
+                "UPSTREAM_GUARD_PROXY_NAME=edge-2", "UPSTREAM_GUARD_DEFAULTS_RESPONSE_TIMEOUT=3s",
+                "UPSTREAMGUARD_DEFAULTS_RETRY_MAXATTEMPTS=4", "UPSTREAMGUARD_DEFAULTS_RETRY_STATUSES_0_=503",
+                "UPSTREAM_GUARD_DEFAULTS_CIRCUIT_BREAKER_RECORD_STATUSES_0=500",
+                "UPSTREAMGUARD_UPSTREAMS_INVENTORY_URL=http://127.0.0.1:8081",
+                "UPSTREAMGUARD_UPSTREAMS_INVENTORY_CIRCUITBREAKER_OPENFOR=1m",
+                "UPSTREAM_GUARD_UPSTREAMS_STOCK_RETRY_MAX_ATTEMPTS=5",
+                "UPSTREAMGUARD_ROUTES_C_PATH=/c/**", "UPSTREAMGUARD_ROUTES_C_URI=http://127.0.0.1:9",
+                "UPSTREAMGUARD_ROUTES_C_STRIPPREFIX=1", "OTHER_SETTING=x",
+                // Kubernetes' links to a service named upstream-guard, and other variables outside the sections.
+                "UPSTREAM_GUARD_SERVICE_HOST=10.0.0.1", "UPSTREAM_GUARD_SERVICE_PORT_HTTP=8080",
+                "UPSTREAM_GUARD_PORT=tcp://10.0.0.1:8080", "UPSTREAM_GUARD_PORT_8080_TCP_ADDR=10.0.0.1",
+                "UPSTREAM_GUARD_HOME=/opt/upstream-guard").run(context -> {
+                    assertThat(context).hasNotFailed();
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    assertThat(registry.proxyName()).isEqualTo("edge-2");
+                    assertThat(registry.defaults().responseTimeout()).isEqualTo(Duration.ofSeconds(3));
+                    assertThat(registry.defaults().retry().maxAttempts()).isEqualTo(4);
+                    assertThat(registry.defaults().retry().statuses()).containsExactly(503);
+                    assertThat(registry.defaults().circuitBreaker().recordStatuses()).containsExactly(500);
+                    assertThat(registry.policy("inventory").circuitBreaker().openFor())
+                            .isEqualTo(Duration.ofMinutes(1));
+                    assertThat(registry.policy("stock").retry().maxAttempts()).isEqualTo(5);
+                    assertThat(registry.policy("order-service").responseTimeout()).isEqualTo(Duration.ofSeconds(4));
+                    assertThat(registry.routes()).extracting(UpstreamRegistry.Route::name, UpstreamRegistry.Route::stripPrefix)
+                            .containsExactly(org.assertj.core.groups.Tuple.tuple("c", 1));
+                });
+    }
+
+    /** {@code runner} with {@code variables} (NAME=value) as the whole system environment. */
+    private static <R extends org.springframework.boot.test.context.runner.AbstractApplicationContextRunner<R, ?, ?>> R
+            withEnvironment(R runner, String... variables) {
+        Map<String, Object> environment = new java.util.LinkedHashMap<>();
+        for (String variable : variables) {
+            int equals = variable.indexOf('=');
+            environment.put(variable.substring(0, equals), variable.substring(equals + 1));
+        }
+        return runner.withInitializer(context -> context.getEnvironment().getPropertySources().replace(
+                org.springframework.core.env.StandardEnvironment.SYSTEM_ENVIRONMENT_PROPERTY_SOURCE_NAME,
+                new org.springframework.core.env.SystemEnvironmentPropertySource(
+                        org.springframework.core.env.StandardEnvironment.SYSTEM_ENVIRONMENT_PROPERTY_SOURCE_NAME,
+                        environment)));
+    }
+
     @Test
     void theGuardedClientTrustsWhatSpringsHttpClientSslBundleTrusts() throws Exception {
         try (MockWebServer server = TestTls.httpsServer()) {
