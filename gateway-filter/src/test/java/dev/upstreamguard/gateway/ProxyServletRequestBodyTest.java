@@ -170,6 +170,45 @@ class ProxyServletRequestBodyTest {
         }
     }
 
+    /**
+     * Both Content-Length and Transfer-Encoding is how requests are smuggled past a hop that reads the other framing
+     * (RFC 9112 §6.3, §11.2). Jetty refuses it with 400; Tomcat removes the Content-Length before the servlet sees it,
+     * frames the body by its chunks and closes the connection after answering, as §6.3 asks of an intermediary that
+     * forwards such a message. Either way, what follows the chunks is never taken for a second request.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aRequestFramedByBothContentLengthAndChunksNeverSmugglesASecondRequestUpstream(Container container)
+            throws Exception {
+        RawUpstream upstream = upstreams.get(container);
+        int before = upstream.requestCount();
+        int port = containers.get(container).port();
+        String smuggled = "GET /gw/direct/smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+        for (String framing : new String[] {"Content-Length: 5\r\nTransfer-Encoding: chunked",
+                "Transfer-Encoding: chunked\r\nContent-Length: 5"}) {
+            try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+                socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+                OutputStream out = socket.getOutputStream();
+                out.write(("POST /gw/direct/orders HTTP/1.1\r\nHost: a\r\nContent-Type: text/plain\r\n" + framing
+                        + "\r\n\r\n0\r\n\r\n" + smuggled).getBytes(StandardCharsets.ISO_8859_1));
+                out.flush();
+                BufferedInputStream in = new BufferedInputStream(socket.getInputStream());
+                RawClient.Response response = RawClient.read(in, false);
+                assertThat(response.status()).as("%s: %s", framing, response)
+                        .isEqualTo(container == Container.JETTY ? 400 : 200);
+                assertThat(response.header("Proxy-Status")).isNull();
+                assertThat(response.header("Connection")).isEqualTo("close");
+                assertThat(in.read()).as("no answer to the smuggled request").isEqualTo(-1);
+            }
+        }
+        assertThat(upstream.requests().subList(before, upstream.requestCount()))
+                .allSatisfy(r -> {
+                    assertThat(r.target()).isEqualTo("/orders");
+                    assertThat(r.headers().get("content-length")).containsExactly("0");
+                    assertThat(r.headers()).doesNotContainKey("transfer-encoding");
+                });
+    }
+
     private void assertBodyTaken(Container container, RawClient.Response response) {
         assertThat(response.status()).as("%s", response).isEqualTo(500);
         assertThat(response.complete()).isTrue();
