@@ -61,7 +61,7 @@ import org.apache.hc.core5.io.CloseMode;
  * <li>Hop-by-hop headers (RFC 9110 §7.6.1) are dropped in both directions; {@code X-Forwarded-For/Proto/Host/Port},
  * {@code Forwarded} and {@code Via} are added; {@code Host} is the upstream's unless {@value #PRESERVE_HOST}.
  * <li>Any valid upstream response passes through unchanged — status, body, {@code Retry-After}, {@code Set-Cookie},
- * content codings (never decoded) — except that a {@code Location} pointing at the upstream is rewritten to this
+ * content codings (never decoded), a chunked body's trailer fields (to HTTP/1.1 clients) — except that a {@code Location} pointing at the upstream is rewritten to this
  * gateway's URL. Responses with conflicting framing are rejected as {@code http_protocol_error}.
  * <li>A fault before the response is committed gets the same answer {@link UpstreamFaultFilter} gives (the filter is
  * not needed); a fault after it is committed aborts the client connection. When the client goes away, the upstream
@@ -675,7 +675,13 @@ public class UpstreamProxyServlet extends HttpServlet {
             // A body of known length is a download: the container's buffer decides when to write. One without (chunked
             // or read to close: event streams, long polls) is flushed whenever the upstream pauses, so nothing waits.
             boolean flushOnPause = entity.getContentLength() < 0;
-            if (flushOnPause && "HTTP/1.1".equals(request.getProtocol())
+            TrailerRelay trailers = null;
+            if (entity.isChunked() && "HTTP/1.1".equals(request.getProtocol())) {
+                // The upstream's trailer section (checksums, Server-Timing) follows its last chunk; the container asks
+                // for it when it ends the response, chunked (RFC 9112 §7.1.2). HTTP/1.0 has no trailers to carry them.
+                trailers = new TrailerRelay(connectionTokens);
+                response.setTrailerFields(trailers);
+            } else if (flushOnPause && "HTTP/1.1".equals(request.getProtocol())
                     && HopByHop.hasClose(request.getHeaders("Connection"))) {
                 // Chunked even for a client that asked to close, which Jetty would frame by the close: only chunks let
                 // the client tell a body the upstream cut short from a whole one. (HTTP/1.0 has nothing to tell it.)
@@ -695,6 +701,9 @@ public class UpstreamProxyServlet extends HttpServlet {
                     return;
                 }
                 if (n < 0) {
+                    if (trailers != null) {
+                        trailers.take(entity);
+                    }
                     return;
                 }
                 try {
@@ -926,6 +935,50 @@ public class UpstreamProxyServlet extends HttpServlet {
             } catch (IOException ignored) {
                 // Releasing the connection failed: it is discarded either way.
             }
+        }
+    }
+
+    /**
+     * The upstream's trailer fields for the container to write after the last chunk: taken once the body has been read
+     * to its end, without the fields a trailer must not carry (framing and how to process the content, RFC 9110
+     * §6.5.1) or this hop's own (§7.6.1), and with a field's repeated lines joined into one list (§5.3).
+     */
+    private static final class TrailerRelay implements Supplier<Map<String, String>> {
+        private final List<String> connectionTokens;
+        private volatile Map<String, String> fields = Map.of();
+
+        TrailerRelay(List<String> connectionTokens) {
+            this.connectionTokens = connectionTokens;
+        }
+
+        void take(HttpEntity entity) {
+            org.apache.hc.core5.function.Supplier<List<? extends Header>> supplier = entity.getTrailers();
+            List<? extends Header> headers = supplier == null ? null : supplier.get();
+            if (headers == null || headers.isEmpty()) {
+                return;
+            }
+            Map<String, String> taken = new java.util.LinkedHashMap<>();
+            for (Header header : headers) {
+                String name = header.getName();
+                if (HopByHop.isExcluded(name, connectionTokens) || !mayBeTrailer(name)) {
+                    continue;
+                }
+                taken.merge(name.toLowerCase(java.util.Locale.ROOT), header.getValue(), (a, b) -> a + ", " + b);
+            }
+            fields = taken;
+        }
+
+        @Override
+        public Map<String, String> get() {
+            return fields;
+        }
+
+        private static boolean mayBeTrailer(String name) {
+            return !(name.equalsIgnoreCase("Content-Length") || name.equalsIgnoreCase("Content-Type")
+                    || name.equalsIgnoreCase("Content-Encoding") || name.equalsIgnoreCase("Content-Range")
+                    || name.equalsIgnoreCase("Host") || name.equalsIgnoreCase("Set-Cookie")
+                    || name.equalsIgnoreCase("Proxy-Status") || name.equalsIgnoreCase("Via")
+                    || name.equalsIgnoreCase("Date") || name.equalsIgnoreCase("Server"));
         }
     }
 

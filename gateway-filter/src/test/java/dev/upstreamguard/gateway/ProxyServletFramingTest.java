@@ -63,6 +63,10 @@ class ProxyServletFramingTest {
             ups.put("not-modified", keepAlive("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n"));
             ups.put("early-hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            ups.put("trailers", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum\r\n"
+                    + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: sha-256=:LPJNul+wow4m6Dsq:\r\n"
+                    + "Server-Timing: db;dur=53\r\nServer-Timing: app;dur=47.2\r\nContent-Length: 99\r\n"
+                    + "Connection: close\r\n\r\n"));
             ups.put("http10", start(Behaviours.respond("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
                     + "read until the upstream closes")));
             ups.put("folded", keepAlive("HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\nContent-Length: 2\r\n\r\n"
@@ -187,6 +191,28 @@ class ProxyServletFramingTest {
         assertThat(both.get(0).bodyUtf8()).isEqualTo("final");
         assertInStep(both.get(1));
         assertNothingLeased(container, "early-hints");
+    }
+
+    /**
+     * Regression: the trailer section of a chunked upstream body was dropped, so checksums and Server-Timing computed
+     * as the body streamed never reached the client. RFC 9112 §7.1.2 lets a recipient that removes the chunked coding
+     * discard trailers, but a proxy that streams chunks through can pass them on; fields that must not be trailers
+     * (framing, RFC 9110 §6.5.1) or are this hop's (§7.6.1) are not.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theTrailerFieldsOfAChunkedBodyReachTheClient(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/trailers/x");
+        RawClient.Response response = both.get(0);
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("hello");
+        assertThat(response.trailers()).as("%s", response).containsOnlyKeys("x-checksum", "server-timing");
+        assertThat(response.trailers().get("x-checksum")).containsExactly("sha-256=:LPJNul+wow4m6Dsq:");
+        assertThat(String.join(", ", response.trailers().get("server-timing")))
+                .isEqualTo("db;dur=53, app;dur=47.2");
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "trailers");
     }
 
     /** RFC 9112 §6.3: a body without length or chunking ends at close; that end is complete, not a truncation. */
