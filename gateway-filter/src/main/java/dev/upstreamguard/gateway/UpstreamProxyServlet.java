@@ -16,6 +16,7 @@ import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.StructuredFields;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
 import dev.upstreamguard.internal.GuardedConnection;
+import dev.upstreamguard.internal.InterimResponseListener;
 import dev.upstreamguard.internal.ResponseCheck;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
@@ -61,7 +62,8 @@ import org.apache.hc.core5.io.CloseMode;
  * <li>Hop-by-hop headers (RFC 9110 §7.6.1) are dropped in both directions; {@code X-Forwarded-For/Proto/Host/Port},
  * {@code Forwarded} and {@code Via} are added; {@code Host} is the upstream's unless {@value #PRESERVE_HOST}.
  * <li>Any valid upstream response passes through unchanged — status, body, {@code Retry-After}, {@code Set-Cookie},
- * content codings (never decoded), a chunked body's trailer fields (to HTTP/1.1 clients) — except that a {@code Location} pointing at the upstream is rewritten to this
+ * content codings (never decoded), a chunked body's trailer fields and a {@code 103 Early Hints} before the final
+ * response (both to HTTP/1.1 clients) — except that a {@code Location} pointing at the upstream is rewritten to this
  * gateway's URL. Responses with conflicting framing are rejected as {@code http_protocol_error}.
  * <li>A fault before the response is committed gets the same answer {@link UpstreamFaultFilter} gives (the filter is
  * not needed); a fault after it is committed aborts the client connection. When the client goes away, the upstream
@@ -360,6 +362,11 @@ public class UpstreamProxyServlet extends HttpServlet {
                 context.setAttribute(ResponseCheck.ATTRIBUTE,
                         (ResponseCheck) upstreamHead -> headTooLargeForContainer(request, upstreamHead));
             }
+            if (request.getProtocol().startsWith("HTTP/") && !"HTTP/1.0".equals(request.getProtocol())) {
+                // RFC 9110 §15.2: a proxy forwards the 1xx responses it did not ask for (never to an HTTP/1.0 client).
+                context.setAttribute(InterimResponseListener.ATTRIBUTE,
+                        (InterimResponseListener) interim -> relayEarlyHints(response, interim));
+            }
             ClassicHttpResponse upstreamResponse;
             try {
                 upstreamResponse = client.executeOpen(target.host(), upstreamRequest, context);
@@ -386,6 +393,39 @@ public class UpstreamProxyServlet extends HttpServlet {
             } finally {
                 closeQuietly(upstreamResponse);
             }
+        }
+
+        /**
+         * Sends the client a {@code 103 Early Hints} the upstream sent (what servlet containers can send of the 1xx
+         * responses: {@code sendError(103)} in Tomcat and Jetty), with its end-to-end fields, which are then taken off
+         * the response again: hints are not part of the final answer. A client gone is found by the final write.
+         */
+        private static void relayEarlyHints(HttpServletResponse response, HttpResponse interim) {
+            if (interim.getCode() != 103 || response.isCommitted()) {
+                return;
+            }
+            List<String> connectionTokens = connectionTokens(interim);
+            Map<String, List<String>> before = new java.util.LinkedHashMap<>();
+            for (Header header : interim.getHeaders()) {
+                String name = header.getName();
+                if (HopByHop.isExcluded(name, connectionTokens)) {
+                    continue;
+                }
+                if (!before.containsKey(name)) {
+                    // A field a filter already set on the response keeps its values for the final answer.
+                    before.put(name, new java.util.ArrayList<>(response.getHeaders(name)));
+                }
+                response.addHeader(name, header.getValue());
+            }
+            try {
+                response.sendError(103);
+            } catch (IOException | IllegalStateException clientGoneOrUnsupported) {
+                // Hints are advisory: the final response is what matters, and its write finds a client gone.
+            }
+            before.forEach((name, values) -> {
+                response.setHeader(name, null);
+                values.forEach(value -> response.addHeader(name, value));
+            });
         }
 
         /**

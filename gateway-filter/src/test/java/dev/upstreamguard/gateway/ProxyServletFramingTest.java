@@ -67,6 +67,9 @@ class ProxyServletFramingTest {
                     + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: sha-256=:LPJNul+wow4m6Dsq:\r\n"
                     + "Server-Timing: db;dur=53\r\nServer-Timing: app;dur=47.2\r\nContent-Length: 99\r\n"
                     + "Connection: close\r\n\r\n"));
+            ups.put("hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
+                    + "Link: </b.js>; rel=preload\r\nConnection: X-Hint-Hop\r\nX-Hint-Hop: no\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("http10", start(Behaviours.respond("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
                     + "read until the upstream closes")));
             ups.put("folded", keepAlive("HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\nContent-Length: 2\r\n\r\n"
@@ -213,6 +216,41 @@ class ProxyServletFramingTest {
                 .isEqualTo("db;dur=53, app;dur=47.2");
         assertInStep(both.get(1));
         assertNothingLeased(container, "trailers");
+    }
+
+    /**
+     * Regression: a 103 Early Hints from the upstream was swallowed, so a browser behind the gateway could not start
+     * its preloads while the upstream still worked on the page. RFC 9110 §15.2: a proxy forwards the 1xx responses it
+     * did not ask for — without this hop's fields, and never to an HTTP/1.0 client (which cannot parse them).
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anEarlyHintsResponseIsForwardedBeforeTheFinalOne(Container container) throws Exception {
+        int port = port(container);
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            socket.getOutputStream().write(RawClient.head(port, "GET", "/gw/hints/page")
+                    .getBytes(StandardCharsets.ISO_8859_1));
+            InputStream in = new BufferedInputStream(socket.getInputStream());
+            assertThat(RawClient.line(in)).startsWith("HTTP/1.1 103");
+            List<String> hints = new ArrayList<>();
+            for (String line = RawClient.line(in); !line.isEmpty(); line = RawClient.line(in)) {
+                hints.add(line);
+            }
+            assertThat(hints).contains("Link: </a.css>; rel=preload", "Link: </b.js>; rel=preload")
+                    .noneMatch(h -> h.toLowerCase(java.util.Locale.ROOT).contains("hint-hop"));
+            RawClient.Response response = RawClient.read(in, false);
+            assertThat(response.status()).isEqualTo(200);
+            assertThat(response.bodyUtf8()).isEqualTo("final");
+            assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+        }
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            socket.getOutputStream().write("GET /gw/hints/page HTTP/1.0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+            InputStream in = new BufferedInputStream(socket.getInputStream());
+            assertThat(RawClient.line(in)).as("no 1xx to HTTP/1.0").startsWith("HTTP/1.1 200");
+        }
+        assertNothingLeased(container, "hints");
     }
 
     /** RFC 9112 §6.3: a body without length or chunking ends at close; that end is complete, not a truncation. */

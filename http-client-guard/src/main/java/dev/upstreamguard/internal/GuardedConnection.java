@@ -16,6 +16,7 @@ import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ContentLengthStrategy;
 import org.apache.hc.core5.http.EndpointDetails;
 import org.apache.hc.core5.http.HttpException;
+import org.apache.hc.core5.http.HttpStatus;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.impl.io.ChunkedInputStream;
@@ -127,10 +128,22 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             public ClassicHttpResponse execute(ClassicHttpRequest request, HttpClientConnection conn,
                     HttpResponseInformationCallback informationCallback, HttpContext context)
                     throws IOException, HttpException {
+                HttpResponseInformationCallback callback = informationCallback;
                 if (context != null) {
                     context.setAttribute(CONTEXT_ATTRIBUTE, conn);
+                    Object listener = context.getAttribute(InterimResponseListener.ATTRIBUTE);
+                    if (listener instanceof InterimResponseListener) {
+                        callback = (response, connection, ctx) -> {
+                            if (informationCallback != null) {
+                                informationCallback.execute(response, connection, ctx);
+                            }
+                            if (response.getCode() != HttpStatus.SC_SWITCHING_PROTOCOLS) {
+                                ((InterimResponseListener) listener).interim(response);
+                            }
+                        };
+                    }
                 }
-                return super.execute(request, conn, informationCallback, context);
+                return super.execute(request, conn, callback, context);
             }
         };
     }
