@@ -705,7 +705,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 in = entity.getContent();
             } catch (IOException e) {
                 upstreamRequest.cancel();
-                fault(request, response, asFault(e, start, true));
+                fault(request, response, asFault(e, start, true), proxyStatusOf(upstreamResponse));
                 return;
             }
             if (in == null) {
@@ -737,7 +737,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 } catch (IOException e) {
                     // Cancel first: the upstream connection is closed now, not drained or left to a timeout.
                     upstreamRequest.cancel();
-                    fault(request, response, asFault(e, start, true));
+                    fault(request, response, asFault(e, start, true), proxyStatusOf(upstreamResponse));
                     return;
                 }
                 if (n < 0) {
@@ -773,7 +773,14 @@ public class UpstreamProxyServlet extends HttpServlet {
         /** Answers a fault, or aborts the client connection when the response is already committed. */
         private void fault(HttpServletRequest request, HttpServletResponse response, UpstreamException fault)
                 throws IOException {
-            if (writer.write(request, response, fault, nextHop) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+            fault(request, response, fault, null);
+        }
+
+        /** As above, for a fault in a response whose {@code Proxy-Status} members (or {@code null}) are kept. */
+        private void fault(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
+                String upstreamProxyStatus) throws IOException {
+            if (writer.write(request, response, fault, nextHop, upstreamProxyStatus)
+                    == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 throw FaultResponseWriter.abortion(response, fault);
             }
         }
@@ -824,6 +831,18 @@ public class UpstreamProxyServlet extends HttpServlet {
                     : UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE;
             return new ResponseCheck.Refusal(fault, "its " + section + " bytes of header fields are more than the "
                     + "servlet container writes (a response head of at most " + limit + " bytes)");
+        }
+
+        /** The upstream response's {@code Proxy-Status} lines as one list, or {@code null} when it has none. */
+        private static String proxyStatusOf(HttpResponse upstreamResponse) {
+            String joined = null;
+            for (Header header : upstreamResponse.getHeaders("Proxy-Status")) {
+                String value = header.getValue().trim();
+                if (!value.isEmpty()) {
+                    joined = joined == null ? value : joined + ", " + value;
+                }
+            }
+            return joined;
         }
 
         /** The fields the upstream's {@code Connection} header names, which are not passed on, or {@code null}. */
