@@ -58,7 +58,9 @@ import org.apache.hc.core5.io.CloseMode;
  * <ul>
  * <li>Bodies stream both ways through fixed 32 KiB buffers, so any size passes in constant memory. A request body up
  * to {@value #MAX_BUFFERED_REQUEST_BODY} (default 64 KiB) is buffered, which makes an idempotent request retryable;
- * a larger one streams and is never retried — nor ever truncated.
+ * a larger one streams and is never retried — nor ever truncated. A client waiting for 100 (Continue) before such a
+ * body is told to go on when the upstream is (the expectation is forwarded, RFC 9110 §10.1.1), so an upstream that
+ * refuses by the head (413, 401) costs no upload; Tomcat does so only with {@code continueResponseTiming="onRead"}.
  * <li>Hop-by-hop headers (RFC 9110 §7.6.1) are dropped in both directions; {@code X-Forwarded-For/Proto/Host/Port},
  * {@code Forwarded} and {@code Via} are added; {@code Host} is the upstream's unless {@value #PRESERVE_HOST}.
  * <li>Any valid upstream response passes through unchanged — status, body, {@code Retry-After}, {@code Set-Cookie},
@@ -348,6 +350,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 if (body instanceof ClientBodyEntity) {
                     streamed = (ClientBodyEntity) body;
+                    if (contentLength > 0 && expectsContinue(request)) {
+                        // Nothing of it read yet, so the client has not been told to continue: the upstream decides
+                        // (RFC 9110 §10.1.1). The container sends the client its 100 at the first read, when the
+                        // upstream asked for the body; an upstream refusing by the head (413, 401) saves the upload.
+                        upstreamRequest.setHeader("Expect", "100-continue");
+                    }
                 }
                 upstreamRequest.setEntity(body);
             } else if (contentLength == 0) {
@@ -435,6 +443,11 @@ public class UpstreamProxyServlet extends HttpServlet {
          */
         private HttpEntity requestBody(HttpServletRequest request, HttpUriRequestBase upstreamRequest,
                 long contentLength) throws IOException {
+            if (contentLength > maxBuffered && expectsContinue(request)) {
+                // The stream is opened at the first read, when the upstream asked for the body: Jetty tells the client
+                // to continue as soon as it is opened. A body taken before the servlet ends early, reported so then.
+                return new ClientBodyEntity(upstreamRequest, new InputOpenedOnRead(request), null, 0, contentLength);
+            }
             ServletInputStream in = request.getInputStream();
             if (in.isFinished()) {
                 // Nothing read yet, yet finished: read before the servlet. Checked first because for a chunked body
@@ -472,6 +485,13 @@ public class UpstreamProxyServlet extends HttpServlet {
             return new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, upstreamName, 0, null,
                     System.nanoTime() - start, "The request body was read before the proxy servlet (a filter called "
                     + "getParameter on a form or read the input stream), so it cannot be forwarded", null);
+        }
+
+        /** Whether an HTTP/1.1 client waits for 100 (Continue) before it sends its body (RFC 9110 §10.1.1). */
+        private static boolean expectsContinue(HttpServletRequest request) {
+            String expect = request.getHeader("Expect");
+            return expect != null && expect.trim().equalsIgnoreCase("100-continue")
+                    && !"HTTP/1.0".equals(request.getProtocol());
         }
 
         /** Whether an {@code Upgrade} field names {@code websocket} (RFC 6455), with or without a version. */
@@ -994,6 +1014,41 @@ public class UpstreamProxyServlet extends HttpServlet {
             } catch (IOException ignored) {
                 // Releasing the connection failed: it is discarded either way.
             }
+        }
+    }
+
+    /**
+     * A request's input stream, opened at the first read: containers send a client waiting for 100 (Continue) its go
+     * ahead when the stream is opened (Jetty) or first read (Tomcat with {@code continueResponseTiming="onRead"}).
+     */
+    private static final class InputOpenedOnRead extends InputStream {
+        private final HttpServletRequest request;
+        private InputStream in;
+
+        InputOpenedOnRead(HttpServletRequest request) {
+            this.request = request;
+        }
+
+        private InputStream in() throws IOException {
+            if (in == null) {
+                try {
+                    in = request.getInputStream();
+                } catch (IllegalStateException readerTaken) {
+                    // A filter took the body as a reader: nothing left to forward, which ends the body early.
+                    in = InputStream.nullInputStream();
+                }
+            }
+            return in;
+        }
+
+        @Override
+        public int read() throws IOException {
+            return in().read();
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            return in().read(b, off, len);
         }
     }
 
