@@ -28,6 +28,7 @@ import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletMapping;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
+import jakarta.servlet.http.HttpServletResponseWrapper;
 import jakarta.servlet.http.MappingMatch;
 import java.io.IOException;
 import java.io.InputStream;
@@ -408,10 +409,13 @@ public class UpstreamProxyServlet extends HttpServlet {
          * responses: {@code sendError(103)} in Tomcat and Jetty), with its end-to-end fields, which are then taken off
          * the response again: hints are not part of the final answer. A client gone is found by the final write.
          */
-        private static void relayEarlyHints(HttpServletResponse response, HttpResponse interim) {
-            if (interim.getCode() != 103 || response.isCommitted()) {
+        private static void relayEarlyHints(HttpServletResponse wrapped, HttpResponse interim) {
+            if (interim.getCode() != 103 || wrapped.isCommitted()) {
                 return;
             }
+            // Sent through the container's own response: a filter's wrapper may take any sendError for the final
+            // answer (Spring Boot's ErrorPageFilter records it and renders an error page after the chain).
+            HttpServletResponse response = containersOwn(wrapped);
             List<String> connectionTokens = connectionTokens(interim);
             Map<String, List<String>> before = new java.util.LinkedHashMap<>();
             for (Header header : interim.getHeaders()) {
@@ -434,6 +438,16 @@ public class UpstreamProxyServlet extends HttpServlet {
                 response.setHeader(name, null);
                 values.forEach(value -> response.addHeader(name, value));
             });
+        }
+
+        /** The response inside any filters' wrappers. */
+        private static HttpServletResponse containersOwn(HttpServletResponse response) {
+            HttpServletResponse own = response;
+            while (own instanceof HttpServletResponseWrapper
+                    && ((HttpServletResponseWrapper) own).getResponse() instanceof HttpServletResponse) {
+                own = (HttpServletResponse) ((HttpServletResponseWrapper) own).getResponse();
+            }
+            return own;
         }
 
         /**

@@ -70,6 +70,8 @@ class ProxyServletFramingTest {
             ups.put("hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
                     + "Link: </b.js>; rel=preload\r\nConnection: X-Hint-Hop\r\nX-Hint-Hop: no\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            ups.put("hints-wrapped", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("http10", start(Behaviours.respond("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
                     + "read until the upstream closes")));
             ups.put("folded", keepAlive("HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\nContent-Length: 2\r\n\r\n"
@@ -148,6 +150,29 @@ class ProxyServletFramingTest {
                 routes.put(e.getKey(), servlet);
                 deployment.servlet(e.getKey(), servlet, "/" + e.getKey() + "/*");
             }
+            // As Spring Boot's ErrorPageFilter does: a sendError through its wrapper is kept, and an error page
+            // rendered after the chain.
+            deployment.filter("error-page", (req, res, chain) -> {
+                int[] error = {0};
+                var wrapper = new jakarta.servlet.http.HttpServletResponseWrapper(
+                        (jakarta.servlet.http.HttpServletResponse) res) {
+                    @Override
+                    public void sendError(int sc) {
+                        error[0] = sc;
+                    }
+
+                    @Override
+                    public void sendError(int sc, String msg) {
+                        error[0] = sc;
+                    }
+                };
+                chain.doFilter(req, wrapper);
+                if (error[0] != 0 && !res.isCommitted()) {
+                    res.reset();
+                    ((jakarta.servlet.http.HttpServletResponse) res).setStatus(500);
+                    res.getWriter().write("error page for " + error[0]);
+                }
+            }, "/hints-wrapped/*", Map.of(), java.util.EnumSet.of(jakarta.servlet.DispatcherType.REQUEST));
             servlets.put(container, routes);
             containers.put(container, container.start(deployment));
         }
@@ -251,6 +276,31 @@ class ProxyServletFramingTest {
             assertThat(RawClient.line(in)).as("no 1xx to HTTP/1.0").startsWith("HTTP/1.1 200");
         }
         assertNothingLeased(container, "hints");
+    }
+
+    /**
+     * Regression: sent through a filter's wrapper, the 103 was the wrapper's to interpret: one that keeps a sendError
+     * for later (as Spring Boot's ErrorPageFilter does, to render an error page after the chain) swallowed the hints
+     * and held a 103 as the answer's error status.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void earlyHintsReachTheClientPastAFilterThatWrapsTheResponseAndLeaveTheFinalAnswerAlone(Container container)
+            throws Exception {
+        int port = port(container);
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            socket.getOutputStream().write(RawClient.head(port, "GET", "/gw/hints-wrapped/page")
+                    .getBytes(StandardCharsets.ISO_8859_1));
+            InputStream in = new BufferedInputStream(socket.getInputStream());
+            assertThat(RawClient.line(in)).startsWith("HTTP/1.1 103");
+            while (!RawClient.line(in).isEmpty()) {
+                // The hints.
+            }
+            RawClient.Response response = RawClient.read(in, false);
+            assertThat(response.status()).as("%s", response).isEqualTo(200);
+            assertThat(response.bodyUtf8()).isEqualTo("final");
+        }
     }
 
     /** RFC 9112 §6.3: a body without length or chunking ends at close; that end is complete, not a truncation. */
