@@ -72,6 +72,9 @@ class ProxyServletFramingTest {
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("hints-wrapped", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            ups.put("repeated", keepAlive("HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nX-Rep: one\r\n"
+                    + "Set-Cookie: b=2, c=3\r\nX-Empty:\r\nX-Rep: two\r\nProxy-Status: inner; error=http_response_incomplete\r\n"
+                    + "Proxy-Status: middle\r\nContent-Length: 2\r\n\r\nok"));
             ups.put("http10", start(Behaviours.respond("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
                     + "read until the upstream closes")));
             ups.put("folded", keepAlive("HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\nContent-Length: 2\r\n\r\n"
@@ -301,6 +304,29 @@ class ProxyServletFramingTest {
             assertThat(response.status()).as("%s", response).isEqualTo(200);
             assertThat(response.bodyUtf8()).isEqualTo("final");
         }
+    }
+
+    /**
+     * End-to-end fields pass both ways as they came: each line of a repeated field, in order (Set-Cookie cannot be
+     * joined), empty values, and an upstream's own Proxy-Status list, which a relayed answer does not add to.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void repeatedAndEmptyFieldsAndAnUpstreamsProxyStatusPassUnchanged(Container container) throws Exception {
+        RawUpstream upstream = upstreams.get(container).get("repeated");
+        int before = upstream.requestCount();
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/repeated/x", "X-Req: 1",
+                "X-Empty:", "X-Req: 2", "Cookie: a=1", "Cookie: b=2");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.headers("Set-Cookie")).containsExactly("a=1; Path=/", "b=2, c=3");
+        assertThat(response.headers("X-Rep")).containsExactly("one", "two");
+        assertThat(response.headers("X-Empty")).containsExactly("");
+        assertThat(String.join(", ", response.headers("Proxy-Status")))
+                .isEqualTo("inner; error=http_response_incomplete, middle");
+        RawUpstream.Request seen = upstream.requests().get(before);
+        assertThat(seen.headers().get("x-req")).containsExactly("1", "2");
+        assertThat(seen.headers().get("x-empty")).containsExactly("");
+        assertThat(seen.headers().get("cookie")).containsExactly("a=1", "b=2");
     }
 
     /** RFC 9112 §6.3: a body without length or chunking ends at close; that end is complete, not a truncation. */
