@@ -16,6 +16,7 @@ import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.StructuredFields;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
 import dev.upstreamguard.internal.GuardedConnection;
+import dev.upstreamguard.internal.InterimResponseListener;
 import dev.upstreamguard.internal.ResponseCheck;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
@@ -27,6 +28,7 @@ import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletMapping;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
+import jakarta.servlet.http.HttpServletResponseWrapper;
 import jakarta.servlet.http.MappingMatch;
 import java.io.IOException;
 import java.io.InputStream;
@@ -57,11 +59,14 @@ import org.apache.hc.core5.io.CloseMode;
  * <ul>
  * <li>Bodies stream both ways through fixed 32 KiB buffers, so any size passes in constant memory. A request body up
  * to {@value #MAX_BUFFERED_REQUEST_BODY} (default 64 KiB) is buffered, which makes an idempotent request retryable;
- * a larger one streams and is never retried — nor ever truncated.
+ * a larger one streams and is never retried — nor ever truncated. A client waiting for 100 (Continue) before such a
+ * body is told to go on when the upstream is (the expectation is forwarded, RFC 9110 §10.1.1), so an upstream that
+ * refuses by the head (413, 401) costs no upload; Tomcat does so only with {@code continueResponseTiming="onRead"}.
  * <li>Hop-by-hop headers (RFC 9110 §7.6.1) are dropped in both directions; {@code X-Forwarded-For/Proto/Host/Port},
  * {@code Forwarded} and {@code Via} are added; {@code Host} is the upstream's unless {@value #PRESERVE_HOST}.
  * <li>Any valid upstream response passes through unchanged — status, body, {@code Retry-After}, {@code Set-Cookie},
- * content codings (never decoded) — except that a {@code Location} pointing at the upstream is rewritten to this
+ * content codings (never decoded), a chunked body's trailer fields and a {@code 103 Early Hints} before the final
+ * response (both to HTTP/1.1 clients) — except that a {@code Location} pointing at the upstream is rewritten to this
  * gateway's URL. Responses with conflicting framing are rejected as {@code http_protocol_error}.
  * <li>A fault before the response is committed gets the same answer {@link UpstreamFaultFilter} gives (the filter is
  * not needed); a fault after it is committed aborts the client connection. When the client goes away, the upstream
@@ -346,6 +351,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 if (body instanceof ClientBodyEntity) {
                     streamed = (ClientBodyEntity) body;
+                    if (contentLength > 0 && expectsContinue(request)) {
+                        // Nothing of it read yet, so the client has not been told to continue: the upstream decides
+                        // (RFC 9110 §10.1.1). The container sends the client its 100 at the first read, when the
+                        // upstream asked for the body; an upstream refusing by the head (413, 401) saves the upload.
+                        upstreamRequest.setHeader("Expect", "100-continue");
+                    }
                 }
                 upstreamRequest.setEntity(body);
             } else if (contentLength == 0) {
@@ -359,6 +370,11 @@ public class UpstreamProxyServlet extends HttpServlet {
                 // upstream's fault, with its breaker, meters and real attempt count, not a call the servlet cancelled.
                 context.setAttribute(ResponseCheck.ATTRIBUTE,
                         (ResponseCheck) upstreamHead -> headTooLargeForContainer(request, upstreamHead));
+            }
+            if (request.getProtocol().startsWith("HTTP/") && !"HTTP/1.0".equals(request.getProtocol())) {
+                // RFC 9110 §15.2: a proxy forwards the 1xx responses it did not ask for (never to an HTTP/1.0 client).
+                context.setAttribute(InterimResponseListener.ATTRIBUTE,
+                        (InterimResponseListener) interim -> relayEarlyHints(response, interim));
             }
             ClassicHttpResponse upstreamResponse;
             try {
@@ -389,12 +405,63 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         /**
+         * Sends the client a {@code 103 Early Hints} the upstream sent (what servlet containers can send of the 1xx
+         * responses: {@code sendError(103)} in Tomcat and Jetty), with its end-to-end fields, which are then taken off
+         * the response again: hints are not part of the final answer. A client gone is found by the final write.
+         */
+        private static void relayEarlyHints(HttpServletResponse wrapped, HttpResponse interim) {
+            if (interim.getCode() != 103 || wrapped.isCommitted()) {
+                return;
+            }
+            // Sent through the container's own response: a filter's wrapper may take any sendError for the final
+            // answer (Spring Boot's ErrorPageFilter records it and renders an error page after the chain).
+            HttpServletResponse response = containersOwn(wrapped);
+            List<String> connectionTokens = connectionTokens(interim);
+            Map<String, List<String>> before = new java.util.LinkedHashMap<>();
+            for (Header header : interim.getHeaders()) {
+                String name = header.getName();
+                if (HopByHop.isExcluded(name, connectionTokens)) {
+                    continue;
+                }
+                if (!before.containsKey(name)) {
+                    // A field a filter already set on the response keeps its values for the final answer.
+                    before.put(name, new java.util.ArrayList<>(response.getHeaders(name)));
+                }
+                response.addHeader(name, header.getValue());
+            }
+            try {
+                response.sendError(103);
+            } catch (IOException | IllegalStateException clientGoneOrUnsupported) {
+                // Hints are advisory: the final response is what matters, and its write finds a client gone.
+            }
+            before.forEach((name, values) -> {
+                response.setHeader(name, null);
+                values.forEach(value -> response.addHeader(name, value));
+            });
+        }
+
+        /** The response inside any filters' wrappers. */
+        private static HttpServletResponse containersOwn(HttpServletResponse response) {
+            HttpServletResponse own = response;
+            while (own instanceof HttpServletResponseWrapper
+                    && ((HttpServletResponseWrapper) own).getResponse() instanceof HttpServletResponse) {
+                own = (HttpServletResponse) ((HttpServletResponseWrapper) own).getResponse();
+            }
+            return own;
+        }
+
+        /**
          * A buffered (repeatable) entity, a streaming one, or {@code null} when the body announced is not there to be
          * read: already at its end (a filter called {@code getParameter} on a form, or read the stream), or ending
          * cleanly before its {@code Content-Length}.
          */
         private HttpEntity requestBody(HttpServletRequest request, HttpUriRequestBase upstreamRequest,
                 long contentLength) throws IOException {
+            if (contentLength > maxBuffered && expectsContinue(request)) {
+                // The stream is opened at the first read, when the upstream asked for the body: Jetty tells the client
+                // to continue as soon as it is opened. A body taken before the servlet ends early, reported so then.
+                return new ClientBodyEntity(upstreamRequest, new InputOpenedOnRead(request), null, 0, contentLength);
+            }
             ServletInputStream in = request.getInputStream();
             if (in.isFinished()) {
                 // Nothing read yet, yet finished: read before the servlet. Checked first because for a chunked body
@@ -432,6 +499,13 @@ public class UpstreamProxyServlet extends HttpServlet {
             return new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, upstreamName, 0, null,
                     System.nanoTime() - start, "The request body was read before the proxy servlet (a filter called "
                     + "getParameter on a form or read the input stream), so it cannot be forwarded", null);
+        }
+
+        /** Whether an HTTP/1.1 client waits for 100 (Continue) before it sends its body (RFC 9110 §10.1.1). */
+        private static boolean expectsContinue(HttpServletRequest request) {
+            String expect = request.getHeader("Expect");
+            return expect != null && expect.trim().equalsIgnoreCase("100-continue")
+                    && !"HTTP/1.0".equals(request.getProtocol());
         }
 
         /** Whether an {@code Upgrade} field names {@code websocket} (RFC 6455), with or without a version. */
@@ -665,7 +739,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 in = entity.getContent();
             } catch (IOException e) {
                 upstreamRequest.cancel();
-                fault(request, response, asFault(e, start, true));
+                fault(request, response, asFault(e, start, true), proxyStatusOf(upstreamResponse));
                 return;
             }
             if (in == null) {
@@ -675,7 +749,13 @@ public class UpstreamProxyServlet extends HttpServlet {
             // A body of known length is a download: the container's buffer decides when to write. One without (chunked
             // or read to close: event streams, long polls) is flushed whenever the upstream pauses, so nothing waits.
             boolean flushOnPause = entity.getContentLength() < 0;
-            if (flushOnPause && "HTTP/1.1".equals(request.getProtocol())
+            TrailerRelay trailers = null;
+            if (entity.isChunked() && "HTTP/1.1".equals(request.getProtocol())) {
+                // The upstream's trailer section (checksums, Server-Timing) follows its last chunk; the container asks
+                // for it when it ends the response, chunked (RFC 9112 §7.1.2). HTTP/1.0 has no trailers to carry them.
+                trailers = new TrailerRelay(connectionTokens);
+                response.setTrailerFields(trailers);
+            } else if (flushOnPause && "HTTP/1.1".equals(request.getProtocol())
                     && HopByHop.hasClose(request.getHeaders("Connection"))) {
                 // Chunked even for a client that asked to close, which Jetty would frame by the close: only chunks let
                 // the client tell a body the upstream cut short from a whole one. (HTTP/1.0 has nothing to tell it.)
@@ -691,10 +771,13 @@ public class UpstreamProxyServlet extends HttpServlet {
                 } catch (IOException e) {
                     // Cancel first: the upstream connection is closed now, not drained or left to a timeout.
                     upstreamRequest.cancel();
-                    fault(request, response, asFault(e, start, true));
+                    fault(request, response, asFault(e, start, true), proxyStatusOf(upstreamResponse));
                     return;
                 }
                 if (n < 0) {
+                    if (trailers != null) {
+                        trailers.take(entity);
+                    }
                     return;
                 }
                 try {
@@ -724,7 +807,14 @@ public class UpstreamProxyServlet extends HttpServlet {
         /** Answers a fault, or aborts the client connection when the response is already committed. */
         private void fault(HttpServletRequest request, HttpServletResponse response, UpstreamException fault)
                 throws IOException {
-            if (writer.write(request, response, fault, nextHop) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+            fault(request, response, fault, null);
+        }
+
+        /** As above, for a fault in a response whose {@code Proxy-Status} members (or {@code null}) are kept. */
+        private void fault(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
+                String upstreamProxyStatus) throws IOException {
+            if (writer.write(request, response, fault, nextHop, upstreamProxyStatus)
+                    == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 throw FaultResponseWriter.abortion(response, fault);
             }
         }
@@ -775,6 +865,18 @@ public class UpstreamProxyServlet extends HttpServlet {
                     : UpstreamFault.HTTP_RESPONSE_HEADER_SECTION_SIZE;
             return new ResponseCheck.Refusal(fault, "its " + section + " bytes of header fields are more than the "
                     + "servlet container writes (a response head of at most " + limit + " bytes)");
+        }
+
+        /** The upstream response's {@code Proxy-Status} lines as one list, or {@code null} when it has none. */
+        private static String proxyStatusOf(HttpResponse upstreamResponse) {
+            String joined = null;
+            for (Header header : upstreamResponse.getHeaders("Proxy-Status")) {
+                String value = header.getValue().trim();
+                if (!value.isEmpty()) {
+                    joined = joined == null ? value : joined + ", " + value;
+                }
+            }
+            return joined;
         }
 
         /** The fields the upstream's {@code Connection} header names, which are not passed on, or {@code null}. */
@@ -926,6 +1028,85 @@ public class UpstreamProxyServlet extends HttpServlet {
             } catch (IOException ignored) {
                 // Releasing the connection failed: it is discarded either way.
             }
+        }
+    }
+
+    /**
+     * A request's input stream, opened at the first read: containers send a client waiting for 100 (Continue) its go
+     * ahead when the stream is opened (Jetty) or first read (Tomcat with {@code continueResponseTiming="onRead"}).
+     */
+    private static final class InputOpenedOnRead extends InputStream {
+        private final HttpServletRequest request;
+        private InputStream in;
+
+        InputOpenedOnRead(HttpServletRequest request) {
+            this.request = request;
+        }
+
+        private InputStream in() throws IOException {
+            if (in == null) {
+                try {
+                    in = request.getInputStream();
+                } catch (IllegalStateException readerTaken) {
+                    // A filter took the body as a reader: nothing left to forward, which ends the body early.
+                    in = InputStream.nullInputStream();
+                }
+            }
+            return in;
+        }
+
+        @Override
+        public int read() throws IOException {
+            return in().read();
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            return in().read(b, off, len);
+        }
+    }
+
+    /**
+     * The upstream's trailer fields for the container to write after the last chunk: taken once the body has been read
+     * to its end, without the fields a trailer must not carry (framing and how to process the content, RFC 9110
+     * §6.5.1) or this hop's own (§7.6.1), and with a field's repeated lines joined into one list (§5.3).
+     */
+    private static final class TrailerRelay implements Supplier<Map<String, String>> {
+        private final List<String> connectionTokens;
+        private volatile Map<String, String> fields = Map.of();
+
+        TrailerRelay(List<String> connectionTokens) {
+            this.connectionTokens = connectionTokens;
+        }
+
+        void take(HttpEntity entity) {
+            org.apache.hc.core5.function.Supplier<List<? extends Header>> supplier = entity.getTrailers();
+            List<? extends Header> headers = supplier == null ? null : supplier.get();
+            if (headers == null || headers.isEmpty()) {
+                return;
+            }
+            Map<String, String> taken = new java.util.LinkedHashMap<>();
+            for (Header header : headers) {
+                String name = header.getName();
+                if (HopByHop.isExcluded(name, connectionTokens) || !mayBeTrailer(name)) {
+                    continue;
+                }
+                taken.merge(name.toLowerCase(java.util.Locale.ROOT), header.getValue(), (a, b) -> a + ", " + b);
+            }
+            fields = taken;
+        }
+
+        @Override
+        public Map<String, String> get() {
+            return fields;
+        }
+
+        private static boolean mayBeTrailer(String name) {
+            return !(name.equalsIgnoreCase("Content-Length") || name.equalsIgnoreCase("Content-Type")
+                    || name.equalsIgnoreCase("Content-Encoding") || name.equalsIgnoreCase("Content-Range")
+                    || name.equalsIgnoreCase("Host") || name.equalsIgnoreCase("Set-Cookie")
+                    || name.equalsIgnoreCase("Proxy-Status") || name.equalsIgnoreCase("Via")
+                    || name.equalsIgnoreCase("Date") || name.equalsIgnoreCase("Server"));
         }
     }
 

@@ -212,6 +212,10 @@ class ProxyServletFaultTest {
             byRoute.put("stalled-body", UpstreamProxyServlet.builder(raw(stallAfter(64 * 1024, 1024 * 1024)))
                     .meterRegistry(registry).set("response-timeout", "500ms").build());
             byRoute.put("half-open", halfOpenRoute(container, registry));
+            byRoute.put("relayed-then-cut", UpstreamProxyServlet.builder(raw(Behaviours.respond(
+                    "HTTP/1.1 200 OK\r\nProxy-Status: inner-cache; received-status=200\r\nContent-Length: 100\r\n\r\n"
+                            + "only sixteen b..")))
+                    .meterRegistry(registry).set("retry.enabled", "false").build());
             RawUpstream busyThenTooLarge = RawUpstream.start(
                     Behaviours.respond("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
                             + "Content-Length: 4\r\n\r\nbusy"),
@@ -249,6 +253,23 @@ class ProxyServletFaultTest {
                 ? FaultAssertions::requestPastCommittedCuts : RawClient::request, port, path, c.fault, false, head);
         assertThat(json.bodyUtf8()).contains("\"upstream\":\"" + c.route + "\"");
         assertNothingLeased(container, c.route);
+    }
+
+    /**
+     * Regression: when the body of an upstream response that already carried a {@code Proxy-Status} (from a proxy
+     * further in) failed before anything was committed, the gateway's 502 named only itself, and the inner hop's member
+     * was lost. RFC 9209 §2: intermediaries adding a member preserve the existing ones, nearest the origin first.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultInAResponseFromAnotherProxyKeepsThatProxysMemberBeforeTheGatewaysOwn(Container container)
+            throws Exception {
+        RawClient.Response answer = RawClient.request(containers.get(container).port(), "GET",
+                "/gw/relayed-then-cut/x");
+        assertThat(answer.status()).as("%s", answer).isEqualTo(502);
+        assertThat(answer.headers("Proxy-Status")).containsExactly(
+                "inner-cache; received-status=200, upstream-guard; error=http_response_incomplete");
+        assertNothingLeased(container, "relayed-then-cut");
     }
 
     /** Regression: {@code application/json} listed before a refused {@code application/problem+json} won JSON. */

@@ -63,6 +63,18 @@ class ProxyServletFramingTest {
             ups.put("not-modified", keepAlive("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n"));
             ups.put("early-hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            ups.put("trailers", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum\r\n"
+                    + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: sha-256=:LPJNul+wow4m6Dsq:\r\n"
+                    + "Server-Timing: db;dur=53\r\nServer-Timing: app;dur=47.2\r\nContent-Length: 99\r\n"
+                    + "Connection: close\r\n\r\n"));
+            ups.put("hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
+                    + "Link: </b.js>; rel=preload\r\nConnection: X-Hint-Hop\r\nX-Hint-Hop: no\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            ups.put("hints-wrapped", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            ups.put("repeated", keepAlive("HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nX-Rep: one\r\n"
+                    + "Set-Cookie: b=2, c=3\r\nX-Empty:\r\nX-Rep: two\r\nProxy-Status: inner; error=http_response_incomplete\r\n"
+                    + "Proxy-Status: middle\r\nContent-Length: 2\r\n\r\nok"));
             ups.put("http10", start(Behaviours.respond("HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n"
                     + "read until the upstream closes")));
             ups.put("folded", keepAlive("HTTP/1.1 200 OK\r\nX-Folded: first\r\n  second\r\nContent-Length: 2\r\n\r\n"
@@ -141,6 +153,29 @@ class ProxyServletFramingTest {
                 routes.put(e.getKey(), servlet);
                 deployment.servlet(e.getKey(), servlet, "/" + e.getKey() + "/*");
             }
+            // As Spring Boot's ErrorPageFilter does: a sendError through its wrapper is kept, and an error page
+            // rendered after the chain.
+            deployment.filter("error-page", (req, res, chain) -> {
+                int[] error = {0};
+                var wrapper = new jakarta.servlet.http.HttpServletResponseWrapper(
+                        (jakarta.servlet.http.HttpServletResponse) res) {
+                    @Override
+                    public void sendError(int sc) {
+                        error[0] = sc;
+                    }
+
+                    @Override
+                    public void sendError(int sc, String msg) {
+                        error[0] = sc;
+                    }
+                };
+                chain.doFilter(req, wrapper);
+                if (error[0] != 0 && !res.isCommitted()) {
+                    res.reset();
+                    ((jakarta.servlet.http.HttpServletResponse) res).setStatus(500);
+                    res.getWriter().write("error page for " + error[0]);
+                }
+            }, "/hints-wrapped/*", Map.of(), java.util.EnumSet.of(jakarta.servlet.DispatcherType.REQUEST));
             servlets.put(container, routes);
             containers.put(container, container.start(deployment));
         }
@@ -187,6 +222,111 @@ class ProxyServletFramingTest {
         assertThat(both.get(0).bodyUtf8()).isEqualTo("final");
         assertInStep(both.get(1));
         assertNothingLeased(container, "early-hints");
+    }
+
+    /**
+     * Regression: the trailer section of a chunked upstream body was dropped, so checksums and Server-Timing computed
+     * as the body streamed never reached the client. RFC 9112 §7.1.2 lets a recipient that removes the chunked coding
+     * discard trailers, but a proxy that streams chunks through can pass them on; fields that must not be trailers
+     * (framing, RFC 9110 §6.5.1) or are this hop's (§7.6.1) are not.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theTrailerFieldsOfAChunkedBodyReachTheClient(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/trailers/x");
+        RawClient.Response response = both.get(0);
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("hello");
+        assertThat(response.trailers()).as("%s", response).containsOnlyKeys("x-checksum", "server-timing");
+        assertThat(response.trailers().get("x-checksum")).containsExactly("sha-256=:LPJNul+wow4m6Dsq:");
+        assertThat(String.join(", ", response.trailers().get("server-timing")))
+                .isEqualTo("db;dur=53, app;dur=47.2");
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "trailers");
+    }
+
+    /**
+     * Regression: a 103 Early Hints from the upstream was swallowed, so a browser behind the gateway could not start
+     * its preloads while the upstream still worked on the page. RFC 9110 §15.2: a proxy forwards the 1xx responses it
+     * did not ask for — without this hop's fields, and never to an HTTP/1.0 client (which cannot parse them).
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anEarlyHintsResponseIsForwardedBeforeTheFinalOne(Container container) throws Exception {
+        int port = port(container);
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            socket.getOutputStream().write(RawClient.head(port, "GET", "/gw/hints/page")
+                    .getBytes(StandardCharsets.ISO_8859_1));
+            InputStream in = new BufferedInputStream(socket.getInputStream());
+            assertThat(RawClient.line(in)).startsWith("HTTP/1.1 103");
+            List<String> hints = new ArrayList<>();
+            for (String line = RawClient.line(in); !line.isEmpty(); line = RawClient.line(in)) {
+                hints.add(line);
+            }
+            assertThat(hints).contains("Link: </a.css>; rel=preload", "Link: </b.js>; rel=preload")
+                    .noneMatch(h -> h.toLowerCase(java.util.Locale.ROOT).contains("hint-hop"));
+            RawClient.Response response = RawClient.read(in, false);
+            assertThat(response.status()).isEqualTo(200);
+            assertThat(response.bodyUtf8()).isEqualTo("final");
+            assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+        }
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            socket.getOutputStream().write("GET /gw/hints/page HTTP/1.0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
+            InputStream in = new BufferedInputStream(socket.getInputStream());
+            assertThat(RawClient.line(in)).as("no 1xx to HTTP/1.0").startsWith("HTTP/1.1 200");
+        }
+        assertNothingLeased(container, "hints");
+    }
+
+    /**
+     * Regression: sent through a filter's wrapper, the 103 was the wrapper's to interpret: one that keeps a sendError
+     * for later (as Spring Boot's ErrorPageFilter does, to render an error page after the chain) swallowed the hints
+     * and held a 103 as the answer's error status.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void earlyHintsReachTheClientPastAFilterThatWrapsTheResponseAndLeaveTheFinalAnswerAlone(Container container)
+            throws Exception {
+        int port = port(container);
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            socket.getOutputStream().write(RawClient.head(port, "GET", "/gw/hints-wrapped/page")
+                    .getBytes(StandardCharsets.ISO_8859_1));
+            InputStream in = new BufferedInputStream(socket.getInputStream());
+            assertThat(RawClient.line(in)).startsWith("HTTP/1.1 103");
+            while (!RawClient.line(in).isEmpty()) {
+                // The hints.
+            }
+            RawClient.Response response = RawClient.read(in, false);
+            assertThat(response.status()).as("%s", response).isEqualTo(200);
+            assertThat(response.bodyUtf8()).isEqualTo("final");
+        }
+    }
+
+    /**
+     * End-to-end fields pass both ways as they came: each line of a repeated field, in order (Set-Cookie cannot be
+     * joined), empty values, and an upstream's own Proxy-Status list, which a relayed answer does not add to.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void repeatedAndEmptyFieldsAndAnUpstreamsProxyStatusPassUnchanged(Container container) throws Exception {
+        RawUpstream upstream = upstreams.get(container).get("repeated");
+        int before = upstream.requestCount();
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/repeated/x", "X-Req: 1",
+                "X-Empty:", "X-Req: 2", "Cookie: a=1", "Cookie: b=2");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.headers("Set-Cookie")).containsExactly("a=1; Path=/", "b=2, c=3");
+        assertThat(response.headers("X-Rep")).containsExactly("one", "two");
+        assertThat(response.headers("X-Empty")).containsExactly("");
+        assertThat(String.join(", ", response.headers("Proxy-Status")))
+                .isEqualTo("inner; error=http_response_incomplete, middle");
+        RawUpstream.Request seen = upstream.requests().get(before);
+        assertThat(seen.headers().get("x-req")).containsExactly("1", "2");
+        assertThat(seen.headers().get("x-empty")).containsExactly("");
+        assertThat(seen.headers().get("cookie")).containsExactly("a=1", "b=2");
     }
 
     /** RFC 9112 §6.3: a body without length or chunking ends at close; that end is complete, not a truncation. */

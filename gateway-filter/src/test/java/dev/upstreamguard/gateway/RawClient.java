@@ -29,7 +29,12 @@ final class RawClient {
     }
 
     /** A response as read off the wire. */
-    record Response(int status, Map<String, List<String>> headers, byte[] body, boolean complete) {
+    record Response(int status, Map<String, List<String>> headers, byte[] body, boolean complete,
+            Map<String, List<String>> trailers) {
+
+        Response(int status, Map<String, List<String>> headers, byte[] body, boolean complete) {
+            this(status, headers, body, complete, Map.of());
+        }
 
         String header(String name) {
             List<String> values = headers.get(name.toLowerCase(Locale.ROOT));
@@ -47,7 +52,8 @@ final class RawClient {
 
         @Override
         public String toString() {
-            return status + " " + headers + " complete=" + complete + " body=" + bodyUtf8();
+            return status + " " + headers + " complete=" + complete + " body=" + bodyUtf8()
+                    + (trailers.isEmpty() ? "" : " trailers=" + trailers);
         }
     }
 
@@ -112,8 +118,9 @@ final class RawClient {
             List<String> cl = headers.get("content-length");
             ByteArrayOutputStream body = new ByteArrayOutputStream();
             boolean complete;
+            Map<String, List<String>> trailers = new LinkedHashMap<>();
             if (te != null && te.get(te.size() - 1).toLowerCase(Locale.ROOT).contains("chunked")) {
-                complete = chunked(in, body);
+                complete = chunked(in, body, trailers);
             } else if (cl != null) {
                 long length = Long.parseLong(cl.get(0));
                 complete = copy(in, body, length) == length;
@@ -121,11 +128,12 @@ final class RawClient {
                 copy(in, body, Long.MAX_VALUE);
                 complete = true;
             }
-            return new Response(status, fixed, body.toByteArray(), complete);
+            return new Response(status, fixed, body.toByteArray(), complete, Collections.unmodifiableMap(trailers));
         }
     }
 
-    private static boolean chunked(InputStream in, ByteArrayOutputStream body) throws IOException {
+    private static boolean chunked(InputStream in, ByteArrayOutputStream body, Map<String, List<String>> trailers)
+            throws IOException {
         try {
             for (;;) {
                 String sizeLine = line(in);
@@ -136,7 +144,9 @@ final class RawClient {
                 long size = Long.parseLong((semicolon < 0 ? sizeLine : sizeLine.substring(0, semicolon)).trim(), 16);
                 if (size == 0) {
                     for (String l = line(in); l != null && !l.isEmpty(); l = line(in)) {
-                        // Trailers are ignored.
+                        int colon = l.indexOf(':');
+                        trailers.computeIfAbsent(l.substring(0, colon).trim().toLowerCase(Locale.ROOT),
+                                k -> new ArrayList<>()).add(l.substring(colon + 1).trim());
                     }
                     return true;
                 }

@@ -141,10 +141,22 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             public ClassicHttpResponse execute(ClassicHttpRequest request, HttpClientConnection conn,
                     HttpResponseInformationCallback informationCallback, HttpContext context)
                     throws IOException, HttpException {
+                HttpResponseInformationCallback callback = informationCallback;
                 if (context != null) {
                     context.setAttribute(CONTEXT_ATTRIBUTE, conn);
+                    Object listener = context.getAttribute(InterimResponseListener.ATTRIBUTE);
+                    if (listener instanceof InterimResponseListener) {
+                        callback = (response, connection, ctx) -> {
+                            if (informationCallback != null) {
+                                informationCallback.execute(response, connection, ctx);
+                            }
+                            if (response.getCode() != HttpStatus.SC_SWITCHING_PROTOCOLS) {
+                                ((InterimResponseListener) listener).interim(response);
+                            }
+                        };
+                    }
                 }
-                return super.execute(request, conn, informationCallback, context);
+                return super.execute(request, conn, callback, context);
             }
         };
     }

@@ -170,6 +170,18 @@ public final class FaultResponseWriter {
      */
     public Answer write(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
             String nextHop) throws IOException {
+        return write(request, response, fault, nextHop, null);
+    }
+
+    /**
+     * As {@link #write(HttpServletRequest, HttpServletResponse, UpstreamException, String)}, for a fault in a response
+     * whose head carried {@code Proxy-Status} members of hops nearer the origin: they are kept before this gateway's
+     * own (RFC 9209 §2), though the rest of that response is replaced.
+     *
+     * @param earlierMembers the upstream response's {@code Proxy-Status} lines joined, or {@code null}
+     */
+    public Answer write(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
+            String nextHop, String earlierMembers) throws IOException {
         request.setAttribute(HANDLED_ATTRIBUTE, fault);
         UpstreamFault type = fault.fault();
         boolean rendered = !response.isCommitted();
@@ -191,7 +203,9 @@ public final class FaultResponseWriter {
         }
         int status = type.status();
         response.setStatus(status);
-        response.setHeader("Proxy-Status", proxyStatus(fault, nextHop));
+        String own = proxyStatus(fault, nextHop);
+        response.setHeader("Proxy-Status", earlierMembers == null || earlierMembers.isBlank() ? own
+                : earlierMembers + ", " + own);
         if (status == 503) {
             // When the time is unknown (a half-open circuit with its trial calls out, one forced open) the shortest
             // hint, as for a full bulkhead: without one, clients guess, and many retry at once.
