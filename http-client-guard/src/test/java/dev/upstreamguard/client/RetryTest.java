@@ -560,6 +560,26 @@ class RetryTest {
         }
     }
 
+    /**
+     * Regression: the budget was counted in doubles, and 0.29 × 100 calls is 28.999999999999996 there: the 29th retry
+     * the ratio allows was refused (56 of 57 at 0.57). It is now counted exactly.
+     */
+    @ParameterizedTest(name = "budget-ratio {0}")
+    @ValueSource(doubles = {0.29, 0.57, 0.2})
+    void theBudgetRatioAllowsExactlyItsShareOfCalls(double ratio) throws Exception {
+        GuardPolicy policy = policy().budgetRatio(ratio).budgetMinPerSecond(0).circuitBreakerEnabled(false)
+                .initialBackoff(Duration.ZERO).maxBackoff(Duration.ZERO).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = client(policy)) {
+            int retries = 0;
+            for (int i = 0; i < 100; i++) {
+                retries += failure(client, new HttpGet(upstream.uri("/"))).attempts() - 1;
+            }
+            assertThat(retries).isEqualTo((int) Math.round(ratio * 100));
+            assertThat(client.upstream(upstream.baseUrl()).retriesAvailable()).isZero();
+        }
+    }
+
     @Test
     void theBudgetFloorIsPerSecondAndRefillsAsTimeMoves() throws Exception {
         // No ratio, a floor of 1 retry per second: 10 retries per 10-second window, whatever the traffic.
