@@ -12,6 +12,7 @@ import dev.upstreamguard.internal.GuardedEntity;
 import dev.upstreamguard.internal.HandshakeWatch;
 import dev.upstreamguard.internal.Redaction;
 import dev.upstreamguard.internal.ResponseCheck;
+import dev.upstreamguard.internal.RetryAfter;
 import dev.upstreamguard.internal.RetryRules;
 import dev.upstreamguard.internal.UploadWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
@@ -21,7 +22,6 @@ import java.io.IOException;
 import java.net.URISyntaxException;
 import java.time.Clock;
 import java.time.Duration;
-import java.time.Instant;
 import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
@@ -43,7 +43,6 @@ import org.apache.hc.client5.http.io.HttpClientConnectionManager;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.client5.http.protocol.RedirectLocations;
 import org.apache.hc.client5.http.routing.RoutingSupport;
-import org.apache.hc.client5.http.utils.DateUtils;
 import org.apache.hc.core5.concurrent.CancellableDependency;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
@@ -531,7 +530,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             }
             if (attempt < maxAttempts && retry.enabled() && idempotent && replayable
                     && retry.statuses().contains(status)) {
-                Duration retryAfter = retryAfter(response);
+                Duration retryAfter = RetryAfter.of(response, clock.instant());
                 if (retryAfter != null && retryAfter.compareTo(retry.maxRetryAfter()) > 0) {
                     // The upstream asks for a longer pause than we may wait: the caller gets its answer at once.
                     return response;
@@ -838,27 +837,6 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         // Compared before shifting: initial × 2^n past the cap may be past what a long holds, too.
         long ceiling = initial > cap >> doublings ? cap : initial << doublings;
         return Duration.ofNanos(ceiling <= 0 ? 0 : ThreadLocalRandom.current().nextLong(ceiling + 1));
-    }
-
-    private Duration retryAfter(ClassicHttpResponse response) {
-        Header header = response.getFirstHeader(HttpHeaders.RETRY_AFTER);
-        if (header == null) {
-            return null;
-        }
-        String value = header.getValue().trim();
-        if (!value.isEmpty() && value.chars().allMatch(Character::isDigit)) {
-            try {
-                return Duration.ofSeconds(Long.parseLong(value));
-            } catch (NumberFormatException e) {
-                return Duration.ofDays(365);
-            }
-        }
-        Instant date = DateUtils.parseStandardDate(value);
-        if (date == null) {
-            return null;
-        }
-        Duration left = Duration.between(clock.instant(), date);
-        return left.isNegative() ? Duration.ZERO : left;
     }
 
     /** Closes the connection under a response without reading what is left of its body. */

@@ -7,15 +7,22 @@ import java.util.concurrent.atomic.AtomicLongArray;
  * Caps retries at a share of recent calls, plus a small floor per second, so that retries cannot multiply the
  * load on an upstream that is already failing (the approach of Finagle's and Linkerd's retry budgets).
  *
- * <p>Calls and retries are counted in one-second buckets over a ten-second window. A retry is allowed while
- * {@code retries < ratio × calls + minPerSecond × windowSeconds}.
+ * <p>Calls and retries are counted in one-second buckets over a ten-second window. A retry is allowed when, counting
+ * it, {@code retries ≤ ratio × calls + minPerSecond × windowSeconds} (the ratio exact to a millionth).
  */
 public final class RetryBudget {
 
     private static final int WINDOW_SECONDS = 10;
     private static final long SECOND = 1_000_000_000L;
 
-    private final double ratio;
+    /** A millionth of a retry: the unit the budget is counted in, so that it adds up exactly. */
+    private static final long MICROS = 1_000_000L;
+
+    /**
+     * The ratio in millionths of a retry per call. Counted in a double, 29 % of 100 calls was 28.999999999999996 retries,
+     * and the 29th retry was refused.
+     */
+    private final long ratioMicros;
     private final int minPerSecond;
     private final Ticker ticker;
     // Every call counts itself, so counting is lock-free; only the once-a-second rotation and retries take the lock.
@@ -24,7 +31,7 @@ public final class RetryBudget {
     private volatile long currentSecond;
 
     public RetryBudget(double ratio, int minPerSecond, Ticker ticker) {
-        this.ratio = ratio;
+        this.ratioMicros = Math.round(ratio * MICROS);
         this.minPerSecond = minPerSecond;
         this.ticker = ticker;
         this.currentSecond = ticker.nanoTime() / SECOND;
@@ -38,7 +45,7 @@ public final class RetryBudget {
     /** Takes one retry from the budget if one is left; counts it when taken. */
     public synchronized boolean tryRetry() {
         int slot = advance();
-        if (available() < 1) {
+        if (availableMicros() < MICROS) {
             return false;
         }
         retries.incrementAndGet(slot);
@@ -48,17 +55,18 @@ public final class RetryBudget {
     /** Retries the budget would allow now. */
     public synchronized int remaining() {
         advance();
-        return (int) Math.max(0, Math.floor(available()));
+        return (int) Math.min(Integer.MAX_VALUE, Math.max(0, availableMicros() / MICROS));
     }
 
-    private double available() {
+    /** Retries left, in millionths: {@code ratio × calls + minPerSecond × windowSeconds − retries}. */
+    private long availableMicros() {
         long callSum = 0;
         long retrySum = 0;
         for (int i = 0; i < WINDOW_SECONDS; i++) {
             callSum += calls.get(i);
             retrySum += retries.get(i);
         }
-        return ratio * callSum + (double) minPerSecond * WINDOW_SECONDS - retrySum;
+        return ratioMicros * callSum + ((long) minPerSecond * WINDOW_SECONDS - retrySum) * MICROS;
     }
 
     private int advance() {

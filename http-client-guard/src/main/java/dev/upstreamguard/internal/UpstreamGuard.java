@@ -56,8 +56,12 @@ public final class UpstreamGuard implements GuardedUpstream {
                     .failureRateThreshold(cb.failureRateThreshold())
                     .minimumNumberOfCalls(cb.minimumCalls())
                     .slidingWindowType(SlidingWindowType.TIME_BASED)
-                    // Every call records an outcome; the synchronized window would serialize them all.
-                    .slidingWindowSynchronizationStrategy(SlidingWindowSynchronizationStrategy.LOCK_FREE)
+                    // Every call records an outcome; the synchronized window would serialize them all. But the
+                    // lock-free window reads the system's time, not the configured clock: with a clock of the caller's
+                    // (a test's fake time) open-for moved while failures never aged out of the window.
+                    .slidingWindowSynchronizationStrategy(isSystemClock(clock)
+                            ? SlidingWindowSynchronizationStrategy.LOCK_FREE
+                            : SlidingWindowSynchronizationStrategy.SYNCHRONIZED)
                     .slidingWindowSize((int) Math.max(1, cb.window().toSeconds()))
                     .waitDurationInOpenState(cb.openFor())
                     .permittedNumberOfCallsInHalfOpenState(cb.halfOpenCalls())
@@ -94,6 +98,11 @@ public final class UpstreamGuard implements GuardedUpstream {
             this.bulkhead = null;
         }
         this.lastUsedNanos = ticker.nanoTime();
+    }
+
+    /** Whether {@code clock} shows the system's time, in whatever zone, as Resilience4j's lock-free window does. */
+    private static boolean isSystemClock(Clock clock) {
+        return clock.getClass() == Clock.systemUTC().getClass();
     }
 
     /**

@@ -125,6 +125,26 @@ class CircuitBreakerTest {
         assertThat(server.getRequestCount()).as("rejections never reach the upstream").isEqualTo(MINIMUM_CALLS);
     }
 
+    /**
+     * Regression: the breaker's window ran on the system's time even when the client was given a clock (Resilience4j's
+     * lock-free window ignores the configured one), while {@code open-for} ran on that clock: on a test's fake time,
+     * failures never aged out, and three 503s a minute and more ago still opened the circuit with a fourth.
+     */
+    @Test
+    void failuresOlderThanTheWindowNoLongerCount() throws Exception {
+        answer(503);
+        for (int i = 0; i < MINIMUM_CALLS - 1; i++) {
+            assertThat(get()).isEqualTo(503);
+        }
+        time.advance(Duration.ofSeconds(61));
+        assertThat(get()).isEqualTo(503);
+        assertThat(inventory().circuitState()).as("one failure in the window").isEqualTo("CLOSED");
+        for (int i = 0; i < MINIMUM_CALLS - 1; i++) {
+            assertThat(get()).isEqualTo(503);
+        }
+        assertThat(inventory().circuitState()).isEqualTo("OPEN");
+    }
+
     @Test
     void transportFaultsOpenTheCircuitToo() throws Exception {
         ClosedPort port = ClosedPort.find();

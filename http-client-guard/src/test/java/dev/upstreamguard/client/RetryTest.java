@@ -35,6 +35,7 @@ import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -291,6 +292,79 @@ class RetryTest {
         }
     }
 
+    /**
+     * Regression: a Retry-After date in the asctime form, which RFC 9110 §5.6.7 says a recipient must accept, was
+     * unreadable (HttpClient's date parser does not read it) and so ignored: an upstream asking for 5 s was called again
+     * after the 50 ms backoff, and one asking for 1 s after whatever the backoff drew.
+     */
+    @ParameterizedTest(name = "Retry-After: {0}")
+    @ValueSource(strings = {"Thu Jan  1 00:00:05 2026", "Thu Jan 1 00:00:05 2026"})
+    void aRetryAfterDateInTheAsctimeFormIsHonouredLikeAnyOther(String fiveSecondsOn) throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", fiveSecondsOn)
+                    .body("later").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("must not be fetched").build());
+            Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertThat(seen).isEqualTo(new Seen(503, fiveSecondsOn, null, "later"));
+            assertThat(server.getRequestCount()).isEqualTo(1);
+            assertThat(time.sleeps()).isEmpty();
+        }
+        time = new FakeTime();
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", "Thu Jan  1 00:00:01 2026")
+                    .body("wait").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("done").build());
+            assertThat(call(client, new HttpGet(MockWebServers.uri(server, "/"))).status()).isEqualTo(200);
+            assertThat(time.sleeps()).containsExactly(Duration.ofSeconds(1));
+        }
+    }
+
+    /**
+     * Regression: an RFC 850 date's two-digit year was read in this century, so {@code 94} was 2094, whose 6 November
+     * is no Sunday: the date was unreadable and the backoff used instead (and a date whose day name happened to fit the
+     * later century was a wait of decades, the 503 returned). RFC 9110 §5.6.7: a two-digit year more than 50 years
+     * ahead is the latest past year with those digits, so both dates are long past and the request is retried at once.
+     */
+    @ParameterizedTest(name = "Retry-After: {0}")
+    @ValueSource(strings = {"Sunday, 06-Nov-94 08:49:37 GMT", "Saturday, 01-Jan-77 00:00:00 GMT"})
+    void aRetryAfterDateWithATwoDigitYearOverFiftyYearsAheadIsInThePast(String past) throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", past).body("wait").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("done").build());
+            assertThat(call(client, new HttpGet(MockWebServers.uri(server, "/"))).status()).isEqualTo(200);
+            assertThat(time.sleeps()).containsExactly(Duration.ZERO);
+        }
+    }
+
+    /**
+     * Regression: of two Retry-After fields (a singleton field, but an upstream and a proxy in front of it may each add
+     * one) only the first was read, so {@code 1} then {@code 120} had the upstream called again after a second, while the
+     * same two in the other order returned the 503 at once. The longest readable one is now honoured whatever the order:
+     * the upstream is never called sooner than either asked.
+     */
+    @ParameterizedTest(name = "Retry-After: {0}, then Retry-After: {1}")
+    @CsvSource({"1, 120", "120, 1", "soon, 120"})
+    void ofTwoRetryAfterFieldsTheLongestIsHonouredWhateverTheirOrder(String first, String second) throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).addHeader("Retry-After", first)
+                    .addHeader("Retry-After", second).body("later").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("must not be fetched").build());
+            Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertThat(seen.status()).isEqualTo(503);
+            assertThat(seen.body()).isEqualTo("later");
+            assertThat(server.getRequestCount()).isEqualTo(1);
+            assertThat(time.sleeps()).isEmpty();
+        }
+        time = new FakeTime();
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(503).addHeader("Retry-After", "1")
+                    .addHeader("Retry-After", "2").body("wait").build());
+            server.enqueue(new MockResponse.Builder().code(200).body("done").build());
+            assertThat(call(client, new HttpGet(MockWebServers.uri(server, "/"))).status()).isEqualTo(200);
+            assertThat(time.sleeps()).containsExactly(Duration.ofSeconds(2));
+        }
+    }
+
     @ParameterizedTest(name = "Retry-After: {0}")
     @ValueSource(strings = {"soon", "-1", "1.5", "", "Thu, 32 Jan 2026 00:00:00 GMT"})
     void anUnreadableRetryAfterFallsBackToTheBackoff(String unreadable) throws Exception {
@@ -483,6 +557,26 @@ class RetryTest {
             assertThat(upstream.requestCount()).isEqualTo(attempts);
             // Retries happened (the budget is not zero) but stayed under the ratio of calls.
             assertThat(attempts).isGreaterThan(calls).isLessThanOrEqualTo((int) (calls * (1 + ratio)) + 1);
+        }
+    }
+
+    /**
+     * Regression: the budget was counted in doubles, and 0.29 × 100 calls is 28.999999999999996 there: the 29th retry
+     * the ratio allows was refused (56 of 57 at 0.57). It is now counted exactly.
+     */
+    @ParameterizedTest(name = "budget-ratio {0}")
+    @ValueSource(doubles = {0.29, 0.57, 0.2})
+    void theBudgetRatioAllowsExactlyItsShareOfCalls(double ratio) throws Exception {
+        GuardPolicy policy = policy().budgetRatio(ratio).budgetMinPerSecond(0).circuitBreakerEnabled(false)
+                .initialBackoff(Duration.ZERO).maxBackoff(Duration.ZERO).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse());
+                GuardedHttpClient client = client(policy)) {
+            int retries = 0;
+            for (int i = 0; i < 100; i++) {
+                retries += failure(client, new HttpGet(upstream.uri("/"))).attempts() - 1;
+            }
+            assertThat(retries).isEqualTo((int) Math.round(ratio * 100));
+            assertThat(client.upstream(upstream.baseUrl()).retriesAvailable()).isZero();
         }
     }
 
