@@ -7,6 +7,7 @@ import dev.upstreamguard.internal.ContentDecoders;
 import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.HandshakeWatch;
+import dev.upstreamguard.internal.TlsTransport;
 import dev.upstreamguard.internal.UpstreamGuard;
 import dev.upstreamguard.internal.UriAuthorities;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -351,19 +352,30 @@ public final class GuardedHttpClientBuilder {
      * read timeout, and one trickling in past the handshake timeout is cut off by a {@link HandshakeWatch}: both are
      * RFC 9209 {@code connection_timeout}. A reset during the handshake is a plain socket error, which would read as
      * {@code connection_terminated} (the upstream may have acted); it is a TLS failure like the clean close at the same
-     * point (JSSE's "Remote host terminated the handshake"): {@code tls_protocol_error}.
+     * point (JSSE's "Remote host terminated the handshake"): {@code tls_protocol_error} — unless the upstream sent an
+     * alert before it closed, which JSSE leaves unread when its own write failed first: {@code tls_alert_received}.
+     * The handshake runs over a {@link TlsTransport}, which also lets the connection tell a {@code close_notify} from a
+     * bare TCP close.
      */
     private static TlsSocketStrategy classifiedHandshakeFailures(TlsSocketStrategy tls) {
         return (socket, target, port, attachment, context) -> {
             HandshakeWatch watch = HandshakeWatch.start(socket, attachment, context);
+            TlsTransport transport = TlsTransport.over(socket, context);
             SSLSocket upgraded;
             try {
-                upgraded = tls.upgrade(socket, target, port, attachment, context);
+                upgraded = tls.upgrade(transport, target, port, attachment, context);
             } catch (IOException e) {
                 if (watch.stop() || e instanceof SocketTimeoutException) {
                     throw handshakeTimedOut(target, port, e);
                 }
                 if (e instanceof SocketException) {
+                    String alert = transport.discardedAlert();
+                    if (alert != null) {
+                        // A TLS 1.2 server refusing the client's certificate (or its absence) alerts and closes while
+                        // the client still writes its flight: the alert, not the broken pipe, is what happened.
+                        throw new FaultSignal(UpstreamFault.TLS_ALERT_RECEIVED, "TLS handshake with " + target + ":"
+                                + port + " ended by a TLS alert from the upstream (" + alert + ")", e);
+                    }
                     throw new FaultSignal(UpstreamFault.TLS_PROTOCOL_ERROR,
                             "TLS handshake with " + target + ":" + port + " was cut off by the upstream", e);
                 }

@@ -61,6 +61,7 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
         } finally {
             if (context != null) {
                 context.removeAttribute(CONNECTED);
+                TlsTransport.take(context);
             }
         }
     }

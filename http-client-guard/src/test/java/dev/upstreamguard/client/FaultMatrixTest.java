@@ -481,6 +481,30 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Regression: a TLS 1.2 server refusing a client without a certificate sends its bad_certificate alert and closes
+     * while the client still writes the rest of its flight, so the client's handshake mostly failed on a broken pipe:
+     * tls_protocol_error ("cut off by the upstream"), where the same server on TLS 1.3 is tls_alert_received. The alert
+     * was there, unread on the TCP connection; the upstream said why it refused (RFC 9209 tls_alert_received).
+     */
+    @Test
+    void aTls12UpstreamDemandingAClientCertificateIsTlsAlertReceivedNamingTheAlert() throws Exception {
+        try (RawUpstream upstream = RawUpstream.startTls(true, new String[] {"TLSv1.2"}, Behaviours.ok("never"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            for (int i = 0; i < 3; i++) {
+                UpstreamException get = failure(client, new HttpGet(upstream.baseUrl() + "/"));
+                assertFault(get, "tls_alert_received", 502, 1);
+                // The JDK's server sends bad_certificate (JDK 17) or handshake_failure (JDK 25): either is named.
+                assertThat(get.getMessage()).containsAnyOf("(bad_certificate)", "alert: bad_certificate",
+                        "(handshake_failure)", "alert: handshake_failure");
+                assertFault(failure(client, post(URI.create(upstream.baseUrl() + "/"))), "tls_alert_received", 502,
+                        1);
+            }
+            assertThat(upstream.requestCount()).isZero();
+        }
+    }
+
     @Test
     void tlsHandshakeThatNeverCompletesIsAConnectionTimeoutAndRetried() throws Exception {
         RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;

@@ -98,15 +98,18 @@ public final class RawUpstream implements AutoCloseable {
     /** Server-side TLS for every accepted connection, or {@code null} for plain HTTP. */
     private final javax.net.ssl.SSLContext tls;
     private final boolean needClientAuth;
+    /** The TLS versions the server speaks, or {@code null} for the JDK's defaults. */
+    private final String[] protocols;
 
     private RawUpstream(int port, List<Behaviour> script) throws IOException {
-        this(port, script, null, false);
+        this(port, script, null, false, null);
     }
 
-    private RawUpstream(int port, List<Behaviour> script, javax.net.ssl.SSLContext tls, boolean needClientAuth)
-            throws IOException {
+    private RawUpstream(int port, List<Behaviour> script, javax.net.ssl.SSLContext tls, boolean needClientAuth,
+            String[] protocols) throws IOException {
         this.tls = tls;
         this.needClientAuth = needClientAuth;
+        this.protocols = protocols == null ? null : protocols.clone();
         this.script = List.copyOf(script);
         this.listener = new ServerSocket();
         this.listener.setReuseAddress(true);
@@ -135,10 +138,19 @@ public final class RawUpstream implements AutoCloseable {
      * {@link #baseUrl()} is then an {@code https} URL.
      */
     public static RawUpstream startTls(boolean needClientAuth, Behaviour first, Behaviour... then) throws IOException {
+        return startTls(needClientAuth, null, first, then);
+    }
+
+    /**
+     * Like {@link #startTls(boolean, Behaviour, Behaviour...)}, speaking only the TLS versions named (such as
+     * {@code "TLSv1.2"}), or the JDK's defaults for {@code null}.
+     */
+    public static RawUpstream startTls(boolean needClientAuth, String[] protocols, Behaviour first, Behaviour... then)
+            throws IOException {
         List<Behaviour> all = new ArrayList<>();
         all.add(Objects.requireNonNull(first, "first"));
         all.addAll(List.of(then));
-        return new RawUpstream(0, all, TestTls.serverCertificates().sslContext(), needClientAuth);
+        return new RawUpstream(0, all, TestTls.serverCertificates().sslContext(), needClientAuth, protocols);
     }
 
     /**
@@ -238,6 +250,7 @@ public final class RawUpstream implements AutoCloseable {
                 }
                 return;
             }
+            Socket tcp = socket;
             if (tls != null) {
                 try {
                     // The handshake runs on the behaviour's thread, at its first read or write.
@@ -245,6 +258,9 @@ public final class RawUpstream implements AutoCloseable {
                             .createSocket(socket, null, true);
                     ssl.setUseClientMode(false);
                     ssl.setNeedClientAuth(needClientAuth);
+                    if (protocols != null) {
+                        ssl.setEnabledProtocols(protocols);
+                    }
                     socket = ssl;
                 } catch (IOException e) {
                     errors.add(e);
@@ -262,7 +278,7 @@ public final class RawUpstream implements AutoCloseable {
             Socket accepted = socket;
             signal();
             try {
-                threads.execute(() -> serve(new Connection(accepted, index), chosen));
+                threads.execute(() -> serve(new Connection(accepted, tcp, index), chosen));
             } catch (RuntimeException rejected) {
                 // Closed meanwhile.
                 closeQuietly(accepted);
@@ -327,12 +343,15 @@ public final class RawUpstream implements AutoCloseable {
     public final class Connection {
 
         private final Socket socket;
+        /** The TCP socket: {@link #socket} itself, or under TLS the one it is layered on. */
+        private final Socket tcp;
         private final int index;
         private final InputStream in;
         private final OutputStream out;
 
-        Connection(Socket socket, int index) {
+        Connection(Socket socket, Socket tcp, int index) {
             this.socket = socket;
+            this.tcp = tcp;
             this.index = index;
             try {
                 this.in = new BufferedInputStream(socket.getInputStream());
@@ -501,9 +520,17 @@ public final class RawUpstream implements AutoCloseable {
             socket.close();
         }
 
-        /** Closes the connection normally (FIN). */
+        /** Closes the connection normally (FIN; under TLS after a {@code close_notify}). */
         public void close() throws IOException {
             socket.close();
+        }
+
+        /**
+         * Closes the TCP connection with a FIN and, under TLS, without a {@code close_notify} first: how a TLS
+         * connection looks when it is cut (RFC 8446 §6.1 calls a close without it a truncation).
+         */
+        public void closeWithoutCloseNotify() throws IOException {
+            tcp.close();
         }
     }
 }
