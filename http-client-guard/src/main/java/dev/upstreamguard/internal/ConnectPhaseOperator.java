@@ -51,6 +51,10 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
         try {
             super.connect(conn, endpointHost, endpointName, unixDomainSocket, localAddress, connectTimeout,
                     socketConfig, attachment, context);
+            TlsTransport transport = TlsTransport.take(context);
+            if (transport != null && conn instanceof GuardedConnection) {
+                ((GuardedConnection) conn).tlsTransport(transport);
+            }
         } catch (SocketException e) {
             if (context == null || Boolean.TRUE.equals(context.getAttribute(CONNECTED)) || e instanceof ConnectException
                     || e instanceof NoRouteToHostException || e instanceof PortUnreachableException) {

@@ -13,6 +13,7 @@ import org.apache.hc.client5.http.impl.io.DefaultManagedHttpClientConnection;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
+import org.apache.hc.core5.http.ConnectionClosedException;
 import org.apache.hc.core5.http.ContentLengthStrategy;
 import org.apache.hc.core5.http.EndpointDetails;
 import org.apache.hc.core5.http.HttpException;
@@ -77,6 +78,8 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     private boolean answeredEarly;
     /** Under TLS, the TCP socket the TLS socket is layered on; {@code null} for plain connections. */
     private Socket tcpSocket;
+    /** Under TLS, what the TLS socket read from the TCP socket, when the TLS strategy is ours; else {@code null}. */
+    private TlsTransport tlsTransport;
 
     private GuardedConnection(String id, Http1Config config, StrictResponseParser parser, Ticker ticker,
             ReuseHistory history) {
@@ -270,10 +273,50 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     @Override
     protected InputStream createContentInputStream(long length, SessionInputBuffer buffer, InputStream in) {
+        if (length == ContentLengthStrategy.UNDEFINED && tlsTransport != null) {
+            return new CloseNotifiedBody(super.createContentInputStream(length, buffer, in), tlsTransport);
+        }
         if (length != ContentLengthStrategy.CHUNKED) {
             return super.createContentInputStream(length, buffer, in);
         }
         return new ChunkedInputStream(new StrictChunkSizes(buffer), in, config);
+    }
+
+    /** The TLS connection's transport, as seen below the TLS socket (set once connected). */
+    void tlsTransport(TlsTransport transport) {
+        this.tlsTransport = transport;
+    }
+
+    /**
+     * A body delimited by the connection's close, over TLS: RFC 9112 §9.8 has it complete only if a valid closure
+     * alert was received. JSSE by default reports a TCP end without one as the end of input too, so the body would
+     * look whole however much of it an attacker, or a crash, cut off: that end is an incomplete response.
+     */
+    private static final class CloseNotifiedBody extends java.io.FilterInputStream {
+        private final TlsTransport transport;
+
+        CloseNotifiedBody(InputStream in, TlsTransport transport) {
+            super(in);
+            this.transport = transport;
+        }
+
+        @Override
+        public int read() throws IOException {
+            return checked(super.read());
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            return checked(super.read(b, off, len));
+        }
+
+        private int checked(int read) throws IOException {
+            if (read == -1 && transport.endedWithoutCloseNotify()) {
+                throw new ConnectionClosedException("The upstream closed the TLS connection without close_notify: a"
+                        + " response body delimited by the close may be truncated");
+            }
+            return read;
+        }
     }
 
     @Override

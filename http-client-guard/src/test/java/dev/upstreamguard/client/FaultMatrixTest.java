@@ -505,6 +505,44 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Regression: over TLS a body delimited by the connection's close is complete only once a close_notify arrived
+     * (RFC 9112 §9.8); JSSE reports a bare TCP close as the end of input just the same, so a body cut there was returned
+     * as a whole 200. Without a close_notify it is http_response_incomplete; with one it is the body.
+     */
+    @ParameterizedTest(name = "close_notify sent: {0}")
+    @ValueSource(booleans = {false, true})
+    void aTlsBodyDelimitedByTheCloseIsIncompleteUnlessAClosureAlertEndsIt(boolean closeNotify) throws Exception {
+        RawUpstream.Behaviour closeDelimited = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\npart of it");
+                if (closeNotify) {
+                    c.close();
+                } else {
+                    c.closeWithoutCloseNotify();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, closeDelimited);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            if (closeNotify) {
+                String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+                assertThat(body).isEqualTo("part of it");
+                return;
+            }
+            ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
+            try {
+                assertThat(response.getCode()).isEqualTo(200);
+                Throwable thrown = catchThrowable(() -> EntityUtils.toByteArray(response.getEntity()));
+                assertThat(thrown).isInstanceOf(UpstreamException.class);
+                assertFault((UpstreamException) thrown, "http_response_incomplete", 502, 1);
+            } finally {
+                closeQuietly(response);
+            }
+        }
+    }
+
     @Test
     void tlsHandshakeThatNeverCompletesIsAConnectionTimeoutAndRetried() throws Exception {
         RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
