@@ -299,7 +299,7 @@ public final class GuardedHttpClientBuilder {
                         .setHandshakeTimeout(timeout(policyOf(host, policies).connectTimeout().toMillis()))
                         .build());
         if (sslContext != null) {
-            builder.setTlsSocketStrategy(classifiedHandshakeFailures(new DefaultClientTlsStrategy(sslContext)));
+            builder.setTlsSocketStrategy(new DefaultClientTlsStrategy(sslContext));
         }
         PoolingHttpClientConnectionManager manager = builder.build();
         for (Named n : upstreams.values()) {
@@ -337,13 +337,15 @@ public final class GuardedHttpClientBuilder {
             @Override
             protected HttpClientConnectionOperator createConnectionOperator(SchemePortResolver schemePortResolver,
                     DnsResolver dnsResolver, TlsSocketStrategy tlsSocketStrategy) {
-                // Knows whether a failed connect got as far as a TCP connection (see ConnectPhaseOperator).
-                return new ConnectPhaseOperator(schemePortResolver, dnsResolver, tlsSocketStrategy);
+                // Knows whether a failed connect got as far as a TCP connection (see ConnectPhaseOperator). The TLS
+                // strategy is whichever was set on this builder, the caller's own included (build() passes HttpClient's
+                // default when none was): its handshake failures are classified the same way.
+                return new ConnectPhaseOperator(schemePortResolver, dnsResolver,
+                        classifiedHandshakeFailures(tlsSocketStrategy));
             }
         };
         return builder.setConnectionFactory(factory)
-                .setDefaultConnectionConfig(guardedConnectionConfig().build())
-                .setTlsSocketStrategy(classifiedHandshakeFailures(DefaultClientTlsStrategy.createDefault()));
+                .setDefaultConnectionConfig(guardedConnectionConfig().build());
     }
 
     /**
@@ -358,6 +360,9 @@ public final class GuardedHttpClientBuilder {
      * bare TCP close.
      */
     private static TlsSocketStrategy classifiedHandshakeFailures(TlsSocketStrategy tls) {
+        if (tls == null) {
+            return null;
+        }
         return (socket, target, port, attachment, context) -> {
             HandshakeWatch watch = HandshakeWatch.start(socket, attachment, context);
             TlsTransport transport = TlsTransport.over(socket, context);

@@ -31,6 +31,7 @@ import mockwebserver3.SocketEffect;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ContentType;
@@ -635,6 +636,40 @@ class FaultMatrixTest {
             assertFault(failure(client, new HttpGet(uri)), "tls_protocol_error", 502, 1);
             assertFault(failure(client, post(uri)), "tls_protocol_error", 502, 1);
             assertThat(upstream.connectionCount()).isEqualTo(2);
+        }
+    }
+
+    /**
+     * Regression: a caller bringing its own connection manager from {@link GuardedHttpClients#connectionManagerBuilder()}
+     * with a TLS strategy of its own (its versions, its key material) lost what the library makes of handshake
+     * failures: a reset handshake was connection_terminated (GET retried, a POST "may have acted") and a silent one a
+     * read timeout (504, "may have acted", not retried) bounded only by the socket timeout. Any strategy set there is
+     * classified as the builder's own: tls_protocol_error and connection_timeout, nothing sent.
+     */
+    @Test
+    void handshakeFailuresAreClassifiedWithTheCallersOwnTlsStrategyToo() throws Exception {
+        RawUpstream.Behaviour reset = c -> {
+            if (c.in().read(new byte[16 * 1024]) != -1) {
+                c.reset();
+            }
+        };
+        RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
+        try (RawUpstream resetting = RawUpstream.start(reset); RawUpstream stalling = RawUpstream.start(silent);
+                GuardedHttpClient client = GuardedHttpClients.custom()
+                        .defaults(fast().connectTimeout(Duration.ofMillis(300)).build())
+                        .connectionManager(GuardedHttpClients.connectionManagerBuilder()
+                                .setTlsSocketStrategy(new DefaultClientTlsStrategy(TestTls.clientContext(),
+                                        new String[] {"TLSv1.3"}, null, null, null))
+                                .build())
+                        .build()) {
+            URI resetUri = URI.create("https://127.0.0.1:" + resetting.port() + "/");
+            assertFault(failure(client, new HttpGet(resetUri)), "tls_protocol_error", 502, 1);
+            assertFault(failure(client, post(resetUri)), "tls_protocol_error", 502, 1);
+            long start = System.nanoTime();
+            assertFault(failure(client, post(URI.create("https://127.0.0.1:" + stalling.port() + "/"))),
+                    "connection_timeout", 504, 3);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(4));
+            assertThat(resetting.requestCount() + stalling.requestCount()).isZero();
         }
     }
 
