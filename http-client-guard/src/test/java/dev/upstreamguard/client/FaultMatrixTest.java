@@ -41,6 +41,7 @@ import org.apache.hc.core5.http.io.support.ClassicRequestBuilder;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 
 /**
@@ -408,6 +409,35 @@ class FaultMatrixTest {
             UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + upstream.port() + "/"));
             assertFault(e, "tls_alert_received", 502, 1);
             assertThat(upstream.connectionCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a handshake the upstream ended with an alert other than a fatal one the JDK knows — a warning
+     * unrecognized_name from a server that does not know the SNI name (TLS 1.2; the JDK does not go on after it), an
+     * alert of a description unknown to the JDK (RFC 8446 §6: an error alert all the same), a close_notify before the
+     * handshake was done — was tls_protocol_error, as if this side's TLS had failed. The upstream sent an alert: RFC
+     * 9209 tls_alert_received, and the alert is named.
+     */
+    @ParameterizedTest(name = "level {0}, description {1}")
+    @CsvSource({"1, 112, unrecognized_name", "2, 255, (-1)", "1, 0, close_notify"})
+    void aHandshakeEndedByAnyAlertFromTheUpstreamIsTlsAlertReceived(int level, int description, String named)
+            throws Exception {
+        byte[] alert = {0x15, 0x03, 0x03, 0x00, 0x02, (byte) level, (byte) description};
+        RawUpstream.Behaviour alerting = c -> {
+            if (c.in().read(new byte[16 * 1024]) != -1) {
+                c.write(alert);
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(alerting);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            URI uri = URI.create("https://127.0.0.1:" + upstream.port() + "/");
+            UpstreamException e = failure(client, new HttpGet(uri));
+            assertFault(e, "tls_alert_received", 502, 1);
+            assertThat(e.getMessage()).contains(named);
+            assertFault(failure(client, post(uri)), "tls_alert_received", 502, 1);
         }
     }
 
