@@ -541,9 +541,10 @@ class FaultMatrixTest {
      * (RFC 9112 §9.8); JSSE reports a bare TCP close as the end of input just the same, so a body cut there was returned
      * as a whole 200. Without a close_notify it is http_response_incomplete; with one it is the body.
      */
-    @ParameterizedTest(name = "close_notify sent: {0}")
-    @ValueSource(booleans = {false, true})
-    void aTlsBodyDelimitedByTheCloseIsIncompleteUnlessAClosureAlertEndsIt(boolean closeNotify) throws Exception {
+    @ParameterizedTest(name = "close_notify sent: {0}, {1}")
+    @CsvSource({"false, TLSv1.3", "true, TLSv1.3", "false, TLSv1.2", "true, TLSv1.2"})
+    void aTlsBodyDelimitedByTheCloseIsIncompleteUnlessAClosureAlertEndsIt(boolean closeNotify, String version)
+            throws Exception {
         RawUpstream.Behaviour closeDelimited = c -> {
             if (c.readRequest() != null) {
                 c.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\npart of it");
@@ -554,7 +555,7 @@ class FaultMatrixTest {
                 }
             }
         };
-        try (RawUpstream upstream = RawUpstream.startTls(false, closeDelimited);
+        try (RawUpstream upstream = RawUpstream.startTls(false, new String[] {version}, closeDelimited);
                 GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
                         .sslContext(TestTls.clientContext()).build()) {
             if (closeNotify) {
