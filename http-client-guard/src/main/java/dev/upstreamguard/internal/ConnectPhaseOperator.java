@@ -58,10 +58,7 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
         try {
             super.connect(conn, endpointHost, endpointName, unixDomainSocket, localAddress, connectTimeout,
                     socketConfig, attachment, context);
-            TlsTransport transport = TlsTransport.take(context);
-            if (transport != null && conn instanceof GuardedConnection) {
-                ((GuardedConnection) conn).tlsTransport(transport);
-            }
+            handOver(conn, context);
         } catch (SocketException e) {
             if (context == null || Boolean.TRUE.equals(context.getAttribute(CONNECTED)) || e instanceof ConnectException
                     || e instanceof NoRouteToHostException || e instanceof PortUnreachableException) {
@@ -75,6 +72,26 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
                 context.removeAttribute(CONNECTED);
                 TlsTransport.take(context);
             }
+        }
+    }
+
+    /** TLS layered on a connection already made: through a forward proxy's tunnel. */
+    @Override
+    public void upgrade(ManagedHttpClientConnection conn, HttpHost endpointHost, NamedEndpoint endpointName,
+            Object attachment, HttpContext context) throws IOException {
+        try {
+            super.upgrade(conn, endpointHost, endpointName, attachment, context);
+            handOver(conn, context);
+        } finally {
+            TlsTransport.take(context);
+        }
+    }
+
+    /** Tells the connection what its TLS socket reads from, if the TLS strategy was ours. */
+    private static void handOver(ManagedHttpClientConnection conn, HttpContext context) {
+        TlsTransport transport = TlsTransport.take(context);
+        if (transport != null && conn instanceof GuardedConnection) {
+            ((GuardedConnection) conn).tlsTransport(transport);
         }
     }
 

@@ -575,6 +575,39 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Regression: through a forward proxy (HTTP CONNECT) the TLS connection to the upstream is layered on the tunnel
+     * after connecting, and only connections set up directly were told what their TLS transport saw: a body delimited
+     * by the close and cut without a close_notify was whole again behind a proxy.
+     */
+    @Test
+    void aTlsBodyCutWithoutACloseNotifyIsIncompleteThroughAForwardProxyToo() throws Exception {
+        RawUpstream.Behaviour cut = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\npart of it");
+                c.closeWithoutCloseNotify();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, cut);
+                RawUpstream proxy = RawUpstream.start(Behaviours.connectTunnel());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext())
+                        .httpClientBuilder(org.apache.hc.client5.http.impl.classic.HttpClients.custom()
+                                .setProxy(new org.apache.hc.core5.http.HttpHost("http", "127.0.0.1", proxy.port())))
+                        .build()) {
+            ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
+            try {
+                assertThat(response.getCode()).isEqualTo(200);
+                Throwable thrown = catchThrowable(() -> EntityUtils.toByteArray(response.getEntity()));
+                assertThat(thrown).isInstanceOf(UpstreamException.class);
+                assertFault((UpstreamException) thrown, "http_response_incomplete", 502, 1);
+            } finally {
+                closeQuietly(response);
+            }
+            assertThat(proxy.requests()).extracting(RawUpstream.Request::method).containsExactly("CONNECT");
+        }
+    }
+
     @Test
     void tlsHandshakeThatNeverCompletesIsAConnectionTimeoutAndRetried() throws Exception {
         RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
