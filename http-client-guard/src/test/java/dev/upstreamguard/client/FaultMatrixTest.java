@@ -28,6 +28,8 @@ import javax.net.ssl.SSLSocket;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
 import mockwebserver3.SocketEffect;
+import okhttp3.tls.HandshakeCertificates;
+import okhttp3.tls.HeldCertificate;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
@@ -386,6 +388,57 @@ class FaultMatrixTest {
             UpstreamException e = failure(client, new HttpGet(MockWebServers.httpsUri(server, "/")));
             assertFault(e, "tls_certificate_error", 502, 1);
             assertThat(server.getRequestCount()).isZero();
+        }
+    }
+
+    /**
+     * Every way the upstream's certificate can fail the client's checks is tls_certificate_error, not retried, for any
+     * method, and no request is sent (pinned: already right). The client trusts {@link TestTls#rootCertificate()}.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"expired", "not yet valid", "for another name", "DNS name only, called by IP address",
+        "IP address only, called by DNS name", "self-signed", "intermediate missing"})
+    void aCertificateTheClientCannotAcceptIsATlsCertificateErrorForAnyMethod(String problem) throws Exception {
+        long now = System.currentTimeMillis();
+        long day = Duration.ofDays(1).toMillis();
+        HeldCertificate root = TestTls.rootCertificate();
+        // Not named in its common name: the JDK and HttpClient still match a DNS name against it when the certificate
+        // has no DNS name among its subject alternative names.
+        HeldCertificate.Builder leaf = new HeldCertificate.Builder().commonName("upstream").ecdsa256();
+        String host = "127.0.0.1";
+        java.security.cert.X509Certificate[] chain = {root.certificate()};
+        switch (problem) {
+            case "expired" -> leaf.addSubjectAlternativeName("127.0.0.1").validityInterval(now - 10 * day, now - day)
+                    .signedBy(root);
+            case "not yet valid" -> leaf.addSubjectAlternativeName("127.0.0.1")
+                    .validityInterval(now + day, now + 10 * day).signedBy(root);
+            case "for another name" -> leaf.addSubjectAlternativeName("other.example").signedBy(root);
+            case "DNS name only, called by IP address" -> leaf.addSubjectAlternativeName("localhost").signedBy(root);
+            case "IP address only, called by DNS name" -> {
+                leaf.addSubjectAlternativeName("127.0.0.1").signedBy(root);
+                host = "localhost";
+            }
+            case "self-signed" -> {
+                leaf.addSubjectAlternativeName("127.0.0.1");
+                chain = new java.security.cert.X509Certificate[0];
+            }
+            case "intermediate missing" -> {
+                HeldCertificate intermediate = new HeldCertificate.Builder().commonName("intermediate")
+                        .certificateAuthority(0).signedBy(root).ecdsa256().build();
+                leaf.addSubjectAlternativeName("127.0.0.1").signedBy(intermediate);
+                chain = new java.security.cert.X509Certificate[0]; // the server sends its leaf alone
+            }
+            default -> throw new IllegalArgumentException(problem);
+        }
+        javax.net.ssl.SSLContext server = new HandshakeCertificates.Builder().heldCertificate(leaf.build(), chain)
+                .build().sslContext();
+        try (RawUpstream upstream = RawUpstream.startTls(server, Behaviours.ok("never"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            URI uri = URI.create("https://" + host + ":" + upstream.port() + "/");
+            assertFault(failure(client, new HttpGet(uri)), "tls_certificate_error", 502, 1);
+            assertFault(failure(client, post(uri)), "tls_certificate_error", 502, 1);
+            assertThat(upstream.requestCount()).isZero();
         }
     }
 

@@ -153,6 +153,15 @@ public final class RawUpstream implements AutoCloseable {
         return new RawUpstream(0, all, TestTls.serverCertificates().sslContext(), needClientAuth, protocols);
     }
 
+    /** Like {@link #startTls(boolean, Behaviour, Behaviour...)}, presenting the certificates of {@code server}. */
+    public static RawUpstream startTls(javax.net.ssl.SSLContext server, Behaviour first, Behaviour... then)
+            throws IOException {
+        List<Behaviour> all = new ArrayList<>();
+        all.add(Objects.requireNonNull(first, "first"));
+        all.addAll(List.of(then));
+        return new RawUpstream(0, all, Objects.requireNonNull(server, "server"), false, null);
+    }
+
     /**
      * Like {@link #start(Behaviour, Behaviour...)} on a given loopback port, for example one a client was just refused
      * on ({@link ClosedPort}), to bring an upstream up between two attempts.
