@@ -193,13 +193,25 @@ public final class FaultClassifier {
                 return inBody ? UpstreamFault.HTTP_RESPONSE_INCOMPLETE : UpstreamFault.CONNECTION_TERMINATED;
             }
         }
-        String message = e.getMessage();
         // No exception type exists for a received alert: the JDK only says so in the message, which JDK 17 starts with
-        // these words and later JDKs prefix with the alert's name, "(handshake_failure) Received fatal alert: ...".
-        if (message != null && message.contains("Received fatal alert")) {
+        // these words and later JDKs prefix with the alert it answers, "(handshake_failure) Received fatal alert: ...".
+        if (isReceivedAlert(e.getMessage())) {
             return UpstreamFault.TLS_ALERT_RECEIVED;
         }
         return UpstreamFault.TLS_PROTOCOL_ERROR;
+    }
+
+    /**
+     * The JDK's words for a handshake ended by the peer's alert. Not only a fatal one: a warning it will not go on
+     * after (unrecognized_name from a server that does not know the SNI name, TLS 1.2), an alert of a description it
+     * does not know (RFC 8446 §6: an unknown alert is an error alert) and a close_notify before the handshake is done
+     * are alerts the upstream sent too (RFC 9209 tls_alert_received), not a failure of this side's TLS.
+     */
+    private static boolean isReceivedAlert(String message) {
+        return message != null && (message.contains("Received fatal alert")
+                || message.contains("received handshake warning")
+                || message.contains("Unknown alert description")
+                || message.contains("Received close_notify during handshake"));
     }
 
     /**

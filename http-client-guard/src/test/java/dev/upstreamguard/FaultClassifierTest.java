@@ -119,6 +119,13 @@ class FaultClassifierTest {
                 .isEqualTo(UpstreamFault.TLS_CERTIFICATE_ERROR);
         assertThat(head(new SSLHandshakeException("Received fatal alert: handshake_failure")))
                 .isEqualTo(UpstreamFault.TLS_ALERT_RECEIVED);
+        // Regression: alerts other than a fatal one of a known description were tls_protocol_error (JDK 17 and 25 words).
+        for (String alert : new String[] {"received handshake warning: unrecognized_name",
+            "(handshake_failure) received handshake warning: unrecognized_name", "Unknown alert description (-1)",
+            "(unexpected_message) Unknown alert description (-1)", "Received close_notify during handshake",
+            "(unexpected_message) Received close_notify during handshake"}) {
+            assertThat(head(new SSLHandshakeException(alert))).as(alert).isEqualTo(UpstreamFault.TLS_ALERT_RECEIVED);
+        }
         assertThat(head(new SSLException("Unsupported or unrecognized SSL message")))
                 .isEqualTo(UpstreamFault.TLS_PROTOCOL_ERROR);
         assertThat(head(new SSLHandshakeException("Remote host terminated the handshake").initCause(new EOFException())))

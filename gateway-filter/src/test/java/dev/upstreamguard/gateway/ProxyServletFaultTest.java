@@ -77,6 +77,8 @@ class ProxyServletFaultTest {
 
     private final List<AutoCloseable> upstreams = new ArrayList<>();
     private final List<Case> cases = new ArrayList<>();
+    /** Routes to TLS upstreams whose certificate the proxy must trust ({@link TestTls}) for the fault to show. */
+    private final List<String> trustingRoutes = new ArrayList<>();
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
     private final Map<Container, Map<String, UpstreamProxyServlet>> servlets = new EnumMap<>(Container.class);
     private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
@@ -158,6 +160,19 @@ class ProxyServletFaultTest {
                 raw(Behaviours.plainHttpToTls()).replace("http://", "https://"));
         add("tls-alert", UpstreamFault.TLS_ALERT_RECEIVED,
                 raw(Behaviours.tlsFatalAlert()).replace("http://", "https://"));
+        // Regression: a TLS 1.2 upstream refusing the proxy's missing client certificate alerts and closes while the
+        // proxy still writes its handshake flight; the broken pipe was tls_protocol_error.
+        addTrusting("tls12-client-certificate-required", UpstreamFault.TLS_ALERT_RECEIVED,
+                rawTls(true, new String[] {"TLSv1.2"}, Behaviours.ok("never")));
+        // Regression: a body delimited by the close, over TLS, cut by a bare TCP close (no close_notify), was passed on
+        // as a whole 200 (RFC 9112 §9.8).
+        addTrusting("tls-body-cut-without-close-notify", UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
+                rawTls(false, null, c -> {
+                    if (c.readRequest() != null) {
+                        c.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\npart of it");
+                        c.closeWithoutCloseNotify();
+                    }
+                }));
         // A head trickling in, each byte well within the response timeout: only the total deadline ends it.
         add("head-trickle", UpstreamFault.HTTP_RESPONSE_TIMEOUT, raw(c -> {
             if (c.readRequest() != null) {
@@ -188,6 +203,9 @@ class ProxyServletFaultTest {
                 UpstreamProxyServlet.Builder b = UpstreamProxyServlet.builder(c.upstream).meterRegistry(registry);
                 MATRIX_POLICY.forEach(b::set);
                 c.settings.forEach(b::set);
+                if (trustingRoutes.contains(c.route)) {
+                    b.client(trustingClient(c, registry), c.route);
+                }
                 byRoute.put(c.route, b.build());
             }
             byRoute.put("circuit", UpstreamProxyServlet.builder(ClosedPort.find().baseUrl()).meterRegistry(registry)
@@ -247,9 +265,10 @@ class ProxyServletFaultTest {
             throws Exception {
         int port = containers.get(container).port();
         // A response to HEAD has no body: nothing in it can be over the body limit or cut short.
-        boolean head = c.fault != UpstreamFault.HTTP_RESPONSE_BODY_SIZE && !c.route.startsWith("truncated-chunk");
+        boolean cutBody = c.route.startsWith("truncated-chunk") || c.route.startsWith("tls-body-cut");
+        boolean head = c.fault != UpstreamFault.HTTP_RESPONSE_BODY_SIZE && !cutBody;
         String path = "/gw/" + c.route + "/items/1?q=x";
-        RawClient.Response json = assertGeneratedFault(c.route.startsWith("truncated-chunk")
+        RawClient.Response json = assertGeneratedFault(cutBody
                 ? FaultAssertions::requestPastCommittedCuts : RawClient::request, port, path, c.fault, false, head);
         assertThat(json.bodyUtf8()).contains("\"upstream\":\"" + c.route + "\"");
         assertNothingLeased(container, c.route);
@@ -538,10 +557,36 @@ class ProxyServletFaultTest {
         cases.add(new Case(route, fault, upstream, map));
     }
 
+    /** A case whose TLS upstream ({@link #rawTls}) the route's client trusts. */
+    private void addTrusting(String route, UpstreamFault fault, String upstream) {
+        add(route, fault, upstream);
+        trustingRoutes.add(route);
+    }
+
     private String raw(RawUpstream.Behaviour behaviour) throws IOException {
         RawUpstream upstream = RawUpstream.start(behaviour);
         upstreams.add(upstream);
         return upstream.baseUrl();
+    }
+
+    /** A TLS upstream presenting {@link TestTls}'s certificate, which the route's client is built to trust. */
+    private String rawTls(boolean needClientAuth, String[] protocols, RawUpstream.Behaviour behaviour)
+            throws IOException {
+        RawUpstream upstream = RawUpstream.startTls(needClientAuth, protocols, behaviour);
+        upstreams.add(upstream);
+        return upstream.baseUrl();
+    }
+
+    /** A client trusting {@link TestTls}'s root, with the matrix policy and the case's settings for its upstream. */
+    private GuardedHttpClient trustingClient(Case c, SimpleMeterRegistry registry) {
+        GuardPolicy.Builder policy = GuardPolicy.builder();
+        MATRIX_POLICY.forEach(policy::set);
+        c.settings.forEach(policy::set);
+        GuardedHttpClient client = GuardedHttpClients.custom().sslContext(TestTls.clientContext())
+                .upstream(c.route, c.upstream, policy.build()).meterRegistry(registry)
+                .contentCompression(false).redirects(false).build();
+        upstreams.add(() -> client.close(org.apache.hc.core5.io.CloseMode.IMMEDIATE));
+        return client;
     }
 
     /** Fewer headers than the count limit (256), each far below the line limit, together over the 64 KiB head. */

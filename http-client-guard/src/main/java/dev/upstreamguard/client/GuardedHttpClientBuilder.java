@@ -7,7 +7,7 @@ import dev.upstreamguard.internal.ContentDecoders;
 import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.HandshakeWatch;
-import dev.upstreamguard.internal.TcpEndWatch;
+import dev.upstreamguard.internal.TlsTransport;
 import dev.upstreamguard.internal.UpstreamGuard;
 import dev.upstreamguard.internal.UriAuthorities;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -303,7 +303,7 @@ public final class GuardedHttpClientBuilder {
                         .setHandshakeTimeout(timeout(policyOf(host, policies).connectTimeout().toMillis()))
                         .build());
         if (sslContext != null) {
-            builder.setTlsSocketStrategy(classifiedHandshakeFailures(new DefaultClientTlsStrategy(sslContext)));
+            builder.setTlsSocketStrategy(new DefaultClientTlsStrategy(sslContext));
         }
         PoolingHttpClientConnectionManager manager = builder.build();
         // Upstreams behind one scheme://host:port share its pool: it holds as many as the largest of them may, so that
@@ -345,13 +345,15 @@ public final class GuardedHttpClientBuilder {
             @Override
             protected HttpClientConnectionOperator createConnectionOperator(SchemePortResolver schemePortResolver,
                     DnsResolver dnsResolver, TlsSocketStrategy tlsSocketStrategy) {
-                // Knows whether a failed connect got as far as a TCP connection (see ConnectPhaseOperator).
-                return new ConnectPhaseOperator(schemePortResolver, dnsResolver, tlsSocketStrategy);
+                // Knows whether a failed connect got as far as a TCP connection (see ConnectPhaseOperator). The TLS
+                // strategy is whichever was set on this builder, the caller's own included (build() passes HttpClient's
+                // default when none was): its handshake failures are classified the same way.
+                return new ConnectPhaseOperator(schemePortResolver, dnsResolver,
+                        classifiedHandshakeFailures(tlsSocketStrategy));
             }
         };
         return builder.setConnectionFactory(factory)
-                .setDefaultConnectionConfig(guardedConnectionConfig().build())
-                .setTlsSocketStrategy(classifiedHandshakeFailures(DefaultClientTlsStrategy.createDefault()));
+                .setDefaultConnectionConfig(guardedConnectionConfig().build());
     }
 
     /**
@@ -360,24 +362,33 @@ public final class GuardedHttpClientBuilder {
      * read timeout, and one trickling in past the handshake timeout is cut off by a {@link HandshakeWatch}: both are
      * RFC 9209 {@code connection_timeout}. A reset during the handshake is a plain socket error, which would read as
      * {@code connection_terminated} (the upstream may have acted); it is a TLS failure like the clean close at the same
-     * point (JSSE's "Remote host terminated the handshake"): {@code tls_protocol_error}.
+     * point (JSSE's "Remote host terminated the handshake"): {@code tls_protocol_error} — unless the upstream sent an
+     * alert before it closed, which JSSE leaves unread when its own write failed first: {@code tls_alert_received}.
+     * The handshake runs over a {@link TlsTransport}, which also lets the connection tell a {@code close_notify} from a
+     * bare TCP close.
      */
     private static TlsSocketStrategy classifiedHandshakeFailures(TlsSocketStrategy tls) {
+        if (tls == null) {
+            return null;
+        }
         return (socket, target, port, attachment, context) -> {
             HandshakeWatch watch = HandshakeWatch.start(socket, attachment, context);
+            TlsTransport transport = TlsTransport.over(socket, context);
             SSLSocket upgraded;
             try {
-                // Layered on a watch of the TCP stream, which tells a TLS close without close_notify (see TcpEndWatch).
-                upgraded = tls.upgrade(TcpEndWatch.around(socket), target, port, attachment, context);
-            } catch (RuntimeException e) {
-                TcpEndWatch.forget(socket); // no connection will take it
-                throw e;
+                upgraded = tls.upgrade(transport, target, port, attachment, context);
             } catch (IOException e) {
-                TcpEndWatch.forget(socket);
                 if (watch.stop() || e instanceof SocketTimeoutException) {
                     throw handshakeTimedOut(target, port, e);
                 }
                 if (e instanceof SocketException) {
+                    String alert = transport.discardedAlert();
+                    if (alert != null) {
+                        // A TLS 1.2 server refusing the client's certificate (or its absence) alerts and closes while
+                        // the client still writes its flight: the alert, not the broken pipe, is what happened.
+                        throw new FaultSignal(UpstreamFault.TLS_ALERT_RECEIVED, "TLS handshake with " + target + ":"
+                                + port + " ended by a TLS alert from the upstream (" + alert + ")", e);
+                    }
                     throw new FaultSignal(UpstreamFault.TLS_PROTOCOL_ERROR,
                             "TLS handshake with " + target + ":" + port + " was cut off by the upstream", e);
                 }
@@ -385,7 +396,6 @@ public final class GuardedHttpClientBuilder {
             }
             if (watch.stop()) {
                 // Done just as the watch closed its socket: the connection is gone all the same.
-                TcpEndWatch.forget(socket);
                 throw handshakeTimedOut(target, port, null);
             }
             return upgraded;

@@ -30,7 +30,9 @@ public final class GuardedHttpClients {
 
     /**
      * A pooling connection manager builder with the strict response parser plugged in and the default header limits,
-     * for callers that bring their own connection manager.
+     * for callers that bring their own connection manager. A TLS strategy set on it (its own versions or key material)
+     * has its handshake failures classified as the client's own would be: a stalled or trickling handshake is
+     * {@code connection_timeout}, one cut off is {@code tls_protocol_error}, an alert {@code tls_alert_received}.
      */
     public static PoolingHttpClientConnectionManagerBuilder connectionManagerBuilder() {
         return GuardedHttpClientBuilder.connectionManagerBuilder(GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_SIZE,

@@ -10,6 +10,7 @@ import java.net.SocketException;
 import java.nio.file.Path;
 import org.apache.hc.client5.http.DnsResolver;
 import org.apache.hc.client5.http.SchemePortResolver;
+import org.apache.hc.client5.http.SystemDefaultDnsResolver;
 import org.apache.hc.client5.http.impl.io.DefaultHttpClientConnectionOperator;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
 import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
@@ -32,6 +33,9 @@ import org.apache.hc.core5.util.Timeout;
  * under a request: {@code connection_terminated}, "the upstream may have acted", so a POST was never retried though it
  * never left. Only here is it known whether the TCP connection was up; a failure after it (the TLS handshake) keeps
  * its own classification.
+ *
+ * <p>It also bounds the host name lookup by the attempt's connect timeout ({@link BoundedDnsResolver}):
+ * {@code dns_timeout}.
  */
 public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOperator {
 
@@ -39,8 +43,9 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
 
     public ConnectPhaseOperator(SchemePortResolver schemePortResolver, DnsResolver dnsResolver,
             TlsSocketStrategy tlsSocketStrategy) {
-        // The registry HttpClient's own connection manager builder creates.
-        super(schemePortResolver, dnsResolver, RegistryBuilder.<TlsSocketStrategy>create()
+        // The registry HttpClient's own connection manager builder creates; lookups bounded by the connect timeout.
+        super(schemePortResolver, new BoundedDnsResolver(dnsResolver != null ? dnsResolver
+                : SystemDefaultDnsResolver.INSTANCE), RegistryBuilder.<TlsSocketStrategy>create()
                 .register(URIScheme.HTTPS.id, tlsSocketStrategy).build());
     }
 
@@ -48,9 +53,12 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
     public void connect(ManagedHttpClientConnection conn, HttpHost endpointHost, NamedEndpoint endpointName,
             Path unixDomainSocket, InetSocketAddress localAddress, Timeout connectTimeout, SocketConfig socketConfig,
             Object attachment, HttpContext context) throws IOException {
+        BoundedDnsResolver.bound(connectTimeout == null || connectTimeout.isDisabled() ? 0
+                : connectTimeout.toNanoseconds());
         try {
             super.connect(conn, endpointHost, endpointName, unixDomainSocket, localAddress, connectTimeout,
                     socketConfig, attachment, context);
+            handOver(conn, context);
         } catch (SocketException e) {
             if (context == null || Boolean.TRUE.equals(context.getAttribute(CONNECTED)) || e instanceof ConnectException
                     || e instanceof NoRouteToHostException || e instanceof PortUnreachableException) {
@@ -59,9 +67,31 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
             throw new FaultSignal(UpstreamFault.CONNECTION_REFUSED,
                     "Could not connect to " + endpointHost + ": " + e.getMessage(), e);
         } finally {
+            BoundedDnsResolver.unbound();
             if (context != null) {
                 context.removeAttribute(CONNECTED);
+                TlsTransport.take(context);
             }
+        }
+    }
+
+    /** TLS layered on a connection already made: through a forward proxy's tunnel. */
+    @Override
+    public void upgrade(ManagedHttpClientConnection conn, HttpHost endpointHost, NamedEndpoint endpointName,
+            Object attachment, HttpContext context) throws IOException {
+        try {
+            super.upgrade(conn, endpointHost, endpointName, attachment, context);
+            handOver(conn, context);
+        } finally {
+            TlsTransport.take(context);
+        }
+    }
+
+    /** Tells the connection what its TLS socket reads from, if the TLS strategy was ours. */
+    private static void handOver(ManagedHttpClientConnection conn, HttpContext context) {
+        TlsTransport transport = TlsTransport.take(context);
+        if (transport != null && conn instanceof GuardedConnection) {
+            ((GuardedConnection) conn).tlsTransport(transport);
         }
     }
 

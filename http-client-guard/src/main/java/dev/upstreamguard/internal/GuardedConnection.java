@@ -84,8 +84,8 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     private boolean timedOutWhileIdle;
     /** Under TLS, the TCP socket the TLS socket is layered on; {@code null} for plain connections. */
     private Socket tcpSocket;
-    /** Under TLS (through this library's TLS strategy), whether the TCP stream ended under it; else {@code null}. */
-    private TcpEndWatch tcpEnd;
+    /** Under TLS, what the TLS socket read from the TCP socket, when the TLS strategy is ours; else {@code null}. */
+    private TlsTransport tlsTransport;
 
     private GuardedConnection(String id, Http1Config config, StrictResponseParser parser, Ticker ticker,
             ReuseHistory history) {
@@ -313,8 +313,8 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     @Override
     protected InputStream createContentInputStream(long length, SessionInputBuffer buffer, InputStream in) {
-        if (length == ContentLengthStrategy.UNDEFINED && tcpEnd != null) {
-            return new EndedByCloseNotify(super.createContentInputStream(length, buffer, in), tcpEnd);
+        if (length == ContentLengthStrategy.UNDEFINED && tlsTransport != null) {
+            return new CloseNotifiedBody(super.createContentInputStream(length, buffer, in), tlsTransport);
         }
         if (length != ContentLengthStrategy.CHUNKED) {
             return super.createContentInputStream(length, buffer, in);
@@ -322,44 +322,47 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         return StrictChunkSizes.decoder(buffer, in, config);
     }
 
-    @Override
-    public void bind(SSLSocket sslSocket, Socket socket) throws IOException {
-        this.tcpSocket = socket;
-        this.tcpEnd = TcpEndWatch.of(socket);
-        super.bind(sslSocket, socket);
+    /** The TLS connection's transport, as seen below the TLS socket (set once connected). */
+    void tlsTransport(TlsTransport transport) {
+        this.tlsTransport = transport;
     }
 
     /**
-     * A body delimited by the close of a TLS connection, which RFC 9112 §9.8 holds complete only if the close came with
-     * TLS's close_notify alert: ended by a bare TCP close, it may have been cut anywhere, and is
-     * {@code http_response_incomplete} rather than a whole body.
+     * A body delimited by the connection's close, over TLS: RFC 9112 §9.8 has it complete only if a valid closure
+     * alert was received. JSSE by default reports a TCP end without one as the end of input too, so the body would
+     * look whole however much of it an attacker, or a crash, cut off: that end is an incomplete response.
      */
-    private static final class EndedByCloseNotify extends FilterInputStream {
+    private static final class CloseNotifiedBody extends FilterInputStream {
+        private final TlsTransport transport;
 
-        private final TcpEndWatch tcpEnd;
-
-        EndedByCloseNotify(InputStream in, TcpEndWatch tcpEnd) {
+        CloseNotifiedBody(InputStream in, TlsTransport transport) {
             super(in);
-            this.tcpEnd = tcpEnd;
+            this.transport = transport;
         }
 
         @Override
         public int read() throws IOException {
-            return checked(in.read());
+            return checked(super.read());
         }
 
         @Override
         public int read(byte[] b, int off, int len) throws IOException {
-            return checked(in.read(b, off, len));
+            return checked(super.read(b, off, len));
         }
 
-        private int checked(int n) throws IOException {
-            if (n == -1 && tcpEnd.ended()) {
-                throw new ConnectionClosedException("The upstream closed the TLS connection without close_notify: the "
-                        + "body, delimited by the close, may have been cut short");
+        private int checked(int read) throws IOException {
+            if (read == -1 && transport.endedWithoutCloseNotify()) {
+                throw new ConnectionClosedException("The upstream closed the TLS connection without close_notify: a"
+                        + " response body delimited by the close may be truncated");
             }
-            return n;
+            return read;
         }
+    }
+
+    @Override
+    public void bind(SSLSocket sslSocket, Socket socket) throws IOException {
+        this.tcpSocket = socket;
+        super.bind(sslSocket, socket);
     }
 
     /**

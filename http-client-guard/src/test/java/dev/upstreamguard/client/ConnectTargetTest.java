@@ -11,8 +11,12 @@ import java.net.InetAddress;
 import java.net.URI;
 import java.net.UnknownHostException;
 import java.time.Duration;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import org.apache.hc.client5.http.DnsResolver;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
@@ -93,6 +97,54 @@ class ConnectTargetTest {
                 }
                 assertThat(client.upstreams()).extracting(GuardedUpstream::name).containsExactly("orders");
             }
+        }
+    }
+
+    /**
+     * Regression: a resolver that does not answer (a dead DNS server: glibc waits 5 s per try) held the call past its
+     * connect timeout and its whole deadline, since the JDK's lookup cannot be interrupted; it ended as
+     * http_response_timeout, or dns_error from the resolver's eventual "temporary failure". The lookup is bounded by
+     * the attempt's connect timeout: RFC 9209 dns_timeout (504), nothing sent, so retried for any method.
+     */
+    @Test
+    void aLookupThatDoesNotAnswerWithinTheConnectTimeoutIsADnsTimeoutRetriedForAnyMethod() throws Exception {
+        CountDownLatch testOver = new CountDownLatch(1);
+        AtomicInteger lookups = new AtomicInteger();
+        DnsResolver deadServer = new DnsResolver() {
+            @Override
+            public InetAddress[] resolve(String host) throws UnknownHostException {
+                lookups.incrementAndGet();
+                try {
+                    testOver.await(20, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                throw new UnknownHostException(host + ": Temporary failure in name resolution");
+            }
+
+            @Override
+            public String resolveCanonicalHostname(String host) {
+                return host;
+            }
+        };
+        GuardPolicy policy = GuardPolicy.builder().connectTimeout(Duration.ofMillis(300))
+                .totalTimeout(Duration.ofSeconds(10)).initialBackoff(Duration.ofMillis(1))
+                .maxBackoff(Duration.ofMillis(5)).build();
+        try (GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).connectionManager(
+                GuardedHttpClients.connectionManagerBuilder().setDnsResolver(deadServer).build()).build()) {
+            URI uri = URI.create("http://dns-does-not-answer.test/");
+            for (ClassicHttpRequest request : new ClassicHttpRequest[] {new HttpGet(uri), FaultMatrixTest.post(uri)}) {
+                long start = System.nanoTime();
+                UpstreamException e = catchThrowableOfType(UpstreamException.class,
+                        () -> client.execute(request, r -> r.getCode()));
+                FaultMatrixTest.assertFault(e, "dns_timeout", 504, 3);
+                assertThat(Duration.ofNanos(System.nanoTime() - start)).as("three lookups of 300 ms")
+                        .isLessThan(Duration.ofSeconds(3));
+            }
+            // Attempts waiting on a lookup still running share it rather than start another.
+            assertThat(lookups.get()).isEqualTo(1);
+        } finally {
+            testOver.countDown();
         }
     }
 

@@ -31,9 +31,12 @@ import javax.net.ssl.SSLSocket;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
 import mockwebserver3.SocketEffect;
+import okhttp3.tls.HandshakeCertificates;
+import okhttp3.tls.HeldCertificate;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
+import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ContentType;
@@ -413,6 +416,57 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Every way the upstream's certificate can fail the client's checks is tls_certificate_error, not retried, for any
+     * method, and no request is sent (pinned: already right). The client trusts {@link TestTls#rootCertificate()}.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"expired", "not yet valid", "for another name", "DNS name only, called by IP address",
+        "IP address only, called by DNS name", "self-signed", "intermediate missing"})
+    void aCertificateTheClientCannotAcceptIsATlsCertificateErrorForAnyMethod(String problem) throws Exception {
+        long now = System.currentTimeMillis();
+        long day = Duration.ofDays(1).toMillis();
+        HeldCertificate root = TestTls.rootCertificate();
+        // Not named in its common name: the JDK and HttpClient still match a DNS name against it when the certificate
+        // has no DNS name among its subject alternative names.
+        HeldCertificate.Builder leaf = new HeldCertificate.Builder().commonName("upstream").ecdsa256();
+        String host = "127.0.0.1";
+        java.security.cert.X509Certificate[] chain = {root.certificate()};
+        switch (problem) {
+            case "expired" -> leaf.addSubjectAlternativeName("127.0.0.1").validityInterval(now - 10 * day, now - day)
+                    .signedBy(root);
+            case "not yet valid" -> leaf.addSubjectAlternativeName("127.0.0.1")
+                    .validityInterval(now + day, now + 10 * day).signedBy(root);
+            case "for another name" -> leaf.addSubjectAlternativeName("other.example").signedBy(root);
+            case "DNS name only, called by IP address" -> leaf.addSubjectAlternativeName("localhost").signedBy(root);
+            case "IP address only, called by DNS name" -> {
+                leaf.addSubjectAlternativeName("127.0.0.1").signedBy(root);
+                host = "localhost";
+            }
+            case "self-signed" -> {
+                leaf.addSubjectAlternativeName("127.0.0.1");
+                chain = new java.security.cert.X509Certificate[0];
+            }
+            case "intermediate missing" -> {
+                HeldCertificate intermediate = new HeldCertificate.Builder().commonName("intermediate")
+                        .certificateAuthority(0).signedBy(root).ecdsa256().build();
+                leaf.addSubjectAlternativeName("127.0.0.1").signedBy(intermediate);
+                chain = new java.security.cert.X509Certificate[0]; // the server sends its leaf alone
+            }
+            default -> throw new IllegalArgumentException(problem);
+        }
+        javax.net.ssl.SSLContext server = new HandshakeCertificates.Builder().heldCertificate(leaf.build(), chain)
+                .build().sslContext();
+        try (RawUpstream upstream = RawUpstream.startTls(server, Behaviours.ok("never"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            URI uri = URI.create("https://" + host + ":" + upstream.port() + "/");
+            assertFault(failure(client, new HttpGet(uri)), "tls_certificate_error", 502, 1);
+            assertFault(failure(client, post(uri)), "tls_certificate_error", 502, 1);
+            assertThat(upstream.requestCount()).isZero();
+        }
+    }
+
     @Test
     void trustedCertificateSucceeds() throws Exception {
         try (MockWebServer server = TestTls.httpsServer();
@@ -433,6 +487,35 @@ class FaultMatrixTest {
             UpstreamException e = failure(client, new HttpGet("https://127.0.0.1:" + upstream.port() + "/"));
             assertFault(e, "tls_alert_received", 502, 1);
             assertThat(upstream.connectionCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a handshake the upstream ended with an alert other than a fatal one the JDK knows — a warning
+     * unrecognized_name from a server that does not know the SNI name (TLS 1.2; the JDK does not go on after it), an
+     * alert of a description unknown to the JDK (RFC 8446 §6: an error alert all the same), a close_notify before the
+     * handshake was done — was tls_protocol_error, as if this side's TLS had failed. The upstream sent an alert: RFC
+     * 9209 tls_alert_received, and the alert is named.
+     */
+    @ParameterizedTest(name = "level {0}, description {1}")
+    @CsvSource({"1, 112, unrecognized_name", "2, 255, (-1)", "1, 0, close_notify"})
+    void aHandshakeEndedByAnyAlertFromTheUpstreamIsTlsAlertReceived(int level, int description, String named)
+            throws Exception {
+        byte[] alert = {0x15, 0x03, 0x03, 0x00, 0x02, (byte) level, (byte) description};
+        RawUpstream.Behaviour alerting = c -> {
+            if (c.in().read(new byte[16 * 1024]) != -1) {
+                c.write(alert);
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(alerting);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            URI uri = URI.create("https://127.0.0.1:" + upstream.port() + "/");
+            UpstreamException e = failure(client, new HttpGet(uri));
+            assertFault(e, "tls_alert_received", 502, 1);
+            assertThat(e.getMessage()).contains(named);
+            assertFault(failure(client, post(uri)), "tls_alert_received", 502, 1);
         }
     }
 
@@ -504,6 +587,102 @@ class FaultMatrixTest {
                         1);
             }
             assertThat(upstream.requestCount()).isZero();
+        }
+    }
+
+    /**
+     * Regression: a TLS 1.2 server refusing a client without a certificate sends its bad_certificate alert and closes
+     * while the client still writes the rest of its flight, so the client's handshake mostly failed on a broken pipe:
+     * tls_protocol_error ("cut off by the upstream"), where the same server on TLS 1.3 is tls_alert_received. The alert
+     * was there, unread on the TCP connection; the upstream said why it refused (RFC 9209 tls_alert_received).
+     */
+    @Test
+    void aTls12UpstreamDemandingAClientCertificateIsTlsAlertReceivedNamingTheAlert() throws Exception {
+        try (RawUpstream upstream = RawUpstream.startTls(true, new String[] {"TLSv1.2"}, Behaviours.ok("never"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            for (int i = 0; i < 3; i++) {
+                UpstreamException get = failure(client, new HttpGet(upstream.baseUrl() + "/"));
+                assertFault(get, "tls_alert_received", 502, 1);
+                // The JDK's server sends bad_certificate (JDK 17) or handshake_failure (JDK 25): either is named.
+                assertThat(get.getMessage()).containsAnyOf("(bad_certificate)", "alert: bad_certificate",
+                        "(handshake_failure)", "alert: handshake_failure");
+                assertFault(failure(client, post(URI.create(upstream.baseUrl() + "/"))), "tls_alert_received", 502,
+                        1);
+            }
+            assertThat(upstream.requestCount()).isZero();
+        }
+    }
+
+    /**
+     * Regression: over TLS a body delimited by the connection's close is complete only once a close_notify arrived
+     * (RFC 9112 §9.8); JSSE reports a bare TCP close as the end of input just the same, so a body cut there was returned
+     * as a whole 200. Without a close_notify it is http_response_incomplete; with one it is the body.
+     */
+    @ParameterizedTest(name = "close_notify sent: {0}, {1}")
+    @CsvSource({"false, TLSv1.3", "true, TLSv1.3", "false, TLSv1.2", "true, TLSv1.2"})
+    void aTlsBodyDelimitedByTheCloseIsIncompleteUnlessAClosureAlertEndsIt(boolean closeNotify, String version)
+            throws Exception {
+        RawUpstream.Behaviour closeDelimited = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\npart of it");
+                if (closeNotify) {
+                    c.close();
+                } else {
+                    c.closeWithoutCloseNotify();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, new String[] {version}, closeDelimited);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            if (closeNotify) {
+                String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+                assertThat(body).isEqualTo("part of it");
+                return;
+            }
+            ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
+            try {
+                assertThat(response.getCode()).isEqualTo(200);
+                Throwable thrown = catchThrowable(() -> EntityUtils.toByteArray(response.getEntity()));
+                assertThat(thrown).isInstanceOf(UpstreamException.class);
+                assertFault((UpstreamException) thrown, "http_response_incomplete", 502, 1);
+            } finally {
+                closeQuietly(response);
+            }
+        }
+    }
+
+    /**
+     * Regression: through a forward proxy (HTTP CONNECT) the TLS connection to the upstream is layered on the tunnel
+     * after connecting, and only connections set up directly were told what their TLS transport saw: a body delimited
+     * by the close and cut without a close_notify was whole again behind a proxy.
+     */
+    @Test
+    void aTlsBodyCutWithoutACloseNotifyIsIncompleteThroughAForwardProxyToo() throws Exception {
+        RawUpstream.Behaviour cut = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\npart of it");
+                c.closeWithoutCloseNotify();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, cut);
+                RawUpstream proxy = RawUpstream.start(Behaviours.connectTunnel());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext())
+                        .httpClientBuilder(org.apache.hc.client5.http.impl.classic.HttpClients.custom()
+                                .setProxy(new org.apache.hc.core5.http.HttpHost("http", "127.0.0.1", proxy.port())))
+                        .build()) {
+            ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
+            try {
+                assertThat(response.getCode()).isEqualTo(200);
+                Throwable thrown = catchThrowable(() -> EntityUtils.toByteArray(response.getEntity()));
+                assertThat(thrown).isInstanceOf(UpstreamException.class);
+                assertFault((UpstreamException) thrown, "http_response_incomplete", 502, 1);
+            } finally {
+                closeQuietly(response);
+            }
+            assertThat(proxy.requests()).extracting(RawUpstream.Request::method).containsExactly("CONNECT");
         }
     }
 
@@ -599,6 +778,40 @@ class FaultMatrixTest {
             assertFault(failure(client, new HttpGet(uri)), "tls_protocol_error", 502, 1);
             assertFault(failure(client, post(uri)), "tls_protocol_error", 502, 1);
             assertThat(upstream.connectionCount()).isEqualTo(2);
+        }
+    }
+
+    /**
+     * Regression: a caller bringing its own connection manager from {@link GuardedHttpClients#connectionManagerBuilder()}
+     * with a TLS strategy of its own (its versions, its key material) lost what the library makes of handshake
+     * failures: a reset handshake was connection_terminated (GET retried, a POST "may have acted") and a silent one a
+     * read timeout (504, "may have acted", not retried) bounded only by the socket timeout. Any strategy set there is
+     * classified as the builder's own: tls_protocol_error and connection_timeout, nothing sent.
+     */
+    @Test
+    void handshakeFailuresAreClassifiedWithTheCallersOwnTlsStrategyToo() throws Exception {
+        RawUpstream.Behaviour reset = c -> {
+            if (c.in().read(new byte[16 * 1024]) != -1) {
+                c.reset();
+            }
+        };
+        RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
+        try (RawUpstream resetting = RawUpstream.start(reset); RawUpstream stalling = RawUpstream.start(silent);
+                GuardedHttpClient client = GuardedHttpClients.custom()
+                        .defaults(fast().connectTimeout(Duration.ofMillis(300)).build())
+                        .connectionManager(GuardedHttpClients.connectionManagerBuilder()
+                                .setTlsSocketStrategy(new DefaultClientTlsStrategy(TestTls.clientContext(),
+                                        new String[] {"TLSv1.3"}, null, null, null))
+                                .build())
+                        .build()) {
+            URI resetUri = URI.create("https://127.0.0.1:" + resetting.port() + "/");
+            assertFault(failure(client, new HttpGet(resetUri)), "tls_protocol_error", 502, 1);
+            assertFault(failure(client, post(resetUri)), "tls_protocol_error", 502, 1);
+            long start = System.nanoTime();
+            assertFault(failure(client, post(URI.create("https://127.0.0.1:" + stalling.port() + "/"))),
+                    "connection_timeout", 504, 3);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(4));
+            assertThat(resetting.requestCount() + stalling.requestCount()).isZero();
         }
     }
 

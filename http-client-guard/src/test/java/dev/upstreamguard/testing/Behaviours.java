@@ -310,6 +310,37 @@ public final class Behaviours {
         };
     }
 
+    /**
+     * A forward proxy's tunnel: reads one {@code CONNECT host:port} request, connects to that loopback port, answers
+     * 200 and then copies bytes both ways until either side closes (a close is passed on as a close, so a TLS
+     * connection cut without close_notify reaches the client as such).
+     */
+    public static Behaviour connectTunnel() {
+        return c -> {
+            Request connect = c.readRequest();
+            if (connect == null || !"CONNECT".equals(connect.method())) {
+                return;
+            }
+            int port = Integer.parseInt(connect.target().substring(connect.target().lastIndexOf(':') + 1));
+            try (java.net.Socket target = new java.net.Socket(java.net.InetAddress.getLoopbackAddress(), port)) {
+                c.write("HTTP/1.1 200 Connection established\r\n\r\n");
+                Thread up = new Thread(() -> {
+                    try {
+                        c.in().transferTo(target.getOutputStream());
+                        target.shutdownOutput();
+                    } catch (java.io.IOException closed) {
+                        // Either side went away.
+                    }
+                }, "tunnel-up");
+                up.setDaemon(true);
+                up.start();
+                target.getInputStream().transferTo(c.socket().getOutputStream());
+                c.socket().shutdownOutput();
+                c.stallUntilClosed();
+            }
+        };
+    }
+
     /** A keep-alive upstream answering every request with 200 and the request's own body. */
     public static Behaviour echo() {
         return c -> {

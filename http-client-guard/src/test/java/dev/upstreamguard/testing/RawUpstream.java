@@ -98,15 +98,18 @@ public final class RawUpstream implements AutoCloseable {
     /** Server-side TLS for every accepted connection, or {@code null} for plain HTTP. */
     private final javax.net.ssl.SSLContext tls;
     private final boolean needClientAuth;
+    /** The TLS versions the server speaks, or {@code null} for the JDK's defaults. */
+    private final String[] protocols;
 
     private RawUpstream(int port, List<Behaviour> script) throws IOException {
-        this(port, script, null, false);
+        this(port, script, null, false, null);
     }
 
-    private RawUpstream(int port, List<Behaviour> script, javax.net.ssl.SSLContext tls, boolean needClientAuth)
-            throws IOException {
+    private RawUpstream(int port, List<Behaviour> script, javax.net.ssl.SSLContext tls, boolean needClientAuth,
+            String[] protocols) throws IOException {
         this.tls = tls;
         this.needClientAuth = needClientAuth;
+        this.protocols = protocols == null ? null : protocols.clone();
         this.script = List.copyOf(script);
         this.listener = new ServerSocket();
         this.listener.setReuseAddress(true);
@@ -135,10 +138,28 @@ public final class RawUpstream implements AutoCloseable {
      * {@link #baseUrl()} is then an {@code https} URL.
      */
     public static RawUpstream startTls(boolean needClientAuth, Behaviour first, Behaviour... then) throws IOException {
+        return startTls(needClientAuth, null, first, then);
+    }
+
+    /**
+     * Like {@link #startTls(boolean, Behaviour, Behaviour...)}, speaking only the TLS versions named (such as
+     * {@code "TLSv1.2"}), or the JDK's defaults for {@code null}.
+     */
+    public static RawUpstream startTls(boolean needClientAuth, String[] protocols, Behaviour first, Behaviour... then)
+            throws IOException {
         List<Behaviour> all = new ArrayList<>();
         all.add(Objects.requireNonNull(first, "first"));
         all.addAll(List.of(then));
-        return new RawUpstream(0, all, TestTls.serverCertificates().sslContext(), needClientAuth);
+        return new RawUpstream(0, all, TestTls.serverCertificates().sslContext(), needClientAuth, protocols);
+    }
+
+    /** Like {@link #startTls(boolean, Behaviour, Behaviour...)}, presenting the certificates of {@code server}. */
+    public static RawUpstream startTls(javax.net.ssl.SSLContext server, Behaviour first, Behaviour... then)
+            throws IOException {
+        List<Behaviour> all = new ArrayList<>();
+        all.add(Objects.requireNonNull(first, "first"));
+        all.addAll(List.of(then));
+        return new RawUpstream(0, all, Objects.requireNonNull(server, "server"), false, null);
     }
 
     /**
@@ -246,6 +267,9 @@ public final class RawUpstream implements AutoCloseable {
                             .createSocket(socket, null, true);
                     ssl.setUseClientMode(false);
                     ssl.setNeedClientAuth(needClientAuth);
+                    if (protocols != null) {
+                        ssl.setEnabledProtocols(protocols);
+                    }
                     socket = ssl;
                 } catch (IOException e) {
                     errors.add(e);
@@ -263,7 +287,7 @@ public final class RawUpstream implements AutoCloseable {
             Socket accepted = socket;
             signal();
             try {
-                threads.execute(() -> serve(new Connection(accepted, tls == null ? null : tcp, index), chosen));
+                threads.execute(() -> serve(new Connection(accepted, tcp, index), chosen));
             } catch (RuntimeException rejected) {
                 // Closed meanwhile.
                 closeQuietly(accepted);
@@ -328,7 +352,7 @@ public final class RawUpstream implements AutoCloseable {
     public final class Connection {
 
         private final Socket socket;
-        /** Under TLS, the TCP socket {@link #socket} is layered on; {@code null} for plain HTTP. */
+        /** The TCP socket: {@link #socket} itself, or under TLS the one it is layered on. */
         private final Socket tcp;
         private final int index;
         private final InputStream in;
@@ -505,20 +529,17 @@ public final class RawUpstream implements AutoCloseable {
             socket.close();
         }
 
-        /**
-         * Under TLS, closes the TCP connection (FIN) without the TLS close_notify alert first: a truncation, which RFC
-         * 9112 §9.8 tells apart from the end of a body delimited by the close.
-         */
-        public void closeWithoutCloseNotify() throws IOException {
-            if (tcp == null) {
-                throw new IllegalStateException("Not a TLS connection");
-            }
-            tcp.close();
-        }
-
-        /** Closes the connection normally (FIN; under TLS, after the close_notify alert). */
+        /** Closes the connection normally (FIN; under TLS after a {@code close_notify}). */
         public void close() throws IOException {
             socket.close();
+        }
+
+        /**
+         * Closes the TCP connection with a FIN and, under TLS, without a {@code close_notify} first: how a TLS
+         * connection looks when it is cut (RFC 8446 §6.1 calls a close without it a truncation).
+         */
+        public void closeWithoutCloseNotify() throws IOException {
+            tcp.close();
         }
     }
 }
