@@ -746,28 +746,33 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return;
             }
             ServletOutputStream out = response.getOutputStream();
-            // A body of known length is a download: the container's buffer decides when to write. One without (chunked
-            // or read to close: event streams, long polls) is flushed whenever the upstream pauses, so nothing waits.
-            boolean flushOnPause = entity.getContentLength() < 0;
+            // Whatever reached the proxy is flushed to the client whenever the upstream pauses, so nothing waits in the
+            // container's buffer: event streams and long polls (chunked or read to the close), and known-length bodies
+            // an upstream sends in parts (progress, a slow origin). While the upstream keeps sending, the container's
+            // buffer decides when to write; a body's last bytes need no flush, the response's end sends them.
+            long length = entity.getContentLength();
             TrailerRelay trailers = null;
             if (entity.isChunked() && "HTTP/1.1".equals(request.getProtocol())) {
                 // The upstream's trailer section (checksums, Server-Timing) follows its last chunk; the container asks
                 // for it when it ends the response, chunked (RFC 9112 §7.1.2). HTTP/1.0 has no trailers to carry them.
                 trailers = new TrailerRelay(connectionTokens);
                 response.setTrailerFields(trailers);
-            } else if (flushOnPause && "HTTP/1.1".equals(request.getProtocol())
+            } else if (length < 0 && "HTTP/1.1".equals(request.getProtocol())
                     && HopByHop.hasClose(request.getHeaders("Connection"))) {
                 // Chunked even for a client that asked to close, which Jetty would frame by the close: only chunks let
                 // the client tell a body the upstream cut short from a whole one. (HTTP/1.0 has nothing to tell it.)
                 response.setTrailerFields(NO_TRAILERS);
             }
             byte[] buffer = Buffers.get();
+            long unread = length;
             for (;;) {
                 int n;
                 boolean drained;
                 try {
                     n = in.read(buffer);
-                    drained = flushOnPause && n > 0 && in.available() <= 0 && !noPauseHere(response, context);
+                    unread -= n;
+                    drained = n > 0 && (length < 0 || unread > 0) && in.available() <= 0
+                            && !noPauseHere(response, context);
                 } catch (IOException e) {
                     // Cancel first: the upstream connection is closed now, not drained or left to a timeout.
                     upstreamRequest.cancel();
@@ -797,11 +802,17 @@ public class UpstreamProxyServlet extends HttpServlet {
          * Whether what looks like a pause in the body is none, before the flush that would commit the response: more
          * of the body is already here (the chunked stream only reports up to its chunk's end), or the upstream closed
          * right there. A chunked body cut off is then read to its fault first and answered with a clean 502, not a 200
-         * and a cut connection; a body delimited by the close simply ends. Asked only until the response is committed:
-         * a cut after that can only be an abort anyway, and the look costs up to 1 ms of a genuine pause.
+         * and a cut connection; a body delimited by the close simply ends. The look for a close (up to 1 ms of a
+         * genuine pause) is made only until the response is committed: a cut after that can only be an abort anyway.
          */
         private static boolean noPauseHere(HttpServletResponse response, HttpClientContext context) {
-            return !response.isCommitted() && GuardedConnection.inputWaitingOrEnded(context);
+            if (response.isCommitted()) {
+                // Chunks that arrived together (the chunked stream reads only to its chunk's end) are no pause: one
+                // flush each made as many writes and client-side chunks as the upstream sent, thousands for a body
+                // of small chunks. Only a look at what is buffered, without the 1 ms read.
+                return GuardedConnection.inputWaiting(context);
+            }
+            return GuardedConnection.inputWaitingOrEnded(context);
         }
 
         /** Answers a fault, or aborts the client connection when the response is already committed. */

@@ -198,6 +198,33 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     }
 
     /**
+     * Whether more of the response of the exchange in {@code context} has already arrived — beyond the line end that
+     * closes a chunk's data — in the connection's buffer or its socket, as far as can be told without reading. A
+     * proxy asks this where a body of unknown length seems to pause once its own response is committed: many small
+     * chunks that arrived together are then passed on together, not flushed one by one (one write, and one chunk of
+     * the proxy's own, for each). {@code false} when the connection is not known: then every seeming pause counts.
+     */
+    public static boolean inputWaiting(HttpContext context) {
+        Object conn = context == null ? null : context.getAttribute(CONTEXT_ATTRIBUTE);
+        if (!(conn instanceof GuardedConnection)) {
+            return false;
+        }
+        GuardedConnection connection = (GuardedConnection) conn;
+        try {
+            if (!connection.isOpen()) {
+                return false;
+            }
+            if (connection.moreThanALineEndBuffered()) {
+                return true;
+            }
+            Socket socket = connection.getSocket();
+            return socket != null && socket.getInputStream().available() > 0;
+        } catch (IOException e) {
+            return false; // the next read of the body meets it, and reports it
+        }
+    }
+
+    /**
      * Whether the response of the exchange in {@code context} is a 408 (Request Timeout) that came on a connection
      * reused from the pool, before anything else of the response: what an upstream sends as it closes a connection
      * idle for its keep-alive timeout, which a request sent at that moment crosses on the way. RFC 9110 §15.5.9: the
