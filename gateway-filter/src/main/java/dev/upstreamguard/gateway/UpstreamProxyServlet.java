@@ -21,6 +21,7 @@ import dev.upstreamguard.internal.ResponseCheck;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import jakarta.servlet.ServletConfig;
+import jakarta.servlet.ServletContext;
 import jakarta.servlet.ServletException;
 import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.ServletOutputStream;
@@ -371,7 +372,8 @@ public class UpstreamProxyServlet extends HttpServlet {
                 context.setAttribute(ResponseCheck.ATTRIBUTE,
                         (ResponseCheck) upstreamHead -> headTooLargeForContainer(request, upstreamHead));
             }
-            if (request.getProtocol().startsWith("HTTP/") && !"HTTP/1.0".equals(request.getProtocol())) {
+            if (request.getProtocol().startsWith("HTTP/") && !"HTTP/1.0".equals(request.getProtocol())
+                    && removesHeaders(request.getServletContext())) {
                 // RFC 9110 §15.2: a proxy forwards the 1xx responses it did not ask for (never to an HTTP/1.0 client).
                 context.setAttribute(InterimResponseListener.ATTRIBUTE,
                         (InterimResponseListener) interim -> relayEarlyHints(response, interim));
@@ -438,6 +440,17 @@ public class UpstreamProxyServlet extends HttpServlet {
                 response.setHeader(name, null);
                 values.forEach(value -> response.addHeader(name, value));
             });
+        }
+
+        /**
+         * Whether the container removes a header set to {@code null}, which is how relayed hints are taken off the final
+         * answer again: Servlet 6.1 requires it (Tomcat 11, Jetty ee11) and Jetty always did; Tomcat 10.1 (Servlet 6.0)
+         * ignores the call, so the hints would stay on the final answer, and are not relayed there.
+         */
+        private static boolean removesHeaders(ServletContext context) {
+            int major = context.getMajorVersion();
+            return major > 6 || major == 6 && context.getMinorVersion() >= 1
+                    || context.getServerInfo().regionMatches(true, 0, "jetty", 0, 5);
         }
 
         /** The response inside any filters' wrappers. */

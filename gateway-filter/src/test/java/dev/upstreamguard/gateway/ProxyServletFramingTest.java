@@ -260,13 +260,15 @@ class ProxyServletFramingTest {
             socket.getOutputStream().write(RawClient.head(port, "GET", "/gw/hints/page")
                     .getBytes(StandardCharsets.ISO_8859_1));
             InputStream in = new BufferedInputStream(socket.getInputStream());
-            assertThat(RawClient.line(in)).startsWith("HTTP/1.1 103");
-            List<String> hints = new ArrayList<>();
-            for (String line = RawClient.line(in); !line.isEmpty(); line = RawClient.line(in)) {
-                hints.add(line);
+            if (relaysEarlyHints(container)) {
+                assertThat(RawClient.line(in)).startsWith("HTTP/1.1 103");
+                List<String> hints = new ArrayList<>();
+                for (String line = RawClient.line(in); !line.isEmpty(); line = RawClient.line(in)) {
+                    hints.add(line);
+                }
+                assertThat(hints).contains("Link: </a.css>; rel=preload", "Link: </b.js>; rel=preload")
+                        .noneMatch(h -> h.toLowerCase(java.util.Locale.ROOT).contains("hint-hop"));
             }
-            assertThat(hints).contains("Link: </a.css>; rel=preload", "Link: </b.js>; rel=preload")
-                    .noneMatch(h -> h.toLowerCase(java.util.Locale.ROOT).contains("hint-hop"));
             RawClient.Response response = RawClient.read(in, false);
             assertThat(response.status()).isEqualTo(200);
             assertThat(response.bodyUtf8()).isEqualTo("final");
@@ -296,14 +298,25 @@ class ProxyServletFramingTest {
             socket.getOutputStream().write(RawClient.head(port, "GET", "/gw/hints-wrapped/page")
                     .getBytes(StandardCharsets.ISO_8859_1));
             InputStream in = new BufferedInputStream(socket.getInputStream());
-            assertThat(RawClient.line(in)).startsWith("HTTP/1.1 103");
-            while (!RawClient.line(in).isEmpty()) {
-                // The hints.
+            if (relaysEarlyHints(container)) {
+                assertThat(RawClient.line(in)).startsWith("HTTP/1.1 103");
+                while (!RawClient.line(in).isEmpty()) {
+                    // The hints.
+                }
             }
             RawClient.Response response = RawClient.read(in, false);
             assertThat(response.status()).as("%s", response).isEqualTo(200);
             assertThat(response.bodyUtf8()).isEqualTo("final");
+            assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
         }
+    }
+
+    /**
+     * Hints are relayed where the container can take them off the final answer again (a header set to null removed):
+     * Servlet 6.1 containers and Jetty; not Tomcat 10.1 (Servlet 6.0, the CI's second run), which ignores that call.
+     */
+    private static boolean relaysEarlyHints(Container container) {
+        return container == Container.JETTY || !org.apache.catalina.util.ServerInfo.getServerNumber().startsWith("10.");
     }
 
     /**
