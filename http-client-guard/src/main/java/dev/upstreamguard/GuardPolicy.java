@@ -38,7 +38,10 @@ import java.util.regex.Pattern;
  * <li>{@code retry.statuses} 429,502,503,504: responses retried for idempotent requests.
  * <li>{@code circuit-breaker.*}: opens at a 50 % failure rate over a 30s window once 20 calls were seen, stays open
  *     10s, then lets 5 trial calls through; upstream 502/503/504 count as failures, 4xx never do.
- * <li>{@code bulkhead.max-concurrent-calls} 200: one slow upstream cannot take every container thread.
+ * <li>{@code bulkhead.max-concurrent-calls} 200: at most that many calls in flight per upstream, the next rejected at
+ *     once. It keeps a slow upstream from taking every container thread only when set below the container's
+ *     thread count (Tomcat's and Jetty's default is 200 too): with several upstreams behind one container, give each
+ *     less than that.
  * </ul>
  */
 public final class GuardPolicy {
