@@ -17,6 +17,7 @@ import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.time.Clock;
 import java.util.LinkedHashMap;
+import java.util.Arrays;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
@@ -40,6 +41,8 @@ import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
 import org.apache.hc.core5.http.HttpHost;
 import org.apache.hc.core5.http.config.Http1Config;
 import org.apache.hc.core5.http.io.HttpConnectionFactory;
+import org.apache.hc.core5.reactor.ssl.SSLBufferMode;
+import org.apache.hc.core5.ssl.SSLContexts;
 import org.apache.hc.core5.util.TimeValue;
 import org.apache.hc.core5.util.Timeout;
 
@@ -63,6 +66,8 @@ public final class GuardedHttpClientBuilder {
     private HttpClientBuilder httpClientBuilder;
     private HttpClientConnectionManager connectionManager;
     private SSLContext sslContext;
+    private String[] tlsProtocols;
+    private String[] tlsCipherSuites;
     private RequestConfig requestConfig = RequestConfig.DEFAULT;
     private MeterRegistry meterRegistry;
     private Ticker ticker = Ticker.system();
@@ -134,6 +139,25 @@ public final class GuardedHttpClientBuilder {
     public GuardedHttpClientBuilder sslContext(SSLContext context) {
         this.sslContext = Objects.requireNonNull(context, "context");
         return this;
+    }
+
+    /**
+     * The TLS protocol versions (such as {@code "TLSv1.3"}) and cipher suites offered to https upstreams, as a Spring
+     * SSL bundle's {@code options} name them; {@code null} for either keeps the TLS context's own (weak ones left
+     * out, as HttpClient does). Applies to the builder's TLS strategy, with or without {@link #sslContext}.
+     */
+    public GuardedHttpClientBuilder tlsOptions(String[] protocols, String[] cipherSuites) {
+        this.tlsProtocols = protocols == null ? null : nonEmpty("TLS protocols", protocols);
+        this.tlsCipherSuites = cipherSuites == null ? null : nonEmpty("TLS cipher suites", cipherSuites);
+        return this;
+    }
+
+    private static String[] nonEmpty(String what, String[] values) {
+        if (values.length == 0 || Arrays.stream(values).anyMatch(v -> v == null || v.isBlank())) {
+            throw new IllegalArgumentException(what + " must name at least one, and no blank one, was "
+                    + Arrays.toString(values));
+        }
+        return values.clone();
     }
 
     /** The request settings every call starts from (redirects, cookie spec…); timeouts come from the policy. */
@@ -302,8 +326,11 @@ public final class GuardedHttpClientBuilder {
                 .setTlsConfigResolver(host -> TlsConfig.custom()
                         .setHandshakeTimeout(timeout(policyOf(host, policies).connectTimeout().toMillis()))
                         .build());
-        if (sslContext != null) {
-            builder.setTlsSocketStrategy(new DefaultClientTlsStrategy(sslContext));
+        if (sslContext != null || tlsProtocols != null || tlsCipherSuites != null) {
+            // As HttpClient's own default strategy when no context is given: the JDK's default trust.
+            builder.setTlsSocketStrategy(new DefaultClientTlsStrategy(
+                    sslContext != null ? sslContext : SSLContexts.createDefault(), tlsProtocols, tlsCipherSuites,
+                    SSLBufferMode.STATIC, null));
         }
         PoolingHttpClientConnectionManager manager = builder.build();
         // Upstreams behind one scheme://host:port share its pool: it holds as many as the largest of them may, so that

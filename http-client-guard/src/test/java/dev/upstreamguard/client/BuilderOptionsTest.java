@@ -6,9 +6,11 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.MockWebServers;
 import dev.upstreamguard.testing.RawUpstream;
+import dev.upstreamguard.testing.TestTls;
 import java.time.Duration;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
@@ -262,5 +264,27 @@ class BuilderOptionsTest {
             assertThatThrownBy(() -> client.upstream("billing")).isInstanceOf(IllegalArgumentException.class)
                     .hasMessageContaining("billing");
         }
+    }
+
+    /** The TLS versions given to {@code tlsOptions} are the only ones offered; an empty or blank list is refused. */
+    @Test
+    void tlsOptionsLimitWhatIsOfferedToTheUpstream() throws Exception {
+        try (RawUpstream upstream = RawUpstream.startTls(false, new String[] {"TLSv1.3"}, Behaviours.ok("ok"))) {
+            String url = upstream.baseUrl() + "/x";
+            try (GuardedHttpClient client = GuardedHttpClients.custom().sslContext(TestTls.clientContext())
+                    .tlsOptions(new String[] {"TLSv1.3"}, null).build()) {
+                String body = client.execute(new HttpGet(url), r -> EntityUtils.toString(r.getEntity()));
+                assertThat(body).isEqualTo("ok");
+            }
+            try (GuardedHttpClient client = GuardedHttpClients.custom().sslContext(TestTls.clientContext())
+                    .tlsOptions(new String[] {"TLSv1.2"}, null).build()) {
+                assertThat(failure(client, new HttpGet(url)).fault())
+                        .isIn(UpstreamFault.TLS_ALERT_RECEIVED, UpstreamFault.TLS_PROTOCOL_ERROR);
+            }
+        }
+        assertThatThrownBy(() -> GuardedHttpClients.custom().tlsOptions(new String[0], null))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("TLS protocols");
+        assertThatThrownBy(() -> GuardedHttpClients.custom().tlsOptions(null, new String[] {" "}))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("TLS cipher suites");
     }
 }

@@ -32,7 +32,9 @@ import org.springframework.boot.context.properties.source.InvalidConfigurationPr
 import org.springframework.boot.restclient.RestClientCustomizer;
 import org.springframework.boot.restclient.RestTemplateCustomizer;
 import org.springframework.boot.servlet.filter.OrderedFormContentFilter;
+import org.springframework.boot.ssl.SslBundle;
 import org.springframework.boot.ssl.SslBundles;
+import org.springframework.boot.ssl.SslOptions;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
@@ -104,7 +106,13 @@ public final class UpstreamGuardAutoConfiguration {
                 throw new InvalidConfigurationPropertyValueException(SSL_BUNDLE_PROPERTY, bundle,
                         "no SslBundles bean is available to look the bundle up in");
             }
-            builder.sslContext(bundles.getBundle(bundle.trim()).createSslContext());
+            SslBundle ssl = bundles.getBundle(bundle.trim());
+            builder.sslContext(ssl.createSslContext());
+            SslOptions options = ssl.getOptions();
+            if (options != null && options.isSpecified()) {
+                // A bundle limited to TLS 1.3, or to approved cipher suites, is a policy: offer only what it names.
+                builder.tlsOptions(options.getEnabledProtocols(), options.getCiphers());
+            }
         }
         customizers.orderedStream().forEach(c -> c.customize(builder));
         return builder.build();

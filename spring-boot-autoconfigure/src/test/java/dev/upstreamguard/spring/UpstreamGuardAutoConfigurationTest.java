@@ -15,6 +15,8 @@ import dev.upstreamguard.spring.internal.RouteSkippingFormContentFilter;
 import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
 import dev.upstreamguard.spring.internal.UpstreamPolicyValidator;
 import dev.upstreamguard.spring.internal.UpstreamRouteRegistrar;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.RawUpstream;
 import dev.upstreamguard.testing.TestTls;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -631,6 +633,43 @@ class UpstreamGuardAutoConfigurationTest {
                 assertThat(context).hasFailed();
                 assertThat(context.getStartupFailure()).hasStackTraceContaining("nope");
             });
+        }
+    }
+
+    /**
+     * Regression: only the bundle's trust and key material was used; its {@code options} (enabled protocols, ciphers)
+     * were ignored, so a bundle limited to TLS 1.2 still spoke TLS 1.3 to an upstream.
+     */
+    @Test
+    void theSslBundlesEnabledProtocolsAndCiphersAreTheOnlyOnesOffered() throws Exception {
+        try (RawUpstream upstream = RawUpstream.startTls(false, new String[] {"TLSv1.3"}, Behaviours.ok("ok"))) {
+            String url = upstream.baseUrl() + "/x";
+            ApplicationContextRunner tls = plain.withConfiguration(AutoConfigurations.of(SslAutoConfiguration.class))
+                    .withPropertyValues("spring.http.clients.ssl.bundle=upstreams",
+                            "spring.ssl.bundle.pem.upstreams.truststore.certificate="
+                                    + TestTls.rootCertificate().certificatePem());
+            tls.withPropertyValues("spring.ssl.bundle.pem.upstreams.options.enabled-protocols=TLSv1.3").run(context -> {
+                assertThat(context).hasNotFailed();
+                String body = context.getBean(GuardedHttpClient.class).execute(new HttpGet(url),
+                        r -> EntityUtils.toString(r.getEntity()));
+                assertThat(body).isEqualTo("ok");
+            });
+            tls.withPropertyValues("spring.ssl.bundle.pem.upstreams.options.enabled-protocols=TLSv1.2").run(
+                    context -> assertThatThrownBy(() -> context.getBean(GuardedHttpClient.class)
+                            .execute(new HttpGet(url), r -> r.getCode()))
+                            .isInstanceOfSatisfying(UpstreamException.class, e -> assertThat(e.fault())
+                                    .isIn(UpstreamFault.TLS_ALERT_RECEIVED, UpstreamFault.TLS_PROTOCOL_ERROR)));
+            // A TLS 1.3 suite the upstream speaks, then one it does not (TLS 1.3 has a fixed, small set).
+            tls.withPropertyValues("spring.ssl.bundle.pem.upstreams.options.ciphers=TLS_AES_128_GCM_SHA256").run(
+                    context -> {
+                        int status = context.getBean(GuardedHttpClient.class).execute(new HttpGet(url),
+                                r -> r.getCode());
+                        assertThat(status).isEqualTo(200);
+                    });
+            tls.withPropertyValues("spring.ssl.bundle.pem.upstreams.options.ciphers="
+                    + "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256").run(
+                    context -> assertThatThrownBy(() -> context.getBean(GuardedHttpClient.class)
+                            .execute(new HttpGet(url), r -> r.getCode())).isInstanceOf(UpstreamException.class));
         }
     }
 
