@@ -182,6 +182,21 @@ final class RawClient {
         return total;
     }
 
+    /**
+     * Reads what arrives into {@code seen} (as ISO-8859-1) until it ends with or contains {@code text}: a streamed part
+     * the proxy must pass on before the upstream sends more. End of input first is an {@link EOFException}.
+     */
+    static void readUntil(InputStream in, StringBuilder seen, String text) throws IOException {
+        byte[] buffer = new byte[4096];
+        while (seen.indexOf(text) < 0) {
+            int n = in.read(buffer);
+            if (n < 0) {
+                throw new EOFException("Input ended before \"" + text + "\" arrived; got: " + seen);
+            }
+            seen.append(new String(buffer, 0, n, StandardCharsets.ISO_8859_1));
+        }
+    }
+
     /** One CRLF- (or LF-) terminated line as ISO-8859-1, or {@code null} at EOF before any byte. */
     static String line(InputStream in) throws IOException {
         StringBuilder sb = new StringBuilder();

@@ -40,18 +40,9 @@ class StreamingFlushTest {
                         .getBytes(StandardCharsets.ISO_8859_1));
                 InputStream in = socket.getInputStream();
                 StringBuilder seen = new StringBuilder();
-                byte[] buffer = new byte[4096];
-                while (!seen.toString().contains("data: first")) {
-                    int n = in.read(buffer);
-                    assertThat(n).as("the first event arrives before the upstream finishes").isPositive();
-                    seen.append(new String(buffer, 0, n, StandardCharsets.ISO_8859_1));
-                }
+                RawClient.readUntil(in, seen, "data: first"); // before the upstream sends more
                 clientSawFirstEvent.countDown();
-                while (!seen.toString().contains("data: second")) {
-                    int n = in.read(buffer);
-                    assertThat(n).isPositive();
-                    seen.append(new String(buffer, 0, n, StandardCharsets.ISO_8859_1));
-                }
+                RawClient.readUntil(in, seen, "data: second");
                 assertThat(seen.toString()).startsWith("HTTP/1.1 200");
             }
         }

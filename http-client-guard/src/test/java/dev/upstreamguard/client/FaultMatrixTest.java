@@ -641,15 +641,21 @@ class FaultMatrixTest {
                 assertThat(body).isEqualTo("part of it");
                 return;
             }
-            ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
-            try {
-                assertThat(response.getCode()).isEqualTo(200);
-                Throwable thrown = catchThrowable(() -> EntityUtils.toByteArray(response.getEntity()));
-                assertThat(thrown).isInstanceOf(UpstreamException.class);
-                assertFault((UpstreamException) thrown, "http_response_incomplete", 502, 1);
-            } finally {
-                closeQuietly(response);
-            }
+            assertA200WhoseBodyIsIncomplete(client, upstream);
+        }
+    }
+
+    /** A GET to {@code upstream} whose 200 head arrives, and whose body then fails as http_response_incomplete. */
+    private static void assertA200WhoseBodyIsIncomplete(GuardedHttpClient client, RawUpstream upstream)
+            throws Exception {
+        ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
+        try {
+            assertThat(response.getCode()).isEqualTo(200);
+            Throwable thrown = catchThrowable(() -> EntityUtils.toByteArray(response.getEntity()));
+            assertThat(thrown).isInstanceOf(UpstreamException.class);
+            assertFault((UpstreamException) thrown, "http_response_incomplete", 502, 1);
+        } finally {
+            closeQuietly(response);
         }
     }
 
@@ -673,15 +679,7 @@ class FaultMatrixTest {
                         .httpClientBuilder(org.apache.hc.client5.http.impl.classic.HttpClients.custom()
                                 .setProxy(new org.apache.hc.core5.http.HttpHost("http", "127.0.0.1", proxy.port())))
                         .build()) {
-            ClassicHttpResponse response = client.executeOpen(null, new HttpGet(upstream.uri("/")), null);
-            try {
-                assertThat(response.getCode()).isEqualTo(200);
-                Throwable thrown = catchThrowable(() -> EntityUtils.toByteArray(response.getEntity()));
-                assertThat(thrown).isInstanceOf(UpstreamException.class);
-                assertFault((UpstreamException) thrown, "http_response_incomplete", 502, 1);
-            } finally {
-                closeQuietly(response);
-            }
+            assertA200WhoseBodyIsIncomplete(client, upstream);
             assertThat(proxy.requests()).extracting(RawUpstream.Request::method).containsExactly("CONNECT");
         }
     }
