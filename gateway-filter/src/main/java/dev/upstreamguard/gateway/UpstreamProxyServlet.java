@@ -694,9 +694,16 @@ public class UpstreamProxyServlet extends HttpServlet {
             boolean framedByLength = upstreamResponse.getCode() != HttpServletResponse.SC_NO_CONTENT
                     && !upstreamResponse.containsHeader("Transfer-Encoding");
             String via = null;
+            // RFC 9110 §6.6.2 made Trailer end-to-end: it announces the trailer fields, so it goes along where they do.
+            boolean trailersRelayed = upstreamResponse.getEntity() != null && upstreamResponse.getEntity().isChunked()
+                    && "HTTP/1.1".equals(request.getProtocol());
             for (Header header : upstreamResponse.getHeaders()) {
                 String name = header.getName();
                 if (HopByHop.isExcluded(name, connectionTokens)) {
+                    if (trailersRelayed && name.equalsIgnoreCase("Trailer") && (connectionTokens == null
+                            || connectionTokens.stream().noneMatch(name::equalsIgnoreCase))) {
+                        response.addHeader(name, header.getValue());
+                    }
                     continue;
                 }
                 String value = header.getValue();

@@ -238,6 +238,7 @@ class ProxyServletFramingTest {
         assertThat(response.status()).isEqualTo(200);
         assertThat(response.complete()).isTrue();
         assertThat(response.bodyUtf8()).isEqualTo("hello");
+        assertThat(response.headers("Trailer")).as("the announcement goes with the trailers").containsExactly("X-Checksum");
         assertThat(response.trailers()).as("%s", response).containsOnlyKeys("x-checksum", "server-timing");
         assertThat(response.trailers().get("x-checksum")).containsExactly("sha-256=:LPJNul+wow4m6Dsq:");
         assertThat(String.join(", ", response.trailers().get("server-timing")))

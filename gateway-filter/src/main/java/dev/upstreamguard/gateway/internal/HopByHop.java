@@ -9,6 +9,8 @@ import org.apache.hc.core5.http.Header;
  * Hop-by-hop header fields (RFC 9110 §7.6.1), which a proxy must not forward in either direction: {@code Connection}
  * and every field it names, {@code Keep-Alive}, {@code TE}, {@code Trailer}, {@code Transfer-Encoding},
  * {@code Upgrade}, {@code Proxy-Connection}, {@code Proxy-Authenticate} and {@code Proxy-Authorization}.
+ * {@code Trailer} is end-to-end in RFC 9110 (§6.6.2) but only means something with the trailer section it announces:
+ * the proxy servlet passes it on only where it relays that section.
  */
 public final class HopByHop {
 
