@@ -35,9 +35,12 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Enumeration;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.TimeoutException;
@@ -156,7 +159,8 @@ public class UpstreamProxyServlet extends HttpServlet {
     public void init() throws ServletException {
         Builder b = preset != null ? preset : fromInitParams(getServletConfig());
         try {
-            runtime = new Runtime(b, getServletName());
+            ServletContext context = getServletConfig().getServletContext();
+            runtime = new Runtime(b, getServletName(), context != null && Runtime.removesHeaders(context));
         } catch (RuntimeException e) {
             throw new ServletException("Servlet '" + getServletName() + "': " + e.getMessage(), e);
         }
@@ -255,10 +259,13 @@ public class UpstreamProxyServlet extends HttpServlet {
         private final String viaName;
         private final String via11;
         private final String nextHop;
+        /** The container can take relayed 103 Early Hints off the final answer again, see {@link #removesHeaders}. */
+        private final boolean relaysEarlyHints;
         /** The container's response head limit: 0 until looked up on the first response, then bytes or UNKNOWN. */
         private volatile int responseHeadLimit;
 
-        Runtime(Builder b, String servletName) {
+        Runtime(Builder b, String servletName, boolean relaysEarlyHints) {
+            this.relaysEarlyHints = relaysEarlyHints;
             this.target = b.target;
             this.upstreamName = b.upstreamName != null ? b.upstreamName : servletName;
             this.writer = new FaultResponseWriter(b.proxyName, b.exposeDetails, b.registry);
@@ -372,8 +379,8 @@ public class UpstreamProxyServlet extends HttpServlet {
                 context.setAttribute(ResponseCheck.ATTRIBUTE,
                         (ResponseCheck) upstreamHead -> headTooLargeForContainer(request, upstreamHead));
             }
-            if (request.getProtocol().startsWith("HTTP/") && !"HTTP/1.0".equals(request.getProtocol())
-                    && removesHeaders(request.getServletContext())) {
+            if (relaysEarlyHints && request.getProtocol().startsWith("HTTP/")
+                    && !"HTTP/1.0".equals(request.getProtocol())) {
                 // RFC 9110 §15.2: a proxy forwards the 1xx responses it did not ask for (never to an HTTP/1.0 client).
                 context.setAttribute(InterimResponseListener.ATTRIBUTE,
                         (InterimResponseListener) interim -> relayEarlyHints(response, interim));
@@ -419,7 +426,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             // answer (Spring Boot's ErrorPageFilter records it and renders an error page after the chain).
             HttpServletResponse response = containersOwn(wrapped);
             List<String> connectionTokens = connectionTokens(interim);
-            Map<String, List<String>> before = new java.util.LinkedHashMap<>();
+            Map<String, List<String>> before = new LinkedHashMap<>();
             for (Header header : interim.getHeaders()) {
                 String name = header.getName();
                 if (HopByHop.isExcluded(name, connectionTokens)) {
@@ -427,7 +434,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 if (!before.containsKey(name)) {
                     // A field a filter already set on the response keeps its values for the final answer.
-                    before.put(name, new java.util.ArrayList<>(response.getHeaders(name)));
+                    before.put(name, new ArrayList<>(response.getHeaders(name)));
                 }
                 response.addHeader(name, header.getValue());
             }
@@ -447,7 +454,7 @@ public class UpstreamProxyServlet extends HttpServlet {
          * answer again: Servlet 6.1 requires it (Tomcat 11, Jetty ee11) and Jetty always did; Tomcat 10.1 (Servlet 6.0)
          * ignores the call, so the hints would stay on the final answer, and are not relayed there.
          */
-        private static boolean removesHeaders(ServletContext context) {
+        static boolean removesHeaders(ServletContext context) {
             int major = context.getMajorVersion();
             return major > 6 || major == 6 && context.getMinorVersion() >= 1
                     || context.getServerInfo().regionMatches(true, 0, "jetty", 0, 5);
@@ -699,11 +706,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                     && "HTTP/1.1".equals(request.getProtocol());
             for (Header header : upstreamResponse.getHeaders()) {
                 String name = header.getName();
+                if (trailersRelayed && name.equalsIgnoreCase("Trailer")
+                        && !HopByHop.isNamedBy(name, connectionTokens)) {
+                    response.addHeader(name, header.getValue());
+                    continue;
+                }
                 if (HopByHop.isExcluded(name, connectionTokens)) {
-                    if (trailersRelayed && name.equalsIgnoreCase("Trailer") && (connectionTokens == null
-                            || connectionTokens.stream().noneMatch(name::equalsIgnoreCase))) {
-                        response.addHeader(name, header.getValue());
-                    }
                     continue;
                 }
                 String value = header.getValue();
@@ -772,7 +780,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             // buffer decides when to write; a body's last bytes need no flush, the response's end sends them.
             long length = entity.getContentLength();
             TrailerRelay trailers = null;
-            if (entity.isChunked() && "HTTP/1.1".equals(request.getProtocol())) {
+            if (trailersRelayed) {
                 // The upstream's trailer section (checksums, Server-Timing) follows its last chunk; the container asks
                 // for it when it ends the response, chunked (RFC 9112 §7.1.2). HTTP/1.0 has no trailers to carry them.
                 trailers = new TrailerRelay(connectionTokens);
@@ -1116,13 +1124,13 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (headers == null || headers.isEmpty()) {
                 return;
             }
-            Map<String, String> taken = new java.util.LinkedHashMap<>();
+            Map<String, String> taken = new LinkedHashMap<>();
             for (Header header : headers) {
                 String name = header.getName();
                 if (HopByHop.isExcluded(name, connectionTokens) || !mayBeTrailer(name)) {
                     continue;
                 }
-                taken.merge(name.toLowerCase(java.util.Locale.ROOT), header.getValue(), (a, b) -> a + ", " + b);
+                taken.merge(name.toLowerCase(Locale.ROOT), header.getValue(), (a, b) -> a + ", " + b);
             }
             fields = taken;
         }

@@ -181,11 +181,10 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
      * client built from the caller's own HttpClient builder): then every seeming pause counts as one.
      */
     public static boolean inputWaitingOrEnded(HttpContext context) {
-        Object conn = context == null ? null : context.getAttribute(CONTEXT_ATTRIBUTE);
-        if (!(conn instanceof GuardedConnection)) {
+        GuardedConnection connection = of(context);
+        if (connection == null) {
             return false;
         }
-        GuardedConnection connection = (GuardedConnection) conn;
         try {
             if (!connection.isOpen() || connection.moreThanALineEndBuffered()) {
                 return true;
@@ -205,15 +204,11 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
      * the proxy's own, for each). {@code false} when the connection is not known: then every seeming pause counts.
      */
     public static boolean inputWaiting(HttpContext context) {
-        Object conn = context == null ? null : context.getAttribute(CONTEXT_ATTRIBUTE);
-        if (!(conn instanceof GuardedConnection)) {
+        GuardedConnection connection = of(context);
+        if (connection == null || !connection.isOpen()) {
             return false;
         }
-        GuardedConnection connection = (GuardedConnection) conn;
         try {
-            if (!connection.isOpen()) {
-                return false;
-            }
             if (connection.moreThanALineEndBuffered()) {
                 return true;
             }
@@ -232,8 +227,14 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
      * not known (a client built from the caller's own HttpClient builder).
      */
     public static boolean timedOutWhileIdle(HttpContext context) {
+        GuardedConnection connection = of(context);
+        return connection != null && connection.timedOutWhileIdle;
+    }
+
+    /** The connection the exchange in {@code context} is read from, when it is one of ours; else {@code null}. */
+    private static GuardedConnection of(HttpContext context) {
         Object conn = context == null ? null : context.getAttribute(CONTEXT_ATTRIBUTE);
-        return conn instanceof GuardedConnection && ((GuardedConnection) conn).timedOutWhileIdle;
+        return conn instanceof GuardedConnection ? (GuardedConnection) conn : null;
     }
 
     /**

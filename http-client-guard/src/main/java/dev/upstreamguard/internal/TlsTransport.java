@@ -10,6 +10,7 @@ import java.net.SocketException;
 import java.net.SocketImpl;
 import java.net.SocketOption;
 import java.nio.channels.SocketChannel;
+import java.util.Arrays;
 import java.util.Set;
 import org.apache.hc.core5.http.protocol.HttpContext;
 
@@ -125,7 +126,7 @@ public final class TlsTransport extends Socket {
                 return 0;
             }
             if (discarded == null) {
-                discarded = java.util.Arrays.copyOf(scratch, Math.min(read, 16));
+                discarded = Arrays.copyOf(scratch, Math.min(read, 16));
             }
             return read;
         }
@@ -319,7 +320,7 @@ public final class TlsTransport extends Socket {
                     byte[] start = new byte[Math.min(waiting, 16)];
                     int read = in.read(start);
                     if (read > 0) {
-                        discarded = java.util.Arrays.copyOf(start, read);
+                        discarded = Arrays.copyOf(start, read);
                     }
                 }
             }

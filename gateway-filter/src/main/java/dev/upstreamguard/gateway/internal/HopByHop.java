@@ -105,9 +105,11 @@ public final class HopByHop {
 
     /** Whether {@code name} is hop-by-hop or one of the {@code connectionTokens}. */
     public static boolean isExcluded(String name, List<String> connectionTokens) {
-        if (isHopByHop(name)) {
-            return true;
-        }
+        return isHopByHop(name) || isNamedBy(name, connectionTokens);
+    }
+
+    /** Whether {@code name} is one of the {@code connectionTokens} (which may be {@code null}). */
+    public static boolean isNamedBy(String name, List<String> connectionTokens) {
         if (connectionTokens != null) {
             for (String token : connectionTokens) {
                 if (token.equalsIgnoreCase(name)) {
