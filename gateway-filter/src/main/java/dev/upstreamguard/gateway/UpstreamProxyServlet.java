@@ -14,6 +14,7 @@ import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.HopByHop;
 import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.StructuredFields;
+import dev.upstreamguard.gateway.internal.UpstreamRequest;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.InterimResponseListener;
@@ -63,9 +64,11 @@ import org.apache.hc.core5.io.CloseMode;
  * <ul>
  * <li>Bodies stream both ways through fixed 32 KiB buffers, so any size passes in constant memory. A request body up
  * to {@value #MAX_BUFFERED_REQUEST_BODY} (default 64 KiB) is buffered, which makes an idempotent request retryable;
- * a larger one streams and is never retried — nor ever truncated. A client waiting for 100 (Continue) before such a
- * body is told to go on when the upstream is (the expectation is forwarded, RFC 9110 §10.1.1), so an upstream that
- * refuses by the head (413, 401) costs no upload; Tomcat does so only with {@code continueResponseTiming="onRead"}.
+ * a larger one streams and is never retried — nor ever truncated; a client uploading it so slowly that the upstream's
+ * {@code total-timeout} runs out is answered 408, as one that stalls, not a 504 naming the upstream. A client waiting
+ * for 100 (Continue) before such a body is told to go on when the upstream is (the expectation is forwarded, RFC 9110
+ * §10.1.1), so an upstream that refuses by the head (413, 401) costs no upload; Tomcat does so only with
+ * {@code continueResponseTiming="onRead"}.
  * <li>Hop-by-hop headers (RFC 9110 §7.6.1) are dropped in both directions; {@code X-Forwarded-For/Proto/Host/Port},
  * {@code Forwarded} and {@code Via} are added; {@code Host} is the upstream's unless {@value #PRESERVE_HOST}.
  * <li>Any valid upstream response passes through unchanged — status, body, {@code Retry-After}, {@code Set-Cookie},
@@ -322,7 +325,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 answerAsFinalRecipient(request, response, method);
                 return;
             }
-            HttpUriRequestBase upstreamRequest = new HttpUriRequestBase(method, target.originUri());
+            UpstreamRequest upstreamRequest = new UpstreamRequest(method, target.originUri());
             upstreamRequest.setPath(pathAndQuery);
             copyRequestHeaders(request, upstreamRequest);
             if (maxForwards > 0) {
@@ -359,14 +362,16 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 if (body instanceof ClientBodyEntity) {
                     streamed = (ClientBodyEntity) body;
+                    upstreamRequest.stream(streamed);
                     if (contentLength > 0 && expectsContinue(request)) {
                         // Nothing of it read yet, so the client has not been told to continue: the upstream decides
                         // (RFC 9110 §10.1.1). The container sends the client its 100 at the first read, when the
                         // upstream asked for the body; an upstream refusing by the head (413, 401) saves the upload.
                         upstreamRequest.setHeader("Expect", "100-continue");
                     }
+                } else {
+                    upstreamRequest.setEntity(body);
                 }
-                upstreamRequest.setEntity(body);
             } else if (contentLength == 0) {
                 upstreamRequest.setEntity(new ByteArrayEntity(new byte[0], null));
             }
@@ -402,6 +407,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                     }
                     // The client hung up mid-body: the exchange is already aborted; there is no one to answer.
                     throw clientFailure;
+                }
+                if (upstreamRequest.cancelledWaitingOnClient()) {
+                    // The total deadline ran out while the client was still uploading, each part in time for the
+                    // container: its pace, not the upstream's (the call is on record as cancelled, not as a fault).
+                    answerRequestTimeout(response);
+                    return;
                 }
                 fault(request, response, asFault(e, start, false));
                 return;
@@ -599,9 +610,10 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         /**
-         * 408 Request Timeout (RFC 9110 §15.5.9) for a client that stalled mid-body, before anything was forwarded or
-         * committed, instead of the container's own 400 or 500 (Jetty's names the exception). The connection closes:
-         * the rest of the body is unread. Nothing upstream failed, so there is no Proxy-Status and no fault count.
+         * 408 Request Timeout (RFC 9110 §15.5.9) for a client that stalled mid-body, or whose streamed upload outlasted
+         * the upstream's total deadline, before anything was committed, instead of the container's own 400 or 500
+         * (Jetty's names the exception) or a 504 naming the upstream. The connection closes: the rest of the body is
+         * unread. Nothing upstream failed, so there is no Proxy-Status and no fault count.
          */
         private static void answerRequestTimeout(HttpServletResponse response) throws IOException {
             if (response.isCommitted()) {

@@ -2,8 +2,10 @@ package dev.upstreamguard.gateway;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import dev.upstreamguard.testing.Await;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.DispatcherType;
 import java.io.BufferedInputStream;
 import java.io.IOException;
@@ -16,6 +18,7 @@ import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.TestInstance;
@@ -300,6 +303,56 @@ class ProxyServletRequestBodyTest {
             assertThat(response.body()).isEqualTo(body);
         }
         assertThat(expectations.get(container)).containsExactly(true);
+    }
+
+    /**
+     * Regression: a client uploading a streamed body in parts, each in time for the container, yet all of them slower
+     * than the upstream's total-timeout, was answered 504 with {@code Proxy-Status: http_response_timeout}, naming the
+     * upstream for the client's pace (the guarded client already kept the call off the upstream's record). It is a
+     * 408 now, like a client that stalls, and the upstream never receives the body as if it were whole.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anUploadSlowerThanTheTotalTimeoutIsAnswered408NotA504NamingTheUpstream(Container container) throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        UpstreamProxyServlet servlet = UpstreamProxyServlet.builder(upstreams.get(container).baseUrl())
+                .meterRegistry(meters).upstreamName("slow-client").set("total-timeout", "1s").build();
+        int before = upstreams.get(container).requestCount();
+        // Parts 600 ms apart: far inside the container's idle timeout, together past the deadline.
+        try (Container.Running running = container.start(new Container.Deployment()
+                .idleTimeout(Duration.ofSeconds(20)).servlet("slow", servlet, "/slow/*"))) {
+            int port = running.port();
+            try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
+                socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+                OutputStream out = socket.getOutputStream();
+                out.write(RawClient.head(port, "PUT", "/gw/slow/file", "Content-Type: application/octet-stream",
+                        "Content-Length: 400000").getBytes(StandardCharsets.ISO_8859_1));
+                out.flush();
+                Thread sender = new Thread(() -> {
+                    try {
+                        for (int part = 0; part < 4; part++) {
+                            out.write(new byte[100_000]);
+                            out.flush();
+                            LockSupport.parkNanos(Duration.ofMillis(600).toNanos());
+                        }
+                    } catch (IOException closed) {
+                        // The gateway closes once it has answered: the rest of the body is not wanted.
+                    }
+                }, "slow-uploader");
+                sender.setDaemon(true);
+                sender.start();
+                RawClient.Response response = RawClient.read(new BufferedInputStream(socket.getInputStream()), false);
+                assertRequestTimeout(response);
+                assertThat(response.header("Proxy-Status")).isNull();
+            }
+            Await.until("the call is on record", Duration.ofSeconds(15),
+                    () -> !meters.find("upstream.guard.calls").timers().isEmpty());
+            assertThat(meters.find("upstream.guard.calls").timers()).singleElement()
+                    .satisfies(t -> assertThat(t.getId().getTag("outcome")).isEqualTo("cancelled"));
+            assertThat(servlet.client().upstream("slow-client").faultCounts()).isEmpty();
+        }
+        assertThat(upstreams.get(container).requestCount()).as("no body reached the upstream as whole")
+                .isEqualTo(before);
     }
 
     private void assertBodyTaken(Container container, RawClient.Response response) {
