@@ -221,6 +221,25 @@ class ProxyServletTest {
         assertThat(response.header("Via")).isEqualTo("1.0 origin-cache, 1.1 upstream-guard");
     }
 
+    /**
+     * Regression: HttpCore wrote the characters 0x80–0x9F of a field value as {@code ?}; containers hand the servlet a
+     * field's bytes as such characters, so every UTF-8 character with such a byte ({@code ß}, {@code €}, most CJK)
+     * reached the upstream broken. The client's bytes now pass as they came, in any order and repetition.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aUtf8RequestFieldValueReachesTheUpstreamByteForByte(Container container) throws Exception {
+        String utf8 = new String("Straße 10 € 文".getBytes(StandardCharsets.UTF_8), StandardCharsets.ISO_8859_1);
+        String latin1 = "caf\u00e9";
+        int before = recording.requestCount();
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/proxy/names",
+                "X-Address: " + utf8, "X-Name: " + latin1, "X-Address: second");
+        assertThat(response.status()).isEqualTo(200);
+        RawUpstream.Request seen = recording.requests().get(before);
+        assertThat(seen.headers().get("x-address")).containsExactly(utf8, "second");
+        assertThat(seen.header("X-Name")).isEqualTo(latin1);
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void theClientsHostIsSentUpstreamOnlyWhenPreserveHostIsOn(Container container) throws Exception {

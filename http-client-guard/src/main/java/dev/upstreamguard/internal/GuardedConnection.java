@@ -89,7 +89,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     private GuardedConnection(String id, Http1Config config, StrictResponseParser parser, Ticker ticker,
             ReuseHistory history) {
-        super(id, null, null, config, null, null, null, c -> parser);
+        super(id, null, new FieldValueEncoder(), config, null, null, null, c -> parser);
         this.config = config;
         this.parser = parser;
         this.ticker = ticker;
