@@ -290,6 +290,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                         .meterRegistry(b.registry)
                         .contentCompression(false)
                         .redirects(false)
+                        .defaultUserAgent(false)
                         .build();
                 this.ownsClient = true;
             }
@@ -1272,7 +1273,8 @@ public class UpstreamProxyServlet extends HttpServlet {
          * Forwards with an existing client (for instance one shared by a Spring application) under the upstream
          * {@code upstreamName}, which that client must know; the servlet then neither builds nor closes a client,
          * and the client's policy for that upstream applies ({@link #policy} is ignored). Build the client with
-         * content compression and redirects disabled, as a proxy must pass both through.
+         * content compression and redirects disabled, as a proxy must pass both through, and without a default
+         * {@code User-Agent}, which would be added to requests whose client sent none.
          */
         public Builder client(GuardedHttpClient client, String upstreamName) {
             this.sharedClient = Objects.requireNonNull(client, "client");

@@ -240,6 +240,18 @@ class ProxyServletTest {
         assertThat(seen.header("X-Name")).isEqualTo(latin1);
     }
 
+    /** Regression: a client that sent no {@code User-Agent} reached the upstream as {@code Apache-HttpClient/5.x}. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theUpstreamSeesTheClientsUserAgentOrNoneNeverTheGatewaysHttpClient(Container container) throws Exception {
+        int before = recording.requestCount();
+        assertThat(RawClient.request(port(container), "GET", "/gw/proxy/anonymous").status()).isEqualTo(200);
+        assertThat(RawClient.request(port(container), "GET", "/gw/proxy/browser", "User-Agent: curl/8.5.0").status())
+                .isEqualTo(200);
+        assertThat(recording.requests().get(before).headers()).doesNotContainKey("user-agent");
+        assertThat(recording.requests().get(before + 1).headers().get("user-agent")).containsExactly("curl/8.5.0");
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void theClientsHostIsSentUpstreamOnlyWhenPreserveHostIsOn(Container container) throws Exception {

@@ -78,6 +78,7 @@ public final class GuardedHttpClientBuilder {
     private int maxHeaderSectionSize = DEFAULT_MAX_HEADER_SECTION_SIZE;
     private boolean contentCompression = true;
     private boolean redirects = true;
+    private boolean defaultUserAgent = true;
     private Boolean cookieManagement;
     private int maxUnnamedUpstreams = DEFAULT_MAX_UNNAMED_UPSTREAMS;
 
@@ -225,6 +226,15 @@ public final class GuardedHttpClientBuilder {
     }
 
     /**
+     * Whether a request without a {@code User-Agent} gets HttpClient's ({@code Apache-HttpClient/5.x}; default true). A
+     * proxy forwards its clients' own, and adds none where they sent none: false.
+     */
+    public GuardedHttpClientBuilder defaultUserAgent(boolean send) {
+        this.defaultUserAgent = send;
+        return this;
+    }
+
+    /**
      * Whether HttpClient keeps a cookie store (default: off, unless you bring your own {@link #httpClientBuilder}).
      * A guarded client usually serves many callers at once; a shared cookie jar would hand one caller's session to
      * the next, and a proxy must pass {@code Set-Cookie} through rather than keep it.
@@ -281,6 +291,9 @@ public final class GuardedHttpClientBuilder {
         builder.setDefaultRequestConfig(requestConfig);
         if (!redirects) {
             builder.disableRedirectHandling();
+        }
+        if (!defaultUserAgent) {
+            builder.disableDefaultUserAgent();
         }
         if (!contentCompression) {
             builder.disableContentCompression();
