@@ -767,10 +767,12 @@ public class UpstreamProxyServlet extends HttpServlet {
 
             HttpEntity entity = upstreamResponse.getEntity();
             if (entity == null) {
-                if (request.getMethod().equals("HEAD") && !upstreamResponse.containsHeader("Content-Length")) {
+                boolean lengthOfTheGet = request.getMethod().equals("HEAD")
+                        || upstreamResponse.getCode() == HttpServletResponse.SC_NOT_MODIFIED;
+                if (lengthOfTheGet && !upstreamResponse.containsHeader("Content-Length")) {
                     // Left to finish a response it saw no bytes of, Jetty states "Content-Length: 0", which to a HEAD
-                    // says the GET's body is empty. Committed now, the head goes out with no length the origin did not
-                    // give.
+                    // or in a 304 gives the length of the GET's body (RFC 9110 §8.6): empty, it says. Committed now,
+                    // the head goes out with no length the origin did not give.
                     response.flushBuffer();
                 }
                 return;
