@@ -21,6 +21,7 @@ import dev.upstreamguard.internal.InterimResponseListener;
 import dev.upstreamguard.internal.ResponseCheck;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
+import jakarta.servlet.RequestDispatcher;
 import jakarta.servlet.ServletConfig;
 import jakarta.servlet.ServletContext;
 import jakarta.servlet.ServletException;
@@ -65,7 +66,8 @@ import org.apache.hc.core5.io.CloseMode;
  * <li>Bodies stream both ways through fixed 32 KiB buffers, so any size passes in constant memory. A request body up
  * to {@value #MAX_BUFFERED_REQUEST_BODY} (default 64 KiB) is buffered, which makes an idempotent request retryable;
  * a larger one streams and is never retried — nor ever truncated; a client uploading it so slowly that the upstream's
- * {@code total-timeout} runs out is answered 408, as one that stalls, not a 504 naming the upstream. A client waiting
+ * {@code total-timeout} runs out is answered 408, as one that stalls, not a 504 naming the upstream; a body that cannot
+ * be read (malformed chunking) 400, without a stack trace and without a Proxy-Status. A client waiting
  * for 100 (Continue) before such a body is told to go on when the upstream is (the expectation is forwarded, RFC 9110
  * §10.1.1), so an upstream that refuses by the head (413, 401) costs no upload; Tomcat does so only with
  * {@code continueResponseTiming="onRead"}.
@@ -121,6 +123,8 @@ public class UpstreamProxyServlet extends HttpServlet {
     private static final long DEFAULT_MAX_BUFFERED_REQUEST_BODY = 64 * 1024;
     private static final byte[] REQUEST_TIMEOUT_BODY =
             "408 Request Timeout\nThe request body did not arrive in time.\n".getBytes(StandardCharsets.UTF_8);
+    private static final byte[] UNREADABLE_BODY =
+            "400 Bad Request\nThe request body could not be read.\n".getBytes(StandardCharsets.UTF_8);
     /**
      * Room a container's response head needs beyond the upstream's fields: status line, Date, Server, framing,
      * Connection, this hop's Via, a rewritten Location's growth.
@@ -348,11 +352,8 @@ public class UpstreamProxyServlet extends HttpServlet {
                 try {
                     body = requestBody(request, upstreamRequest, contentLength);
                 } catch (IOException clientFailure) {
-                    if (isClientTimeout(clientFailure)) {
-                        answerRequestTimeout(response);
-                        return;
-                    }
-                    throw clientFailure; // The client hung up while sending a small body: nobody to answer.
+                    answerUnreadBody(request, response, clientFailure);
+                    return;
                 }
                 if (body == null) {
                     // A client that hangs up makes the containers' read fail; a clean end before the announced body
@@ -402,12 +403,8 @@ public class UpstreamProxyServlet extends HttpServlet {
                         fault(request, response, bodyTakenBeforeTheServlet(start));
                         return;
                     }
-                    if (isClientTimeout(clientFailure)) {
-                        answerRequestTimeout(response);
-                        return;
-                    }
-                    // The client hung up mid-body: the exchange is already aborted; there is no one to answer.
-                    throw clientFailure;
+                    answerUnreadBody(request, response, clientFailure);
+                    return;
                 }
                 if (upstreamRequest.cancelledWaitingOnClient()) {
                     // The total deadline ran out while the client was still uploading, each part in time for the
@@ -617,16 +614,41 @@ public class UpstreamProxyServlet extends HttpServlet {
          * unread. Nothing upstream failed, so there is no Proxy-Status and no fault count.
          */
         private static void answerRequestTimeout(HttpServletResponse response) throws IOException {
+            answerClient(response, HttpServletResponse.SC_REQUEST_TIMEOUT, REQUEST_TIMEOUT_BODY);
+        }
+
+        /**
+         * The answer when reading the client's body failed: 408 for a client that went silent, else 400 — a malformed
+         * chunked body, or a client that hung up, which will not read it. Rethrown, the container's failure reached
+         * Tomcat's error page, which shows the client a stack trace by default.
+         */
+        private static void answerUnreadBody(HttpServletRequest request, HttpServletResponse response,
+                IOException clientFailure) throws IOException {
+            // Tomcat files its read failure as the request's error, which its error page renders with the stack trace
+            // over any answer: the client's malformed body is no server exception to show it.
+            request.removeAttribute(RequestDispatcher.ERROR_EXCEPTION);
+            if (isClientTimeout(clientFailure)) {
+                answerRequestTimeout(response);
+                return;
+            }
+            try {
+                answerClient(response, HttpServletResponse.SC_BAD_REQUEST, UNREADABLE_BODY);
+            } catch (IOException clientGone) {
+                // Nobody left to answer: the exchange is over either way.
+            }
+        }
+
+        private static void answerClient(HttpServletResponse response, int status, byte[] body) throws IOException {
             if (response.isCommitted()) {
                 return;
             }
             response.reset();
-            response.setStatus(HttpServletResponse.SC_REQUEST_TIMEOUT);
+            response.setStatus(status);
             response.setHeader("Connection", "close");
             response.setHeader("Cache-Control", "no-store");
             response.setContentType("text/plain;charset=utf-8");
-            response.setContentLength(REQUEST_TIMEOUT_BODY.length);
-            response.getOutputStream().write(REQUEST_TIMEOUT_BODY);
+            response.setContentLength(body.length);
+            response.getOutputStream().write(body);
             response.flushBuffer();
         }
 
