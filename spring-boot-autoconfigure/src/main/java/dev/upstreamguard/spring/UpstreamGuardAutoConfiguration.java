@@ -95,7 +95,8 @@ public final class UpstreamGuardAutoConfiguration {
                 .contentCompression(false).redirects(false);
         registry.upstreams().values()
                 .forEach(u -> builder.upstream(u.name(), u.url().toString(), u.policy()));
-        registry.routeOrigins().forEach((name, origin) -> builder.upstream(name, origin.toString(), registry.defaults()));
+        registry.routeUpstreams().values()
+                .forEach(u -> builder.upstream(u.name(), u.url().toString(), u.policy()));
         meterRegistry.ifAvailable(builder::meterRegistry);
         String bundle = environment.getProperty(SSL_BUNDLE_PROPERTY);
         if (bundle != null && !bundle.isBlank()) {

@@ -136,7 +136,7 @@ class UpstreamGuardAutoConfigurationTest {
                             .map(UpstreamRegistry.NamedUpstream::name).contains("orders");
                     assertThat(registry.policyFor(URI.create("http://order_service:8081/x")).responseTimeout())
                             .isEqualTo(Duration.ofSeconds(3));
-                    assertThat(registry.routeOrigins()).containsEntry("stock", URI.create("http://stock_service:80"));
+                    assertThat(registry.routeUpstreams().get("stock").url()).isEqualTo(URI.create("http://stock_service:80"));
                     assertThat(context.getBean(GuardedHttpClient.class).upstream("stock").policy())
                             .isEqualTo(registry.defaults());
                 });
@@ -196,6 +196,60 @@ class UpstreamGuardAutoConfigurationTest {
                     // The shared client knows a plain-URI route's upstream by the route's name.
                     assertThat(context.getBean(GuardedHttpClient.class).upstream("status").policy())
                             .isEqualTo(registry.defaults());
+                });
+    }
+
+    /**
+     * Regression: a route to a uri had no policy of its own (only the defaults), and a policy setting under the route
+     * failed start-up as unbound: in gateway mode no setting could apply to one route alone.
+     */
+    @Test
+    void aRouteToAUriWithPolicySettingsIsAnUpstreamOfItsOwnWithThem() {
+        web.withPropertyValues("upstream-guard.defaults.retry.max-attempts=4",
+                "upstream-guard.upstreams.inventory.url=http://127.0.0.1:9000",
+                "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9000",
+                "upstream-guard.routes.c.response-timeout=1s", "upstream-guard.routes.c.retry.enabled=false",
+                "upstream-guard.routes.c.circuit-breaker.minimum-calls=2",
+                "upstream-guard.routes.d.path=/d/**", "upstream-guard.routes.d.uri=http://127.0.0.1:9001")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    GuardPolicy c = registry.defaults().toBuilder().responseTimeout(Duration.ofSeconds(1))
+                            .retryEnabled(false).minimumCalls(2).build();
+                    // Its own upstream, although a named upstream has the same address: the settings are the route's.
+                    assertThat(registry.routes()).extracting(UpstreamRegistry.Route::upstream).containsExactly("c", "d");
+                    GuardedHttpClient client = context.getBean(GuardedHttpClient.class);
+                    assertThat(client.upstream("c").policy()).isEqualTo(c);
+                    assertThat(client.upstream("d").policy()).isEqualTo(registry.defaults());
+                    assertThat(client.upstream("inventory").policy()).isEqualTo(registry.defaults());
+                });
+        // On a route to a named upstream the setting would be ignored, so it fails start-up naming it.
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:9000",
+                "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.upstream=inventory",
+                "upstream-guard.routes.c.retry.max-attempts=1").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                            .hasMessageContaining("upstream-guard.routes.c.retry.max-attempts")
+                            .hasMessageContaining("'1'")
+                            .hasMessageContaining("upstream-guard.upstreams.inventory");
+                });
+        // As on a route whose name an upstream of another address already has.
+        plain.withPropertyValues("upstream-guard.upstreams.c.url=http://127.0.0.1:9000",
+                "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9001",
+                "upstream-guard.routes.c.connect-timeout=1s").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.connect-timeout")
+                            .hasMessageContaining("upstream-guard.routes.c.upstream=c");
+                });
+        // And a bad value names the route's property.
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9",
+                "upstream-guard.routes.c.response-timeout=-1s").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.response-timeout")
+                            .hasMessageContaining("-1s");
                 });
     }
 
@@ -289,6 +343,52 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(context.getStartupFailure()).rootCause()
                             .hasMessageContaining("upstream-guard.upstreams.inventory.max-response-body");
                 });
+    }
+
+    /**
+     * Regression: a status list could not say "no status": {@code none}, the library's own spelling, failed start-up
+     * with a bare NumberFormatException, and a word in the list did not name the setting's rule.
+     */
+    @Test
+    void noneOrAnEmptyValueMeansNoStatusAndAnythingElseThatIsNotAStatusFailsStartUpNamingIt() throws Exception {
+        for (String none : new String[] {"none", "NONE", ""}) {
+            plain.withPropertyValues("upstream-guard.defaults.retry.statuses=" + none,
+                    "upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
+                    "upstream-guard.upstreams.inventory.circuit-breaker.record-statuses=" + none).run(context -> {
+                        assertThat(context).as(none).hasNotFailed();
+                        UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                        assertThat(registry.defaults().retry().statuses()).as(none).isEmpty();
+                        assertThat(registry.defaults().circuitBreaker().recordStatuses()).containsExactly(502, 503, 504);
+                        assertThat(registry.policy("inventory").retry().statuses()).isEmpty();
+                        assertThat(registry.policy("inventory").circuitBreaker().recordStatuses()).as(none).isEmpty();
+                    });
+        }
+        // YAML's empty list reaches the binder as an empty value; an upstream can restore statuses over "none".
+        String yaml = "upstream-guard:\n  defaults:\n    retry: { statuses: [] }\n  upstreams:\n"
+                + "    inventory: { url: \"http://127.0.0.1:8081\", retry: { statuses: [503] } }\n";
+        org.springframework.core.env.EnumerablePropertySource<?> source = (org.springframework.core.env.EnumerablePropertySource<?>)
+                new org.springframework.boot.env.YamlPropertySourceLoader().load("yaml",
+                        new org.springframework.core.io.ByteArrayResource(yaml.getBytes(java.nio.charset.StandardCharsets.UTF_8)))
+                        .get(0);
+        plain.withPropertyValues(java.util.Arrays.stream(source.getPropertyNames())
+                .map(n -> n + "=" + source.getProperty(n)).toArray(String[]::new)).run(context -> {
+                    assertThat(context).hasNotFailed();
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    assertThat(registry.defaults().retry().statuses()).isEmpty();
+                    assertThat(registry.policy("inventory").retry().statuses()).containsExactly(503);
+                });
+        for (String bad : new String[] {"upstream-guard.defaults.retry.statuses=abc",
+                "upstream-guard.defaults.retry.statuses=none,503",
+                "upstream-guard.defaults.circuit-breaker.record-statuses=5xx",
+                "upstream-guard.defaults.circuit-breaker.record-statuses=200"}) {
+            plain.withPropertyValues(bad).run(context -> {
+                assertThat(context).as(bad).hasFailed();
+                assertThat(context.getStartupFailure()).as(bad).rootCause()
+                        .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                        .hasMessageContaining(bad.substring(0, bad.indexOf('=')))
+                        .hasMessageContaining("'" + bad.substring(bad.indexOf('=') + 1) + "'");
+            });
+        }
     }
 
     @Test
@@ -908,7 +1008,8 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(registry.defaults()).isEqualTo(GuardPolicy.ofDefaults());
                     assertThat(registry.proxyName()).isEqualTo("edge-1");
                     assertThat(registry.routes()).extracting(UpstreamRegistry.Route::target)
-                            .containsExactly(URI.create("http://inventory:8080"));
+                            .containsExactly(URI.create("http://inventory:8080"), URI.create("http://status:9000/status"));
+                    assertThat(registry.routes().get(1).policy().responseTimeout()).isEqualTo(Duration.ofSeconds(1));
                 });
         // The "Policy settings" table: "| `key` | default |", or "| `a` / `b` | x / y |" for two settings.
         Map<String, String> documented = new java.util.TreeMap<>();
