@@ -1,8 +1,13 @@
 package dev.upstreamguard.spring;
 
 import dev.upstreamguard.client.GuardedHttpClient;
+import dev.upstreamguard.spring.internal.GuardBypassCheck;
 import dev.upstreamguard.spring.internal.GuardedHttpContextFactory;
 import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
+import java.io.IOException;
+import java.net.URI;
+import org.springframework.http.HttpMethod;
+import org.springframework.http.client.ClientHttpRequest;
 import org.springframework.http.client.HttpComponentsClientHttpRequestFactory;
 
 /**
@@ -18,6 +23,12 @@ public class GuardedClientHttpRequestFactory extends HttpComponentsClientHttpReq
     public GuardedClientHttpRequestFactory(GuardedHttpClient client, UpstreamPolicyResolver resolver) {
         super(client);
         setHttpContextFactory(new GuardedHttpContextFactory(resolver));
+    }
+
+    @Override
+    public ClientHttpRequest createRequest(URI uri, HttpMethod httpMethod) throws IOException {
+        GuardBypassCheck.created();
+        return super.createRequest(uri, httpMethod);
     }
 
     /** Leaves the shared client open: it is a bean of its own, closed with the application context. */

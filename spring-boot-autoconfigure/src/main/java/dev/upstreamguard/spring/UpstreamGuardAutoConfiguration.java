@@ -9,6 +9,7 @@ import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.spring.internal.CallablePolicyInterceptor;
 import dev.upstreamguard.spring.internal.EnvironmentVariableCheck;
 import dev.upstreamguard.spring.internal.ExchangePolicyProcessor;
+import dev.upstreamguard.spring.internal.GuardBypassCheck;
 import dev.upstreamguard.spring.internal.InboundPolicyInterceptor;
 import dev.upstreamguard.spring.internal.OutboundPolicyInterceptor;
 import dev.upstreamguard.spring.internal.RouteSkippingFormContentFilter;
@@ -145,7 +146,10 @@ public final class UpstreamGuardAutoConfiguration {
         }
     }
 
-    /** Every {@code RestClient.Builder} of the context uses the guarded client and honours {@code @UpstreamPolicy}. */
+    /**
+     * Every {@code RestClient.Builder} of the context uses the guarded client and honours {@code @UpstreamPolicy}; a
+     * client whose builder was given another request factory afterwards warns once per address it calls.
+     */
     @Configuration(proxyBeanMethods = false)
     @ConditionalOnClass({HttpComponentsClientHttpRequestFactory.class, RestClientCustomizer.class})
     static class RestClientConfiguration {
@@ -154,7 +158,11 @@ public final class UpstreamGuardAutoConfiguration {
         @ConditionalOnMissingBean(name = "upstreamGuardRestClientCustomizer")
         RestClientCustomizer upstreamGuardRestClientCustomizer(GuardedClientHttpRequestFactory requestFactory) {
             OutboundPolicyInterceptor interceptor = new OutboundPolicyInterceptor();
-            return builder -> builder.requestFactory(requestFactory).requestInterceptor(interceptor);
+            // The application's own requestFactory(...) on the builder wins, as explicit settings do in Spring Boot;
+            // the check makes the loss of the guard visible instead of silent.
+            GuardBypassCheck bypassCheck = new GuardBypassCheck();
+            return builder -> builder.requestFactory(requestFactory).requestInterceptor(interceptor)
+                    .requestInterceptor(bypassCheck);
         }
     }
 

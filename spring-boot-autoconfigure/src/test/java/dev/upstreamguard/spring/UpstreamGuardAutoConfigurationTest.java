@@ -773,6 +773,36 @@ class UpstreamGuardAutoConfigurationTest {
         }
     }
 
+    /**
+     * Regression: {@code requestFactory(...)} on the context's {@code RestClient.Builder} after Upstream Guard set its
+     * own took the client out of the guard without a word. It still wins (explicit settings do in Spring Boot), but one
+     * warning per address says so. A {@code RestTemplate} from the context's builder keeps the guard, whatever factory
+     * the builder was given: Spring Boot applies the customizers last.
+     */
+    @Test
+    @org.junit.jupiter.api.extension.ExtendWith(org.springframework.boot.test.system.OutputCaptureExtension.class)
+    void aRestClientGivenAnotherRequestFactoryWarnsOncePerAddressThatItIsNotGuarded(
+            org.springframework.boot.test.system.CapturedOutput output) throws Exception {
+        String warning = "A RestClient built from the application context's RestClient.Builder called ";
+        try (RawUpstream own = RawUpstream.start(Behaviours.ok("ok"));
+                RawUpstream guarded = RawUpstream.start(Behaviours.ok("ok"))) {
+            plain.run(context -> {
+                RestClient.Builder builder = context.getBean(RestClient.Builder.class);
+                RestClient unguarded = builder.clone()
+                        .requestFactory(new org.springframework.http.client.SimpleClientHttpRequestFactory()).build();
+                assertThat(unguarded.get().uri(own.baseUrl() + "/a").retrieve().body(String.class)).isEqualTo("ok");
+                assertThat(unguarded.get().uri(own.baseUrl() + "/b").retrieve().body(String.class)).isEqualTo("ok");
+                assertThat(builder.build().get().uri(guarded.baseUrl() + "/a").retrieve().body(String.class))
+                        .isEqualTo("ok");
+                assertThat(context.getBean(RestTemplateBuilder.class)
+                        .requestFactory(org.springframework.http.client.SimpleClientHttpRequestFactory.class).build()
+                        .getRequestFactory()).isInstanceOf(GuardedClientHttpRequestFactory.class);
+            });
+            assertThat(output.getOut()).containsOnlyOnce(warning + own.baseUrl() + " without Upstream Guard")
+                    .doesNotContain(warning + guarded.baseUrl());
+        }
+    }
+
     @Test
     void bindsTheGuardedClientToTheApplicationsMeterRegistry() {
         plain.withUserConfiguration(MeterRegistryConfiguration.class)
