@@ -6,6 +6,7 @@ import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.UpstreamFaultFilter;
 import dev.upstreamguard.gateway.UpstreamProxyServlet;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.spring.internal.AsyncUpstreamCalls;
 import dev.upstreamguard.spring.internal.CallablePolicyInterceptor;
 import dev.upstreamguard.spring.internal.EnvironmentVariableCheck;
 import dev.upstreamguard.spring.internal.ExchangePolicyProcessor;
@@ -284,8 +285,9 @@ public final class UpstreamGuardAutoConfiguration {
 
                 @Override
                 public void configureAsyncSupport(AsyncSupportConfigurer configurer) {
-                    // A Callable runs on the async executor, where the request thread's declaration does not follow.
-                    configurer.registerCallableInterceptors(new CallablePolicyInterceptor());
+                    // A Callable runs on the async executor, where the request thread's declaration does not follow;
+                    // and an async timeout while it waits for an upstream is the gateway's 504, not Spring's 503.
+                    configurer.registerCallableInterceptors(new CallablePolicyInterceptor(), new AsyncUpstreamCalls());
                 }
             };
         }
