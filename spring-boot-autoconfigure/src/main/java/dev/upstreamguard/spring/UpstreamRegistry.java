@@ -64,6 +64,13 @@ public final class UpstreamRegistry {
         properties.getUpstreams().forEach((name, u) -> {
             String prefix = PREFIX + ".upstreams." + name;
             String key = oneOf(prefix, "url", u.getUrl(), "uri", u.getUri());
+            UpstreamGuardProperties.Route route = properties.getRoutes().get(name);
+            if (u.getUrl() == null && u.getUri() == null && route != null && route.getUpstream() == null) {
+                // The upstream a route to a uri is named after is the route's own: its policy goes with the route.
+                throw new InvalidConfigurationPropertyValueException(prefix + ".url", null, "an absolute http:// or"
+                        + " https:// URI is required; to set the policy of route '" + name + "', which forwards to a"
+                        + " uri, use '" + PREFIX + ".routes." + name + ".*' instead of '" + prefix + ".*'");
+            }
             URI url = httpUri(prefix + "." + key, key.equals("uri") ? u.getUri() : u.getUrl());
             upstreams.put(name, new NamedUpstream(name, url, PolicyMapper.apply(defaults, u, prefix)));
         });

@@ -243,6 +243,14 @@ class UpstreamGuardAutoConfigurationTest {
                             .hasMessageContaining("upstream-guard.routes.c.connect-timeout")
                             .hasMessageContaining("upstream-guard.routes.c.upstream=c");
                 });
+        // Setting it as an upstream of the route's name, without a url, points to the route.
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9",
+                "upstream-guard.upstreams.c.response-timeout=1s").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.upstreams.c.url")
+                            .hasMessageContaining("upstream-guard.routes.c.*");
+                });
         // And a bad value names the route's property.
         plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9",
                 "upstream-guard.routes.c.response-timeout=-1s").run(context -> {
