@@ -12,6 +12,7 @@ import dev.upstreamguard.spring.internal.EnvironmentVariableCheck;
 import dev.upstreamguard.spring.internal.ExchangePolicyProcessor;
 import dev.upstreamguard.spring.internal.GuardBypassCheck;
 import dev.upstreamguard.spring.internal.InboundPolicyInterceptor;
+import dev.upstreamguard.spring.internal.OnUpstreamGuardEnabled;
 import dev.upstreamguard.spring.internal.OutboundPolicyInterceptor;
 import dev.upstreamguard.spring.internal.RouteSkippingFormContentFilter;
 import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
@@ -39,6 +40,7 @@ import org.springframework.boot.ssl.SslBundles;
 import org.springframework.boot.ssl.SslOptions;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Conditional;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.Ordered;
 import org.springframework.core.env.Environment;
@@ -70,7 +72,7 @@ import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
         "org.springframework.boot.restclient.autoconfigure.RestTemplateAutoConfiguration",
         "org.springframework.boot.webmvc.autoconfigure.WebMvcAutoConfiguration"})
 @ConditionalOnClass(GuardedHttpClient.class)
-@ConditionalOnBooleanProperty(name = "upstream-guard.enabled", matchIfMissing = true)
+@Conditional(OnUpstreamGuardEnabled.class)
 @EnableConfigurationProperties(UpstreamGuardProperties.class)
 public final class UpstreamGuardAutoConfiguration {
 

@@ -890,6 +890,27 @@ class UpstreamGuardAutoConfigurationTest {
                 .run(context -> assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class));
     }
 
+    /**
+     * Regression: any value of {@code upstream-guard.enabled} but "true" switched the guard off without a word, an
+     * empty one (an unset {@code ${GUARD_ENABLED:}}) and a typo included, and with it every check of the other values.
+     */
+    @Test
+    void anEnabledValueThatIsNotABooleanFailsStartUpNamingIt() {
+        for (String value : new String[] {"", "maybe", "ture"}) {
+            plain.withPropertyValues("upstream-guard.enabled=" + value).run(context -> {
+                assertThat(context).as(value).hasFailed();
+                assertThat(context.getStartupFailure()).as(value).rootCause()
+                        .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                        .hasMessageContaining("upstream-guard.enabled").hasMessageContaining("'" + value + "'");
+            });
+        }
+        // Spring's other spellings of a boolean read as they do everywhere.
+        plain.withPropertyValues("upstream-guard.enabled=yes")
+                .run(context -> assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class));
+        plain.withPropertyValues("upstream-guard.enabled=off")
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(GuardedHttpClient.class));
+    }
+
     @Test
     void aNonWebApplicationGetsTheClientButNoFilterServletOrMvcBeans() {
         plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9")
