@@ -682,7 +682,7 @@ class UpstreamGuardAutoConfigurationTest {
                 "UPSTREAMGUARD_UPSTREAMS_INVENTORY_CIRCUITBREAKER_OPENFOR=1m",
                 "UPSTREAM_GUARD_UPSTREAMS_STOCK_RETRY_MAX_ATTEMPTS=5",
                 "UPSTREAMGUARD_ROUTES_C_PATH=/c/**", "UPSTREAMGUARD_ROUTES_C_URI=http://127.0.0.1:9",
-                "UPSTREAMGUARD_ROUTES_C_STRIPPREFIX=1", "OTHER_SETTING=x",
+                "UPSTREAMGUARD_ROUTES_C_STRIPPREFIX=1", "UPSTREAMGUARD_ROUTES_C_RETRY_MAXATTEMPTS=2", "OTHER_SETTING=x",
                 // Kubernetes' links to a service named upstream-guard, and other variables outside the sections.
                 "UPSTREAM_GUARD_SERVICE_HOST=10.0.0.1", "UPSTREAM_GUARD_SERVICE_PORT_HTTP=8080",
                 "UPSTREAM_GUARD_PORT=tcp://10.0.0.1:8080", "UPSTREAM_GUARD_PORT_8080_TCP_ADDR=10.0.0.1",
@@ -700,6 +700,7 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(registry.policy("order-service").responseTimeout()).isEqualTo(Duration.ofSeconds(4));
                     assertThat(registry.routes()).extracting(UpstreamRegistry.Route::name, UpstreamRegistry.Route::stripPrefix)
                             .containsExactly(org.assertj.core.groups.Tuple.tuple("c", 1));
+                    assertThat(registry.routes().get(0).policy().retry().maxAttempts()).isEqualTo(2);
                 });
     }
 
