@@ -54,8 +54,8 @@ public final class GuardBypassCheck implements ClientHttpRequestInterceptor {
         if (previous == null) {
             GUARDED.remove();
         } else {
-            // A call made inside another (from an interceptor) must not hide whether the outer one was guarded.
-            GUARDED.set(previous || guarded);
+            // A call made inside another (by one of its interceptors) leaves the outer one's state as it found it.
+            GUARDED.set(previous);
         }
         if (guarded) {
             return;
