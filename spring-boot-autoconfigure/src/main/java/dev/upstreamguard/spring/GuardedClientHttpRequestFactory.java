@@ -45,11 +45,7 @@ public class GuardedClientHttpRequestFactory extends HttpComponentsClientHttpReq
         if (override != null && override.upstream() != null) {
             return override.upstream();
         }
-        UpstreamRegistry registry = resolver.registry();
-        return registry.upstreamFor(uri).map(UpstreamRegistry.NamedUpstream::name)
-                .or(() -> registry.routeUpstreams().values().stream()
-                        .filter(u -> u.url().equals(URI.create(origin(uri)))).map(UpstreamRegistry.NamedUpstream::name)
-                        .findFirst())
+        return resolver.registry().calledAs(uri).map(UpstreamRegistry.NamedUpstream::name)
                 .orElseGet(() -> origin(uri));
     }
 

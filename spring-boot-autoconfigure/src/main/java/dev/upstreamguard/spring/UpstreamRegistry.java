@@ -345,9 +345,23 @@ public final class UpstreamRegistry {
         return own;
     }
 
+    /**
+     * The upstream a call to {@code uri} that names none runs as, as the guarded client picks it: the first named
+     * upstream of its scheme, host and port, else the first route upstream of them ({@link #routeUpstreams}); empty
+     * when the call runs as an unnamed upstream with the defaults.
+     */
+    public Optional<NamedUpstream> calledAs(URI uri) {
+        Optional<NamedUpstream> named = upstreamFor(uri);
+        if (named.isPresent() || uri == null || hostOf(uri) == null) {
+            return named;
+        }
+        String origin = origin(uri);
+        return routeUpstreams().values().stream().filter(u -> origin(u.url()).equals(origin)).findFirst();
+    }
+
     /** The policy a call to {@code uri} runs under, before any {@code @UpstreamPolicy} override. */
     public GuardPolicy policyFor(URI uri) {
-        return upstreamFor(uri).map(NamedUpstream::policy).orElse(defaults);
+        return calledAs(uri).map(NamedUpstream::policy).orElse(defaults);
     }
 
     private static String origin(URI uri) {

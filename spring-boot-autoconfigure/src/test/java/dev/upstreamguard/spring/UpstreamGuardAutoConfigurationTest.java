@@ -210,18 +210,29 @@ class UpstreamGuardAutoConfigurationTest {
                 "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9000",
                 "upstream-guard.routes.c.response-timeout=1s", "upstream-guard.routes.c.retry.enabled=false",
                 "upstream-guard.routes.c.circuit-breaker.minimum-calls=2",
-                "upstream-guard.routes.d.path=/d/**", "upstream-guard.routes.d.uri=http://127.0.0.1:9001")
+                "upstream-guard.routes.d.path=/d/**", "upstream-guard.routes.d.uri=http://127.0.0.1:9001",
+                "upstream-guard.routes.e.path=/e/**", "upstream-guard.routes.e.uri=http://127.0.0.1:9002",
+                "upstream-guard.routes.e.retry.max-attempts=1")
                 .run(context -> {
                     assertThat(context).hasNotFailed();
                     UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
                     GuardPolicy c = registry.defaults().toBuilder().responseTimeout(Duration.ofSeconds(1))
                             .retryEnabled(false).minimumCalls(2).build();
                     // Its own upstream, although a named upstream has the same address: the settings are the route's.
-                    assertThat(registry.routes()).extracting(UpstreamRegistry.Route::upstream).containsExactly("c", "d");
+                    assertThat(registry.routes()).extracting(UpstreamRegistry.Route::upstream)
+                            .containsExactly("c", "d", "e");
                     GuardedHttpClient client = context.getBean(GuardedHttpClient.class);
                     assertThat(client.upstream("c").policy()).isEqualTo(c);
                     assertThat(client.upstream("d").policy()).isEqualTo(registry.defaults());
                     assertThat(client.upstream("inventory").policy()).isEqualTo(registry.defaults());
+                    // A call of the application's own to a route's address runs as the route, and so resolves
+                    // @UpstreamPolicy overrides over the route's policy; beside a named upstream, as that upstream.
+                    assertThat(registry.policyFor(URI.create("http://127.0.0.1:9002/x"))).isEqualTo(
+                            registry.defaults().toBuilder().maxAttempts(1).build());
+                    assertThat(registry.calledAs(URI.create("http://127.0.0.1:9002/x")))
+                            .hasValueSatisfying(u -> assertThat(u.name()).isEqualTo("e"));
+                    assertThat(registry.calledAs(URI.create("http://127.0.0.1:9000/x")))
+                            .hasValueSatisfying(u -> assertThat(u.name()).isEqualTo("inventory"));
                 });
         // On a route to a named upstream the setting would be ignored, so it fails start-up naming it.
         plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:9000",
