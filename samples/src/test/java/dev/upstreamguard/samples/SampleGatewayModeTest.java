@@ -44,6 +44,64 @@ class SampleGatewayModeTest {
         }
     }
 
+    /**
+     * Regression: a route to a uri ran on the defaults, and {@code routes.<name>.<setting>} failed start-up as unbound,
+     * so a gateway started from the command line could not give one route a timeout, retry or breaker of its own.
+     */
+    @Test
+    void policySettingsOfARouteTakeEffectOnThatRouteOnly() throws Exception {
+        HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
+        try (FaultyUpstream upstream = FaultyUpstream.start();
+                ConfigurableApplicationContext context = SpringApplication.run(SampleApplication.class,
+                        "--server.port=0", "--upstream-guard.proxy-name=edge-7",
+                        "--upstream-guard.routes.c.path=/c/**", "--upstream-guard.routes.c.uri=" + upstream.url(),
+                        "--upstream-guard.routes.c.strip-prefix=1", "--upstream-guard.routes.c.response-timeout=300ms",
+                        "--upstream-guard.routes.c.retry.enabled=false",
+                        "--upstream-guard.routes.c.circuit-breaker.minimum-calls=2",
+                        "--upstream-guard.routes.c.circuit-breaker.open-for=1h",
+                        "--upstream-guard.routes.d.path=/d/**", "--upstream-guard.routes.d.uri=" + upstream.url(),
+                        "--upstream-guard.routes.d.strip-prefix=1")) {
+            String base = "http://127.0.0.1:" + context.getEnvironment().getProperty("local.server.port");
+
+            HttpResponse<String> slow = http.send(HttpRequest.newBuilder(URI.create(base + "/c/slow"))
+                    .header("Accept", "application/problem+json").timeout(Duration.ofSeconds(8)).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(slow.statusCode()).isEqualTo(504);
+            assertThat(slow.headers().firstValue("Proxy-Status")).hasValue("edge-7; error=connection_read_timeout");
+            assertThat(slow.body()).contains("\"upstream\":\"c\"").contains("\"attempts\":1");
+
+            HttpResponse<String> resetC = http.send(HttpRequest.newBuilder(URI.create(base + "/c/reset"))
+                    .header("Accept", "application/problem+json").build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(resetC.statusCode()).isEqualTo(502);
+            assertThat(resetC.body()).contains("\"attempts\":1");
+            // Two failures of two calls: c's circuit is open, d's (default minimum of 20 calls) is not.
+            HttpResponse<String> open = http.send(HttpRequest.newBuilder(URI.create(base + "/c/ok")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(open.statusCode()).isEqualTo(503);
+            assertThat(open.headers().firstValue("Proxy-Status")).hasValue("edge-7; error=destination_unavailable");
+
+            HttpResponse<String> resetD = http.send(HttpRequest.newBuilder(URI.create(base + "/d/reset"))
+                    .header("Accept", "application/problem+json").build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(resetD.statusCode()).isEqualTo(502);
+            assertThat(resetD.headers().firstValue("Proxy-Status")).hasValue("edge-7; error=connection_terminated");
+            assertThat(resetD.body()).contains("\"upstream\":\"d\"").contains("\"attempts\":3");
+            HttpResponse<String> ok = http.send(HttpRequest.newBuilder(URI.create(base + "/d/ok")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(ok.statusCode()).isEqualTo(200);
+
+            // The calls are metered under each route's upstream.
+            HttpResponse<String> metrics = http.send(HttpRequest.newBuilder(URI.create(base
+                    + "/actuator/metrics/upstream.guard.calls?tag=upstream:c&tag=fault:connection_read_timeout")).build(),
+                    HttpResponse.BodyHandlers.ofString());
+            assertThat(metrics.statusCode()).isEqualTo(200);
+            assertThat(metrics.body()).contains("\"statistic\":\"COUNT\",\"value\":1.0");
+            HttpResponse<String> all = http.send(HttpRequest.newBuilder(URI.create(base
+                    + "/actuator/metrics/upstream.guard.calls")).build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(all.body()).containsPattern("\"tag\":\"upstream\",\"values\":\\[[^]]*\"c\"")
+                    .containsPattern("\"tag\":\"upstream\",\"values\":\\[[^]]*\"d\"");
+        }
+    }
+
     @Test
     void withUpstreamGuardSwitchedOffTheGatewayStillStartsWithoutRoutes() throws Exception {
         HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();

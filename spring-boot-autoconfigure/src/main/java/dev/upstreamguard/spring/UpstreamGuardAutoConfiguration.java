@@ -6,10 +6,13 @@ import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.UpstreamFaultFilter;
 import dev.upstreamguard.gateway.UpstreamProxyServlet;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.spring.internal.AsyncUpstreamCalls;
 import dev.upstreamguard.spring.internal.CallablePolicyInterceptor;
 import dev.upstreamguard.spring.internal.EnvironmentVariableCheck;
 import dev.upstreamguard.spring.internal.ExchangePolicyProcessor;
+import dev.upstreamguard.spring.internal.GuardBypassCheck;
 import dev.upstreamguard.spring.internal.InboundPolicyInterceptor;
+import dev.upstreamguard.spring.internal.OnUpstreamGuardEnabled;
 import dev.upstreamguard.spring.internal.OutboundPolicyInterceptor;
 import dev.upstreamguard.spring.internal.RouteSkippingFormContentFilter;
 import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
@@ -37,6 +40,7 @@ import org.springframework.boot.ssl.SslBundles;
 import org.springframework.boot.ssl.SslOptions;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Conditional;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.Ordered;
 import org.springframework.core.env.Environment;
@@ -68,7 +72,7 @@ import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
         "org.springframework.boot.restclient.autoconfigure.RestTemplateAutoConfiguration",
         "org.springframework.boot.webmvc.autoconfigure.WebMvcAutoConfiguration"})
 @ConditionalOnClass(GuardedHttpClient.class)
-@ConditionalOnBooleanProperty(name = "upstream-guard.enabled", matchIfMissing = true)
+@Conditional(OnUpstreamGuardEnabled.class)
 @EnableConfigurationProperties(UpstreamGuardProperties.class)
 public final class UpstreamGuardAutoConfiguration {
 
@@ -95,7 +99,8 @@ public final class UpstreamGuardAutoConfiguration {
                 .contentCompression(false).redirects(false);
         registry.upstreams().values()
                 .forEach(u -> builder.upstream(u.name(), u.url().toString(), u.policy()));
-        registry.routeOrigins().forEach((name, origin) -> builder.upstream(name, origin.toString(), registry.defaults()));
+        registry.routeUpstreams().values()
+                .forEach(u -> builder.upstream(u.name(), u.url().toString(), u.policy()));
         meterRegistry.ifAvailable(builder::meterRegistry);
         String bundle = environment.getProperty(SSL_BUNDLE_PROPERTY);
         if (bundle != null && !bundle.isBlank()) {
@@ -144,7 +149,10 @@ public final class UpstreamGuardAutoConfiguration {
         }
     }
 
-    /** Every {@code RestClient.Builder} of the context uses the guarded client and honours {@code @UpstreamPolicy}. */
+    /**
+     * Every {@code RestClient.Builder} of the context uses the guarded client and honours {@code @UpstreamPolicy}; a
+     * client whose builder was given another request factory afterwards warns once per address it calls.
+     */
     @Configuration(proxyBeanMethods = false)
     @ConditionalOnClass({HttpComponentsClientHttpRequestFactory.class, RestClientCustomizer.class})
     static class RestClientConfiguration {
@@ -153,7 +161,11 @@ public final class UpstreamGuardAutoConfiguration {
         @ConditionalOnMissingBean(name = "upstreamGuardRestClientCustomizer")
         RestClientCustomizer upstreamGuardRestClientCustomizer(GuardedClientHttpRequestFactory requestFactory) {
             OutboundPolicyInterceptor interceptor = new OutboundPolicyInterceptor();
-            return builder -> builder.requestFactory(requestFactory).requestInterceptor(interceptor);
+            // The application's own requestFactory(...) on the builder wins, as explicit settings do in Spring Boot;
+            // the check makes the loss of the guard visible instead of silent.
+            GuardBypassCheck bypassCheck = new GuardBypassCheck();
+            return builder -> builder.requestFactory(requestFactory).requestInterceptor(interceptor)
+                    .requestInterceptor(bypassCheck);
         }
     }
 
@@ -275,8 +287,9 @@ public final class UpstreamGuardAutoConfiguration {
 
                 @Override
                 public void configureAsyncSupport(AsyncSupportConfigurer configurer) {
-                    // A Callable runs on the async executor, where the request thread's declaration does not follow.
-                    configurer.registerCallableInterceptors(new CallablePolicyInterceptor());
+                    // A Callable runs on the async executor, where the request thread's declaration does not follow;
+                    // and an async timeout while it waits for an upstream is the gateway's 504, not Spring's 503.
+                    configurer.registerCallableInterceptors(new CallablePolicyInterceptor(), new AsyncUpstreamCalls());
                 }
             };
         }

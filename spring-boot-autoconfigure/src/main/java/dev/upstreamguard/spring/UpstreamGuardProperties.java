@@ -2,8 +2,8 @@ package dev.upstreamguard.spring;
 
 import java.time.Duration;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
-import java.util.Set;
 import org.springframework.boot.context.properties.ConfigurationProperties;
 import org.springframework.boot.context.properties.NestedConfigurationProperty;
 
@@ -51,7 +51,7 @@ public class UpstreamGuardProperties {
     private final Map<String, Upstream> upstreams = new LinkedHashMap<>();
 
     /**
-     * In-app reverse-proxy routes, each served by its own proxy servlet.
+     * In-app reverse-proxy routes, each served by its own proxy servlet; a route to a uri may set its own policy.
      */
     private final Map<String, Route> routes = new LinkedHashMap<>();
 
@@ -251,9 +251,10 @@ public class UpstreamGuardProperties {
         private Boolean onResponseTimeout;
 
         /**
-         * Upstream statuses retried for idempotent requests. Library default: 429,502,503,504.
+         * Upstream statuses retried for idempotent requests, or "none" (an empty value too) to retry no response and
+         * only transport faults. Library default: 429,502,503,504.
          */
-        private Set<Integer> statuses;
+        private List<String> statuses;
 
         public Boolean getEnabled() {
             return enabled;
@@ -319,11 +320,11 @@ public class UpstreamGuardProperties {
             this.onResponseTimeout = onResponseTimeout;
         }
 
-        public Set<Integer> getStatuses() {
+        public List<String> getStatuses() {
             return statuses;
         }
 
-        public void setStatuses(Set<Integer> statuses) {
+        public void setStatuses(List<String> statuses) {
             this.statuses = statuses;
         }
     }
@@ -362,9 +363,10 @@ public class UpstreamGuardProperties {
         private Integer halfOpenCalls;
 
         /**
-         * Upstream statuses counted as failures; transport faults always are. Library default: 502,503,504.
+         * Upstream statuses counted as failures, or "none" (an empty value too) to count transport faults only, which
+         * always are. Library default: 502,503,504.
          */
-        private Set<Integer> recordStatuses;
+        private List<String> recordStatuses;
 
         public Boolean getEnabled() {
             return enabled;
@@ -414,11 +416,11 @@ public class UpstreamGuardProperties {
             this.halfOpenCalls = halfOpenCalls;
         }
 
-        public Set<Integer> getRecordStatuses() {
+        public List<String> getRecordStatuses() {
             return recordStatuses;
         }
 
-        public void setRecordStatuses(Set<Integer> recordStatuses) {
+        public void setRecordStatuses(List<String> recordStatuses) {
             this.recordStatuses = recordStatuses;
         }
     }
@@ -482,8 +484,13 @@ public class UpstreamGuardProperties {
         }
     }
 
-    /** An in-app proxy route: requests under {@code path} are forwarded to a named upstream or a URI. */
-    public static class Route {
+    /**
+     * An in-app proxy route: requests under {@code path} are forwarded to a named upstream or a URI. A route to a URI
+     * may set policy settings of its own (timeouts, retry, circuit breaker, bulkhead, body limit) over
+     * {@code defaults}: it is then an upstream of its own, named after the route. A route to a named upstream runs
+     * under that upstream's settings.
+     */
+    public static class Route extends Policy {
 
         /**
          * Request path served by the route: an exact path ("/health") or a prefix ending in "/**"
@@ -498,8 +505,8 @@ public class UpstreamGuardProperties {
         private String upstream;
 
         /**
-         * Base URI to forward to, such as "http://127.0.0.1:9000"; the route is then its own unnamed upstream with the
-         * default policy. Set this or upstream.
+         * Base URI to forward to, such as "http://127.0.0.1:9000"; the route is then an upstream named after the route,
+         * with the default policy and any policy setting of the route's own. Set this or upstream.
          */
         private String uri;
 

@@ -64,13 +64,20 @@ public final class UpstreamRegistry {
         properties.getUpstreams().forEach((name, u) -> {
             String prefix = PREFIX + ".upstreams." + name;
             String key = oneOf(prefix, "url", u.getUrl(), "uri", u.getUri());
+            UpstreamGuardProperties.Route route = properties.getRoutes().get(name);
+            if (u.getUrl() == null && u.getUri() == null && route != null && route.getUpstream() == null) {
+                // The upstream a route to a uri is named after is the route's own: its policy goes with the route.
+                throw new InvalidConfigurationPropertyValueException(prefix + ".url", null, "an absolute http:// or"
+                        + " https:// URI is required; to set the policy of route '" + name + "', which forwards to a"
+                        + " uri, use '" + PREFIX + ".routes." + name + ".*' instead of '" + prefix + ".*'");
+            }
             URI url = httpUri(prefix + "." + key, key.equals("uri") ? u.getUri() : u.getUrl());
             upstreams.put(name, new NamedUpstream(name, url, PolicyMapper.apply(defaults, u, prefix)));
         });
         List<Route> routes = new ArrayList<>();
         Map<String, String> routeByMapping = new LinkedHashMap<>();
         properties.getRoutes().forEach((name, r) -> {
-            Route route = route(name, r, upstreams);
+            Route route = route(name, r, defaults, upstreams);
             // Two servlets cannot share a mapping: the container would silently serve both paths with one of them.
             String other = routeByMapping.putIfAbsent(route.servletMapping(), name);
             if (other != null) {
@@ -83,7 +90,8 @@ public final class UpstreamRegistry {
         return new UpstreamRegistry(proxyName, properties.isExposeDetails(), defaults, upstreams, routes);
     }
 
-    private static Route route(String name, UpstreamGuardProperties.Route r, Map<String, NamedUpstream> upstreams) {
+    private static Route route(String name, UpstreamGuardProperties.Route r, GuardPolicy defaults,
+            Map<String, NamedUpstream> upstreams) {
         String prefix = PREFIX + ".routes." + name;
         String mapping = servletMapping(prefix + ".path", r.getPath());
         boolean hasUpstream = r.getUpstream() != null && !r.getUpstream().isBlank();
@@ -115,6 +123,7 @@ public final class UpstreamRegistry {
         }
         URI base;
         String upstream;
+        GuardPolicy policy;
         if (hasUpstream) {
             NamedUpstream named = upstreams.get(r.getUpstream());
             if (named == null) {
@@ -122,15 +131,43 @@ public final class UpstreamRegistry {
                         "no upstream named '" + r.getUpstream() + "' is configured under '" + PREFIX
                                 + ".upstreams' (known: " + upstreams.keySet() + ")");
             }
+            // The upstream's circuit breaker, bulkhead and budget are shared by all its calls, so its policy is set
+            // in one place; ignoring the route's setting would leave the route silently on the upstream's.
+            Map.Entry<String, String> own = PolicyMapper.firstDifference(named.policy(),
+                    PolicyMapper.apply(named.policy(), r, prefix));
+            if (own != null) {
+                throw new InvalidConfigurationPropertyValueException(prefix + "." + own.getKey(), own.getValue(),
+                        "route '" + name + "' forwards to upstream '" + named.name() + "', whose policy is set under '"
+                                + PREFIX + ".upstreams." + named.name() + "'; set it there, or give the route a uri"
+                                + " instead of an upstream to make it an upstream of its own");
+            }
             base = named.url();
             upstream = named.name();
+            policy = named.policy();
         } else {
             base = httpUri(prefix + "." + uriKey, uriValue);
             String origin = origin(base);
-            // Named after the route, so that metrics, logs and problem bodies say which route failed; the origin only
-            // when the route's name is taken by an upstream with another address.
-            upstream = upstreams.values().stream().filter(u -> origin(u.url()).equals(origin)).map(NamedUpstream::name)
-                    .findFirst().orElse(upstreams.containsKey(name) ? origin : name);
+            policy = PolicyMapper.apply(defaults, r, prefix);
+            Map.Entry<String, String> own = PolicyMapper.firstDifference(defaults, policy);
+            if (own != null) {
+                // Settings of its own make the route an upstream of its own, even beside a named upstream of the same
+                // address: they apply to this route and no other.
+                if (upstreams.containsKey(name)) {
+                    throw new InvalidConfigurationPropertyValueException(prefix + "." + own.getKey(), own.getValue(),
+                            "route '" + name + "' sets its own policy, which makes it an upstream named '" + name
+                                    + "', but an upstream of that name is configured under '" + PREFIX
+                                    + ".upstreams'; rename the route, or forward it with '" + prefix + ".upstream="
+                                    + name + "' and set the policy there");
+                }
+                upstream = name;
+            } else {
+                // Named after the route, so that metrics, logs and problem bodies say which route failed; the origin
+                // only when the route's name is taken by an upstream with another address.
+                NamedUpstream sameOrigin = upstreams.values().stream().filter(u -> origin(u.url()).equals(origin))
+                        .findFirst().orElse(null);
+                upstream = sameOrigin != null ? sameOrigin.name() : upstreams.containsKey(name) ? origin : name;
+                policy = sameOrigin != null ? sameOrigin.policy() : defaults;
+            }
         }
         String basePath = base.getRawPath() == null ? "" : base.getRawPath();
         if (basePath.endsWith("/")) {
@@ -158,7 +195,7 @@ public final class UpstreamRegistry {
             }
         }
         return new Route(name, r.getPath(), mapping, target, upstream, r.getStripPrefix(), forwardedHeaders,
-                r.isPreserveHost(), maxBuffered);
+                r.isPreserveHost(), maxBuffered, policy);
     }
 
     private static String servletMapping(String property, String path) {
@@ -294,21 +331,37 @@ public final class UpstreamRegistry {
     /**
      * The upstreams of routes that forward to a plain {@code uri}, each named after its route (or by its origin,
      * {@code http://host:port}, when an upstream of another address has the route's name) unless a named upstream has
-     * the same origin: the guarded client must know them by name.
+     * the same origin and the route sets no policy of its own: the guarded client must know them by name. Each has
+     * its origin as url and the route's policy.
      */
-    public Map<String, URI> routeOrigins() {
-        Map<String, URI> origins = new LinkedHashMap<>();
+    public Map<String, NamedUpstream> routeUpstreams() {
+        Map<String, NamedUpstream> own = new LinkedHashMap<>();
         for (Route route : routes) {
             if (!upstreams.containsKey(route.upstream())) {
-                origins.putIfAbsent(route.upstream(), URI.create(origin(route.target())));
+                own.putIfAbsent(route.upstream(),
+                        new NamedUpstream(route.upstream(), URI.create(origin(route.target())), route.policy()));
             }
         }
-        return origins;
+        return own;
+    }
+
+    /**
+     * The upstream a call to {@code uri} that names none runs as, as the guarded client picks it: the first named
+     * upstream of its scheme, host and port, else the first route upstream of them ({@link #routeUpstreams}); empty
+     * when the call runs as an unnamed upstream with the defaults.
+     */
+    public Optional<NamedUpstream> calledAs(URI uri) {
+        Optional<NamedUpstream> named = upstreamFor(uri);
+        if (named.isPresent() || uri == null || hostOf(uri) == null) {
+            return named;
+        }
+        String origin = origin(uri);
+        return routeUpstreams().values().stream().filter(u -> origin(u.url()).equals(origin)).findFirst();
     }
 
     /** The policy a call to {@code uri} runs under, before any {@code @UpstreamPolicy} override. */
     public GuardPolicy policyFor(URI uri) {
-        return upstreamFor(uri).map(NamedUpstream::policy).orElse(defaults);
+        return calledAs(uri).map(NamedUpstream::policy).orElse(defaults);
     }
 
     private static String origin(URI uri) {
@@ -358,8 +411,11 @@ public final class UpstreamRegistry {
      * @param preserveHost whether the client's {@code Host} is sent upstream
      * @param maxBufferedRequestBody request bodies up to this many bytes are buffered (and so can be retried);
      *     {@code null} for the proxy servlet's default
+     * @param policy the policy of the route's upstream: the named upstream's, or for a route to a plain URI its own
+     *     settings over {@code defaults}
      */
     public record Route(String name, String path, String servletMapping, URI target, String upstream,
-            int stripPrefix, String forwardedHeaders, boolean preserveHost, Long maxBufferedRequestBody) {
+            int stripPrefix, String forwardedHeaders, boolean preserveHost, Long maxBufferedRequestBody,
+            GuardPolicy policy) {
     }
 }

@@ -136,7 +136,7 @@ class UpstreamGuardAutoConfigurationTest {
                             .map(UpstreamRegistry.NamedUpstream::name).contains("orders");
                     assertThat(registry.policyFor(URI.create("http://order_service:8081/x")).responseTimeout())
                             .isEqualTo(Duration.ofSeconds(3));
-                    assertThat(registry.routeOrigins()).containsEntry("stock", URI.create("http://stock_service:80"));
+                    assertThat(registry.routeUpstreams().get("stock").url()).isEqualTo(URI.create("http://stock_service:80"));
                     assertThat(context.getBean(GuardedHttpClient.class).upstream("stock").policy())
                             .isEqualTo(registry.defaults());
                 });
@@ -196,6 +196,79 @@ class UpstreamGuardAutoConfigurationTest {
                     // The shared client knows a plain-URI route's upstream by the route's name.
                     assertThat(context.getBean(GuardedHttpClient.class).upstream("status").policy())
                             .isEqualTo(registry.defaults());
+                });
+    }
+
+    /**
+     * Regression: a route to a uri had no policy of its own (only the defaults), and a policy setting under the route
+     * failed start-up as unbound: in gateway mode no setting could apply to one route alone.
+     */
+    @Test
+    void aRouteToAUriWithPolicySettingsIsAnUpstreamOfItsOwnWithThem() {
+        web.withPropertyValues("upstream-guard.defaults.retry.max-attempts=4",
+                "upstream-guard.upstreams.inventory.url=http://127.0.0.1:9000",
+                "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9000",
+                "upstream-guard.routes.c.response-timeout=1s", "upstream-guard.routes.c.retry.enabled=false",
+                "upstream-guard.routes.c.circuit-breaker.minimum-calls=2",
+                "upstream-guard.routes.d.path=/d/**", "upstream-guard.routes.d.uri=http://127.0.0.1:9001",
+                "upstream-guard.routes.e.path=/e/**", "upstream-guard.routes.e.uri=http://127.0.0.1:9002",
+                "upstream-guard.routes.e.retry.max-attempts=1")
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    GuardPolicy c = registry.defaults().toBuilder().responseTimeout(Duration.ofSeconds(1))
+                            .retryEnabled(false).minimumCalls(2).build();
+                    // Its own upstream, although a named upstream has the same address: the settings are the route's.
+                    assertThat(registry.routes()).extracting(UpstreamRegistry.Route::upstream)
+                            .containsExactly("c", "d", "e");
+                    GuardedHttpClient client = context.getBean(GuardedHttpClient.class);
+                    assertThat(client.upstream("c").policy()).isEqualTo(c);
+                    assertThat(client.upstream("d").policy()).isEqualTo(registry.defaults());
+                    assertThat(client.upstream("inventory").policy()).isEqualTo(registry.defaults());
+                    // A call of the application's own to a route's address runs as the route, and so resolves
+                    // @UpstreamPolicy overrides over the route's policy; beside a named upstream, as that upstream.
+                    assertThat(registry.policyFor(URI.create("http://127.0.0.1:9002/x"))).isEqualTo(
+                            registry.defaults().toBuilder().maxAttempts(1).build());
+                    assertThat(registry.calledAs(URI.create("http://127.0.0.1:9002/x")))
+                            .hasValueSatisfying(u -> assertThat(u.name()).isEqualTo("e"));
+                    assertThat(registry.calledAs(URI.create("http://127.0.0.1:9000/x")))
+                            .hasValueSatisfying(u -> assertThat(u.name()).isEqualTo("inventory"));
+                });
+        // On a route to a named upstream the setting would be ignored, so it fails start-up naming it.
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:9000",
+                "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.upstream=inventory",
+                "upstream-guard.routes.c.retry.max-attempts=1").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                            .hasMessageContaining("upstream-guard.routes.c.retry.max-attempts")
+                            .hasMessageContaining("'1'")
+                            .hasMessageContaining("upstream-guard.upstreams.inventory");
+                });
+        // As on a route whose name an upstream of another address already has.
+        plain.withPropertyValues("upstream-guard.upstreams.c.url=http://127.0.0.1:9000",
+                "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9001",
+                "upstream-guard.routes.c.connect-timeout=1s").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.connect-timeout")
+                            .hasMessageContaining("upstream-guard.routes.c.upstream=c");
+                });
+        // Setting it as an upstream of the route's name, without a url, points to the route.
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9",
+                "upstream-guard.upstreams.c.response-timeout=1s").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.upstreams.c.url")
+                            .hasMessageContaining("upstream-guard.routes.c.*");
+                });
+        // And a bad value names the route's property.
+        plain.withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9",
+                "upstream-guard.routes.c.response-timeout=-1s").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.response-timeout")
+                            .hasMessageContaining("-1s");
                 });
     }
 
@@ -289,6 +362,52 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(context.getStartupFailure()).rootCause()
                             .hasMessageContaining("upstream-guard.upstreams.inventory.max-response-body");
                 });
+    }
+
+    /**
+     * Regression: a status list could not say "no status": {@code none}, the library's own spelling, failed start-up
+     * with a bare NumberFormatException, and a word in the list did not name the setting's rule.
+     */
+    @Test
+    void noneOrAnEmptyValueMeansNoStatusAndAnythingElseThatIsNotAStatusFailsStartUpNamingIt() throws Exception {
+        for (String none : new String[] {"none", "NONE", ""}) {
+            plain.withPropertyValues("upstream-guard.defaults.retry.statuses=" + none,
+                    "upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081",
+                    "upstream-guard.upstreams.inventory.circuit-breaker.record-statuses=" + none).run(context -> {
+                        assertThat(context).as(none).hasNotFailed();
+                        UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                        assertThat(registry.defaults().retry().statuses()).as(none).isEmpty();
+                        assertThat(registry.defaults().circuitBreaker().recordStatuses()).containsExactly(502, 503, 504);
+                        assertThat(registry.policy("inventory").retry().statuses()).isEmpty();
+                        assertThat(registry.policy("inventory").circuitBreaker().recordStatuses()).as(none).isEmpty();
+                    });
+        }
+        // YAML's empty list reaches the binder as an empty value; an upstream can restore statuses over "none".
+        String yaml = "upstream-guard:\n  defaults:\n    retry: { statuses: [] }\n  upstreams:\n"
+                + "    inventory: { url: \"http://127.0.0.1:8081\", retry: { statuses: [503] } }\n";
+        org.springframework.core.env.EnumerablePropertySource<?> source = (org.springframework.core.env.EnumerablePropertySource<?>)
+                new org.springframework.boot.env.YamlPropertySourceLoader().load("yaml",
+                        new org.springframework.core.io.ByteArrayResource(yaml.getBytes(java.nio.charset.StandardCharsets.UTF_8)))
+                        .get(0);
+        plain.withPropertyValues(java.util.Arrays.stream(source.getPropertyNames())
+                .map(n -> n + "=" + source.getProperty(n)).toArray(String[]::new)).run(context -> {
+                    assertThat(context).hasNotFailed();
+                    UpstreamRegistry registry = context.getBean(UpstreamRegistry.class);
+                    assertThat(registry.defaults().retry().statuses()).isEmpty();
+                    assertThat(registry.policy("inventory").retry().statuses()).containsExactly(503);
+                });
+        for (String bad : new String[] {"upstream-guard.defaults.retry.statuses=abc",
+                "upstream-guard.defaults.retry.statuses=none,503",
+                "upstream-guard.defaults.circuit-breaker.record-statuses=5xx",
+                "upstream-guard.defaults.circuit-breaker.record-statuses=200"}) {
+            plain.withPropertyValues(bad).run(context -> {
+                assertThat(context).as(bad).hasFailed();
+                assertThat(context.getStartupFailure()).as(bad).rootCause()
+                        .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                        .hasMessageContaining(bad.substring(0, bad.indexOf('=')))
+                        .hasMessageContaining("'" + bad.substring(bad.indexOf('=') + 1) + "'");
+            });
+        }
     }
 
     @Test
@@ -574,7 +693,7 @@ class UpstreamGuardAutoConfigurationTest {
                 "UPSTREAMGUARD_UPSTREAMS_INVENTORY_CIRCUITBREAKER_OPENFOR=1m",
                 "UPSTREAM_GUARD_UPSTREAMS_STOCK_RETRY_MAX_ATTEMPTS=5",
                 "UPSTREAMGUARD_ROUTES_C_PATH=/c/**", "UPSTREAMGUARD_ROUTES_C_URI=http://127.0.0.1:9",
-                "UPSTREAMGUARD_ROUTES_C_STRIPPREFIX=1", "OTHER_SETTING=x",
+                "UPSTREAMGUARD_ROUTES_C_STRIPPREFIX=1", "UPSTREAMGUARD_ROUTES_C_RETRY_MAXATTEMPTS=2", "OTHER_SETTING=x",
                 // Kubernetes' links to a service named upstream-guard, and other variables outside the sections.
                 "UPSTREAM_GUARD_SERVICE_HOST=10.0.0.1", "UPSTREAM_GUARD_SERVICE_PORT_HTTP=8080",
                 "UPSTREAM_GUARD_PORT=tcp://10.0.0.1:8080", "UPSTREAM_GUARD_PORT_8080_TCP_ADDR=10.0.0.1",
@@ -592,6 +711,7 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(registry.policy("order-service").responseTimeout()).isEqualTo(Duration.ofSeconds(4));
                     assertThat(registry.routes()).extracting(UpstreamRegistry.Route::name, UpstreamRegistry.Route::stripPrefix)
                             .containsExactly(org.assertj.core.groups.Tuple.tuple("c", 1));
+                    assertThat(registry.routes().get(0).policy().retry().maxAttempts()).isEqualTo(2);
                 });
     }
 
@@ -673,6 +793,36 @@ class UpstreamGuardAutoConfigurationTest {
         }
     }
 
+    /**
+     * Regression: {@code requestFactory(...)} on the context's {@code RestClient.Builder} after Upstream Guard set its
+     * own took the client out of the guard without a word. It still wins (explicit settings do in Spring Boot), but one
+     * warning per address says so. A {@code RestTemplate} from the context's builder keeps the guard, whatever factory
+     * the builder was given: Spring Boot applies the customizers last.
+     */
+    @Test
+    @org.junit.jupiter.api.extension.ExtendWith(org.springframework.boot.test.system.OutputCaptureExtension.class)
+    void aRestClientGivenAnotherRequestFactoryWarnsOncePerAddressThatItIsNotGuarded(
+            org.springframework.boot.test.system.CapturedOutput output) throws Exception {
+        String warning = "A RestClient built from the application context's RestClient.Builder called ";
+        try (RawUpstream own = RawUpstream.start(Behaviours.ok("ok"));
+                RawUpstream guarded = RawUpstream.start(Behaviours.ok("ok"))) {
+            plain.run(context -> {
+                RestClient.Builder builder = context.getBean(RestClient.Builder.class);
+                RestClient unguarded = builder.clone()
+                        .requestFactory(new org.springframework.http.client.SimpleClientHttpRequestFactory()).build();
+                assertThat(unguarded.get().uri(own.baseUrl() + "/a").retrieve().body(String.class)).isEqualTo("ok");
+                assertThat(unguarded.get().uri(own.baseUrl() + "/b").retrieve().body(String.class)).isEqualTo("ok");
+                assertThat(builder.build().get().uri(guarded.baseUrl() + "/a").retrieve().body(String.class))
+                        .isEqualTo("ok");
+                assertThat(context.getBean(RestTemplateBuilder.class)
+                        .requestFactory(org.springframework.http.client.SimpleClientHttpRequestFactory.class).build()
+                        .getRequestFactory()).isInstanceOf(GuardedClientHttpRequestFactory.class);
+            });
+            assertThat(output.getOut()).containsOnlyOnce(warning + own.baseUrl() + " without Upstream Guard")
+                    .doesNotContain(warning + guarded.baseUrl());
+        }
+    }
+
     @Test
     void bindsTheGuardedClientToTheApplicationsMeterRegistry() {
         plain.withUserConfiguration(MeterRegistryConfiguration.class)
@@ -750,6 +900,27 @@ class UpstreamGuardAutoConfigurationTest {
                 });
         plain.withPropertyValues("upstream-guard.enabled=true")
                 .run(context -> assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class));
+    }
+
+    /**
+     * Regression: any value of {@code upstream-guard.enabled} but "true" switched the guard off without a word, an
+     * empty one (an unset {@code ${GUARD_ENABLED:}}) and a typo included, and with it every check of the other values.
+     */
+    @Test
+    void anEnabledValueThatIsNotABooleanFailsStartUpNamingIt() {
+        for (String value : new String[] {"", "maybe", "ture"}) {
+            plain.withPropertyValues("upstream-guard.enabled=" + value).run(context -> {
+                assertThat(context).as(value).hasFailed();
+                assertThat(context.getStartupFailure()).as(value).rootCause()
+                        .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                        .hasMessageContaining("upstream-guard.enabled").hasMessageContaining("'" + value + "'");
+            });
+        }
+        // Spring's other spellings of a boolean read as they do everywhere.
+        plain.withPropertyValues("upstream-guard.enabled=yes")
+                .run(context -> assertThat(context).hasNotFailed().hasSingleBean(GuardedHttpClient.class));
+        plain.withPropertyValues("upstream-guard.enabled=off")
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(GuardedHttpClient.class));
     }
 
     @Test
@@ -908,7 +1079,8 @@ class UpstreamGuardAutoConfigurationTest {
                     assertThat(registry.defaults()).isEqualTo(GuardPolicy.ofDefaults());
                     assertThat(registry.proxyName()).isEqualTo("edge-1");
                     assertThat(registry.routes()).extracting(UpstreamRegistry.Route::target)
-                            .containsExactly(URI.create("http://inventory:8080"));
+                            .containsExactly(URI.create("http://inventory:8080"), URI.create("http://status:9000/status"));
+                    assertThat(registry.routes().get(1).policy().responseTimeout()).isEqualTo(Duration.ofSeconds(1));
                 });
         // The "Policy settings" table: "| `key` | default |", or "| `a` / `b` | x / y |" for two settings.
         Map<String, String> documented = new java.util.TreeMap<>();

@@ -164,7 +164,9 @@ public final class EnvironmentVariableCheck {
     }
 
     private static List<String> routeKeys() {
-        return new ArrayList<>(beanKeys(UpstreamGuardProperties.Route.class, Object.class));
+        List<String> keys = policyKeys();
+        keys.addAll(beanKeys(UpstreamGuardProperties.Route.class, UpstreamGuardProperties.Policy.class));
+        return keys;
     }
 
     /** The kebab-case names of the properties {@code type} declares below {@code stop}. */

@@ -3,6 +3,8 @@ package dev.upstreamguard.spring.internal;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.spring.UpstreamGuardProperties;
 import java.time.Duration;
+import java.util.List;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.Consumer;
 import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
@@ -37,7 +39,7 @@ public final class PolicyMapper {
         set(prefix, "retry.budget-ratio", r.getBudgetRatio(), b::budgetRatio);
         set(prefix, "retry.budget-min-per-second", r.getBudgetMinPerSecond(), b::budgetMinPerSecond);
         set(prefix, "retry.on-response-timeout", r.getOnResponseTimeout(), b::retryOnResponseTimeout);
-        set(prefix, "retry.statuses", r.getStatuses(), b::retryStatuses);
+        statuses(b, "retry.statuses", r.getStatuses(), prefix);
         UpstreamGuardProperties.CircuitBreaker c = p.getCircuitBreaker();
         set(prefix, "circuit-breaker.enabled", c.getEnabled(), b::circuitBreakerEnabled);
         set(prefix, "circuit-breaker.failure-rate-threshold", c.getFailureRateThreshold(), b::failureRateThreshold);
@@ -45,7 +47,7 @@ public final class PolicyMapper {
         set(prefix, "circuit-breaker.window", c.getWindow(), b::window);
         set(prefix, "circuit-breaker.open-for", c.getOpenFor(), b::openFor);
         set(prefix, "circuit-breaker.half-open-calls", c.getHalfOpenCalls(), b::halfOpenCalls);
-        set(prefix, "circuit-breaker.record-statuses", c.getRecordStatuses(), b::recordStatuses);
+        statuses(b, "circuit-breaker.record-statuses", c.getRecordStatuses(), prefix);
         UpstreamGuardProperties.Bulkhead h = p.getBulkhead();
         set(prefix, "bulkhead.enabled", h.getEnabled(), b::bulkheadEnabled);
         set(prefix, "bulkhead.max-concurrent-calls", h.getMaxConcurrentCalls(), b::maxConcurrentCalls);
@@ -59,6 +61,20 @@ public final class PolicyMapper {
         }
     }
 
+    /**
+     * The key of the first setting in which {@code policy} differs from {@code base} ({@code retry.max-attempts}…),
+     * with its value; {@code null} when they are equal. Tells whether properties set anything, and which.
+     */
+    public static Map.Entry<String, String> firstDifference(GuardPolicy base, GuardPolicy policy) {
+        Map<String, String> before = base.asProperties();
+        for (Map.Entry<String, String> setting : policy.asProperties().entrySet()) {
+            if (!setting.getValue().equals(before.get(setting.getKey()))) {
+                return setting;
+            }
+        }
+        return null;
+    }
+
     /** Applies one setting by its key through {@link GuardPolicy.Builder#set}, naming {@code property} on failure. */
     public static void set(GuardPolicy.Builder b, String key, String value, String property) {
         try {
@@ -66,6 +82,18 @@ public final class PolicyMapper {
         } catch (IllegalArgumentException e) {
             throw new InvalidConfigurationPropertyValueException(property, value, e.getMessage());
         }
+    }
+
+    /**
+     * A list of statuses, read by {@link GuardPolicy.Builder#set} so that "none" means no status as it does there. An
+     * empty value means none as well: it is how YAML's {@code []} reaches the binder, so it cannot mean "unset".
+     */
+    private static void statuses(GuardPolicy.Builder b, String key, List<String> value, String prefix) {
+        if (value == null) {
+            return;
+        }
+        List<String> parts = value.stream().map(String::trim).filter(s -> !s.isEmpty()).toList();
+        set(b, key, parts.isEmpty() ? "none" : String.join(",", parts), prefix + "." + key);
     }
 
     private static <T> void set(String prefix, String key, T value, Consumer<T> setter) {

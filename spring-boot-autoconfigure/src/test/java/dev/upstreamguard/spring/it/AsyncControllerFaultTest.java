@@ -3,6 +3,8 @@ package dev.upstreamguard.spring.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.RawUpstream;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.net.URI;
@@ -12,8 +14,10 @@ import java.net.http.HttpResponse;
 import java.time.Duration;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -47,6 +51,14 @@ class AsyncControllerFaultTest {
 
     private static final ExecutorService EXECUTOR = Executors.newCachedThreadPool();
 
+    /** Spring MVC's async timeout of the tests that let it run out: ample for the call to be under way by then. */
+    private static final long ASYNC_TIMEOUT_MILLIS = 2_000L;
+
+    private static RawUpstream stalling;
+
+    /** Never counted down: work of the application's own that outlasts the async timeout. */
+    private static final CountDownLatch NEVER = new CountDownLatch(1);
+
     @LocalServerPort
     int port;
 
@@ -60,11 +72,18 @@ class AsyncControllerFaultTest {
         registry.add("upstream-guard.upstreams.dead.url", () -> dead);
         registry.add("upstream-guard.upstreams.dead.retry.enabled", () -> "false");
         registry.add("upstream-guard.upstreams.dead.circuit-breaker.enabled", () -> "false");
+        stalling = RawUpstream.start(Behaviours.stall());
+        registry.add("test.stalling", stalling::baseUrl);
+        registry.add("upstream-guard.upstreams.stalling.url", stalling::baseUrl);
+        registry.add("upstream-guard.upstreams.stalling.response-timeout", () -> "60s");
+        registry.add("upstream-guard.upstreams.stalling.retry.enabled", () -> "false");
     }
 
     @AfterAll
     static void stop() {
         EXECUTOR.shutdownNow();
+        NEVER.countDown();
+        stalling.close();
     }
 
     @SpringBootConfiguration
@@ -74,9 +93,12 @@ class AsyncControllerFaultTest {
         @RestController
         static class AsyncController {
             private final RestClient dead;
+            private final RestClient stalling;
 
-            AsyncController(RestClient.Builder builder, @Value("${test.dead}") String dead) {
+            AsyncController(RestClient.Builder builder, @Value("${test.dead}") String dead,
+                    @Value("${test.stalling}") String stalling) {
                 this.dead = builder.clone().baseUrl(dead).build();
+                this.stalling = builder.clone().baseUrl(stalling).build();
             }
 
             private String callDead() {
@@ -109,6 +131,37 @@ class AsyncControllerFaultTest {
             @GetMapping("/async/web-async-task")
             WebAsyncTask<String> webAsyncTask() {
                 return new WebAsyncTask<>(30_000L, this::callDead);
+            }
+
+            @GetMapping("/async/timeout-waiting-for-upstream")
+            WebAsyncTask<String> timeoutWaitingForUpstream() {
+                return new WebAsyncTask<>(ASYNC_TIMEOUT_MILLIS, () -> stalling.get().uri("/x").retrieve()
+                        .body(String.class));
+            }
+
+            @GetMapping("/async/timeout-in-own-work")
+            WebAsyncTask<String> timeoutInOwnWork() {
+                return new WebAsyncTask<>(ASYNC_TIMEOUT_MILLIS, () -> {
+                    // Work that does not stop when Spring interrupts it at the timeout, as a blocking read does not:
+                    // an interrupted Callable would answer its InterruptedException, racing Spring's timeout.
+                    long end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+                    while (NEVER.getCount() > 0 && System.nanoTime() < end) {
+                        try {
+                            NEVER.await(1, TimeUnit.SECONDS);
+                        } catch (InterruptedException e) {
+                            // carry on
+                        }
+                    }
+                    return "late";
+                });
+            }
+
+            @GetMapping("/async/timeout-callback-waiting-for-upstream")
+            WebAsyncTask<String> timeoutCallbackWaitingForUpstream() {
+                WebAsyncTask<String> task = new WebAsyncTask<>(ASYNC_TIMEOUT_MILLIS, () -> stalling.get().uri("/x")
+                        .retrieve().body(String.class));
+                task.onTimeout(() -> "the application's fallback");
+                return task;
             }
 
             @GetMapping("/async/timeout-fallback")
@@ -223,6 +276,29 @@ class AsyncControllerFaultTest {
         assertThat(head.statusCode()).isEqualTo(502);
         assertThat(head.headers().firstValue("Proxy-Status")).hasValue("test-gw; error=connection_refused");
         assertThat(head.body()).isEmpty();
+    }
+
+    /**
+     * Regression: Spring MVC's async timeout ending a {@code Callable} that was waiting for an upstream answered
+     * Spring's own 503 without Proxy-Status, as if the application were unavailable; the gateway gave up on the
+     * upstream, which is a 504 {@code http_response_timeout}.
+     */
+    @Test
+    void anAsyncTimeoutWhileWaitingForAnUpstreamIsTheGatewaysTimeout() throws Exception {
+        HttpResponse<String> response = get("/async/timeout-waiting-for-upstream", "application/json");
+        assertThat(response.statusCode()).as(response.body()).isEqualTo(504);
+        assertThat(response.headers().firstValue("Proxy-Status")).hasValue("test-gw; error=http_response_timeout");
+        assertThat(response.body()).contains("\"fault\":\"http_response_timeout\"", "\"upstream\":\"stalling\"");
+    }
+
+    @Test
+    void anAsyncTimeoutDuringTheApplicationsOwnWorkOrWithItsOwnCallbackKeepsSpringsAnswer() throws Exception {
+        HttpResponse<String> ownWork = get("/async/timeout-in-own-work", "application/json");
+        assertThat(ownWork.statusCode()).isEqualTo(503);
+        assertThat(ownWork.headers().firstValue("Proxy-Status")).isEmpty();
+        HttpResponse<String> callback = get("/async/timeout-callback-waiting-for-upstream", "text/plain");
+        assertThat(callback.statusCode()).isEqualTo(200);
+        assertThat(callback.body()).isEqualTo("the application's fallback");
     }
 
     @Test

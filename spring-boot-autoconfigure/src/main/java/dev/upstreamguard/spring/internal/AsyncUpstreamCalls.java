@@ -1,0 +1,191 @@
+package dev.upstreamguard.spring.internal;
+
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.URI;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.concurrent.ConcurrentHashMap;
+import org.springframework.http.HttpHeaders;
+import org.springframework.http.HttpMethod;
+import org.springframework.http.HttpStatusCode;
+import org.springframework.http.StreamingHttpOutputMessage;
+import org.springframework.http.client.ClientHttpRequest;
+import org.springframework.http.client.ClientHttpResponse;
+import org.springframework.web.context.request.NativeWebRequest;
+import org.springframework.web.context.request.RequestAttributes;
+import org.springframework.web.context.request.async.CallableProcessingInterceptor;
+
+/**
+ * Answers Spring MVC's async request timeout with the gateway's 504 when the timeout ended a {@code Callable} (or
+ * {@code WebAsyncTask}) of a controller while it was waiting for an upstream: from the client's side the gateway gave
+ * up on the upstream, so the answer is {@code http_response_timeout} with {@code Proxy-Status}, not Spring's own 503,
+ * which says the application itself is unavailable. A timeout during other work keeps Spring's answer, and so does a
+ * {@code WebAsyncTask}'s own timeout callback, which runs first. {@code DeferredResult} and {@code CompletableFuture}
+ * are completed on threads of the application's own, whose calls cannot be told apart from other work.
+ *
+ * <p>The guarded request factory {@linkplain #track tracks} the calls made on the {@code Callable}'s thread from
+ * {@code execute()} until the response is closed, the body included.
+ */
+public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
+
+    private static final String ATTRIBUTE = AsyncUpstreamCalls.class.getName() + ".calls";
+
+    private static final ThreadLocal<InFlight> CURRENT = new ThreadLocal<>();
+
+    @Override
+    public <T> void preProcess(NativeWebRequest request, Callable<T> task) {
+        InFlight calls = new InFlight();
+        request.setAttribute(ATTRIBUTE, calls, RequestAttributes.SCOPE_REQUEST);
+        CURRENT.set(calls);
+    }
+
+    @Override
+    public <T> void postProcess(NativeWebRequest request, Callable<T> task, Object concurrentResult) {
+        // The executor's thread goes back to its pool: nothing may stay in force on it.
+        CURRENT.remove();
+    }
+
+    @Override
+    public <T> Object handleTimeout(NativeWebRequest request, Callable<T> task) {
+        Object calls = request.getAttribute(ATTRIBUTE, RequestAttributes.SCOPE_REQUEST);
+        Call call = calls instanceof InFlight ? ((InFlight) calls).any() : null;
+        if (call == null) {
+            return RESULT_NONE;
+        }
+        long elapsed = System.nanoTime() - call.startNanos;
+        return new UpstreamException(UpstreamFault.HTTP_RESPONSE_TIMEOUT, call.upstream, 1, null, elapsed,
+                "Spring MVC's async request timeout ended the request after " + Duration.ofNanos(elapsed).toMillis()
+                        + " ms waiting for upstream '" + call.upstream + "'", null);
+    }
+
+    /**
+     * {@code request}, tracked as a call to {@code upstream} when it is made on the thread of a controller's
+     * {@code Callable}; else {@code request} itself.
+     */
+    public static ClientHttpRequest track(ClientHttpRequest request, String upstream) {
+        InFlight calls = CURRENT.get();
+        return calls == null || !(request instanceof StreamingHttpOutputMessage) ? request
+                : new TrackedRequest(request, calls, upstream);
+    }
+
+    /** Whether guarded calls made now are tracked: only on the thread of a controller's {@code Callable}. */
+    public static boolean tracking() {
+        return CURRENT.get() != null;
+    }
+
+    /** The calls of one request in flight. */
+    private static final class InFlight {
+        private final Map<Call, Boolean> calls = new ConcurrentHashMap<>();
+
+        Call any() {
+            return calls.keySet().stream().findFirst().orElse(null);
+        }
+    }
+
+    private static final class Call {
+        final String upstream;
+        final long startNanos = System.nanoTime();
+
+        Call(String upstream) {
+            this.upstream = upstream;
+        }
+    }
+
+    private static final class TrackedRequest implements ClientHttpRequest, StreamingHttpOutputMessage {
+        private final ClientHttpRequest delegate;
+        private final InFlight calls;
+        private final String upstream;
+
+        TrackedRequest(ClientHttpRequest delegate, InFlight calls, String upstream) {
+            this.delegate = delegate;
+            this.calls = calls;
+            this.upstream = upstream;
+        }
+
+        @Override
+        public ClientHttpResponse execute() throws IOException {
+            Call call = new Call(upstream);
+            calls.calls.put(call, Boolean.TRUE);
+            try {
+                return new TrackedResponse(delegate.execute(), calls, call);
+            } catch (IOException | RuntimeException | Error e) {
+                calls.calls.remove(call);
+                throw e;
+            }
+        }
+
+        @Override
+        public void setBody(Body body) {
+            // Keeps the guarded request's streaming (and replayable) body rather than falling back to a buffer.
+            ((StreamingHttpOutputMessage) delegate).setBody(body);
+        }
+
+        @Override
+        public OutputStream getBody() throws IOException {
+            return delegate.getBody();
+        }
+
+        @Override
+        public HttpHeaders getHeaders() {
+            return delegate.getHeaders();
+        }
+
+        @Override
+        public HttpMethod getMethod() {
+            return delegate.getMethod();
+        }
+
+        @Override
+        public URI getURI() {
+            return delegate.getURI();
+        }
+
+        @Override
+        public Map<String, Object> getAttributes() {
+            return delegate.getAttributes();
+        }
+    }
+
+    private static final class TrackedResponse implements ClientHttpResponse {
+        private final ClientHttpResponse delegate;
+        private final InFlight calls;
+        private final Call call;
+
+        TrackedResponse(ClientHttpResponse delegate, InFlight calls, Call call) {
+            this.delegate = delegate;
+            this.calls = calls;
+            this.call = call;
+        }
+
+        @Override
+        public HttpStatusCode getStatusCode() throws IOException {
+            return delegate.getStatusCode();
+        }
+
+        @Override
+        public String getStatusText() throws IOException {
+            return delegate.getStatusText();
+        }
+
+        @Override
+        public InputStream getBody() throws IOException {
+            return delegate.getBody();
+        }
+
+        @Override
+        public HttpHeaders getHeaders() {
+            return delegate.getHeaders();
+        }
+
+        @Override
+        public void close() {
+            calls.calls.remove(call);
+            delegate.close();
+        }
+    }
+}
