@@ -16,6 +16,7 @@ import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.StructuredFields;
 import dev.upstreamguard.gateway.internal.UpstreamRequest;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
+import dev.upstreamguard.internal.ForwardedUserAgent;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.InterimResponseListener;
 import dev.upstreamguard.internal.ResponseCheck;
@@ -380,6 +381,10 @@ public class UpstreamProxyServlet extends HttpServlet {
 
             HttpClientContext context = HttpClientContext.create();
             context.setAttribute(GuardedHttpClient.UPSTREAM_ATTRIBUTE, upstreamName);
+            if (request.getHeader("User-Agent") == null) {
+                // A shared client (an application's own calls too) may add HttpClient's: not for a forwarded request.
+                context.setAttribute(ForwardedUserAgent.NONE_SENT, Boolean.TRUE);
+            }
             if (responseHeadLimit != ContainerLimits.UNKNOWN) {
                 // Checked by the client before the call ends, so that a head the container cannot write is the
                 // upstream's fault, with its breaker, meters and real attempt count, not a call the servlet cancelled.
@@ -1297,8 +1302,8 @@ public class UpstreamProxyServlet extends HttpServlet {
          * Forwards with an existing client (for instance one shared by a Spring application) under the upstream
          * {@code upstreamName}, which that client must know; the servlet then neither builds nor closes a client,
          * and the client's policy for that upstream applies ({@link #policy} is ignored). Build the client with
-         * content compression and redirects disabled, as a proxy must pass both through, and without a default
-         * {@code User-Agent}, which would be added to requests whose client sent none.
+         * content compression and redirects disabled, as a proxy must pass both through. Its default
+         * {@code User-Agent}, if it keeps one for the application's own calls, is never added to a forwarded request.
          */
         public Builder client(GuardedHttpClient client, String upstreamName) {
             this.sharedClient = Objects.requireNonNull(client, "client");

@@ -11,6 +11,9 @@ import jakarta.servlet.ServletException;
 import java.net.InetAddress;
 import java.net.UnknownHostException;
 import org.apache.hc.client5.http.DnsResolver;
+import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.core5.http.HttpResponse;
+import org.apache.hc.core5.http.io.HttpClientResponseHandler;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -45,6 +48,31 @@ class SharedClientTest {
             // The container destroyed the servlets; the shared client is still usable.
             assertThat(shared.poolStats().getLeased()).isZero();
             assertThat(shared.upstream("billing").circuitState()).isEqualTo("CLOSED");
+        }
+    }
+
+    /**
+     * Regression: a client shared with the application's own calls (Spring's) keeps HttpClient's {@code User-Agent} for
+     * them, and added it to a forwarded request whose client sent none.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aSharedClientsDefaultUserAgentIsNeverAddedToAForwardedRequest(Container container) throws Exception {
+        try (RawUpstream inventory = RawUpstream.start(Behaviours.ok("items"));
+                GuardedHttpClient shared = GuardedHttpClients.custom().upstream("inventory", inventory.baseUrl())
+                        .contentCompression(false).redirects(false).build();
+                Container.Running running = container.start(new Container.Deployment().servlet("a",
+                        UpstreamProxyServlet.builder(inventory.baseUrl()).client(shared, "inventory").build(),
+                        "/inventory/*"))) {
+            assertThat(RawClient.request(running.port(), "GET", "/gw/inventory/anonymous").status()).isEqualTo(200);
+            assertThat(RawClient.request(running.port(), "GET", "/gw/inventory/browser", "User-Agent: curl/8.5.0")
+                    .status()).isEqualTo(200);
+            HttpClientResponseHandler<Integer> status = HttpResponse::getCode;
+            assertThat(shared.execute(new HttpGet(inventory.baseUrl() + "/own"), status)).isEqualTo(200);
+            assertThat(inventory.requests().get(0).headers()).doesNotContainKey("user-agent");
+            assertThat(inventory.requests().get(1).headers().get("user-agent")).containsExactly("curl/8.5.0");
+            assertThat(inventory.requests().get(2).header("User-Agent")).as("the application's own call")
+                    .startsWith("Apache-HttpClient/");
         }
     }
 

@@ -5,6 +5,7 @@ import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.internal.ConnectPhaseOperator;
 import dev.upstreamguard.internal.ContentDecoders;
 import dev.upstreamguard.internal.FaultSignal;
+import dev.upstreamguard.internal.ForwardedUserAgent;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.HandshakeWatch;
 import dev.upstreamguard.internal.TlsTransport;
@@ -227,7 +228,8 @@ public final class GuardedHttpClientBuilder {
 
     /**
      * Whether a request without a {@code User-Agent} gets HttpClient's ({@code Apache-HttpClient/5.x}; default true). A
-     * proxy forwards its clients' own, and adds none where they sent none: false.
+     * proxy forwards its clients' own, and adds none where they sent none: false. The gateway's {@code UpstreamProxyServlet} on a shared client that keeps the default still adds none
+     * to what it forwards.
      */
     public GuardedHttpClientBuilder defaultUserAgent(boolean send) {
         this.defaultUserAgent = send;
@@ -294,6 +296,8 @@ public final class GuardedHttpClientBuilder {
         }
         if (!defaultUserAgent) {
             builder.disableDefaultUserAgent();
+        } else {
+            builder.addRequestInterceptorLast(ForwardedUserAgent.REMOVE_DEFAULT);
         }
         if (!contentCompression) {
             builder.disableContentCompression();
