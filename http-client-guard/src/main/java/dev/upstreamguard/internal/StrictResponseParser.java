@@ -133,6 +133,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                     throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
                             "Response header section starts with a continuation line");
                 }
+                checkValue(current, 0, previous);
                 previous.append(' ');
                 int i = 0;
                 while (i < current.length() && (current.charAt(i) == ' ' || current.charAt(i) == '\t')) {
@@ -146,6 +147,9 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 }
                 continue;
             }
+            // Judged as it arrives: an upstream that sends a bad line and then nothing more would otherwise hold the
+            // call until the response timeout, and one that then closes would read as an incomplete, retried response.
+            checkFieldLine(current);
             lines.add(current);
             previous = current;
             if (lines.size() > maxHeaderCount) {
@@ -243,7 +247,8 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         return response;
     }
 
-    private static Header header(CharArrayBuffer line) throws FaultSignal {
+    /** A field line: a token name, a colon, a value without control characters. */
+    private static void checkFieldLine(CharArrayBuffer line) throws FaultSignal {
         int colon = line.indexOf(':');
         if (colon <= 0) {
             throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
@@ -256,13 +261,24 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                         "Malformed response header name: '" + printable(line, 64) + "'");
             }
         }
-        for (int i = colon + 1; i < line.length(); i++) {
+        checkValue(line, colon + 1, line);
+    }
+
+    /** {@code field}: the field line {@code line} belongs to, itself or the one it continues (obs-fold). */
+    private static void checkValue(CharArrayBuffer line, int from, CharArrayBuffer field) throws FaultSignal {
+        for (int i = from; i < line.length(); i++) {
             char c = line.charAt(i);
             if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                int colon = field.indexOf(':');
                 throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                        "Control character in response header '" + line.substring(0, colon) + "'");
+                        "Control character in response header '" + field.substring(0, Math.max(0, colon)) + "'");
             }
         }
+    }
+
+    /** A field line already checked by {@link #checkFieldLine}, folded lines joined. */
+    private static Header header(CharArrayBuffer line) {
+        int colon = line.indexOf(':');
         return new BasicHeader(line.substring(0, colon), line.substringTrimmed(colon + 1, line.length()));
     }
 

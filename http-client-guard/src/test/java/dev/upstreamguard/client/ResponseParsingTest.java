@@ -86,6 +86,27 @@ class ResponseParsingTest {
         }
     }
 
+    /**
+     * Regression: a malformed header line was judged only once the whole head had arrived, so an upstream that sent one
+     * and then nothing more held the call until the response timeout (connection_read_timeout), and one that then
+     * closed failed as http_response_incomplete, retried as if the head had merely been cut short. Each line is judged
+     * as it arrives: http_protocol_error at once, not retried.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"X-Bad : space before the colon", "no colon at all", "X-Control: a\u0001b", "\r",
+        "X-Folded: a\r\n b\u0000"})
+    void aMalformedHeaderLineIsAProtocolErrorWithoutWaitingForTheRestOfTheHead(String line) throws Exception {
+        RawUpstream.Behaviour badLineThenSilence = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\n" + line + "\r\n");
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(badLineThenSilence); GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+        }
+    }
+
     @ParameterizedTest(name = "accepts {0}")
     @ValueSource(strings = {
         "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
