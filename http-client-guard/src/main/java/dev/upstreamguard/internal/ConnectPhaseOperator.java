@@ -137,6 +137,11 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
                         socketConfig, attachment, context);
                 return;
             } catch (IOException e) {
+                if (!conn.isOpen()) {
+                    // Closed under the connect by its owner (the call was cancelled, the client closed), not by a
+                    // failed connect, which closes only its socket: no other address is wanted.
+                    throw e;
+                }
                 last = e;
                 failures.add(e);
                 if (timedOut == null && isTimeout(e)) {

@@ -52,7 +52,7 @@ class ConnectTargetTest {
                 GuardedHttpClients.connectionManagerBuilder().setDnsResolver(resolver(addresses)).build()).build();
     }
 
-    private static DnsResolver resolver(String... addresses) {
+    static DnsResolver resolver(String... addresses) {
         return new DnsResolver() {
             @Override
             public InetAddress[] resolve(String host) throws UnknownHostException {
