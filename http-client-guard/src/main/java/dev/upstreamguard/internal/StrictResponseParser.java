@@ -133,7 +133,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                     throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
                             "Response header section starts with a continuation line");
                 }
-                checkValue(current, 0, previous);
+                checkValue(current, 0, previous.substring(0, previous.indexOf(':')), "header");
                 previous.append(' ');
                 int i = 0;
                 while (i < current.length() && (current.charAt(i) == ' ' || current.charAt(i) == '\t')) {
@@ -249,29 +249,40 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
 
     /** A field line: a token name, a colon, a value without control characters. */
     private static void checkFieldLine(CharArrayBuffer line) throws FaultSignal {
-        int colon = line.indexOf(':');
-        if (colon <= 0) {
-            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                    "Malformed response header line: '" + printable(line, 64) + "'");
-        }
-        for (int i = 0; i < colon; i++) {
-            if (!isTokenChar(line.charAt(i))) {
-                // Whitespace before the colon is a known smuggling vector; RFC 9112 §5.1 requires rejecting it.
-                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                        "Malformed response header name: '" + printable(line, 64) + "'");
-            }
-        }
-        checkValue(line, colon + 1, line);
+        checkFieldLine(line, 0, "header");
     }
 
-    /** {@code field}: the field line {@code line} belongs to, itself or the one it continues (obs-fold). */
-    private static void checkValue(CharArrayBuffer line, int from, CharArrayBuffer field) throws FaultSignal {
+    /**
+     * The field line from {@code from} on: a token name, a colon, a value without control characters; {@code what}
+     * names the section in the message. Trailer fields follow the same rules (RFC 9112 §7.1.2).
+     */
+    static void checkFieldLine(CharArrayBuffer line, int from, String what) throws FaultSignal {
+        int colon = line.indexOf(':', from, line.length());
+        if (colon <= from) {
+            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                    "Malformed response " + what + " line: '" + printable(line.subSequence(from, line.length()), 64)
+                            + "'");
+        }
+        for (int i = from; i < colon; i++) {
+            if (!isTokenChar(line.charAt(i))) {
+                // Whitespace before the colon is a known smuggling vector; RFC 9112 §5.1 requires rejecting it.
+                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR, "Malformed response " + what + " name: '"
+                        + printable(line.subSequence(from, line.length()), 64) + "'");
+            }
+        }
+        checkValue(line, colon + 1, line.substring(from, colon), what);
+    }
+
+    /**
+     * No control characters from {@code from} on: a field's value, or a line continuing it (obs-fold). A CR or NUL
+     * passed on could end a line early for the next recipient (RFC 9110 §5.5).
+     */
+    static void checkValue(CharArrayBuffer line, int from, String name, String what) throws FaultSignal {
         for (int i = from; i < line.length(); i++) {
             char c = line.charAt(i);
             if ((c < 0x20 && c != '\t') || c == 0x7f) {
-                int colon = field.indexOf(':');
                 throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                        "Control character in response header '" + field.substring(0, Math.max(0, colon)) + "'");
+                        "Control character in response " + what + " '" + printable(name, 64) + "'");
             }
         }
     }
