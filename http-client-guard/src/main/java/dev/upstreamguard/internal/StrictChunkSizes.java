@@ -100,7 +100,9 @@ final class StrictChunkSizes implements SessionInputBuffer {
                 throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
                         "Response trailer section starts with a continuation line");
             }
-            StrictResponseParser.checkValue(line, start, trailerName, "trailer");
+            if (StrictResponseParser.controlCharacterAt(line, start) >= 0) {
+                throw StrictResponseParser.controlCharacter(trailerName, "trailer");
+            }
             return;
         }
         StrictResponseParser.checkFieldLine(line, start, "trailer");

@@ -133,7 +133,9 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                     throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
                             "Response header section starts with a continuation line");
                 }
-                checkValue(current, 0, previous.substring(0, previous.indexOf(':')), "header");
+                if (controlCharacterAt(current, 0) >= 0) {
+                    throw controlCharacter(previous.substring(0, previous.indexOf(':')), "header");
+                }
                 previous.append(' ');
                 int i = 0;
                 while (i < current.length() && (current.charAt(i) == ' ' || current.charAt(i) == '\t')) {
@@ -270,21 +272,28 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                         + printable(line.subSequence(from, line.length()), 64) + "'");
             }
         }
-        checkValue(line, colon + 1, line.substring(from, colon), what);
+        if (controlCharacterAt(line, colon + 1) >= 0) {
+            throw controlCharacter(line.substring(from, colon), what);
+        }
     }
 
     /**
-     * No control characters from {@code from} on: a field's value, or a line continuing it (obs-fold). A CR or NUL
-     * passed on could end a line early for the next recipient (RFC 9110 §5.5).
+     * Where the first control character from {@code from} on is, or -1: in a field's value, or in a line continuing it
+     * (obs-fold), a CR or NUL passed on could end a line early for the next recipient (RFC 9110 §5.5).
      */
-    static void checkValue(CharArrayBuffer line, int from, String name, String what) throws FaultSignal {
+    static int controlCharacterAt(CharArrayBuffer line, int from) {
         for (int i = from; i < line.length(); i++) {
             char c = line.charAt(i);
             if ((c < 0x20 && c != '\t') || c == 0x7f) {
-                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                        "Control character in response " + what + " '" + printable(name, 64) + "'");
+                return i;
             }
         }
+        return -1;
+    }
+
+    static FaultSignal controlCharacter(String name, String what) {
+        return new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                "Control character in response " + what + " '" + printable(name, 64) + "'");
     }
 
     /** A field line already checked by {@link #checkFieldLine}, folded lines joined. */
