@@ -1,5 +1,6 @@
 package dev.upstreamguard.internal;
 
+import dev.upstreamguard.FaultClassifier;
 import dev.upstreamguard.UpstreamFault;
 import java.io.IOException;
 import java.net.ConnectException;
@@ -7,7 +8,6 @@ import java.net.InetSocketAddress;
 import java.net.NoRouteToHostException;
 import java.net.PortUnreachableException;
 import java.net.SocketException;
-import java.net.SocketTimeoutException;
 import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -109,15 +109,17 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
      * silent first address leaves time for the others, and the last gets the rest. HttpClient gave each the whole connect
      * timeout, so a host whose N addresses all stayed silent held the attempt for N times it.
      *
-     * <p>The failure when none connects: {@code connection_timeout} if any address timed out or the budget ran out
-     * before every address was tried — the time went on silence, and a refusal is then only part of the story —
-     * otherwise the last address's; the others' failures are attached as suppressed.
+     * <p>The failure when none connects is the one that got furthest: a TLS handshake's failure (an address answered,
+     * and its certificate or TLS is what is wrong), else {@code connection_timeout} if any address timed out or the
+     * budget ran out before every address was tried (the time went on silence; a refusal is then only part of the
+     * story), else the last address's. The others' failures are attached as suppressed.
      */
     private void connectToEach(ManagedHttpClientConnection conn, HttpHost endpointHost, NamedEndpoint endpointName,
             List<InetSocketAddress> addresses, long deadline, InetSocketAddress localAddress,
             SocketConfig socketConfig, Object attachment, HttpContext context) throws IOException {
         IOException last = null;
         IOException timedOut = null;
+        IOException tlsFailure = null;
         List<IOException> failures = new ArrayList<>(addresses.size());
         boolean budgetSpent = false;
         for (int i = 0; i < addresses.size(); i++) {
@@ -144,13 +146,19 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
                 }
                 last = e;
                 failures.add(e);
-                if (timedOut == null && isTimeout(e)) {
+                UpstreamFault fault = FaultClassifier.classify(e);
+                if (fault == UpstreamFault.TLS_CERTIFICATE_ERROR || fault == UpstreamFault.TLS_ALERT_RECEIVED
+                        || fault == UpstreamFault.TLS_PROTOCOL_ERROR) {
+                    tlsFailure = e;
+                } else if (timedOut == null && fault == UpstreamFault.CONNECTION_TIMEOUT) {
                     timedOut = e;
                 }
             }
         }
         IOException failure;
-        if (timedOut != null || budgetSpent) {
+        if (tlsFailure != null) {
+            failure = tlsFailure;
+        } else if (timedOut != null || budgetSpent) {
             failure = new ConnectTimeoutException("Connect to " + endpointHost + " " + addresses.stream()
                     .map(InetSocketAddress::getAddress).collect(Collectors.toList()) + " timed out: "
                     + failures.size() + " of " + addresses.size() + " addresses tried within the connect timeout",
@@ -165,11 +173,6 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
             }
         }
         throw failure;
-    }
-
-    private static boolean isTimeout(IOException e) {
-        return e instanceof SocketTimeoutException || e instanceof ConnectTimeoutException
-                || e instanceof FaultSignal && ((FaultSignal) e).fault() == UpstreamFault.CONNECTION_TIMEOUT;
     }
 
     /** One connect to one target (or, for a connect without a budget, to each of its addresses as HttpClient does). */

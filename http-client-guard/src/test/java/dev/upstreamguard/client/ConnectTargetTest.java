@@ -233,6 +233,25 @@ class ConnectTargetTest {
     }
 
     /**
+     * Regression: a host whose first address answered with a certificate the client does not trust, and whose last
+     * stayed silent, failed as connection_timeout (retried, a 504), hiding the certificate error. The failure that got
+     * furthest is the connect's: tls_certificate_error, not retried.
+     */
+    @Test
+    void aCertificateErrorOnOneAddressIsNotHiddenByAnotherAddressTimingOut() throws Exception {
+        try (RawUpstream untrusted = RawUpstream.startTls(false, Behaviours.ok("served"));
+                Blackhole silent = Blackhole.open(InetAddress.getByName("127.0.0.2"), untrusted.port());
+                GuardedHttpClient client = resolvingTo(Duration.ofMillis(600), "127.0.0.1", "127.0.0.2")) {
+            URI uri = URI.create("https://two-faults.test:" + untrusted.port() + "/");
+            UpstreamException e = catchThrowableOfType(UpstreamException.class,
+                    () -> client.execute(new HttpGet(uri), r -> r.getCode()));
+            FaultMatrixTest.assertFault(e, "tls_certificate_error", 502, 1);
+            assertThat(e.getCause().getSuppressed()).as("the silent address's timeout")
+                    .anySatisfy(timedOut -> assertThat(timedOut).isInstanceOf(ConnectTimeoutException.class));
+        }
+    }
+
+    /**
      * Regression: the lookup, and then the TLS handshake, each had the whole connect timeout, so a slow resolver
      * followed by a silent handshake held the connect for up to twice it. The handshake gets what the lookup left.
      */
