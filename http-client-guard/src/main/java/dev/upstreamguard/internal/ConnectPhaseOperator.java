@@ -1,5 +1,6 @@
 package dev.upstreamguard.internal;
 
+import dev.upstreamguard.FaultClassifier;
 import dev.upstreamguard.UpstreamFault;
 import java.io.IOException;
 import java.net.ConnectException;
@@ -7,10 +8,17 @@ import java.net.InetSocketAddress;
 import java.net.NoRouteToHostException;
 import java.net.PortUnreachableException;
 import java.net.SocketException;
+import java.net.UnknownHostException;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.TimeUnit;
+import java.util.stream.Collectors;
+import org.apache.hc.client5.http.ConnectTimeoutException;
 import org.apache.hc.client5.http.DnsResolver;
 import org.apache.hc.client5.http.SchemePortResolver;
 import org.apache.hc.client5.http.SystemDefaultDnsResolver;
+import org.apache.hc.client5.http.impl.DefaultSchemePortResolver;
 import org.apache.hc.client5.http.impl.io.DefaultHttpClientConnectionOperator;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
 import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
@@ -34,23 +42,141 @@ import org.apache.hc.core5.util.Timeout;
  * never left. Only here is it known whether the TCP connection was up; a failure after it (the TLS handshake) keeps
  * its own classification.
  *
- * <p>It also bounds the host name lookup by the attempt's connect timeout ({@link BoundedDnsResolver}):
- * {@code dns_timeout}.
+ * <p>The attempt's connect timeout is one budget for the whole connect: the host name lookup ({@link BoundedDnsResolver}:
+ * {@code dns_timeout}), the TCP connect to each of the host's addresses in turn, and the TLS handshake
+ * ({@link HandshakeWatch}).
  */
 public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOperator {
 
     private static final String CONNECTED = ConnectPhaseOperator.class.getName() + ".connected";
+    /** {@link System#nanoTime()} by which the connect under way, TLS handshake included, must be done. */
+    private static final String DEADLINE = ConnectPhaseOperator.class.getName() + ".deadline";
+
+    private final SchemePortResolver schemePortResolver;
+    private final DnsResolver dnsResolver;
 
     public ConnectPhaseOperator(SchemePortResolver schemePortResolver, DnsResolver dnsResolver,
             TlsSocketStrategy tlsSocketStrategy) {
         // The registry HttpClient's own connection manager builder creates; lookups bounded by the connect timeout.
-        super(schemePortResolver, new BoundedDnsResolver(dnsResolver != null ? dnsResolver
-                : SystemDefaultDnsResolver.INSTANCE), RegistryBuilder.<TlsSocketStrategy>create()
+        this(schemePortResolver != null ? schemePortResolver : DefaultSchemePortResolver.INSTANCE,
+                new BoundedDnsResolver(dnsResolver != null ? dnsResolver : SystemDefaultDnsResolver.INSTANCE),
+                tlsSocketStrategy);
+    }
+
+    private ConnectPhaseOperator(SchemePortResolver schemePortResolver, BoundedDnsResolver dnsResolver,
+            TlsSocketStrategy tlsSocketStrategy) {
+        super(schemePortResolver, dnsResolver, RegistryBuilder.<TlsSocketStrategy>create()
                 .register(URIScheme.HTTPS.id, tlsSocketStrategy).build());
+        this.schemePortResolver = schemePortResolver;
+        this.dnsResolver = dnsResolver;
     }
 
     @Override
     public void connect(ManagedHttpClientConnection conn, HttpHost endpointHost, NamedEndpoint endpointName,
+            Path unixDomainSocket, InetSocketAddress localAddress, Timeout connectTimeout, SocketConfig socketConfig,
+            Object attachment, HttpContext context) throws IOException {
+        long budget = connectTimeout == null || connectTimeout.isDisabled() ? 0 : connectTimeout.toNanoseconds();
+        if (budget == 0 || context == null || unixDomainSocket != null || endpointHost.getAddress() != null) {
+            // Nothing to share out: no bound, or a single target that needs no lookup.
+            connectTo(conn, endpointHost, endpointName, unixDomainSocket, localAddress, connectTimeout, socketConfig,
+                    attachment, context);
+            return;
+        }
+        // Sockets time out in real time, whatever ticker the client was given.
+        long deadline = System.nanoTime() + budget;
+        context.setAttribute(DEADLINE, deadline);
+        try {
+            List<InetSocketAddress> addresses;
+            BoundedDnsResolver.bound(budget);
+            try {
+                addresses = dnsResolver.resolve(endpointHost.getHostName(),
+                        schemePortResolver.resolve(endpointHost.getSchemeName(), endpointHost));
+            } finally {
+                BoundedDnsResolver.unbound();
+            }
+            if (addresses.isEmpty()) {
+                throw new UnknownHostException(endpointHost.getHostName() + ": the resolver found no address");
+            }
+            connectToEach(conn, endpointHost, endpointName, addresses, deadline, localAddress, socketConfig,
+                    attachment, context);
+        } finally {
+            context.removeAttribute(DEADLINE);
+        }
+    }
+
+    /**
+     * Tries each address in turn within one budget, as curl does: each but the last gets half of what is left, so a
+     * silent first address leaves time for the others, and the last gets the rest. HttpClient gave each the whole connect
+     * timeout, so a host whose N addresses all stayed silent held the attempt for N times it.
+     *
+     * <p>The failure when none connects is the one that got furthest: a TLS handshake's failure (an address answered,
+     * and its certificate or TLS is what is wrong), else {@code connection_timeout} if any address timed out or the
+     * budget ran out before every address was tried (the time went on silence; a refusal is then only part of the
+     * story), else the last address's. The others' failures are attached as suppressed.
+     */
+    private void connectToEach(ManagedHttpClientConnection conn, HttpHost endpointHost, NamedEndpoint endpointName,
+            List<InetSocketAddress> addresses, long deadline, InetSocketAddress localAddress,
+            SocketConfig socketConfig, Object attachment, HttpContext context) throws IOException {
+        IOException last = null;
+        IOException timedOut = null;
+        IOException tlsFailure = null;
+        List<IOException> failures = new ArrayList<>(addresses.size());
+        boolean budgetSpent = false;
+        for (int i = 0; i < addresses.size(); i++) {
+            long remaining = deadline - System.nanoTime();
+            if (remaining <= 0) {
+                budgetSpent = true;
+                break;
+            }
+            long share = i == addresses.size() - 1 ? remaining : remaining / 2;
+            InetSocketAddress address = addresses.get(i);
+            // The name stays the endpoint's (TLS checks the certificate against it); the address is the one to try.
+            HttpHost target = new HttpHost(endpointHost.getSchemeName(), address.getAddress(),
+                    endpointHost.getHostName(), address.getPort());
+            try {
+                connectTo(conn, target, endpointName, null, localAddress,
+                        Timeout.of(Math.max(TimeUnit.MILLISECONDS.toNanos(1), share), TimeUnit.NANOSECONDS),
+                        socketConfig, attachment, context);
+                return;
+            } catch (IOException e) {
+                if (!conn.isOpen()) {
+                    // Closed under the connect by its owner (the call was cancelled, the client closed), not by a
+                    // failed connect, which closes only its socket: no other address is wanted.
+                    throw e;
+                }
+                last = e;
+                failures.add(e);
+                UpstreamFault fault = FaultClassifier.classify(e);
+                if (fault == UpstreamFault.TLS_CERTIFICATE_ERROR || fault == UpstreamFault.TLS_ALERT_RECEIVED
+                        || fault == UpstreamFault.TLS_PROTOCOL_ERROR) {
+                    tlsFailure = e;
+                } else if (timedOut == null && fault == UpstreamFault.CONNECTION_TIMEOUT) {
+                    timedOut = e;
+                }
+            }
+        }
+        IOException failure;
+        if (tlsFailure != null) {
+            failure = tlsFailure;
+        } else if (timedOut != null || budgetSpent) {
+            failure = new ConnectTimeoutException("Connect to " + endpointHost + " " + addresses.stream()
+                    .map(InetSocketAddress::getAddress).collect(Collectors.toList()) + " timed out: "
+                    + failures.size() + " of " + addresses.size() + " addresses tried within the connect timeout",
+                    endpointHost);
+            failure.initCause(timedOut != null ? timedOut : last);
+        } else {
+            failure = last;
+        }
+        for (IOException e : failures) {
+            if (e != failure && e != failure.getCause()) {
+                failure.addSuppressed(e);
+            }
+        }
+        throw failure;
+    }
+
+    /** One connect to one target (or, for a connect without a budget, to each of its addresses as HttpClient does). */
+    private void connectTo(ManagedHttpClientConnection conn, HttpHost endpointHost, NamedEndpoint endpointName,
             Path unixDomainSocket, InetSocketAddress localAddress, Timeout connectTimeout, SocketConfig socketConfig,
             Object attachment, HttpContext context) throws IOException {
         BoundedDnsResolver.bound(connectTimeout == null || connectTimeout.isDisabled() ? 0
@@ -73,6 +199,15 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
                 TlsTransport.take(context);
             }
         }
+    }
+
+    /**
+     * What is left of the budget of the connect running in {@code context}, in nanoseconds (at least 1), for its TLS
+     * handshake; {@code -1} outside such a connect.
+     */
+    static long remainingBudget(HttpContext context) {
+        Object deadline = context == null ? null : context.getAttribute(DEADLINE);
+        return deadline instanceof Long ? Math.max(1, (Long) deadline - System.nanoTime()) : -1;
     }
 
     /** TLS layered on a connection already made: through a forward proxy's tunnel. */

@@ -2,6 +2,7 @@ package dev.upstreamguard.internal;
 
 import java.io.IOException;
 import java.net.Socket;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import org.apache.hc.client5.http.config.RequestConfig;
 import org.apache.hc.client5.http.config.TlsConfig;
@@ -10,7 +11,8 @@ import org.apache.hc.core5.http.protocol.HttpContext;
 import org.apache.hc.core5.util.Timeout;
 
 /**
- * Bounds a whole TLS handshake by the attempt's connect timeout, by closing the socket when it runs out.
+ * Bounds a whole TLS handshake by what the attempt's connect timeout left of it, by closing the socket when it runs
+ * out.
  *
  * <p>The socket's read timeout bounds only each silence: an upstream sending its handshake a byte at a time never
  * lets it fire, and held the connect until the call's total deadline ({@code http_response_timeout}, 30 s by default)
@@ -46,7 +48,11 @@ public final class HandshakeWatch {
         if (!(timer instanceof DeadlineTimer)) {
             return watch;
         }
-        Timeout limit = attemptConnectTimeout(context);
+        // What the connect's budget left after the lookup and the TCP connect; the attempt's whole connect timeout
+        // when the handshake is not part of one (through a proxy's tunnel).
+        long left = ConnectPhaseOperator.remainingBudget(context);
+        Timeout limit = left > 0 ? Timeout.ofMilliseconds(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left)))
+                : attemptConnectTimeout(context);
         if (limit != null) {
             socket.setSoTimeout(limit.toMillisecondsIntBound()); // HttpClient restores its own after the handshake
         } else if (tlsConfig instanceof TlsConfig) {

@@ -59,6 +59,8 @@ final class StrictChunkSizes implements SessionInputBuffer {
     private final SessionInputBuffer buffer;
     private boolean sizeLineNext = true;
     private boolean lastChunkSeen;
+    /** The name of the latest trailer field, which a continuation line (obs-fold) continues. */
+    private String trailerName;
 
     StrictChunkSizes(SessionInputBuffer buffer) {
         this.buffer = buffer;
@@ -67,6 +69,7 @@ final class StrictChunkSizes implements SessionInputBuffer {
     @Override
     public int readLine(CharArrayBuffer line, InputStream in) throws IOException {
         int start = line.length();
+        boolean trailer = lastChunkSeen;
         int n = buffer.readLine(line, in);
         if (n == -1 && !lastChunkSeen && !sizeLineNext) {
             // The connection ended where the line end closing a chunk was due: the body was cut off there, as it can
@@ -79,7 +82,31 @@ final class StrictChunkSizes implements SessionInputBuffer {
             }
             sizeLineNext = !sizeLineNext;
         }
+        if (n >= 0 && trailer && line.length() > start) {
+            checkTrailerLine(line, start);
+        }
         return n;
+    }
+
+    /**
+     * A trailer field line, held to the rules of a header field line (RFC 9112 §7.1.2). HttpClient's decoder took names
+     * with spaces in them and values with a CR, a NUL or any other control character, and a proxy relays trailers:
+     * a bare CR passed on is a line break to some recipients, the seam response splitting uses.
+     */
+    private void checkTrailerLine(CharArrayBuffer line, int start) throws FaultSignal {
+        char first = line.charAt(start);
+        if (first == ' ' || first == '\t') {
+            if (trailerName == null) {
+                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                        "Response trailer section starts with a continuation line");
+            }
+            if (StrictResponseParser.controlCharacterAt(line, start) >= 0) {
+                throw StrictResponseParser.controlCharacter(trailerName, "trailer");
+            }
+            return;
+        }
+        StrictResponseParser.checkFieldLine(line, start, "trailer");
+        trailerName = line.substring(start, line.indexOf(':', start, line.length()));
     }
 
     /** A limit the decoder hit: past the last chunk, in the trailer section, where it is the trailer's fault. */

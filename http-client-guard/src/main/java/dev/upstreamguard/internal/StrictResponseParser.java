@@ -133,6 +133,9 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                     throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
                             "Response header section starts with a continuation line");
                 }
+                if (controlCharacterAt(current, 0) >= 0) {
+                    throw controlCharacter(previous.substring(0, previous.indexOf(':')), "header");
+                }
                 previous.append(' ');
                 int i = 0;
                 while (i < current.length() && (current.charAt(i) == ' ' || current.charAt(i) == '\t')) {
@@ -146,6 +149,9 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 }
                 continue;
             }
+            // Judged as it arrives: an upstream that sends a bad line and then nothing more would otherwise hold the
+            // call until the response timeout, and one that then closes would read as an incomplete, retried response.
+            checkFieldLine(current);
             lines.add(current);
             previous = current;
             if (lines.size() > maxHeaderCount) {
@@ -243,26 +249,56 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         return response;
     }
 
-    private static Header header(CharArrayBuffer line) throws FaultSignal {
-        int colon = line.indexOf(':');
-        if (colon <= 0) {
+    /** A field line: a token name, a colon, a value without control characters. */
+    private static void checkFieldLine(CharArrayBuffer line) throws FaultSignal {
+        checkFieldLine(line, 0, "header");
+    }
+
+    /**
+     * The field line from {@code from} on: a token name, a colon, a value without control characters; {@code what}
+     * names the section in the message. Trailer fields follow the same rules (RFC 9112 §7.1.2).
+     */
+    static void checkFieldLine(CharArrayBuffer line, int from, String what) throws FaultSignal {
+        int colon = line.indexOf(':', from, line.length());
+        if (colon <= from) {
             throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                    "Malformed response header line: '" + printable(line, 64) + "'");
+                    "Malformed response " + what + " line: '" + printable(line.subSequence(from, line.length()), 64)
+                            + "'");
         }
-        for (int i = 0; i < colon; i++) {
+        for (int i = from; i < colon; i++) {
             if (!isTokenChar(line.charAt(i))) {
                 // Whitespace before the colon is a known smuggling vector; RFC 9112 §5.1 requires rejecting it.
-                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                        "Malformed response header name: '" + printable(line, 64) + "'");
+                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR, "Malformed response " + what + " name: '"
+                        + printable(line.subSequence(from, line.length()), 64) + "'");
             }
         }
-        for (int i = colon + 1; i < line.length(); i++) {
+        if (controlCharacterAt(line, colon + 1) >= 0) {
+            throw controlCharacter(line.substring(from, colon), what);
+        }
+    }
+
+    /**
+     * Where the first control character from {@code from} on is, or -1: in a field's value, or in a line continuing it
+     * (obs-fold), a CR or NUL passed on could end a line early for the next recipient (RFC 9110 §5.5).
+     */
+    static int controlCharacterAt(CharArrayBuffer line, int from) {
+        for (int i = from; i < line.length(); i++) {
             char c = line.charAt(i);
             if ((c < 0x20 && c != '\t') || c == 0x7f) {
-                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                        "Control character in response header '" + line.substring(0, colon) + "'");
+                return i;
             }
         }
+        return -1;
+    }
+
+    static FaultSignal controlCharacter(String name, String what) {
+        return new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                "Control character in response " + what + " '" + printable(name, 64) + "'");
+    }
+
+    /** A field line already checked by {@link #checkFieldLine}, folded lines joined. */
+    private static Header header(CharArrayBuffer line) {
+        int colon = line.indexOf(':');
         return new BasicHeader(line.substring(0, colon), line.substringTrimmed(colon + 1, line.length()));
     }
 

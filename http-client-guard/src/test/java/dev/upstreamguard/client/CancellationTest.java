@@ -15,6 +15,7 @@ import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.InetAddress;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.ExecutorService;
@@ -118,6 +119,39 @@ class CancellationTest {
             assertThat(e.fault().type()).isEqualTo("connection_terminated");
             assertThat(e.elapsed()).isLessThan(Duration.ofSeconds(10));
             assertLeftNothingBehind(client, "http://127.0.0.1:" + blackhole.port(), meters);
+        }
+    }
+
+    /**
+     * Regression: a cancel that cut short the connect to a host's first address did not end the connect: the next
+     * address was tried with what was left of the connect timeout, so the cancelled call went on for seconds.
+     */
+    @Test
+    void aRequestCancelledWhileConnectingToOneOfSeveralAddressesTriesNoOther() throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        try (Blackhole first = Blackhole.open(InetAddress.getByName("127.0.0.2"), 0);
+                Blackhole second = Blackhole.open(InetAddress.getByName("127.0.0.3"), first.port());
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
+                        .defaults(GuardPolicy.builder().connectTimeout(Duration.ofSeconds(20)).build())
+                        .connectionManager(GuardedHttpClients.connectionManagerBuilder()
+                                .setDnsResolver(ConnectTargetTest.resolver("127.0.0.2", "127.0.0.3")).build())
+                        .build()) {
+            HttpGet get = new HttpGet("http://two-silent.test:" + first.port() + "/items");
+            ExecutorService caller = Executors.newSingleThreadExecutor();
+            ScheduledExecutorService canceller = Executors.newSingleThreadScheduledExecutor();
+            UpstreamException e;
+            try {
+                Future<UpstreamException> call = caller.submit(() -> failure(client, get));
+                // The first address has 10 s of the 20 s budget: the cancel lands while it connects, or before.
+                canceller.schedule(get::cancel, 300, TimeUnit.MILLISECONDS);
+                e = call.get(25, TimeUnit.SECONDS);
+            } finally {
+                caller.shutdownNow();
+                canceller.shutdownNow();
+            }
+            assertThat(e.fault().type()).isEqualTo("connection_terminated");
+            assertThat(e.elapsed()).as("no second address tried").isLessThan(Duration.ofSeconds(5));
+            assertLeftNothingBehind(client, "http://two-silent.test:" + first.port(), meters);
         }
     }
 

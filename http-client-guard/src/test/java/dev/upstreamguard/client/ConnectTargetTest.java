@@ -6,7 +6,10 @@ import static org.assertj.core.api.Assertions.catchThrowableOfType;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.Blackhole;
 import dev.upstreamguard.testing.RawUpstream;
+import dev.upstreamguard.testing.TestTls;
+import java.net.ConnectException;
 import java.net.InetAddress;
 import java.net.URI;
 import java.net.UnknownHostException;
@@ -14,6 +17,7 @@ import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import org.apache.hc.client5.http.ConnectTimeoutException;
 import org.apache.hc.client5.http.DnsResolver;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.core5.http.ClassicHttpRequest;
@@ -34,13 +38,21 @@ class ConnectTargetTest {
             .responseTimeout(Duration.ofSeconds(5)).initialBackoff(Duration.ofMillis(1))
             .maxBackoff(Duration.ofMillis(5)).build();
 
+    /** A client without retries whose resolver gives every host name {@code addresses}, within one connect timeout. */
+    private static GuardedHttpClient resolvingTo(Duration connectTimeout, String... addresses) {
+        GuardPolicy policy = GuardPolicy.builder().connectTimeout(connectTimeout).totalTimeout(Duration.ofSeconds(20))
+                .retryEnabled(false).build();
+        return GuardedHttpClients.custom().defaults(policy).connectionManager(
+                GuardedHttpClients.connectionManagerBuilder().setDnsResolver(resolver(addresses)).build()).build();
+    }
+
     /** A client whose resolver gives every host name {@code addresses}, in that order. */
     private static GuardedHttpClient resolvingTo(String... addresses) {
         return GuardedHttpClients.custom().defaults(POLICY).connectionManager(
                 GuardedHttpClients.connectionManagerBuilder().setDnsResolver(resolver(addresses)).build()).build();
     }
 
-    private static DnsResolver resolver(String... addresses) {
+    static DnsResolver resolver(String... addresses) {
         return new DnsResolver() {
             @Override
             public InetAddress[] resolve(String host) throws UnknownHostException {
@@ -157,6 +169,126 @@ class ConnectTargetTest {
             String get = client.execute(new HttpGet(uri), r -> EntityUtils.toString(r.getEntity()));
             String post = client.execute(FaultMatrixTest.post(uri), r -> EntityUtils.toString(r.getEntity()));
             assertThat(get + " " + post).isEqualTo("served served");
+        }
+    }
+
+    /**
+     * Regression: HttpClient gave each of a host's addresses the whole connect timeout, so a host whose addresses all
+     * stayed silent (a firewalled pool behind one name) held the attempt for that many connect timeouts, past the
+     * connect-timeout it promised. The connect timeout is one budget for the whole connect.
+     */
+    @Test
+    void aHostWhoseAddressesAllStaySilentTimesOutWithinOneConnectTimeout() throws Exception {
+        try (Blackhole first = Blackhole.open(InetAddress.getByName("127.0.0.2"), 0);
+                Blackhole second = Blackhole.open(InetAddress.getByName("127.0.0.3"), first.port());
+                Blackhole third = Blackhole.open(InetAddress.getByName("127.0.0.4"), first.port());
+                GuardedHttpClient client = resolvingTo(Duration.ofSeconds(1), "127.0.0.2", "127.0.0.3", "127.0.0.4")) {
+            URI uri = URI.create("http://silent-pool.test:" + first.port() + "/");
+            long start = System.nanoTime();
+            UpstreamException e = catchThrowableOfType(UpstreamException.class,
+                    () -> client.execute(new HttpGet(uri), r -> r.getCode()));
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            FaultMatrixTest.assertFault(e, "connection_timeout", 504, 1);
+            // Three addresses of a full second each took three seconds; one budget ends after about one.
+            assertThat(took).as("one connect timeout of 1 s for three addresses").isLessThan(Duration.ofMillis(1900));
+        }
+    }
+
+    /**
+     * Regression: a silent first address took the whole connect timeout, so the host's next address, which answers,
+     * was reached only after it. It gets half of the budget, as curl gives it, and the next one the rest.
+     */
+    @Test
+    void aSilentFirstAddressLeavesTimeToReachTheNextWithinTheConnectTimeout() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("served"));
+                Blackhole silent = Blackhole.open(InetAddress.getByName("127.0.0.2"), upstream.port());
+                GuardedHttpClient client = resolvingTo(Duration.ofSeconds(2), "127.0.0.2", "127.0.0.1")) {
+            URI uri = URI.create("http://half-dead.test:" + upstream.port() + "/");
+            long start = System.nanoTime();
+            String body = client.execute(new HttpGet(uri), r -> EntityUtils.toString(r.getEntity()));
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            assertThat(body).isEqualTo("served");
+            assertThat(took).as("half of the 2 s budget on the silent address").isLessThan(Duration.ofMillis(1800));
+        }
+    }
+
+    /**
+     * Regression: the fault of a connect to several addresses was the last one's, so a host whose first address stayed
+     * silent for the whole connect timeout and whose last refused failed fast-sounding connection_refused (502) after
+     * seconds. When any address timed out the connect is connection_timeout (504); every address's failure is kept.
+     */
+    @Test
+    void aConnectWhereOneAddressTimedOutAndTheLastRefusedIsAConnectionTimeout() throws Exception {
+        try (Blackhole silent = Blackhole.open(InetAddress.getByName("127.0.0.2"), 0);
+                GuardedHttpClient client = resolvingTo(Duration.ofMillis(600), "127.0.0.2", "127.0.0.3")) {
+            URI uri = URI.create("http://mixed.test:" + silent.port() + "/");
+            UpstreamException e = catchThrowableOfType(UpstreamException.class,
+                    () -> client.execute(new HttpGet(uri), r -> r.getCode()));
+            FaultMatrixTest.assertFault(e, "connection_timeout", 504, 1);
+            assertThat(e.getCause()).isInstanceOf(ConnectTimeoutException.class)
+                    .hasMessageContaining("127.0.0.2").hasMessageContaining("127.0.0.3");
+            assertThat(e.getCause().getSuppressed()).as("the refusal of the last address")
+                    .anySatisfy(refused -> assertThat(refused).isInstanceOf(ConnectException.class));
+        }
+    }
+
+    /**
+     * Regression: a host whose first address answered with a certificate the client does not trust, and whose last
+     * stayed silent, failed as connection_timeout (retried, a 504), hiding the certificate error. The failure that got
+     * furthest is the connect's: tls_certificate_error, not retried.
+     */
+    @Test
+    void aCertificateErrorOnOneAddressIsNotHiddenByAnotherAddressTimingOut() throws Exception {
+        try (RawUpstream untrusted = RawUpstream.startTls(false, Behaviours.ok("served"));
+                Blackhole silent = Blackhole.open(InetAddress.getByName("127.0.0.2"), untrusted.port());
+                GuardedHttpClient client = resolvingTo(Duration.ofMillis(600), "127.0.0.1", "127.0.0.2")) {
+            URI uri = URI.create("https://two-faults.test:" + untrusted.port() + "/");
+            UpstreamException e = catchThrowableOfType(UpstreamException.class,
+                    () -> client.execute(new HttpGet(uri), r -> r.getCode()));
+            FaultMatrixTest.assertFault(e, "tls_certificate_error", 502, 1);
+            assertThat(e.getCause().getSuppressed()).as("the silent address's timeout")
+                    .anySatisfy(timedOut -> assertThat(timedOut).isInstanceOf(ConnectTimeoutException.class));
+        }
+    }
+
+    /**
+     * Regression: the lookup, and then the TLS handshake, each had the whole connect timeout, so a slow resolver
+     * followed by a silent handshake held the connect for up to twice it. The handshake gets what the lookup left.
+     */
+    @Test
+    void aTlsHandshakeGetsOnlyWhatTheLookupLeftOfTheConnectTimeout() throws Exception {
+        CountDownLatch never = new CountDownLatch(1);
+        DnsResolver slow = new DnsResolver() {
+            @Override
+            public InetAddress[] resolve(String host) throws UnknownHostException {
+                try {
+                    // A resolver that answers after 1 s of the 2 s budget: a delay to simulate, not a state to await.
+                    never.await(1, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                return new InetAddress[] {InetAddress.getByName("127.0.0.1")};
+            }
+
+            @Override
+            public String resolveCanonicalHostname(String host) {
+                return host;
+            }
+        };
+        GuardPolicy policy = GuardPolicy.builder().connectTimeout(Duration.ofSeconds(2))
+                .totalTimeout(Duration.ofSeconds(20)).retryEnabled(false).build();
+        try (RawUpstream upstream = RawUpstream.start(RawUpstream.Connection::stallUntilClosed);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy)
+                        .sslContext(TestTls.clientContext()).connectionManager(GuardedHttpClients
+                                .connectionManagerBuilder().setDnsResolver(slow).build()).build()) {
+            URI uri = URI.create("https://slow-name.test:" + upstream.port() + "/");
+            long start = System.nanoTime();
+            UpstreamException e = catchThrowableOfType(UpstreamException.class,
+                    () -> client.execute(new HttpGet(uri), r -> r.getCode()));
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            FaultMatrixTest.assertFault(e, "connection_timeout", 504, 1);
+            // 1 s of lookup and a handshake of the 2 s connect timeout took 3 s; one budget ends after about 2.
+            assertThat(took).as("one connect timeout of 2 s").isLessThan(Duration.ofMillis(2700));
         }
     }
 

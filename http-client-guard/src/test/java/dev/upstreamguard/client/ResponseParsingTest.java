@@ -3,8 +3,10 @@ package dev.upstreamguard.client;
 import static dev.upstreamguard.client.FaultMatrixTest.assertFault;
 import static dev.upstreamguard.client.FaultMatrixTest.failure;
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.catchThrowable;
 
 import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
 import java.io.ByteArrayOutputStream;
@@ -82,6 +84,46 @@ class ResponseParsingTest {
     void rejectsAmbiguousOrMalformedHeadsAsProtocolErrors(String raw) throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
             assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a malformed header line was judged only once the whole head had arrived, so an upstream that sent one
+     * and then nothing more held the call until the response timeout (connection_read_timeout), and one that then
+     * closed failed as http_response_incomplete, retried as if the head had merely been cut short. Each line is judged
+     * as it arrives: http_protocol_error at once, not retried.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"X-Bad : space before the colon", "no colon at all", "X-Control: a\u0001b", "\r",
+        "X-Folded: a\r\n b\u0000"})
+    void aMalformedHeaderLineIsAProtocolErrorWithoutWaitingForTheRestOfTheHead(String line) throws Exception {
+        RawUpstream.Behaviour badLineThenSilence = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\n" + line + "\r\n");
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(badLineThenSilence); GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+        }
+    }
+
+    /**
+     * Regression: trailer fields were taken in any shape — a name with a space in it, a value with a CR, a NUL or
+     * another control character — though a header field so formed is a protocol error, and a proxy relays trailers: a
+     * bare CR passed on is a line break to some recipients. The trailer section is held to the head's rules.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"X-T: a\rb", "X-T: a\u0000b", "X-T: a\u0001", "X T: a", " X-T: a",
+        "X-T: a\r\n b\rc"})
+    void aMalformedTrailerFieldFailsTheBodyAsAProtocolError(String trailer) throws Exception {
+        String raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n" + trailer + "\r\n\r\n";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
+            Throwable thrown = catchThrowable(() -> client.execute(
+                    new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity())));
+            assertThat(thrown).isInstanceOf(UpstreamException.class);
+            assertFault((UpstreamException) thrown, "http_protocol_error", 502, 1);
             assertThat(upstream.requestCount()).isEqualTo(1);
         }
     }

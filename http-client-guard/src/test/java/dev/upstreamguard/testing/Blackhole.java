@@ -27,9 +27,9 @@ public final class Blackhole implements AutoCloseable {
     private final ServerSocket listener;
     private final List<Socket> fillers = new ArrayList<>();
 
-    private Blackhole() throws IOException {
-        listener = new ServerSocket(0, 1, InetAddress.getLoopbackAddress());
-        InetSocketAddress address = new InetSocketAddress(InetAddress.getLoopbackAddress(), listener.getLocalPort());
+    private Blackhole(InetAddress bindAddress, int port) throws IOException {
+        listener = new ServerSocket(port, 1, bindAddress);
+        InetSocketAddress address = new InetSocketAddress(bindAddress, listener.getLocalPort());
         try {
             int timeouts = 0;
             for (int i = 0; i < MAX_FILLERS; i++) {
@@ -58,7 +58,15 @@ public final class Blackhole implements AutoCloseable {
 
     /** Opens a listener whose connects time out. Takes about 400 ms (two timed-out probes). */
     public static Blackhole open() throws IOException {
-        return new Blackhole();
+        return new Blackhole(InetAddress.getLoopbackAddress(), 0);
+    }
+
+    /**
+     * Opens one on the given loopback address and port (0: any free port), e.g. {@code 127.0.0.2}, so that several
+     * addresses of one host name can share a port.
+     */
+    public static Blackhole open(InetAddress loopbackAddress, int port) throws IOException {
+        return new Blackhole(loopbackAddress, port);
     }
 
     /** The port whose connects time out. */
