@@ -152,6 +152,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             // Judged as it arrives: an upstream that sends a bad line and then nothing more would otherwise hold the
             // call until the response timeout, and one that then closes would read as an incomplete, retried response.
             checkFieldLine(current);
+            checkContentLengthCharacters(current);
             lines.add(current);
             previous = current;
             if (lines.size() > maxHeaderCount) {
@@ -274,6 +275,30 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         }
         if (controlCharacterAt(line, colon + 1) >= 0) {
             throw controlCharacter(line.substring(from, colon), what);
+        }
+    }
+
+    /**
+     * A {@code Content-Length} line with a character no length or list of lengths has (a sign, a letter) is judged as
+     * it arrives, as a malformed line is: followed by silence it would have been a read timeout, followed by a close an
+     * incomplete response, retried. Whether the digits make one valid length is judged with the whole head.
+     */
+    private static void checkContentLengthCharacters(CharArrayBuffer line) throws FaultSignal {
+        String name = HttpHeaders.CONTENT_LENGTH;
+        if (line.length() <= name.length() || line.charAt(name.length()) != ':') {
+            return;
+        }
+        for (int i = 0; i < name.length(); i++) {
+            if (Character.toLowerCase(line.charAt(i)) != Character.toLowerCase(name.charAt(i))) {
+                return;
+            }
+        }
+        for (int i = name.length() + 1; i < line.length(); i++) {
+            char c = line.charAt(i);
+            if (!isDigit(c) && c != ',' && c != ' ' && c != '\t') {
+                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR, "Invalid response Content-Length '"
+                        + printable(line.subSequence(name.length() + 1, line.length()).toString().trim(), 40) + "'");
+            }
         }
     }
 

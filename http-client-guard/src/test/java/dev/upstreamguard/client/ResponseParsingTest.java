@@ -92,11 +92,11 @@ class ResponseParsingTest {
      * Regression: a malformed header line was judged only once the whole head had arrived, so an upstream that sent one
      * and then nothing more held the call until the response timeout (connection_read_timeout), and one that then
      * closed failed as http_response_incomplete, retried as if the head had merely been cut short. Each line is judged
-     * as it arrives: http_protocol_error at once, not retried.
+     * as it arrives: http_protocol_error at once, not retried; so is a Content-Length with a character no length has.
      */
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"X-Bad : space before the colon", "no colon at all", "X-Control: a\u0001b", "\r",
-        "X-Folded: a\r\n b\u0000"})
+        "X-Folded: a\r\n b\u0000", "Content-Length: two", "content-length: +2", "Content-Length: -1"})
     void aMalformedHeaderLineIsAProtocolErrorWithoutWaitingForTheRestOfTheHead(String line) throws Exception {
         RawUpstream.Behaviour badLineThenSilence = c -> {
             if (c.readRequest() != null) {
