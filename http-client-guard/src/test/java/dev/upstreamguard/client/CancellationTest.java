@@ -102,20 +102,8 @@ class CancellationTest {
         try (Blackhole blackhole = Blackhole.open();
                 GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
                         .defaults(GuardPolicy.builder().connectTimeout(Duration.ofSeconds(20)).build()).build()) {
-            HttpGet get = new HttpGet(blackhole.uri("/items"));
-            // Threads of their own: with few cores the common pool may have one thread, which the call would hold.
-            ExecutorService caller = Executors.newSingleThreadExecutor();
-            ScheduledExecutorService canceller = Executors.newSingleThreadScheduledExecutor();
-            UpstreamException e;
-            try {
-                Future<UpstreamException> call = caller.submit(() -> failure(client, get));
-                // Whether the cancel lands before the connect or during it, the outcome is the same.
-                canceller.schedule(get::cancel, 300, TimeUnit.MILLISECONDS);
-                e = call.get(15, TimeUnit.SECONDS);
-            } finally {
-                caller.shutdownNow();
-                canceller.shutdownNow();
-            }
+            // Whether the cancel lands before the connect or during it, the outcome is the same.
+            UpstreamException e = cancelledAfter300Millis(client, new HttpGet(blackhole.uri("/items")));
             assertThat(e.fault().type()).isEqualTo("connection_terminated");
             assertThat(e.elapsed()).isLessThan(Duration.ofSeconds(10));
             assertLeftNothingBehind(client, "http://127.0.0.1:" + blackhole.port(), meters);
@@ -136,19 +124,9 @@ class CancellationTest {
                         .connectionManager(GuardedHttpClients.connectionManagerBuilder()
                                 .setDnsResolver(ConnectTargetTest.resolver("127.0.0.2", "127.0.0.3")).build())
                         .build()) {
-            HttpGet get = new HttpGet("http://two-silent.test:" + first.port() + "/items");
-            ExecutorService caller = Executors.newSingleThreadExecutor();
-            ScheduledExecutorService canceller = Executors.newSingleThreadScheduledExecutor();
-            UpstreamException e;
-            try {
-                Future<UpstreamException> call = caller.submit(() -> failure(client, get));
-                // The first address has 10 s of the 20 s budget: the cancel lands while it connects, or before.
-                canceller.schedule(get::cancel, 300, TimeUnit.MILLISECONDS);
-                e = call.get(25, TimeUnit.SECONDS);
-            } finally {
-                caller.shutdownNow();
-                canceller.shutdownNow();
-            }
+            // The first address has 10 s of the 20 s budget: the cancel lands while it connects, or before.
+            UpstreamException e = cancelledAfter300Millis(client,
+                    new HttpGet("http://two-silent.test:" + first.port() + "/items"));
             assertThat(e.fault().type()).isEqualTo("connection_terminated");
             assertThat(e.elapsed()).as("no second address tried").isLessThan(Duration.ofSeconds(5));
             assertLeftNothingBehind(client, "http://two-silent.test:" + first.port(), meters);
@@ -303,5 +281,20 @@ class CancellationTest {
             LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(5));
         }
         return true;
+    }
+
+    /** Calls on a thread of its own and cancels the request 300 ms later; the call's failure. */
+    private static UpstreamException cancelledAfter300Millis(GuardedHttpClient client, HttpGet get) throws Exception {
+        // Threads of their own: with few cores the common pool may have one thread, which the call would hold.
+        ExecutorService caller = Executors.newSingleThreadExecutor();
+        ScheduledExecutorService canceller = Executors.newSingleThreadScheduledExecutor();
+        try {
+            Future<UpstreamException> call = caller.submit(() -> failure(client, get));
+            canceller.schedule(get::cancel, 300, TimeUnit.MILLISECONDS);
+            return call.get(25, TimeUnit.SECONDS);
+        } finally {
+            caller.shutdownNow();
+            canceller.shutdownNow();
+        }
     }
 }
