@@ -3,6 +3,7 @@ package dev.upstreamguard.gateway;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.gateway.internal.FaultGuardedRequest;
+import dev.upstreamguard.gateway.internal.FaultGuardedResponse;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.OutboundFailure;
 import dev.upstreamguard.gateway.internal.Settings;
@@ -37,7 +38,9 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>When the response is already committed (a streamed body broke half way) the status cannot change: the filter
  * still logs and counts, then throws so that the container aborts the client connection and the client sees an
- * incomplete response, never a clean one.
+ * incomplete response, never a clean one. An error the application sent with {@code sendError} before the fault
+ * escaped does not count as committed: the filter holds it until the chain returns (see
+ * {@link FaultGuardedResponse}), and the fault's answer replaces it.
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
  * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, or by a task run with
@@ -123,12 +126,14 @@ public class UpstreamFaultFilter implements Filter {
                 answerTimeout(request, response, async);
             }
         });
+        FaultGuardedResponse guardedResponse = new FaultGuardedResponse(response);
         try {
-            chain.doFilter(guarded, response);
+            chain.doFilter(guarded, guardedResponse);
         } catch (IOException | ServletException | RuntimeException e) {
-            answer(request, response, e);
+            answer(request, response, guardedResponse, e);
             return;
         }
+        guardedResponse.sendHeldError();
         throwOwedAbort(request, response);
         guarded.watchTimeout();
     }
@@ -159,15 +164,18 @@ public class UpstreamFaultFilter implements Filter {
         return true;
     }
 
-    private void answer(HttpServletRequest request, HttpServletResponse response, Exception thrown)
-            throws IOException, ServletException {
+    private void answer(HttpServletRequest request, HttpServletResponse response,
+            FaultGuardedResponse guardedResponse, Exception thrown) throws IOException, ServletException {
         UpstreamException fault = unanswered(request, thrown);
         if (fault == null) {
+            guardedResponse.sendHeldError();
             // An abort owed for a committed response wins over whatever exception came out instead of it.
             throwOwedAbort(request, response);
             rethrow(thrown);
             return;
         }
+        // The fault is the answer, not the error the application sent before it.
+        guardedResponse.dropHeldError();
         FaultResponseWriter.Answer answer = writer.write(request, response, fault, null);
         if (answer == FaultResponseWriter.Answer.THROW_TO_ABORT) {
             FaultResponseWriter.abortThrown(request);

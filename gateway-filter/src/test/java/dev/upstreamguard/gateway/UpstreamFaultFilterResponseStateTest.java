@@ -1,0 +1,127 @@
+package dev.upstreamguard.gateway;
+
+import static dev.upstreamguard.gateway.FaultAssertions.assertGeneratedFault;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import jakarta.servlet.ServletException;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.net.ConnectException;
+import java.util.EnumMap;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * {@link UpstreamFaultFilter} answering a fault whatever the application had already done to the response that was
+ * not yet on the wire, in each container.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class UpstreamFaultFilterResponseStateTest {
+
+    private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
+
+    /** What the test servlet does before failing (or not). */
+    enum Mode {
+        SEND_ERROR_THEN_FAULT, SEND_ERROR_WRITE_THEN_FAULT, SEND_ERROR_ONLY, SEND_ERROR_THEN_OTHER_FAILURE
+    }
+
+    static UpstreamException refused() {
+        return new UpstreamException(UpstreamFault.CONNECTION_REFUSED, "http://10.1.2.3:8080", 3, null, 0,
+                "Connect to 10.1.2.3:8080 refused", new ConnectException("Connection refused"));
+    }
+
+    static final class StateServlet extends HttpServlet {
+        private static final long serialVersionUID = 1L;
+        private final transient Mode mode;
+
+        StateServlet(Mode mode) {
+            this.mode = mode;
+        }
+
+        @Override
+        protected void service(HttpServletRequest req, HttpServletResponse resp) throws ServletException, IOException {
+            switch (mode) {
+                case SEND_ERROR_THEN_FAULT:
+                    // As a framework does when it gives up on a request, before the real cause surfaces.
+                    resp.sendError(500);
+                    throw new ServletException(refused());
+                case SEND_ERROR_WRITE_THEN_FAULT: {
+                    PrintWriter writer = resp.getWriter();
+                    writer.write("partial");
+                    resp.sendError(404, "no such item");
+                    writer.write("ignored after sendError");
+                    writer.flush();
+                    throw new ServletException(refused());
+                }
+                case SEND_ERROR_ONLY: {
+                    PrintWriter writer = resp.getWriter();
+                    resp.sendError(404, "no such item");
+                    writer.close();
+                    return;
+                }
+                case SEND_ERROR_THEN_OTHER_FAILURE:
+                    resp.sendError(409);
+                    throw new IllegalStateException("not an upstream fault");
+                default:
+                    throw new AssertionError(mode);
+            }
+        }
+    }
+
+    @BeforeAll
+    void start() {
+        for (Container container : Container.values()) {
+            Container.Deployment d = new Container.Deployment();
+            d.filter("guard", UpstreamFaultFilter.builder().build(), "/*");
+            for (Mode mode : Mode.values()) {
+                String name = mode.name().toLowerCase().replace('_', '-');
+                d.servlet(name, new StateServlet(mode), "/" + name);
+            }
+            containers.put(container, container.start(d));
+        }
+    }
+
+    @AfterAll
+    void stop() {
+        containers.values().forEach(Container.Running::close);
+    }
+
+    private int port(Container container) {
+        return containers.get(container).port();
+    }
+
+    /**
+     * Regression: after {@code sendError} the containers report the response committed, so the fault was "aborted":
+     * Jetty closed the connection without any answer, Tomcat answered a 400 error report naming the upstream.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultThrownAfterTheApplicationSentAnErrorIsAnsweredAsTheFault(Container container) throws Exception {
+        assertGeneratedFault(port(container), "/gw/send-error-then-fault", UpstreamFault.CONNECTION_REFUSED, false);
+        RawClient.Response json = assertGeneratedFault(port(container), "/gw/send-error-write-then-fault",
+                UpstreamFault.CONNECTION_REFUSED, false);
+        assertThat(json.bodyUtf8()).doesNotContain("partial", "ignored", "10.1.2.3");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anErrorTheApplicationSentWithoutAFaultReachesTheClientAsBefore(Container container) throws Exception {
+        RawClient.Response notFound = RawClient.request(port(container), "GET", "/gw/send-error-only");
+        assertThat(notFound.status()).isEqualTo(404);
+        assertThat(notFound.complete()).isTrue();
+        assertThat(notFound.header("Proxy-Status")).isNull();
+
+        RawClient.Response other = RawClient.request(port(container), "GET", "/gw/send-error-then-other-failure");
+        assertThat(other.status()).isIn(409, 500);
+        assertThat(other.header("Proxy-Status")).isNull();
+    }
+}
