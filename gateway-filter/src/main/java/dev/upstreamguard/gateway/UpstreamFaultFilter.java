@@ -111,6 +111,12 @@ public class UpstreamFaultFilter implements Filter {
         }
         HttpServletRequest request = (HttpServletRequest) req;
         HttpServletResponse response = (HttpServletResponse) res;
+        if (request.getDispatcherType() == DispatcherType.INCLUDE) {
+            // An included servlet can set neither status nor headers: a fault answered here would end up as a 200
+            // with the problem inside the including page. It goes on to the including dispatch, answered there.
+            chain.doFilter(req, res);
+            return;
+        }
         if (request.getDispatcherType() == DispatcherType.ERROR && answerErrorDispatch(request, response)) {
             return;
         }
@@ -129,7 +135,8 @@ public class UpstreamFaultFilter implements Filter {
         FaultGuardedResponse guardedResponse = new FaultGuardedResponse(response);
         try {
             chain.doFilter(guarded, guardedResponse);
-        } catch (IOException | ServletException | RuntimeException e) {
+        } catch (Exception e) {
+            // Any exception: a checked one thrown undeclared (Kotlin, Lombok's @SneakyThrows) reaches Jetty as it is.
             answer(request, response, guardedResponse, e);
             return;
         }
@@ -269,7 +276,16 @@ public class UpstreamFaultFilter implements Filter {
         if (e instanceof ServletException) {
             throw (ServletException) e;
         }
-        throw (RuntimeException) e;
+        if (e instanceof RuntimeException) {
+            throw (RuntimeException) e;
+        }
+        throw UpstreamFaultFilter.<RuntimeException>undeclared(e);
+    }
+
+    /** Rethrows a checked exception that came out undeclared, unchanged. */
+    @SuppressWarnings("unchecked")
+    private static <T extends Exception> T undeclared(Exception e) throws T {
+        throw (T) e;
     }
 
     /** Configures an {@link UpstreamFaultFilter} in code; every setter validates at once. */

@@ -381,13 +381,19 @@ public final class FaultResponseWriter {
                 + rootCauseClass(fault) + " response=" + response + " request=\"" + method + " " + uri + "\"";
     }
 
-    /** The path the client asked for, also on an async or error dispatch; never the query, which can hold secrets. */
+    /**
+     * The path the client asked for, also on a forward, async or error dispatch; never the query, which can hold
+     * secrets.
+     */
     static String originalUri(HttpServletRequest request) {
         Object uri = null;
         if (request.getDispatcherType() == DispatcherType.ERROR) {
             uri = request.getAttribute(RequestDispatcher.ERROR_REQUEST_URI);
         } else if (request.getDispatcherType() == DispatcherType.ASYNC) {
             uri = request.getAttribute(AsyncContext.ASYNC_REQUEST_URI);
+        } else if (request.getDispatcherType() == DispatcherType.FORWARD) {
+            // The request URI is the forward's target by now, a path the client never asked for.
+            uri = request.getAttribute(RequestDispatcher.FORWARD_REQUEST_URI);
         }
         return uri instanceof String ? (String) uri : request.getRequestURI();
     }
