@@ -51,6 +51,7 @@ public final class FaultResponseWriter {
     private static final UpstreamFault[] FAULTS = UpstreamFault.values();
     private static final String ABORTED = "aborted";
     private static final int MAX_DETAILS = 256;
+    private static final long MAX_DELTA_SECONDS = 1L << 31;
 
     private final String proxyName;
     private final String proxyStatusPrefix;
@@ -426,12 +427,18 @@ public final class FaultResponseWriter {
         counter.increment();
     }
 
-    /** Whole seconds, rounded up, as Retry-After wants them. */
+    /**
+     * Whole seconds, rounded up, as Retry-After wants them; at most 2^31, the value RFC 9111 §1.2.2 has recipients
+     * take for any larger delta-seconds (rounding up {@code Long.MAX_VALUE} seconds overflowed to a negative value).
+     */
     static long seconds(Duration d) {
         if (d.isNegative() || d.isZero()) {
             return 0;
         }
         long s = d.getSeconds();
+        if (s >= MAX_DELTA_SECONDS) {
+            return MAX_DELTA_SECONDS;
+        }
         return d.getNano() > 0 ? s + 1 : s;
     }
 

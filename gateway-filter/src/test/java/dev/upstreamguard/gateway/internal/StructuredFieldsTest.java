@@ -35,6 +35,10 @@ class StructuredFieldsTest {
         assertThat(FaultResponseWriter.seconds(Duration.ofMillis(1001))).isEqualTo(2);
         assertThat(FaultResponseWriter.seconds(Duration.ZERO)).isEqualTo(0);
         assertThat(FaultResponseWriter.seconds(Duration.ofSeconds(-3))).isEqualTo(0);
+        // Regression: rounding up overflowed into a negative Retry-After.
+        assertThat(FaultResponseWriter.seconds(Duration.ofSeconds(Long.MAX_VALUE, 999_999_999)))
+                .isEqualTo(2147483648L);
+        assertThat(FaultResponseWriter.seconds(Duration.ofDays(365 * 100))).isEqualTo(2147483648L);
     }
 
     @Test
