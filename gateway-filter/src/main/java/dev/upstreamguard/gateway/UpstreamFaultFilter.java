@@ -167,7 +167,7 @@ public class UpstreamFaultFilter implements Filter {
             return false;
         }
         // When already committed the container is failing the request anyway and closes the connection.
-        writer.write(request, response, fault, null);
+        writer.write(request, response, fault, null, proxyStatusSet(response));
         return true;
     }
 
@@ -183,7 +183,7 @@ public class UpstreamFaultFilter implements Filter {
         }
         // The fault is the answer, not the error the application sent before it.
         guardedResponse.dropHeldError();
-        FaultResponseWriter.Answer answer = writer.write(request, response, fault, null);
+        FaultResponseWriter.Answer answer = writer.write(request, response, fault, null, proxyStatusSet(response));
         if (answer == FaultResponseWriter.Answer.THROW_TO_ABORT) {
             FaultResponseWriter.abortThrown(request);
             throw FaultResponseWriter.abortion(response, fault);
@@ -209,7 +209,8 @@ public class UpstreamFaultFilter implements Filter {
             return false;
         }
         try {
-            if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+            if (writer.write(request, response, fault, null, proxyStatusSet(response))
+                    == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 async.dispatch();
                 return true;
             }
@@ -232,7 +233,8 @@ public class UpstreamFaultFilter implements Filter {
                 null, TimeUnit.MILLISECONDS.toNanos(timeoutMillis), "No response within the async timeout of "
                 + timeoutMillis + " ms", null);
         try {
-            if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+            if (writer.write(request, response, fault, null, proxyStatusSet(response))
+                    == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 // Tomcat closes the connection of a committed response whose timeout stays unanswered.
                 return;
             }
@@ -240,6 +242,21 @@ public class UpstreamFaultFilter implements Filter {
             // Nobody left to answer; the cycle still ends below.
         }
         complete(async);
+    }
+
+    /**
+     * The {@code Proxy-Status} members the application set before the fault, or {@code null}: those of hops nearer
+     * the origin whose answer it was relaying. RFC 9209 §2 has them kept before this gateway's own, although the
+     * rest of the response is replaced.
+     */
+    private static String proxyStatusSet(HttpServletResponse response) {
+        String joined = null;
+        for (String line : response.getHeaders("Proxy-Status")) {
+            if (line != null && !line.isBlank()) {
+                joined = joined == null ? line.trim() : joined + ", " + line.trim();
+            }
+        }
+        return joined;
     }
 
     private static String servletName(HttpServletRequest request) {

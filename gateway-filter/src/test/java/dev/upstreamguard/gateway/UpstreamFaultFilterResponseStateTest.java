@@ -31,7 +31,8 @@ class UpstreamFaultFilterResponseStateTest {
 
     /** What the test servlet does before failing (or not). */
     enum Mode {
-        SEND_ERROR_THEN_FAULT, SEND_ERROR_WRITE_THEN_FAULT, SEND_ERROR_ONLY, SEND_ERROR_THEN_OTHER_FAILURE
+        SEND_ERROR_THEN_FAULT, SEND_ERROR_WRITE_THEN_FAULT, SEND_ERROR_ONLY, SEND_ERROR_THEN_OTHER_FAILURE,
+        RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS
     }
 
     static UpstreamException refused() {
@@ -71,6 +72,15 @@ class UpstreamFaultFilterResponseStateTest {
                 case SEND_ERROR_THEN_OTHER_FAILURE:
                     resp.sendError(409);
                     throw new IllegalStateException("not an upstream fault");
+                case RELAYED_PROXY_STATUS:
+                    // Relaying an answer whose hops nearer the origin reported themselves, on two field lines.
+                    resp.addHeader("Proxy-Status", "inner-cache; received-status=200");
+                    resp.addHeader("Proxy-Status", "\"edge \\\"2\\\"\"; next-hop=app:8080");
+                    resp.setHeader("X-Relayed", "yes");
+                    throw new ServletException(refused());
+                case MALFORMED_PROXY_STATUS:
+                    resp.setHeader("Proxy-Status", "inner-cache; details=\"unterminated");
+                    throw new ServletException(refused());
                 default:
                     throw new AssertionError(mode);
             }
@@ -123,5 +133,25 @@ class UpstreamFaultFilterResponseStateTest {
         RawClient.Response other = RawClient.request(port(container), "GET", "/gw/send-error-then-other-failure");
         assertThat(other.status()).isIn(409, 500);
         assertThat(other.header("Proxy-Status")).isNull();
+    }
+
+    /**
+     * Regression: the members the application had set (the hops nearer the origin of an answer it relayed) were
+     * dropped with the rest of the response; RFC 9209 §2 has them kept, before this gateway's own.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void proxyStatusMembersTheApplicationSetAreKeptBeforeTheGatewaysOwnWhenTheyParse(Container container)
+            throws Exception {
+        RawClient.Response relayed = RawClient.request(port(container), "GET", "/gw/relayed-proxy-status");
+        assertThat(relayed.status()).isEqualTo(502);
+        assertThat(relayed.headers("Proxy-Status")).containsExactly("inner-cache; received-status=200, "
+                + "\"edge \\\"2\\\"\"; next-hop=app:8080, upstream-guard; error=connection_refused");
+        assertThat(relayed.header("X-Relayed")).isNull();
+
+        // Appended to members that do not parse, its own would be lost with them: a recipient ignores the whole field.
+        RawClient.Response malformed = RawClient.request(port(container), "GET", "/gw/malformed-proxy-status");
+        assertThat(malformed.status()).isEqualTo(502);
+        assertThat(malformed.headers("Proxy-Status")).containsExactly("upstream-guard; error=connection_refused");
     }
 }

@@ -177,9 +177,11 @@ public final class FaultResponseWriter {
     /**
      * As {@link #write(HttpServletRequest, HttpServletResponse, UpstreamException, String)}, for a fault in a response
      * whose head carried {@code Proxy-Status} members of hops nearer the origin: they are kept before this gateway's
-     * own (RFC 9209 §2), though the rest of that response is replaced.
+     * own (RFC 9209 §2), though the rest of that response is replaced; unless they do not parse as a structured-field
+     * list, which would make a recipient ignore the whole field.
      *
-     * @param earlierMembers the upstream response's {@code Proxy-Status} lines joined, or {@code null}
+     * @param earlierMembers the {@code Proxy-Status} lines of the upstream's response (or the one the application
+     *     relayed) joined, or {@code null}
      */
     public Answer write(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
             String nextHop, String earlierMembers) throws IOException {
@@ -205,8 +207,10 @@ public final class FaultResponseWriter {
         int status = type.status();
         response.setStatus(status);
         String own = proxyStatus(fault, nextHop);
-        response.setHeader("Proxy-Status", earlierMembers == null || earlierMembers.isBlank() ? own
-                : earlierMembers + ", " + own);
+        String earlier = earlierMembers == null ? null : earlierMembers.trim();
+        // A recipient parses the field whole: appended to members that do not parse, this gateway's would be lost too.
+        response.setHeader("Proxy-Status", earlier != null && StructuredFields.isList(earlier) ? earlier + ", " + own
+                : own);
         if (status == 503) {
             // When the time is unknown (a half-open circuit with its trial calls out, one forced open) the shortest
             // hint, as for a full bulkhead: without one, clients guess, and many retry at once.
