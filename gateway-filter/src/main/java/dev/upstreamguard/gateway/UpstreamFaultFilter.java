@@ -27,7 +27,9 @@ import java.util.concurrent.TimeUnit;
  * Turns an {@link UpstreamException} escaping the application into the response a gateway owes its client: the fault's
  * 502/503/504 status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 when known,
  * {@code Cache-Control: no-store}, and an RFC 9457 problem, HTML or plain-text body chosen by {@code Accept} (none for
- * HEAD). The exception is found anywhere in the cause chain ({@code ServletException}, {@code CompletionException},
+ * HEAD). It replaces whatever the application had put on the response, keeping only the fields the response had as
+ * the request reached the filter (set by filters before it, such as CORS), other than those of a body or its caching,
+ * and the application's {@code Proxy-Status} members (RFC 9209 §2). The exception is found anywhere in the cause chain ({@code ServletException}, {@code CompletionException},
  * Spring's {@code ResourceAccessException}…). A call the application made without the guarded client (its own
  * HttpClient, the JDK's {@code java.net.http} client…) is answered the same way when what escaped can only be an
  * outbound call's failure — a refused or timed-out connect, an unresolved name, a TLS handshake, a read timeout, an
@@ -121,6 +123,9 @@ public class UpstreamFaultFilter implements Filter {
             return;
         }
         throwOwedAbort(request, response);
+        if (request.getDispatcherType() == DispatcherType.REQUEST) {
+            FaultResponseWriter.rememberOuterFields(request, response);
+        }
         FaultGuardedRequest guarded = new FaultGuardedRequest(request, new FaultGuardedRequest.FailureHandler() {
             @Override
             public boolean answer(AsyncContext async, Throwable thrown) {

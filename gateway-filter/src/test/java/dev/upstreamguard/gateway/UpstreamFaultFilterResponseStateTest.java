@@ -5,7 +5,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import jakarta.servlet.DispatcherType;
 import jakarta.servlet.ServletException;
+import jakarta.servlet.http.Cookie;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -13,6 +15,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.ConnectException;
 import java.util.EnumMap;
+import java.util.EnumSet;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -32,7 +35,7 @@ class UpstreamFaultFilterResponseStateTest {
     /** What the test servlet does before failing (or not). */
     enum Mode {
         SEND_ERROR_THEN_FAULT, SEND_ERROR_WRITE_THEN_FAULT, SEND_ERROR_ONLY, SEND_ERROR_THEN_OTHER_FAILURE,
-        RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS
+        RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS
     }
 
     static UpstreamException refused() {
@@ -81,6 +84,16 @@ class UpstreamFaultFilterResponseStateTest {
                 case MALFORMED_PROXY_STATUS:
                     resp.setHeader("Proxy-Status", "inner-cache; details=\"unterminated");
                     throw new ServletException(refused());
+                case APPLICATION_FIELDS:
+                    // The start of a representation that the fault then replaces.
+                    resp.addCookie(new Cookie("cart", "42"));
+                    resp.setHeader("ETag", "\"v1\"");
+                    resp.setHeader("Last-Modified", "Mon, 07 Dec 2026 00:00:00 GMT");
+                    resp.setHeader("Content-Encoding", "gzip");
+                    resp.setHeader("Content-Disposition", "attachment");
+                    resp.setHeader("X-App", "yes");
+                    resp.setHeader("Access-Control-Allow-Origin", "*");
+                    throw new ServletException(refused());
                 default:
                     throw new AssertionError(mode);
             }
@@ -91,7 +104,18 @@ class UpstreamFaultFilterResponseStateTest {
     void start() {
         for (Container container : Container.values()) {
             Container.Deployment d = new Container.Deployment();
+            // Before the fault filter, as CORS and security-header filters often are.
+            d.filter("outer", (req, res, chain) -> {
+                HttpServletResponse response = (HttpServletResponse) res;
+                response.setHeader("Access-Control-Allow-Origin", "https://app.example");
+                response.addHeader("Vary", "Origin");
+                response.setHeader("Strict-Transport-Security", "max-age=31536000");
+                response.addCookie(new Cookie("outer", "1"));
+                response.setHeader("Content-Language", "en");
+                chain.doFilter(req, res);
+            }, "/outer/*", Map.of(), EnumSet.of(DispatcherType.REQUEST));
             d.filter("guard", UpstreamFaultFilter.builder().build(), "/*");
+            d.servlet("outer-app", new StateServlet(Mode.APPLICATION_FIELDS), "/outer/app");
             for (Mode mode : Mode.values()) {
                 String name = mode.name().toLowerCase().replace('_', '-');
                 d.servlet(name, new StateServlet(mode), "/" + name);
@@ -153,5 +177,29 @@ class UpstreamFaultFilterResponseStateTest {
         RawClient.Response malformed = RawClient.request(port(container), "GET", "/gw/malformed-proxy-status");
         assertThat(malformed.status()).isEqualTo(502);
         assertThat(malformed.headers("Proxy-Status")).containsExactly("upstream-guard; error=connection_refused");
+    }
+
+    /**
+     * Regression: fields set outside the application — by a CORS or security-header filter ahead of the fault filter
+     * — were taken off with the application's, so a browser script could not read the fault's answer under CORS.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void fieldsSetBeforeTheFilterAreKeptAndTheApplicationsAreNot(Container container) throws Exception {
+        RawClient.Response answer = RawClient.request(port(container), "GET", "/gw/outer/app",
+                "Accept: application/json", "Origin: https://app.example");
+        assertThat(answer.status()).isEqualTo(502);
+        assertThat(answer.complete()).isTrue();
+        assertThat(answer.headers("Access-Control-Allow-Origin")).containsExactly("https://app.example");
+        assertThat(answer.headers("Vary")).containsExactly("Origin");
+        assertThat(answer.header("Strict-Transport-Security")).isEqualTo("max-age=31536000");
+        assertThat(answer.headers("Set-Cookie")).hasSize(1).allMatch(cookie -> cookie.startsWith("outer=1"));
+        for (String replaced : new String[] {"ETag", "Last-Modified", "Content-Encoding", "Content-Disposition",
+            "Content-Language", "X-App"}) {
+            assertThat(answer.header(replaced)).as(replaced).isNull();
+        }
+        assertThat(answer.header("Content-Type")).isEqualTo("application/problem+json");
+        assertThat(answer.header("Cache-Control")).isEqualTo("no-store");
+        assertThat(answer.headers("Proxy-Status")).containsExactly("upstream-guard; error=connection_refused");
     }
 }

@@ -16,8 +16,14 @@ import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Enumeration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -48,6 +54,11 @@ public final class FaultResponseWriter {
     private static final Logger LOG = LoggerFactory.getLogger("dev.upstreamguard.gateway");
     private static final String HANDLED_ATTRIBUTE = FaultResponseWriter.class.getName() + ".handled";
     private static final String ABORT_ATTRIBUTE = FaultResponseWriter.class.getName() + ".abort";
+    private static final String OUTER_FIELDS_ATTRIBUTE = FaultResponseWriter.class.getName() + ".outerFields";
+    /** Fields that describe the replaced body or its caching, or that the answer sets itself: never kept. */
+    private static final Set<String> REPLACED_FIELDS = Set.of("transfer-encoding", "trailer", "etag",
+            "last-modified", "cache-control", "expires", "pragma", "age", "accept-ranges", "location", "retry-after",
+            "proxy-status");
     private static final UpstreamFault[] FAULTS = UpstreamFault.values();
     private static final String ABORTED = "aborted";
     private static final int MAX_DETAILS = 256;
@@ -102,6 +113,26 @@ public final class FaultResponseWriter {
     public static boolean isHandled(ServletRequest request, Throwable fault) {
         return fault instanceof ResponseAbortedException
                 || (fault != null && request.getAttribute(HANDLED_ATTRIBUTE) == fault);
+    }
+
+    /**
+     * Remembers the fields {@code response} holds as the request enters the fault filter: set by the container or by
+     * filters before it (CORS, HSTS and other security headers, a session cookie), not by the application whose
+     * response the fault replaces. {@link #write} keeps them, so that, say, a browser script may read the fault's
+     * answer under CORS. Fields of the body or its caching are not kept. The first call for a request counts.
+     */
+    public static void rememberOuterFields(HttpServletRequest request, HttpServletResponse response) {
+        if (request.getAttribute(OUTER_FIELDS_ATTRIBUTE) != null) {
+            return;
+        }
+        Map<String, List<String>> fields = new LinkedHashMap<>();
+        for (String name : response.getHeaderNames()) {
+            String lower = name.toLowerCase(Locale.ROOT);
+            if (!lower.startsWith("content-") && !REPLACED_FIELDS.contains(lower) && !fields.containsKey(name)) {
+                fields.put(name, new ArrayList<>(response.getHeaders(name)));
+            }
+        }
+        request.setAttribute(OUTER_FIELDS_ATTRIBUTE, fields);
     }
 
     /**
@@ -206,6 +237,7 @@ public final class FaultResponseWriter {
         }
         int status = type.status();
         response.setStatus(status);
+        restoreOuterFields(request, response);
         String own = proxyStatus(fault, nextHop);
         String earlier = earlierMembers == null ? null : earlierMembers.trim();
         // A recipient parses the field whole: appended to members that do not parse, this gateway's would be lost too.
@@ -233,6 +265,27 @@ public final class FaultResponseWriter {
         }
         response.flushBuffer();
         return Answer.RENDERED;
+    }
+
+    /** Sets again the fields {@link #rememberOuterFields} found, which {@code reset()} took off with the rest. */
+    private static void restoreOuterFields(HttpServletRequest request, HttpServletResponse response) {
+        Object remembered = request.getAttribute(OUTER_FIELDS_ATTRIBUTE);
+        if (!(remembered instanceof Map)) {
+            return;
+        }
+        for (Map.Entry<?, ?> field : ((Map<?, ?>) remembered).entrySet()) {
+            String name = (String) field.getKey();
+            boolean first = true;
+            for (Object value : (List<?>) field.getValue()) {
+                // Set first: a field the container keeps across reset() (Jetty's Server, Date) is not doubled.
+                if (first) {
+                    response.setHeader(name, (String) value);
+                    first = false;
+                } else {
+                    response.addHeader(name, (String) value);
+                }
+            }
+        }
     }
 
     /**
