@@ -21,6 +21,7 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.util.Enumeration;
 import java.util.concurrent.TimeUnit;
 
 /**
@@ -52,7 +53,8 @@ import java.util.concurrent.TimeUnit;
  * instead of the container's 500; a fault the container carries to an error page (a dispatch the filter did not see
  * thrown) is answered instead of the page. Configure it with {@link #builder()}, or with the
  * init-params {@value #PROXY_NAME} (default {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default
- * {@code false}) when the container creates it; a filter made by the builder ignores init-params.
+ * {@code false}) when the container creates it (any other init-param, or an invalid value, fails {@code init} naming
+ * it); a filter made by the builder ignores init-params.
  */
 public class UpstreamFaultFilter implements Filter {
 
@@ -91,6 +93,14 @@ public class UpstreamFaultFilter implements Filter {
         }
         String proxyName = config.getInitParameter(PROXY_NAME);
         String expose = config.getInitParameter(EXPOSE_DETAILS);
+        for (Enumeration<String> names = config.getInitParameterNames(); names != null && names.hasMoreElements();) {
+            String param = names.nextElement();
+            // A misspelt setting would otherwise be ignored without a word, leaving the default in force.
+            if (!param.equals(PROXY_NAME) && !param.equals(EXPOSE_DETAILS)) {
+                throw new ServletException("Filter '" + config.getFilterName() + "': init-param '" + param
+                        + "' is unknown; the filter takes '" + PROXY_NAME + "' and '" + EXPOSE_DETAILS + "'");
+            }
+        }
         String current = PROXY_NAME;
         try {
             String name = proxyName == null ? FaultResponseWriter.DEFAULT_PROXY_NAME : proxyName.trim();
