@@ -64,6 +64,7 @@ class UpstreamFaultFilterTest {
     private RawUpstream truncating;
     private RawUpstream truncatingChunks;
     private RawUpstream stalled;
+    private RawUpstream alerting;
     private String closedPort;
 
     /** How the test servlet fails. */
@@ -72,7 +73,7 @@ class UpstreamFaultFilterTest {
         UNNAMED_UPSTREAM, PARTLY_WRITTEN, ASYNC_TASK, ASYNC_TASK_WRAPPED, ASYNC_TASK_COMMITTED,
         ASYNC_TIMEOUT, ASYNC_TIMEOUT_HANDLED, ASYNC_TASK_AFTER_TIMEOUT,
         CYCLIC_CAUSE, ASYNC_TIMEOUT_COMMITTED, ASYNC_DISPATCH_COMMITTED,
-        OWN_CLIENT_REFUSED, OWN_CLIENT_UNRESOLVED, OWN_CLIENT_READ_TIMEOUT, CLIENT_TOO_SLOW
+        OWN_CLIENT_REFUSED, OWN_CLIENT_UNRESOLVED, OWN_CLIENT_READ_TIMEOUT, OWN_CLIENT_TLS_ALERT, CLIENT_TOO_SLOW
     }
 
     static UpstreamException refused(String upstream) {
@@ -133,6 +134,9 @@ class UpstreamFaultFilterTest {
                     return;
                 case OWN_CLIENT_UNRESOLVED:
                     jdkGet("http://nothing.invalid/");
+                    return;
+                case OWN_CLIENT_TLS_ALERT:
+                    jdkGet(alerting.baseUrl().replace("http://", "https://") + "/");
                     return;
                 case OWN_CLIENT_READ_TIMEOUT:
                     try (CloseableHttpClient own = HttpClients.custom().setDefaultRequestConfig(RequestConfig.custom()
@@ -293,6 +297,7 @@ class UpstreamFaultFilterTest {
         truncatingChunks = RawUpstream.start(Behaviours.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                 + "10000\r\n" + "x".repeat(0x10000) + "\r\n64\r\nonly sixteen b.."));
         stalled = RawUpstream.start(Behaviours.stall());
+        alerting = RawUpstream.start(Behaviours.tlsFatalAlert());
         closedPort = ClosedPort.find().baseUrl();
         for (Container container : Container.values()) {
             SimpleMeterRegistry registry = new SimpleMeterRegistry();
@@ -347,6 +352,7 @@ class UpstreamFaultFilterTest {
         truncating.close();
         truncatingChunks.close();
         stalled.close();
+        alerting.close();
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -530,6 +536,21 @@ class UpstreamFaultFilterTest {
         RawClient.Response json = RawClient.request(port(container), "GET", "/gw/f/own-client-refused",
                 "Accept: application/json");
         assertThat(json.bodyUtf8()).contains("\"attempts\":1").contains("\"upstream\":\"own-client-refused\"");
+    }
+
+    /**
+     * Regression: {@code tls_alert_received} named no alert, though RFC 9209 gives it {@code alert-id} and
+     * {@code alert-message} parameters; the upstream's alert is in the JDK's exception.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aTlsAlertTheUpstreamSentIsNamedInProxyStatus(Container container) throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/own-client-tls-alert",
+                "Accept: application/json");
+        assertThat(response.status()).isEqualTo(502);
+        assertThat(response.header("Proxy-Status")).isEqualTo(
+                "upstream-guard; error=tls_alert_received; alert-id=40; alert-message=\"handshake_failure\"");
+        assertThat(response.bodyUtf8()).contains("\"fault\":\"tls_alert_received\"");
     }
 
     /** The container's own report of its client's failure (a read timeout inside it) is not an upstream's fault. */

@@ -331,10 +331,22 @@ public final class FaultResponseWriter {
         return all.toString();
     }
 
-    /** The {@code Proxy-Status} field value. */
+    /**
+     * The {@code Proxy-Status} member of this gateway: its name, the error type, {@code alert-id} and
+     * {@code alert-message} when the upstream's TLS alert is known, and {@code next-hop} and {@code details} only
+     * when details are exposed.
+     */
     String proxyStatus(UpstreamException fault, String nextHop) {
         StringBuilder sb = new StringBuilder(proxyStatusPrefix.length() + 64).append(proxyStatusPrefix)
                 .append(fault.fault().type());
+        if (fault.fault() == UpstreamFault.TLS_ALERT_RECEIVED) {
+            // RFC 9209's parameters of tls_alert_received: an alert of the registry tells nothing of the topology.
+            TlsAlerts.Alert alert = TlsAlerts.received(fault);
+            if (alert != null) {
+                sb.append("; alert-id=").append(alert.id());
+                StructuredFields.appendString(sb.append("; alert-message="), alert.name());
+            }
+        }
         if (exposeDetails) {
             String hop = nextHop != null ? nextHop : addressOf(fault.upstream());
             if (hop != null && !hop.isEmpty()) {
