@@ -465,7 +465,49 @@ public final class FaultResponseWriter {
             // The request URI is the forward's target by now, a path the client never asked for.
             uri = request.getAttribute(RequestDispatcher.FORWARD_REQUEST_URI);
         }
-        return uri instanceof String ? (String) uri : request.getRequestURI();
+        return withoutSessionId(uri instanceof String ? (String) uri : request.getRequestURI(),
+                sessionParameter(request));
+    }
+
+    /** The name of the path parameter a session id travels in: the session cookie's name, lower case. */
+    private static String sessionParameter(HttpServletRequest request) {
+        try {
+            String name = request.getServletContext().getSessionCookieConfig().getName();
+            return name == null || name.isEmpty() ? "jsessionid" : name.toLowerCase(Locale.ROOT);
+        } catch (RuntimeException noContext) {
+            return "jsessionid";
+        }
+    }
+
+    /**
+     * {@code path} without the session id a client sent in it ({@code ;jsessionid=...}): like the query, it is a
+     * secret, and the problem body and the log would otherwise repeat it.
+     */
+    static String withoutSessionId(String path, String parameter) {
+        if (path == null || path.indexOf(';') < 0) {
+            return path;
+        }
+        StringBuilder sb = new StringBuilder(path.length());
+        int i = 0;
+        while (i < path.length()) {
+            int semicolon = path.indexOf(';', i);
+            if (semicolon < 0) {
+                sb.append(path, i, path.length());
+                break;
+            }
+            sb.append(path, i, semicolon);
+            int end = semicolon + 1;
+            while (end < path.length() && path.charAt(end) != ';' && path.charAt(end) != '/') {
+                end++;
+            }
+            String param = path.substring(semicolon + 1, end);
+            if (!param.regionMatches(true, 0, parameter + "=", 0, parameter.length() + 1)
+                    && !param.equalsIgnoreCase(parameter)) {
+                sb.append(path, semicolon, end);
+            }
+            i = end;
+        }
+        return sb.toString();
     }
 
     /** The class of the deepest cause, or {@code none} for a rejection the library made itself. */
