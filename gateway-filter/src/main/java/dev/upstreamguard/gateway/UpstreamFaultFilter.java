@@ -154,6 +154,10 @@ public class UpstreamFaultFilter implements Filter {
             // Any exception: a checked one thrown undeclared (Kotlin, Lombok's @SneakyThrows) reaches Jetty as it is.
             answer(request, response, guardedResponse, e);
             return;
+        } catch (Error e) {
+            // Not the filter's business, but an error the application sent before it must not be lost.
+            guardedResponse.sendHeldError();
+            throw e;
         }
         guardedResponse.sendHeldError();
         throwOwedAbort(request, response);
