@@ -147,7 +147,7 @@ public class UpstreamFaultFilter implements Filter {
                 answerTimeout(request, response, async);
             }
         });
-        FaultGuardedResponse guardedResponse = new FaultGuardedResponse(response);
+        FaultGuardedResponse guardedResponse = new FaultGuardedResponse(request, response);
         try {
             chain.doFilter(guarded, guardedResponse);
         } catch (Exception e) {

@@ -35,7 +35,7 @@ class UpstreamFaultFilterResponseStateTest {
     /** What the test servlet does before failing (or not). */
     enum Mode {
         SEND_ERROR_THEN_FAULT, SEND_ERROR_WRITE_THEN_FAULT, SEND_ERROR_ONLY, SEND_ERROR_THEN_OTHER_FAILURE,
-        RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS
+        RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS, COMMITTED_THEN_FAULT, KNOWN_LENGTH
     }
 
     static UpstreamException refused() {
@@ -94,6 +94,16 @@ class UpstreamFaultFilterResponseStateTest {
                     resp.setHeader("X-App", "yes");
                     resp.setHeader("Access-Control-Allow-Origin", "*");
                     throw new ServletException(refused());
+                case COMMITTED_THEN_FAULT:
+                    // Streams the first part of an answer of unknown length; the upstream fails with the rest.
+                    resp.setContentType("application/octet-stream");
+                    resp.getOutputStream().write(new byte[64 * 1024]);
+                    resp.flushBuffer();
+                    throw new ServletException(refused());
+                case KNOWN_LENGTH:
+                    resp.setContentLength(5);
+                    resp.getWriter().write("whole");
+                    return;
                 default:
                     throw new AssertionError(mode);
             }
@@ -201,5 +211,29 @@ class UpstreamFaultFilterResponseStateTest {
         assertThat(answer.header("Content-Type")).isEqualTo("application/problem+json");
         assertThat(answer.header("Cache-Control")).isEqualTo("no-store");
         assertThat(answer.headers("Proxy-Status")).containsExactly("upstream-guard; error=connection_refused");
+    }
+
+    /**
+     * Regression: to an HTTP/1.1 client that asked to close the connection, Jetty ends a body of unknown length by
+     * the close, so a body a fault cut short after the commit reached the client looking whole.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyCutShortByAFaultLooksCutAlsoToAClientThatAskedToClose(Container container) throws Exception {
+        RawClient.Response cut = RawClient.request(port(container), "GET", "/gw/committed-then-fault",
+                "Connection: close");
+        assertThat(cut.status()).isEqualTo(200);
+        assertThat(cut.header("Transfer-Encoding")).isEqualTo("chunked");
+        assertThat(cut.complete()).as("the client must see an incomplete response: %s", cut.headers()).isFalse();
+
+        // A body of known length keeps it, and so does a HEAD.
+        for (String method : new String[] {"GET", "HEAD"}) {
+            RawClient.Response whole = RawClient.request(port(container), method, "/gw/known-length",
+                    "Connection: close");
+            assertThat(whole.status()).isEqualTo(200);
+            assertThat(whole.header("Content-Length")).as(method).isEqualTo("5");
+            assertThat(whole.header("Transfer-Encoding")).as(method).isNull();
+            assertThat(whole.bodyUtf8()).isEqualTo(method.equals("GET") ? "whole" : "");
+        }
     }
 }

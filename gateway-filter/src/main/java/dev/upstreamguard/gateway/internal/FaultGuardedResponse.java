@@ -2,11 +2,13 @@ package dev.upstreamguard.gateway.internal;
 
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.WriteListener;
+import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.HttpServletResponseWrapper;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.Writer;
+import java.util.Map;
 
 /**
  * The response as the fault filter passes it down the chain: an error status the application sends with
@@ -20,6 +22,9 @@ import java.io.Writer;
  * <p>While an error is held the response behaves as the container's does after {@code sendError}: committed, with
  * its status, and body writes discarded. {@code 1xx} statuses ({@code sendError(103)}: early hints) and calls from other
  * threads (an async worker) pass straight through.
+ *
+ * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection, so
+ * that the client can tell a body a fault cut short from a whole one.
  */
 public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
@@ -28,12 +33,35 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     private volatile boolean held;
     private int heldStatus;
     private String heldMessage;
+    private final boolean chunkForClose;
+    private boolean framed;
     private ServletOutputStream stream;
     private PrintWriter writer;
 
-    /** Wraps {@code response} for the chain that the current thread is about to run. */
-    public FaultGuardedResponse(HttpServletResponse response) {
+    /** Wraps {@code response} for the chain that the current thread is about to run for {@code request}. */
+    public FaultGuardedResponse(HttpServletRequest request, HttpServletResponse response) {
         super(response);
+        this.chunkForClose = "HTTP/1.1".equals(request.getProtocol()) && !"HEAD".equals(request.getMethod())
+                && HopByHop.hasClose(request.getHeaders("Connection"));
+    }
+
+    /**
+     * Before the first byte of a body of unknown length goes to a client that asked to close the connection: has
+     * the body sent in chunks. Jetty would end such a body by closing the connection, so that a body a fault then
+     * cuts short would reach the client looking whole; only the missing last chunk tells it (Tomcat chunks anyway).
+     */
+    private void frameByChunks() {
+        if (!chunkForClose || framed) {
+            return;
+        }
+        framed = true;
+        if (!super.isCommitted() && !containsHeader("Content-Length")) {
+            try {
+                super.setTrailerFields(Map::of);
+            } catch (IllegalStateException | UnsupportedOperationException notHere) {
+                // The body ends at the close, as it would have.
+            }
+        }
     }
 
     /** Whether the application sent an error that is still held. */
@@ -146,6 +174,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 @Override
                 public void write(int b) throws IOException {
                     if (!held) {
+                        frameByChunks();
                         real().write(b);
                     }
                 }
@@ -153,6 +182,9 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 @Override
                 public void write(byte[] b, int off, int len) throws IOException {
                     if (!held) {
+                        if (len > 0) {
+                            frameByChunks();
+                        }
                         real().write(b, off, len);
                     }
                 }
@@ -203,6 +235,9 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 @Override
                 public void write(char[] chars, int off, int len) {
                     if (!held && real != null) {
+                        if (len > 0) {
+                            frameByChunks();
+                        }
                         real.write(chars, off, len);
                     }
                 }
