@@ -35,7 +35,8 @@ class UpstreamFaultFilterResponseStateTest {
     /** What the test servlet does before failing (or not). */
     enum Mode {
         SEND_ERROR_THEN_FAULT, SEND_ERROR_WRITE_THEN_FAULT, SEND_ERROR_ONLY, SEND_ERROR_THEN_OTHER_FAILURE,
-        RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS, COMMITTED_THEN_FAULT, KNOWN_LENGTH
+        RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS, COMMITTED_THEN_FAULT, KNOWN_LENGTH,
+        OWN_TRAILERS
     }
 
     static UpstreamException refused() {
@@ -103,6 +104,10 @@ class UpstreamFaultFilterResponseStateTest {
                 case KNOWN_LENGTH:
                     resp.setContentLength(5);
                     resp.getWriter().write("whole");
+                    return;
+                case OWN_TRAILERS:
+                    resp.setTrailerFields(() -> Map.of("x-checksum", "abc"));
+                    resp.getWriter().write("body");
                     return;
                 default:
                     throw new AssertionError(mode);
@@ -225,6 +230,13 @@ class UpstreamFaultFilterResponseStateTest {
         assertThat(cut.status()).isEqualTo(200);
         assertThat(cut.header("Transfer-Encoding")).isEqualTo("chunked");
         assertThat(cut.complete()).as("the client must see an incomplete response: %s", cut.headers()).isFalse();
+
+        // Trailers the application sends are not replaced.
+        RawClient.Response trailed = RawClient.request(port(container), "GET", "/gw/own-trailers",
+                "Connection: close", "TE: trailers");
+        assertThat(trailed.complete()).isTrue();
+        assertThat(trailed.bodyUtf8()).isEqualTo("body");
+        assertThat(trailed.trailers()).containsEntry("x-checksum", java.util.List.of("abc"));
 
         // A body of known length keeps it, and so does a HEAD.
         for (String method : new String[] {"GET", "HEAD"}) {

@@ -55,7 +55,8 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
             return;
         }
         framed = true;
-        if (!super.isCommitted() && !containsHeader("Content-Length")) {
+        // A supplier the application set (the proxy servlet relaying an upstream's trailers) chunks it already.
+        if (!super.isCommitted() && !containsHeader("Content-Length") && super.getTrailerFields() == null) {
             try {
                 super.setTrailerFields(Map::of);
             } catch (IllegalStateException | UnsupportedOperationException notHere) {
