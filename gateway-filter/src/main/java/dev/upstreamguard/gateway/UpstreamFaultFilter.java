@@ -30,8 +30,9 @@ import java.util.concurrent.TimeUnit;
  * {@code Cache-Control: no-store}, and an RFC 9457 problem, HTML or plain-text body chosen by {@code Accept} (none for
  * HEAD). It replaces whatever the application had put on the response, keeping only the fields the response had as
  * the request reached the filter (set by filters before it, such as CORS), other than those of a body or its caching,
- * and the application's {@code Proxy-Status} members (RFC 9209 §2). The exception is found anywhere in the cause chain ({@code ServletException}, {@code CompletionException},
- * Spring's {@code ResourceAccessException}…). A call the application made without the guarded client (its own
+ * and the application's {@code Proxy-Status} members (RFC 9209 §2). The exception is found anywhere in the cause
+ * chain ({@code ServletException}, {@code CompletionException}, Spring's {@code ResourceAccessException}…), also
+ * when it is a checked exception thrown undeclared. A call the application made without the guarded client (its own
  * HttpClient, the JDK's {@code java.net.http} client…) is answered the same way when what escaped can only be an
  * outbound call's failure — a refused or timed-out connect, an unresolved name, a TLS handshake, a read timeout, an
  * HTTP client library's I/O failure — classified by {@link dev.upstreamguard.FaultClassifier} as one attempt on an
@@ -41,9 +42,9 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>When the response is already committed (a streamed body broke half way) the status cannot change: the filter
  * still logs and counts, then throws so that the container aborts the client connection and the client sees an
- * incomplete response, never a clean one. An error the application sent with {@code sendError} before the fault
- * escaped does not count as committed: the filter holds it until the chain returns (see
- * {@link FaultGuardedResponse}), and the fault's answer replaces it.
+ * incomplete response, never a clean one (a body of unknown length goes to an HTTP/1.1 client that asked to close in
+ * chunks, so that a cut one shows). An error the application sent with {@code sendError} before the fault escaped
+ * does not count as committed: the filter holds it until the chain returns, and the fault's answer replaces it.
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
  * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, or by a task run with
@@ -51,7 +52,8 @@ import java.util.concurrent.TimeUnit;
  * rethrown on an async dispatch (as Spring MVC does) is answered on that dispatch; an async timeout that none of the
  * application's listeners answered is a 504 ({@code http_response_timeout}, the upstream named after the servlet)
  * instead of the container's 500; a fault the container carries to an error page (a dispatch the filter did not see
- * thrown) is answered instead of the page. Configure it with {@link #builder()}, or with the
+ * thrown) is answered instead of the page. Mapped for {@code INCLUDE} too, it leaves a fault in an included servlet
+ * to the including dispatch, where the status can still be set. Configure it with {@link #builder()}, or with the
  * init-params {@value #PROXY_NAME} (default {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default
  * {@code false}) when the container creates it (any other init-param, or an invalid value, fails {@code init} naming
  * it); a filter made by the builder ignores init-params.

@@ -65,11 +65,6 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         }
     }
 
-    /** Whether the application sent an error that is still held. */
-    public boolean holdsError() {
-        return held;
-    }
-
     /** Drops a held error: a fault answer replaces it. From now on every call passes straight through. */
     public void dropHeldError() {
         holding = false;
