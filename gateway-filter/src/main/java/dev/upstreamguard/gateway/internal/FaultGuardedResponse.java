@@ -186,6 +186,17 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 }
 
                 @Override
+                public void print(String text) throws IOException {
+                    // The container's own, not ServletOutputStream's character by character.
+                    if (!held) {
+                        if (text != null && !text.isEmpty()) {
+                            frameByChunks();
+                        }
+                        real().print(text);
+                    }
+                }
+
+                @Override
                 public void flush() throws IOException {
                     if (!held) {
                         real().flush();
