@@ -125,6 +125,7 @@ class UpstreamFaultFilterResponseStateTest {
                 response.setHeader("Access-Control-Allow-Origin", "https://app.example");
                 response.addHeader("Vary", "Origin");
                 response.setHeader("Strict-Transport-Security", "max-age=31536000");
+                response.setHeader("Content-Security-Policy", "default-src 'none'");
                 response.addCookie(new Cookie("outer", "1"));
                 response.setHeader("Content-Language", "en");
                 chain.doFilter(req, res);
@@ -208,6 +209,7 @@ class UpstreamFaultFilterResponseStateTest {
         assertThat(answer.headers("Access-Control-Allow-Origin")).containsExactly("https://app.example");
         assertThat(answer.headers("Vary")).containsExactly("Origin");
         assertThat(answer.header("Strict-Transport-Security")).isEqualTo("max-age=31536000");
+        assertThat(answer.header("Content-Security-Policy")).isEqualTo("default-src 'none'");
         assertThat(answer.headers("Set-Cookie")).hasSize(1).allMatch(cookie -> cookie.startsWith("outer=1"));
         for (String replaced : new String[] {"ETag", "Last-Modified", "Content-Encoding", "Content-Disposition",
             "Content-Language", "X-App"}) {

@@ -56,9 +56,10 @@ public final class FaultResponseWriter {
     private static final String ABORT_ATTRIBUTE = FaultResponseWriter.class.getName() + ".abort";
     private static final String OUTER_FIELDS_ATTRIBUTE = FaultResponseWriter.class.getName() + ".outerFields";
     /** Fields that describe the replaced body or its caching, or that the answer sets itself: never kept. */
-    private static final Set<String> REPLACED_FIELDS = Set.of("transfer-encoding", "trailer", "etag",
-            "last-modified", "cache-control", "expires", "pragma", "age", "accept-ranges", "location", "retry-after",
-            "proxy-status");
+    private static final Set<String> REPLACED_FIELDS = Set.of("content-type", "content-length", "content-encoding",
+            "content-language", "content-location", "content-range", "content-disposition", "content-md5",
+            "content-digest", "repr-digest", "digest", "transfer-encoding", "trailer", "etag", "last-modified",
+            "cache-control", "expires", "pragma", "age", "accept-ranges", "location", "retry-after", "proxy-status");
     private static final UpstreamFault[] FAULTS = UpstreamFault.values();
     private static final String ABORTED = "aborted";
     private static final int MAX_DETAILS = 256;
@@ -128,7 +129,8 @@ public final class FaultResponseWriter {
         Map<String, List<String>> fields = new LinkedHashMap<>();
         for (String name : response.getHeaderNames()) {
             String lower = name.toLowerCase(Locale.ROOT);
-            if (!lower.startsWith("content-") && !REPLACED_FIELDS.contains(lower) && !fields.containsKey(name)) {
+            // Named one by one: Content-Security-Policy, say, is no field of the body, and stays.
+            if (!REPLACED_FIELDS.contains(lower) && !fields.containsKey(name)) {
                 fields.put(name, new ArrayList<>(response.getHeaders(name)));
             }
         }
