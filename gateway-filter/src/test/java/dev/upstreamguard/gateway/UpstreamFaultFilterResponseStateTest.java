@@ -215,6 +215,8 @@ class UpstreamFaultFilterResponseStateTest {
             "Content-Language", "X-App"}) {
             assertThat(answer.header(replaced)).as(replaced).isNull();
         }
+        assertThat(answer.headers("Date")).hasSizeLessThanOrEqualTo(1);
+        assertThat(answer.headers("Server")).hasSizeLessThanOrEqualTo(1);
         assertThat(answer.header("Content-Type")).isEqualTo("application/problem+json");
         assertThat(answer.header("Cache-Control")).isEqualTo("no-store");
         assertThat(answer.headers("Proxy-Status")).containsExactly("upstream-guard; error=connection_refused");

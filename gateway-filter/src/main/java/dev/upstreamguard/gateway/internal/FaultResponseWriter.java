@@ -32,7 +32,9 @@ import org.slf4j.LoggerFactory;
  * Answers an {@link UpstreamException} the way DESIGN.md says a gateway must, for both the filter and the proxy
  * servlet: the fault's status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 (1 s when unknown),
  * {@code Cache-Control: no-store}, and a body negotiated on {@code Accept} (RFC 9457 problem details, HTML or plain
- * text; none for HEAD). It logs one WARN line per fault and counts the response in {@code upstream.guard.responses}.
+ * text; none for HEAD). Whatever else the response held is replaced, except the fields it had when the request
+ * reached the filter ({@link #rememberOuterFields}). It logs one WARN line per fault and counts the response in
+ * {@code upstream.guard.responses}.
  *
  * <p>When the response is already committed nothing can be rendered: {@link #write} still logs and counts, and
  * aborts the client connection — or, where the container offers no way to, tells the caller to throw
@@ -55,11 +57,16 @@ public final class FaultResponseWriter {
     private static final String HANDLED_ATTRIBUTE = FaultResponseWriter.class.getName() + ".handled";
     private static final String ABORT_ATTRIBUTE = FaultResponseWriter.class.getName() + ".abort";
     private static final String OUTER_FIELDS_ATTRIBUTE = FaultResponseWriter.class.getName() + ".outerFields";
-    /** Fields that describe the replaced body or its caching, or that the answer sets itself: never kept. */
-    private static final Set<String> REPLACED_FIELDS = Set.of("content-type", "content-length", "content-encoding",
+    /**
+     * Fields never kept from before the filter: those of the replaced body or its caching, those the answer sets
+     * itself, and those the container writes of its own accord (Jetty keeps Server and Date across reset(); set again
+     * by a caller that captures the answer, such as the Spring module's handler, they would go out twice).
+     */
+    private static final Set<String> NOT_KEPT = Set.of("content-type", "content-length", "content-encoding",
             "content-language", "content-location", "content-range", "content-disposition", "content-md5",
             "content-digest", "repr-digest", "digest", "transfer-encoding", "trailer", "etag", "last-modified",
-            "cache-control", "expires", "pragma", "age", "accept-ranges", "location", "retry-after", "proxy-status");
+            "cache-control", "expires", "pragma", "age", "accept-ranges", "location", "retry-after", "proxy-status",
+            "date", "server");
     private static final UpstreamFault[] FAULTS = UpstreamFault.values();
     private static final String ABORTED = "aborted";
     private static final int MAX_DETAILS = 256;
@@ -130,7 +137,7 @@ public final class FaultResponseWriter {
         for (String name : response.getHeaderNames()) {
             String lower = name.toLowerCase(Locale.ROOT);
             // Named one by one: Content-Security-Policy, say, is no field of the body, and stays.
-            if (!REPLACED_FIELDS.contains(lower) && !fields.containsKey(name)) {
+            if (!NOT_KEPT.contains(lower) && !fields.containsKey(name)) {
                 fields.put(name, new ArrayList<>(response.getHeaders(name)));
             }
         }
@@ -279,7 +286,7 @@ public final class FaultResponseWriter {
             String name = (String) field.getKey();
             boolean first = true;
             for (Object value : (List<?>) field.getValue()) {
-                // Set first: a field the container keeps across reset() (Jetty's Server, Date) is not doubled.
+                // Set, then added: a field the container kept across reset() is not doubled.
                 if (first) {
                     response.setHeader(name, (String) value);
                     first = false;
