@@ -75,13 +75,18 @@ public final class OutboundFailure {
     }
 
     static boolean isOutbound(Throwable thrown) {
-        Throwable t = thrown;
         // Bounded rather than cycle-checked, as UpstreamException.find is.
+        Throwable t = thrown;
         for (int depth = 0; t != null && depth < 64; depth++, t = t.getCause()) {
-            String name = t.getClass().getName();
-            if (startsWithAny(name, CONTAINER_PACKAGES)) {
+            // The container's report of its own client anywhere in the chain makes it that client's failure, also
+            // when a client library wrapped it (the inbound body streamed to an upstream broke on the inbound side).
+            if (startsWithAny(t.getClass().getName(), CONTAINER_PACKAGES)) {
                 return false;
             }
+        }
+        t = thrown;
+        for (int depth = 0; t != null && depth < 64; depth++, t = t.getCause()) {
+            String name = t.getClass().getName();
             if (t instanceof ConnectException || t instanceof NoRouteToHostException
                     || t instanceof PortUnreachableException || t instanceof UnknownHostException
                     || t instanceof SSLHandshakeException || t instanceof SSLPeerUnverifiedException
