@@ -3,6 +3,7 @@ package dev.upstreamguard.gateway;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.gateway.internal.FaultGuardedRequest;
+import dev.upstreamguard.gateway.internal.FaultGuardedResponse;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.OutboundFailure;
 import dev.upstreamguard.gateway.internal.Settings;
@@ -20,14 +21,18 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.util.Enumeration;
 import java.util.concurrent.TimeUnit;
 
 /**
  * Turns an {@link UpstreamException} escaping the application into the response a gateway owes its client: the fault's
  * 502/503/504 status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 when known,
  * {@code Cache-Control: no-store}, and an RFC 9457 problem, HTML or plain-text body chosen by {@code Accept} (none for
- * HEAD). The exception is found anywhere in the cause chain ({@code ServletException}, {@code CompletionException},
- * Spring's {@code ResourceAccessException}…). A call the application made without the guarded client (its own
+ * HEAD). It replaces whatever the application had put on the response, keeping only the fields the response had as
+ * the request reached the filter (set by filters before it, such as CORS), other than those of a body or its caching,
+ * and the application's {@code Proxy-Status} members (RFC 9209 §2). The exception is found anywhere in the cause
+ * chain ({@code ServletException}, {@code CompletionException}, Spring's {@code ResourceAccessException}…), also
+ * when it is a checked exception thrown undeclared. A call the application made without the guarded client (its own
  * HttpClient, the JDK's {@code java.net.http} client…) is answered the same way when what escaped can only be an
  * outbound call's failure — a refused or timed-out connect, an unresolved name, a TLS handshake, a read timeout, an
  * HTTP client library's I/O failure — classified by {@link dev.upstreamguard.FaultClassifier} as one attempt on an
@@ -37,7 +42,9 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>When the response is already committed (a streamed body broke half way) the status cannot change: the filter
  * still logs and counts, then throws so that the container aborts the client connection and the client sees an
- * incomplete response, never a clean one.
+ * incomplete response, never a clean one (a body of unknown length goes to an HTTP/1.1 client that asked to close in
+ * chunks, so that a cut one shows). An error the application sent with {@code sendError} before the fault escaped
+ * does not count as committed: the filter holds it until the chain returns, and the fault's answer replaces it.
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
  * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, or by a task run with
@@ -45,9 +52,11 @@ import java.util.concurrent.TimeUnit;
  * rethrown on an async dispatch (as Spring MVC does) is answered on that dispatch; an async timeout that none of the
  * application's listeners answered is a 504 ({@code http_response_timeout}, the upstream named after the servlet)
  * instead of the container's 500; a fault the container carries to an error page (a dispatch the filter did not see
- * thrown) is answered instead of the page. Configure it with {@link #builder()}, or with the
+ * thrown) is answered instead of the page. Mapped for {@code INCLUDE} too, it leaves a fault in an included servlet
+ * to the including dispatch, where the status can still be set. Configure it with {@link #builder()}, or with the
  * init-params {@value #PROXY_NAME} (default {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default
- * {@code false}) when the container creates it; a filter made by the builder ignores init-params.
+ * {@code false}) when the container creates it (any other init-param, or an invalid value, fails {@code init} naming
+ * it); a filter made by the builder ignores init-params.
  */
 public class UpstreamFaultFilter implements Filter {
 
@@ -86,6 +95,14 @@ public class UpstreamFaultFilter implements Filter {
         }
         String proxyName = config.getInitParameter(PROXY_NAME);
         String expose = config.getInitParameter(EXPOSE_DETAILS);
+        for (Enumeration<String> names = config.getInitParameterNames(); names != null && names.hasMoreElements();) {
+            String param = names.nextElement();
+            // A misspelt setting would otherwise be ignored without a word, leaving the default in force.
+            if (!param.equals(PROXY_NAME) && !param.equals(EXPOSE_DETAILS)) {
+                throw new ServletException("Filter '" + config.getFilterName() + "': init-param '" + param
+                        + "' is unknown; the filter takes '" + PROXY_NAME + "' and '" + EXPOSE_DETAILS + "'");
+            }
+        }
         String current = PROXY_NAME;
         try {
             String name = proxyName == null ? FaultResponseWriter.DEFAULT_PROXY_NAME : proxyName.trim();
@@ -108,10 +125,19 @@ public class UpstreamFaultFilter implements Filter {
         }
         HttpServletRequest request = (HttpServletRequest) req;
         HttpServletResponse response = (HttpServletResponse) res;
+        if (request.getDispatcherType() == DispatcherType.INCLUDE) {
+            // An included servlet can set neither status nor headers: a fault answered here would end up as a 200
+            // with the problem inside the including page. It goes on to the including dispatch, answered there.
+            chain.doFilter(req, res);
+            return;
+        }
         if (request.getDispatcherType() == DispatcherType.ERROR && answerErrorDispatch(request, response)) {
             return;
         }
         throwOwedAbort(request, response);
+        if (request.getDispatcherType() == DispatcherType.REQUEST) {
+            FaultResponseWriter.rememberOuterFields(request, response);
+        }
         FaultGuardedRequest guarded = new FaultGuardedRequest(request, new FaultGuardedRequest.FailureHandler() {
             @Override
             public boolean answer(AsyncContext async, Throwable thrown) {
@@ -123,12 +149,19 @@ public class UpstreamFaultFilter implements Filter {
                 answerTimeout(request, response, async);
             }
         });
+        FaultGuardedResponse guardedResponse = new FaultGuardedResponse(request, response);
         try {
-            chain.doFilter(guarded, response);
-        } catch (IOException | ServletException | RuntimeException e) {
-            answer(request, response, e);
+            chain.doFilter(guarded, guardedResponse);
+        } catch (Exception e) {
+            // Any exception: a checked one thrown undeclared (Kotlin, Lombok's @SneakyThrows) reaches Jetty as it is.
+            answer(request, response, guardedResponse, e);
             return;
+        } catch (Error e) {
+            // Not the filter's business, but an error the application sent before it must not be lost.
+            guardedResponse.sendHeldError();
+            throw e;
         }
+        guardedResponse.sendHeldError();
         throwOwedAbort(request, response);
         guarded.watchTimeout();
     }
@@ -155,20 +188,23 @@ public class UpstreamFaultFilter implements Filter {
             return false;
         }
         // When already committed the container is failing the request anyway and closes the connection.
-        writer.write(request, response, fault, null);
+        writer.write(request, response, fault, null, proxyStatusSet(response));
         return true;
     }
 
-    private void answer(HttpServletRequest request, HttpServletResponse response, Exception thrown)
-            throws IOException, ServletException {
+    private void answer(HttpServletRequest request, HttpServletResponse response,
+            FaultGuardedResponse guardedResponse, Exception thrown) throws IOException, ServletException {
         UpstreamException fault = unanswered(request, thrown);
         if (fault == null) {
+            guardedResponse.sendHeldError();
             // An abort owed for a committed response wins over whatever exception came out instead of it.
             throwOwedAbort(request, response);
             rethrow(thrown);
             return;
         }
-        FaultResponseWriter.Answer answer = writer.write(request, response, fault, null);
+        // The fault is the answer, not the error the application sent before it.
+        guardedResponse.dropHeldError();
+        FaultResponseWriter.Answer answer = writer.write(request, response, fault, null, proxyStatusSet(response));
         if (answer == FaultResponseWriter.Answer.THROW_TO_ABORT) {
             FaultResponseWriter.abortThrown(request);
             throw FaultResponseWriter.abortion(response, fault);
@@ -194,7 +230,8 @@ public class UpstreamFaultFilter implements Filter {
             return false;
         }
         try {
-            if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+            if (writer.write(request, response, fault, null, proxyStatusSet(response))
+                    == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 async.dispatch();
                 return true;
             }
@@ -217,7 +254,8 @@ public class UpstreamFaultFilter implements Filter {
                 null, TimeUnit.MILLISECONDS.toNanos(timeoutMillis), "No response within the async timeout of "
                 + timeoutMillis + " ms", null);
         try {
-            if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
+            if (writer.write(request, response, fault, null, proxyStatusSet(response))
+                    == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 // Tomcat closes the connection of a committed response whose timeout stays unanswered.
                 return;
             }
@@ -225,6 +263,21 @@ public class UpstreamFaultFilter implements Filter {
             // Nobody left to answer; the cycle still ends below.
         }
         complete(async);
+    }
+
+    /**
+     * The {@code Proxy-Status} members the application set before the fault, or {@code null}: those of hops nearer
+     * the origin whose answer it was relaying. RFC 9209 §2 has them kept before this gateway's own, although the
+     * rest of the response is replaced.
+     */
+    private static String proxyStatusSet(HttpServletResponse response) {
+        String joined = null;
+        for (String line : response.getHeaders("Proxy-Status")) {
+            if (line != null && !line.isBlank()) {
+                joined = joined == null ? line.trim() : joined + ", " + line.trim();
+            }
+        }
+        return joined;
     }
 
     private static String servletName(HttpServletRequest request) {
@@ -261,7 +314,16 @@ public class UpstreamFaultFilter implements Filter {
         if (e instanceof ServletException) {
             throw (ServletException) e;
         }
-        throw (RuntimeException) e;
+        if (e instanceof RuntimeException) {
+            throw (RuntimeException) e;
+        }
+        throw UpstreamFaultFilter.<RuntimeException>undeclared(e);
+    }
+
+    /** Rethrows a checked exception that came out undeclared, unchanged. */
+    @SuppressWarnings("unchecked")
+    private static <T extends Exception> T undeclared(Exception e) throws T {
+        throw (T) e;
     }
 
     /** Configures an {@link UpstreamFaultFilter} in code; every setter validates at once. */

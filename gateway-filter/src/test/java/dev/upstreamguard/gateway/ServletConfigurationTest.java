@@ -129,5 +129,20 @@ class ServletConfigurationTest {
                 .isInstanceOf(ServletException.class).hasMessageContaining("'expose-details'");
         assertThatThrownBy(() -> new UpstreamFaultFilter().init(new Config(params("proxy-name", "bad\nname"))))
                 .isInstanceOf(ServletException.class).hasMessageContaining("'proxy-name'");
+        assertThatThrownBy(() -> new UpstreamFaultFilter().init(new Config(params("expose-details", "yes"))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'expose-details'").hasMessageContaining("yes");
+        assertThatThrownBy(() -> new UpstreamFaultFilter().init(new Config(params("proxy-name", " "))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'proxy-name'").hasMessageContaining("guard");
+        assertThatThrownBy(() -> new UpstreamFaultFilter().init(new Config(params("proxy-name", "caf\u00e9"))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'proxy-name'");
+    }
+
+    /** Regression: a misspelt init-param was ignored without a word, leaving the default in force. */
+    @Test
+    void aFilterWithAnUnknownInitParamFailsInitNamingIt() {
+        assertThatThrownBy(() -> new UpstreamFaultFilter().init(new Config(params("proxy-name", "edge-1",
+                "expose-detail", "true"))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'expose-detail'")
+                .hasMessageContaining("guard");
     }
 }

@@ -64,6 +64,11 @@ class UpstreamFaultFilterTest {
     private RawUpstream truncating;
     private RawUpstream truncatingChunks;
     private RawUpstream stalled;
+    private RawUpstream alerting;
+    private RawUpstream closing;
+    private RawUpstream resetting;
+    private RawUpstream notHttp;
+    private RawUpstream notFound;
     private String closedPort;
 
     /** How the test servlet fails. */
@@ -72,7 +77,8 @@ class UpstreamFaultFilterTest {
         UNNAMED_UPSTREAM, PARTLY_WRITTEN, ASYNC_TASK, ASYNC_TASK_WRAPPED, ASYNC_TASK_COMMITTED,
         ASYNC_TIMEOUT, ASYNC_TIMEOUT_HANDLED, ASYNC_TASK_AFTER_TIMEOUT,
         CYCLIC_CAUSE, ASYNC_TIMEOUT_COMMITTED, ASYNC_DISPATCH_COMMITTED,
-        OWN_CLIENT_REFUSED, OWN_CLIENT_UNRESOLVED, OWN_CLIENT_READ_TIMEOUT, CLIENT_TOO_SLOW
+        OWN_CLIENT_REFUSED, OWN_CLIENT_UNRESOLVED, OWN_CLIENT_READ_TIMEOUT, OWN_CLIENT_TLS_ALERT, OWN_CLIENT_CLOSED, OWN_CLIENT_NOT_HTTP,
+        OWN_URL_CONNECTION_RESET, OWN_URL_CONNECTION_404, CLIENT_TOO_SLOW
     }
 
     static UpstreamException refused(String upstream) {
@@ -134,6 +140,27 @@ class UpstreamFaultFilterTest {
                 case OWN_CLIENT_UNRESOLVED:
                     jdkGet("http://nothing.invalid/");
                     return;
+                case OWN_CLIENT_TLS_ALERT:
+                    jdkGet(alerting.baseUrl().replace("http://", "https://") + "/");
+                    return;
+                case OWN_CLIENT_CLOSED:
+                    jdkGet(closing.baseUrl() + "/");
+                    return;
+                case OWN_CLIENT_NOT_HTTP:
+                    jdkGet(notHttp.baseUrl() + "/");
+                    return;
+                case OWN_URL_CONNECTION_RESET:
+                case OWN_URL_CONNECTION_404: {
+                    RawUpstream upstream = mode == Mode.OWN_URL_CONNECTION_RESET ? resetting : notFound;
+                    java.net.HttpURLConnection connection = (java.net.HttpURLConnection) URI.create(
+                            upstream.baseUrl() + "/").toURL().openConnection();
+                    connection.setReadTimeout(30_000);
+                    // A 404 throws FileNotFoundException here: the upstream's answer, not a failed call.
+                    try (java.io.InputStream in = connection.getInputStream()) {
+                        in.readAllBytes();
+                    }
+                    return;
+                }
                 case OWN_CLIENT_READ_TIMEOUT:
                     try (CloseableHttpClient own = HttpClients.custom().setDefaultRequestConfig(RequestConfig.custom()
                             .setResponseTimeout(Timeout.ofMilliseconds(300)).build()).build()) {
@@ -293,6 +320,11 @@ class UpstreamFaultFilterTest {
         truncatingChunks = RawUpstream.start(Behaviours.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                 + "10000\r\n" + "x".repeat(0x10000) + "\r\n64\r\nonly sixteen b.."));
         stalled = RawUpstream.start(Behaviours.stall());
+        alerting = RawUpstream.start(Behaviours.tlsFatalAlert());
+        closing = RawUpstream.start(Behaviours.closeBeforeResponse());
+        resetting = RawUpstream.start(Behaviours.resetBeforeResponse());
+        notHttp = RawUpstream.start(Behaviours.notHttp());
+        notFound = RawUpstream.start(Behaviours.status(404, "no such item"));
         closedPort = ClosedPort.find().baseUrl();
         for (Container container : Container.values()) {
             SimpleMeterRegistry registry = new SimpleMeterRegistry();
@@ -347,6 +379,11 @@ class UpstreamFaultFilterTest {
         truncating.close();
         truncatingChunks.close();
         stalled.close();
+        alerting.close();
+        closing.close();
+        resetting.close();
+        notHttp.close();
+        notFound.close();
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -530,6 +567,43 @@ class UpstreamFaultFilterTest {
         RawClient.Response json = RawClient.request(port(container), "GET", "/gw/f/own-client-refused",
                 "Accept: application/json");
         assertThat(json.bodyUtf8()).contains("\"attempts\":1").contains("\"upstream\":\"own-client-refused\"");
+    }
+
+    /**
+     * Regression: the JDK's own clients report a failure after connecting as plain {@code java.io}/{@code java.net}
+     * exceptions (the {@code java.net.http} client's "header parser received no bytes", {@code HttpURLConnection}'s
+     * "Connection reset"), which were not recognised: the container answered 500.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aConnectionTheUpstreamClosedOnTheJdksOwnClientsIsAnsweredAsTheGatewayFaultItIs(Container container)
+            throws Exception {
+        assertGeneratedFault(port(container), "/gw/f/own-client-closed", UpstreamFault.CONNECTION_TERMINATED, false);
+        assertGeneratedFault(port(container), "/gw/f/own-url-connection-reset", UpstreamFault.CONNECTION_TERMINATED,
+                false);
+        RawClient.Response notHttpAnswer = RawClient.request(port(container), "GET", "/gw/f/own-client-not-http");
+        assertThat(notHttpAnswer.status()).isEqualTo(502);
+        assertThat(notHttpAnswer.header("Proxy-Status")).startsWith("upstream-guard; error=");
+
+        // An upstream's 404, which HttpURLConnection throws as an IOException of its own, is no failed call.
+        RawClient.Response notFoundAnswer = RawClient.request(port(container), "GET", "/gw/f/own-url-connection-404");
+        assertThat(notFoundAnswer.status()).isEqualTo(500);
+        assertThat(notFoundAnswer.header("Proxy-Status")).isNull();
+    }
+
+    /**
+     * Regression: {@code tls_alert_received} named no alert, though RFC 9209 gives it {@code alert-id} and
+     * {@code alert-message} parameters; the upstream's alert is in the JDK's exception.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aTlsAlertTheUpstreamSentIsNamedInProxyStatus(Container container) throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/f/own-client-tls-alert",
+                "Accept: application/json");
+        assertThat(response.status()).isEqualTo(502);
+        assertThat(response.header("Proxy-Status")).isEqualTo(
+                "upstream-guard; error=tls_alert_received; alert-id=40; alert-message=\"handshake_failure\"");
+        assertThat(response.bodyUtf8()).contains("\"fault\":\"tls_alert_received\"");
     }
 
     /** The container's own report of its client's failure (a read timeout inside it) is not an upstream's fault. */

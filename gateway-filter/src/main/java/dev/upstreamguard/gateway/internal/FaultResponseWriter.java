@@ -16,8 +16,14 @@ import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.ArrayList;
 import java.util.Enumeration;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -26,7 +32,9 @@ import org.slf4j.LoggerFactory;
  * Answers an {@link UpstreamException} the way DESIGN.md says a gateway must, for both the filter and the proxy
  * servlet: the fault's status, {@code Proxy-Status} (RFC 9209), {@code Retry-After} on a 503 (1 s when unknown),
  * {@code Cache-Control: no-store}, and a body negotiated on {@code Accept} (RFC 9457 problem details, HTML or plain
- * text; none for HEAD). It logs one WARN line per fault and counts the response in {@code upstream.guard.responses}.
+ * text; none for HEAD). Whatever else the response held is replaced, except the fields it had when the request
+ * reached the filter ({@link #rememberOuterFields}). It logs one WARN line per fault and counts the response in
+ * {@code upstream.guard.responses}.
  *
  * <p>When the response is already committed nothing can be rendered: {@link #write} still logs and counts, and
  * aborts the client connection — or, where the container offers no way to, tells the caller to throw
@@ -48,9 +56,21 @@ public final class FaultResponseWriter {
     private static final Logger LOG = LoggerFactory.getLogger("dev.upstreamguard.gateway");
     private static final String HANDLED_ATTRIBUTE = FaultResponseWriter.class.getName() + ".handled";
     private static final String ABORT_ATTRIBUTE = FaultResponseWriter.class.getName() + ".abort";
+    private static final String OUTER_FIELDS_ATTRIBUTE = FaultResponseWriter.class.getName() + ".outerFields";
+    /**
+     * Fields never kept from before the filter: those of the replaced body or its caching, those the answer sets
+     * itself, and those the container writes of its own accord (Jetty keeps Server and Date across reset(); set again
+     * by a caller that captures the answer, such as the Spring module's handler, they would go out twice).
+     */
+    private static final Set<String> NOT_KEPT = Set.of("content-type", "content-length", "content-encoding",
+            "content-language", "content-location", "content-range", "content-disposition", "content-md5",
+            "content-digest", "repr-digest", "digest", "transfer-encoding", "trailer", "etag", "last-modified",
+            "cache-control", "expires", "pragma", "age", "accept-ranges", "location", "retry-after", "proxy-status",
+            "date", "server");
     private static final UpstreamFault[] FAULTS = UpstreamFault.values();
     private static final String ABORTED = "aborted";
     private static final int MAX_DETAILS = 256;
+    private static final long MAX_DELTA_SECONDS = 1L << 31;
 
     private final String proxyName;
     private final String proxyStatusPrefix;
@@ -101,6 +121,27 @@ public final class FaultResponseWriter {
     public static boolean isHandled(ServletRequest request, Throwable fault) {
         return fault instanceof ResponseAbortedException
                 || (fault != null && request.getAttribute(HANDLED_ATTRIBUTE) == fault);
+    }
+
+    /**
+     * Remembers the fields {@code response} holds as the request enters the fault filter: set by the container or by
+     * filters before it (CORS, HSTS and other security headers, a session cookie), not by the application whose
+     * response the fault replaces. {@link #write} keeps them, so that, say, a browser script may read the fault's
+     * answer under CORS. Fields of the body or its caching are not kept. The first call for a request counts.
+     */
+    public static void rememberOuterFields(HttpServletRequest request, HttpServletResponse response) {
+        if (request.getAttribute(OUTER_FIELDS_ATTRIBUTE) != null) {
+            return;
+        }
+        Map<String, List<String>> fields = new LinkedHashMap<>();
+        for (String name : response.getHeaderNames()) {
+            String lower = name.toLowerCase(Locale.ROOT);
+            // Named one by one: Content-Security-Policy, say, is no field of the body, and stays.
+            if (!NOT_KEPT.contains(lower) && !fields.containsKey(name)) {
+                fields.put(name, new ArrayList<>(response.getHeaders(name)));
+            }
+        }
+        request.setAttribute(OUTER_FIELDS_ATTRIBUTE, fields);
     }
 
     /**
@@ -176,9 +217,11 @@ public final class FaultResponseWriter {
     /**
      * As {@link #write(HttpServletRequest, HttpServletResponse, UpstreamException, String)}, for a fault in a response
      * whose head carried {@code Proxy-Status} members of hops nearer the origin: they are kept before this gateway's
-     * own (RFC 9209 §2), though the rest of that response is replaced.
+     * own (RFC 9209 §2), though the rest of that response is replaced; unless they do not parse as a structured-field
+     * list, which would make a recipient ignore the whole field.
      *
-     * @param earlierMembers the upstream response's {@code Proxy-Status} lines joined, or {@code null}
+     * @param earlierMembers the {@code Proxy-Status} lines of the upstream's response (or the one the application
+     *     relayed) joined, or {@code null}
      */
     public Answer write(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
             String nextHop, String earlierMembers) throws IOException {
@@ -203,9 +246,12 @@ public final class FaultResponseWriter {
         }
         int status = type.status();
         response.setStatus(status);
+        restoreOuterFields(request, response);
         String own = proxyStatus(fault, nextHop);
-        response.setHeader("Proxy-Status", earlierMembers == null || earlierMembers.isBlank() ? own
-                : earlierMembers + ", " + own);
+        String earlier = earlierMembers == null ? null : earlierMembers.trim();
+        // A recipient parses the field whole: appended to members that do not parse, this gateway's would be lost too.
+        response.setHeader("Proxy-Status", earlier != null && StructuredFields.isList(earlier) ? earlier + ", " + own
+                : own);
         if (status == 503) {
             // When the time is unknown (a half-open circuit with its trial calls out, one forced open) the shortest
             // hint, as for a full bulkhead: without one, clients guess, and many retry at once.
@@ -228,6 +274,27 @@ public final class FaultResponseWriter {
         }
         response.flushBuffer();
         return Answer.RENDERED;
+    }
+
+    /** Sets again the fields {@link #rememberOuterFields} found, which {@code reset()} took off with the rest. */
+    private static void restoreOuterFields(HttpServletRequest request, HttpServletResponse response) {
+        Object remembered = request.getAttribute(OUTER_FIELDS_ATTRIBUTE);
+        if (!(remembered instanceof Map)) {
+            return;
+        }
+        for (Map.Entry<?, ?> field : ((Map<?, ?>) remembered).entrySet()) {
+            String name = (String) field.getKey();
+            boolean first = true;
+            for (Object value : (List<?>) field.getValue()) {
+                // Set, then added: a field the container kept across reset() is not doubled.
+                if (first) {
+                    response.setHeader(name, (String) value);
+                    first = false;
+                } else {
+                    response.addHeader(name, (String) value);
+                }
+            }
+        }
     }
 
     /**
@@ -273,10 +340,22 @@ public final class FaultResponseWriter {
         return all.toString();
     }
 
-    /** The {@code Proxy-Status} field value. */
+    /**
+     * The {@code Proxy-Status} member of this gateway: its name, the error type, {@code alert-id} and
+     * {@code alert-message} when the upstream's TLS alert is known, and {@code next-hop} and {@code details} only
+     * when details are exposed.
+     */
     String proxyStatus(UpstreamException fault, String nextHop) {
         StringBuilder sb = new StringBuilder(proxyStatusPrefix.length() + 64).append(proxyStatusPrefix)
                 .append(fault.fault().type());
+        if (fault.fault() == UpstreamFault.TLS_ALERT_RECEIVED) {
+            // RFC 9209's parameters of tls_alert_received: an alert of the registry tells nothing of the topology.
+            TlsAlerts.Alert alert = TlsAlerts.received(fault);
+            if (alert != null) {
+                sb.append("; alert-id=").append(alert.id());
+                StructuredFields.appendString(sb.append("; alert-message="), alert.name());
+            }
+        }
         if (exposeDetails) {
             String hop = nextHop != null ? nextHop : addressOf(fault.upstream());
             if (hop != null && !hop.isEmpty()) {
@@ -381,15 +460,63 @@ public final class FaultResponseWriter {
                 + rootCauseClass(fault) + " response=" + response + " request=\"" + method + " " + uri + "\"";
     }
 
-    /** The path the client asked for, also on an async or error dispatch; never the query, which can hold secrets. */
+    /**
+     * The path the client asked for, also on a forward, async or error dispatch; never the query, which can hold
+     * secrets.
+     */
     static String originalUri(HttpServletRequest request) {
         Object uri = null;
         if (request.getDispatcherType() == DispatcherType.ERROR) {
             uri = request.getAttribute(RequestDispatcher.ERROR_REQUEST_URI);
         } else if (request.getDispatcherType() == DispatcherType.ASYNC) {
             uri = request.getAttribute(AsyncContext.ASYNC_REQUEST_URI);
+        } else if (request.getDispatcherType() == DispatcherType.FORWARD) {
+            // The request URI is the forward's target by now, a path the client never asked for.
+            uri = request.getAttribute(RequestDispatcher.FORWARD_REQUEST_URI);
         }
-        return uri instanceof String ? (String) uri : request.getRequestURI();
+        return withoutSessionId(uri instanceof String ? (String) uri : request.getRequestURI(),
+                sessionParameter(request));
+    }
+
+    /** The name of the path parameter a session id travels in: the session cookie's name, lower case. */
+    private static String sessionParameter(HttpServletRequest request) {
+        try {
+            String name = request.getServletContext().getSessionCookieConfig().getName();
+            return name == null || name.isEmpty() ? "jsessionid" : name.toLowerCase(Locale.ROOT);
+        } catch (RuntimeException noContext) {
+            return "jsessionid";
+        }
+    }
+
+    /**
+     * {@code path} without the session id a client sent in it ({@code ;jsessionid=...}): like the query, it is a
+     * secret, and the problem body and the log would otherwise repeat it.
+     */
+    static String withoutSessionId(String path, String parameter) {
+        if (path == null || path.indexOf(';') < 0) {
+            return path;
+        }
+        StringBuilder sb = new StringBuilder(path.length());
+        int i = 0;
+        while (i < path.length()) {
+            int semicolon = path.indexOf(';', i);
+            if (semicolon < 0) {
+                sb.append(path, i, path.length());
+                break;
+            }
+            sb.append(path, i, semicolon);
+            int end = semicolon + 1;
+            while (end < path.length() && path.charAt(end) != ';' && path.charAt(end) != '/') {
+                end++;
+            }
+            String param = path.substring(semicolon + 1, end);
+            if (!param.regionMatches(true, 0, parameter + "=", 0, parameter.length() + 1)
+                    && !param.equalsIgnoreCase(parameter)) {
+                sb.append(path, semicolon, end);
+            }
+            i = end;
+        }
+        return sb.toString();
     }
 
     /** The class of the deepest cause, or {@code none} for a rejection the library made itself. */
@@ -420,12 +547,18 @@ public final class FaultResponseWriter {
         counter.increment();
     }
 
-    /** Whole seconds, rounded up, as Retry-After wants them. */
+    /**
+     * Whole seconds, rounded up, as Retry-After wants them; at most 2^31, the value RFC 9111 §1.2.2 has recipients
+     * take for any larger delta-seconds (rounding up {@code Long.MAX_VALUE} seconds overflowed to a negative value).
+     */
     static long seconds(Duration d) {
         if (d.isNegative() || d.isZero()) {
             return 0;
         }
         long s = d.getSeconds();
+        if (s >= MAX_DELTA_SECONDS) {
+            return MAX_DELTA_SECONDS;
+        }
         return d.getNano() > 0 ? s + 1 : s;
     }
 

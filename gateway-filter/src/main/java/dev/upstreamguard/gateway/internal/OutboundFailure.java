@@ -8,6 +8,7 @@ import java.io.IOException;
 import java.net.ConnectException;
 import java.net.NoRouteToHostException;
 import java.net.PortUnreachableException;
+import java.net.SocketException;
 import java.net.SocketTimeoutException;
 import java.net.UnknownHostException;
 import javax.net.ssl.SSLHandshakeException;
@@ -21,7 +22,9 @@ import javax.net.ssl.SSLPeerUnverifiedException;
  * <p>Only failures that cannot be the servlet's own connection count: a connect that failed (an inbound connection
  * is never connected by the application), a name that did not resolve, a TLS handshake (the container finishes the
  * inbound one before any filter runs), an I/O failure an HTTP client library throws (not its other exceptions: the
- * guarded client hands back the caller's own interceptor's {@code HttpException} as such), and anything Spring reports as a failed
+ * guarded client hands back the caller's own interceptor's {@code HttpException} as such) or the JDK's clients throw
+ * from their own code (by the frames of its stack trace, as their exceptions are plain {@code java.io} and
+ * {@code java.net} ones), and anything Spring reports as a failed
  * client request ({@code ResourceAccessException}). A read timeout counts only outside the container's own
  * exceptions: Tomcat reports a client too slow with its upload as a {@code ClientAbortException} around one.
  */
@@ -29,6 +32,17 @@ public final class OutboundFailure {
 
     private static final String ATTRIBUTE = OutboundFailure.class.getName();
     private static final String[] CLIENT_PACKAGES = {"java.net.http.", "org.apache.hc.", "org.apache.http."};
+    /**
+     * The JDK's {@code java.net.http} client reports a failure after connecting (a connection closed or reset, a
+     * response cut short or not HTTP) as a plain {@code IOException} or {@code ProtocolException} from its
+     * implementation's {@code send}; it never throws for an HTTP status, so any such exception is a failed call.
+     */
+    private static final String[] JDK_CLIENT_PACKAGES = {"jdk.internal.net.http."};
+    /**
+     * {@code HttpURLConnection} reports a connection closed or reset as a {@code SocketException} from within it; its
+     * other {@code IOException}s include those for an upstream's 4xx/5xx answer, which are no failed call.
+     */
+    private static final String[] URL_CONNECTION_PACKAGES = {"sun.net.www.http.", "sun.net.www.protocol.http."};
     private static final String[] CLIENT_WRAPPERS = {"org.springframework.web.client.ResourceAccessException",
         "org.springframework.web.reactive.function.client.WebClientRequestException"};
     private static final String[] CONTAINER_PACKAGES = {"org.apache.catalina.", "org.apache.coyote.",
@@ -61,19 +75,36 @@ public final class OutboundFailure {
     }
 
     static boolean isOutbound(Throwable thrown) {
-        Throwable t = thrown;
         // Bounded rather than cycle-checked, as UpstreamException.find is.
+        Throwable t = thrown;
         for (int depth = 0; t != null && depth < 64; depth++, t = t.getCause()) {
-            String name = t.getClass().getName();
-            if (startsWithAny(name, CONTAINER_PACKAGES)) {
+            // The container's report of its own client anywhere in the chain makes it that client's failure, also
+            // when a client library wrapped it (the inbound body streamed to an upstream broke on the inbound side).
+            if (startsWithAny(t.getClass().getName(), CONTAINER_PACKAGES)) {
                 return false;
             }
+        }
+        t = thrown;
+        for (int depth = 0; t != null && depth < 64; depth++, t = t.getCause()) {
+            String name = t.getClass().getName();
             if (t instanceof ConnectException || t instanceof NoRouteToHostException
                     || t instanceof PortUnreachableException || t instanceof UnknownHostException
                     || t instanceof SSLHandshakeException || t instanceof SSLPeerUnverifiedException
                     || t instanceof SocketTimeoutException
                     || (t instanceof IOException && startsWithAny(name, CLIENT_PACKAGES))
+                    || (t instanceof IOException && thrownBy(t, JDK_CLIENT_PACKAGES))
+                    || (t instanceof SocketException && thrownBy(t, URL_CONNECTION_PACKAGES))
                     || isClientWrapper(t.getClass())) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Whether a frame of {@code t}'s stack trace is in one of {@code packages}. */
+    private static boolean thrownBy(Throwable t, String[] packages) {
+        for (StackTraceElement frame : t.getStackTrace()) {
+            if (startsWithAny(frame.getClassName(), packages)) {
                 return true;
             }
         }

@@ -29,12 +29,31 @@ class StructuredFieldsTest {
     }
 
     @Test
+    void wellFormedListsAreRecognisedAsRecipientsParseThem() {
+        for (String list : new String[] {"a", "inner-cache; received-status=200", "\"edge 1\"; error=dns_error",
+            "a, b;c=?1;d=1.5;e=-7, \"q\\\"x\"", "a,b", "a ,\tb", "(a b);p=:aGk=:, *t", "x;k=@1659578233",
+            "x;k=%\"caf%c3%a9\"", "a;details=\"\"", "  a", "x;a-b.c_d*=1;*k"}) {
+            assertThat(StructuredFields.isList(list)).as(list).isTrue();
+        }
+        for (String notList : new String[] {"", " ", "\"unterminated", "a,", "a,,b", ",a", "a b", "A;Key=1",
+            "a;k=\"\u00e9\"", "a;k=1.", "a;k=-", "a;k=-.5", "a;k=1234567890123456", "a;k=1234567890123.5",
+            "a;k=1.2345", "a;k=?2", "a;k=:abc", "(a b", "a;=1", "1a:b c", "a;k=@1.5", "a;k=%\"%C3\"", "a\u0000",
+            "a;k=\"x\\y\""}) {
+            assertThat(StructuredFields.isList(notList)).as(notList).isFalse();
+        }
+    }
+
+    @Test
     void retryAfterIsWholeSecondsRoundedUp() {
         assertThat(FaultResponseWriter.seconds(Duration.ofMillis(1))).isEqualTo(1);
         assertThat(FaultResponseWriter.seconds(Duration.ofMillis(1000))).isEqualTo(1);
         assertThat(FaultResponseWriter.seconds(Duration.ofMillis(1001))).isEqualTo(2);
         assertThat(FaultResponseWriter.seconds(Duration.ZERO)).isEqualTo(0);
         assertThat(FaultResponseWriter.seconds(Duration.ofSeconds(-3))).isEqualTo(0);
+        // Regression: rounding up overflowed into a negative Retry-After.
+        assertThat(FaultResponseWriter.seconds(Duration.ofSeconds(Long.MAX_VALUE, 999_999_999)))
+                .isEqualTo(2147483648L);
+        assertThat(FaultResponseWriter.seconds(Duration.ofDays(365 * 100))).isEqualTo(2147483648L);
     }
 
     @Test

@@ -1,0 +1,274 @@
+package dev.upstreamguard.gateway.internal;
+
+import jakarta.servlet.ServletOutputStream;
+import jakarta.servlet.WriteListener;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import jakarta.servlet.http.HttpServletResponseWrapper;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.Writer;
+import java.util.Map;
+
+/**
+ * The response as the fault filter passes it down the chain: an error status the application sends with
+ * {@code sendError} on the filter's thread is held until the chain returns, instead of going to the container at
+ * once. Tomcat and Jetty take {@code sendError} as the end of the response: it then reports itself committed, refuses
+ * {@code reset()}, and an upstream fault thrown after it could only be aborted (a connection closed without any
+ * answer in Jetty, a {@code 400} error report naming the upstream in Tomcat). Held, the fault is answered as if the
+ * application had not answered yet; without a fault the error is sent when the chain returns, as it would have been
+ * (Spring Boot's {@code ErrorPageFilter} holds it the same way).
+ *
+ * <p>While an error is held the response behaves as the container's does after {@code sendError}: committed, with
+ * its status, and body writes discarded. {@code 1xx} statuses ({@code sendError(103)}: early hints) and calls from other
+ * threads (an async worker) pass straight through.
+ *
+ * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection, so
+ * that the client can tell a body a fault cut short from a whole one.
+ */
+public final class FaultGuardedResponse extends HttpServletResponseWrapper {
+
+    private final Thread chainThread = Thread.currentThread();
+    private volatile boolean holding = true;
+    private volatile boolean held;
+    private int heldStatus;
+    private String heldMessage;
+    private final boolean chunkForClose;
+    private boolean framed;
+    private ServletOutputStream stream;
+    private PrintWriter writer;
+
+    /** Wraps {@code response} for the chain that the current thread is about to run for {@code request}. */
+    public FaultGuardedResponse(HttpServletRequest request, HttpServletResponse response) {
+        super(response);
+        this.chunkForClose = "HTTP/1.1".equals(request.getProtocol()) && !"HEAD".equals(request.getMethod())
+                && HopByHop.hasClose(request.getHeaders("Connection"));
+    }
+
+    /**
+     * Before the first byte of a body of unknown length goes to a client that asked to close the connection: has
+     * the body sent in chunks. Jetty would end such a body by closing the connection, so that a body a fault then
+     * cuts short would reach the client looking whole; only the missing last chunk tells it (Tomcat chunks anyway).
+     */
+    private void frameByChunks() {
+        if (!chunkForClose || framed) {
+            return;
+        }
+        framed = true;
+        // A supplier the application set (the proxy servlet relaying an upstream's trailers) chunks it already.
+        if (!super.isCommitted() && !containsHeader("Content-Length") && super.getTrailerFields() == null) {
+            try {
+                super.setTrailerFields(Map::of);
+            } catch (IllegalStateException | UnsupportedOperationException notHere) {
+                // The body ends at the close, as it would have.
+            }
+        }
+    }
+
+    /** Drops a held error: a fault answer replaces it. From now on every call passes straight through. */
+    public void dropHeldError() {
+        holding = false;
+        held = false;
+    }
+
+    /**
+     * Ends holding: a held error goes to the container now, as the application sent it. From now on every call
+     * passes straight through.
+     */
+    public void sendHeldError() throws IOException {
+        holding = false;
+        if (held) {
+            held = false;
+            try {
+                super.sendError(heldStatus, heldMessage);
+            } catch (IllegalStateException committedMeanwhile) {
+                // An async worker committed it meanwhile: the container would have refused the error then as well.
+            }
+        }
+    }
+
+    private boolean holds(int status) {
+        return holding && status >= 400 && Thread.currentThread() == chainThread && !super.isCommitted();
+    }
+
+    @Override
+    public void sendError(int status) throws IOException {
+        sendError(status, null);
+    }
+
+    @Override
+    public void sendError(int status, String message) throws IOException {
+        if (held) {
+            throw new IllegalStateException("An error was already sent");
+        }
+        if (!holds(status)) {
+            super.sendError(status, message);
+            return;
+        }
+        // The container clears the buffer when it takes sendError; what the application wrote before is not sent.
+        super.resetBuffer();
+        heldStatus = status;
+        heldMessage = message;
+        held = true;
+    }
+
+    @Override
+    public boolean isCommitted() {
+        return held || super.isCommitted();
+    }
+
+    @Override
+    public int getStatus() {
+        return held ? heldStatus : super.getStatus();
+    }
+
+    @Override
+    public void setStatus(int status) {
+        if (!held) {
+            super.setStatus(status);
+        }
+    }
+
+    @Override
+    public void sendRedirect(String location) throws IOException {
+        if (held) {
+            throw new IllegalStateException("An error was already sent");
+        }
+        super.sendRedirect(location);
+    }
+
+    @Override
+    public void reset() {
+        if (held) {
+            throw new IllegalStateException("An error was already sent");
+        }
+        super.reset();
+    }
+
+    @Override
+    public void resetBuffer() {
+        if (held) {
+            throw new IllegalStateException("An error was already sent");
+        }
+        super.resetBuffer();
+    }
+
+    @Override
+    public void flushBuffer() throws IOException {
+        if (!held) {
+            super.flushBuffer();
+        }
+    }
+
+    @Override
+    public ServletOutputStream getOutputStream() throws IOException {
+        if (stream == null) {
+            // Obtained before or after the error was sent, it discards writes while the error is held, as the
+            // container's own stream does after sendError (a flush or close would otherwise commit the response).
+            ServletOutputStream out = held ? null : super.getOutputStream();
+            stream = new ServletOutputStream() {
+                @Override
+                public void write(int b) throws IOException {
+                    if (!held) {
+                        frameByChunks();
+                        real().write(b);
+                    }
+                }
+
+                @Override
+                public void write(byte[] b, int off, int len) throws IOException {
+                    if (!held) {
+                        if (len > 0) {
+                            frameByChunks();
+                        }
+                        real().write(b, off, len);
+                    }
+                }
+
+                @Override
+                public void print(String text) throws IOException {
+                    // The container's own, not ServletOutputStream's character by character.
+                    if (!held) {
+                        if (text != null && !text.isEmpty()) {
+                            frameByChunks();
+                        }
+                        real().print(text);
+                    }
+                }
+
+                @Override
+                public void flush() throws IOException {
+                    if (!held) {
+                        real().flush();
+                    }
+                }
+
+                @Override
+                public void close() throws IOException {
+                    if (!held) {
+                        real().close();
+                    }
+                }
+
+                @Override
+                public boolean isReady() {
+                    return held || out == null || out.isReady();
+                }
+
+                @Override
+                public void setWriteListener(WriteListener listener) {
+                    if (out == null) {
+                        throw new IllegalStateException("An error was already sent");
+                    }
+                    out.setWriteListener(listener);
+                }
+
+                private ServletOutputStream real() throws IOException {
+                    if (out == null) {
+                        throw new IOException("An error was already sent");
+                    }
+                    return out;
+                }
+            };
+        }
+        return stream;
+    }
+
+    @Override
+    public PrintWriter getWriter() throws IOException {
+        if (writer == null) {
+            PrintWriter real = held ? null : super.getWriter();
+            writer = new PrintWriter(new Writer() {
+                @Override
+                public void write(char[] chars, int off, int len) {
+                    if (!held && real != null) {
+                        if (len > 0) {
+                            frameByChunks();
+                        }
+                        real.write(chars, off, len);
+                    }
+                }
+
+                @Override
+                public void flush() {
+                    if (!held && real != null) {
+                        real.flush();
+                    }
+                }
+
+                @Override
+                public void close() {
+                    if (!held && real != null) {
+                        real.close();
+                    }
+                }
+            }) {
+                @Override
+                public boolean checkError() {
+                    return super.checkError() || (real != null && real.checkError());
+                }
+            };
+        }
+        return writer;
+    }
+}

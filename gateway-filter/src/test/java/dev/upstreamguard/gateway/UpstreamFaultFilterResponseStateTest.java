@@ -1,0 +1,255 @@
+package dev.upstreamguard.gateway;
+
+import static dev.upstreamguard.gateway.FaultAssertions.assertGeneratedFault;
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import jakarta.servlet.DispatcherType;
+import jakarta.servlet.ServletException;
+import jakarta.servlet.http.Cookie;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.io.PrintWriter;
+import java.net.ConnectException;
+import java.util.EnumMap;
+import java.util.EnumSet;
+import java.util.Map;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * {@link UpstreamFaultFilter} answering a fault whatever the application had already done to the response that was
+ * not yet on the wire, in each container.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class UpstreamFaultFilterResponseStateTest {
+
+    private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
+
+    /** What the test servlet does before failing (or not). */
+    enum Mode {
+        SEND_ERROR_THEN_FAULT, SEND_ERROR_WRITE_THEN_FAULT, SEND_ERROR_ONLY, SEND_ERROR_THEN_OTHER_FAILURE,
+        RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS, COMMITTED_THEN_FAULT, KNOWN_LENGTH,
+        OWN_TRAILERS
+    }
+
+    static UpstreamException refused() {
+        return new UpstreamException(UpstreamFault.CONNECTION_REFUSED, "http://10.1.2.3:8080", 3, null, 0,
+                "Connect to 10.1.2.3:8080 refused", new ConnectException("Connection refused"));
+    }
+
+    static final class StateServlet extends HttpServlet {
+        private static final long serialVersionUID = 1L;
+        private final transient Mode mode;
+
+        StateServlet(Mode mode) {
+            this.mode = mode;
+        }
+
+        @Override
+        protected void service(HttpServletRequest req, HttpServletResponse resp) throws ServletException, IOException {
+            switch (mode) {
+                case SEND_ERROR_THEN_FAULT:
+                    // As a framework does when it gives up on a request, before the real cause surfaces.
+                    resp.sendError(500);
+                    throw new ServletException(refused());
+                case SEND_ERROR_WRITE_THEN_FAULT: {
+                    PrintWriter writer = resp.getWriter();
+                    writer.write("partial");
+                    resp.sendError(404, "no such item");
+                    writer.write("ignored after sendError");
+                    writer.flush();
+                    throw new ServletException(refused());
+                }
+                case SEND_ERROR_ONLY: {
+                    PrintWriter writer = resp.getWriter();
+                    resp.sendError(404, "no such item");
+                    writer.close();
+                    return;
+                }
+                case SEND_ERROR_THEN_OTHER_FAILURE:
+                    resp.sendError(409);
+                    throw new IllegalStateException("not an upstream fault");
+                case RELAYED_PROXY_STATUS:
+                    // Relaying an answer whose hops nearer the origin reported themselves, on two field lines.
+                    resp.addHeader("Proxy-Status", "inner-cache; received-status=200");
+                    resp.addHeader("Proxy-Status", "\"edge \\\"2\\\"\"; next-hop=app:8080");
+                    resp.setHeader("X-Relayed", "yes");
+                    throw new ServletException(refused());
+                case MALFORMED_PROXY_STATUS:
+                    resp.setHeader("Proxy-Status", "inner-cache; details=\"unterminated");
+                    throw new ServletException(refused());
+                case APPLICATION_FIELDS:
+                    // The start of a representation that the fault then replaces.
+                    resp.addCookie(new Cookie("cart", "42"));
+                    resp.setHeader("ETag", "\"v1\"");
+                    resp.setHeader("Last-Modified", "Mon, 07 Dec 2026 00:00:00 GMT");
+                    resp.setHeader("Content-Encoding", "gzip");
+                    resp.setHeader("Content-Disposition", "attachment");
+                    resp.setHeader("X-App", "yes");
+                    resp.setHeader("Access-Control-Allow-Origin", "*");
+                    throw new ServletException(refused());
+                case COMMITTED_THEN_FAULT:
+                    // Streams the first part of an answer of unknown length; the upstream fails with the rest.
+                    resp.setContentType("application/octet-stream");
+                    resp.getOutputStream().write(new byte[64 * 1024]);
+                    resp.flushBuffer();
+                    throw new ServletException(refused());
+                case KNOWN_LENGTH:
+                    resp.setContentLength(5);
+                    resp.getWriter().write("whole");
+                    return;
+                case OWN_TRAILERS:
+                    resp.setTrailerFields(() -> Map.of("x-checksum", "abc"));
+                    resp.getWriter().write("body");
+                    return;
+                default:
+                    throw new AssertionError(mode);
+            }
+        }
+    }
+
+    @BeforeAll
+    void start() {
+        for (Container container : Container.values()) {
+            Container.Deployment d = new Container.Deployment();
+            // Before the fault filter, as CORS and security-header filters often are.
+            d.filter("outer", (req, res, chain) -> {
+                HttpServletResponse response = (HttpServletResponse) res;
+                response.setHeader("Access-Control-Allow-Origin", "https://app.example");
+                response.addHeader("Vary", "Origin");
+                response.setHeader("Strict-Transport-Security", "max-age=31536000");
+                response.setHeader("Content-Security-Policy", "default-src 'none'");
+                response.addCookie(new Cookie("outer", "1"));
+                response.setHeader("Content-Language", "en");
+                chain.doFilter(req, res);
+            }, "/outer/*", Map.of(), EnumSet.of(DispatcherType.REQUEST));
+            d.filter("guard", UpstreamFaultFilter.builder().build(), "/*");
+            d.servlet("outer-app", new StateServlet(Mode.APPLICATION_FIELDS), "/outer/app");
+            for (Mode mode : Mode.values()) {
+                String name = mode.name().toLowerCase().replace('_', '-');
+                d.servlet(name, new StateServlet(mode), "/" + name);
+            }
+            containers.put(container, container.start(d));
+        }
+    }
+
+    @AfterAll
+    void stop() {
+        containers.values().forEach(Container.Running::close);
+    }
+
+    private int port(Container container) {
+        return containers.get(container).port();
+    }
+
+    /**
+     * Regression: after {@code sendError} the containers report the response committed, so the fault was "aborted":
+     * Jetty closed the connection without any answer, Tomcat answered a 400 error report naming the upstream.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultThrownAfterTheApplicationSentAnErrorIsAnsweredAsTheFault(Container container) throws Exception {
+        assertGeneratedFault(port(container), "/gw/send-error-then-fault", UpstreamFault.CONNECTION_REFUSED, false);
+        RawClient.Response json = assertGeneratedFault(port(container), "/gw/send-error-write-then-fault",
+                UpstreamFault.CONNECTION_REFUSED, false);
+        assertThat(json.bodyUtf8()).doesNotContain("partial", "ignored", "10.1.2.3");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anErrorTheApplicationSentWithoutAFaultReachesTheClientAsBefore(Container container) throws Exception {
+        RawClient.Response notFound = RawClient.request(port(container), "GET", "/gw/send-error-only");
+        assertThat(notFound.status()).isEqualTo(404);
+        assertThat(notFound.complete()).isTrue();
+        assertThat(notFound.header("Proxy-Status")).isNull();
+
+        RawClient.Response other = RawClient.request(port(container), "GET", "/gw/send-error-then-other-failure");
+        assertThat(other.status()).isIn(409, 500);
+        assertThat(other.header("Proxy-Status")).isNull();
+    }
+
+    /**
+     * Regression: the members the application had set (the hops nearer the origin of an answer it relayed) were
+     * dropped with the rest of the response; RFC 9209 §2 has them kept, before this gateway's own.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void proxyStatusMembersTheApplicationSetAreKeptBeforeTheGatewaysOwnWhenTheyParse(Container container)
+            throws Exception {
+        RawClient.Response relayed = RawClient.request(port(container), "GET", "/gw/relayed-proxy-status");
+        assertThat(relayed.status()).isEqualTo(502);
+        assertThat(relayed.headers("Proxy-Status")).containsExactly("inner-cache; received-status=200, "
+                + "\"edge \\\"2\\\"\"; next-hop=app:8080, upstream-guard; error=connection_refused");
+        assertThat(relayed.header("X-Relayed")).isNull();
+
+        // Appended to members that do not parse, its own would be lost with them: a recipient ignores the whole field.
+        RawClient.Response malformed = RawClient.request(port(container), "GET", "/gw/malformed-proxy-status");
+        assertThat(malformed.status()).isEqualTo(502);
+        assertThat(malformed.headers("Proxy-Status")).containsExactly("upstream-guard; error=connection_refused");
+    }
+
+    /**
+     * Regression: fields set outside the application — by a CORS or security-header filter ahead of the fault filter
+     * — were taken off with the application's, so a browser script could not read the fault's answer under CORS.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void fieldsSetBeforeTheFilterAreKeptAndTheApplicationsAreNot(Container container) throws Exception {
+        RawClient.Response answer = RawClient.request(port(container), "GET", "/gw/outer/app",
+                "Accept: application/json", "Origin: https://app.example");
+        assertThat(answer.status()).isEqualTo(502);
+        assertThat(answer.complete()).isTrue();
+        assertThat(answer.headers("Access-Control-Allow-Origin")).containsExactly("https://app.example");
+        assertThat(answer.headers("Vary")).containsExactly("Origin");
+        assertThat(answer.header("Strict-Transport-Security")).isEqualTo("max-age=31536000");
+        assertThat(answer.header("Content-Security-Policy")).isEqualTo("default-src 'none'");
+        assertThat(answer.headers("Set-Cookie")).hasSize(1).allMatch(cookie -> cookie.startsWith("outer=1"));
+        for (String replaced : new String[] {"ETag", "Last-Modified", "Content-Encoding", "Content-Disposition",
+            "Content-Language", "X-App"}) {
+            assertThat(answer.header(replaced)).as(replaced).isNull();
+        }
+        assertThat(answer.headers("Date")).hasSizeLessThanOrEqualTo(1);
+        assertThat(answer.headers("Server")).hasSizeLessThanOrEqualTo(1);
+        assertThat(answer.header("Content-Type")).isEqualTo("application/problem+json");
+        assertThat(answer.header("Cache-Control")).isEqualTo("no-store");
+        assertThat(answer.headers("Proxy-Status")).containsExactly("upstream-guard; error=connection_refused");
+    }
+
+    /**
+     * Regression: to an HTTP/1.1 client that asked to close the connection, Jetty ends a body of unknown length by
+     * the close, so a body a fault cut short after the commit reached the client looking whole.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyCutShortByAFaultLooksCutAlsoToAClientThatAskedToClose(Container container) throws Exception {
+        RawClient.Response cut = RawClient.request(port(container), "GET", "/gw/committed-then-fault",
+                "Connection: close");
+        assertThat(cut.status()).isEqualTo(200);
+        assertThat(cut.header("Transfer-Encoding")).isEqualTo("chunked");
+        assertThat(cut.complete()).as("the client must see an incomplete response: %s", cut.headers()).isFalse();
+
+        // Trailers the application sends are not replaced.
+        RawClient.Response trailed = RawClient.request(port(container), "GET", "/gw/own-trailers",
+                "Connection: close", "TE: trailers");
+        assertThat(trailed.complete()).isTrue();
+        assertThat(trailed.bodyUtf8()).isEqualTo("body");
+        assertThat(trailed.trailers()).containsEntry("x-checksum", java.util.List.of("abc"));
+
+        // A body of known length keeps it, and so does a HEAD.
+        for (String method : new String[] {"GET", "HEAD"}) {
+            RawClient.Response whole = RawClient.request(port(container), method, "/gw/known-length",
+                    "Connection: close");
+            assertThat(whole.status()).isEqualTo(200);
+            assertThat(whole.header("Content-Length")).as(method).isEqualTo("5");
+            assertThat(whole.header("Transfer-Encoding")).as(method).isNull();
+            assertThat(whole.bodyUtf8()).isEqualTo(method.equals("GET") ? "whole" : "");
+        }
+    }
+}
