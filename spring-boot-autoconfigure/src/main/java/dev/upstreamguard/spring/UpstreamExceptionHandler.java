@@ -102,7 +102,7 @@ public class UpstreamExceptionHandler implements Ordered, ApplicationContextAwar
     @ExceptionHandler(UpstreamException.class)
     public ResponseEntity<ProblemDetail> handle(UpstreamException fault, HttpServletRequest request,
             HttpServletResponse response) throws IOException {
-        if (ProblemFormat.negotiate(request.getHeader("Accept")) != ProblemFormat.JSON) {
+        if (ProblemFormat.negotiate(FaultResponseWriter.accept(request)) != ProblemFormat.JSON) {
             if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 throw FaultResponseWriter.abortion(response, fault);
             }

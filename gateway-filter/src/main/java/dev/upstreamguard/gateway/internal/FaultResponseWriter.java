@@ -322,9 +322,9 @@ public final class FaultResponseWriter {
 
     /**
      * Every {@code Accept} field line as one list (RFC 9110 §5.3): {@code getHeader} gives only the first, and a client
-     * may split its preferences over several lines.
+     * may split its preferences over several lines. What the answer's format is negotiated from.
      */
-    private static String accept(HttpServletRequest request) {
+    public static String accept(HttpServletRequest request) {
         Enumeration<String> lines = request.getHeaders("Accept");
         if (lines == null || !lines.hasMoreElements()) {
             return null;

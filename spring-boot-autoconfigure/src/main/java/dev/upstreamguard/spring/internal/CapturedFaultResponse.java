@@ -13,6 +13,9 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.util.Collections;
+import java.util.Enumeration;
+import java.util.List;
 import java.util.Map;
 import org.springframework.boot.json.BasicJsonParser;
 import org.springframework.http.HttpHeaders;
@@ -117,13 +120,21 @@ public final class CapturedFaultResponse {
     /** The request as the writer sees it: asking for problem details, so that it renders the fields to capture. */
     private static final class AskingForProblem extends HttpServletRequestWrapper {
 
+        private static final String PROBLEM = "application/problem+json";
+
         AskingForProblem(HttpServletRequest request) {
             super(request);
         }
 
         @Override
         public String getHeader(String name) {
-            return "Accept".equalsIgnoreCase(name) ? "application/problem+json" : super.getHeader(name);
+            return "Accept".equalsIgnoreCase(name) ? PROBLEM : super.getHeader(name);
+        }
+
+        @Override
+        public Enumeration<String> getHeaders(String name) {
+            // The writer reads every Accept line: a client's second line must not turn the capture into HTML.
+            return "Accept".equalsIgnoreCase(name) ? Collections.enumeration(List.of(PROBLEM)) : super.getHeaders(name);
         }
     }
 

@@ -314,6 +314,21 @@ class GuardedApplicationIntegrationTest {
         assertThat(response.body()).contains("502 Bad Gateway").contains("connection_refused");
     }
 
+    /**
+     * Regression: the handler chose JSON from the first Accept line, the writer then rendered the format all lines asked
+     * for (HTML) into a capture parsed as JSON: a 500 instead of the fault's answer.
+     */
+    @Test
+    void aFaultInAControllerFollowsEveryAcceptLineOfTheClient() throws Exception {
+        HttpResponse<String> response = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                + "/plain/refused")).timeout(Duration.ofSeconds(30)).header("Accept", "application/json;q=0.5")
+                .header("Accept", "text/html").build(), HttpResponse.BodyHandlers.ofString());
+        assertThat(response.statusCode()).isEqualTo(502);
+        assertThat(response.headers().firstValue("Content-Type")).hasValueSatisfying(
+                v -> assertThat(v).startsWith("text/html"));
+        assertThat(response.headers().firstValue("Proxy-Status")).hasValue("test-gw; error=connection_refused");
+    }
+
     @Test
     void aRestTemplateFaultArrivesAsResourceAccessExceptionAndIsStillAProblem() throws Exception {
         HttpResponse<String> response = get("/plain/refused-rest-template", "application/problem+json");
