@@ -27,7 +27,7 @@ public interface GuardedUpstream {
     /** When an open circuit lets trial calls through again, if it is open. */
     Optional<Duration> retryAfter();
 
-    /** Calls in flight, counted by the bulkhead. */
+    /** Calls started and not yet finished (a response whose body is still being read included), bulkhead or not. */
     int callsInFlight();
 
     /** Retries the budget would allow right now. */

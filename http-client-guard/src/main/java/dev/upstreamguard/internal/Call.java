@@ -38,6 +38,9 @@ public final class Call {
         this.holdsBreakerPermit = holdsBreakerPermit;
         this.holdsBulkheadPermit = holdsBulkheadPermit;
         this.cancelled = cancelled;
+        if (!holdsBulkheadPermit) {
+            upstream.callStarted();
+        }
     }
 
     public UpstreamGuard upstream() {
@@ -135,8 +138,12 @@ public final class Call {
     }
 
     private void release() {
+        if (!holdsBulkheadPermit) {
+            upstream.callEnded();
+            return;
+        }
         Bulkhead bulkhead = upstream.bulkhead();
-        if (holdsBulkheadPermit && bulkhead != null) {
+        if (bulkhead != null) {
             bulkhead.onComplete();
         }
     }

@@ -21,6 +21,7 @@ import java.util.stream.Collectors;
 import mockwebserver3.MockResponse;
 import mockwebserver3.MockWebServer;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -138,6 +139,36 @@ class UnnamedUpstreamLimitTest {
             UpstreamException rejected = (UpstreamException) catchThrowable(
                     () -> get(client, refused));
             assertThat(rejected.fault()).isEqualTo(UpstreamFault.DESTINATION_UNAVAILABLE);
+        }
+    }
+
+    /**
+     * Regression: with the bulkhead disabled nothing counted the calls in flight, so an unnamed upstream whose response
+     * was still being read looked idle and was forgotten with its meters; that call's sample was then dropped, and
+     * {@code callsInFlight} read 0 for every upstream without a bulkhead.
+     */
+    @Test
+    void anUpstreamWithACallInFlightIsNeverForgottenEvenWithoutABulkhead() throws IOException {
+        try (GuardedHttpClient client = GuardedHttpClients.custom()
+                .defaults(GuardPolicy.builder().set("bulkhead.enabled", "false").build())
+                .maxUnnamedUpstreams(1)
+                .meterRegistry(registry)
+                .ticker(time)
+                .sleeper(time)
+                .clock(time.clock())
+                .build()) {
+            ClassicHttpResponse open = client.executeOpen(null, new HttpGet(origin(0) + "/x"), null);
+            assertThat(client.upstream(origin(0)).callsInFlight()).isEqualTo(1);
+            time.advance(Duration.ofSeconds(2));
+
+            get(client, origin(1));
+
+            assertThat(names(client)).containsExactlyInAnyOrder(origin(0), origin(1));
+            EntityUtils.consume(open.getEntity());
+            open.close();
+            assertThat(client.upstream(origin(0)).callsInFlight()).isZero();
+            assertThat(registry.find("upstream.guard.calls").tag("upstream", origin(0)).tag("outcome", "success")
+                    .timer()).isNotNull().satisfies(t -> assertThat(t.count()).isEqualTo(1));
         }
     }
 
