@@ -41,8 +41,8 @@ public final class UpstreamGuard implements GuardedUpstream {
     private final AtomicLongArray faultCounts = new AtomicLongArray(FAULTS.length);
     /**
      * Calls in flight when there is no bulkhead to count them. Without it an upstream mid-call looked idle: forgotten
-     * with its meters (the call's sample lost) and shown with no call in flight. With a bulkhead its permits count them,
-     * so a busy upstream's calls do not write this shared field as well.
+     * with its meters (the call's sample lost) and shown with no call in flight. With a bulkhead its permits count
+     * them, so a busy upstream's calls do not write this shared field as well.
      */
     private final AtomicInteger uncountedInFlight = new AtomicInteger();
     private final CircuitBreakerRegistry breakerRegistry;

@@ -27,9 +27,9 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * What a dashboard reads for each fault of the taxonomy, over real sockets: exactly one {@code upstream.guard.calls}
- * sample per call (not per attempt) with its outcome, status and fault, and one {@code upstream.guard.retries} per retry,
- * tagged with the fault that caused it.
+ * What a dashboard reads for each fault of the taxonomy, over real sockets: exactly one
+ * {@code upstream.guard.calls} sample per call (not per attempt) with its outcome, status and fault, and one
+ * {@code upstream.guard.retries} per retry, tagged with the fault that caused it.
  */
 @Timeout(60)
 class MetricsFaultMatrixTest {
@@ -69,6 +69,17 @@ class MetricsFaultMatrixTest {
         }
         assertThat(calls()).containsExactly(Map.entry(expected, 1L));
         assertThat(retries()).isEqualTo(retries);
+    }
+
+    /**
+     * Regression: the timer's description, the HELP line of every scrape, said "every attempt included", which reads
+     * as one sample per attempt; a call is one sample whatever its attempts (retries have a counter of their own).
+     */
+    @Test
+    void theCallTimersDescriptionSaysOneSamplePerCall() throws Exception {
+        aRefusedConnectionIsOneFaultSampleAndTwoRetries();
+        assertThat(registry.get("upstream.guard.calls").timer().getId().getDescription())
+                .startsWith("Calls to an upstream: one sample per call whatever its attempts");
     }
 
     @Test
