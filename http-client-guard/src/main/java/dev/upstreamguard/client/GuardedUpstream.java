@@ -19,8 +19,9 @@ public interface GuardedUpstream {
     GuardPolicy policy();
 
     /**
-     * The circuit breaker's state: {@code CLOSED}, {@code OPEN}, {@code HALF_OPEN}, or {@code DISABLED}. An open
-     * circuit whose {@code open-for} has passed is {@code HALF_OPEN} already: the next call is a trial call.
+     * The circuit breaker's state: {@code CLOSED}, {@code OPEN}, {@code HALF_OPEN}, or {@code DISABLED} (none), and
+     * Resilience4j's {@code FORCED_OPEN} or {@code METRICS_ONLY} after an operator moved {@link #circuitBreaker()}.
+     * An open circuit whose {@code open-for} has passed is {@code HALF_OPEN} already: the next call is a trial call.
      */
     String circuitState();
 
