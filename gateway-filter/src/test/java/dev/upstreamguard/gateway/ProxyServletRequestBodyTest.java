@@ -371,6 +371,8 @@ class ProxyServletRequestBodyTest {
             assertThat(meters.find("upstream.guard.calls").timers()).singleElement()
                     .satisfies(t -> assertThat(t.getId().getTag("outcome")).isEqualTo("cancelled"));
             assertThat(servlet.client().upstream("slow-client").faultCounts()).isEmpty();
+            // The README's promise: an answer to the client's own request is no generated fault response.
+            assertThat(meters.find("upstream.guard.responses").counters()).isEmpty();
         }
         assertThat(upstreams.get(container).requestCount()).as("no body reached the upstream as whole")
                 .isEqualTo(before);

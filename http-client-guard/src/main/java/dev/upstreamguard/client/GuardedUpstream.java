@@ -19,15 +19,16 @@ public interface GuardedUpstream {
     GuardPolicy policy();
 
     /**
-     * The circuit breaker's state: {@code CLOSED}, {@code OPEN}, {@code HALF_OPEN}, or {@code DISABLED}. An open
-     * circuit whose {@code open-for} has passed is {@code HALF_OPEN} already: the next call is a trial call.
+     * The circuit breaker's state: {@code CLOSED}, {@code OPEN}, {@code HALF_OPEN}, or {@code DISABLED} (none), and
+     * Resilience4j's {@code FORCED_OPEN} or {@code METRICS_ONLY} after an operator moved {@link #circuitBreaker()}.
+     * An open circuit whose {@code open-for} has passed is {@code HALF_OPEN} already: the next call is a trial call.
      */
     String circuitState();
 
     /** When an open circuit lets trial calls through again, if it is open. */
     Optional<Duration> retryAfter();
 
-    /** Calls in flight, counted by the bulkhead. */
+    /** Calls started and not yet finished (a response whose body is still being read included), bulkhead or not. */
     int callsInFlight();
 
     /** Retries the budget would allow right now. */

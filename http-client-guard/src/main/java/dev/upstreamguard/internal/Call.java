@@ -38,6 +38,9 @@ public final class Call {
         this.holdsBreakerPermit = holdsBreakerPermit;
         this.holdsBulkheadPermit = holdsBulkheadPermit;
         this.cancelled = cancelled;
+        if (!holdsBulkheadPermit) {
+            upstream.callStarted();
+        }
     }
 
     public UpstreamGuard upstream() {
@@ -92,8 +95,8 @@ public final class Call {
                 upstream.recordBreakerSuccess(nanos);
             }
         }
-        release();
         upstream.metrics().recordCall(method, GuardMetrics.outcome(status), status, null, nanos);
+        release();
     }
 
     /**
@@ -116,13 +119,13 @@ public final class Call {
                 breaker.releasePermission();
             }
         }
-        release();
         if (byCaller) {
             upstream.metrics().recordCall(method, GuardMetrics.CANCELLED, status, null, nanos);
-            return;
+        } else {
+            upstream.countFault(fault);
+            upstream.metrics().recordCall(method, "fault", status, fault, nanos);
         }
-        upstream.countFault(fault);
-        upstream.metrics().recordCall(method, "fault", status, fault, nanos);
+        release();
     }
 
     /** Turns a failure while reading the body into the call's final exception, and finishes the call with it. */
@@ -134,9 +137,17 @@ public final class Call {
         return e;
     }
 
+    /**
+     * Last, once the call is on record: an upstream with no call in flight may be forgotten with its meters at once,
+     * and whoever sees none in flight reads the meters as complete.
+     */
     private void release() {
+        if (!holdsBulkheadPermit) {
+            upstream.callEnded();
+            return;
+        }
         Bulkhead bulkhead = upstream.bulkhead();
-        if (holdsBulkheadPermit && bulkhead != null) {
+        if (bulkhead != null) {
             bulkhead.onComplete();
         }
     }

@@ -45,7 +45,8 @@ public final class GuardMetrics {
         Timer timer = timers.get(key);
         if (timer == null) {
             timer = timers.computeIfAbsent(key, k -> Timer.builder("upstream.guard.calls")
-                    .description("Calls to an upstream, every attempt included")
+                    .description("Calls to an upstream: one sample per call whatever its attempts, timed to "
+                            + "the end of its body")
                     .tag("upstream", upstream)
                     .tag("method", METHODS[m])
                     .tag("outcome", outcome)

@@ -23,6 +23,7 @@ import java.util.EnumMap;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicLongArray;
 
 /** The live state of one upstream: its policy, breaker, bulkhead, retry budget, meters and fault counts. */
@@ -38,6 +39,12 @@ public final class UpstreamGuard implements GuardedUpstream {
     private final GuardMetrics metrics;
     private final Clock clock;
     private final AtomicLongArray faultCounts = new AtomicLongArray(FAULTS.length);
+    /**
+     * Calls in flight when there is no bulkhead to count them. Without it an upstream mid-call looked idle: forgotten
+     * with its meters (the call's sample lost) and shown with no call in flight. With a bulkhead its permits count
+     * them, so a busy upstream's calls do not write this shared field as well.
+     */
+    private final AtomicInteger uncountedInFlight = new AtomicInteger();
     private final CircuitBreakerRegistry breakerRegistry;
     private final BulkheadRegistry bulkheadRegistry;
     private volatile long openedAtMillis;
@@ -247,9 +254,18 @@ public final class UpstreamGuard implements GuardedUpstream {
         return openedAtMillis + policy.circuitBreaker().openFor().toMillis() - clock.millis();
     }
 
+    /** A call without a bulkhead permit started; {@link #callEnded()} follows once it is finished. */
+    void callStarted() {
+        uncountedInFlight.incrementAndGet();
+    }
+
+    void callEnded() {
+        uncountedInFlight.decrementAndGet();
+    }
+
     @Override
     public int callsInFlight() {
-        return bulkhead == null ? 0
+        return bulkhead == null ? uncountedInFlight.get()
                 : bulkhead.getBulkheadConfig().getMaxConcurrentCalls() - bulkhead.getMetrics().getAvailableConcurrentCalls();
     }
 

@@ -66,9 +66,10 @@ public class UpstreamsEndpoint {
      * One upstream's live state.
      *
      * @param name the upstream's name
-     * @param circuitState {@code CLOSED}, {@code OPEN}, {@code HALF_OPEN} or {@code DISABLED}
+     * @param circuitState {@code CLOSED}, {@code OPEN}, {@code HALF_OPEN} or {@code DISABLED}; {@code FORCED_OPEN}
+     *     or {@code METRICS_ONLY} once an operator moved the breaker
      * @param retryAfterSeconds while open, seconds until trial calls are let through
-     * @param callsInFlight calls in flight, counted by the bulkhead
+     * @param callsInFlight calls started and not yet finished, bulkhead or not
      * @param maxConcurrentCalls the bulkhead's limit, {@code null} when disabled
      * @param retriesAvailable retries the budget would allow right now
      * @param faults faults seen since start, by RFC 9209 type
