@@ -271,13 +271,7 @@ public class UpstreamFaultFilter implements Filter {
      * rest of the response is replaced.
      */
     private static String proxyStatusSet(HttpServletResponse response) {
-        String joined = null;
-        for (String line : response.getHeaders("Proxy-Status")) {
-            if (line != null && !line.isBlank()) {
-                joined = joined == null ? line.trim() : joined + ", " + line.trim();
-            }
-        }
-        return joined;
+        return FaultResponseWriter.joinedMembers(response.getHeaders("Proxy-Status"));
     }
 
     private static String servletName(HttpServletRequest request) {

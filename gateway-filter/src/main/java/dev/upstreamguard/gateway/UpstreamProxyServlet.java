@@ -950,14 +950,11 @@ public class UpstreamProxyServlet extends HttpServlet {
 
         /** The upstream response's {@code Proxy-Status} lines as one list, or {@code null} when it has none. */
         private static String proxyStatusOf(HttpResponse upstreamResponse) {
-            String joined = null;
+            List<String> lines = new ArrayList<>();
             for (Header header : upstreamResponse.getHeaders("Proxy-Status")) {
-                String value = header.getValue().trim();
-                if (!value.isEmpty()) {
-                    joined = joined == null ? value : joined + ", " + value;
-                }
+                lines.add(header.getValue());
             }
-            return joined;
+            return FaultResponseWriter.joinedMembers(lines);
         }
 
         /** The fields the upstream's {@code Connection} header names, which are not passed on, or {@code null}. */

@@ -17,8 +17,8 @@ import java.net.SocketException;
 import java.net.SocketTimeoutException;
 import java.net.URI;
 import java.time.Clock;
-import java.util.LinkedHashMap;
 import java.util.Arrays;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
@@ -228,8 +228,8 @@ public final class GuardedHttpClientBuilder {
 
     /**
      * Whether a request without a {@code User-Agent} gets HttpClient's ({@code Apache-HttpClient/5.x}; default true). A
-     * proxy forwards its clients' own, and adds none where they sent none: false. The gateway's {@code UpstreamProxyServlet} on a shared client that keeps the default still adds none
-     * to what it forwards.
+     * proxy forwards its clients' own, and adds none where they sent none: false. The gateway's
+     * {@code UpstreamProxyServlet} on a shared client that keeps the default still adds none to what it forwards.
      */
     public GuardedHttpClientBuilder defaultUserAgent(boolean send) {
         this.defaultUserAgent = send;

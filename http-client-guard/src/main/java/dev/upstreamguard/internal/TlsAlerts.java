@@ -10,8 +10,11 @@ public final class TlsAlerts {
             Map.entry(0, "close_notify"),
             Map.entry(10, "unexpected_message"),
             Map.entry(20, "bad_record_mac"),
+            Map.entry(21, "decryption_failed"),
             Map.entry(22, "record_overflow"),
+            Map.entry(30, "decompression_failure"),
             Map.entry(40, "handshake_failure"),
+            Map.entry(41, "no_certificate"),
             Map.entry(42, "bad_certificate"),
             Map.entry(43, "unsupported_certificate"),
             Map.entry(44, "certificate_revoked"),
@@ -22,6 +25,7 @@ public final class TlsAlerts {
             Map.entry(49, "access_denied"),
             Map.entry(50, "decode_error"),
             Map.entry(51, "decrypt_error"),
+            Map.entry(60, "export_restriction"),
             Map.entry(70, "protocol_version"),
             Map.entry(71, "insufficient_security"),
             Map.entry(80, "internal_error"),
@@ -30,11 +34,14 @@ public final class TlsAlerts {
             Map.entry(100, "no_renegotiation"),
             Map.entry(109, "missing_extension"),
             Map.entry(110, "unsupported_extension"),
+            Map.entry(111, "certificate_unobtainable"),
             Map.entry(112, "unrecognized_name"),
             Map.entry(113, "bad_certificate_status_response"),
+            Map.entry(114, "bad_certificate_hash_value"),
             Map.entry(115, "unknown_psk_identity"),
             Map.entry(116, "certificate_required"),
-            Map.entry(120, "no_application_protocol"));
+            Map.entry(120, "no_application_protocol"),
+            Map.entry(121, "ech_required"));
 
     private TlsAlerts() {
     }

@@ -36,6 +36,8 @@ public final class UpstreamRegistry {
     private final GuardPolicy defaults;
     private final Map<String, NamedUpstream> upstreams;
     private final List<Route> routes;
+    /** Derived from the routes once: every application call to a route's address looks it up. */
+    private final Map<String, NamedUpstream> routeUpstreams;
 
     private UpstreamRegistry(String proxyName, boolean exposeDetails, GuardPolicy defaults,
             Map<String, NamedUpstream> upstreams, List<Route> routes) {
@@ -44,6 +46,14 @@ public final class UpstreamRegistry {
         this.defaults = defaults;
         this.upstreams = Collections.unmodifiableMap(upstreams);
         this.routes = Collections.unmodifiableList(routes);
+        Map<String, NamedUpstream> own = new LinkedHashMap<>();
+        for (Route route : routes) {
+            if (!upstreams.containsKey(route.upstream())) {
+                own.putIfAbsent(route.upstream(),
+                        new NamedUpstream(route.upstream(), URI.create(origin(route.target())), route.policy()));
+            }
+        }
+        this.routeUpstreams = Collections.unmodifiableMap(own);
     }
 
     /**
@@ -335,14 +345,7 @@ public final class UpstreamRegistry {
      * its origin as url and the route's policy.
      */
     public Map<String, NamedUpstream> routeUpstreams() {
-        Map<String, NamedUpstream> own = new LinkedHashMap<>();
-        for (Route route : routes) {
-            if (!upstreams.containsKey(route.upstream())) {
-                own.putIfAbsent(route.upstream(),
-                        new NamedUpstream(route.upstream(), URI.create(origin(route.target())), route.policy()));
-            }
-        }
-        return own;
+        return routeUpstreams;
     }
 
     /**
@@ -356,7 +359,7 @@ public final class UpstreamRegistry {
             return named;
         }
         String origin = origin(uri);
-        return routeUpstreams().values().stream().filter(u -> origin(u.url()).equals(origin)).findFirst();
+        return routeUpstreams.values().stream().filter(u -> origin(u.url()).equals(origin)).findFirst();
     }
 
     /** The policy a call to {@code uri} runs under, before any {@code @UpstreamPolicy} override. */

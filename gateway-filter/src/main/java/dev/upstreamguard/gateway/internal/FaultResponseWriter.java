@@ -133,11 +133,15 @@ public final class FaultResponseWriter {
         if (request.getAttribute(OUTER_FIELDS_ATTRIBUTE) != null) {
             return;
         }
-        Map<String, List<String>> fields = new LinkedHashMap<>();
+        // On every request, and most find no field to keep: no map for them.
+        Map<String, List<String>> fields = Map.of();
         for (String name : response.getHeaderNames()) {
             String lower = name.toLowerCase(Locale.ROOT);
             // Named one by one: Content-Security-Policy, say, is no field of the body, and stays.
             if (!NOT_KEPT.contains(lower) && !fields.containsKey(name)) {
+                if (fields.isEmpty()) {
+                    fields = new LinkedHashMap<>();
+                }
                 fields.put(name, new ArrayList<>(response.getHeaders(name)));
             }
         }
@@ -274,6 +278,20 @@ public final class FaultResponseWriter {
         }
         response.flushBuffer();
         return Answer.RENDERED;
+    }
+
+    /**
+     * {@code Proxy-Status} field lines as one list, for {@link #write}'s {@code earlierMembers}: blank lines left out,
+     * {@code null} when none is left.
+     */
+    public static String joinedMembers(Iterable<String> lines) {
+        String joined = null;
+        for (String line : lines) {
+            if (line != null && !line.isBlank()) {
+                joined = joined == null ? line.trim() : joined + ", " + line.trim();
+            }
+        }
+        return joined;
     }
 
     /** Sets again the fields {@link #rememberOuterFields} found, which {@code reset()} took off with the rest. */
