@@ -14,12 +14,12 @@ import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.HopByHop;
 import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.StructuredFields;
-import dev.upstreamguard.gateway.internal.UpstreamRequest;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
 import dev.upstreamguard.internal.ForwardedUserAgent;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.InterimResponseListener;
 import dev.upstreamguard.internal.ResponseCheck;
+import dev.upstreamguard.internal.UploadWatch;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Metrics;
 import jakarta.servlet.RequestDispatcher;
@@ -331,7 +331,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 answerAsFinalRecipient(request, response, method);
                 return;
             }
-            UpstreamRequest upstreamRequest = new UpstreamRequest(method, target.originUri());
+            HttpUriRequestBase upstreamRequest = new HttpUriRequestBase(method, target.originUri());
             upstreamRequest.setPath(pathAndQuery);
             copyRequestHeaders(request, upstreamRequest);
             if (maxForwards > 0) {
@@ -365,7 +365,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 if (body instanceof ClientBodyEntity) {
                     streamed = (ClientBodyEntity) body;
-                    upstreamRequest.stream(streamed);
+                    upstreamRequest.setEntity(streamed);
                     if (contentLength > 0 && expectsContinue(request)) {
                         // Nothing of it read yet, so the client has not been told to continue: the upstream decides
                         // (RFC 9110 §10.1.1). The container sends the client its 100 at the first read, when the
@@ -411,7 +411,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                     answerUnreadBody(request, response, clientFailure);
                     return;
                 }
-                if (upstreamRequest.cancelledWaitingOnClient()) {
+                if (UploadWatch.deadlineRanOutOnSource(context)) {
                     // The total deadline ran out while the client was still uploading, each part in time for the
                     // container: its pace, not the upstream's (the call is on record as cancelled, not as a fault).
                     answerRequestTimeout(response);

@@ -442,6 +442,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         ? FaultClassifier.classifyBodyFailure(e) : FaultClassifier.classify(e);
                 if (deadlineExpired.get() || cappedByDeadline(fault, policy, remaining)) {
                     // The attempt timed out on the time the deadline left it, not on its own timeout.
+                    if (deadlineExpired.get() && callersDoing.get()) {
+                        // Set by the deadline while the body waited for its source: told to a proxy through the
+                        // context, on this thread rather than the timer's.
+                        UploadWatch.noteDeadlineOnSource(ctx);
+                    }
                     if (fault == UpstreamFault.CONNECTION_LIMIT_REACHED) {
                         // In our own pool's queue: nothing the upstream did (a 504 all the same, never retried).
                         call.endedInOwnWait();

@@ -5,6 +5,7 @@ import java.io.IOException;
 import java.io.OutputStream;
 import org.apache.hc.core5.http.HttpEntity;
 import org.apache.hc.core5.http.io.entity.HttpEntityWrapper;
+import org.apache.hc.core5.http.protocol.HttpContext;
 
 /**
  * Bounds how long one write of a request body may block. A socket write has no timeout in Java: an upstream that reads
@@ -18,6 +19,12 @@ import org.apache.hc.core5.http.io.entity.HttpEntityWrapper;
  * being written; it costs nothing per write beyond two volatile stores.
  */
 public final class UploadWatch extends HttpEntityWrapper {
+
+    /**
+     * Context attribute, set when a call's total deadline ran out while its body waited for its source: the caller's
+     * pace (a proxy's client uploading slowly), which the call records as cancelled, not as the upstream's fault.
+     */
+    private static final String DEADLINE_ON_SOURCE = UploadWatch.class.getName() + ".deadlineOnSource";
 
     private static final long NOT_BLOCKED = Long.MIN_VALUE;
 
@@ -66,6 +73,19 @@ public final class UploadWatch extends HttpEntityWrapper {
      */
     public boolean waitingOnSource() {
         return sending && blockedSince == NOT_BLOCKED;
+    }
+
+    /** Notes in {@code context} that the call's deadline ran out while its body waited for its source. */
+    public static void noteDeadlineOnSource(HttpContext context) {
+        context.setAttribute(DEADLINE_ON_SOURCE, Boolean.TRUE);
+    }
+
+    /**
+     * Whether the call run with {@code context} ended because its deadline ran out while its body waited for its
+     * source, not for the upstream: a proxy answers its client for that, not with a fault naming the upstream.
+     */
+    public static boolean deadlineRanOutOnSource(HttpContext context) {
+        return context != null && Boolean.TRUE.equals(context.getAttribute(DEADLINE_ON_SOURCE));
     }
 
     private void check() {

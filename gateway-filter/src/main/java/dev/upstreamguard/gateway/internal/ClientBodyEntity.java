@@ -28,8 +28,6 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
     private final long length;
     private volatile IOException clientFailure;
     private volatile boolean endedEarly;
-    /** Inside a read from the client: the upload waits for the client's next bytes. */
-    private volatile boolean readingClient;
 
     /**
      * @param exchange the upstream request, cancelled when the client fails
@@ -53,11 +51,6 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
      */
     public boolean endedEarly() {
         return endedEarly;
-    }
-
-    /** Whether the body is waiting for the client's next bytes right now (not for the upstream to take them). */
-    public boolean waitingOnClient() {
-        return readingClient;
     }
 
     /** The failure reading from the client, if there was one. */
@@ -96,14 +89,10 @@ public final class ClientBodyEntity extends AbstractHttpEntity {
         byte[] buffer = Buffers.get();
         for (;;) {
             int n;
-            readingClient = true;
             try {
                 n = client.read(buffer);
             } catch (IOException e) {
-                readingClient = false; // before the cancel, which asks
                 throw clientFailed(e);
-            } finally {
-                readingClient = false;
             }
             if (n < 0) {
                 break;
