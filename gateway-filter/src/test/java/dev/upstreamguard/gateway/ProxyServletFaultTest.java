@@ -230,9 +230,10 @@ class ProxyServletFaultTest {
             byRoute.put("stalled-body", UpstreamProxyServlet.builder(raw(stallAfter(64 * 1024, 1024 * 1024)))
                     .meterRegistry(registry).set("response-timeout", "500ms").build());
             byRoute.put("half-open", halfOpenRoute(container, registry));
+            // The head, then the close with none of the body: part of it could be passed on at a pause before the
+            // close arrives (under load, more than the servlet's 1 ms look), committing a 200 that is then cut.
             byRoute.put("relayed-then-cut", UpstreamProxyServlet.builder(raw(Behaviours.respond(
-                    "HTTP/1.1 200 OK\r\nProxy-Status: inner-cache; received-status=200\r\nContent-Length: 100\r\n\r\n"
-                            + "only sixteen b..")))
+                    "HTTP/1.1 200 OK\r\nProxy-Status: inner-cache; received-status=200\r\nContent-Length: 100\r\n\r\n")))
                     .meterRegistry(registry).set("retry.enabled", "false").build());
             RawUpstream busyThenTooLarge = RawUpstream.start(
                     Behaviours.respond("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
