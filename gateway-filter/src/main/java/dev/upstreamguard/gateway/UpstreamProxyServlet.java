@@ -46,6 +46,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
@@ -136,6 +137,14 @@ public class UpstreamProxyServlet extends HttpServlet {
      * upstream that leads back here). Not 1: gateways left with the default name may legitimately be chained.
      */
     private static final int LOOP_VIA_ENTRIES = 5;
+    /**
+     * How long, from the first bytes of a body, a pause in it may be watched for the upstream's close before the
+     * flush that commits the response. An upstream that dies mid-body sends its close right behind its last bytes,
+     * but on a busy machine "right behind" can be milliseconds: watched only briefly, the cut came after the commit,
+     * and the client got a 200 and a broken connection where a clean 502 was due. Bounded once per response, so a
+     * stream's first bytes are held at most this long; every later pause is flushed at once.
+     */
+    private static final long LOOK_FOR_A_CUT_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
     /** Asks for chunked framing of a response: containers chunk a body that may carry trailers. */
     private static final Supplier<Map<String, String>> NO_TRAILERS = Map::of;
     private static final List<String> OWN_SETTINGS = Arrays.asList(UPSTREAM, UPSTREAM_NAME, PROXY_NAME,
@@ -835,14 +844,18 @@ public class UpstreamProxyServlet extends HttpServlet {
             }
             byte[] buffer = Buffers.get();
             long unread = length;
+            long lookUntil = 0;
             for (;;) {
                 int n;
                 boolean drained;
                 try {
                     n = in.read(buffer);
                     unread -= n;
+                    if (lookUntil == 0 && n > 0) {
+                        lookUntil = System.nanoTime() + LOOK_FOR_A_CUT_NANOS;
+                    }
                     drained = n > 0 && (length < 0 || unread > 0) && in.available() <= 0
-                            && !noPauseHere(response, context);
+                            && !noPauseHere(response, context, lookUntil);
                 } catch (IOException e) {
                     // Cancel first: the upstream connection is closed now, not drained or left to a timeout.
                     upstreamRequest.cancel();
@@ -871,18 +884,19 @@ public class UpstreamProxyServlet extends HttpServlet {
         /**
          * Whether what looks like a pause in the body is none, before the flush that would commit the response: more
          * of the body is already here (the chunked stream only reports up to its chunk's end), or the upstream closed
-         * right there. A chunked body cut off is then read to its fault first and answered with a clean 502, not a 200
-         * and a cut connection; a body delimited by the close simply ends. The look for a close (up to 1 ms of a
-         * genuine pause) is made only until the response is committed: a cut after that can only be an abort anyway.
+         * right there. A body cut off is then read to its fault first and answered with a clean 502, not a 200 and a
+         * cut connection; a body delimited by the close simply ends. The look for a close (until {@code lookUntil},
+         * {@link #LOOK_FOR_A_CUT_NANOS} after the body's first bytes, then 1 ms) is made only until the response is
+         * committed: a cut after that can only be an abort anyway.
          */
-        private static boolean noPauseHere(HttpServletResponse response, HttpClientContext context) {
+        private static boolean noPauseHere(HttpServletResponse response, HttpClientContext context, long lookUntil) {
             if (response.isCommitted()) {
                 // Chunks that arrived together (the chunked stream reads only to its chunk's end) are no pause: one
                 // flush each made as many writes and client-side chunks as the upstream sent, thousands for a body
-                // of small chunks. Only a look at what is buffered, without the 1 ms read.
+                // of small chunks. Only a look at what is buffered, without a read.
                 return GuardedConnection.inputWaiting(context);
             }
-            return GuardedConnection.inputWaitingOrEnded(context);
+            return GuardedConnection.inputWaitingOrEnded(context, lookUntil - System.nanoTime());
         }
 
         /** Answers a fault, or aborts the client connection when the response is already committed. */

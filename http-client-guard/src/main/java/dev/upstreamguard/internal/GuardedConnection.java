@@ -6,6 +6,7 @@ import java.io.InputStream;
 import java.net.Socket;
 import java.net.SocketAddress;
 import java.net.SocketException;
+import java.net.SocketTimeoutException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.SSLSocket;
@@ -174,25 +175,47 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
 
     /**
      * Whether the upstream of the exchange in {@code context} has not paused: more of its response is already here,
-     * or it has closed the connection with nothing left to read — as far as a read of at most 1 ms can tell (what it
-     * reads stays buffered for the body). A proxy asks this where a body of unknown length seems to pause, before the
-     * flush that would commit its response: if the body goes on, or ends there (cut off, or delimited by the close),
-     * it is read on first, so that a cut still gets a clean 502. {@code false} when the connection is not known (a
-     * client built from the caller's own HttpClient builder): then every seeming pause counts as one.
+     * or it has closed the connection with nothing left to read, as far as a wait of at most {@code lookNanos} (at
+     * least 1 ms) can tell; what the wait reads stays buffered for the body, and more of the body ends it at once. A
+     * proxy asks this where a body seems to pause, before the flush that would commit its response: if the body goes
+     * on, or ends there (cut off, or delimited by the close), it is read on first, so that a cut still gets a clean
+     * 502. {@code false} when the connection is not known (a client built from the caller's own HttpClient builder):
+     * then every seeming pause counts as one.
      */
-    public static boolean inputWaitingOrEnded(HttpContext context) {
+    public static boolean inputWaitingOrEnded(HttpContext context, long lookNanos) {
         GuardedConnection connection = of(context);
         if (connection == null) {
             return false;
         }
         try {
-            if (!connection.isOpen() || connection.moreThanALineEndBuffered()) {
-                return true;
-            }
-            // HttpClient's stale check: a 1 ms read into the session buffer, true only at the end of input.
-            return connection.superIsStale() || connection.moreThanALineEndBuffered();
+            return !connection.isOpen() || connection.moreThanALineEndBuffered()
+                    || connection.endsOrGoesOnWithin(Math.max(lookNanos, TimeUnit.MILLISECONDS.toNanos(1)));
         } catch (IOException e) {
             return true; // the next read of the body meets it, and reports it
+        }
+    }
+
+    private boolean endsOrGoesOnWithin(long lookNanos) throws IOException {
+        long deadline = System.nanoTime() + lookNanos;
+        Timeout timeout = getSocketTimeout();
+        try {
+            // A chunk's closing line end may arrive alone, ahead of the next chunk: the look goes on until more.
+            for (long left = lookNanos; left > 0; left = deadline - System.nanoTime()) {
+                setSocketTimeout(Timeout.ofMilliseconds(Math.max(1, TimeUnit.NANOSECONDS.toMillis(left))));
+                int read = parser.fillBuffer();
+                if (read == -2) {
+                    // Not a buffer this can fill: HttpClient's stale check, a 1 ms read into it.
+                    return superIsStale() || moreThanALineEndBuffered();
+                }
+                if (read < 0 || moreThanALineEndBuffered()) {
+                    return true;
+                }
+            }
+            return false;
+        } catch (SocketTimeoutException paused) {
+            return false;
+        } finally {
+            setSocketTimeout(timeout);
         }
     }
 

@@ -15,6 +15,7 @@ import org.apache.hc.core5.http.HttpVersion;
 import org.apache.hc.core5.http.MessageConstraintException;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.impl.io.DefaultClassicHttpResponseFactory;
+import org.apache.hc.core5.http.impl.io.SessionInputBufferImpl;
 import org.apache.hc.core5.http.io.HttpMessageParser;
 import org.apache.hc.core5.http.io.SessionInputBuffer;
 import org.apache.hc.core5.http.message.BasicHeader;
@@ -52,6 +53,8 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     private final int maxSectionSize;
     /** The connection's input buffer, as the last parse saw it: one parser serves one connection. */
     private SessionInputBuffer buffer;
+    /** The connection's input stream, which {@link #buffer} fills from, as the last parse saw it. */
+    private InputStream in;
     /** Interim (1xx) responses since the last final one: while there are any, the final one is still due. */
     private int interimResponses;
 
@@ -70,9 +73,24 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         return b == null ? 0 : b.length();
     }
 
+    /**
+     * Reads what has arrived on the connection into its buffer, waiting up to the socket's timeout for something:
+     * the number of bytes read, or -1 at the end of input. {@code -2} when the buffer is not one that can be filled
+     * from outside (the caller then makes do with HttpClient's own stale check).
+     */
+    int fillBuffer() throws IOException {
+        SessionInputBuffer b = buffer;
+        InputStream stream = in;
+        if (!(b instanceof SessionInputBufferImpl) || stream == null) {
+            return -2;
+        }
+        return ((SessionInputBufferImpl) b).fillBuffer(stream);
+    }
+
     @Override
     public ClassicHttpResponse parse(SessionInputBuffer buffer, InputStream in) throws IOException, HttpException {
         this.buffer = buffer;
+        this.in = in;
         CharArrayBuffer line = new CharArrayBuffer(64);
         int read = -1;
         // Only when nothing of this response is buffered yet do the bytes the stream delivers start the response.
