@@ -13,7 +13,6 @@ import dev.upstreamguard.spring.internal.ExchangePolicyProcessor;
 import dev.upstreamguard.spring.internal.GuardBypassCheck;
 import dev.upstreamguard.spring.internal.InboundPolicyInterceptor;
 import dev.upstreamguard.spring.internal.OnUpstreamGuardEnabled;
-import dev.upstreamguard.spring.internal.OutboundPolicyInterceptor;
 import dev.upstreamguard.spring.internal.RouteSkippingFormContentFilter;
 import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
 import dev.upstreamguard.spring.internal.UpstreamPolicyValidator;
@@ -160,12 +159,11 @@ public final class UpstreamGuardAutoConfiguration {
         @Bean
         @ConditionalOnMissingBean(name = "upstreamGuardRestClientCustomizer")
         RestClientCustomizer upstreamGuardRestClientCustomizer(GuardedClientHttpRequestFactory requestFactory) {
-            OutboundPolicyInterceptor interceptor = new OutboundPolicyInterceptor();
             // The application's own requestFactory(...) on the builder wins, as explicit settings do in Spring Boot;
-            // the check makes the loss of the guard visible instead of silent.
+            // the check makes the loss of the guard visible instead of silent. No interceptor of ours: any would make
+            // the client buffer every request body.
             GuardBypassCheck bypassCheck = new GuardBypassCheck();
-            return builder -> builder.requestFactory(requestFactory).requestInterceptor(interceptor)
-                    .requestInterceptor(bypassCheck);
+            return builder -> builder.requestFactory(requestFactory).requestInitializer(bypassCheck);
         }
     }
 

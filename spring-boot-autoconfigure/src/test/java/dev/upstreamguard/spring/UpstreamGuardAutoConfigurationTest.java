@@ -69,7 +69,7 @@ import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
 
 class UpstreamGuardAutoConfigurationTest {
 
-    private static final AutoConfigurations AUTO_CONFIGURATIONS = AutoConfigurations.of(
+    static final AutoConfigurations AUTO_CONFIGURATIONS = AutoConfigurations.of(
             UpstreamGuardAutoConfiguration.class, UpstreamGuardActuatorAutoConfiguration.class,
             MetricsAutoConfiguration.class, CompositeMeterRegistryAutoConfiguration.class,
             HttpClientAutoConfiguration.class, ImperativeHttpClientAutoConfiguration.class,

@@ -4,16 +4,12 @@ import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import java.io.IOException;
 import java.io.InputStream;
-import java.io.OutputStream;
-import java.net.URI;
 import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ConcurrentHashMap;
 import org.springframework.http.HttpHeaders;
-import org.springframework.http.HttpMethod;
 import org.springframework.http.HttpStatusCode;
-import org.springframework.http.StreamingHttpOutputMessage;
 import org.springframework.http.client.ClientHttpRequest;
 import org.springframework.http.client.ClientHttpResponse;
 import org.springframework.web.context.request.NativeWebRequest;
@@ -28,8 +24,8 @@ import org.springframework.web.context.request.async.CallableProcessingIntercept
  * {@code WebAsyncTask}'s own timeout callback, which runs first. {@code DeferredResult} and {@code CompletableFuture}
  * are completed on threads of the application's own, whose calls cannot be told apart from other work.
  *
- * <p>The guarded request factory {@linkplain #track tracks} the calls made on the {@code Callable}'s thread from
- * {@code execute()} until the response is closed, the body included.
+ * <p>The guarded request factory's requests made on the {@code Callable}'s thread are {@linkplain #execute tracked}
+ * from {@code execute()} until the response is closed, the body included.
  */
 public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
 
@@ -64,13 +60,22 @@ public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
     }
 
     /**
-     * {@code request}, tracked as a call to {@code upstream} when it is made on the thread of a controller's
-     * {@code Callable}; else {@code request} itself.
+     * Executes {@code request}, tracked until its response is closed as a call to {@code upstream} when it is made on
+     * the thread of a controller's {@code Callable}.
      */
-    public static ClientHttpRequest track(ClientHttpRequest request, String upstream) {
+    public static ClientHttpResponse execute(ClientHttpRequest request, String upstream) throws IOException {
         InFlight calls = CURRENT.get();
-        return calls == null || !(request instanceof StreamingHttpOutputMessage) ? request
-                : new TrackedRequest(request, calls, upstream);
+        if (calls == null) {
+            return request.execute();
+        }
+        Call call = new Call(upstream);
+        calls.calls.put(call, Boolean.TRUE);
+        try {
+            return new TrackedResponse(request.execute(), calls, call);
+        } catch (IOException | RuntimeException | Error e) {
+            calls.calls.remove(call);
+            throw e;
+        }
     }
 
     /** Whether guarded calls made now are tracked: only on the thread of a controller's {@code Callable}. */
@@ -93,61 +98,6 @@ public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
 
         Call(String upstream) {
             this.upstream = upstream;
-        }
-    }
-
-    private static final class TrackedRequest implements ClientHttpRequest, StreamingHttpOutputMessage {
-        private final ClientHttpRequest delegate;
-        private final InFlight calls;
-        private final String upstream;
-
-        TrackedRequest(ClientHttpRequest delegate, InFlight calls, String upstream) {
-            this.delegate = delegate;
-            this.calls = calls;
-            this.upstream = upstream;
-        }
-
-        @Override
-        public ClientHttpResponse execute() throws IOException {
-            Call call = new Call(upstream);
-            calls.calls.put(call, Boolean.TRUE);
-            try {
-                return new TrackedResponse(delegate.execute(), calls, call);
-            } catch (IOException | RuntimeException | Error e) {
-                calls.calls.remove(call);
-                throw e;
-            }
-        }
-
-        @Override
-        public void setBody(Body body) {
-            // Keeps the guarded request's streaming (and replayable) body rather than falling back to a buffer.
-            ((StreamingHttpOutputMessage) delegate).setBody(body);
-        }
-
-        @Override
-        public OutputStream getBody() throws IOException {
-            return delegate.getBody();
-        }
-
-        @Override
-        public HttpHeaders getHeaders() {
-            return delegate.getHeaders();
-        }
-
-        @Override
-        public HttpMethod getMethod() {
-            return delegate.getMethod();
-        }
-
-        @Override
-        public URI getURI() {
-            return delegate.getURI();
-        }
-
-        @Override
-        public Map<String, Object> getAttributes() {
-            return delegate.getAttributes();
         }
     }
 

@@ -6,9 +6,13 @@ import org.springframework.web.service.invoker.HttpRequestValues;
 
 /**
  * Attaches the {@code @UpstreamPolicy} of an {@code @HttpExchange} method (over its interface) to each request it
- * makes, as the attribute {@link OutboundPolicyInterceptor#ATTRIBUTE}.
+ * makes, as the request attribute {@link #ATTRIBUTE}, which the guarded request factory's requests read as they are
+ * executed ({@link GuardedRequest}).
  */
 public final class ExchangePolicyProcessor implements HttpRequestValues.Processor {
+
+    /** The request attribute holding the {@link PolicyOverride} of the {@code @HttpExchange} method. */
+    public static final String ATTRIBUTE = ExchangePolicyProcessor.class.getName() + ".policy";
 
     private final UpstreamPolicyResolver resolver;
 
@@ -22,7 +26,7 @@ public final class ExchangePolicyProcessor implements HttpRequestValues.Processo
             HttpRequestValues.Builder builder) {
         PolicyOverride override = resolver.forExchange(method);
         if (override != null) {
-            builder.addAttribute(OutboundPolicyInterceptor.ATTRIBUTE, override);
+            builder.addAttribute(ATTRIBUTE, override);
         }
     }
 }

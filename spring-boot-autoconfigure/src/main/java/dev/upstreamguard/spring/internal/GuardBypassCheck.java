@@ -1,63 +1,55 @@
 package dev.upstreamguard.spring.internal;
 
-import java.io.IOException;
 import java.net.URI;
 import java.util.Locale;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
-import org.springframework.http.HttpRequest;
-import org.springframework.http.client.ClientHttpRequestExecution;
-import org.springframework.http.client.ClientHttpRequestInterceptor;
-import org.springframework.http.client.ClientHttpResponse;
+import org.springframework.http.client.ClientHttpRequest;
+import org.springframework.http.client.ClientHttpRequestInitializer;
 
 /**
  * Notices a call from a {@code RestClient} built from the context's {@code RestClient.Builder} that the guarded request
  * factory never saw: {@code requestFactory(...)}, called on the builder after Upstream Guard customized it, wins, as
  * Spring's explicit settings do over auto-configuration, and the client then silently has no deadline, retry, circuit
  * breaker or fault translation. One warning per upstream address says so.
+ *
+ * <p>An initializer, not an interceptor: any interceptor makes the {@code RestClient} buffer every request body. It
+ * sees the request as the client's factory made it, right after the factory made it. Behind interceptors of the
+ * application's own, the guarded factory makes its request only as the chain executes, so there the check cannot
+ * tell and stays quiet.
  */
-public final class GuardBypassCheck implements ClientHttpRequestInterceptor {
+public final class GuardBypassCheck implements ClientHttpRequestInitializer {
 
     private static final Logger log = LoggerFactory.getLogger(GuardBypassCheck.class);
 
     /** Enough to name every upstream of an application, few enough that addresses built per call cannot fill memory. */
     private static final int MAX_WARNED = 256;
 
-    /** Set to false while a context-built client executes a request; the guarded factory sets it to true. */
-    private static final ThreadLocal<Boolean> GUARDED = new ThreadLocal<>();
+    /** Spring's request that runs a builder's interceptors; it makes the real request only as it executes. */
+    private static final String INTERCEPTING = "org.springframework.http.client.InterceptingClientHttpRequest";
+
+    /**
+     * The URI of the request the guarded factory made last on this thread: a wrapper of the application's around it
+     * (a {@code BufferingClientHttpRequestFactory}) answers the same URI instance.
+     */
+    private static final ThreadLocal<URI> CREATED = new ThreadLocal<>();
 
     private final Set<String> warned = ConcurrentHashMap.newKeySet();
 
     /** Called by the guarded request factory as it creates a request. */
-    public static void created() {
-        if (GUARDED.get() != null) {
-            GUARDED.set(Boolean.TRUE);
-        }
+    public static void created(ClientHttpRequest request) {
+        CREATED.set(request.getURI());
     }
 
     @Override
-    public ClientHttpResponse intercept(HttpRequest request, byte[] body, ClientHttpRequestExecution execution)
-            throws IOException {
-        Boolean previous = GUARDED.get();
-        GUARDED.set(Boolean.FALSE);
-        try {
-            return execution.execute(request, body);
-        } finally {
-            end(previous, request.getURI());
-        }
-    }
-
-    private void end(Boolean previous, URI uri) {
-        boolean guarded = Boolean.TRUE.equals(GUARDED.get());
-        if (previous == null) {
-            GUARDED.remove();
-        } else {
-            // A call made inside another (by one of its interceptors) leaves the outer one's state as it found it.
-            GUARDED.set(previous);
-        }
-        if (guarded) {
+    public void initialize(ClientHttpRequest request) {
+        URI created = CREATED.get();
+        CREATED.remove();
+        URI uri = request.getURI();
+        if (request instanceof GuardedRequest || created != null && created == uri
+                || INTERCEPTING.equals(request.getClass().getName())) {
             return;
         }
         String address = address(uri);

@@ -9,9 +9,10 @@ import org.apache.hc.core5.http.protocol.HttpContext;
 import org.springframework.http.HttpMethod;
 
 /**
- * The {@code HttpContext} factory of the guarded {@code HttpComponentsClientHttpRequestFactory}: hands the
- * {@code @UpstreamPolicy} in force on this thread ({@link CallScope}) to the {@link GuardedHttpClient} as its
- * {@link GuardedHttpClient#UPSTREAM_ATTRIBUTE} and {@link GuardedHttpClient#POLICY_ATTRIBUTE}.
+ * What the {@code HttpContext} of a call through the guarded request factory carries for the {@code @UpstreamPolicy}
+ * in force on this thread ({@link CallScope}): the {@link GuardedHttpClient}'s
+ * {@link GuardedHttpClient#UPSTREAM_ATTRIBUTE} and {@link GuardedHttpClient#POLICY_ATTRIBUTE}, or {@code null} when no
+ * declaration is in force. {@link GuardedRequest} asks as it executes.
  */
 public final class GuardedHttpContextFactory implements BiFunction<HttpMethod, URI, HttpContext> {
 
