@@ -48,7 +48,8 @@ public final class GuardedRequest implements ClientHttpRequest, StreamingHttpOut
         boolean outbound = exchange instanceof PolicyOverride;
         PolicyOverride previous = outbound ? CallScope.enterOutbound((PolicyOverride) exchange) : null;
         try {
-            HttpContext policy = policies.apply(getMethod(), getURI());
+            // No context: a subclass of the factory made its own without asking ours (createHttpContext).
+            HttpContext policy = context == null ? null : policies.apply(getMethod(), getURI());
             Object named = null;
             if (policy != null) {
                 named = policy.getAttribute(GuardedHttpClient.UPSTREAM_ATTRIBUTE);
