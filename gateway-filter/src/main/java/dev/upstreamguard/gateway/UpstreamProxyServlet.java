@@ -384,7 +384,9 @@ public class UpstreamProxyServlet extends HttpServlet {
                 } else {
                     upstreamRequest.setEntity(body);
                 }
-            } else if (contentLength == 0) {
+            } else if (contentLength == 0 && mayCarryContent(method, request)) {
+                // "Content-Length: 0" on a TRACE, or an untyped OPTIONS, says there is no content: sent with an empty
+                // entity, HttpClient refused them as if they had some, and the client got a 500 and a stack trace.
                 upstreamRequest.setEntity(new ByteArrayEntity(new byte[0], null));
             }
 
