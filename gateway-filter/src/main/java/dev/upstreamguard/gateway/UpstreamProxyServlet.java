@@ -384,7 +384,9 @@ public class UpstreamProxyServlet extends HttpServlet {
                 } else {
                     upstreamRequest.setEntity(body);
                 }
-            } else if (contentLength == 0) {
+            } else if (contentLength == 0 && mayCarryContent(method, request)) {
+                // "Content-Length: 0" on a TRACE, or an untyped OPTIONS, says there is no content: sent with an empty
+                // entity, HttpClient refused them as if they had some, and the client got a 500 and a stack trace.
                 upstreamRequest.setEntity(new ByteArrayEntity(new byte[0], null));
             }
 
@@ -751,8 +753,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                     && !upstreamResponse.containsHeader("Transfer-Encoding");
             String via = null;
             // RFC 9110 §6.6.2 made Trailer end-to-end: it announces the trailer fields, so it goes along where they do.
-            boolean trailersRelayed = upstreamResponse.getEntity() != null && upstreamResponse.getEntity().isChunked()
-                    && "HTTP/1.1".equals(request.getProtocol());
+            // A 205 has no content (RFC 9110 §15.3.6), so no chunks to carry trailers: asked for them, Tomcat
+            // announced chunked framing and wrote not even the last chunk, and the client waited for a body that never
+            // came.
+            boolean mayHaveContent = upstreamResponse.getCode() != HttpServletResponse.SC_RESET_CONTENT;
+            boolean trailersRelayed = mayHaveContent && upstreamResponse.getEntity() != null
+                    && upstreamResponse.getEntity().isChunked() && "HTTP/1.1".equals(request.getProtocol());
             for (Header header : upstreamResponse.getHeaders()) {
                 String name = header.getName();
                 if (trailersRelayed && name.equalsIgnoreCase("Trailer")
@@ -836,7 +842,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 // for it when it ends the response, chunked (RFC 9112 §7.1.2). HTTP/1.0 has no trailers to carry them.
                 trailers = new TrailerRelay(connectionTokens);
                 response.setTrailerFields(trailers);
-            } else if (length < 0 && "HTTP/1.1".equals(request.getProtocol())
+            } else if (length < 0 && mayHaveContent && "HTTP/1.1".equals(request.getProtocol())
                     && HopByHop.hasClose(request.getHeaders("Connection"))) {
                 // Chunked even for a client that asked to close, which Jetty would frame by the close: only chunks let
                 // the client tell a body the upstream cut short from a whole one. (HTTP/1.0 has nothing to tell it.)

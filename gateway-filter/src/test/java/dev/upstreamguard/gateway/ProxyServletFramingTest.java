@@ -61,6 +61,9 @@ class ProxyServletFramingTest {
             Map<String, RawUpstream> ups = new LinkedHashMap<>();
             ups.put("no-content", keepAlive("HTTP/1.1 204 No Content\r\nContent-Length: 2\r\nX-Done: yes\r\n\r\n"));
             ups.put("not-modified", keepAlive("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n"));
+            ups.put("reset-content", keepAlive(
+                    "HTTP/1.1 205 Reset Content\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
+            ups.put("reset-content-unframed", start(Behaviours.respond("HTTP/1.1 205 Reset Content\r\n\r\n")));
             ups.put("early-hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("trailers", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum\r\n"
@@ -201,6 +204,30 @@ class ProxyServletFramingTest {
         assertThat(response.header("Transfer-Encoding")).isNull();
         assertInStep(both.get(1));
         assertNothingLeased(container, "no-content");
+    }
+
+    /**
+     * Regression: a 205 whose upstream framed its empty body with chunks (or by its close, to a client that asked to
+     * close) reached Tomcat's clients as {@code Transfer-Encoding: chunked} and then nothing: the servlet asked for
+     * chunks to carry trailer fields, Tomcat announced them and wrote none (a 205 has no content, RFC 9110 §15.3.6),
+     * and the client waited for a body that never came.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void a205PassesWithoutContentAndTheClientConnectionStaysInStep(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/reset-content/x");
+        assertThat(both.get(0).status()).isEqualTo(205);
+        assertThat(both.get(0).complete()).as("%s", both.get(0)).isTrue();
+        assertThat(both.get(0).body()).isEmpty();
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "reset-content");
+
+        RawClient.Response closing = RawClient.request(port(container), "GET", "/gw/reset-content-unframed/x",
+                "Connection: close");
+        assertThat(closing.status()).isEqualTo(205);
+        assertThat(closing.complete()).as("%s", closing).isTrue();
+        assertThat(closing.body()).isEmpty();
+        assertNothingLeased(container, "reset-content-unframed");
     }
 
     @ParameterizedTest(name = "[{0}]")

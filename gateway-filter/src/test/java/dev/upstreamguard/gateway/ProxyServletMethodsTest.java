@@ -6,6 +6,7 @@ import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
 import java.nio.charset.StandardCharsets;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -66,6 +67,34 @@ class ProxyServletMethodsTest {
         assertThat(typed.bodyUtf8()).isEqualTo("abc");
         assertThat(upstream.requests().subList(before, upstream.requestCount())).singleElement()
                 .satisfies(r -> assertThat(r.method()).isEqualTo("OPTIONS"));
+        UpstreamProxyServlet servlet = servlets.get(container);
+        assertThat(servlet.client().upstream(servlet.upstreamName()).faultCounts()).isEmpty();
+    }
+
+    /**
+     * Regression: an OPTIONS or TRACE saying it has no content with {@code Content-Length: 0} (Python's requests sends
+     * it on every OPTIONS) went upstream with an empty entity, which HttpClient refuses for both, and the gateway
+     * answered a valid request 502 {@code http_protocol_error}, counted against the upstream.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void optionsAndTraceWithContentLengthZeroAreForwardedNotAnsweredAsAnUpstreamFault(Container container)
+            throws Exception {
+        int port = containers.get(container).port();
+        RawUpstream upstream = upstreams.get(container);
+        int before = upstream.requestCount();
+
+        RawClient.Response options = RawClient.request(port, "OPTIONS", "/gw/echo/x", "Content-Length: 0");
+        assertThat(options.status()).as("%s", options).isEqualTo(200);
+        assertThat(options.header("Proxy-Status")).isNull();
+        RawClient.Response trace = RawClient.request(port, "TRACE", "/gw/echo/x", "Content-Length: 0");
+        // Tomcat refuses TRACE itself (405) before any servlet; Jetty lets it reach the proxy.
+        assertThat(trace.status()).as("%s", trace).isEqualTo(container == Container.JETTY ? 200 : 405);
+        assertThat(trace.header("Proxy-Status")).isNull();
+
+        List<String> forwarded = container == Container.JETTY ? List.of("OPTIONS", "TRACE") : List.of("OPTIONS");
+        assertThat(upstream.requests().subList(before, upstream.requestCount()))
+                .extracting(RawUpstream.Request::method).containsExactlyElementsOf(forwarded);
         UpstreamProxyServlet servlet = servlets.get(container);
         assertThat(servlet.client().upstream(servlet.upstreamName()).faultCounts()).isEmpty();
     }
