@@ -345,7 +345,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         long deadline = call.startNanos() + policy.totalTimeout().toNanos();
         List<Throwable> earlier = null;
         upstream.budget().onCall();
-        for (int attempt = 1; ; attempt++) {
+        // The attempt whose request was sent again after a pooled connection was found closed under it, and whether
+        // the next pass through the loop is that sending (the same attempt) rather than the next attempt.
+        int sentAgainOn = 0;
+        boolean sendAgain = false;
+        for (int attempt = 1; ; attempt = sendAgain ? attempt : attempt + 1) {
+            // Sending again, any pooled connection is probed first: the upstream may have closed the others too.
+            boolean probe = probeReused || sendAgain;
+            sendAgain = false;
             if (call.cancelledByCaller() || interrupted(callersDoing)) {
                 // Cancelled (or interrupted) before the call or while waiting to retry: this attempt is never made
                 // (HttpClient would fail it with a state error, which is no internal error), so it is not counted.
@@ -367,6 +374,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             applyAttemptConfig(request, ctx, config);
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
             ctx.removeAttribute(STAGE_ATTRIBUTE);
+            GuardedConnection.forgetConnection(ctx);
             ClassicHttpResponse response;
             // Write timeouts do not exist for sockets: this bounds a body write the upstream stopped taking.
             UploadWatch upload = body != null && request instanceof CancellableDependency ? new UploadWatch(body,
@@ -390,7 +398,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 request.setEntity(upload);
                 upload.start(deadlines);
             }
-            if (probeReused) {
+            if (probe) {
                 GuardedConnection.probeBeforeReuse(true);
             }
             try {
@@ -463,6 +471,20 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     callersDoing.set(true);
                     fault = UpstreamFault.CONNECTION_TERMINATED;
                 }
+                if (fault == UpstreamFault.CONNECTION_TERMINATED && !probeReused && sentAgainOn != attempt
+                        && !deadlineExpired.get() && !uploadStalled.get() && !callersDoing.get()
+                        && !isCancelled(request) && !closed && !(upload != null && upload.sourceFailed())
+                        && !followedRedirect(ctx) && GuardedConnection.droppedUnderRequest(ctx)) {
+                    // RFC 9112 §9.3.1: a request that failed on a reused connection before any response, the pool's
+                    // race with an upstream closing it while it idled, may be sent again when it may be retried at
+                    // all (idempotent, replayable, retries on). The upstream took no request, so this is no attempt:
+                    // at once, on a fresh connection, without spending the retry budget, once per attempt.
+                    LOG.debug("Sending {} to upstream '{}' again on a fresh connection: the pooled one was closed "
+                            + "(attempt {} of {})", method, upstream.name(), attempt, maxAttempts);
+                    sentAgainOn = attempt;
+                    sendAgain = true;
+                    continue;
+                }
                 String why = attempt >= maxAttempts ? "no attempts are left"
                         : deadlineExpired.get() ? "the total deadline ran out"
                         // The watch cancelled the request to break the write; it cannot be sent again.
@@ -498,7 +520,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     upload.stop();
                     request.setEntity(body);
                 }
-                if (probeReused) {
+                if (probe) {
                     GuardedConnection.probeBeforeReuse(false);
                 }
             }
