@@ -118,6 +118,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private static final String SOURCE_FAILED = "reading the request body from its source failed";
 
+    private static final String NO_TIME_LEFT = "the deadline leaves no time for another attempt";
+
     /** Headers HttpClient sets from the entity and refuses on a request that sets them itself. */
     private static final String[] FRAMING_HEADERS = {HttpHeaders.CONTENT_LENGTH, HttpHeaders.TRANSFER_ENCODING};
 
@@ -495,7 +497,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
                 Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
-                    why = "the deadline leaves no time for another attempt";
+                    why = NO_TIME_LEFT;
                 }
                 if (why == null && !upstream.budget().tryRetry()) {
                     upstream.metrics().recordBudgetExhausted();
@@ -508,6 +510,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         upstream.name(), fault.type(), attempt, maxAttempts, wait.toMillis());
                 if (!pause(wait)) {
                     throw failure(call, fault, "interrupted while waiting to retry", e, earlier);
+                }
+                if (outlasted(deadline)) {
+                    // The wait overran (a busy machine): no attempt timed out, the last one's fault is the call's.
+                    throw failure(call, fault, NO_TIME_LEFT, e, earlier);
                 }
                 earlier = remember(earlier, e);
                 upstream.metrics().recordRetry(fault.type());
@@ -572,8 +578,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 }
                 LOG.debug("Retrying {} to upstream '{}' after status {} (attempt {} of {}, waiting {} ms)", method,
                         upstream.name(), status, attempt, maxAttempts, wait.toMillis());
-                // Kept until the wait is over: if it is cut short, the upstream's own answer is the call's answer.
-                if (!pause(wait)) {
+                // Kept until the wait is over: if it is cut short, or overran the deadline, the upstream's own answer is
+                // the call's answer.
+                if (!pause(wait) || outlasted(deadline)) {
                     return response;
                 }
                 discard(response);
@@ -604,6 +611,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             default:
                 return false;
         }
+    }
+
+    /** Whether the deadline has passed, as it may during a wait that fitted it but overran. */
+    private boolean outlasted(long deadline) {
+        return ticker.nanoTime() - deadline >= 0;
     }
 
     /** Waits before a retry; {@code false}, with the thread's interrupt status kept, when interrupted. */
