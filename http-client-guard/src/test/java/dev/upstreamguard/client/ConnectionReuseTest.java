@@ -24,11 +24,13 @@ import java.util.stream.Stream;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpHead;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.client5.http.classic.methods.HttpPut;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
 import org.apache.hc.core5.http.ContentType;
+import org.apache.hc.core5.http.io.entity.ByteArrayEntity;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.io.entity.InputStreamEntity;
 import org.junit.jupiter.api.Test;
@@ -375,6 +377,28 @@ class ConnectionReuseTest {
             assertThat(seen).isEqualTo("200 second");
             assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 1, 2);
             assertThat(retries()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * The same when the closed connection breaks while the body is being written (a large PUT meets the reset of an
+     * upstream that had closed it), not only when the response is awaited.
+     */
+    @Test
+    void aLargePutWhoseBodyMeetsTheCloseOfAReusedConnectionIsSentAgainNotRetried() throws Exception {
+        Semaphore closed = new Semaphore(0);
+        try (RawUpstream upstream = RawUpstream.start(answerOnceThenClose(closed), keepAliveSecond());
+                GuardedHttpClient client = client(3)) {
+            client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(closed.tryAcquire(10, TimeUnit.SECONDS)).isTrue();
+
+            HttpPut put = new HttpPut(upstream.uri("/2"));
+            put.setEntity(new ByteArrayEntity(new byte[4 * 1024 * 1024], ContentType.APPLICATION_OCTET_STREAM));
+            String seen = client.execute(put, r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+
+            assertThat(seen).isEqualTo("200 second");
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 1);
+            assertThat(retries()).isZero();
         }
     }
 
