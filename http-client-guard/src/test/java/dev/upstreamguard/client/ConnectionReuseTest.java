@@ -403,6 +403,44 @@ class ConnectionReuseTest {
     }
 
     /**
+     * An upstream that reads the request on a reused connection and then closes or resets it without an answer (a
+     * worker recycled between requests) is the same race; over TLS the break surfaces as the TLS socket's own
+     * exception, and is sent again all the same.
+     */
+    @ParameterizedTest(name = "TLS={0}, {1}")
+    @CsvSource({"false, close", "false, reset", "true, close", "true, reset"})
+    void aReusedConnectionBrokenUnderTheRequestIsSentAgainOverPlainAndTlsConnections(boolean tls, String how)
+            throws Exception {
+        RawUpstream.Behaviour answerOnceThenBreak = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+            }
+            if (c.readRequest() != null) {
+                if ("reset".equals(how)) {
+                    c.reset();
+                } else {
+                    c.close();
+                }
+            }
+        };
+        try (RawUpstream upstream = tls ? RawUpstream.startTls(false, answerOnceThenBreak, keepAliveSecond())
+                : RawUpstream.start(answerOnceThenBreak, keepAliveSecond());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(GuardPolicy.builder()
+                        .connectTimeout(Duration.ofSeconds(10)).responseTimeout(Duration.ofSeconds(5)).build())
+                        .sslContext(TestTls.clientContext()).ticker(time).sleeper(time).meterRegistry(meters)
+                        .build()) {
+            client.execute(new HttpGet(upstream.baseUrl() + "/1"), r -> EntityUtils.toString(r.getEntity()));
+
+            String seen = client.execute(new HttpGet(upstream.baseUrl() + "/2"),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+
+            assertThat(seen).isEqualTo("200 second");
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 0, 1);
+            assertThat(retries()).isZero();
+        }
+    }
+
+    /**
      * A POST is never sent again (RFC 9110 §9.2.2), even on a connection reused at once from an upstream whose reused
      * connections have answered before (so it was not probed): once written, nothing tells a request the upstream never
      * saw from one it acted on.
