@@ -323,10 +323,7 @@ class ConnectionReuseTest {
     void anUpstreamClosingAfterEachAnswerReceivesEveryAttempt(int status) throws Exception {
         String answer = "HTTP/1.1 " + status + " X\r\nContent-Length: 2\r\n\r\nok";
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(answer)); GuardedHttpClient client = client(3)) {
-            int seen = client.execute(new HttpGet(upstream.uri("/items")), r -> {
-                EntityUtils.consume(r.getEntity());
-                return r.getCode();
-            });
+            int seen = statusOf(client, new HttpGet(upstream.uri("/items")));
 
             assertThat(seen).isEqualTo(status);
             assertThat(upstream.requestCount()).isEqualTo(3);
@@ -345,10 +342,7 @@ class ConnectionReuseTest {
     void aLastAttemptOnAConnectionTheUpstreamClosedIsSentAgainNotFailed() throws Exception {
         String answer = "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\n\r\nok";
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(answer)); GuardedHttpClient client = client(2)) {
-            int seen = client.execute(new HttpGet(upstream.uri("/items")), r -> {
-                EntityUtils.consume(r.getEntity());
-                return r.getCode();
-            });
+            int seen = statusOf(client, new HttpGet(upstream.uri("/items")));
 
             assertThat(seen).isEqualTo(429);
             assertThat(upstream.requestCount()).isEqualTo(2);
@@ -560,6 +554,13 @@ class ConnectionReuseTest {
             assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 1, 1);
             assertThat(retries()).isZero();
         }
+    }
+
+    private static int statusOf(GuardedHttpClient client, HttpGet get) throws Exception {
+        return client.execute(get, r -> {
+            EntityUtils.consume(r.getEntity());
+            return r.getCode();
+        });
     }
 
     private static RawUpstream.Behaviour answerOnceThenClose(Semaphore closed) {
