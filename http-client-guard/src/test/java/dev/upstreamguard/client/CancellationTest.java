@@ -160,6 +160,40 @@ class CancellationTest {
         }
     }
 
+    /**
+     * Regression: a caller whose thread was interrupted while it read the body (the read itself goes on: classic
+     * socket reads ignore interrupts) had the read's eventual failure counted as a fault of the upstream, in its
+     * breaker and fault counts, while an interrupt before the head ended the call as cancelled, as the README says of
+     * an interrupt of the calling thread. The body's failure on an interrupted thread is the caller giving up too.
+     */
+    @Test
+    void aCallerInterruptedWhileReadingTheBodyEndsAsCancelled() throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        RawUpstream.Behaviour stallsMidBody = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly sixteen b..");
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(stallsMidBody);
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
+                        .defaults(GuardPolicy.builder().responseTimeout(Duration.ofSeconds(1)).build()).build()) {
+            AtomicBoolean interruptKept = new AtomicBoolean();
+            Throwable thrown = catchThrowable(() -> client.execute(new HttpGet(upstream.uri("/items")), r -> {
+                Thread.currentThread().interrupt(); // Future.cancel(true), an executor shutting down
+                try {
+                    return r.getEntity().getContent().readAllBytes();
+                } finally {
+                    interruptKept.set(Thread.interrupted());
+                }
+            }));
+
+            assertThat(interruptKept).isTrue();
+            assertThat(thrown).isInstanceOf(UpstreamException.class);
+            assertLeftNothingBehind(client, upstream.baseUrl(), meters);
+        }
+    }
+
     /** An interrupt (say {@code Future.cancel(true)}) that lands while the call waits for a pooled connection. */
     @Test
     void aCallerInterruptedWhileWaitingForAPooledConnectionEndsAsCancelled() throws Exception {
