@@ -509,6 +509,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 LOG.debug("Retrying {} to upstream '{}' after {} (attempt {} of {}, waiting {} ms)", method,
                         upstream.name(), fault.type(), attempt, maxAttempts, wait.toMillis());
                 if (!pause(wait)) {
+                    // Interrupted: the caller gave up, as by a cancel landing here, whatever the attempt met.
+                    callersDoing.set(true);
                     throw failure(call, fault, "interrupted while waiting to retry", e, earlier);
                 }
                 if (outlasted(deadline)) {

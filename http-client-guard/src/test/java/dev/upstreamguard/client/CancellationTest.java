@@ -95,6 +95,29 @@ class CancellationTest {
         }
     }
 
+    /**
+     * Regression: an interrupt that landed while the call waited to retry ended it as a fault of the upstream
+     * (counted, and a failure for its breaker), where a cancel landing there ends it as cancelled, and the README counts
+     * an interrupt of the calling thread as the caller giving up.
+     */
+    @Test
+    void aCallerInterruptedWhileWaitingToRetryEndsAsCancelled() throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        Sleeper interruptedMidWait = d -> {
+            Thread.currentThread().interrupt(); // Future.cancel(true) landing during the backoff
+            new CountDownLatch(1).await(d.toNanos(), TimeUnit.NANOSECONDS);
+        };
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
+                        .sleeper(interruptedMidWait).build()) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/items")));
+            assertThat(Thread.interrupted()).as("interrupt status kept").isTrue();
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(upstream.connectionCount()).isEqualTo(1);
+            assertLeftNothingBehind(client, upstream.baseUrl(), meters);
+        }
+    }
+
     /** Regression: a cancel that cut a connect short read as connection_refused, a fault the caller did not meet. */
     @Test
     void aRequestCancelledWhileConnectingEndsAsCancelledNotAsARefusedConnection() throws Exception {
