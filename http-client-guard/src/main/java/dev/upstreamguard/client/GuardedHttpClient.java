@@ -118,6 +118,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private static final String SOURCE_FAILED = "reading the request body from its source failed";
 
+    private static final String NO_TIME_LEFT = "the deadline leaves no time for another attempt";
+
     /** Headers HttpClient sets from the entity and refuses on a request that sets them itself. */
     private static final String[] FRAMING_HEADERS = {HttpHeaders.CONTENT_LENGTH, HttpHeaders.TRANSFER_ENCODING};
 
@@ -345,7 +347,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         long deadline = call.startNanos() + policy.totalTimeout().toNanos();
         List<Throwable> earlier = null;
         upstream.budget().onCall();
-        for (int attempt = 1; ; attempt++) {
+        // The attempt whose request was sent again after a pooled connection was found closed under it, and whether
+        // the next pass through the loop is that sending (the same attempt) rather than the next attempt.
+        int sentAgainOn = 0;
+        boolean sendAgain = false;
+        for (int attempt = 1; ; attempt = sendAgain ? attempt : attempt + 1) {
+            // Sending again, any pooled connection is probed first: the upstream may have closed the others too.
+            boolean probe = probeReused || sendAgain;
+            sendAgain = false;
             if (call.cancelledByCaller() || interrupted(callersDoing)) {
                 // Cancelled (or interrupted) before the call or while waiting to retry: this attempt is never made
                 // (HttpClient would fail it with a state error, which is no internal error), so it is not counted.
@@ -367,6 +376,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             applyAttemptConfig(request, ctx, config);
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
             ctx.removeAttribute(STAGE_ATTRIBUTE);
+            GuardedConnection.forgetConnection(ctx);
             ClassicHttpResponse response;
             // Write timeouts do not exist for sockets: this bounds a body write the upstream stopped taking.
             UploadWatch upload = body != null && request instanceof CancellableDependency ? new UploadWatch(body,
@@ -390,7 +400,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 request.setEntity(upload);
                 upload.start(deadlines);
             }
-            if (probeReused) {
+            if (probe) {
                 GuardedConnection.probeBeforeReuse(true);
             }
             try {
@@ -463,6 +473,20 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     callersDoing.set(true);
                     fault = UpstreamFault.CONNECTION_TERMINATED;
                 }
+                if (fault == UpstreamFault.CONNECTION_TERMINATED && !probeReused && sentAgainOn != attempt
+                        && !deadlineExpired.get() && !uploadStalled.get() && !callersDoing.get()
+                        && !isCancelled(request) && !closed && !(upload != null && upload.sourceFailed())
+                        && !followedRedirect(ctx) && GuardedConnection.droppedUnderRequest(ctx)) {
+                    // RFC 9112 §9.3.1: a request that failed on a reused connection before any response, the pool's
+                    // race with an upstream closing it while it idled, may be sent again when it may be retried at
+                    // all (idempotent, replayable, retries on). The upstream took no request, so this is no attempt:
+                    // at once, on a fresh connection, without spending the retry budget, once per attempt.
+                    LOG.debug("Sending {} to upstream '{}' again on a fresh connection: the pooled one was closed "
+                            + "(attempt {} of {})", method, upstream.name(), attempt, maxAttempts);
+                    sentAgainOn = attempt;
+                    sendAgain = true;
+                    continue;
+                }
                 String why = attempt >= maxAttempts ? "no attempts are left"
                         : deadlineExpired.get() ? "the total deadline ran out"
                         // The watch cancelled the request to break the write; it cannot be sent again.
@@ -473,7 +497,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
                 Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
-                    why = "the deadline leaves no time for another attempt";
+                    why = NO_TIME_LEFT;
                 }
                 if (why == null && !upstream.budget().tryRetry()) {
                     upstream.metrics().recordBudgetExhausted();
@@ -485,7 +509,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 LOG.debug("Retrying {} to upstream '{}' after {} (attempt {} of {}, waiting {} ms)", method,
                         upstream.name(), fault.type(), attempt, maxAttempts, wait.toMillis());
                 if (!pause(wait)) {
+                    // Interrupted: the caller gave up, as by a cancel landing here, whatever the attempt met.
+                    callersDoing.set(true);
                     throw failure(call, fault, "interrupted while waiting to retry", e, earlier);
+                }
+                if (outlasted(deadline)) {
+                    // The wait overran (a busy machine): no attempt timed out, the last one's fault is the call's.
+                    throw failure(call, fault, NO_TIME_LEFT, e, earlier);
                 }
                 earlier = remember(earlier, e);
                 upstream.metrics().recordRetry(fault.type());
@@ -498,7 +528,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     upload.stop();
                     request.setEntity(body);
                 }
-                if (probeReused) {
+                if (probe) {
                     GuardedConnection.probeBeforeReuse(false);
                 }
             }
@@ -550,8 +580,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 }
                 LOG.debug("Retrying {} to upstream '{}' after status {} (attempt {} of {}, waiting {} ms)", method,
                         upstream.name(), status, attempt, maxAttempts, wait.toMillis());
-                // Kept until the wait is over: if it is cut short, the upstream's own answer is the call's answer.
-                if (!pause(wait)) {
+                // Kept until the wait is over: if it is cut short, or overran the deadline, the upstream's own answer is
+                // the call's answer.
+                if (!pause(wait) || outlasted(deadline)) {
                     return response;
                 }
                 discard(response);
@@ -582,6 +613,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             default:
                 return false;
         }
+    }
+
+    /** Whether the deadline has passed, as it may during a wait that fitted it but overran. */
+    private boolean outlasted(long deadline) {
+        return ticker.nanoTime() - deadline >= 0;
     }
 
     /** Waits before a retry; {@code false}, with the thread's interrupt status kept, when interrupted. */

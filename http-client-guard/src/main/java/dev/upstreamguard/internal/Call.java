@@ -27,6 +27,7 @@ public final class Call {
     private int attempts;
     private int status;
     private volatile boolean endedInOwnWait;
+    private volatile boolean callerGaveUp;
 
     /** {@code cancelled} tells whether the caller cancelled the request (then failures are not the upstream's). */
     public Call(UpstreamGuard upstream, String method, long startNanos, Ticker ticker, boolean holdsBreakerPermit,
@@ -65,7 +66,12 @@ public final class Call {
 
     /** Whether the caller cancelled the request: what fails after that is not the upstream's doing. */
     public boolean cancelledByCaller() {
-        return cancelled.getAsBoolean();
+        return callerGaveUp || cancelled.getAsBoolean();
+    }
+
+    /** The caller gave up on the call after its response head (its thread interrupted while reading the body). */
+    public void callerGaveUp() {
+        this.callerGaveUp = true;
     }
 
     /**

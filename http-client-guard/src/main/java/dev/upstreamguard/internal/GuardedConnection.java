@@ -83,6 +83,11 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
      * the idle connection out as the request crossed its way, not an answer to it.
      */
     private boolean timedOutWhileIdle;
+    /**
+     * The latest request went out on a connection reused from the pool and failed before a byte of any response came:
+     * the upstream had closed the connection while it idled, or as the request arrived.
+     */
+    private boolean droppedUnderRequest;
     /** Under TLS, the TCP socket the TLS socket is layered on; {@code null} for plain connections. */
     private Socket tcpSocket;
     /** Under TLS, what the TLS socket read from the TCP socket, when the TLS strategy is ours; else {@code null}. */
@@ -254,6 +259,21 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         return connection != null && connection.timedOutWhileIdle;
     }
 
+    /**
+     * Whether the request of the exchange in {@code context} went out on a connection reused from the pool that failed
+     * before any byte of a response arrived: the pool's race with an upstream closing an idle connection (RFC 9112
+     * §9.3.1), which a fresh connection avoids. {@code false} when the connection is not known.
+     */
+    public static boolean droppedUnderRequest(HttpContext context) {
+        GuardedConnection connection = of(context);
+        return connection != null && connection.droppedUnderRequest;
+    }
+
+    /** Forgets the connection of the previous exchange in {@code context}: the next exchange notes its own. */
+    public static void forgetConnection(HttpContext context) {
+        context.removeAttribute(CONTEXT_ATTRIBUTE);
+    }
+
     /** The connection the exchange in {@code context} is read from, when it is one of ours; else {@code null}. */
     private static GuardedConnection of(HttpContext context) {
         Object conn = context == null ? null : context.getAttribute(CONTEXT_ATTRIBUTE);
@@ -295,6 +315,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     public void sendRequestHeader(ClassicHttpRequest request) throws HttpException, IOException {
         receivedBefore = received();
         timedOutWhileIdle = false;
+        droppedUnderRequest = false;
         try {
             super.sendRequestHeader(request);
         } catch (SocketException e) {
@@ -344,6 +365,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         if (reusedIdle >= 0 && reusedIdle < VALIDATE_AFTER_INACTIVITY) {
             history.closedWhileIdle(remote(), reusedIdle);
         }
+        droppedUnderRequest = reusedIdle >= 0;
         reusedIdle = -1;
     }
 
@@ -429,6 +451,9 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             answerWaiting = false;
         }
         if (!answerWaiting) {
+            if (received() == receivedBefore) {
+                droppedIfReused();
+            }
             throw writeFailure;
         }
         answeredEarly = true;

@@ -110,6 +110,11 @@ public final class GuardedEntity extends HttpEntityWrapper {
     }
 
     private IOException fail(IOException e) {
+        if (Thread.currentThread().isInterrupted()) {
+            // As before the head: an interrupted reader has given up (classic socket reads go on regardless, so the
+            // failure is whatever ended the read), and that says nothing about the upstream.
+            call.callerGaveUp();
+        }
         UpstreamFault fault = FaultClassifier.classifyBodyFailure(e);
         if (decoded && e instanceof EOFException) {
             // The transport reports a short body as ConnectionClosedException; an EOF can only come from the decoder.

@@ -95,6 +95,29 @@ class CancellationTest {
         }
     }
 
+    /**
+     * Regression: an interrupt that landed while the call waited to retry ended it as a fault of the upstream
+     * (counted, and a failure for its breaker), where a cancel landing there ends it as cancelled, and the README counts
+     * an interrupt of the calling thread as the caller giving up.
+     */
+    @Test
+    void aCallerInterruptedWhileWaitingToRetryEndsAsCancelled() throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        Sleeper interruptedMidWait = d -> {
+            Thread.currentThread().interrupt(); // Future.cancel(true) landing during the backoff
+            new CountDownLatch(1).await(d.toNanos(), TimeUnit.NANOSECONDS);
+        };
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("fine"));
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
+                        .sleeper(interruptedMidWait).build()) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/items")));
+            assertThat(Thread.interrupted()).as("interrupt status kept").isTrue();
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(upstream.connectionCount()).isEqualTo(1);
+            assertLeftNothingBehind(client, upstream.baseUrl(), meters);
+        }
+    }
+
     /** Regression: a cancel that cut a connect short read as connection_refused, a fault the caller did not meet. */
     @Test
     void aRequestCancelledWhileConnectingEndsAsCancelledNotAsARefusedConnection() throws Exception {
@@ -156,6 +179,40 @@ class CancellationTest {
             assertThat(e.fault().type()).isEqualTo("connection_terminated");
             assertThat(e.getMessage()).contains("interrupted");
             assertThat(upstream.requestCount()).isZero();
+            assertLeftNothingBehind(client, upstream.baseUrl(), meters);
+        }
+    }
+
+    /**
+     * Regression: a caller whose thread was interrupted while it read the body (the read itself goes on: classic
+     * socket reads ignore interrupts) had the read's eventual failure counted as a fault of the upstream, in its
+     * breaker and fault counts, while an interrupt before the head ended the call as cancelled, as the README says of
+     * an interrupt of the calling thread. The body's failure on an interrupted thread is the caller giving up too.
+     */
+    @Test
+    void aCallerInterruptedWhileReadingTheBodyEndsAsCancelled() throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        RawUpstream.Behaviour stallsMidBody = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly sixteen b..");
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(stallsMidBody);
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
+                        .defaults(GuardPolicy.builder().responseTimeout(Duration.ofSeconds(1)).build()).build()) {
+            AtomicBoolean interruptKept = new AtomicBoolean();
+            Throwable thrown = catchThrowable(() -> client.execute(new HttpGet(upstream.uri("/items")), r -> {
+                Thread.currentThread().interrupt(); // Future.cancel(true), an executor shutting down
+                try {
+                    return r.getEntity().getContent().readAllBytes();
+                } finally {
+                    interruptKept.set(Thread.interrupted());
+                }
+            }));
+
+            assertThat(interruptKept).isTrue();
+            assertThat(thrown).isInstanceOf(UpstreamException.class);
             assertLeftNothingBehind(client, upstream.baseUrl(), meters);
         }
     }

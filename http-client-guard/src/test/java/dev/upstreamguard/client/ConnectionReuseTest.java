@@ -9,6 +9,7 @@ import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.RawUpstream;
 import dev.upstreamguard.testing.TestTls;
+import io.github.resilience4j.circuitbreaker.CircuitBreaker;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.ByteArrayInputStream;
@@ -23,11 +24,13 @@ import java.util.stream.Stream;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpHead;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.client5.http.classic.methods.HttpPut;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.ssl.DefaultClientTlsStrategy;
 import org.apache.hc.client5.http.ssl.TlsSocketStrategy;
 import org.apache.hc.core5.http.ContentType;
+import org.apache.hc.core5.http.io.entity.ByteArrayEntity;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.io.entity.InputStreamEntity;
 import org.junit.jupiter.api.Test;
@@ -291,9 +294,9 @@ class ConnectionReuseTest {
         }
     }
 
-    /** The same upstream costs GETs one retry in all, not one per request. */
+    /** The same upstream costs GETs one request sent again in all, not one per request, and no retry. */
     @Test
-    void getsToAnUpstreamThatClosesAfterEveryResponseAreRetriedOnceInAll() throws Exception {
+    void getsToAnUpstreamThatClosesAfterEveryResponseAreSentAgainOnceInAllAndNeverRetried() throws Exception {
         Semaphore closed = new Semaphore(0);
         try (RawUpstream upstream = RawUpstream.start(answerOnceThenClose(closed));
                 GuardedHttpClient client = client(3)) {
@@ -304,7 +307,158 @@ class ConnectionReuseTest {
                 assertThat(closed.tryAcquire(10, TimeUnit.SECONDS)).isTrue();
             }
             assertThat(upstream.requestCount()).isEqualTo(6);
+            assertThat(upstream.connectionCount()).isEqualTo(6);
+            assertThat(retries()).isZero();
+        }
+    }
+
+    /**
+     * Regression: an upstream that answers 503 (or 429) and then closes, without {@code Connection: close}, left each
+     * answered connection in the pool; the retry went out on it, failed before any response, and that failure took one
+     * of the call's attempts. Three attempts reached the upstream twice. A request the upstream never received on a
+     * connection it had closed is sent again at once on a fresh connection, and is no attempt of its own.
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"503", "429"})
+    void anUpstreamClosingAfterEachAnswerReceivesEveryAttempt(int status) throws Exception {
+        String answer = "HTTP/1.1 " + status + " X\r\nContent-Length: 2\r\n\r\nok";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(answer)); GuardedHttpClient client = client(3)) {
+            int seen = statusOf(client, new HttpGet(upstream.uri("/items")));
+
+            assertThat(seen).isEqualTo(status);
+            assertThat(upstream.requestCount()).isEqualTo(3);
+            assertThat(retries()).isEqualTo(2);
+            assertThat(meters.find("upstream.guard.retries").tag("fault", "connection_terminated").counter())
+                    .isNull();
+        }
+    }
+
+    /**
+     * The last attempt's request sent on a connection the upstream had closed is sent again too, so the caller gets
+     * the upstream's answer (a 429, no failure for the breaker) instead of a {@code connection_terminated} fault the
+     * upstream never caused, counted against it.
+     */
+    @Test
+    void aLastAttemptOnAConnectionTheUpstreamClosedIsSentAgainNotFailed() throws Exception {
+        String answer = "HTTP/1.1 429 Too Many Requests\r\nContent-Length: 2\r\n\r\nok";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(answer)); GuardedHttpClient client = client(2)) {
+            int seen = statusOf(client, new HttpGet(upstream.uri("/items")));
+
+            assertThat(seen).isEqualTo(429);
+            assertThat(upstream.requestCount()).isEqualTo(2);
+            CircuitBreaker breaker = client.upstream(upstream.baseUrl()).circuitBreaker().orElseThrow();
+            assertThat(breaker.getMetrics().getNumberOfFailedCalls()).isZero();
+            assertThat(client.upstream(upstream.baseUrl()).faultCounts()).isEmpty();
+            assertThat(meters.find("upstream.guard.calls").tag("outcome", "fault").timer()).isNull();
+        }
+    }
+
+    /**
+     * Sending again on a fresh connection is not an attempt: when the fresh connection then fails, that failure is
+     * the attempt's, and the call still has its other attempts.
+     */
+    @Test
+    void aFreshConnectionFailingAfterTheSendAgainIsTheAttemptsFailureAndIsRetried() throws Exception {
+        Semaphore closed = new Semaphore(0);
+        try (RawUpstream upstream = RawUpstream.start(answerOnceThenClose(closed), Behaviours.closeBeforeResponse(),
+                keepAliveSecond()); GuardedHttpClient client = client(2)) {
+            client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(closed.tryAcquire(10, TimeUnit.SECONDS)).isTrue();
+
+            String seen = client.execute(new HttpGet(upstream.uri("/2")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+
+            assertThat(seen).isEqualTo("200 second");
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 1, 2);
             assertThat(retries()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * The same when the closed connection breaks while the body is being written (a large PUT meets the reset of an
+     * upstream that had closed it), not only when the response is awaited.
+     */
+    @Test
+    void aLargePutWhoseBodyMeetsTheCloseOfAReusedConnectionIsSentAgainNotRetried() throws Exception {
+        Semaphore closed = new Semaphore(0);
+        try (RawUpstream upstream = RawUpstream.start(answerOnceThenClose(closed), keepAliveSecond());
+                GuardedHttpClient client = client(3)) {
+            client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(closed.tryAcquire(10, TimeUnit.SECONDS)).isTrue();
+
+            HttpPut put = new HttpPut(upstream.uri("/2"));
+            put.setEntity(new ByteArrayEntity(new byte[4 * 1024 * 1024], ContentType.APPLICATION_OCTET_STREAM));
+            String seen = client.execute(put, r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+
+            assertThat(seen).isEqualTo("200 second");
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 1);
+            assertThat(retries()).isZero();
+        }
+    }
+
+    /**
+     * An upstream that reads the request on a reused connection and then closes or resets it without an answer (a
+     * worker recycled between requests) is the same race; over TLS the break surfaces as the TLS socket's own
+     * exception, and is sent again all the same.
+     */
+    @ParameterizedTest(name = "TLS={0}, {1}")
+    @CsvSource({"false, close", "false, reset", "true, close", "true, reset"})
+    void aReusedConnectionBrokenUnderTheRequestIsSentAgainOverPlainAndTlsConnections(boolean tls, String how)
+            throws Exception {
+        RawUpstream.Behaviour answerOnceThenBreak = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+            }
+            if (c.readRequest() != null) {
+                if ("reset".equals(how)) {
+                    c.reset();
+                } else {
+                    c.close();
+                }
+            }
+        };
+        try (RawUpstream upstream = tls ? RawUpstream.startTls(false, answerOnceThenBreak, keepAliveSecond())
+                : RawUpstream.start(answerOnceThenBreak, keepAliveSecond());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(GuardPolicy.builder()
+                        .connectTimeout(Duration.ofSeconds(10)).responseTimeout(Duration.ofSeconds(5)).build())
+                        .sslContext(TestTls.clientContext()).ticker(time).sleeper(time).meterRegistry(meters)
+                        .build()) {
+            client.execute(new HttpGet(upstream.baseUrl() + "/1"), r -> EntityUtils.toString(r.getEntity()));
+
+            String seen = client.execute(new HttpGet(upstream.baseUrl() + "/2"),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+
+            assertThat(seen).isEqualTo("200 second");
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 0, 1);
+            assertThat(retries()).isZero();
+        }
+    }
+
+    /**
+     * A POST is never sent again (RFC 9110 §9.2.2), even on a connection reused at once from an upstream whose reused
+     * connections have answered before (so it was not probed): once written, nothing tells a request the upstream never
+     * saw from one it acted on.
+     */
+    @Test
+    void aPostOnAConnectionTheUpstreamClosedIsNeverSentAgain() throws Exception {
+        Semaphore closed = new Semaphore(0);
+        RawUpstream.Behaviour answerTwiceThenClose = c -> {
+            for (int i = 0; i < 2 && c.readRequest() != null; i++) {
+                c.write(SECOND);
+            }
+            c.close();
+            closed.release();
+        };
+        try (RawUpstream upstream = RawUpstream.start(answerTwiceThenClose, keepAliveSecond());
+                GuardedHttpClient client = client(3)) {
+            client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
+            client.execute(new HttpGet(upstream.uri("/2")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(closed.tryAcquire(10, TimeUnit.SECONDS)).isTrue();
+
+            assertFault(failure(client, FaultMatrixTest.post(upstream.uri("/orders"))), "connection_terminated", 502,
+                    1);
+            assertThat(upstream.connectionCount()).isEqualTo(1);
+            assertThat(retries()).isZero();
         }
     }
 
@@ -319,7 +473,7 @@ class ConnectionReuseTest {
                 GuardedHttpClient client = client(3)) {
             client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
             assertThat(closed.tryAcquire(10, TimeUnit.SECONDS)).isTrue();
-            // Reuses the dropped connection, learns, and is retried on connection 1.
+            // Reuses the dropped connection, learns, and is sent again on connection 1.
             client.execute(new HttpGet(upstream.uri("/2")), r -> EntityUtils.toString(r.getEntity()));
             // Connection 1 is alive, but not reused while the lesson holds.
             client.execute(new HttpGet(upstream.uri("/3")), r -> EntityUtils.toString(r.getEntity()));
@@ -330,7 +484,7 @@ class ConnectionReuseTest {
 
             assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex)
                     .containsExactly(0, 1, 2, 2, 2);
-            assertThat(retries()).isEqualTo(1);
+            assertThat(retries()).isZero();
         }
     }
 
@@ -400,6 +554,13 @@ class ConnectionReuseTest {
             assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 1, 1);
             assertThat(retries()).isZero();
         }
+    }
+
+    private static int statusOf(GuardedHttpClient client, HttpGet get) throws Exception {
+        return client.execute(get, r -> {
+            EntityUtils.consume(r.getEntity());
+            return r.getCode();
+        });
     }
 
     private static RawUpstream.Behaviour answerOnceThenClose(Semaphore closed) {

@@ -482,6 +482,40 @@ class RetryTest {
     }
 
     /**
+     * Regression: a wait that fitted the deadline but outlasted it (a sleep overrun on a busy machine, here an extra
+     * second of fake time) threw the upstream's 503 away and failed the call with {@code http_response_timeout}, no
+     * further attempt made. The answer in hand is the call's answer.
+     */
+    @Test
+    void aWaitThatOutlastsTheDeadlineReturnsTheStatusInHandNotAResponseTimeout() throws Exception {
+        time.onSleep(d -> time.advance(Duration.ofSeconds(1)));
+        GuardPolicy policy = policy().totalTimeout(Duration.ofMillis(1500)).build();
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client(policy)) {
+            MockWebServers.always(server, new MockResponse.Builder().code(503).setHeader("Retry-After", "1")
+                    .body("busy").build());
+            Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
+            assertThat(seen).isEqualTo(new Seen(503, "1", null, "busy"));
+            assertThat(server.getRequestCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: the same overrun after a transport fault failed the call as {@code http_response_timeout} after "2
+     * attempts", though the upstream had refused the only attempt made; it now fails with the fault of that attempt.
+     */
+    @Test
+    void aBackoffThatOutlastsTheDeadlineFailsWithTheLastAttemptsFault() throws Exception {
+        time.onSleep(d -> time.advance(Duration.ofSeconds(2)));
+        GuardPolicy policy = policy().totalTimeout(Duration.ofSeconds(1)).build();
+        ClosedPort closed = ClosedPort.find();
+        try (GuardedHttpClient client = client(policy)) {
+            UpstreamException e = failure(client, new HttpGet(closed.uri("/")));
+            assertFault(e, "connection_refused", 502, 1);
+            assertThat(time.sleeps()).hasSize(1);
+        }
+    }
+
+    /**
      * Regression: the backoff cap was {@code initial << (attempt - 1)} with the shift capped at 30 but the product
      * not, so a long initial backoff (10 s) overflowed by the 31st attempt and the backoff became 0: a retry storm at
      * exactly the point the settings asked for the longest waits.
