@@ -1108,7 +1108,13 @@ public class UpstreamProxyServlet extends HttpServlet {
             if ("HTTP/1.1".equals(protocol)) {
                 return via11;
             }
-            return (protocol.startsWith("HTTP/") ? protocol.substring(5) : protocol) + " " + viaName;
+            String version = protocol.startsWith("HTTP/") ? protocol.substring(5) : protocol;
+            if (version.length() == 3 && version.endsWith(".0") && version.charAt(0) >= '2') {
+                // Containers report "HTTP/2.0"; HTTP/2 and HTTP/3 have no minor version, and RFC 9110 §7.6.3 names
+                // the received protocol as its own version does: "2".
+                version = version.substring(0, 1);
+            }
+            return version + " " + viaName;
         }
 
         private static String join(Enumeration<String> values) {

@@ -44,6 +44,7 @@ enum Container {
         final List<Object[]> filters = new ArrayList<>();
         String errorPage;
         boolean permissive;
+        boolean http2;
         Duration idleTimeout;
         String address = "127.0.0.1";
 
@@ -59,6 +60,12 @@ enum Container {
          */
         Deployment idleTimeout(Duration timeout) {
             this.idleTimeout = timeout;
+            return this;
+        }
+
+        /** Tomcat only: clients may upgrade to HTTP/2 in clear text ({@code h2c}). */
+        Deployment http2() {
+            this.http2 = true;
             return this;
         }
 
@@ -143,6 +150,9 @@ enum Container {
         }
         if (d.idleTimeout != null) {
             connector.setProperty("connectionTimeout", Long.toString(d.idleTimeout.toMillis()));
+        }
+        if (d.http2) {
+            connector.addUpgradeProtocol(new org.apache.coyote.http2.Http2Protocol());
         }
         tomcat.setConnector(connector);
         Context context = tomcat.addContext(CONTEXT_PATH, base.getAbsolutePath());

@@ -9,10 +9,15 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -78,6 +83,28 @@ class ForwardedHeadersTest {
                 assertThat(request.header("X-Forwarded-For")).isEqualTo("::1");
                 assertThat(request.header("Forwarded"))
                         .isEqualTo("for=\"[::1]\";proto=http;host=\"[::1]:" + running.port() + "\"");
+            }
+        }
+    }
+
+    /**
+     * Regression: a request received over HTTP/2 was forwarded with {@code Via: 2.0 upstream-guard}, the container's
+     * {@code HTTP/2.0}; RFC 9110 §7.6.3 names the protocol's version as HTTP/2 has it, {@code 2}.
+     */
+    @Test
+    void aRequestReceivedOverHttp2IsForwardedWithVia2() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"))) {
+            Container.Deployment deployment = new Container.Deployment().http2()
+                    .servlet("p", UpstreamProxyServlet.builder(upstream.baseUrl()).build(), "/p/*");
+            try (Container.Running running = Container.TOMCAT.start(deployment)) {
+                HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_2).build();
+                HttpResponse<String> answer = client.send(HttpRequest.newBuilder(
+                        URI.create("http://127.0.0.1:" + running.port() + "/gw/p/a")).build(),
+                        HttpResponse.BodyHandlers.ofString());
+                assertThat(answer.version()).isEqualTo(HttpClient.Version.HTTP_2);
+                assertThat(answer.body()).isEqualTo("fine");
+                assertThat(upstream.requests().get(0).header("Via")).isEqualTo("2 upstream-guard");
+                assertThat(answer.headers().firstValue("Via")).hasValue("1.1 upstream-guard");
             }
         }
     }
