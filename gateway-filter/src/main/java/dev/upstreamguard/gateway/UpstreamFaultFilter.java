@@ -48,16 +48,17 @@ import java.util.concurrent.TimeUnit;
  * {@link AsyncContext#start}, until the task ends or ends the async cycle), and the fault's answer replaces it.
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
- * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, or by a task run with
- * {@link AsyncContext#start}, is answered and the async cycle completed; a fault an async worker hands back to be
- * rethrown on an async dispatch (as Spring MVC does) is answered on that dispatch; an async timeout that none of the
- * application's listeners answered is a 504 ({@code http_response_timeout}, the upstream named after the servlet)
- * instead of the container's 500; a fault the container carries to an error page (a dispatch the filter did not see
- * thrown) is answered instead of the page. Mapped for {@code INCLUDE} too, it leaves a fault in an included servlet
- * to the including dispatch, where the status can still be set. Configure it with {@link #builder()}, or with the
- * init-params {@value #PROXY_NAME} (default {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default
- * {@code false}) when the container creates it (any other init-param, or an invalid value, fails {@code init} naming
- * it); a filter made by the builder ignores init-params.
+ * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, by a task run with
+ * {@link AsyncContext#start}, or by a non-blocking {@code WriteListener}, is answered and the async cycle completed;
+ * a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC does) is answered on that
+ * dispatch; an async timeout that none of the application's listeners answered is a 504
+ * ({@code http_response_timeout}, the upstream named after the servlet) instead of the container's 500; a fault the
+ * container carries to an error page (a dispatch the filter did not see thrown) is answered instead of the page.
+ * Mapped for {@code INCLUDE} too, it leaves a fault in an included servlet to the including dispatch, where the status
+ * can still be set. Configure it with {@link #builder()}, or with the init-params {@value #PROXY_NAME} (default
+ * {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default {@code false}) when the container creates it (any
+ * other init-param, or an invalid value, fails {@code init} naming it); a filter made by the builder ignores
+ * init-params.
  */
 public class UpstreamFaultFilter implements Filter {
 
@@ -165,7 +166,7 @@ public class UpstreamFaultFilter implements Filter {
         }
         guardedResponse.sendHeldError();
         throwOwedAbort(request, response);
-        guarded.watchTimeout();
+        guarded.watchUnanswered();
     }
 
     /**

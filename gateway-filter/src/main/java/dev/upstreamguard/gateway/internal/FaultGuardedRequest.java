@@ -22,7 +22,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * connection, answers 500 or leaves the request hanging until the async timeout. An error such a task sends is held
  * until it ends, as on the filter's thread ({@link FaultGuardedResponse}); so that this holds for the context's own
  * response too, a context started without arguments hands out that response wrapped. An async timeout nobody answers
- * goes to the filter as well ({@link #watchTimeout}).
+ * goes to the filter as well, and so does an upstream fault the container reports as an async error, such as one a
+ * {@code WriteListener} or {@code ReadListener} threw ({@link #watchUnanswered}).
  */
 public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
@@ -55,11 +56,13 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
     /**
      * Once the dispatch that started async returned to the filter: has a timeout of that async cycle that no other
-     * listener answers go to the handler, instead of becoming the container's 500. Called then, not at
-     * {@code startAsync()}, so that the listener comes after the application's own (Spring MVC's, a
-     * {@code DeferredResult}'s timeout handler), which are notified first and keep their say.
+     * listener answers go to the handler, instead of becoming the container's 500, and so an async error carrying a
+     * fault (thrown by the application's non-blocking {@code WriteListener} or {@code ReadListener}), which the
+     * containers otherwise end with a closed connection or an empty 200. Called then, not at {@code startAsync()}, so
+     * that the listener comes after the application's own (Spring MVC's, a {@code DeferredResult}'s timeout handler),
+     * which are notified first and keep their say.
      */
-    public void watchTimeout() {
+    public void watchUnanswered() {
         GuardedContext guarded = current;
         if (guarded == null || !isAsyncStarted() || guarded.async != super.getAsyncContext()) {
             return;
@@ -80,6 +83,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
                 @Override
                 public void onError(AsyncEvent event) {
+                    guarded.answerFailure(event.getThrowable());
                 }
 
                 @Override
@@ -116,6 +120,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
     private AsyncContext guard(AsyncContext async, ServletResponse contextResponse) {
         GuardedContext guarded = new GuardedContext(async, contextResponse, response, handler);
         current = guarded;
+        response.onWriteListenerFailure(guarded::answerFailure);
         return guarded;
     }
 
@@ -204,6 +209,13 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
                     tasks.remove(Thread.currentThread());
                 }
             });
+        }
+
+        /** Answers a failure the container reports for the cycle, unless it ended or the failure is no fault. */
+        void answerFailure(Throwable thrown) {
+            if (!ended && thrown != null && handler.answer(async, thrown)) {
+                ended = true;
+            }
         }
 
         /**

@@ -11,6 +11,7 @@ import java.io.Writer;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
 
 /**
  * The response as the fault filter passes it down the chain: an error status the application sends with
@@ -108,6 +109,14 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 // An async worker committed it meanwhile: the container would have refused the error then as well.
             }
         }
+    }
+
+    /**
+     * Where a failure of the application's {@code WriteListener} goes once the listener has had it: such a failure
+     * ends the exchange, and an upstream fault among them is answered like one thrown anywhere else.
+     */
+    public void onWriteListenerFailure(Consumer<Throwable> answer) {
+        hold.listenerFailures = answer;
     }
 
     /** Ends holding on the current thread, dropping an error it held: the exchange is over without it. */
@@ -258,7 +267,25 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                     if (out == null) {
                         throw new IllegalStateException("An error was already sent");
                     }
-                    out.setWriteListener(listener);
+                    out.setWriteListener(new WriteListener() {
+                        @Override
+                        public void onWritePossible() throws IOException {
+                            listener.onWritePossible();
+                        }
+
+                        @Override
+                        public void onError(Throwable thrown) {
+                            try {
+                                listener.onError(thrown);
+                            } finally {
+                                // Jetty tells no AsyncListener of a failure the listener threw.
+                                Consumer<Throwable> answer = hold.listenerFailures;
+                                if (answer != null) {
+                                    answer.accept(thrown);
+                                }
+                            }
+                        }
+                    });
                 }
 
                 private ServletOutputStream real() throws IOException {
@@ -319,5 +346,6 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         volatile FaultGuardedResponse sender;
         volatile int status;
         volatile String message;
+        volatile Consumer<Throwable> listenerFailures;
     }
 }
