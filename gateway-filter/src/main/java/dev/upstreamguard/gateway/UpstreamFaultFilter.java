@@ -44,19 +44,21 @@ import java.util.concurrent.TimeUnit;
  * still logs and counts, then throws so that the container aborts the client connection and the client sees an
  * incomplete response, never a clean one (a body of unknown length goes to an HTTP/1.1 client that asked to close in
  * chunks, so that a cut one shows). An error the application sent with {@code sendError} before the fault escaped
- * does not count as committed: the filter holds it until the chain returns, and the fault's answer replaces it.
+ * does not count as committed: the filter holds it until the chain returns (one sent by a task run with
+ * {@link AsyncContext#start}, until the task ends or ends the async cycle), and the fault's answer replaces it.
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
- * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, or by a task run with
- * {@link AsyncContext#start}, is answered and the async cycle completed; a fault an async worker hands back to be
- * rethrown on an async dispatch (as Spring MVC does) is answered on that dispatch; an async timeout that none of the
- * application's listeners answered is a 504 ({@code http_response_timeout}, the upstream named after the servlet)
- * instead of the container's 500; a fault the container carries to an error page (a dispatch the filter did not see
- * thrown) is answered instead of the page. Mapped for {@code INCLUDE} too, it leaves a fault in an included servlet
- * to the including dispatch, where the status can still be set. Configure it with {@link #builder()}, or with the
- * init-params {@value #PROXY_NAME} (default {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default
- * {@code false}) when the container creates it (any other init-param, or an invalid value, fails {@code init} naming
- * it); a filter made by the builder ignores init-params.
+ * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, by a task run with
+ * {@link AsyncContext#start}, or by a non-blocking {@code WriteListener}, is answered and the async cycle completed;
+ * a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC does) is answered on that
+ * dispatch; an async timeout that none of the application's listeners answered is a 504
+ * ({@code http_response_timeout}, the upstream named after the servlet) instead of the container's 500; a fault the
+ * container carries to an error page (a dispatch the filter did not see thrown) is answered instead of the page.
+ * Mapped for {@code INCLUDE} too, it leaves a fault in an included servlet to the including dispatch, where the status
+ * can still be set. Configure it with {@link #builder()}, or with the init-params {@value #PROXY_NAME} (default
+ * {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default {@code false}) when the container creates it (any
+ * other init-param, or an invalid value, fails {@code init} naming it); a filter made by the builder ignores
+ * init-params.
  */
 public class UpstreamFaultFilter implements Filter {
 
@@ -138,18 +140,19 @@ public class UpstreamFaultFilter implements Filter {
         if (request.getDispatcherType() == DispatcherType.REQUEST) {
             FaultResponseWriter.rememberOuterFields(request, response);
         }
-        FaultGuardedRequest guarded = new FaultGuardedRequest(request, new FaultGuardedRequest.FailureHandler() {
+        FaultGuardedResponse guardedResponse = new FaultGuardedResponse(request, response);
+        FaultGuardedRequest.FailureHandler handler = new FaultGuardedRequest.FailureHandler() {
             @Override
             public boolean answer(AsyncContext async, Throwable thrown) {
-                return answerTask(request, response, async, thrown);
+                return answerTask(request, response, guardedResponse, async, thrown);
             }
 
             @Override
             public void timedOut(AsyncContext async) {
                 answerTimeout(request, response, async);
             }
-        });
-        FaultGuardedResponse guardedResponse = new FaultGuardedResponse(request, response);
+        };
+        FaultGuardedRequest guarded = new FaultGuardedRequest(request, guardedResponse, handler);
         try {
             chain.doFilter(guarded, guardedResponse);
         } catch (Exception e) {
@@ -163,7 +166,7 @@ public class UpstreamFaultFilter implements Filter {
         }
         guardedResponse.sendHeldError();
         throwOwedAbort(request, response);
-        guarded.watchTimeout();
+        guarded.watchUnanswered();
     }
 
     /**
@@ -223,12 +226,14 @@ public class UpstreamFaultFilter implements Filter {
      * exception reaches a filter: the answer is written and the async cycle completed. A committed response that
      * only an escaping exception can abort (Tomcat) is dispatched back to this filter, which throws there.
      */
-    private boolean answerTask(HttpServletRequest request, HttpServletResponse response, AsyncContext async,
-            Throwable thrown) {
+    private boolean answerTask(HttpServletRequest request, HttpServletResponse response,
+            FaultGuardedResponse guardedResponse, AsyncContext async, Throwable thrown) {
         UpstreamException fault = unanswered(request, thrown);
         if (fault == null) {
             return false;
         }
+        // The fault is the answer, not the error the task sent before it.
+        guardedResponse.dropHeldError();
         try {
             if (writer.write(request, response, fault, null, proxyStatusSet(response))
                     == FaultResponseWriter.Answer.THROW_TO_ABORT) {

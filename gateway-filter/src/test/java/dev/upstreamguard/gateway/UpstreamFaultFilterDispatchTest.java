@@ -7,6 +7,8 @@ import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletOutputStream;
+import jakarta.servlet.WriteListener;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -60,6 +62,21 @@ class UpstreamFaultFilterDispatchTest {
         };
     }
 
+    /** A non-blocking writer whose upstream fails before it writes anything. */
+    static void failWhenWritable(ServletOutputStream out) {
+        out.setWriteListener(new WriteListener() {
+            @Override
+            public void onWritePossible() throws IOException {
+                throw refused();
+            }
+
+            @Override
+            public void onError(Throwable thrown) {
+                // The application has nothing to add.
+            }
+        });
+    }
+
     @BeforeAll
     void start() {
         for (Container container : Container.values()) {
@@ -77,6 +94,12 @@ class UpstreamFaultFilterDispatchTest {
                     "/forwarding");
             d.servlet("undeclared", servlet((req, resp) -> throwUndeclared(new ExecutionException(refused()))),
                     "/undeclared");
+            d.servlet("write-listener", servlet((req, resp) -> {
+                req.startAsync();
+                failWhenWritable(resp.getOutputStream());
+            }), "/write-listener");
+            d.servlet("write-listener-context", servlet((req, resp) ->
+                    failWhenWritable(req.startAsync().getResponse().getOutputStream())), "/write-listener-context");
             containers.put(container, container.start(d));
         }
     }
@@ -102,6 +125,17 @@ class UpstreamFaultFilterDispatchTest {
         assertThat(json.bodyUtf8()).doesNotContain("the including page", "after the include")
                 .contains("\"instance\":\"/gw/including\"");
         assertGeneratedFault(port(container), "/gw/forwarding", UpstreamFault.CONNECTION_REFUSED, false);
+    }
+
+    /**
+     * Regression: a fault thrown by the application's non-blocking {@code WriteListener} reached no filter: Tomcat
+     * closed the connection without an answer, Jetty ended the response as an empty 200.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultANonBlockingWriteListenerThrowsIsAnswered(Container container) throws Exception {
+        assertGeneratedFault(port(container), "/gw/write-listener", UpstreamFault.CONNECTION_REFUSED, false);
+        assertGeneratedFault(port(container), "/gw/write-listener-context", UpstreamFault.CONNECTION_REFUSED, false);
     }
 
     /** Regression: a checked exception thrown undeclared passed the filter and Jetty answered 500. */

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import jakarta.servlet.AsyncContext;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.ServletException;
 import jakarta.servlet.http.Cookie;
@@ -13,10 +14,12 @@ import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.io.PrintWriter;
+import java.io.UncheckedIOException;
 import java.net.ConnectException;
 import java.util.EnumMap;
 import java.util.EnumSet;
 import java.util.Map;
+import java.util.concurrent.CompletionException;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.TestInstance;
@@ -36,7 +39,32 @@ class UpstreamFaultFilterResponseStateTest {
     enum Mode {
         SEND_ERROR_THEN_FAULT, SEND_ERROR_WRITE_THEN_FAULT, SEND_ERROR_ONLY, SEND_ERROR_THEN_OTHER_FAILURE,
         RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS, COMMITTED_THEN_FAULT, KNOWN_LENGTH,
-        OWN_TRAILERS
+        OWN_TRAILERS, TASK_SEND_ERROR_THEN_FAULT, TASK_CONTEXT_SEND_ERROR_THEN_FAULT, TASK_SEND_ERROR_ONLY,
+        TASK_COMMITTED_THEN_FAULT
+    }
+
+    /** Runs {@code work} as a task of the async context, on the response the servlet got or on the context's own. */
+    static void inTask(HttpServletRequest req, HttpServletResponse resp, boolean contextResponse, TaskWork work) {
+        AsyncContext async = req.startAsync();
+        async.start(() -> {
+            try {
+                work.run(async, contextResponse ? (HttpServletResponse) async.getResponse() : resp);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
+    }
+
+    /** Streams the first part of an answer of unknown length; the upstream fails with the rest. */
+    static void streamFirstPart(HttpServletResponse resp) throws IOException {
+        resp.setContentType("application/octet-stream");
+        resp.getOutputStream().write(new byte[64 * 1024]);
+        resp.flushBuffer();
+    }
+
+    /** What a task does with the response. */
+    interface TaskWork {
+        void run(AsyncContext async, HttpServletResponse response) throws IOException;
     }
 
     static UpstreamException refused() {
@@ -96,11 +124,14 @@ class UpstreamFaultFilterResponseStateTest {
                     resp.setHeader("Access-Control-Allow-Origin", "*");
                     throw new ServletException(refused());
                 case COMMITTED_THEN_FAULT:
-                    // Streams the first part of an answer of unknown length; the upstream fails with the rest.
-                    resp.setContentType("application/octet-stream");
-                    resp.getOutputStream().write(new byte[64 * 1024]);
-                    resp.flushBuffer();
+                    streamFirstPart(resp);
                     throw new ServletException(refused());
+                case TASK_COMMITTED_THEN_FAULT:
+                    inTask(req, resp, true, (async, response) -> {
+                        streamFirstPart(response);
+                        throw new CompletionException(refused());
+                    });
+                    return;
                 case KNOWN_LENGTH:
                     resp.setContentLength(5);
                     resp.getWriter().write("whole");
@@ -108,6 +139,19 @@ class UpstreamFaultFilterResponseStateTest {
                 case OWN_TRAILERS:
                     resp.setTrailerFields(() -> Map.of("x-checksum", "abc"));
                     resp.getWriter().write("body");
+                    return;
+                case TASK_SEND_ERROR_THEN_FAULT:
+                case TASK_CONTEXT_SEND_ERROR_THEN_FAULT:
+                    inTask(req, resp, mode == Mode.TASK_CONTEXT_SEND_ERROR_THEN_FAULT, (async, response) -> {
+                        response.sendError(500);
+                        throw new CompletionException(refused());
+                    });
+                    return;
+                case TASK_SEND_ERROR_ONLY:
+                    inTask(req, resp, true, (async, response) -> {
+                        response.sendError(404, "no such item");
+                        async.complete();
+                    });
                     return;
                 default:
                     throw new AssertionError(mode);
@@ -160,6 +204,24 @@ class UpstreamFaultFilterResponseStateTest {
         RawClient.Response json = assertGeneratedFault(port(container), "/gw/send-error-write-then-fault",
                 UpstreamFault.CONNECTION_REFUSED, false);
         assertThat(json.bodyUtf8()).doesNotContain("partial", "ignored", "10.1.2.3");
+    }
+
+    /**
+     * Regression: an async task's {@code sendError} went to the container at once (the hold covered the filter's own
+     * thread only), so the fault the task then threw could only be aborted: the client got no answer, or the error.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultAnAsyncTaskThrowsAfterSendingAnErrorIsAnsweredAsTheFault(Container container) throws Exception {
+        assertGeneratedFault(port(container), "/gw/task-send-error-then-fault", UpstreamFault.CONNECTION_REFUSED,
+                false);
+        assertGeneratedFault(port(container), "/gw/task-context-send-error-then-fault",
+                UpstreamFault.CONNECTION_REFUSED, false);
+
+        RawClient.Response notFound = RawClient.request(port(container), "GET", "/gw/task-send-error-only");
+        assertThat(notFound.status()).isEqualTo(404);
+        assertThat(notFound.complete()).isTrue();
+        assertThat(notFound.header("Proxy-Status")).isNull();
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -229,11 +291,14 @@ class UpstreamFaultFilterResponseStateTest {
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void aBodyCutShortByAFaultLooksCutAlsoToAClientThatAskedToClose(Container container) throws Exception {
-        RawClient.Response cut = RawClient.request(port(container), "GET", "/gw/committed-then-fault",
-                "Connection: close");
-        assertThat(cut.status()).isEqualTo(200);
-        assertThat(cut.header("Transfer-Encoding")).isEqualTo("chunked");
-        assertThat(cut.complete()).as("the client must see an incomplete response: %s", cut.headers()).isFalse();
+        // Also one an async task writes to the context's own response.
+        for (String path : new String[] {"/gw/committed-then-fault", "/gw/task-committed-then-fault"}) {
+            RawClient.Response cut = RawClient.request(port(container), "GET", path, "Connection: close");
+            assertThat(cut.status()).as(path).isEqualTo(200);
+            assertThat(cut.header("Transfer-Encoding")).as(path).isEqualTo("chunked");
+            assertThat(cut.complete()).as("the client must see an incomplete response: %s %s", path, cut.headers())
+                    .isFalse();
+        }
 
         // Trailers the application sends are not replaced.
         RawClient.Response trailed = RawClient.request(port(container), "GET", "/gw/own-trailers",

@@ -10,14 +10,20 @@ import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletRequestWrapper;
+import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The request as the fault filter passes it down the chain: the async contexts it starts run their
  * {@link AsyncContext#start(Runnable) start()}ed tasks under the filter's fault handling. Without it, an exception
  * escaping such a task reaches no filter at all: the container logs it and, depending on when it happened, closes the
- * connection, answers 500 or leaves the request hanging until the async timeout. An async timeout nobody answers
- * goes to the filter as well ({@link #watchTimeout}).
+ * connection, answers 500 or leaves the request hanging until the async timeout. An error such a task sends is held
+ * until it ends, as on the filter's thread ({@link FaultGuardedResponse}); so that this holds for the context's own
+ * response too, a context started without arguments hands out that response wrapped. An async timeout nobody answers
+ * goes to the filter as well, and so does an upstream fault the container reports as an async error, such as one a
+ * {@code WriteListener} or {@code ReadListener} threw ({@link #watchUnanswered}).
  */
 public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
@@ -35,21 +41,28 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
     }
 
     private final FailureHandler handler;
+    private final FaultGuardedResponse response;
     private volatile GuardedContext current;
 
-    /** Wraps {@code request}; failures of its async tasks go to {@code handler}. */
-    public FaultGuardedRequest(HttpServletRequest request, FailureHandler handler) {
+    /**
+     * Wraps {@code request}; failures of its async tasks go to {@code handler}, and errors they send are held by
+     * {@code response}, the chain's.
+     */
+    public FaultGuardedRequest(HttpServletRequest request, FaultGuardedResponse response, FailureHandler handler) {
         super(request);
         this.handler = handler;
+        this.response = response;
     }
 
     /**
      * Once the dispatch that started async returned to the filter: has a timeout of that async cycle that no other
-     * listener answers go to the handler, instead of becoming the container's 500. Called then, not at
-     * {@code startAsync()}, so that the listener comes after the application's own (Spring MVC's, a
-     * {@code DeferredResult}'s timeout handler), which are notified first and keep their say.
+     * listener answers go to the handler, instead of becoming the container's 500, and so an async error carrying a
+     * fault (thrown by the application's non-blocking {@code WriteListener} or {@code ReadListener}), which the
+     * containers otherwise end with a closed connection or an empty 200. Called then, not at {@code startAsync()}, so
+     * that the listener comes after the application's own (Spring MVC's, a {@code DeferredResult}'s timeout handler),
+     * which are notified first and keep their say.
      */
-    public void watchTimeout() {
+    public void watchUnanswered() {
         GuardedContext guarded = current;
         if (guarded == null || !isAsyncStarted() || guarded.async != super.getAsyncContext()) {
             return;
@@ -70,6 +83,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
                 @Override
                 public void onError(AsyncEvent event) {
+                    guarded.answerFailure(event.getThrowable());
                 }
 
                 @Override
@@ -83,12 +97,17 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
     @Override
     public AsyncContext startAsync() {
-        return guard(super.startAsync());
+        AsyncContext async = super.startAsync();
+        // The container's own response, which the chain's wrapper does not reach.
+        ServletResponse own = async.getResponse();
+        return guard(async, own instanceof HttpServletResponse
+                ? new FaultGuardedResponse(this, (HttpServletResponse) own, response) : own);
     }
 
     @Override
     public AsyncContext startAsync(ServletRequest request, ServletResponse response) {
-        return guard(super.startAsync(request, response));
+        // The application's choice, handed back as it is (it may cast it to its own wrapper).
+        return guard(super.startAsync(request, response), response);
     }
 
     @Override
@@ -98,9 +117,10 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         return guarded != null && guarded.async == async ? guarded : async;
     }
 
-    private AsyncContext guard(AsyncContext async) {
-        GuardedContext guarded = new GuardedContext(async, handler);
+    private AsyncContext guard(AsyncContext async, ServletResponse contextResponse) {
+        GuardedContext guarded = new GuardedContext(async, contextResponse, response, handler);
         current = guarded;
+        response.onWriteListenerFailure(guarded::answerFailure);
         return guarded;
     }
 
@@ -144,38 +164,78 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         }
     }
 
-    /** Delegates everything; {@code start()} adds the fault handling, and ending the cycle is noted. */
+    /**
+     * Delegates everything; {@code start()} adds the fault handling and holds the task's errors, and ending the
+     * cycle is noted.
+     */
     private static final class GuardedContext implements AsyncContext {
         private final AsyncContext async;
+        private final ServletResponse response;
+        private final FaultGuardedResponse holding;
         private final FailureHandler handler;
+        private final Set<Thread> tasks = ConcurrentHashMap.newKeySet();
         private volatile boolean ended;
 
-        GuardedContext(AsyncContext async, FailureHandler handler) {
+        GuardedContext(AsyncContext async, ServletResponse response, FaultGuardedResponse holding,
+                FailureHandler handler) {
             this.async = async;
+            this.response = response;
+            this.holding = holding;
             this.handler = handler;
         }
 
         @Override
         public void start(Runnable task) {
             async.start(() -> {
+                tasks.add(Thread.currentThread());
+                holding.holdOnThisThread();
                 try {
                     task.run();
+                    releaseHeldError();
                 } catch (Throwable thrown) {
-                    if (ended) {
-                        // The client has its answer, and the request and response may already serve another
-                        // exchange: a late upstream fault is dropped, since escaping it would make Tomcat fail
-                        // whichever request that is.
-                        if (UpstreamException.find(thrown).isPresent()) {
-                            return;
-                        }
-                        throw thrown;
+                    if (!ended && handler.answer(async, thrown)) {
+                        ended = true;
+                        return;
                     }
-                    if (!handler.answer(async, thrown)) {
-                        throw thrown;
+                    releaseHeldError();
+                    // The client has its answer, and the request and response may already serve another exchange:
+                    // a late upstream fault is dropped, since escaping it would make Tomcat fail whichever request
+                    // that is.
+                    if (ended && UpstreamException.find(thrown).isPresent()) {
+                        return;
                     }
-                    ended = true;
+                    throw thrown;
+                } finally {
+                    tasks.remove(Thread.currentThread());
                 }
             });
+        }
+
+        /** Answers a failure the container reports for the cycle, unless it ended or the failure is no fault. */
+        void answerFailure(Throwable thrown) {
+            if (!ended && thrown != null && handler.answer(async, thrown)) {
+                ended = true;
+            }
+        }
+
+        /**
+         * Sends the error the current task held, if it is a task: before the cycle ends, which would otherwise end
+         * the response without it, or as the task ends without a fault.
+         */
+        private void releaseHeldError() {
+            if (!tasks.contains(Thread.currentThread())) {
+                return;
+            }
+            if (ended) {
+                // Over without it (a timeout answered meanwhile): the response may already serve another exchange.
+                holding.forgetHeldError();
+                return;
+            }
+            try {
+                holding.sendHeldError();
+            } catch (IOException clientGone) {
+                // Nobody is left to tell.
+            }
         }
 
         @Override
@@ -185,7 +245,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
         @Override
         public ServletResponse getResponse() {
-            return async.getResponse();
+            return response;
         }
 
         @Override
@@ -195,24 +255,28 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
         @Override
         public void dispatch() {
+            releaseHeldError();
             ended = true;
             async.dispatch();
         }
 
         @Override
         public void dispatch(String path) {
+            releaseHeldError();
             ended = true;
             async.dispatch(path);
         }
 
         @Override
         public void dispatch(ServletContext context, String path) {
+            releaseHeldError();
             ended = true;
             async.dispatch(context, path);
         }
 
         @Override
         public void complete() {
+            releaseHeldError();
             ended = true;
             async.complete();
         }

@@ -9,6 +9,9 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.Writer;
 import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
 
 /**
  * The response as the fault filter passes it down the chain: an error status the application sends with
@@ -20,19 +23,16 @@ import java.util.Map;
  * (Spring Boot's {@code ErrorPageFilter} holds it the same way).
  *
  * <p>While an error is held the response behaves as the container's does after {@code sendError}: committed, with
- * its status, and body writes discarded. {@code 1xx} statuses ({@code sendError(103)}: early hints) and calls from other
- * threads (an async worker) pass straight through.
+ * its status, and body writes discarded. A task run by {@link jakarta.servlet.AsyncContext#start} has its errors held
+ * the same way until it ends ({@link #holdOnThisThread}). {@code 1xx} statuses ({@code sendError(103)}: early hints)
+ * and calls from other threads (an async worker of the application's own) pass straight through.
  *
  * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection, so
  * that the client can tell a body a fault cut short from a whole one.
  */
 public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
-    private final Thread chainThread = Thread.currentThread();
-    private volatile boolean holding = true;
-    private volatile boolean held;
-    private int heldStatus;
-    private String heldMessage;
+    private final Hold hold;
     private final boolean chunkForClose;
     private boolean framed;
     private ServletOutputStream stream;
@@ -40,7 +40,22 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
     /** Wraps {@code response} for the chain that the current thread is about to run for {@code request}. */
     public FaultGuardedResponse(HttpServletRequest request, HttpServletResponse response) {
+        this(request, response, new Hold());
+        hold.holders.add(Thread.currentThread());
+    }
+
+    /**
+     * Wraps {@code response}, the async context's own, for the tasks that context runs: an error either wrapper holds
+     * is held for both, since both are the one exchange's response.
+     */
+    public FaultGuardedResponse(HttpServletRequest request, HttpServletResponse response,
+            FaultGuardedResponse sibling) {
+        this(request, response, sibling.hold);
+    }
+
+    private FaultGuardedResponse(HttpServletRequest request, HttpServletResponse response, Hold hold) {
         super(response);
+        this.hold = hold;
         this.chunkForClose = "HTTP/1.1".equals(request.getProtocol()) && !"HEAD".equals(request.getMethod())
                 && HopByHop.hasClose(request.getHeaders("Connection"));
     }
@@ -65,30 +80,60 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         }
     }
 
+    /**
+     * Holds the errors sent on the current thread, a task of the async context, until it ends: as on the filter's
+     * thread, a fault the task throws after {@code sendError} is then answered as the fault.
+     */
+    public void holdOnThisThread() {
+        hold.holders.add(Thread.currentThread());
+    }
+
     /** Drops a held error: a fault answer replaces it. From now on every call passes straight through. */
     public void dropHeldError() {
-        holding = false;
-        held = false;
+        hold.holders.clear();
+        hold.held = false;
     }
 
     /**
-     * Ends holding: a held error goes to the container now, as the application sent it. From now on every call
-     * passes straight through.
+     * Ends holding on the current thread: an error it held goes to the container now, as the application sent it.
+     * From now on its calls pass straight through.
      */
     public void sendHeldError() throws IOException {
-        holding = false;
-        if (held) {
-            held = false;
+        Thread current = Thread.currentThread();
+        hold.holders.remove(current);
+        if (hold.held && hold.heldOn == current) {
+            hold.held = false;
             try {
-                super.sendError(heldStatus, heldMessage);
+                hold.sender.sendErrorNow(hold.status, hold.message);
             } catch (IllegalStateException committedMeanwhile) {
                 // An async worker committed it meanwhile: the container would have refused the error then as well.
             }
         }
     }
 
+    /**
+     * Where a failure of the application's {@code WriteListener} goes once the listener has had it: such a failure
+     * ends the exchange, and an upstream fault among them is answered like one thrown anywhere else.
+     */
+    public void onWriteListenerFailure(Consumer<Throwable> answer) {
+        hold.listenerFailures = answer;
+    }
+
+    /** Ends holding on the current thread, dropping an error it held: the exchange is over without it. */
+    public void forgetHeldError() {
+        Thread current = Thread.currentThread();
+        hold.holders.remove(current);
+        if (hold.heldOn == current) {
+            hold.held = false;
+        }
+    }
+
+    private void sendErrorNow(int status, String message) throws IOException {
+        super.sendError(status, message);
+    }
+
     private boolean holds(int status) {
-        return holding && status >= 400 && Thread.currentThread() == chainThread && !super.isCommitted();
+        return status >= 400 && hold.holders.contains(Thread.currentThread()) && !super.isCommitted();
     }
 
     @Override
@@ -98,7 +143,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
     @Override
     public void sendError(int status, String message) throws IOException {
-        if (held) {
+        if (hold.held) {
             throw new IllegalStateException("An error was already sent");
         }
         if (!holds(status)) {
@@ -107,31 +152,33 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         }
         // The container clears the buffer when it takes sendError; what the application wrote before is not sent.
         super.resetBuffer();
-        heldStatus = status;
-        heldMessage = message;
-        held = true;
+        hold.status = status;
+        hold.message = message;
+        hold.sender = this;
+        hold.heldOn = Thread.currentThread();
+        hold.held = true;
     }
 
     @Override
     public boolean isCommitted() {
-        return held || super.isCommitted();
+        return hold.held || super.isCommitted();
     }
 
     @Override
     public int getStatus() {
-        return held ? heldStatus : super.getStatus();
+        return hold.held ? hold.status : super.getStatus();
     }
 
     @Override
     public void setStatus(int status) {
-        if (!held) {
+        if (!hold.held) {
             super.setStatus(status);
         }
     }
 
     @Override
     public void sendRedirect(String location) throws IOException {
-        if (held) {
+        if (hold.held) {
             throw new IllegalStateException("An error was already sent");
         }
         super.sendRedirect(location);
@@ -139,7 +186,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
     @Override
     public void reset() {
-        if (held) {
+        if (hold.held) {
             throw new IllegalStateException("An error was already sent");
         }
         super.reset();
@@ -147,7 +194,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
     @Override
     public void resetBuffer() {
-        if (held) {
+        if (hold.held) {
             throw new IllegalStateException("An error was already sent");
         }
         super.resetBuffer();
@@ -155,7 +202,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
     @Override
     public void flushBuffer() throws IOException {
-        if (!held) {
+        if (!hold.held) {
             super.flushBuffer();
         }
     }
@@ -165,11 +212,11 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         if (stream == null) {
             // Obtained before or after the error was sent, it discards writes while the error is held, as the
             // container's own stream does after sendError (a flush or close would otherwise commit the response).
-            ServletOutputStream out = held ? null : super.getOutputStream();
+            ServletOutputStream out = hold.held ? null : super.getOutputStream();
             stream = new ServletOutputStream() {
                 @Override
                 public void write(int b) throws IOException {
-                    if (!held) {
+                    if (!hold.held) {
                         frameByChunks();
                         real().write(b);
                     }
@@ -177,7 +224,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
                 @Override
                 public void write(byte[] b, int off, int len) throws IOException {
-                    if (!held) {
+                    if (!hold.held) {
                         if (len > 0) {
                             frameByChunks();
                         }
@@ -188,7 +235,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 @Override
                 public void print(String text) throws IOException {
                     // The container's own, not ServletOutputStream's character by character.
-                    if (!held) {
+                    if (!hold.held) {
                         if (text != null && !text.isEmpty()) {
                             frameByChunks();
                         }
@@ -198,21 +245,21 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
                 @Override
                 public void flush() throws IOException {
-                    if (!held) {
+                    if (!hold.held) {
                         real().flush();
                     }
                 }
 
                 @Override
                 public void close() throws IOException {
-                    if (!held) {
+                    if (!hold.held) {
                         real().close();
                     }
                 }
 
                 @Override
                 public boolean isReady() {
-                    return held || out == null || out.isReady();
+                    return hold.held || out == null || out.isReady();
                 }
 
                 @Override
@@ -220,7 +267,25 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                     if (out == null) {
                         throw new IllegalStateException("An error was already sent");
                     }
-                    out.setWriteListener(listener);
+                    out.setWriteListener(new WriteListener() {
+                        @Override
+                        public void onWritePossible() throws IOException {
+                            listener.onWritePossible();
+                        }
+
+                        @Override
+                        public void onError(Throwable thrown) {
+                            try {
+                                listener.onError(thrown);
+                            } finally {
+                                // Jetty tells no AsyncListener of a failure the listener threw.
+                                Consumer<Throwable> answer = hold.listenerFailures;
+                                if (answer != null) {
+                                    answer.accept(thrown);
+                                }
+                            }
+                        }
+                    });
                 }
 
                 private ServletOutputStream real() throws IOException {
@@ -237,11 +302,11 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     @Override
     public PrintWriter getWriter() throws IOException {
         if (writer == null) {
-            PrintWriter real = held ? null : super.getWriter();
+            PrintWriter real = hold.held ? null : super.getWriter();
             writer = new PrintWriter(new Writer() {
                 @Override
                 public void write(char[] chars, int off, int len) {
-                    if (!held && real != null) {
+                    if (!hold.held && real != null) {
                         if (len > 0) {
                             frameByChunks();
                         }
@@ -251,14 +316,14 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
                 @Override
                 public void flush() {
-                    if (!held && real != null) {
+                    if (!hold.held && real != null) {
                         real.flush();
                     }
                 }
 
                 @Override
                 public void close() {
-                    if (!held && real != null) {
+                    if (!hold.held && real != null) {
                         real.close();
                     }
                 }
@@ -270,5 +335,17 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
             };
         }
         return writer;
+    }
+
+    /** The held error, shared by the chain's wrapper and the async context's. */
+    private static final class Hold {
+        /** The threads whose errors are held: the filter's while the chain runs, and running async tasks. */
+        final Set<Thread> holders = ConcurrentHashMap.newKeySet();
+        volatile boolean held;
+        volatile Thread heldOn;
+        volatile FaultGuardedResponse sender;
+        volatile int status;
+        volatile String message;
+        volatile Consumer<Throwable> listenerFailures;
     }
 }
