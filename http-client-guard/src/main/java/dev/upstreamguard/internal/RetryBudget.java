@@ -34,7 +34,7 @@ public final class RetryBudget {
         this.ratioMicros = Math.round(ratio * MICROS);
         this.minPerSecond = minPerSecond;
         this.ticker = ticker;
-        this.currentSecond = ticker.nanoTime() / SECOND;
+        this.currentSecond = Math.floorDiv(ticker.nanoTime(), SECOND);
     }
 
     /** Counts one call (a first attempt). */
@@ -70,7 +70,7 @@ public final class RetryBudget {
     }
 
     private int advance() {
-        long now = ticker.nanoTime() / SECOND;
+        long now = Math.floorDiv(ticker.nanoTime(), SECOND);
         if (now != currentSecond) {
             rotate(now);
         }
