@@ -350,7 +350,18 @@ public class UpstreamProxyServlet extends HttpServlet {
             ClientBodyEntity streamed = null;
             long contentLength = request.getContentLengthLong();
             boolean chunked = request.getHeader("Transfer-Encoding") != null;
-            if ((contentLength > 0 || chunked) && !mayCarryContent(method, request)) {
+            boolean mayCarryContent = mayCarryContent(method, request);
+            if (chunked && !mayCarryContent) {
+                // Only the body tells whether chunks carry content: an empty one ("0" alone) is none, as with
+                // Content-Length: 0, and the request goes on without a body rather than being refused.
+                try {
+                    chunked = request.getInputStream().read() >= 0;
+                } catch (IOException clientFailure) {
+                    answerUnreadBody(request, response, clientFailure);
+                    return;
+                }
+            }
+            if ((contentLength > 0 || chunked) && !mayCarryContent) {
                 // HttpClient refuses to send these (RFC 9110 §9.3.7, §9.3.8). Sent on, the refusal would come back as
                 // a 502 http_protocol_error blaming the upstream, counted against it, for the client's own mistake.
                 response.sendError(HttpServletResponse.SC_BAD_REQUEST, method.equals("TRACE")
@@ -384,7 +395,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 } else {
                     upstreamRequest.setEntity(body);
                 }
-            } else if (contentLength == 0 && mayCarryContent(method, request)) {
+            } else if (contentLength == 0 && mayCarryContent) {
                 // "Content-Length: 0" on a TRACE, or an untyped OPTIONS, says there is no content: sent with an empty
                 // entity, HttpClient refused them as if they had some, and the client got a 500 and a stack trace.
                 upstreamRequest.setEntity(new ByteArrayEntity(new byte[0], null));

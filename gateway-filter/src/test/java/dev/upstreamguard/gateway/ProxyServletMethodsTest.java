@@ -99,6 +99,38 @@ class ProxyServletMethodsTest {
         assertThat(servlet.client().upstream(servlet.upstreamName()).faultCounts()).isEmpty();
     }
 
+    /**
+     * Regression: an OPTIONS without a Content-Type, or a TRACE, whose chunked body was empty ({@code 0} and nothing
+     * else) was answered 400 as if it had content; it has none, and goes upstream without a body, as other methods'
+     * empty chunked bodies do.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anEmptyChunkedBodyIsNoContentForAnyMethod(Container container) throws Exception {
+        int port = containers.get(container).port();
+        RawUpstream upstream = upstreams.get(container);
+        int before = upstream.requestCount();
+        // Tomcat refuses TRACE itself (405) before any servlet; Jetty lets it reach the proxy.
+        List<String> methods = container == Container.JETTY ? List.of("OPTIONS", "TRACE", "GET", "DELETE", "POST")
+                : List.of("OPTIONS", "GET", "DELETE", "POST");
+        for (String method : methods) {
+            RawClient.Response response = RawClient.send(port, RawClient.head(port, method, "/gw/echo/x",
+                    "Transfer-Encoding: chunked"), "0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+            assertThat(response.status()).as("%s: %s", method, response).isEqualTo(200);
+            assertThat(response.header("Proxy-Status")).as(method).isNull();
+            assertThat(response.body()).as(method).isEmpty();
+        }
+        RawClient.Response withContent = RawClient.send(port, RawClient.head(port, "OPTIONS", "/gw/echo/x",
+                "Transfer-Encoding: chunked"), "3\r\nabc\r\n0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
+        assertThat(withContent.status()).as("chunks with content: %s", withContent).isEqualTo(400);
+        assertThat(upstream.requests().subList(before, upstream.requestCount()))
+                .extracting(RawUpstream.Request::method).containsExactlyElementsOf(methods);
+        assertThat(upstream.requests().subList(before, upstream.requestCount()))
+                .allSatisfy(r -> assertThat(r.header("Transfer-Encoding")).as("%s", r).isNull());
+        UpstreamProxyServlet servlet = servlets.get(container);
+        assertThat(servlet.client().upstream(servlet.upstreamName()).faultCounts()).isEmpty();
+    }
+
     /** Regression: Max-Forwards reached the upstream unchanged, even at zero. */
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
