@@ -758,16 +758,20 @@ public class UpstreamProxyServlet extends HttpServlet {
                 long start) throws IOException {
             List<String> connectionTokens = connectionTokens(upstreamResponse);
             response.setStatus(upstreamResponse.getCode());
-            // A 204 has no content whatever its Content-Length says (RFC 9110 §8.6, §15.3.5); passing the length on
-            // makes a container wait for body bytes that never come (Jetty answers 500).
-            boolean framedByLength = upstreamResponse.getCode() != HttpServletResponse.SC_NO_CONTENT
-                    && !upstreamResponse.containsHeader("Transfer-Encoding");
-            String via = null;
-            // RFC 9110 §6.6.2 made Trailer end-to-end: it announces the trailer fields, so it goes along where they do.
             // A 205 has no content (RFC 9110 §15.3.6), so no chunks to carry trailers: asked for them, Tomcat
             // announced chunked framing and wrote not even the last chunk, and the client waited for a body that never
-            // came.
+            // came. Content an upstream sends with one anyway is not passed on either (Jetty did, Tomcat dropped it).
             boolean mayHaveContent = upstreamResponse.getCode() != HttpServletResponse.SC_RESET_CONTENT;
+            // A 204 has no content whatever its Content-Length says (RFC 9110 §8.6, §15.3.5); passing the length on
+            // makes a container wait for body bytes that never come (Jetty answers 500).
+            boolean framedByLength = upstreamResponse.getCode() != HttpServletResponse.SC_NO_CONTENT && mayHaveContent
+                    && !upstreamResponse.containsHeader("Transfer-Encoding");
+            if (!mayHaveContent) {
+                // RFC 9110 §15.3.6: a 205 says explicitly that it is empty.
+                response.setContentLength(0);
+            }
+            String via = null;
+            // RFC 9110 §6.6.2 made Trailer end-to-end: it announces the trailer fields, so it goes along where they do.
             boolean trailersRelayed = mayHaveContent && upstreamResponse.getEntity() != null
                     && upstreamResponse.getEntity().isChunked() && "HTTP/1.1".equals(request.getProtocol());
             for (Header header : upstreamResponse.getHeaders()) {
@@ -841,6 +845,10 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (in == null) {
                 return;
             }
+            if (!mayHaveContent) {
+                readOffContent(request, response, upstreamRequest, upstreamResponse, in, start);
+                return;
+            }
             ServletOutputStream out = response.getOutputStream();
             // Whatever reached the proxy is flushed to the client whenever the upstream pauses, so nothing waits in the
             // container's buffer: event streams and long polls (chunked or read to the close), and known-length bodies
@@ -895,6 +903,31 @@ public class UpstreamProxyServlet extends HttpServlet {
                     upstreamRequest.cancel();
                     throw clientGone;
                 }
+            }
+        }
+
+        /**
+         * Reads off content a 205 must not have, unsent: read to its end, its connection stays in step for the next
+         * request (left unread, HttpClient's close would drain any amount of it); more than one buffer of it is not
+         * read at all, and its connection is closed instead. A body that fails before its end is the upstream's fault,
+         * as in any other response.
+         */
+        private void readOffContent(HttpServletRequest request, HttpServletResponse response,
+                HttpUriRequestBase upstreamRequest, ClassicHttpResponse upstreamResponse, InputStream in, long start)
+                throws IOException {
+            byte[] buffer = Buffers.get();
+            long read = 0;
+            try {
+                for (int n = in.read(buffer); n >= 0; n = in.read(buffer)) {
+                    read += n;
+                    if (read > buffer.length) {
+                        upstreamRequest.cancel();
+                        return;
+                    }
+                }
+            } catch (IOException e) {
+                upstreamRequest.cancel();
+                fault(request, response, asFault(e, start, true), proxyStatusOf(upstreamResponse));
             }
         }
 

@@ -41,6 +41,9 @@ class ProxyServletFramingTest {
     /** A field of 7 KB: within Tomcat's default 8 KiB response head, with room for what the container adds. */
     private static final int LARGE_COOKIE = 7000;
 
+    /** More than the proxy discards of a body a 205 must not have: its connection is closed instead. */
+    private static final int LARGE_205_BODY = 256 * 1024;
+
     private static final Duration SETTLE = Duration.ofSeconds(15);
     private static final String SECOND = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
     private static final String TOO_LARGE = "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\n"
@@ -64,6 +67,12 @@ class ProxyServletFramingTest {
             ups.put("reset-content", keepAlive(
                     "HTTP/1.1 205 Reset Content\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
             ups.put("reset-content-unframed", start(Behaviours.respond("HTTP/1.1 205 Reset Content\r\n\r\n")));
+            ups.put("reset-content-length", keepAlive("HTTP/1.1 205 X\r\nContent-Type: text/plain\r\n"
+                    + "Content-Length: 11\r\n\r\nclosed body"));
+            ups.put("reset-content-closed", start(Behaviours.respond("HTTP/1.1 205 X\r\nContent-Type: text/plain\r\n"
+                    + "\r\nclosed body")));
+            ups.put("reset-content-large", keepAlive("HTTP/1.1 205 X\r\nContent-Type: text/plain\r\n"
+                    + "Content-Length: " + LARGE_205_BODY + "\r\n\r\n" + "b".repeat(LARGE_205_BODY)));
             ups.put("early-hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("trailers", keepAlive("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum\r\n"
@@ -228,6 +237,47 @@ class ProxyServletFramingTest {
         assertThat(closing.complete()).as("%s", closing).isTrue();
         assertThat(closing.body()).isEmpty();
         assertNothingLeased(container, "reset-content-unframed");
+    }
+
+    /**
+     * Regression: a 205 that an upstream sent with content (RFC 9110 §15.3.6: it has none) reached Jetty's clients with
+     * that content, while Tomcat dropped it. Now no container passes it on; content the upstream framed by its length
+     * is read off, so the upstream connection stays in step for its next request, and more than a little is not read
+     * at all: that connection is closed.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void a205WithContentPassesWithoutItAndBothConnectionsStayInStep(Container container) throws Exception {
+        List<RawClient.Response> byLength = twoOnOneConnection(container, "GET", "/gw/reset-content-length/x");
+        assertThat(byLength.get(0).status()).isEqualTo(205);
+        assertThat(byLength.get(0).complete()).as("%s", byLength.get(0)).isTrue();
+        assertThat(byLength.get(0).body()).as("%s", byLength.get(0)).isEmpty();
+        assertInStep(byLength.get(1));
+        assertThat(byLength.get(1).bodyUtf8()).isEqualTo("second");
+        assertThat(upstreams.get(container).get("reset-content-length").connectionCount())
+                .as("the upstream connection was reused in step").isEqualTo(1);
+        assertNothingLeased(container, "reset-content-length");
+
+        List<RawClient.Response> byClose = twoOnOneConnection(container, "GET", "/gw/reset-content-closed/x");
+        for (RawClient.Response response : byClose) {
+            assertThat(response.status()).isEqualTo(205);
+            assertThat(response.complete()).as("%s", response).isTrue();
+            assertThat(response.body()).as("%s", response).isEmpty();
+        }
+        assertNothingLeased(container, "reset-content-closed");
+
+        List<RawClient.Response> large = twoOnOneConnection(container, "GET", "/gw/reset-content-large/x");
+        assertThat(large.get(0).status()).isEqualTo(205);
+        assertThat(large.get(0).complete()).as("%s", large.get(0)).isTrue();
+        assertThat(large.get(0).body()).isEmpty();
+        assertInStep(large.get(1));
+        assertThat(upstreams.get(container).get("reset-content-large").connectionCount())
+                .as("the connection with unread content was not reused").isEqualTo(2);
+        assertNothingLeased(container, "reset-content-large");
+        for (String route : List.of("reset-content-length", "reset-content-closed", "reset-content-large")) {
+            UpstreamProxyServlet servlet = servlets.get(container).get(route);
+            assertThat(servlet.client().upstream(servlet.upstreamName()).faultCounts()).as(route).isEmpty();
+        }
     }
 
     @ParameterizedTest(name = "[{0}]")
