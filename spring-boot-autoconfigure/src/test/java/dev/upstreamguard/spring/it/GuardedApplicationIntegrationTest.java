@@ -90,6 +90,9 @@ class GuardedApplicationIntegrationTest {
         registry.add("upstream-guard.routes.host.uri", upstream::url);
         registry.add("upstream-guard.routes.host.strip-prefix", () -> "1");
         registry.add("upstream-guard.routes.host.preserve-host", () -> "true");
+        registry.add("upstream-guard.routes.upper.path", () -> "/upper/**");
+        registry.add("upstream-guard.routes.upper.uri", () -> upstream.url().replace("http://", "HTTP://"));
+        registry.add("upstream-guard.routes.upper.strip-prefix", () -> "1");
         registry.add("upstream-guard.routes.full.path", () -> "/full/**");
         registry.add("upstream-guard.routes.full.uri", upstream::url);
         registry.add("upstream-guard.routes.dead.path", () -> "/dead/**");
@@ -142,6 +145,14 @@ class GuardedApplicationIntegrationTest {
     void aRouteWithPreserveHostSendsTheClientsHostUpstream() throws Exception {
         assertThat(get("/host/echo-host", null).body()).isEqualTo("127.0.0.1:" + port);
         assertThat(get("/c/echo-host", null).body()).isEqualTo(upstream.url().substring("http://".length()));
+    }
+
+    /** RFC 3986 §3.1: a scheme is case-insensitive, so a route to {@code HTTP://host:port} works as to http. */
+    @Test
+    void aRouteWhoseUriSpellsItsSchemeInUpperCaseServesItsPath() throws Exception {
+        HttpResponse<String> response = get("/upper/ok", null);
+        assertThat(response.statusCode()).as("%s %s", response.headers().map(), response.body()).isEqualTo(200);
+        assertThat(response.body()).isEqualTo("ok /ok");
     }
 
     @Test
