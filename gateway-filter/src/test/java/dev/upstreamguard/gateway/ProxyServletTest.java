@@ -72,6 +72,11 @@ class ProxyServletTest {
                     + "Content-Length: 1234\r\nETag: \"v1\"\r\n\r\n")));
             ups.put("location", upstream(null));
             ups.get("location").behaviour(redirectWithCookiesAndGzip(ups.get("location").port()));
+            ups.put("network-path", upstream(null));
+            String upstreamAuthority = "//127.0.0.1:" + ups.get("network-path").port();
+            ups.get("network-path").behaviour(Behaviours.respond("HTTP/1.1 302 Found\r\nLocation: "
+                    + upstreamAuthority + "/base/next?x=1\r\nContent-Location: " + upstreamAuthority
+                    + "/elsewhere\r\nContent-Length: 0\r\n\r\n"));
             ups.put("endless", upstream(null));
             ups.put("upload", upstream(null));
             ups.put("big-download", upstream(generator(GIB)));
@@ -371,6 +376,22 @@ class ProxyServletTest {
         assertThat(response.body()).isEqualTo(GZIPPED_HELLO);
         RawUpstream upstream = upstreams.get(container).get("location");
         assertThat(upstream.requests().get(0).header("Accept-Encoding")).isEqualTo("gzip");
+    }
+
+    /**
+     * Regression: a {@code Location} naming the upstream by a network-path reference ({@code //host:port/path}, RFC 3986
+     * §4.2, which takes the scheme of the request it answers: the upstream's) was passed on as it came, sending the
+     * client to the upstream's own address, past the gateway.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aLocationNamingTheUpstreamWithoutASchemeIsRewrittenToTheGateway(Container container) throws Exception {
+        int port = port(container);
+        RawClient.Response response = RawClient.request(port, "GET", "/gw/network-path/start");
+        assertThat(response.status()).isEqualTo(302);
+        assertThat(response.header("Location")).isEqualTo("http://127.0.0.1:" + port + "/gw/network-path/next?x=1");
+        assertThat(response.header("Content-Location")).as("not under the base path: nothing here maps to it")
+                .isEqualTo("//127.0.0.1:" + upstreams.get(container).get("network-path").port() + "/elsewhere");
     }
 
     @ParameterizedTest(name = "[{0}]")

@@ -406,8 +406,8 @@ public final class UpstreamTarget {
     }
 
     /**
-     * Rewrites a {@code Location} pointing at the upstream (absolute, or a path under the base path) to the
-     * gateway's own URL; any other value is returned unchanged.
+     * Rewrites a {@code Location} pointing at the upstream (absolute, without a scheme, or a path under the base path)
+     * to the gateway's own URL; any other value is returned unchanged.
      *
      * @param gatewayOrigin {@code scheme://host[:port]} the client used
      * @param gatewayPrefix the gateway path the base path maps to (context path plus servlet mapping)
@@ -418,11 +418,14 @@ public final class UpstreamTarget {
             rest = underBase(location, 0);
             return rest == null ? location : gatewayPrefix + rest;
         }
-        if (location.regionMatches(true, 0, origin, 0, origin.length())) {
-            rest = underBase(location, origin.length());
+        // A network-path reference ("//host:port/path", RFC 3986 §4.2) takes the scheme of the request it answers, the
+        // upstream's: with the upstream's authority it points at the upstream as much as an absolute URI does.
+        int from = location.startsWith("//") ? origin.indexOf("//") : 0;
+        if (location.regionMatches(true, 0, origin, from, origin.length() - from)) {
+            rest = underBase(location, origin.length() - from);
         } else if (defaultPortOrigin != null
-                && location.regionMatches(true, 0, defaultPortOrigin, 0, defaultPortOrigin.length())) {
-            rest = underBase(location, defaultPortOrigin.length());
+                && location.regionMatches(true, 0, defaultPortOrigin, from, defaultPortOrigin.length() - from)) {
+            rest = underBase(location, defaultPortOrigin.length() - from);
         }
         if (rest == null) {
             return location;

@@ -124,11 +124,18 @@ class UpstreamTargetTest {
                 .isEqualTo("http://10.0.0.5:8080/other");
         assertThat(target.rewriteLocation("https://elsewhere.example/api/x", gw, "/app/inv"))
                 .isEqualTo("https://elsewhere.example/api/x");
+        // A network-path reference takes the upstream's scheme: with its authority, it is the upstream.
         assertThat(target.rewriteLocation("//10.0.0.5:8080/api/x", gw, "/app/inv"))
-                .isEqualTo("//10.0.0.5:8080/api/x");
+                .isEqualTo("https://gw.example/app/inv/x");
+        assertThat(target.rewriteLocation("//10.0.0.5:80800/api/x", gw, "/app/inv"))
+                .isEqualTo("//10.0.0.5:80800/api/x");
+        // Another host, however much it looks like the base path.
+        assertThat(target.rewriteLocation("//api/x", gw, "/app/inv")).isEqualTo("//api/x");
         UpstreamTarget defaultPort = UpstreamTarget.parse("http://inventory/");
         assertThat(defaultPort.rewriteLocation("http://inventory/x", gw, "/inv")).isEqualTo("https://gw.example/inv/x");
         assertThat(defaultPort.rewriteLocation("http://inventory:80/x", gw, "/inv"))
                 .isEqualTo("https://gw.example/inv/x");
+        assertThat(defaultPort.rewriteLocation("//inventory/x", gw, "/inv")).isEqualTo("https://gw.example/inv/x");
+        assertThat(defaultPort.rewriteLocation("//inventory:80/x", gw, "/inv")).isEqualTo("https://gw.example/inv/x");
     }
 }
