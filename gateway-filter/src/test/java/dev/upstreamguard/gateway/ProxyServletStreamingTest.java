@@ -149,6 +149,56 @@ class ProxyServletStreamingTest {
         }
     }
 
+    /**
+     * A client that hangs up while the upstream is still working goes unnoticed until the answer comes (nothing reads
+     * the client connection meanwhile); then a body too large for the container's buffer fails to reach it, and the
+     * upstream exchange is cancelled: its connection closed, not drained, and the call on record as cancelled, not as
+     * a fault of the upstream. A small answer the upstream completed is its success.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientGoneBeforeTheUpstreamAnswersIsNoFaultOfTheUpstream(Container container) throws Exception {
+        for (int length : new int[] {4 * 1024 * 1024, 5}) {
+            CountDownLatch requestRead = new CountDownLatch(1);
+            CountDownLatch answer = new CountDownLatch(1);
+            CountDownLatch upstreamCut = new CountDownLatch(1);
+            try (Route route = new Route(container, RawUpstream.start(c -> {
+                if (c.readRequest() == null) {
+                    return;
+                }
+                requestRead.countDown();
+                answer.await(30, TimeUnit.SECONDS);
+                try {
+                    c.write("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: "
+                            + length + "\r\n\r\n");
+                    byte[] data = new byte[Math.min(length, 64 * 1024)];
+                    for (long left = length; left > 0; left -= data.length) {
+                        c.write(data);
+                    }
+                    if (length > data.length) {
+                        // All of it may fit the socket buffers: the proxy's close shows as the end of its input.
+                        c.in().read();
+                    }
+                } catch (IOException cut) {
+                    // The proxy closed the connection.
+                }
+                upstreamCut.countDown();
+            }))) {
+                try (Socket socket = connect(route.port())) {
+                    send(socket, route.port(), "GET", "/gw/r/slow");
+                    assertThat(requestRead.await(15, TimeUnit.SECONDS)).isTrue();
+                    socket.setSoLinger(true, 0);
+                }
+                answer.countDown();
+                assertThat(upstreamCut.await(15, TimeUnit.SECONDS)).as("the upstream is done").isTrue();
+                route.assertNothingLeased();
+                assertThat(route.outcome()).isEqualTo(length > 5 ? "cancelled" : "success");
+                assertThat(route.guarded().faultCounts()).isEmpty();
+                assertThat(route.breakerFailures()).isZero();
+            }
+        }
+    }
+
     // --- a slow client ---------------------------------------------------------------------------------------------
 
     @ParameterizedTest(name = "[{0}]")
