@@ -349,7 +349,10 @@ public class UpstreamProxyServlet extends HttpServlet {
 
             ClientBodyEntity streamed = null;
             long contentLength = request.getContentLengthLong();
-            boolean chunked = request.getHeader("Transfer-Encoding") != null;
+            // HTTP/2 and HTTP/3 may end a body of no stated length with its stream, as chunks end one in HTTP/1.1:
+            // taken for no body, such an upload was forwarded empty.
+            boolean framedByStream = contentLength < 0 && framesBodiesByStream(request.getProtocol());
+            boolean chunked = request.getHeader("Transfer-Encoding") != null || framedByStream;
             boolean mayCarryContent = mayCarryContent(method, request);
             if (chunked && !mayCarryContent) {
                 // Only the body tells whether chunks carry content: an empty one ("0" alone) is none, as with
@@ -371,7 +374,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (contentLength > 0 || chunked) {
                 HttpEntity body;
                 try {
-                    body = requestBody(request, upstreamRequest, contentLength);
+                    body = requestBody(request, upstreamRequest, contentLength, framedByStream);
                 } catch (IOException clientFailure) {
                     answerUnreadBody(request, response, clientFailure);
                     return;
@@ -383,7 +386,10 @@ public class UpstreamProxyServlet extends HttpServlet {
                     fault(request, response, bodyTakenBeforeTheServlet(start));
                     return;
                 }
-                if (body instanceof ClientBodyEntity) {
+                if (contentLength < 0 && body.getContentLength() == 0) {
+                    // Chunks or a stream that ended at once: no content, sent on as none (a GET without a length).
+                    body = null;
+                } else if (body instanceof ClientBodyEntity) {
                     streamed = (ClientBodyEntity) body;
                     upstreamRequest.setEntity(streamed);
                     if (contentLength > 0 && expectsContinue(request)) {
@@ -392,7 +398,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                         // upstream asked for the body; an upstream refusing by the head (413, 401) saves the upload.
                         upstreamRequest.setHeader("Expect", "100-continue");
                     }
-                } else {
+                } else if (body != null) {
                     upstreamRequest.setEntity(body);
                 }
             } else if (contentLength == 0 && mayCarryContent) {
@@ -512,7 +518,7 @@ public class UpstreamProxyServlet extends HttpServlet {
          * cleanly before its {@code Content-Length}.
          */
         private HttpEntity requestBody(HttpServletRequest request, HttpUriRequestBase upstreamRequest,
-                long contentLength) throws IOException {
+                long contentLength, boolean framedByStream) throws IOException {
             if (contentLength > maxBuffered && expectsContinue(request)) {
                 // The stream is opened at the first read, when the upstream asked for the body: Jetty tells the client
                 // to continue as soon as it is opened. A body taken before the servlet ends early, reported so then.
@@ -521,8 +527,9 @@ public class UpstreamProxyServlet extends HttpServlet {
             ServletInputStream in = request.getInputStream();
             if (in.isFinished()) {
                 // Nothing read yet, yet finished: read before the servlet. Checked first because for a chunked body
-                // the first read alone cannot tell a consumed body from an empty one.
-                return null;
+                // the first read alone cannot tell a consumed body from an empty one. A stream that ended with its
+                // head (an HTTP/2 GET) had no body to take.
+                return framedByStream ? new ByteArrayEntity(new byte[0], null) : null;
             }
             if (contentLength > maxBuffered) {
                 return new ClientBodyEntity(upstreamRequest, in, null, 0, contentLength);
@@ -555,6 +562,12 @@ public class UpstreamProxyServlet extends HttpServlet {
             return new UpstreamException(UpstreamFault.PROXY_CONFIGURATION_ERROR, upstreamName, 0, null,
                     System.nanoTime() - start, "The request body was read before the proxy servlet (a filter called "
                     + "getParameter on a form or read the input stream), so it cannot be forwarded", null);
+        }
+
+        /** Whether {@code protocol} ends a request body with its stream when no length is given: HTTP/2 and later. */
+        private static boolean framesBodiesByStream(String protocol) {
+            return protocol != null && protocol.length() > 5 && protocol.startsWith("HTTP/")
+                    && protocol.charAt(5) >= '2' && protocol.charAt(5) <= '9';
         }
 
         /** Whether an HTTP/1.1 client waits for 100 (Continue) before it sends its body (RFC 9110 §10.1.1). */

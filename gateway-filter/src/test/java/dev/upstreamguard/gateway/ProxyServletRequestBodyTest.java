@@ -12,6 +12,10 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.Socket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.EnumMap;
@@ -21,6 +25,7 @@ import java.util.Map;
 import java.util.concurrent.locks.LockSupport;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -404,5 +409,48 @@ class ProxyServletRequestBodyTest {
         // The body may be the container's error page: Tomcat marks the request failed once a read has failed and
         // renders its page over the servlet's (with or without a stack trace, as its ErrorReportValve is configured).
         assertThat(response.header("Connection")).isEqualTo("close");
+    }
+    /**
+     * Regression: over HTTP/2 a request body of no stated length ends with its stream (there are no chunks), and the
+     * servlet, looking for Content-Length or Transfer-Encoding, took it for no body: an upload was forwarded empty and
+     * answered as if it had arrived. Tomcat with h2c; the JDK client sends a streamed body without a length.
+     */
+    @Test
+    void anHttp2BodyWithoutALengthIsForwardedWholeAndARequestWithoutOneStaysWithout() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.echo())) {
+            Container.Deployment deployment = new Container.Deployment().http2().servlet("p",
+                    UpstreamProxyServlet.builder(upstream.baseUrl()).meterRegistry(null).build(), "/p/*");
+            try (Container.Running running = Container.TOMCAT.start(deployment)) {
+                HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_2).build();
+                URI uri = URI.create("http://127.0.0.1:" + running.port() + "/gw/p/a");
+                for (int i = 0; i < 2; i++) {
+                    // The first upgrades the connection (h2c); the second is an HTTP/2 stream from its start.
+                    HttpResponse<String> get = client.send(HttpRequest.newBuilder(uri).build(),
+                            HttpResponse.BodyHandlers.ofString());
+                    assertThat(get.version()).isEqualTo(HttpClient.Version.HTTP_2);
+                    assertThat(get.statusCode()).isEqualTo(200);
+                }
+                for (String body : List.of("hello body", "x".repeat(200 * 1024))) {
+                    byte[] bytes = body.getBytes(StandardCharsets.US_ASCII);
+                    HttpResponse<String> post = client.send(HttpRequest.newBuilder(uri).POST(
+                            HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(bytes)))
+                            .build(), HttpResponse.BodyHandlers.ofString());
+                    assertThat(post.version()).isEqualTo(HttpClient.Version.HTTP_2);
+                    assertThat(post.statusCode()).isEqualTo(200);
+                    assertThat(post.body()).as("the echo of a %d-byte body", bytes.length).isEqualTo(body);
+                }
+                HttpResponse<String> options = client.send(HttpRequest.newBuilder(uri)
+                        .method("OPTIONS", HttpRequest.BodyPublishers.noBody()).build(),
+                        HttpResponse.BodyHandlers.ofString());
+                assertThat(options.statusCode()).isEqualTo(200);
+                List<RawUpstream.Request> seen = upstream.requests();
+                assertThat(seen).extracting(RawUpstream.Request::method)
+                        .containsExactly("GET", "GET", "POST", "POST", "OPTIONS");
+                for (RawUpstream.Request r : List.of(seen.get(1), seen.get(4))) {
+                    assertThat(r.header("Content-Length")).as("%s", r).isNull();
+                    assertThat(r.header("Transfer-Encoding")).as("%s", r).isNull();
+                }
+            }
+        }
     }
 }
