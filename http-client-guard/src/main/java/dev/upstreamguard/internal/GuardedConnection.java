@@ -392,7 +392,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         if (length != ContentLengthStrategy.CHUNKED) {
             return super.createContentInputStream(length, buffer, in);
         }
-        return StrictChunkSizes.decoder(buffer, in, config);
+        return StrictChunkSizes.decoder(buffer, in, config, parser.maxSectionSize());
     }
 
     /** The TLS connection's transport, as seen below the TLS socket (set once connected). */
