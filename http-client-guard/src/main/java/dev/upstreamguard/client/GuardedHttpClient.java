@@ -563,6 +563,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 }
                 // Met again by the sending again: a retry like any other, at once (the upstream is not busy).
                 if (attempt < maxAttempts && upstream.budget().tryRetry()) {
+                    LOG.debug("Retrying {} to upstream '{}' after a 408 on a connection that had idled (attempt {} of "
+                            + "{})", method, upstream.name(), attempt, maxAttempts);
                     abort(response);
                     upstream.metrics().recordRetry("status_" + status);
                     continue;
