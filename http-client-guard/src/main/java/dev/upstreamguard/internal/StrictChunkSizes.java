@@ -82,6 +82,11 @@ final class StrictChunkSizes implements SessionInputBuffer {
             // be anywhere else, not malformed (HttpClient calls it "CRLF expected", a protocol error).
             throw new TruncatedChunkException("The connection ended after a chunk's data, before its line end");
         }
+        if (n == -1 && trailer && trailerSectionSize > 0) {
+            // The decoder takes the end of input as the end of the trailer section, so the last field, cut anywhere,
+            // would pass as whole. Only an empty section may lack its end: the content is whole, no field in doubt.
+            throw new TruncatedChunkException("The connection ended in the response's trailer section");
+        }
         if (n >= 0 && !lastChunkSeen) {
             if (sizeLineNext) {
                 check(line, start);
