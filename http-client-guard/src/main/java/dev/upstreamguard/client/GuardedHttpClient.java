@@ -546,21 +546,32 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             }
             int status = response.getCode();
             if (status == HttpStatus.SC_REQUEST_TIMEOUT && GuardedConnection.timedOutWhileIdle(ctx)
-                    && attempt < maxAttempts && retry.enabled() && replayable
-                    && (idempotent || !followedRedirect(ctx))) {
+                    && maxAttempts > 1 && replayable && (idempotent || !followedRedirect(ctx))) {
                 // A 408 as the first thing on a connection reused from the pool is the upstream closing it for idling
-                // as the request went out (RFC 9110 §15.5.9: it did not receive the request whole, and the client may
-                // repeat it), like a close at that moment, which a fresh connection avoids: any method is sent again,
-                // as browsers do, at once — the upstream is not busy — within the retry budget. The connection is
-                // closed, not drained: the upstream is closing it.
-                if (upstream.budget().tryRetry()) {
+                // as the request went out: the same race as a close at that moment, which a fresh connection avoids,
+                // so the request is sent again in the same way, as no attempt of its own. RFC 9110 §15.5.9: the
+                // upstream did not receive the request whole, and the client may repeat it; that says more than a bare
+                // close, so any method goes again, as browsers do. The connection is closed, not drained: the upstream
+                // is closing it.
+                if (sentAgainOn != attempt) {
+                    LOG.debug("Sending {} to upstream '{}' again on a fresh connection: the pooled one was timed out "
+                            + "with a 408 (attempt {} of {})", method, upstream.name(), attempt, maxAttempts);
+                    abort(response);
+                    sentAgainOn = attempt;
+                    sendAgain = true;
+                    continue;
+                }
+                // Met again by the sending again: a retry like any other, at once (the upstream is not busy).
+                if (attempt < maxAttempts && upstream.budget().tryRetry()) {
                     LOG.debug("Retrying {} to upstream '{}' after a 408 on a connection that had idled (attempt {} of "
                             + "{})", method, upstream.name(), attempt, maxAttempts);
                     abort(response);
                     upstream.metrics().recordRetry("status_" + status);
                     continue;
                 }
-                upstream.metrics().recordBudgetExhausted();
+                if (attempt < maxAttempts) {
+                    upstream.metrics().recordBudgetExhausted();
+                }
                 return response;
             }
             if (attempt < maxAttempts && retry.enabled() && idempotent && replayable

@@ -204,7 +204,10 @@ public final class GuardedHttpClientBuilder {
         return this;
     }
 
-    /** Largest response head, in characters (default 64 KiB); larger is {@code http_response_header_section_size}. */
+    /**
+     * Largest response head, in characters (default 64 KiB); larger is {@code http_response_header_section_size}. A
+     * chunked body's trailer section is held to it too; larger is {@code http_response_trailer_section_size}.
+     */
     public GuardedHttpClientBuilder maxResponseHeaderSectionSize(int chars) {
         this.maxHeaderSectionSize = positive("maxResponseHeaderSectionSize", chars);
         return this;

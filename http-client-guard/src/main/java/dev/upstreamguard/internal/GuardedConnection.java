@@ -325,6 +325,24 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     }
 
     /**
+     * Asked only while a request with {@code Expect: 100-continue} waits for the upstream's 100 (Continue) before
+     * sending its body, for HttpClient's fixed 3 s. An upstream that ignores the expectation (RFC 9110 §10.1.1 lets it,
+     * and lets the client send the body without waiting) waits for the body meanwhile: a wait as long as the attempt's
+     * read timeout, which the deadline caps, ran the call out of time with both sides waiting, and blamed the upstream.
+     * At most half that read timeout is waited, leaving the other half for the answer.
+     */
+    @Override
+    public boolean isDataAvailable(Timeout timeout) throws IOException {
+        Timeout read = getSocketTimeout();
+        if (read == null || read.isDisabled()) {
+            return super.isDataAvailable(timeout);
+        }
+        long half = Math.max(1, read.toMilliseconds() / 2);
+        return super.isDataAvailable(timeout == null || timeout.isDisabled() || timeout.toMilliseconds() > half
+                ? Timeout.ofMilliseconds(half) : timeout);
+    }
+
+    /**
      * An upstream may refuse a body half way (413, 401, 415) by answering and closing the connection; RFC 9112 §9.5
      * asks the client to watch for that answer while it sends. The close makes the next write fail, but the answer is
      * already received: it is the response, a valid one that must reach the caller, not a broken connection.
@@ -392,7 +410,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         if (length != ContentLengthStrategy.CHUNKED) {
             return super.createContentInputStream(length, buffer, in);
         }
-        return StrictChunkSizes.decoder(buffer, in, config);
+        return StrictChunkSizes.decoder(buffer, in, config, parser.maxSectionSize());
     }
 
     /** The TLS connection's transport, as seen below the TLS socket (set once connected). */

@@ -22,8 +22,8 @@ import org.apache.hc.core5.util.CharArrayBuffer;
  * size line…, and after the size 0 the trailer section, which is left alone. The line ending a chunk is only watched
  * for the end of input, which the decoder would call malformed rather than cut off.
  *
- * <p>The trailer section is held to the head's limits by the decoder; a trailer over them is reported as RFC 9209's
- * trailer faults, not as the head's or as broken framing.
+ * <p>The trailer section is held to the head's limits, its field count and line length by the decoder, its size here;
+ * a trailer over them is reported as RFC 9209's trailer faults, not as the head's or as broken framing.
  */
 final class StrictChunkSizes implements SessionInputBuffer {
 
@@ -32,9 +32,11 @@ final class StrictChunkSizes implements SessionInputBuffer {
      *
      * @param config the limits: the longest line (with its CR) and one more than the most trailer fields, since the
      *     decoder refuses a section once it has as many fields as its limit
+     * @param maxSectionSize the most characters in the trailer section, counted as in the head: each line with its
+     *     CRLF, the empty line that ends the section included
      */
-    static InputStream decoder(SessionInputBuffer buffer, InputStream in, Http1Config config) {
-        StrictChunkSizes sizes = new StrictChunkSizes(buffer);
+    static InputStream decoder(SessionInputBuffer buffer, InputStream in, Http1Config config, int maxSectionSize) {
+        StrictChunkSizes sizes = new StrictChunkSizes(buffer, maxSectionSize);
         return new ChunkedInputStream(sizes, in, config) {
             @Override
             public int read() throws IOException {
@@ -57,13 +59,17 @@ final class StrictChunkSizes implements SessionInputBuffer {
     }
 
     private final SessionInputBuffer buffer;
+    private final int maxSectionSize;
+    /** Characters of the trailer section read so far. */
+    private long trailerSectionSize;
     private boolean sizeLineNext = true;
     private boolean lastChunkSeen;
     /** The name of the latest trailer field, which a continuation line (obs-fold) continues. */
     private String trailerName;
 
-    StrictChunkSizes(SessionInputBuffer buffer) {
+    StrictChunkSizes(SessionInputBuffer buffer, int maxSectionSize) {
         this.buffer = buffer;
+        this.maxSectionSize = maxSectionSize;
     }
 
     @Override
@@ -76,14 +82,28 @@ final class StrictChunkSizes implements SessionInputBuffer {
             // be anywhere else, not malformed (HttpClient calls it "CRLF expected", a protocol error).
             throw new TruncatedChunkException("The connection ended after a chunk's data, before its line end");
         }
+        if (n == -1 && trailer && trailerSectionSize > 0) {
+            // The decoder takes the end of input as the end of the trailer section, so the last field, cut anywhere,
+            // would pass as whole. Only an empty section may lack its end: the content is whole, no field in doubt.
+            throw new TruncatedChunkException("The connection ended in the response's trailer section");
+        }
         if (n >= 0 && !lastChunkSeen) {
             if (sizeLineNext) {
                 check(line, start);
             }
             sizeLineNext = !sizeLineNext;
         }
-        if (n >= 0 && trailer && line.length() > start) {
-            checkTrailerLine(line, start);
+        if (n >= 0 && trailer) {
+            // The decoder keeps every trailer field: held to the count and the line length alone, an upstream could
+            // have it hold 256 lines of 16 KiB with each response.
+            trailerSectionSize += line.length() - start + 2;
+            if (trailerSectionSize > maxSectionSize) {
+                throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_TRAILER_SECTION_SIZE,
+                        "Response trailer section is larger than " + maxSectionSize + " bytes");
+            }
+            if (line.length() > start) {
+                checkTrailerLine(line, start);
+            }
         }
         return n;
     }

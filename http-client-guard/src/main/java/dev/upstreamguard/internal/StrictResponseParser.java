@@ -67,6 +67,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         this.maxSectionSize = maxSectionSize;
     }
 
+    /** The most characters in a head, which a chunked body's trailer section is held to as well. */
+    int maxSectionSize() {
+        return maxSectionSize;
+    }
+
     /** Bytes received on the connection and not read yet. */
     int bufferedInput() {
         SessionInputBuffer b = buffer;

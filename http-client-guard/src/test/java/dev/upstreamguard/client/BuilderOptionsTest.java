@@ -132,17 +132,45 @@ class BuilderOptionsTest {
         }
     }
 
+    /**
+     * Regression: the trailer section was held to the head's field count and line length but not to its size, so an
+     * upstream could have the client hold 256 trailer fields of 16 KiB each, 4 MiB, with every response (and a proxy
+     * relay them). It is held to the head's section limit too, counted the same way, and over it is RFC 9209's
+     * trailer section fault.
+     */
+    @ParameterizedTest(name = "limit={0}")
+    @ValueSource(ints = {0, 200})
+    void aTrailerSectionOfExactlyTheSectionLimitPassesAndOneMoreFails(int limit) throws Exception {
+        int max = limit == 0 ? GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_SECTION_SIZE : limit;
+        String chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n";
+        GuardedHttpClientBuilder builder = GuardedHttpClients.custom().defaults(policy());
+        try (GuardedHttpClient client = limit == 0 ? builder.build()
+                        : builder.maxResponseHeaderSectionSize(limit).build();
+                RawUpstream exact = RawUpstream.start(Behaviours.respond(chunked + sectionOf(new StringBuilder(), max)));
+                RawUpstream over = RawUpstream.start(
+                        Behaviours.respond(chunked + sectionOf(new StringBuilder(), max + 1)))) {
+            assertThat(new String(get(client, exact.uri("/")).body())).isEqualTo("ok");
+            assertFault(failure(client, new HttpGet(over.uri("/"))), "http_response_trailer_section_size", 502, 1);
+        }
+    }
+
     /** A response head of exactly {@code size} characters, CRLFs included, with a 2-byte body to follow. */
     private static String headOf(int size) {
-        StringBuilder head = new StringBuilder("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n");
-        int filler = size - head.length() - 2;
+        return sectionOf(new StringBuilder("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"), size);
+    }
+
+    /**
+     * {@code start} filled with fields and ended with the empty line, {@code size} characters in all, CRLFs included.
+     */
+    private static String sectionOf(StringBuilder start, int size) {
+        int filler = size - start.length() - 2;
         while (filler > 0) {
             // Lines of up to 1000 characters; the last one takes the rest, at least "X-F: " and its CRLF.
             int line = filler <= 1000 ? filler : Math.min(1000, filler - 7);
-            head.append("X-F: ").append("b".repeat(line - 7)).append("\r\n");
+            start.append("X-F: ").append("b".repeat(line - 7)).append("\r\n");
             filler -= line;
         }
-        return head.append("\r\n").toString();
+        return start.append("\r\n").toString();
     }
 
     @Test

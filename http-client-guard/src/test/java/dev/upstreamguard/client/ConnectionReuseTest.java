@@ -58,8 +58,12 @@ class ConnectionReuseTest {
     private final SimpleMeterRegistry meters = new SimpleMeterRegistry();
 
     private GuardedHttpClient client(int maxAttempts) {
-        return GuardedHttpClients.custom().defaults(GuardPolicy.builder().connectTimeout(Duration.ofSeconds(5))
-                .responseTimeout(Duration.ofSeconds(5)).maxAttempts(maxAttempts).initialBackoff(Duration.ofMillis(1))
+        return client(GuardPolicy.builder().maxAttempts(maxAttempts));
+    }
+
+    private GuardedHttpClient client(GuardPolicy.Builder policy) {
+        return GuardedHttpClients.custom().defaults(policy.connectTimeout(Duration.ofSeconds(5))
+                .responseTimeout(Duration.ofSeconds(5)).initialBackoff(Duration.ofMillis(1))
                 .maxBackoff(Duration.ofMillis(5)).build()).ticker(time).sleeper(time).meterRegistry(meters).build();
     }
 
@@ -492,25 +496,17 @@ class ConnectionReuseTest {
      * Regression: an upstream that closes a connection idle for its keep-alive timeout may first answer 408 Request
      * Timeout (RFC 9110 §15.5.9), and a request sent at that moment reads that 408 as its answer. The caller got the
      * 408 though the upstream never took the request; it is the same race as a close, and the RFC lets the client
-     * repeat the request: it goes out again on a fresh connection, POST included, as browsers do.
+     * repeat the request: it goes out again on a fresh connection, POST included, as browsers do, and like a request
+     * sent again after a close it is no retry: the retry budget (none here) does not stop it and no retry is counted.
      */
     @ParameterizedTest(name = "{0}, Connection: close={1}")
     @CsvSource({"GET, true", "POST, true", "GET, false", "POST, false"})
-    void a408FromAnUpstreamTimingOutTheIdleConnectionIsRetriedOnAFreshOne(String method, boolean saysClose)
-            throws Exception {
-        RawUpstream.Behaviour timesOutAfterOne = c -> {
-            if (c.readRequest() == null) {
-                return;
-            }
-            c.write("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
-            if (c.readRequest() != null) {
-                // The idle timeout fired as this request arrived; without "Connection: close" the pool must still
-                // not hand the connection to the retry.
-                c.write(saysClose ? REQUEST_TIMEOUT : "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n");
-            }
-        };
-        try (RawUpstream upstream = RawUpstream.start(timesOutAfterOne, keepAliveSecond());
-                GuardedHttpClient client = client(3)) {
+    void a408FromAnUpstreamTimingOutTheIdleConnectionIsSentAgainOnAFreshOneWithoutARetry(String method,
+            boolean saysClose) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(answerThenTimeOut("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n"
+                + "first", saysClose), keepAliveSecond());
+                GuardedHttpClient client = client(GuardPolicy.builder().maxAttempts(3).budgetRatio(0)
+                        .budgetMinPerSecond(0))) {
             client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
             time.advance(Duration.ofMillis(500));
 
@@ -520,7 +516,43 @@ class ConnectionReuseTest {
 
             assertThat(seen).isEqualTo("200 second");
             assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 0, 1);
+            assertThat(retries()).isZero();
+            assertThat(meters.find("upstream.guard.retry.budget.exhausted").counter().count()).isZero();
+        }
+    }
+
+    /**
+     * Regression: the 408 of an upstream timing out the pooled connection took one of the call's attempts. With two
+     * attempts, a 503 retried on its kept-alive connection met that 408, and the caller got the 408 as the last
+     * attempt's answer: a request the upstream never took. It is sent again on a fresh connection within the attempt.
+     */
+    @Test
+    void a408TimingOutTheConnectionOfTheLastAttemptIsSentAgainNotTheAnswer() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(answerThenTimeOut(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\n\r\nbusy", true), keepAliveSecond());
+                GuardedHttpClient client = client(2)) {
+            String seen = client.execute(new HttpGet(upstream.uri("/items")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+
+            assertThat(seen).isEqualTo("200 second");
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 0, 1);
             assertThat(retries()).isEqualTo(1);
+            assertThat(meters.find("upstream.guard.retries").tag("fault", "status_408").counter()).isNull();
+        }
+    }
+
+    /** With retries off a request is never sent twice: the 408 is the upstream's answer. */
+    @Test
+    void a408TimingOutTheConnectionIsTheAnswerWhenRetriesAreOff() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(answerThenTimeOut(SECOND, true), keepAliveSecond());
+                GuardedHttpClient client = client(1)) {
+            client.execute(new HttpGet(upstream.uri("/1")), r -> EntityUtils.toString(r.getEntity()));
+
+            String seen = client.execute(new HttpGet(upstream.uri("/2")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+
+            assertThat(seen).isEqualTo("408 timeout");
+            assertThat(upstream.requests()).extracting(RawUpstream.Request::connectionIndex).containsExactly(0, 0);
         }
     }
 
@@ -574,6 +606,23 @@ class ConnectionReuseTest {
         };
     }
 
+
+    /**
+     * Answers the first request with {@code first}, then times the connection out as the second request arrives: a
+     * 408, saying {@code Connection: close} or not, and the close.
+     */
+    private static RawUpstream.Behaviour answerThenTimeOut(String first, boolean saysClose) {
+        return c -> {
+            if (c.readRequest() == null) {
+                return;
+            }
+            c.write(first);
+            if (c.readRequest() != null) {
+                // Without "Connection: close" the pool must still not hand the connection on.
+                c.write(saysClose ? REQUEST_TIMEOUT : "HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n");
+            }
+        };
+    }
 
     private static RawUpstream.Behaviour keepAliveSecond() {
         return c -> {

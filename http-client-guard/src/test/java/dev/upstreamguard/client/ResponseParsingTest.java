@@ -118,12 +118,28 @@ class ResponseParsingTest {
     @ValueSource(strings = {"X-T: a\rb", "X-T: a\u0000b", "X-T: a\u0001", "X T: a", " X-T: a",
         "X-T: a\r\n b\rc"})
     void aMalformedTrailerFieldFailsTheBodyAsAProtocolError(String trailer) throws Exception {
-        String raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n" + trailer + "\r\n\r\n";
+        assertTheBodyFails("2\r\nok\r\n0\r\n" + trailer + "\r\n\r\n", "http_protocol_error");
+    }
+
+    /**
+     * Regression: a trailer section cut off by the connection's close — in the middle of a field line, or before the
+     * empty line that ends it — was taken as whole, its last field perhaps cut short, and a proxy relayed it so. Only
+     * an empty trailer section may lack its end (see {@link #acceptsUnusualButValidHeads}): no field is then in doubt.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"X-T: a", "X-T: a\r\n", "X-T: a\r\nX-U: b"})
+    void aTrailerSectionCutOffByTheCloseIsAnIncompleteResponse(String cut) throws Exception {
+        assertTheBodyFails("2\r\nok\r\n0\r\n" + cut, "http_response_incomplete");
+    }
+
+    /** A chunked 200 with {@code chunks} as its body, then the close, fails as it is read with {@code fault}. */
+    private static void assertTheBodyFails(String chunks, String fault) throws Exception {
+        String raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks;
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
             Throwable thrown = catchThrowable(() -> client.execute(
                     new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity())));
             assertThat(thrown).isInstanceOf(UpstreamException.class);
-            assertFault((UpstreamException) thrown, "http_protocol_error", 502, 1);
+            assertFault((UpstreamException) thrown, fault, 502, 1);
             assertThat(upstream.requestCount()).isEqualTo(1);
         }
     }

@@ -232,4 +232,32 @@ class UploadTest {
             never.countDown();
         }
     }
+
+    /**
+     * Regression: a request expecting 100 (Continue) waited HttpClient's fixed 3 s for it before sending its body,
+     * longer than the attempt's response timeout and here its deadline: an upstream that ignores the expectation (it
+     * may, RFC 9110 §10.1.1) and waits for the body was failed as http_response_timeout, blamed for waiting on the
+     * client. The wait is at most half the attempt's read timeout; then the body goes out and is answered.
+     */
+    @Test
+    void anUpstreamThatIgnoresAnExpectationGetsTheBodyInTimeToAnswerIt() throws Exception {
+        RawUpstream.Behaviour countsTheBody = c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                String length = Integer.toString(r.body().length);
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: " + length.length() + "\r\n\r\n" + length);
+            }
+        };
+        GuardPolicy policy = GuardPolicy.builder().connectTimeout(Duration.ofSeconds(5))
+                .responseTimeout(Duration.ofSeconds(1)).totalTimeout(Duration.ofMillis(2900)).build();
+        try (RawUpstream upstream = RawUpstream.start(countsTheBody);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).build()) {
+            HttpPost post = new HttpPost(upstream.uri("/file"));
+            post.setEntity(new ByteArrayEntity(new byte[100_000], ContentType.APPLICATION_OCTET_STREAM));
+            post.setHeader("Expect", "100-continue");
+
+            String seen = client.execute(post, r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+
+            assertThat(seen).isEqualTo("200 100000");
+        }
+    }
 }
