@@ -41,7 +41,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     /** Wraps {@code response} for the chain that the current thread is about to run for {@code request}. */
     public FaultGuardedResponse(HttpServletRequest request, HttpServletResponse response) {
         this(request, response, new Hold());
-        hold.holders.add(Thread.currentThread());
+        hold.add(Thread.currentThread());
     }
 
     /**
@@ -85,12 +85,12 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
      * thread, a fault the task throws after {@code sendError} is then answered as the fault.
      */
     public void holdOnThisThread() {
-        hold.holders.add(Thread.currentThread());
+        hold.add(Thread.currentThread());
     }
 
     /** Drops a held error: a fault answer replaces it. From now on every call passes straight through. */
     public void dropHeldError() {
-        hold.holders.clear();
+        hold.clear();
         hold.held = false;
     }
 
@@ -100,7 +100,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
      */
     public void sendHeldError() throws IOException {
         Thread current = Thread.currentThread();
-        hold.holders.remove(current);
+        hold.remove(current);
         if (hold.held && hold.heldOn == current) {
             hold.held = false;
             try {
@@ -122,7 +122,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     /** Ends holding on the current thread, dropping an error it held: the exchange is over without it. */
     public void forgetHeldError() {
         Thread current = Thread.currentThread();
-        hold.holders.remove(current);
+        hold.remove(current);
         if (hold.heldOn == current) {
             hold.held = false;
         }
@@ -133,7 +133,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     }
 
     private boolean holds(int status) {
-        return status >= 400 && hold.holders.contains(Thread.currentThread()) && !super.isCommitted();
+        return status >= 400 && hold.holds(Thread.currentThread()) && !super.isCommitted();
     }
 
     @Override
@@ -339,13 +339,55 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
     /** The held error, shared by the chain's wrapper and the async context's. */
     private static final class Hold {
-        /** The threads whose errors are held: the filter's while the chain runs, and running async tasks. */
-        final Set<Thread> holders = ConcurrentHashMap.newKeySet();
+        /**
+         * The threads whose errors are held: the filter's while the chain runs ({@link #first}), and running async
+         * tasks ({@link #more}, made only for them: most exchanges start none, and this is made for every request).
+         */
+        private volatile Thread first;
+        private volatile Set<Thread> more;
         volatile boolean held;
         volatile Thread heldOn;
         volatile FaultGuardedResponse sender;
         volatile int status;
         volatile String message;
         volatile Consumer<Throwable> listenerFailures;
+
+        synchronized void add(Thread thread) {
+            if (first == null) {
+                first = thread;
+            } else if (first != thread) {
+                more().add(thread);
+            }
+        }
+
+        boolean holds(Thread thread) {
+            Set<Thread> tasks = more;
+            return first == thread || tasks != null && tasks.contains(thread);
+        }
+
+        synchronized void remove(Thread thread) {
+            if (first == thread) {
+                first = null;
+            }
+            Set<Thread> tasks = more;
+            if (tasks != null) {
+                tasks.remove(thread);
+            }
+        }
+
+        synchronized void clear() {
+            first = null;
+            Set<Thread> tasks = more;
+            if (tasks != null) {
+                tasks.clear();
+            }
+        }
+
+        private Set<Thread> more() {
+            if (more == null) {
+                more = ConcurrentHashMap.newKeySet();
+            }
+            return more;
+        }
     }
 }
