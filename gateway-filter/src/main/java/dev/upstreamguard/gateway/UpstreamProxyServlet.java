@@ -145,6 +145,8 @@ public class UpstreamProxyServlet extends HttpServlet {
      * stream's first bytes are held at most this long; every later pause is flushed at once.
      */
     private static final long LOOK_FOR_A_CUT_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+    /** An empty body, which HttpClient sends as {@code Content-Length: 0}; immutable, so one serves every request. */
+    private static final HttpEntity NO_CONTENT = new ByteArrayEntity(new byte[0], null);
     /** Asks for chunked framing of a response: containers chunk a body that may carry trailers. */
     private static final Supplier<Map<String, String>> NO_TRAILERS = Map::of;
     private static final List<String> OWN_SETTINGS = Arrays.asList(UPSTREAM, UPSTREAM_NAME, PROXY_NAME,
@@ -404,7 +406,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             } else if (contentLength == 0 && mayCarryContent) {
                 // "Content-Length: 0" on a TRACE, or an untyped OPTIONS, says there is no content: sent with an empty
                 // entity, HttpClient refused them as if they had some, and the client got a 500 and a stack trace.
-                upstreamRequest.setEntity(new ByteArrayEntity(new byte[0], null));
+                upstreamRequest.setEntity(NO_CONTENT);
             }
 
             HttpClientContext context = HttpClientContext.create();
@@ -529,7 +531,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 // Nothing read yet, yet finished: read before the servlet. Checked first because for a chunked body
                 // the first read alone cannot tell a consumed body from an empty one. A stream that ended with its
                 // head (an HTTP/2 GET) had no body to take.
-                return framedByStream ? new ByteArrayEntity(new byte[0], null) : null;
+                return framedByStream ? NO_CONTENT : null;
             }
             if (contentLength > maxBuffered) {
                 return new ClientBodyEntity(upstreamRequest, in, null, 0, contentLength);
