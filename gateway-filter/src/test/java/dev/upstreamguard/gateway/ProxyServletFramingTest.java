@@ -225,17 +225,13 @@ class ProxyServletFramingTest {
     @EnumSource(Container.class)
     void a205PassesWithoutContentAndTheClientConnectionStaysInStep(Container container) throws Exception {
         List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/reset-content/x");
-        assertThat(both.get(0).status()).isEqualTo(205);
-        assertThat(both.get(0).complete()).as("%s", both.get(0)).isTrue();
-        assertThat(both.get(0).body()).isEmpty();
+        assertWholeAndEmpty205(both.get(0));
         assertInStep(both.get(1));
         assertNothingLeased(container, "reset-content");
 
         RawClient.Response closing = RawClient.request(port(container), "GET", "/gw/reset-content-unframed/x",
                 "Connection: close");
-        assertThat(closing.status()).isEqualTo(205);
-        assertThat(closing.complete()).as("%s", closing).isTrue();
-        assertThat(closing.body()).isEmpty();
+        assertWholeAndEmpty205(closing);
         assertNothingLeased(container, "reset-content-unframed");
     }
 
@@ -249,9 +245,7 @@ class ProxyServletFramingTest {
     @EnumSource(Container.class)
     void a205WithContentPassesWithoutItAndBothConnectionsStayInStep(Container container) throws Exception {
         List<RawClient.Response> byLength = twoOnOneConnection(container, "GET", "/gw/reset-content-length/x");
-        assertThat(byLength.get(0).status()).isEqualTo(205);
-        assertThat(byLength.get(0).complete()).as("%s", byLength.get(0)).isTrue();
-        assertThat(byLength.get(0).body()).as("%s", byLength.get(0)).isEmpty();
+        assertWholeAndEmpty205(byLength.get(0));
         assertInStep(byLength.get(1));
         assertThat(byLength.get(1).bodyUtf8()).isEqualTo("second");
         assertThat(upstreams.get(container).get("reset-content-length").connectionCount())
@@ -260,16 +254,12 @@ class ProxyServletFramingTest {
 
         List<RawClient.Response> byClose = twoOnOneConnection(container, "GET", "/gw/reset-content-closed/x");
         for (RawClient.Response response : byClose) {
-            assertThat(response.status()).isEqualTo(205);
-            assertThat(response.complete()).as("%s", response).isTrue();
-            assertThat(response.body()).as("%s", response).isEmpty();
+            assertWholeAndEmpty205(response);
         }
         assertNothingLeased(container, "reset-content-closed");
 
         List<RawClient.Response> large = twoOnOneConnection(container, "GET", "/gw/reset-content-large/x");
-        assertThat(large.get(0).status()).isEqualTo(205);
-        assertThat(large.get(0).complete()).as("%s", large.get(0)).isTrue();
-        assertThat(large.get(0).body()).isEmpty();
+        assertWholeAndEmpty205(large.get(0));
         assertInStep(large.get(1));
         assertThat(upstreams.get(container).get("reset-content-large").connectionCount())
                 .as("the connection with unread content was not reused").isEqualTo(2);
@@ -278,6 +268,13 @@ class ProxyServletFramingTest {
             UpstreamProxyServlet servlet = servlets.get(container).get(route);
             assertThat(servlet.client().upstream(servlet.upstreamName()).faultCounts()).as(route).isEmpty();
         }
+    }
+
+    /** A 205 has no content (RFC 9110 §15.3.6): the client gets none, framed so that the connection stays usable. */
+    private static void assertWholeAndEmpty205(RawClient.Response response) {
+        assertThat(response.status()).as("%s", response).isEqualTo(205);
+        assertThat(response.complete()).as("%s", response).isTrue();
+        assertThat(response.body()).as("%s", response).isEmpty();
     }
 
     @ParameterizedTest(name = "[{0}]")
