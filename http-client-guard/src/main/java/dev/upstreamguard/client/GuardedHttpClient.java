@@ -473,10 +473,17 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     callersDoing.set(true);
                     fault = UpstreamFault.CONNECTION_TERMINATED;
                 }
-                if (fault == UpstreamFault.CONNECTION_TERMINATED && !probeReused && sentAgainOn != attempt
-                        && !deadlineExpired.get() && !uploadStalled.get() && !callersDoing.get()
-                        && !isCancelled(request) && !closed && !(upload != null && upload.sourceFailed())
-                        && !followedRedirect(ctx) && GuardedConnection.droppedUnderRequest(ctx)) {
+                // Why the request may not go out again at all, whatever attempts are left.
+                String whyNotAgain = deadlineExpired.get() ? "the total deadline ran out"
+                        // The watch cancelled the request to break the write; it cannot be sent again.
+                        : uploadStalled.get() ? "the upstream stopped taking the request body"
+                        : upload != null && upload.sourceFailed() ? SOURCE_FAILED
+                        // A cancelled request is over: the caller does not want an answer any more.
+                        : isCancelled(request) || callersDoing.get() || closed ? gaveUpHow()
+                        : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
+                if (whyNotAgain == null && fault == UpstreamFault.CONNECTION_TERMINATED && !probeReused
+                        && sentAgainOn != attempt && !followedRedirect(ctx)
+                        && GuardedConnection.droppedUnderRequest(ctx)) {
                     // RFC 9112 §9.3.1: a request that failed on a reused connection before any response, the pool's
                     // race with an upstream closing it while it idled, may be sent again when it may be retried at
                     // all (idempotent, replayable, retries on). The upstream took no request, so this is no attempt:
@@ -487,14 +494,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     sendAgain = true;
                     continue;
                 }
-                String why = attempt >= maxAttempts ? "no attempts are left"
-                        : deadlineExpired.get() ? "the total deadline ran out"
-                        // The watch cancelled the request to break the write; it cannot be sent again.
-                        : uploadStalled.get() ? "the upstream stopped taking the request body"
-                        : upload != null && upload.sourceFailed() ? SOURCE_FAILED
-                        // A cancelled request is over: the caller does not want an answer any more.
-                        : isCancelled(request) || callersDoing.get() || closed ? gaveUpHow()
-                        : RetryRules.whyNotRetry(fault, followedRedirect(ctx), idempotent, replayable, retry);
+                String why = attempt >= maxAttempts ? "no attempts are left" : whyNotAgain;
                 Duration wait = why == null ? backoff(attempt, retry) : Duration.ZERO;
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
                     why = NO_TIME_LEFT;
