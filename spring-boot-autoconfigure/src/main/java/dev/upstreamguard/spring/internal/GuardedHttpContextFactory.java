@@ -30,6 +30,24 @@ public final class GuardedHttpContextFactory implements BiFunction<HttpMethod, U
             return null;
         }
         HttpClientContext context = HttpClientContext.create();
+        put(override, context, uri);
+        return context;
+    }
+
+    /**
+     * Puts what the declaration in force on this thread asks for into {@code context}, the one a call to {@code uri}
+     * executes in: the upstream it names, or {@code null} (also when no declaration is in force).
+     */
+    public String putInto(HttpContext context, URI uri) {
+        PolicyOverride override = CallScope.current();
+        if (override == null) {
+            return null;
+        }
+        put(override, context, uri);
+        return override.upstream();
+    }
+
+    private void put(PolicyOverride override, HttpContext context, URI uri) {
         if (override.upstream() != null) {
             context.setAttribute(GuardedHttpClient.UPSTREAM_ATTRIBUTE, override.upstream());
         }
@@ -37,6 +55,5 @@ public final class GuardedHttpContextFactory implements BiFunction<HttpMethod, U
         if (policy != null) {
             context.setAttribute(GuardedHttpClient.POLICY_ATTRIBUTE, policy);
         }
-        return context;
     }
 }

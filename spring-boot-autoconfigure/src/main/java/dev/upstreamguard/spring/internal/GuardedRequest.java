@@ -49,23 +49,11 @@ public final class GuardedRequest implements ClientHttpRequest, StreamingHttpOut
         PolicyOverride previous = outbound ? CallScope.enterOutbound((PolicyOverride) exchange) : null;
         try {
             // No context: a subclass of the factory made its own without asking ours (createHttpContext).
-            HttpContext policy = context == null ? null : policies.apply(getMethod(), getURI());
-            Object named = null;
-            if (policy != null) {
-                named = policy.getAttribute(GuardedHttpClient.UPSTREAM_ATTRIBUTE);
-                if (named != null) {
-                    context.setAttribute(GuardedHttpClient.UPSTREAM_ATTRIBUTE, named);
-                }
-                Object settings = policy.getAttribute(GuardedHttpClient.POLICY_ATTRIBUTE);
-                if (settings != null) {
-                    context.setAttribute(GuardedHttpClient.POLICY_ATTRIBUTE, settings);
-                }
-            }
+            String named = context == null ? null : policies.putInto(context, getURI());
             if (!AsyncUpstreamCalls.tracking()) {
                 return delegate.execute();
             }
-            return AsyncUpstreamCalls.execute(delegate,
-                    named instanceof String ? (String) named : upstreamNames.apply(getURI()));
+            return AsyncUpstreamCalls.execute(delegate, named != null ? named : upstreamNames.apply(getURI()));
         } finally {
             if (outbound) {
                 CallScope.exitOutbound(previous);
