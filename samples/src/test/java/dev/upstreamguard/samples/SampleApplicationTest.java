@@ -2,11 +2,7 @@ package dev.upstreamguard.samples;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
@@ -22,11 +18,8 @@ class SampleApplicationTest {
     @LocalServerPort
     int port;
 
-    private final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(5)).build();
-
     private HttpResponse<String> get(String path, String accept) throws Exception {
-        return http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-                .timeout(Duration.ofSeconds(60)).header("Accept", accept).build(), HttpResponse.BodyHandlers.ofString());
+        return SampleHttp.get(port, path, accept);
     }
 
     @Test
