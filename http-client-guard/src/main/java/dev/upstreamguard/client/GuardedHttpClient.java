@@ -6,6 +6,7 @@ import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.internal.Call;
 import dev.upstreamguard.internal.CancellableCopy;
+import dev.upstreamguard.internal.ConnectPhaseOperator;
 import dev.upstreamguard.internal.DeadlineTimer;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
@@ -199,6 +200,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         long start = ticker.nanoTime();
         HttpClientContext ctx = context == null ? HttpClientContext.create() : HttpClientContext.castOrCreate(context);
         ctx.setAttribute(HandshakeWatch.TIMER_ATTRIBUTE, deadlines);
+        ConnectPhaseOperator.newCall(ctx);
         HttpHost host = target != null ? target : targetOf(request);
         URIAuthority authority = request.getAuthority();
         if (authority != null && authority.getUserInfo() != null) {

@@ -11,7 +11,9 @@ import java.net.SocketException;
 import java.net.UnknownHostException;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.LinkedHashSet;
 import java.util.List;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.Collectors;
 import org.apache.hc.client5.http.ConnectTimeoutException;
@@ -51,6 +53,8 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
     private static final String CONNECTED = ConnectPhaseOperator.class.getName() + ".connected";
     /** {@link System#nanoTime()} by which the connect under way, TLS handshake included, must be done. */
     private static final String DEADLINE = ConnectPhaseOperator.class.getName() + ".deadline";
+    /** The addresses a call's connects found dead so far, least recently failed first. */
+    private static final String FAILED = ConnectPhaseOperator.class.getName() + ".failed";
 
     private final SchemePortResolver schemePortResolver;
     private final DnsResolver dnsResolver;
@@ -105,6 +109,14 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
     }
 
     /**
+     * Forgets which addresses failed the connects of the call that last ran in {@code context}: a context the caller
+     * passes to several calls does not carry one call's dead addresses into the next.
+     */
+    public static void newCall(HttpContext context) {
+        context.removeAttribute(FAILED);
+    }
+
+    /**
      * Tries each address in turn within one budget, as curl does: each but the last gets half of what is left, so a
      * silent first address leaves time for the others, and the last gets the rest. HttpClient gave each the whole connect
      * timeout, so a host whose N addresses all stayed silent held the attempt for N times it.
@@ -122,6 +134,24 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
         IOException tlsFailure = null;
         List<IOException> failures = new ArrayList<>(addresses.size());
         boolean budgetSpent = false;
+        @SuppressWarnings("unchecked")
+        Set<InetSocketAddress> failedBefore = (Set<InetSocketAddress>) context.getAttribute(FAILED);
+        if (failedBefore != null) {
+            // A later attempt of the call (a retry, a request sent again): the addresses that failed it go last, so a
+            // silent first address does not cost every attempt half of its connect budget again.
+            List<InetSocketAddress> reordered = new ArrayList<>(addresses.size());
+            for (InetSocketAddress address : addresses) {
+                if (!failedBefore.contains(address)) {
+                    reordered.add(address);
+                }
+            }
+            for (InetSocketAddress address : failedBefore) {
+                if (addresses.contains(address)) {
+                    reordered.add(address);
+                }
+            }
+            addresses = reordered;
+        }
         for (int i = 0; i < addresses.size(); i++) {
             long remaining = deadline - System.nanoTime();
             if (remaining <= 0) {
@@ -137,6 +167,9 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
                 connectTo(conn, target, endpointName, null, localAddress,
                         Timeout.of(Math.max(TimeUnit.MILLISECONDS.toNanos(1), share), TimeUnit.NANOSECONDS),
                         socketConfig, attachment, context);
+                if (failedBefore != null) {
+                    failedBefore.remove(address);
+                }
                 return;
             } catch (IOException e) {
                 if (!conn.isOpen()) {
@@ -144,6 +177,12 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
                     // failed connect, which closes only its socket: no other address is wanted.
                     throw e;
                 }
+                if (failedBefore == null) {
+                    failedBefore = new LinkedHashSet<>();
+                    context.setAttribute(FAILED, failedBefore);
+                }
+                failedBefore.remove(address); // to the end: the most recent failure is tried last
+                failedBefore.add(address);
                 last = e;
                 failures.add(e);
                 UpstreamFault fault = FaultClassifier.classify(e);

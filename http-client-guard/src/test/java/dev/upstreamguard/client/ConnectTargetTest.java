@@ -213,6 +213,33 @@ class ConnectTargetTest {
     }
 
     /**
+     * Regression: each attempt of a call started again at the host's first address, so a silent first address cost
+     * every retry half of its connect timeout before the address that had just connected was tried. A later attempt of
+     * the same call tries the addresses that failed it last: the reset connection's retry connects at once.
+     */
+    @Test
+    void aRetryStartsAtTheAddressThatConnectedNotAtTheSilentOneBeforeIt() throws Exception {
+        GuardPolicy policy = GuardPolicy.builder().connectTimeout(Duration.ofSeconds(3))
+                .totalTimeout(Duration.ofSeconds(20)).initialBackoff(Duration.ofMillis(1))
+                .maxBackoff(Duration.ofMillis(5)).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.resetBeforeResponse(), Behaviours.ok("served"));
+                Blackhole silent = Blackhole.open(InetAddress.getByName("127.0.0.2"), upstream.port());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).connectionManager(
+                        GuardedHttpClients.connectionManagerBuilder()
+                                .setDnsResolver(resolver("127.0.0.2", "127.0.0.1")).build()).build()) {
+            URI uri = URI.create("http://half-dead.test:" + upstream.port() + "/");
+            long start = System.nanoTime();
+            String body = client.execute(new HttpGet(uri), r -> EntityUtils.toString(r.getEntity()));
+            Duration took = Duration.ofNanos(System.nanoTime() - start);
+            assertThat(body).isEqualTo("served");
+            assertThat(upstream.requestCount()).isEqualTo(2);
+            // 1.5 s on the silent address for the first attempt; starting there again took another 1.5 s.
+            assertThat(took).as("one wait on the silent address, not one per attempt")
+                    .isLessThan(Duration.ofMillis(2700));
+        }
+    }
+
+    /**
      * Regression: the fault of a connect to several addresses was the last one's, so a host whose first address stayed
      * silent for the whole connect timeout and whose last refused failed fast-sounding connection_refused (502) after
      * seconds. When any address timed out the connect is connection_timeout (504); every address's failure is kept.
