@@ -8,6 +8,7 @@ import dev.upstreamguard.internal.Call;
 import dev.upstreamguard.internal.CancellableCopy;
 import dev.upstreamguard.internal.ConnectPhaseOperator;
 import dev.upstreamguard.internal.DeadlineTimer;
+import dev.upstreamguard.internal.FollowUpSentAgain;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.GuardedEntity;
 import dev.upstreamguard.internal.HandshakeWatch;
@@ -349,6 +350,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         long deadline = call.startNanos() + policy.totalTimeout().toNanos();
         List<Throwable> earlier = null;
         upstream.budget().onCall();
+        if (maxAttempts > 1) {
+            ctx.setAttribute(FollowUpSentAgain.ALLOWED_ATTRIBUTE, Boolean.TRUE);
+        } else {
+            ctx.removeAttribute(FollowUpSentAgain.ALLOWED_ATTRIBUTE);
+        }
         // The attempt whose request was sent again after a pooled connection was found closed under it, and whether
         // the next pass through the loop is that sending (the same attempt) rather than the next attempt.
         int sentAgainOn = 0;
@@ -530,9 +536,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     upload.stop();
                     request.setEntity(body);
                 }
-                if (probe) {
-                    GuardedConnection.probeBeforeReuse(false);
-                }
+                // Also when this attempt did not probe: a redirect's follow-up sent again turned it on.
+                GuardedConnection.probeBeforeReuse(false);
             }
             if (deadlineExpired.get()) {
                 // The head arrived just as the deadline cancelled the exchange: its body can no longer be read.

@@ -3,6 +3,7 @@ package dev.upstreamguard.client;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.internal.ConnectPhaseOperator;
+import dev.upstreamguard.internal.FollowUpSentAgain;
 import dev.upstreamguard.internal.ContentDecoders;
 import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.ForwardedUserAgent;
@@ -31,6 +32,7 @@ import org.apache.hc.client5.http.SchemePortResolver;
 import org.apache.hc.client5.http.config.ConnectionConfig;
 import org.apache.hc.client5.http.config.RequestConfig;
 import org.apache.hc.client5.http.config.TlsConfig;
+import org.apache.hc.client5.http.impl.ChainElement;
 import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManager;
 import org.apache.hc.client5.http.impl.io.PoolingHttpClientConnectionManagerBuilder;
@@ -296,6 +298,10 @@ public final class GuardedHttpClientBuilder {
         builder.setDefaultRequestConfig(requestConfig);
         if (!redirects) {
             builder.disableRedirectHandling();
+        } else {
+            // Below the redirect handler, where HttpClient's own retries (disabled) would be.
+            builder.addExecInterceptorBefore(ChainElement.PROTOCOL.name(), FollowUpSentAgain.class.getName(),
+                    new FollowUpSentAgain());
         }
         if (!defaultUserAgent) {
             builder.disableDefaultUserAgent();

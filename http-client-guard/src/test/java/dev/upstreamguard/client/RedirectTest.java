@@ -6,9 +6,12 @@ import static dev.upstreamguard.client.FaultMatrixTest.post;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
 import dev.upstreamguard.testing.RawUpstream;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -43,6 +46,29 @@ class RedirectTest {
             assertFault(e, "connection_refused", 502, 1);
             assertThat(upstream.requestCount()).isEqualTo(1);
             assertThat(upstream.requests().get(0).method()).isEqualTo("POST");
+        }
+    }
+
+    /**
+     * Regression: the GET that follows a POST's 303 goes out on the connection the 303 came on; when the upstream closed
+     * it under that GET (its keep-alive race), the call failed as connection_terminated, since a retry would have sent
+     * the POST again. The GET alone is sent again on a fresh connection, as a request on a pooled connection closed
+     * under it is: the POST reaches the upstream once and the call gets the GET's answer.
+     */
+    @Test
+    void aFollowUpGetOnAConnectionClosedUnderItIsSentAgainWithoutReplayingThePost() throws Exception {
+        RawUpstream.Behaviour seeOtherThenClose = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 303 See Other\r\nLocation: /done\r\nContent-Length: 0\r\n\r\n");
+                c.readRequest(); // and closes without an answer, as the follow-up arrives
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(seeOtherThenClose, Behaviours.ok("done"));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            String body = client.execute(post(upstream.uri("/orders")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("done");
+            assertThat(upstream.requests()).extracting(r -> r.method() + " " + r.target())
+                    .containsExactly("POST /orders", "GET /done", "GET /done");
         }
     }
 
