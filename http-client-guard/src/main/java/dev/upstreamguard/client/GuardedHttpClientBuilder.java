@@ -132,7 +132,9 @@ public final class GuardedHttpClientBuilder {
      * the strict response parser and the connection checks; otherwise HttpClient's lenient parser decides, so some
      * malformed responses are classified less precisely ({@code connection_terminated} for bytes that are not HTTP)
      * and some are even accepted (a head cut short, {@code Content-Length} with {@code Transfer-Encoding}), and
-     * per-upstream {@code max-connections} is not applied.
+     * per-upstream {@code max-connections} is not applied. This builder's {@link #sslContext}, {@link #tlsOptions} and
+     * response head limits configure the pool it builds itself: with a manager of your own, set them on its builder
+     * ({@code setTlsSocketStrategy}).
      */
     public GuardedHttpClientBuilder connectionManager(HttpClientConnectionManager manager) {
         this.connectionManager = Objects.requireNonNull(manager, "manager");

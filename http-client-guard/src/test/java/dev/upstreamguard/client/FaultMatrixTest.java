@@ -479,6 +479,45 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * The host name is checked as HttpClient 5's and the JDK's verifiers check it (RFC 6125): against the DNS names of
+     * the certificate, a wildcard standing for exactly one leftmost label; against its common name only when it has no
+     * DNS name at all (a legacy certificate); an IP address only against its IP address names.
+     */
+    @ParameterizedTest(name = "{0} {1} -> {2}")
+    @CsvSource({
+        "cn-only.test, , cn-only.test, ok",
+        "cn-only.test, , other.test, tls_certificate_error",
+        "cn-only.test, , 127.0.0.1, tls_certificate_error",
+        "cn.test, san.test, cn.test, tls_certificate_error",
+        "any, *.wild.test, a.wild.test, ok",
+        "any, *.wild.test, a.b.wild.test, tls_certificate_error",
+        "any, *.wild.test, wild.test, tls_certificate_error"})
+    void theHostNameIsMatchedLikeHttpClientsOwnVerifierDoes(String commonName, String dnsName, String host,
+            String outcome) throws Exception {
+        HeldCertificate.Builder certificate = new HeldCertificate.Builder().commonName(commonName);
+        if (dnsName != null) {
+            certificate.addSubjectAlternativeName(dnsName);
+        }
+        HandshakeCertificates server = new HandshakeCertificates.Builder().heldCertificate(
+                certificate.signedBy(TestTls.rootCertificate()).ecdsa256().build(),
+                TestTls.rootCertificate().certificate()).build();
+        try (RawUpstream upstream = RawUpstream.startTls(server.sslContext(), Behaviours.ok("matched"));
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build()).connectionManager(
+                        GuardedHttpClients.connectionManagerBuilder()
+                                .setTlsSocketStrategy(new DefaultClientTlsStrategy(TestTls.clientContext()))
+                                .setDnsResolver(ConnectTargetTest.resolver("127.0.0.1")).build()).build()) {
+            URI uri = URI.create("https://" + host + ":" + upstream.port() + "/");
+            if (outcome.equals("ok")) {
+                String body = client.execute(new HttpGet(uri), r -> EntityUtils.toString(r.getEntity()));
+                assertThat(body).isEqualTo("matched");
+            } else {
+                assertFault(failure(client, new HttpGet(uri)), outcome, 502, 1);
+                assertThat(upstream.requestCount()).isZero();
+            }
+        }
+    }
+
     @Test
     void fatalAlertFromTheUpstreamDuringTheHandshakeIsTlsAlertReceivedAndNotRetried() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.tlsFatalAlert());
