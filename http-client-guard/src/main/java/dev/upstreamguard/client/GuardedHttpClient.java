@@ -536,8 +536,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     upload.stop();
                     request.setEntity(body);
                 }
-                // Also when this attempt did not probe: a redirect's follow-up sent again turned it on.
-                GuardedConnection.probeBeforeReuse(false);
+                if (probe) {
+                    GuardedConnection.probeBeforeReuse(false);
+                }
             }
             if (deadlineExpired.get()) {
                 // The head arrived just as the deadline cancelled the exchange: its body can no longer be read.

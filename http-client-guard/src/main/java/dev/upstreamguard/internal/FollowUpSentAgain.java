@@ -57,9 +57,14 @@ public final class FollowUpSentAgain implements ExecChainHandler {
             LOG.debug("Sending the redirect's follow-up {} again on a fresh connection: the pooled one was closed",
                     request.getMethod());
             GuardedConnection.forgetConnection(context);
-            // The upstream may have closed the others too; the attempt loop turns probing off when the attempt ends.
+            // The upstream may have closed its other pooled connections too: whichever is leased is probed first.
+            boolean probing = GuardedConnection.probingBeforeReuse();
             GuardedConnection.probeBeforeReuse(true);
-            return chain.proceed(pristine, scope);
+            try {
+                return chain.proceed(pristine, scope);
+            } finally {
+                GuardedConnection.probeBeforeReuse(probing);
+            }
         }
     }
 

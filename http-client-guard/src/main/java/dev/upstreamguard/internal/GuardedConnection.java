@@ -305,6 +305,11 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         }
     }
 
+    /** Whether {@link #probeBeforeReuse} is on for this thread. */
+    static boolean probingBeforeReuse() {
+        return PROBE_BEFORE_REUSE.get();
+    }
+
     @Override
     public void passivate() {
         idleSince = ticker.nanoTime();
