@@ -4,6 +4,7 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.internal.ConnectPhaseOperator;
 import dev.upstreamguard.internal.FollowUpSentAgain;
+import dev.upstreamguard.internal.TunnelWatch;
 import dev.upstreamguard.internal.ContentDecoders;
 import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.ForwardedUserAgent;
@@ -298,6 +299,11 @@ public final class GuardedHttpClientBuilder {
             builder.setRequestExecutor(GuardedConnection.notingExecutor());
         }
         builder.setDefaultRequestConfig(requestConfig);
+        // A proxy's CONNECT is part of connecting (see TunnelWatch).
+        builder.addExecInterceptorBefore(ChainElement.CONNECT.name(), TunnelWatch.class.getName() + ".around",
+                TunnelWatch.around());
+        builder.addExecInterceptorAfter(ChainElement.CONNECT.name(), TunnelWatch.class.getName() + ".within",
+                TunnelWatch.within());
         if (!redirects) {
             builder.disableRedirectHandling();
         } else {

@@ -723,6 +723,36 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Regression: a forward proxy that never answered the CONNECT for the upstream held the attempt for the whole
+     * response timeout and failed it as connection_read_timeout (504, "the upstream may have acted", not retried),
+     * though the request had not left: the tunnel is part of connecting, as the TLS handshake after it is. The proxy's
+     * answer is waited for within the connect timeout: connection_timeout, retried for any method.
+     */
+    @Test
+    void aForwardProxyThatNeverAnswersTheConnectIsAConnectionTimeoutRetriedForAnyMethod() throws Exception {
+        RawUpstream.Behaviour silentProxy = c -> {
+            if (c.readRequest() != null) {
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream proxy = RawUpstream.start(silentProxy);
+                GuardedHttpClient client = GuardedHttpClients.custom()
+                        .defaults(fast().connectTimeout(Duration.ofMillis(300)).build())
+                        .sslContext(TestTls.clientContext())
+                        .httpClientBuilder(org.apache.hc.client5.http.impl.classic.HttpClients.custom()
+                                .setProxy(new org.apache.hc.core5.http.HttpHost("http", "127.0.0.1", proxy.port())))
+                        .build()) {
+            URI uri = URI.create("https://localhost:9/");
+            long start = System.nanoTime();
+            assertFault(failure(client, new HttpGet(uri)), "connection_timeout", 504, 3);
+            assertFault(failure(client, post(uri)), "connection_timeout", 504, 3);
+            // Six waits of the 300 ms connect timeout, not one of the 5 s response timeout each.
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(4));
+            assertThat(proxy.requests()).extracting(RawUpstream.Request::method).containsOnly("CONNECT").hasSize(6);
+        }
+    }
+
     @Test
     void tlsHandshakeThatNeverCompletesIsAConnectionTimeoutAndRetried() throws Exception {
         RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
