@@ -280,6 +280,32 @@ class RetryTest {
         }
     }
 
+    /**
+     * retry.max-retry-after is the longest wait the client makes: a Retry-After of exactly it is waited for and the
+     * request retried (429 as 503); one second more, or a value too large to count, returns the answer at once (pinned:
+     * already right).
+     */
+    @ParameterizedTest(name = "{0} Retry-After: {1}")
+    @CsvSource({"503, 2, true", "429, 2, true", "503, 3, false", "429, 3, false",
+        "503, 99999999999999999999999, false"})
+    void aRetryAfterOfExactlyMaxRetryAfterIsWaitedForAndALongerOneReturnedAtOnce(int status, String retryAfter,
+            boolean retried) throws Exception {
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
+            server.enqueue(new MockResponse.Builder().code(status).setHeader("Retry-After", retryAfter).body("wait")
+                    .build());
+            server.enqueue(new MockResponse.Builder().code(200).body("done").build());
+            Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
+            if (retried) {
+                assertThat(seen.status()).isEqualTo(200);
+                assertThat(time.sleeps()).containsExactly(Duration.ofSeconds(2));
+            } else {
+                assertThat(seen).isEqualTo(new Seen(status, retryAfter, null, "wait"));
+                assertThat(time.sleeps()).isEmpty();
+            }
+            assertThat(server.getRequestCount()).isEqualTo(retried ? 2 : 1);
+        }
+    }
+
     @ParameterizedTest(name = "Retry-After: {0}")
     @ValueSource(strings = {"Thu, 01 Jan 2026 00:00:00 GMT", "Wed, 31 Dec 2025 23:00:00 GMT",
         "Thursday, 01-Jan-26 00:00:00 GMT"})
