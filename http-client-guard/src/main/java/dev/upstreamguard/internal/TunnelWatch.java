@@ -14,8 +14,9 @@ import org.apache.hc.core5.util.Timeout;
 
 /**
  * Holds the {@code CONNECT} that opens a tunnel through a forward proxy to the connect timeout, and makes a proxy that
- * does not answer it {@code connection_timeout}: the tunnel is part of connecting, before any byte of the request is
- * sent, so it is retried for any method.
+ * does not answer it {@code connection_timeout}, and one that drops it (a close or reset instead of an answer)
+ * {@code connection_refused}: the tunnel is part of connecting, before any byte of the request is sent, so either is
+ * retried for any method.
  *
  * <p>HttpClient waits for the proxy's answer with the request's response timeout, and a silence there read as
  * {@code connection_read_timeout}: 504 after the whole response timeout, "the upstream may have acted", never retried
@@ -60,11 +61,20 @@ public final class TunnelWatch {
         try {
             return chain.proceed(request, scope);
         } catch (IOException e) {
-            if (context.getAttribute(ATTEMPT_CONFIG) != null
-                    && FaultClassifier.classify(e) == UpstreamFault.CONNECTION_READ_TIMEOUT) {
+            if (context.getAttribute(ATTEMPT_CONFIG) == null) {
+                throw e; // through the tunnel, or none was needed: the request's own fault
+            }
+            UpstreamFault fault = FaultClassifier.classify(e);
+            if (fault == UpstreamFault.CONNECTION_READ_TIMEOUT) {
                 throw new FaultSignal(UpstreamFault.CONNECTION_TIMEOUT, "The forward proxy " + scope.route.getProxyHost()
                         + " did not answer the CONNECT to " + scope.route.getTargetHost() + " within the connect timeout",
                         e);
+            }
+            if (fault == UpstreamFault.CONNECTION_TERMINATED || fault == UpstreamFault.HTTP_RESPONSE_INCOMPLETE) {
+                // The proxy dropped the CONNECT: no tunnel, so no byte of the request left; as a refused connect.
+                throw new FaultSignal(UpstreamFault.CONNECTION_REFUSED, "The forward proxy "
+                        + scope.route.getProxyHost() + " closed the connection instead of answering the CONNECT to "
+                        + scope.route.getTargetHost(), e);
             }
             throw e;
         } finally {

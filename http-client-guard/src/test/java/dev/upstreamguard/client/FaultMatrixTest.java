@@ -753,6 +753,28 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Regression: a forward proxy that closed or reset the connection instead of answering the CONNECT for the upstream
+     * failed the call as connection_terminated, "the upstream may have acted", so a POST was not retried though no byte
+     * of it had left: the tunnel was never up. It is connection_refused, retried for any method.
+     */
+    @ParameterizedTest(name = "reset: {0}")
+    @ValueSource(booleans = {false, true})
+    void aForwardProxyThatDropsTheConnectIsAConnectionRefusedRetriedForAnyMethod(boolean reset) throws Exception {
+        try (RawUpstream proxy = RawUpstream.start(
+                reset ? Behaviours.resetBeforeResponse() : Behaviours.closeBeforeResponse());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext())
+                        .httpClientBuilder(org.apache.hc.client5.http.impl.classic.HttpClients.custom()
+                                .setProxy(new org.apache.hc.core5.http.HttpHost("http", "127.0.0.1", proxy.port())))
+                        .build()) {
+            URI uri = URI.create("https://localhost:9/");
+            assertFault(failure(client, new HttpGet(uri)), "connection_refused", 502, 3);
+            assertFault(failure(client, post(uri)), "connection_refused", 502, 3);
+            assertThat(proxy.requests()).extracting(RawUpstream.Request::method).containsOnly("CONNECT").hasSize(6);
+        }
+    }
+
     @Test
     void tlsHandshakeThatNeverCompletesIsAConnectionTimeoutAndRetried() throws Exception {
         RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
