@@ -871,6 +871,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             // buffer decides when to write; a body's last bytes need no flush, the response's end sends them.
             long length = entity.getContentLength();
             TrailerRelay trailers = null;
+            StreamCut streamCut = null;
             if (trailersRelayed) {
                 // The upstream's trailer section (checksums, Server-Timing) follows its last chunk; the container asks
                 // for it when it ends the response, chunked (RFC 9112 §7.1.2). HTTP/1.0 has no trailers to carry them.
@@ -881,6 +882,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                 // Chunked even for a client that asked to close, which Jetty would frame by the close: only chunks let
                 // the client tell a body the upstream cut short from a whole one. (HTTP/1.0 has nothing to tell it.)
                 response.setTrailerFields(NO_TRAILERS);
+            } else if (framesBodiesByStream(request.getProtocol())) {
+                // Over HTTP/2 Tomcat ends the stream cleanly (END_STREAM) whatever the servlet throws after the commit,
+                // so a body cut off upstream reached the client as a whole, shorter one. A trailer supplier that fails
+                // makes it reset the stream instead: the abort an HTTP/1.1 client gets from the closed connection.
+                streamCut = new StreamCut();
+                response.setTrailerFields(streamCut);
             }
             byte[] buffer = Buffers.get();
             long unread = length;
@@ -899,6 +906,9 @@ public class UpstreamProxyServlet extends HttpServlet {
                 } catch (IOException e) {
                     // Cancel first: the upstream connection is closed now, not drained or left to a timeout.
                     upstreamRequest.cancel();
+                    if (streamCut != null && response.isCommitted()) {
+                        streamCut.cut();
+                    }
                     fault(request, response, asFault(e, start, true), proxyStatusOf(upstreamResponse));
                     return;
                 }
@@ -1226,6 +1236,26 @@ public class UpstreamProxyServlet extends HttpServlet {
         @Override
         public int read(byte[] b, int off, int len) throws IOException {
             return in().read(b, off, len);
+        }
+    }
+
+    /**
+     * No trailer fields, or a failure once the body was cut off after the commit: asked for the trailers at the end of
+     * an HTTP/2 response, Tomcat then resets the stream rather than ending it as if the body were whole.
+     */
+    private static final class StreamCut implements Supplier<Map<String, String>> {
+        private volatile boolean cut;
+
+        void cut() {
+            cut = true;
+        }
+
+        @Override
+        public Map<String, String> get() {
+            if (cut) {
+                throw new IllegalStateException("The upstream cut the body off: the stream is reset, not ended");
+            }
+            return Map.of();
         }
     }
 
