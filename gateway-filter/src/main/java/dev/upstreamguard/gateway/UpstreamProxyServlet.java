@@ -473,7 +473,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             Map<String, List<String>> before = new LinkedHashMap<>();
             for (Header header : interim.getHeaders()) {
                 String name = header.getName();
-                if (HopByHop.isExcluded(name, connectionTokens)) {
+                if (HopByHop.isExcluded(name, connectionTokens) || !belongsOnHints(name)) {
                     continue;
                 }
                 if (!before.containsKey(name)) {
@@ -491,6 +491,16 @@ public class UpstreamProxyServlet extends HttpServlet {
                 response.setHeader(name, null);
                 values.forEach(value -> response.addHeader(name, value));
             });
+        }
+
+        /**
+         * Whether a field of a 103 is relayed with it: not the framing or type of content a 1xx does not have (RFC 9110
+         * §8.6), which containers take as the final answer's (Jetty failed it for the length), nor {@code Date} and
+         * {@code Server}, which containers set themselves and the final answer would then carry twice.
+         */
+        private static boolean belongsOnHints(String name) {
+            return !(name.equalsIgnoreCase("Content-Length") || name.equalsIgnoreCase("Content-Type")
+                    || isPresetByContainer(name));
         }
 
         /**

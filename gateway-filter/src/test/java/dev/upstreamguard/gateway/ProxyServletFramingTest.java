@@ -82,6 +82,11 @@ class ProxyServletFramingTest {
             ups.put("hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
                     + "Link: </b.js>; rel=preload\r\nConnection: X-Hint-Hop\r\nX-Hint-Hop: no\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            // RFC 9110 §8.6: a 1xx has no Content-Length; and no content for a type, nor a Date or Server of its own.
+            ups.put("hints-framing", keepAlive("HTTP/1.1 103 Early Hints\r\nContent-Length: 100\r\n"
+                    + "Content-Type: text/html\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nServer: hints/1\r\n"
+                    + "Link: </a.css>; rel=preload\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfinal\r\n0\r\n\r\n"));
             ups.put("hints-wrapped", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("repeated", keepAlive("HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nX-Rep: one\r\n"
@@ -359,6 +364,27 @@ class ProxyServletFramingTest {
             assertThat(RawClient.line(in)).as("no 1xx to HTTP/1.0").startsWith("HTTP/1.1 200");
         }
         assertNothingLeased(container, "hints");
+    }
+
+    /**
+     * Regression: the fields of a 103 were set on the response to be sent with it and taken off again after, framing
+     * and the container's own fields too: Jetty took a 103's {@code Content-Length} for the final answer's and failed it
+     * with a 500 {@code proxy_internal_error}, and answered with its {@code Date} and {@code Server} twice. A 1xx has no
+     * content (RFC 9110 §8.6), so its framing and content metadata are not relayed, nor the fields the container sets.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void earlyHintsWithFramingOrTheContainersFieldsLeaveTheFinalAnswerWholeAndSingle(Container container)
+            throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/hints-framing/page");
+        assertThat(response.status()).as("%s", response).isEqualTo(200);
+        assertThat(response.complete()).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("final");
+        assertThat(response.headers("Date")).hasSize(1);
+        assertThat(response.headers("Server")).hasSizeLessThanOrEqualTo(1).doesNotContain("hints/1");
+        assertThat(response.headers("Content-Type")).isEmpty();
+        assertThat(response.headers("Link")).isEmpty();
+        assertNothingLeased(container, "hints-framing");
     }
 
     /**
