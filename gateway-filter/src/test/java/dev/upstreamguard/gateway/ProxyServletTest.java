@@ -212,6 +212,23 @@ class ProxyServletTest {
         assertThat(recording.requests().get(before + 1).headers()).doesNotContainKey("upgrade");
     }
 
+    /**
+     * Regression: {@code HTTP2-Settings} went upstream unless the client's {@code Connection} named it. It only ever
+     * belongs to the connection its h2c upgrade asks about (RFC 7540 §3.2.1: a connection-specific field), and an
+     * upstream that upgrades on it would take the client's settings for the gateway's.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anHttp2SettingsFieldNeverReachesTheUpstreamEvenWhenConnectionDoesNotNameIt(Container container)
+            throws Exception {
+        int port = port(container);
+        int before = recording.requestCount();
+        RawClient.Response h2c = RawClient.request(port, "GET", "/gw/proxy/h2c-unnamed", "Upgrade: h2c",
+                "Connection: Upgrade", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA");
+        assertThat(h2c.status()).as("%s", h2c).isEqualTo(200);
+        assertThat(recording.requests().get(before).headers()).doesNotContainKeys("upgrade", "http2-settings");
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void hopByHopResponseHeadersAreDroppedAndEndToEndOnesPassed(Container container) throws Exception {
