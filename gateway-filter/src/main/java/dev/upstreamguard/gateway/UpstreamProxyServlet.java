@@ -46,6 +46,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
@@ -1275,6 +1276,18 @@ public class UpstreamProxyServlet extends HttpServlet {
      * §6.5.1) or this hop's own (§7.6.1), and with a field's repeated lines joined into one list (§5.3).
      */
     private static final class TrailerRelay implements Supplier<Map<String, String>> {
+        /**
+         * Fields a trailer must not carry (RFC 9110 §6.5.1): framing, routing, request modifiers, authentication,
+         * response controls and content metadata, which a recipient needs before the content or would apply to it
+         * afterwards; this hop's own. Tomcat drops most of them itself and Jetty none: now both relay the same.
+         * {@code Authentication-Info} may be a trailer (RFC 7615 §3), and passes.
+         */
+        private static final Set<String> NOT_TRAILERS = Set.of("content-length", "content-type",
+                "content-encoding", "content-range", "content-location", "transfer-encoding", "trailer", "host",
+                "max-forwards", "expect", "range", "te", "authorization", "proxy-authorization", "cookie",
+                "www-authenticate", "proxy-authenticate", "set-cookie", "cache-control", "expires", "pragma", "age",
+                "vary", "warning", "location", "retry-after", "date", "server", "proxy-status", "via");
+
         private final List<String> connectionTokens;
         private volatile Map<String, String> fields = Map.of();
 
@@ -1305,11 +1318,7 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         private static boolean mayBeTrailer(String name) {
-            return !(name.equalsIgnoreCase("Content-Length") || name.equalsIgnoreCase("Content-Type")
-                    || name.equalsIgnoreCase("Content-Encoding") || name.equalsIgnoreCase("Content-Range")
-                    || name.equalsIgnoreCase("Host") || name.equalsIgnoreCase("Set-Cookie")
-                    || name.equalsIgnoreCase("Proxy-Status") || name.equalsIgnoreCase("Via")
-                    || name.equalsIgnoreCase("Date") || name.equalsIgnoreCase("Server"));
+            return !NOT_TRAILERS.contains(name.toLowerCase(Locale.ROOT));
         }
     }
 

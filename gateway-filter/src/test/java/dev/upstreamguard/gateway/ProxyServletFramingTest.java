@@ -79,6 +79,10 @@ class ProxyServletFramingTest {
                     + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: sha-256=:LPJNul+wow4m6Dsq:\r\n"
                     + "Server-Timing: db;dur=53\r\nServer-Timing: app;dur=47.2\r\nContent-Length: 99\r\n"
                     + "Connection: close\r\n\r\n"));
+            ups.put("trailers-forbidden", keepAlive("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "5\r\nhello\r\n0\r\nX-Checksum: c\r\nCache-Control: no-store\r\nAuthorization: Basic eDp5\r\n"
+                    + "Location: /elsewhere\r\nRetry-After: 5\r\nVary: Cookie\r\nExpires: 0\r\nAge: 1\r\n"
+                    + "WWW-Authenticate: Basic\r\nAuthentication-Info: nextnonce=\"a\"\r\n\r\n"));
             ups.put("hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
                     + "Link: </b.js>; rel=preload\r\nConnection: X-Hint-Hop\r\nX-Hint-Hop: no\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
@@ -327,6 +331,22 @@ class ProxyServletFramingTest {
                 .isEqualTo("db;dur=53, app;dur=47.2");
         assertInStep(both.get(1));
         assertNothingLeased(container, "trailers");
+    }
+
+    /**
+     * Regression: trailer fields that RFC 9110 §6.5.1 keeps out of trailers (response controls, authentication) were
+     * passed on by Jetty ({@code Cache-Control}, {@code Location}…), dropped by Tomcat, and {@code Authorization} by
+     * neither. They are dropped in both; one a trailer may carry ({@code Authentication-Info}, RFC 7615) passes.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void trailerFieldsThatMustNotBeTrailersAreDroppedInEveryContainer(Container container) throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/trailers-forbidden/x");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("hello");
+        assertThat(response.trailers()).as("%s", response).containsOnlyKeys("x-checksum", "authentication-info");
+        assertNothingLeased(container, "trailers-forbidden");
     }
 
     /**
