@@ -336,6 +336,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return;
             }
             String method = request.getMethod();
+            if (method.equals("CONNECT")) {
+                // A tunnel is a forward proxy's (RFC 9110 §9.3.6), and HttpClient will not send one: passed on, the
+                // refusal came back as a 502 blaming the upstream. Tomcat answers 501 itself; Jetty lets it through.
+                response.sendError(HttpServletResponse.SC_NOT_IMPLEMENTED, "This gateway does not tunnel (CONNECT)");
+                return;
+            }
             // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on TRACE and OPTIONS, and answers them itself
             // at zero; other methods may ignore it, and pass it on unchanged.
             long maxForwards = method.equals("OPTIONS") || method.equals("TRACE") ? maxForwards(request) : -1;
