@@ -361,7 +361,15 @@ public class UpstreamProxyServlet extends HttpServlet {
             // HTTP/2 and HTTP/3 may end a body of no stated length with its stream, as chunks end one in HTTP/1.1:
             // taken for no body, such an upload was forwarded empty.
             boolean framedByStream = contentLength < 0 && framesBodiesByStream(request.getProtocol());
-            boolean chunked = request.getHeader("Transfer-Encoding") != null || framedByStream;
+            String transferCoding = request.getHeader("Transfer-Encoding");
+            if (transferCoding != null && !onlyChunked(request.getHeaders("Transfer-Encoding"))) {
+                // Jetty takes the chunks off and leaves any other coding (gzip) on the body; Transfer-Encoding being
+                // hop-by-hop, the upstream got the coded bytes as the content. RFC 9112 §6.1: 501, as Tomcat answers.
+                response.sendError(HttpServletResponse.SC_NOT_IMPLEMENTED,
+                        "The request's transfer coding is not supported");
+                return;
+            }
+            boolean chunked = transferCoding != null || framedByStream;
             boolean mayCarryContent = mayCarryContent(method, request);
             if (chunked && !mayCarryContent) {
                 // Only the body tells whether chunks carry content: an empty one ("0" alone) is none, as with
@@ -594,6 +602,19 @@ public class UpstreamProxyServlet extends HttpServlet {
             String expect = request.getHeader("Expect");
             return expect != null && expect.trim().equalsIgnoreCase("100-continue")
                     && !"HTTP/1.0".equals(request.getProtocol());
+        }
+
+        /** Whether {@code Transfer-Encoding} names no coding but {@code chunked}, which the container undoes. */
+        private static boolean onlyChunked(Enumeration<String> transferEncoding) {
+            while (transferEncoding.hasMoreElements()) {
+                for (String coding : transferEncoding.nextElement().split(",")) {
+                    String name = coding.trim();
+                    if (!name.isEmpty() && !name.equalsIgnoreCase("chunked")) {
+                        return false;
+                    }
+                }
+            }
+            return true;
         }
 
         /** Whether an {@code Upgrade} field names {@code websocket} (RFC 6455), with or without a version. */
