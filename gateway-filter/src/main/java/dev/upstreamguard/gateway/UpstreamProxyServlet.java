@@ -318,7 +318,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             String pathAndQuery = target.pathAndQuery(request);
             if (pathAndQuery == null) {
                 response.sendError(HttpServletResponse.SC_BAD_REQUEST,
-                        "The request path leaves the route or hides a path separator");
+                        "The request path leaves the route or hides a path separator, or the target is not ASCII");
                 return;
             }
             if (receivedBefore(request.getHeaders("Via"), viaName) >= LOOP_VIA_ENTRIES) {
