@@ -12,6 +12,7 @@ import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -34,6 +35,7 @@ class ProxyServletHttp2Test {
     private RawUpstream cut;
     private RawUpstream whole;
     private RawUpstream small;
+    private RawUpstream shortBody;
     private Container.Running tomcat;
     private HttpClient client;
 
@@ -55,12 +57,15 @@ class ProxyServletHttp2Test {
             }
         });
         small = RawUpstream.start(Behaviours.ok("ok"));
+        shortBody = RawUpstream.start(Behaviours.truncatedBody());
         tomcat = Container.TOMCAT.start(new Container.Deployment().http2()
                 .servlet("cut", UpstreamProxyServlet.builder(cut.baseUrl()).set("retry.enabled", "false").build(),
                         "/cut/*")
                 .servlet("whole", UpstreamProxyServlet.builder(whole.baseUrl()).set("retry.enabled", "false").build(),
                         "/whole/*")
-                .servlet("small", UpstreamProxyServlet.builder(small.baseUrl()).build(), "/small/*"));
+                .servlet("small", UpstreamProxyServlet.builder(small.baseUrl()).build(), "/small/*")
+                .servlet("short", UpstreamProxyServlet.builder(shortBody.baseUrl()).set("retry.enabled", "false")
+                        .build(), "/short/*"));
         client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_2).build();
         // The first request upgrades the connection (h2c), and the JDK's client stalls on a body over 64 KiB sent on
         // that stream (the same without the proxy): a small one settles the connection for the tests' streams.
@@ -74,6 +79,7 @@ class ProxyServletHttp2Test {
         cut.close();
         whole.close();
         small.close();
+        shortBody.close();
     }
 
     private static void writeChunks(RawUpstream.Connection c) throws IOException {
@@ -104,6 +110,18 @@ class ProxyServletHttp2Test {
                 in.transferTo(OutputStream.nullOutputStream());
             }
         }).isInstanceOf(IOException.class);
+    }
+
+    /** A body cut off before anything was committed is answered as over HTTP/1.1: a whole 502 naming the fault. */
+    @Test
+    void aBodyCutOffBeforeTheCommitIsAWhole502OverHttp2() throws Exception {
+        HttpResponse<InputStream> response = get("/gw/short/x");
+        assertThat(response.statusCode()).isEqualTo(502);
+        assertThat(response.headers().firstValue("Proxy-Status"))
+                .hasValue("upstream-guard; error=http_response_incomplete");
+        try (InputStream in = response.body()) {
+            assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8)).contains("502");
+        }
     }
 
     @Test
