@@ -46,6 +46,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
@@ -317,7 +318,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             String pathAndQuery = target.pathAndQuery(request);
             if (pathAndQuery == null) {
                 response.sendError(HttpServletResponse.SC_BAD_REQUEST,
-                        "The request path leaves the route or hides a path separator");
+                        "The request path leaves the route or hides a path separator, or the target is not ASCII");
                 return;
             }
             if (receivedBefore(request.getHeaders("Via"), viaName) >= LOOP_VIA_ENTRIES) {
@@ -335,6 +336,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return;
             }
             String method = request.getMethod();
+            if (method.equals("CONNECT")) {
+                // A tunnel is a forward proxy's (RFC 9110 §9.3.6), and HttpClient will not send one: passed on, the
+                // refusal came back as a 502 blaming the upstream. Tomcat answers 501 itself; Jetty lets it through.
+                response.sendError(HttpServletResponse.SC_NOT_IMPLEMENTED, "This gateway does not tunnel (CONNECT)");
+                return;
+            }
             // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on TRACE and OPTIONS, and answers them itself
             // at zero; other methods may ignore it, and pass it on unchanged.
             long maxForwards = method.equals("OPTIONS") || method.equals("TRACE") ? maxForwards(request) : -1;
@@ -354,7 +361,15 @@ public class UpstreamProxyServlet extends HttpServlet {
             // HTTP/2 and HTTP/3 may end a body of no stated length with its stream, as chunks end one in HTTP/1.1:
             // taken for no body, such an upload was forwarded empty.
             boolean framedByStream = contentLength < 0 && framesBodiesByStream(request.getProtocol());
-            boolean chunked = request.getHeader("Transfer-Encoding") != null || framedByStream;
+            String transferCoding = request.getHeader("Transfer-Encoding");
+            if (transferCoding != null && !onlyChunked(request.getHeaders("Transfer-Encoding"))) {
+                // Jetty takes the chunks off and leaves any other coding (gzip) on the body; Transfer-Encoding being
+                // hop-by-hop, the upstream got the coded bytes as the content. RFC 9112 §6.1: 501, as Tomcat answers.
+                response.sendError(HttpServletResponse.SC_NOT_IMPLEMENTED,
+                        "The request's transfer coding is not supported");
+                return;
+            }
+            boolean chunked = transferCoding != null || framedByStream;
             boolean mayCarryContent = mayCarryContent(method, request);
             if (chunked && !mayCarryContent) {
                 // Only the body tells whether chunks carry content: an empty one ("0" alone) is none, as with
@@ -473,7 +488,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             Map<String, List<String>> before = new LinkedHashMap<>();
             for (Header header : interim.getHeaders()) {
                 String name = header.getName();
-                if (HopByHop.isExcluded(name, connectionTokens)) {
+                if (HopByHop.isExcluded(name, connectionTokens) || !belongsOnHints(name)) {
                     continue;
                 }
                 if (!before.containsKey(name)) {
@@ -491,6 +506,16 @@ public class UpstreamProxyServlet extends HttpServlet {
                 response.setHeader(name, null);
                 values.forEach(value -> response.addHeader(name, value));
             });
+        }
+
+        /**
+         * Whether a field of a 103 is relayed with it: not the framing or type of content a 1xx does not have (RFC 9110
+         * §8.6), which containers take as the final answer's (Jetty failed it for the length), nor {@code Date} and
+         * {@code Server}, which containers set themselves and the final answer would then carry twice.
+         */
+        private static boolean belongsOnHints(String name) {
+            return !(name.equalsIgnoreCase("Content-Length") || name.equalsIgnoreCase("Content-Type")
+                    || isPresetByContainer(name));
         }
 
         /**
@@ -577,6 +602,19 @@ public class UpstreamProxyServlet extends HttpServlet {
             String expect = request.getHeader("Expect");
             return expect != null && expect.trim().equalsIgnoreCase("100-continue")
                     && !"HTTP/1.0".equals(request.getProtocol());
+        }
+
+        /** Whether {@code Transfer-Encoding} names no coding but {@code chunked}, which the container undoes. */
+        private static boolean onlyChunked(Enumeration<String> transferEncoding) {
+            while (transferEncoding.hasMoreElements()) {
+                for (String coding : transferEncoding.nextElement().split(",")) {
+                    String name = coding.trim();
+                    if (!name.isEmpty() && !name.equalsIgnoreCase("chunked")) {
+                        return false;
+                    }
+                }
+            }
+            return true;
         }
 
         /** Whether an {@code Upgrade} field names {@code websocket} (RFC 6455), with or without a version. */
@@ -871,6 +909,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             // buffer decides when to write; a body's last bytes need no flush, the response's end sends them.
             long length = entity.getContentLength();
             TrailerRelay trailers = null;
+            StreamCut streamCut = null;
             if (trailersRelayed) {
                 // The upstream's trailer section (checksums, Server-Timing) follows its last chunk; the container asks
                 // for it when it ends the response, chunked (RFC 9112 §7.1.2). HTTP/1.0 has no trailers to carry them.
@@ -881,6 +920,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                 // Chunked even for a client that asked to close, which Jetty would frame by the close: only chunks let
                 // the client tell a body the upstream cut short from a whole one. (HTTP/1.0 has nothing to tell it.)
                 response.setTrailerFields(NO_TRAILERS);
+            } else if (framesBodiesByStream(request.getProtocol())) {
+                // Over HTTP/2 Tomcat ends the stream cleanly (END_STREAM) whatever the servlet throws after the commit,
+                // so a body cut off upstream reached the client as a whole, shorter one. A trailer supplier that fails
+                // makes it reset the stream instead: the abort an HTTP/1.1 client gets from the closed connection.
+                streamCut = new StreamCut();
+                response.setTrailerFields(streamCut);
             }
             byte[] buffer = Buffers.get();
             long unread = length;
@@ -899,6 +944,9 @@ public class UpstreamProxyServlet extends HttpServlet {
                 } catch (IOException e) {
                     // Cancel first: the upstream connection is closed now, not drained or left to a timeout.
                     upstreamRequest.cancel();
+                    if (streamCut != null && response.isCommitted()) {
+                        streamCut.cut();
+                    }
                     fault(request, response, asFault(e, start, true), proxyStatusOf(upstreamResponse));
                     return;
                 }
@@ -1230,11 +1278,43 @@ public class UpstreamProxyServlet extends HttpServlet {
     }
 
     /**
+     * No trailer fields, or a failure once the body was cut off after the commit: asked for the trailers at the end of
+     * an HTTP/2 response, Tomcat then resets the stream rather than ending it as if the body were whole.
+     */
+    private static final class StreamCut implements Supplier<Map<String, String>> {
+        private volatile boolean cut;
+
+        void cut() {
+            cut = true;
+        }
+
+        @Override
+        public Map<String, String> get() {
+            if (cut) {
+                throw new IllegalStateException("The upstream cut the body off: the stream is reset, not ended");
+            }
+            return Map.of();
+        }
+    }
+
+    /**
      * The upstream's trailer fields for the container to write after the last chunk: taken once the body has been read
      * to its end, without the fields a trailer must not carry (framing and how to process the content, RFC 9110
      * §6.5.1) or this hop's own (§7.6.1), and with a field's repeated lines joined into one list (§5.3).
      */
     private static final class TrailerRelay implements Supplier<Map<String, String>> {
+        /**
+         * Fields a trailer must not carry (RFC 9110 §6.5.1): framing, routing, request modifiers, authentication,
+         * response controls and content metadata, which a recipient needs before the content or would apply to it
+         * afterwards; this hop's own. Tomcat drops most of them itself and Jetty none: now both relay the same.
+         * {@code Authentication-Info} may be a trailer (RFC 7615 §3), and passes.
+         */
+        private static final Set<String> NOT_TRAILERS = Set.of("content-length", "content-type",
+                "content-encoding", "content-range", "content-location", "transfer-encoding", "trailer", "host",
+                "max-forwards", "expect", "range", "te", "authorization", "proxy-authorization", "cookie",
+                "www-authenticate", "proxy-authenticate", "set-cookie", "cache-control", "expires", "pragma", "age",
+                "vary", "warning", "location", "retry-after", "date", "server", "proxy-status", "via");
+
         private final List<String> connectionTokens;
         private volatile Map<String, String> fields = Map.of();
 
@@ -1265,11 +1345,7 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         private static boolean mayBeTrailer(String name) {
-            return !(name.equalsIgnoreCase("Content-Length") || name.equalsIgnoreCase("Content-Type")
-                    || name.equalsIgnoreCase("Content-Encoding") || name.equalsIgnoreCase("Content-Range")
-                    || name.equalsIgnoreCase("Host") || name.equalsIgnoreCase("Set-Cookie")
-                    || name.equalsIgnoreCase("Proxy-Status") || name.equalsIgnoreCase("Via")
-                    || name.equalsIgnoreCase("Date") || name.equalsIgnoreCase("Server"));
+            return !NOT_TRAILERS.contains(name.toLowerCase(Locale.ROOT));
         }
     }
 

@@ -47,6 +47,13 @@ enum Container {
         boolean http2;
         Duration idleTimeout;
         String address = "127.0.0.1";
+        String contextPath = CONTEXT_PATH;
+
+        /** Deploys at the root context ({@code ""}) instead of {@value #CONTEXT_PATH}, as Spring Boot applications do. */
+        Deployment atRoot() {
+            this.contextPath = "";
+            return this;
+        }
 
         /** The loopback address to listen on: {@code 127.0.0.1} (the default) or {@code ::1}. */
         Deployment address(String loopback) {
@@ -155,7 +162,7 @@ enum Container {
             connector.addUpgradeProtocol(new org.apache.coyote.http2.Http2Protocol());
         }
         tomcat.setConnector(connector);
-        Context context = tomcat.addContext(CONTEXT_PATH, base.getAbsolutePath());
+        Context context = tomcat.addContext(d.contextPath, base.getAbsolutePath());
         for (Object[] s : d.servlets) {
             Wrapper wrapper = Tomcat.addServlet(context, (String) s[0], (Servlet) s[1]);
             wrapper.setAsyncSupported(true);
@@ -226,7 +233,7 @@ enum Container {
             connector.setIdleTimeout(d.idleTimeout.toMillis());
         }
         server.addConnector(connector);
-        ServletContextHandler context = new ServletContextHandler(CONTEXT_PATH);
+        ServletContextHandler context = new ServletContextHandler(d.contextPath.isEmpty() ? "/" : d.contextPath);
         if (d.permissive) {
             context.getServletHandler().setDecodeAmbiguousURIs(true);
         }

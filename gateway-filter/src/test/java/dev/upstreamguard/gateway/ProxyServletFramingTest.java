@@ -79,9 +79,18 @@ class ProxyServletFramingTest {
                     + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: sha-256=:LPJNul+wow4m6Dsq:\r\n"
                     + "Server-Timing: db;dur=53\r\nServer-Timing: app;dur=47.2\r\nContent-Length: 99\r\n"
                     + "Connection: close\r\n\r\n"));
+            ups.put("trailers-forbidden", keepAlive("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    + "5\r\nhello\r\n0\r\nX-Checksum: c\r\nCache-Control: no-store\r\nAuthorization: Basic eDp5\r\n"
+                    + "Location: /elsewhere\r\nRetry-After: 5\r\nVary: Cookie\r\nExpires: 0\r\nAge: 1\r\n"
+                    + "WWW-Authenticate: Basic\r\nAuthentication-Info: nextnonce=\"a\"\r\n\r\n"));
             ups.put("hints", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
                     + "Link: </b.js>; rel=preload\r\nConnection: X-Hint-Hop\r\nX-Hint-Hop: no\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            // RFC 9110 §8.6: a 1xx has no Content-Length; and no content for a type, nor a Date or Server of its own.
+            ups.put("hints-framing", keepAlive("HTTP/1.1 103 Early Hints\r\nContent-Length: 100\r\n"
+                    + "Content-Type: text/html\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nServer: hints/1\r\n"
+                    + "Link: </a.css>; rel=preload\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfinal\r\n0\r\n\r\n"));
             ups.put("hints-wrapped", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("repeated", keepAlive("HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nX-Rep: one\r\n"
@@ -325,6 +334,22 @@ class ProxyServletFramingTest {
     }
 
     /**
+     * Regression: trailer fields that RFC 9110 §6.5.1 keeps out of trailers (response controls, authentication) were
+     * passed on by Jetty ({@code Cache-Control}, {@code Location}…), dropped by Tomcat, and {@code Authorization} by
+     * neither. They are dropped in both; one a trailer may carry ({@code Authentication-Info}, RFC 7615) passes.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void trailerFieldsThatMustNotBeTrailersAreDroppedInEveryContainer(Container container) throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/trailers-forbidden/x");
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("hello");
+        assertThat(response.trailers()).as("%s", response).containsOnlyKeys("x-checksum", "authentication-info");
+        assertNothingLeased(container, "trailers-forbidden");
+    }
+
+    /**
      * Regression: a 103 Early Hints from the upstream was swallowed, so a browser behind the gateway could not start
      * its preloads while the upstream still worked on the page. RFC 9110 §15.2: a proxy forwards the 1xx responses it
      * did not ask for — without this hop's fields, and never to an HTTP/1.0 client (which cannot parse them).
@@ -359,6 +384,27 @@ class ProxyServletFramingTest {
             assertThat(RawClient.line(in)).as("no 1xx to HTTP/1.0").startsWith("HTTP/1.1 200");
         }
         assertNothingLeased(container, "hints");
+    }
+
+    /**
+     * Regression: the fields of a 103 were set on the response to be sent with it and taken off again after, framing
+     * and the container's own fields too: Jetty took a 103's {@code Content-Length} for the final answer's and failed it
+     * with a 500 {@code proxy_internal_error}, and answered with its {@code Date} and {@code Server} twice. A 1xx has no
+     * content (RFC 9110 §8.6), so its framing and content metadata are not relayed, nor the fields the container sets.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void earlyHintsWithFramingOrTheContainersFieldsLeaveTheFinalAnswerWholeAndSingle(Container container)
+            throws Exception {
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/hints-framing/page");
+        assertThat(response.status()).as("%s", response).isEqualTo(200);
+        assertThat(response.complete()).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("final");
+        assertThat(response.headers("Date")).hasSize(1);
+        assertThat(response.headers("Server")).hasSizeLessThanOrEqualTo(1).doesNotContain("hints/1");
+        assertThat(response.headers("Content-Type")).isEmpty();
+        assertThat(response.headers("Link")).isEmpty();
+        assertNothingLeased(container, "hints-framing");
     }
 
     /**

@@ -40,6 +40,30 @@ class ProxyServletMethodsTest {
         upstreams.values().forEach(RawUpstream::close);
     }
 
+    /**
+     * Regression: deployed at the root context, Jetty hands a {@code CONNECT host:port} to the servlet mapped to
+     * {@code /*}; HttpClient refused to send it, and the gateway answered 502 {@code http_protocol_error}, blaming the
+     * upstream (and counting it against its breaker) for a tunnel this reverse proxy never offers. It is answered
+     * 501, as Tomcat does before any servlet, and nothing goes upstream.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aConnectRequestIsAnswered501NotAnUpstreamFault(Container container) throws Exception {
+        RawUpstream upstream = upstreams.get(container);
+        int before = upstream.requestCount();
+        UpstreamProxyServlet servlet = UpstreamProxyServlet.builder(upstream.baseUrl()).meterRegistry(null)
+                .set("retry.max-attempts", "1").build();
+        try (Container.Running root = container.start(new Container.Deployment().atRoot()
+                .servlet("everything", servlet, "/*"))) {
+            String authority = "127.0.0.1:" + upstream.port();
+            RawClient.Response connect = RawClient.send(root.port(), "CONNECT " + authority + " HTTP/1.1\r\n"
+                    + "Host: " + authority + "\r\n\r\n", null);
+            assertThat(connect.status()).as("%s", connect).isEqualTo(501);
+            assertThat(connect.header("Proxy-Status")).isNull();
+        }
+        assertThat(upstream.requestCount()).isEqualTo(before);
+    }
+
     /** Regression: HttpClient refused to send them, and the gateway answered 502 http_protocol_error. */
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)

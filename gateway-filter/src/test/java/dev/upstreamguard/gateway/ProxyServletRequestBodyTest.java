@@ -191,6 +191,24 @@ class ProxyServletRequestBodyTest {
         assertThat(upstreams.get(container).requestCount()).isEqualTo(before);
     }
 
+    /**
+     * Regression: Jetty hands the servlet a body whose transfer codings it did not undo ({@code gzip, chunked}: only the
+     * chunks taken off), and the gateway sent those gzip bytes upstream as the plain content, the coding dropped with
+     * the hop-by-hop {@code Transfer-Encoding}. A transfer coding the gateway cannot decode is answered 501 (RFC 9112
+     * §6.1), as Tomcat does itself, and nothing reaches the upstream.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aRequestBodyInATransferCodingOtherThanChunkedIsAnswered501AndNeverForwarded(Container container)
+            throws Exception {
+        int before = upstreams.get(container).requestCount();
+        RawClient.Response response = post(container, "/gw/direct/x", "5\r\nhello\r\n0\r\n\r\n",
+                "Transfer-Encoding: gzip, chunked");
+        assertThat(response.status()).as("%s", response).isEqualTo(501);
+        assertThat(response.header("Proxy-Status")).isNull();
+        assertThat(upstreams.get(container).requestCount()).isEqualTo(before);
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void aMalformedChunkedBodyIsAnswered400WithoutAStackTraceAndNeverReachesTheUpstreamWhole(Container container)

@@ -212,6 +212,23 @@ class ProxyServletTest {
         assertThat(recording.requests().get(before + 1).headers()).doesNotContainKey("upgrade");
     }
 
+    /**
+     * Regression: {@code HTTP2-Settings} went upstream unless the client's {@code Connection} named it. It only ever
+     * belongs to the connection its h2c upgrade asks about (RFC 7540 §3.2.1: a connection-specific field), and an
+     * upstream that upgrades on it would take the client's settings for the gateway's.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anHttp2SettingsFieldNeverReachesTheUpstreamEvenWhenConnectionDoesNotNameIt(Container container)
+            throws Exception {
+        int port = port(container);
+        int before = recording.requestCount();
+        RawClient.Response h2c = RawClient.request(port, "GET", "/gw/proxy/h2c-unnamed", "Upgrade: h2c",
+                "Connection: Upgrade", "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA");
+        assertThat(h2c.status()).as("%s", h2c).isEqualTo(200);
+        assertThat(recording.requests().get(before).headers()).doesNotContainKeys("upgrade", "http2-settings");
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void hopByHopResponseHeadersAreDroppedAndEndToEndOnesPassed(Container container) throws Exception {
@@ -445,6 +462,20 @@ class ProxyServletTest {
         int before = recording.requestCount();
         assertThat(RawClient.request(port, "GET", "/gw/proxy/a/./b/../c").status()).isEqualTo(200);
         assertThat(recording.requests().get(before).target()).isEqualTo("/base/a/c");
+    }
+
+    /**
+     * Regression: a query holding a raw byte that is not UTF-8 (RFC 9112 §3.2 allows no raw non-ASCII in a target),
+     * which Tomcat answers 400, Jetty decoded to U+FFFD, and the gateway forwarded that as {@code %EF%BF%BD}: the
+     * upstream got another query than the client sent. Such a query is answered 400 in both, and nothing goes upstream.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aQueryWithARawByteThatIsNotUtf8IsRejectedNotForwardedAltered(Container container) throws Exception {
+        int before = recording.requestCount();
+        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/proxy/a?name=caf\u00e9");
+        assertThat(response.status()).as("%s", response).isEqualTo(400);
+        assertThat(recording.requestCount()).isEqualTo(before);
     }
 
     @ParameterizedTest(name = "[{0}]")

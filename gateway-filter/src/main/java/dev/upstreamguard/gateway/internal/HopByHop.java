@@ -8,7 +8,8 @@ import org.apache.hc.core5.http.Header;
 /**
  * Hop-by-hop header fields (RFC 9110 §7.6.1), which a proxy must not forward in either direction: {@code Connection}
  * and every field it names, {@code Keep-Alive}, {@code TE}, {@code Trailer}, {@code Transfer-Encoding},
- * {@code Upgrade}, {@code Proxy-Connection}, {@code Proxy-Authenticate} and {@code Proxy-Authorization}.
+ * {@code Upgrade}, {@code Proxy-Connection}, {@code Proxy-Authenticate}, {@code Proxy-Authorization} and
+ * {@code HTTP2-Settings}.
  * {@code Trailer} is end-to-end in RFC 9110 (§6.6.2) but only means something with the trailer section it announces:
  * the proxy servlet passes it on only where it relays that section.
  */
@@ -26,6 +27,10 @@ public final class HopByHop {
                 return name.equalsIgnoreCase("Trailer") || name.equalsIgnoreCase("Upgrade");
             case 10:
                 return name.equalsIgnoreCase("Connection") || name.equalsIgnoreCase("Keep-Alive");
+            case 14:
+                // Connection-specific whether or not Connection names it (RFC 7540 §3.2.1): only the h2c upgrade of
+                // the connection it came on can use it.
+                return name.equalsIgnoreCase("HTTP2-Settings");
             case 16:
                 return name.equalsIgnoreCase("Proxy-Connection");
             case 17:

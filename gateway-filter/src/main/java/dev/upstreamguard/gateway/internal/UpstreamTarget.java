@@ -128,7 +128,8 @@ public final class UpstreamTarget {
 
     /**
      * The path and query to request upstream for {@code request}, or {@code null} when the request's path is unsafe
-     * (it climbs above the mapping, hides a separator, or is malformed) and must be rejected with 400.
+     * (it climbs above the mapping, hides a separator, or is malformed), or its query held a raw byte the container
+     * could not decode, and the request must be rejected with 400.
      */
     public String pathAndQuery(HttpServletRequest request) {
         String raw = request.getRequestURI();
@@ -152,6 +153,11 @@ public final class UpstreamTarget {
             return null;
         }
         String query = request.getQueryString();
+        if (query != null && query.indexOf('\uFFFD') >= 0) {
+            // A raw byte that is not UTF-8, which Jetty decodes to U+FFFD (Tomcat refuses the request): forwarded, the
+            // upstream would get that character's encoding instead of what the client sent.
+            return null;
+        }
         int length = basePath.length() + remainder.length() + (query == null ? 0 : query.length() + 1);
         StringBuilder sb = new StringBuilder(length + 8);
         sb.append(basePath);
