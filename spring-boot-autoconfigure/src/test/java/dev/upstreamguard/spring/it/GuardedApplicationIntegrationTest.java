@@ -94,6 +94,9 @@ class GuardedApplicationIntegrationTest {
         registry.add("upstream-guard.routes.upper.uri", () -> upstream.url().replace("http://", "HTTP://"));
         registry.add("upstream-guard.routes.upper.strip-prefix", () -> "1");
         registry.add("upstream-guard.routes.full.path", () -> "/full/**");
+        registry.add("upstream-guard.routes.slash.path", () -> "/slash/exact/");
+        registry.add("upstream-guard.routes.slash.uri", upstream::url);
+        registry.add("upstream-guard.routes.slash.strip-prefix", () -> "1");
         registry.add("upstream-guard.routes.full.uri", upstream::url);
         registry.add("upstream-guard.routes.dead.path", () -> "/dead/**");
         registry.add("upstream-guard.routes.dead.upstream", () -> "dead");
@@ -153,6 +156,17 @@ class GuardedApplicationIntegrationTest {
         HttpResponse<String> response = get("/upper/ok", null);
         assertThat(response.statusCode()).as("%s %s", response.headers().map(), response.body()).isEqualTo(200);
         assertThat(response.body()).isEqualTo("ok /ok");
+    }
+
+    /**
+     * Regression: an exact path ending in '/' was registered without it, so the route served '/slash/exact' and the
+     * very path it names, '/slash/exact/', was Spring MVC's 404.
+     */
+    @Test
+    void aRouteWithAnExactPathEndingInASlashServesThatPath() throws Exception {
+        HttpResponse<String> response = get("/slash/exact/", null);
+        assertThat(response.statusCode()).as("%s %s", response.headers().map(), response.body()).isEqualTo(200);
+        assertThat(response.body()).isEqualTo("ok /exact/");
     }
 
     @Test
