@@ -328,6 +328,25 @@ class GuardedApplicationIntegrationTest {
         assertThat(responses("connection_refused")).isEqualTo(before + 1);
     }
 
+    /**
+     * Regression: the answer to a fault replaced the CORS fields Spring MVC had set for an {@code @CrossOrigin}
+     * controller, so a browser script calling it across origins saw a CORS error instead of the 502 and its problem.
+     */
+    @Test
+    void aFaultInACrossOriginControllerKeepsItsCorsFieldsSoABrowserCanReadTheAnswer() throws Exception {
+        for (String accept : new String[] {"application/json", "text/html", "text/plain"}) {
+            HttpResponse<String> response = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                    + "/plain/refused-cross-origin")).timeout(Duration.ofSeconds(30)).header("Accept", accept)
+                    .header("Origin", "https://app.example").build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(response.statusCode()).as(accept).isEqualTo(502);
+            assertThat(response.headers().firstValue("Proxy-Status")).hasValue("test-gw; error=connection_refused");
+            assertThat(response.headers().allValues("Access-Control-Allow-Origin")).as(accept)
+                    .containsExactly("https://app.example");
+            assertThat(response.headers().allValues("Access-Control-Expose-Headers")).as(accept)
+                    .containsExactly("Proxy-Status");
+        }
+    }
+
     @Test
     void aFaultInAControllerIsAnHtmlPageForABrowser() throws Exception {
         HttpResponse<String> response = get("/plain/refused",
