@@ -94,9 +94,11 @@ public class SampleApplication {
         } else {
             sb.append("  gateway routes:\n");
             // None with upstream-guard.enabled=false: the auto-configuration, and so the registry, is off.
+            // A prefix forwards what follows it below the target; an exact path is forwarded as the target alone.
             event.getApplicationContext().getBeanProvider(UpstreamRegistry.class).ifAvailable(registry -> registry
                     .routes().forEach(r -> sb.append("    ").append(base).append(r.path()).append("  ->  ")
-                            .append(r.target()).append("/...\n")));
+                            .append(r.target()).append(r.servletMapping().endsWith("/*") ? "/...\n"
+                                    : r.path().endsWith("/") ? "/\n" : "\n")));
         }
         sb.append("  actuator: ").append(base).append("/actuator/health  ").append(base).append("/actuator/upstreams  ")
                 .append(base).append("/actuator/metrics/upstream.guard.calls  ").append(base)

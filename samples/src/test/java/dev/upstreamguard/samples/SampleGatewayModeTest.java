@@ -9,10 +9,14 @@ import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.time.Duration;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.extension.ExtendWith;
 import org.springframework.boot.SpringApplication;
+import org.springframework.boot.test.system.CapturedOutput;
+import org.springframework.boot.test.system.OutputCaptureExtension;
 import org.springframework.context.ConfigurableApplicationContext;
 
 /** With routes on the command line the sample is a plain gateway: no embedded upstream, only those routes. */
+@ExtendWith(OutputCaptureExtension.class)
 class SampleGatewayModeTest {
 
     @Test
@@ -99,6 +103,22 @@ class SampleGatewayModeTest {
                     + "/actuator/metrics/upstream.guard.calls")).build(), HttpResponse.BodyHandlers.ofString());
             assertThat(all.body()).containsPattern("\"tag\":\"upstream\",\"values\":\\[[^]]*\"c\"")
                     .containsPattern("\"tag\":\"upstream\",\"values\":\\[[^]]*\"d\"");
+        }
+    }
+
+    /**
+     * Regression: the URLs printed at start-up showed every route as a prefix ({@code /c  ->  http://host/c/...}), also
+     * one to an exact path, below which nothing is forwarded.
+     */
+    @Test
+    void theUrlsPrintedAtStartUpShowAnExactRouteAsTheOnePathItForwards(CapturedOutput output) throws Exception {
+        try (ConfigurableApplicationContext context = SpringApplication.run(SampleApplication.class,
+                "--server.port=0", "--upstream-guard.routes.c.path=/c/**",
+                "--upstream-guard.routes.c.uri=http://127.0.0.1:9/base", "--upstream-guard.routes.c.strip-prefix=1",
+                "--upstream-guard.routes.s.path=/status", "--upstream-guard.routes.s.uri=http://127.0.0.1:9/base")) {
+            String base = "http://127.0.0.1:" + context.getEnvironment().getProperty("local.server.port");
+            assertThat(output.getOut()).contains(base + "/c/**  ->  http://127.0.0.1:9/base/...\n")
+                    .contains(base + "/status  ->  http://127.0.0.1:9/base/status\n");
         }
     }
 

@@ -225,7 +225,8 @@ public final class UpstreamRegistry {
             throw new InvalidConfigurationPropertyValueException(property, path,
                     "must be an exact path such as /status or a prefix ending in /** such as /api/inventory/**");
         }
-        return path.endsWith("/") ? path.substring(0, path.length() - 1) : path;
+        // As written: an exact mapping matches only that path, so '/c/' without its slash would serve '/c' alone.
+        return path;
     }
 
     /**

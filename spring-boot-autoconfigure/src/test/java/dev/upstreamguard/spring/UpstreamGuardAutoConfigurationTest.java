@@ -580,14 +580,18 @@ class UpstreamGuardAutoConfigurationTest {
 
     @Test
     void twoRoutesServingTheSamePathFailStartUpNamingBoth() {
-        // "/c/**" and "/c/**", or "/c" and "/c/": one servlet mapping, which the container would give to one of them.
+        // "/c/**" and "/c/**", or "/c" and "/c": one servlet mapping, which the container would give to one of them.
         plain.withPropertyValues("upstream-guard.routes.a.path=/c", "upstream-guard.routes.a.uri=http://127.0.0.1:1",
-                "upstream-guard.routes.b.path=/c/", "upstream-guard.routes.b.uri=http://127.0.0.1:2").run(context -> {
+                "upstream-guard.routes.b.path=/c", "upstream-guard.routes.b.uri=http://127.0.0.1:2").run(context -> {
                     assertThat(context).hasFailed();
                     assertThat(context.getStartupFailure()).rootCause()
-                            .hasMessageContaining("upstream-guard.routes.b.path").hasMessageContaining("'/c/'")
+                            .hasMessageContaining("upstream-guard.routes.b.path").hasMessageContaining("'/c'")
                             .hasMessageContaining("route 'a'");
                 });
+        // "/c" and "/c/" are two requests, each served by the route that names it.
+        plain.withPropertyValues("upstream-guard.routes.a.path=/c", "upstream-guard.routes.a.uri=http://127.0.0.1:1",
+                "upstream-guard.routes.b.path=/c/", "upstream-guard.routes.b.uri=http://127.0.0.1:2")
+                .run(context -> assertThat(context).hasNotFailed());
         plain.withPropertyValues("upstream-guard.routes.a.path=/c/**", "upstream-guard.routes.a.uri=http://127.0.0.1:1",
                 "upstream-guard.routes.b.path=/c/**", "upstream-guard.routes.b.uri=http://127.0.0.1:2").run(context -> {
                     assertThat(context).hasFailed();

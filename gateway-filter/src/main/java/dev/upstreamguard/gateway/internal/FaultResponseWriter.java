@@ -232,6 +232,7 @@ public final class FaultResponseWriter {
         request.setAttribute(HANDLED_ATTRIBUTE, fault);
         UpstreamFault type = fault.fault();
         boolean rendered = !response.isCommitted();
+        Map<String, List<String>> sharing = rendered ? corsFields(response) : Map.of();
         if (rendered) {
             try {
                 response.reset();
@@ -251,6 +252,7 @@ public final class FaultResponseWriter {
         int status = type.status();
         response.setStatus(status);
         restoreOuterFields(request, response);
+        restoreCorsFields(response, sharing);
         String own = proxyStatus(fault, nextHop);
         String earlier = earlierMembers == null ? null : earlierMembers.trim();
         // A recipient parses the field whole: appended to members that do not parse, this gateway's would be lost too.
@@ -311,6 +313,37 @@ public final class FaultResponseWriter {
                 } else {
                     response.addHeader(name, (String) value);
                 }
+            }
+        }
+    }
+
+    /**
+     * The CORS fields ({@code Access-Control-*}) on {@code response}, whoever set them: in Spring Boot the fault filter
+     * runs first, so Spring Security's CORS, a {@code CorsFilter} and {@code @CrossOrigin} all set theirs after it.
+     * They say who may read the response, not what it holds; without them a browser script sees a CORS error
+     * instead of the fault's answer.
+     */
+    private static Map<String, List<String>> corsFields(HttpServletResponse response) {
+        Map<String, List<String>> fields = Map.of();
+        for (String name : response.getHeaderNames()) {
+            if (name.regionMatches(true, 0, "Access-Control-", 0, 15) && !fields.containsKey(name)) {
+                if (fields.isEmpty()) {
+                    fields = new LinkedHashMap<>();
+                }
+                fields.put(name, new ArrayList<>(response.getHeaders(name)));
+            }
+        }
+        return fields;
+    }
+
+    /** Sets again the CORS fields {@code reset()} took off, unless the outer fields already brought them back. */
+    private static void restoreCorsFields(HttpServletResponse response, Map<String, List<String>> fields) {
+        for (Map.Entry<String, List<String>> field : fields.entrySet()) {
+            if (response.containsHeader(field.getKey())) {
+                continue;
+            }
+            for (String value : field.getValue()) {
+                response.addHeader(field.getKey(), value);
             }
         }
     }

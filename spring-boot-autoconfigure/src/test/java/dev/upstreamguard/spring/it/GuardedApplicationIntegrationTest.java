@@ -94,6 +94,9 @@ class GuardedApplicationIntegrationTest {
         registry.add("upstream-guard.routes.upper.uri", () -> upstream.url().replace("http://", "HTTP://"));
         registry.add("upstream-guard.routes.upper.strip-prefix", () -> "1");
         registry.add("upstream-guard.routes.full.path", () -> "/full/**");
+        registry.add("upstream-guard.routes.slash.path", () -> "/slash/exact/");
+        registry.add("upstream-guard.routes.slash.uri", upstream::url);
+        registry.add("upstream-guard.routes.slash.strip-prefix", () -> "1");
         registry.add("upstream-guard.routes.full.uri", upstream::url);
         registry.add("upstream-guard.routes.dead.path", () -> "/dead/**");
         registry.add("upstream-guard.routes.dead.upstream", () -> "dead");
@@ -153,6 +156,17 @@ class GuardedApplicationIntegrationTest {
         HttpResponse<String> response = get("/upper/ok", null);
         assertThat(response.statusCode()).as("%s %s", response.headers().map(), response.body()).isEqualTo(200);
         assertThat(response.body()).isEqualTo("ok /ok");
+    }
+
+    /**
+     * Regression: an exact path ending in '/' was registered without it, so the route served '/slash/exact' and the
+     * very path it names, '/slash/exact/', was Spring MVC's 404.
+     */
+    @Test
+    void aRouteWithAnExactPathEndingInASlashServesThatPath() throws Exception {
+        HttpResponse<String> response = get("/slash/exact/", null);
+        assertThat(response.statusCode()).as("%s %s", response.headers().map(), response.body()).isEqualTo(200);
+        assertThat(response.body()).isEqualTo("ok /exact/");
     }
 
     @Test
@@ -312,6 +326,25 @@ class GuardedApplicationIntegrationTest {
                 .contains("\"fault\":\"connection_refused\"").contains("\"attempts\":3")
                 .doesNotContain("Exception").doesNotContain("127.0.0.1");
         assertThat(responses("connection_refused")).isEqualTo(before + 1);
+    }
+
+    /**
+     * Regression: the answer to a fault replaced the CORS fields Spring MVC had set for an {@code @CrossOrigin}
+     * controller, so a browser script calling it across origins saw a CORS error instead of the 502 and its problem.
+     */
+    @Test
+    void aFaultInACrossOriginControllerKeepsItsCorsFieldsSoABrowserCanReadTheAnswer() throws Exception {
+        for (String accept : new String[] {"application/json", "text/html", "text/plain"}) {
+            HttpResponse<String> response = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port
+                    + "/plain/refused-cross-origin")).timeout(Duration.ofSeconds(30)).header("Accept", accept)
+                    .header("Origin", "https://app.example").build(), HttpResponse.BodyHandlers.ofString());
+            assertThat(response.statusCode()).as(accept).isEqualTo(502);
+            assertThat(response.headers().firstValue("Proxy-Status")).hasValue("test-gw; error=connection_refused");
+            assertThat(response.headers().allValues("Access-Control-Allow-Origin")).as(accept)
+                    .containsExactly("https://app.example");
+            assertThat(response.headers().allValues("Access-Control-Expose-Headers")).as(accept)
+                    .containsExactly("Proxy-Status");
+        }
     }
 
     @Test

@@ -8,6 +8,7 @@ import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
 import org.springframework.boot.restclient.RestTemplateBuilder;
 import org.springframework.context.annotation.Bean;
+import org.springframework.web.bind.annotation.CrossOrigin;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.RestController;
 import org.springframework.web.client.HttpServerErrorException;
@@ -183,6 +184,12 @@ class TestApplication {
         @GetMapping("/plain/refused")
         String refused() {
             return dead.get().uri("/anything").retrieve().body(String.class);
+        }
+
+        @GetMapping("/plain/refused-cross-origin")
+        @CrossOrigin(origins = "https://app.example", exposedHeaders = "Proxy-Status")
+        String refusedCrossOrigin() {
+            return refused();
         }
 
         @GetMapping("/plain/refused-rest-template")
