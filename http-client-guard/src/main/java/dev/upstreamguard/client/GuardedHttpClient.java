@@ -338,9 +338,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         UpstreamGuard upstream = call.upstream();
         GuardPolicy.Retry retry = policy.retry();
         int maxAttempts = retry.enabled() ? retry.maxAttempts() : 1;
-        // Method names are case-sensitive (RFC 9110 §9.1), so "get" is not GET but a method of unknown semantics, which
-        // must not be replayed (§9.2.2).
-        boolean idempotent = isIdempotent(method) || request.containsHeader("Idempotency-Key");
+        boolean idempotent = RetryRules.isIdempotent(request);
         HttpEntity body = request.getEntity();
         boolean replayable = body == null || body.isRepeatable();
         // A request that cannot be retried cannot shrug off a pooled connection the upstream closed while it idled.
@@ -878,15 +876,6 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private static boolean isCancelled(ClassicHttpRequest request) {
         return request instanceof CancellableDependency && ((CancellableDependency) request).isCancelled();
-    }
-
-    private static boolean isIdempotent(String method) {
-        switch (method) {
-            case "GET": case "HEAD": case "OPTIONS": case "TRACE": case "PUT": case "DELETE":
-                return true;
-            default:
-                return false;
-        }
     }
 
     /** Exponential backoff with full jitter: uniformly random below {@code min(max, initial × 2^(attempt-1))}. */

@@ -306,8 +306,9 @@ public final class GuardedHttpClientBuilder {
                 TunnelWatch.within());
         if (!redirects) {
             builder.disableRedirectHandling();
-        } else {
-            // Below the redirect handler, where HttpClient's own retries (disabled) would be.
+        } else if (httpClientBuilder == null) {
+            // Below the redirect handler, where HttpClient's own retries (disabled) would be. It needs the connection
+            // the noting executor records, which a builder of the caller's own does not have.
             builder.addExecInterceptorBefore(ChainElement.PROTOCOL.name(), FollowUpSentAgain.class.getName(),
                     new FollowUpSentAgain());
         }

@@ -1,7 +1,6 @@
 package dev.upstreamguard.internal;
 
 import java.io.IOException;
-import java.util.Locale;
 import org.apache.hc.client5.http.classic.ExecChain;
 import org.apache.hc.client5.http.classic.ExecChainHandler;
 import org.apache.hc.client5.http.protocol.RedirectLocations;
@@ -37,7 +36,7 @@ public final class FollowUpSentAgain implements ExecChainHandler {
         HttpContext context = scope.clientContext;
         RedirectLocations redirects = scope.clientContext.getRedirectLocations();
         if (redirects == null || redirects.size() == 0 || !Boolean.TRUE.equals(context.getAttribute(ALLOWED_ATTRIBUTE))
-                || !idempotent(request)) {
+                || !RetryRules.isIdempotent(request)) {
             // The first request of an attempt is the attempt loop's to send again; other follow-ups may not go again.
             return chain.proceed(request, scope);
         }
@@ -47,6 +46,9 @@ public final class FollowUpSentAgain implements ExecChainHandler {
         }
         // The request below is filled in as it is sent (Host, User-Agent…): the one sent again starts as this one did.
         ClassicHttpRequest pristine = ClassicRequestBuilder.copy(request).build();
+        // Still the connection the redirect came on, back in the pool and maybe another call's by now: a follow-up
+        // failing before its own connection is noted (a refused connect to another host) must not read its state.
+        GuardedConnection.forgetConnection(context);
         try {
             return chain.proceed(request, scope);
         } catch (IOException e) {
@@ -65,15 +67,6 @@ public final class FollowUpSentAgain implements ExecChainHandler {
             } finally {
                 GuardedConnection.probeBeforeReuse(probing);
             }
-        }
-    }
-
-    private static boolean idempotent(ClassicHttpRequest request) {
-        switch (request.getMethod()) {
-            case "GET": case "HEAD": case "OPTIONS": case "TRACE": case "PUT": case "DELETE":
-                return true;
-            default:
-                return request.containsHeader("Idempotency-Key");
         }
     }
 }

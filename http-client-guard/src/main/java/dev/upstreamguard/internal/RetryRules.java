@@ -2,6 +2,7 @@ package dev.upstreamguard.internal;
 
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamFault;
+import org.apache.hc.core5.http.HttpRequest;
 
 /**
  * The retry rule, as one guard clause per reason (in the manner of OkHttp's {@code RetryAndFollowUpInterceptor}).
@@ -10,6 +11,19 @@ import dev.upstreamguard.UpstreamFault;
 public final class RetryRules {
 
     private RetryRules() {
+    }
+
+    /**
+     * Whether {@code request} may be sent more than once: an idempotent method (RFC 9110 §9.2.2; method names are
+     * case-sensitive, so "get" is a method of unknown semantics, not GET), or an {@code Idempotency-Key} header.
+     */
+    public static boolean isIdempotent(HttpRequest request) {
+        switch (request.getMethod()) {
+            case "GET": case "HEAD": case "OPTIONS": case "TRACE": case "PUT": case "DELETE":
+                return true;
+            default:
+                return request.containsHeader("Idempotency-Key");
+        }
     }
 
     /**

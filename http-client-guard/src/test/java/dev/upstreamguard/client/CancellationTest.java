@@ -287,6 +287,40 @@ class CancellationTest {
         }
     }
 
+    /**
+     * Closing the client under a call waiting for a forward proxy's answer to its CONNECT is not taken for the proxy
+     * dropping the CONNECT (connection_refused, a fault counted against the upstream): the application gave up on the
+     * call, which ends cancelled, as anywhere else (pinned: already right).
+     */
+    @Test
+    void closingTheClientUnderACallWaitingForAForwardProxysConnectEndsItAsCancelled() throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        CountDownLatch connectSent = new CountDownLatch(1);
+        try (RawUpstream proxy = RawUpstream.start(Behaviours.stall(connectSent))) {
+            GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters)
+                    .defaults(GuardPolicy.builder().connectTimeout(Duration.ofSeconds(20)).build())
+                    .httpClientBuilder(org.apache.hc.client5.http.impl.classic.HttpClients.custom()
+                            .setProxy(new org.apache.hc.core5.http.HttpHost("http", "127.0.0.1", proxy.port())))
+                    .build();
+            ExecutorService caller = Executors.newSingleThreadExecutor();
+            UpstreamException e;
+            try {
+                Future<UpstreamException> call = caller.submit(
+                        () -> failure(client, new HttpGet("https://localhost:9/items")));
+                assertThat(connectSent.await(10, TimeUnit.SECONDS)).isTrue();
+                client.close(CloseMode.IMMEDIATE);
+                e = call.get(15, TimeUnit.SECONDS);
+            } finally {
+                caller.shutdownNow();
+                client.close();
+            }
+            assertFault(e, "connection_terminated", 502, 1);
+            assertThat(e.getMessage()).contains("the client was closed");
+            assertThat(proxy.requests()).extracting(RawUpstream.Request::method).containsExactly("CONNECT");
+            assertLeftNothingBehind(client, "https://localhost:9", meters);
+        }
+    }
+
     /** The same for a body being read when the client is closed: the read fails, but the upstream is not blamed. */
     @Test
     void closingTheClientUnderABodyBeingReadEndsItAsCancelled() throws Exception {
