@@ -267,18 +267,7 @@ class CancellationTest {
         CountDownLatch inFlight = new CountDownLatch(1);
         try (RawUpstream upstream = RawUpstream.start(Behaviours.stall(inFlight))) {
             GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters).build();
-            ExecutorService caller = Executors.newSingleThreadExecutor();
-            UpstreamException e;
-            try {
-                Future<UpstreamException> call = caller.submit(
-                        () -> failure(client, new HttpGet(upstream.uri("/items"))));
-                assertThat(inFlight.await(10, TimeUnit.SECONDS)).isTrue();
-                close(client, how);
-                e = call.get(15, TimeUnit.SECONDS);
-            } finally {
-                caller.shutdownNow();
-                client.close();
-            }
+            UpstreamException e = failureOfACallClosedUnder(client, new HttpGet(upstream.uri("/items")), inFlight, how);
             assertFault(e, "connection_terminated", 502, 1);
             assertThat(e.getMessage()).contains("the client was closed");
             assertThat(upstream.connectionCount()).isEqualTo(1);
@@ -302,18 +291,8 @@ class CancellationTest {
                     .httpClientBuilder(org.apache.hc.client5.http.impl.classic.HttpClients.custom()
                             .setProxy(new org.apache.hc.core5.http.HttpHost("http", "127.0.0.1", proxy.port())))
                     .build();
-            ExecutorService caller = Executors.newSingleThreadExecutor();
-            UpstreamException e;
-            try {
-                Future<UpstreamException> call = caller.submit(
-                        () -> failure(client, new HttpGet("https://localhost:9/items")));
-                assertThat(connectSent.await(10, TimeUnit.SECONDS)).isTrue();
-                client.close(CloseMode.IMMEDIATE);
-                e = call.get(15, TimeUnit.SECONDS);
-            } finally {
-                caller.shutdownNow();
-                client.close();
-            }
+            UpstreamException e = failureOfACallClosedUnder(client, new HttpGet("https://localhost:9/items"),
+                    connectSent, "IMMEDIATE");
             assertFault(e, "connection_terminated", 502, 1);
             assertThat(e.getMessage()).contains("the client was closed");
             assertThat(proxy.requests()).extracting(RawUpstream.Request::method).containsExactly("CONNECT");
@@ -351,6 +330,21 @@ class CancellationTest {
             assertThat(state.circuitBreaker()).hasValueSatisfying(
                     cb -> assertThat(cb.getMetrics().getNumberOfFailedCalls()).isZero());
             assertThat(meters.get("upstream.guard.calls").tag("outcome", "cancelled").timer().count()).isEqualTo(1);
+        }
+    }
+
+    /** Runs {@code request} on another thread, closes the client {@code how} once {@code inFlight}, and the call's end. */
+    private static UpstreamException failureOfACallClosedUnder(GuardedHttpClient client, HttpGet request,
+            CountDownLatch inFlight, String how) throws Exception {
+        ExecutorService caller = Executors.newSingleThreadExecutor();
+        try {
+            Future<UpstreamException> call = caller.submit(() -> failure(client, request));
+            assertThat(inFlight.await(10, TimeUnit.SECONDS)).isTrue();
+            close(client, how);
+            return call.get(15, TimeUnit.SECONDS);
+        } finally {
+            caller.shutdownNow();
+            client.close();
         }
     }
 
