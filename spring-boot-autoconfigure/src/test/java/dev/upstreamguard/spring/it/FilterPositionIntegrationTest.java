@@ -7,6 +7,7 @@ import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.testing.Await;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
+import jakarta.servlet.Filter;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -22,8 +23,10 @@ import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.context.TestConfiguration;
 import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.boot.web.servlet.FilterRegistrationBean;
 import org.springframework.boot.web.servlet.ServletRegistrationBean;
 import org.springframework.context.annotation.Bean;
+import org.springframework.core.Ordered;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 
@@ -56,7 +59,7 @@ class FilterPositionIntegrationTest {
         registry.add("upstream-guard.upstreams.dead.retry.enabled", () -> "false");
     }
 
-    /** A servlet of the application's own that lets a fault escape. */
+    /** A servlet of the application's own that lets a fault escape, and a filter it orders before the fault filter. */
     @TestConfiguration(proxyBeanMethods = false)
     static class Extra {
 
@@ -69,6 +72,20 @@ class FilterPositionIntegrationTest {
                             "Connection refused", null);
                 }
             }, "/escaping/*");
+        }
+
+        @Bean
+        FilterRegistrationBean<Filter> cookieFilter() {
+            FilterRegistrationBean<Filter> registration = new FilterRegistrationBean<>((req, res, chain) -> {
+                HttpServletResponse response = (HttpServletResponse) res;
+                response.addHeader("Set-Cookie", "session=1; Path=/");
+                response.addHeader("Set-Cookie", "theme=dark; Path=/");
+                response.setHeader("Access-Control-Allow-Origin", "https://app.example");
+                chain.doFilter(req, res);
+            });
+            registration.setOrder(Ordered.HIGHEST_PRECEDENCE);
+            registration.addUrlPatterns("/plain/refused");
+            return registration;
         }
     }
 
@@ -100,5 +117,20 @@ class FilterPositionIntegrationTest {
                         .mapToLong(Timer::count).sum() > 0,
                 () -> recordedStatuses("UNKNOWN"));
         assertThat(recordedStatuses("UNKNOWN")).isEqualTo("502x1");
+    }
+
+    /**
+     * Regression: the answer Spring MVC renders for a controller's fault was captured with one value per field, so the
+     * two {@code Set-Cookie} fields a filter before the fault filter had set collapsed to the last.
+     */
+    @Test
+    void everyValueOfAFieldSetByAFilterBeforeTheFaultFilterReachesTheClientOfAControllersFault() throws Exception {
+        HttpResponse<String> response = get("/plain/refused");
+        assertThat(response.statusCode()).isEqualTo(502);
+        assertThat(response.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+        assertThat(response.headers().allValues("Set-Cookie"))
+                .containsExactly("session=1; Path=/", "theme=dark; Path=/");
+        // Restored as a field of a filter before it and as a CORS field: once.
+        assertThat(response.headers().allValues("Access-Control-Allow-Origin")).containsExactly("https://app.example");
     }
 }
