@@ -5,12 +5,15 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -40,6 +43,7 @@ class UpstreamFaultFilterHttp2Test {
 
     private final CountDownLatch applicationTrailersAsked = new CountDownLatch(1);
     private final CountDownLatch cutTrailersAsked = new CountDownLatch(1);
+    private final CountDownLatch earlyTrailersAsked = new CountDownLatch(1);
     private volatile Object trailersSeenByApplication;
     private final Supplier<Map<String, String>> applicationTrailers = () -> {
         applicationTrailersAsked.countDown();
@@ -93,7 +97,38 @@ class UpstreamFaultFilterHttp2Test {
                 .servlet("cut", new StreamingServlet(true, null), "/cut")
                 .servlet("whole", new StreamingServlet(false, null), "/whole")
                 .servlet("trailers", new StreamingServlet(false, applicationTrailers), "/trailers")
-                .servlet("cut-trailers", new StreamingServlet(true, cutTrailers), "/cut-trailers"));
+                .servlet("cut-trailers", new StreamingServlet(true, cutTrailers), "/cut-trailers")
+                .servlet("early", new HttpServlet() {
+                    @Override
+                    protected void doGet(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                        resp.setTrailerFields(() -> {
+                            earlyTrailersAsked.countDown();
+                            return Map.of("x-checksum", "abc");
+                        });
+                        resp.getOutputStream().write(new byte[100]);
+                        throw new UpstreamException(UpstreamFault.CONNECTION_REFUSED, "inventory", 1, null, 0,
+                                "refused", null);
+                    }
+                }, "/early")
+                .servlet("task", new HttpServlet() {
+                    @Override
+                    protected void doGet(HttpServletRequest req, HttpServletResponse resp) {
+                        AsyncContext async = req.startAsync();
+                        async.start(() -> {
+                            try {
+                                ServletResponse response = async.getResponse();
+                                OutputStream out = response.getOutputStream();
+                                out.write(new byte[FIRST]);
+                                response.flushBuffer();
+                                out.write(new byte[MORE]);
+                            } catch (IOException e) {
+                                throw new UncheckedIOException(e);
+                            }
+                            throw new UncheckedIOException(new UpstreamException(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
+                                    "inventory", 1, null, 0, "The upstream's body ended early", null));
+                        });
+                    }
+                }, "/task"));
         client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_2).build();
         // The first request upgrades the connection (h2c), and the JDK's client stalls on a body over 64 KiB sent on
         // that stream: a small one settles the connection for the tests' streams.
@@ -161,5 +196,27 @@ class UpstreamFaultFilterHttp2Test {
         }
         assertThat(applicationTrailersAsked.await(10, TimeUnit.SECONDS)).isTrue();
         assertThat(trailersSeenByApplication).isSameAs(applicationTrailers);
+    }
+
+    /** The application's trailer fields belong to the body the fault's answer replaced, not to the answer. */
+    @Test
+    void aFaultBeforeTheCommitIsAWhole502WithoutTheApplicationsTrailerFields() throws Exception {
+        HttpResponse<InputStream> response = get("/gw/early");
+        assertThat(response.statusCode()).isEqualTo(502);
+        try (InputStream in = response.body()) {
+            assertThat(new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)).contains("502");
+        }
+        assertThat(earlyTrailersAsked.getCount()).isEqualTo(1);
+    }
+
+    @Test
+    void aFaultATaskOfTheAsyncContextThrowsAfterTheCommitResetsTheHttp2Stream() throws Exception {
+        HttpResponse<InputStream> response = get("/gw/task");
+        assertThat(response.statusCode()).isEqualTo(200);
+        assertThatThrownBy(() -> {
+            try (InputStream in = response.body()) {
+                in.transferTo(OutputStream.nullOutputStream());
+            }
+        }).isInstanceOf(IOException.class);
     }
 }
