@@ -44,7 +44,8 @@ import java.util.concurrent.TimeUnit;
  * <p>When the response is already committed (a streamed body broke half way) the status cannot change: the filter
  * still logs and counts, then throws so that the container aborts the client connection and the client sees an
  * incomplete response, never a clean one (a body of unknown length goes to an HTTP/1.1 client that asked to close in
- * chunks, so that a cut one shows). An error the application sent with {@code sendError} before the fault escaped
+ * chunks, so that a cut one shows; an HTTP/2 response gets trailer fields that fail once it is cut, so that Tomcat
+ * resets the stream rather than ending it). An error the application sent with {@code sendError} before the fault escaped
  * does not count as committed: the filter holds it until the chain returns (one sent by a task run with
  * {@link AsyncContext#start}, until the task ends or ends the async cycle), and the fault's answer replaces it.
  *

@@ -57,7 +57,8 @@ import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
  * Auto-configuration of Upstream Guard: the {@link UpstreamRegistry} built from {@code upstream-guard.*}, the shared
  * {@link GuardedHttpClient} (metered in the application's {@link MeterRegistry}), guarded {@code RestClient.Builder}s and
  * {@code RestTemplateBuilder}s, {@link UpstreamPolicy} for controllers and {@code @HttpExchange} clients, and in a
- * servlet web application the {@link UpstreamFaultFilter} (first in the chain), one proxy servlet per route and a
+ * servlet web application the {@link UpstreamFaultFilter} (first in the chain but for Spring Boot's observation
+ * filter), one proxy servlet per route and a
  * {@link UpstreamExceptionHandler} for Spring MVC. Every bean backs off when the application defines its own;
  * {@code upstream-guard.enabled=false} switches it all off.
  */
@@ -212,6 +213,17 @@ public final class UpstreamGuardAutoConfiguration {
     @ConditionalOnClass({Filter.class, FilterRegistrationBean.class, UpstreamFaultFilter.class})
     static class ServletConfiguration {
 
+        /**
+         * Just inside Spring Boot's {@code ServerHttpObservationFilter} ({@code HIGHEST_PRECEDENCE + 1}, REQUEST and
+         * ASYNC dispatches), which records {@code http.server.requests} with a 500 for any exception passing through
+         * it: from outside, the filter's 502/503/504 came after that record. Inside, the observation sees the status
+         * the client gets, and the fault is logged within its scope. Only the character-encoding filter (which sets
+         * no field) and, in a war, {@code ErrorPageFilter} come before it too; Spring Security ({@code -100}), CORS
+         * and the request-wrapping filters stay after it, so their fields are kept and their errors answered as
+         * before, and it alone is mapped to ERROR dispatches, where the container's error page is replaced.
+         */
+        private static final int FAULT_FILTER_ORDER = Ordered.HIGHEST_PRECEDENCE + 2;
+
         @Bean
         @ConditionalOnMissingBean
         FaultResponseWriter upstreamFaultResponseWriter(UpstreamRegistry registry,
@@ -228,7 +240,7 @@ public final class UpstreamGuardAutoConfiguration {
                     .exposeDetails(registry.exposeDetails()).meterRegistry(meterRegistry.getIfAvailable()).build();
             FilterRegistrationBean<UpstreamFaultFilter> registration = new FilterRegistrationBean<>(filter);
             registration.setName("upstreamFaultFilter");
-            registration.setOrder(Ordered.HIGHEST_PRECEDENCE);
+            registration.setOrder(FAULT_FILTER_ORDER);
             registration.setAsyncSupported(true);
             registration.setDispatcherTypes(DispatcherType.REQUEST, DispatcherType.ASYNC, DispatcherType.ERROR);
             registration.addUrlPatterns("/*");

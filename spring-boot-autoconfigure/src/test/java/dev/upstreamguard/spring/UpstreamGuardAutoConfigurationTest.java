@@ -105,13 +105,14 @@ class UpstreamGuardAutoConfigurationTest {
     }
 
     @Test
-    void registersTheFaultFilterFirstForRequestAsyncAndErrorDispatches() {
+    void registersTheFaultFilterJustInsideTheObservationFilterForRequestAsyncAndErrorDispatches() {
         web.run(context -> {
             @SuppressWarnings("unchecked")
             FilterRegistrationBean<UpstreamFaultFilter> registration = context.getBean("upstreamFaultFilter",
                     FilterRegistrationBean.class);
             assertThat(registration.getFilter()).isInstanceOf(UpstreamFaultFilter.class);
-            assertThat(registration.getOrder()).isEqualTo(Ordered.HIGHEST_PRECEDENCE);
+            // Spring Boot's ServerHttpObservationFilter is HIGHEST_PRECEDENCE + 1.
+            assertThat(registration.getOrder()).isEqualTo(Ordered.HIGHEST_PRECEDENCE + 2);
             assertThat(registration.isAsyncSupported()).isTrue();
             assertThat(registration.determineDispatcherTypes())
                     .isEqualTo(EnumSet.of(DispatcherType.REQUEST, DispatcherType.ASYNC, DispatcherType.ERROR));

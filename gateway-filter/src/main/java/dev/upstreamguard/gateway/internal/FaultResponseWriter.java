@@ -243,6 +243,7 @@ public final class FaultResponseWriter {
         log(request, fault, rendered ? Integer.toString(type.status()) : ABORTED + " " + response.getStatus());
         count(type, rendered);
         if (!rendered) {
+            FaultGuardedResponse.cutStream(request);
             if (abortConnection(response)) {
                 return Answer.ABORTED;
             }

@@ -13,6 +13,7 @@ import java.io.IOException;
 import java.io.PrintWriter;
 import java.net.URI;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Collections;
 import java.util.Enumeration;
 import java.util.List;
@@ -21,6 +22,7 @@ import org.springframework.boot.json.BasicJsonParser;
 import org.springframework.http.HttpHeaders;
 import org.springframework.http.HttpStatusCode;
 import org.springframework.http.ProblemDetail;
+import org.springframework.util.LinkedCaseInsensitiveMap;
 
 /**
  * The gateway's own answer to a fault, captured instead of written: its status, its headers ({@code Proxy-Status},
@@ -56,7 +58,7 @@ public final class CapturedFaultResponse {
             return null;
         }
         HttpHeaders headers = new HttpHeaders();
-        capture.headers.forEach(headers::set);
+        capture.headers.forEach(headers::addAll);
         ProblemDetail problem = null;
         if (!head) {
             Map<String, Object> fields = new BasicJsonParser()
@@ -138,10 +140,14 @@ public final class CapturedFaultResponse {
         }
     }
 
-    /** Keeps status, headers and body to itself; resets and commit checks still reach the real response. */
+    /**
+     * Keeps status, headers and body to itself; resets and commit checks still reach the real response. A field keeps
+     * every value added to it (two {@code Set-Cookie} of a filter before the fault filter), and the writer's check for
+     * a field it restored sees the captured ones, so that a field restored twice is not doubled.
+     */
     private static final class Capture extends HttpServletResponseWrapper {
 
-        private final Map<String, String> headers = new java.util.LinkedHashMap<>();
+        private final Map<String, List<String>> headers = new LinkedCaseInsensitiveMap<>();
         private final ByteArrayOutputStream body = new ByteArrayOutputStream();
         private int status = 200;
 
@@ -156,14 +162,28 @@ public final class CapturedFaultResponse {
 
         @Override
         public void setHeader(String name, String value) {
-            if (!"Content-Type".equalsIgnoreCase(name) && !"Content-Length".equalsIgnoreCase(name)) {
-                headers.put(name, value);
+            if (captured(name)) {
+                headers.remove(name);
+                addHeader(name, value);
             }
         }
 
         @Override
         public void addHeader(String name, String value) {
-            setHeader(name, value);
+            if (captured(name)) {
+                headers.computeIfAbsent(name, n -> new ArrayList<>()).add(value);
+            }
+        }
+
+        private static boolean captured(String name) {
+            return !"Content-Type".equalsIgnoreCase(name) && !"Content-Length".equalsIgnoreCase(name);
+        }
+
+        @Override
+        public boolean containsHeader(String name) {
+            // Asked after the reset, whether a field is restored already; the fields read before it (CORS) are the
+            // real response's, set by the application.
+            return headers.containsKey(name);
         }
 
         @Override

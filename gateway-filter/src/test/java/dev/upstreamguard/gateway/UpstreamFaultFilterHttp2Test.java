@@ -1,0 +1,222 @@
+package dev.upstreamguard.gateway;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.UpstreamFault;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.ServletResponse;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Supplier;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.api.Timeout;
+
+/**
+ * The fault filter in front of an application answering over HTTP/2 (Tomcat's h2c, the one HTTP/2 connector the tests
+ * can start): a fault escaping after the commit must reach the client as a reset stream, never as one that ended
+ * cleanly, and the application's own trailer fields still go out.
+ */
+@Timeout(60)
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class UpstreamFaultFilterHttp2Test {
+
+    private static final int FIRST = 50 * 1024;
+    private static final int MORE = 8 * 1024;
+
+    private final CountDownLatch applicationTrailersAsked = new CountDownLatch(1);
+    private final CountDownLatch cutTrailersAsked = new CountDownLatch(1);
+    private final CountDownLatch earlyTrailersAsked = new CountDownLatch(1);
+    private volatile Object trailersSeenByApplication;
+    private final Supplier<Map<String, String>> applicationTrailers = () -> {
+        applicationTrailersAsked.countDown();
+        return Map.of("x-checksum", "abc");
+    };
+    private Container.Running tomcat;
+    private HttpClient client;
+
+    /** Writes a body of no stated length, commits it, writes more and then fails or ends as its mode says. */
+    private final class StreamingServlet extends HttpServlet {
+        private final boolean fail;
+        private final Supplier<Map<String, String>> trailers;
+
+        StreamingServlet(boolean fail, Supplier<Map<String, String>> trailers) {
+            this.fail = fail;
+            this.trailers = trailers;
+        }
+
+        @Override
+        protected void doGet(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+            if (trailers != null) {
+                resp.setTrailerFields(trailers);
+                trailersSeenByApplication = resp.getTrailerFields();
+            }
+            resp.setContentType("application/octet-stream");
+            OutputStream out = resp.getOutputStream();
+            out.write(new byte[FIRST]);
+            resp.flushBuffer();
+            out.write(new byte[MORE]);
+            if (fail) {
+                throw new UpstreamException(UpstreamFault.HTTP_RESPONSE_INCOMPLETE, "inventory", 1, null, 0,
+                        "The upstream's body ended early", null);
+            }
+        }
+    }
+
+    @BeforeAll
+    void start() throws Exception {
+        Supplier<Map<String, String>> cutTrailers = () -> {
+            cutTrailersAsked.countDown();
+            return Map.of("x-checksum", "abc");
+        };
+        tomcat = Container.TOMCAT.start(new Container.Deployment().http2()
+                .filter("guard", UpstreamFaultFilter.builder().meterRegistry(null).build(), "/*")
+                .servlet("small", new HttpServlet() {
+                    @Override
+                    protected void doGet(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                        resp.getWriter().write("ok");
+                    }
+                }, "/small")
+                .servlet("cut", new StreamingServlet(true, null), "/cut")
+                .servlet("whole", new StreamingServlet(false, null), "/whole")
+                .servlet("trailers", new StreamingServlet(false, applicationTrailers), "/trailers")
+                .servlet("cut-trailers", new StreamingServlet(true, cutTrailers), "/cut-trailers")
+                .servlet("early", new HttpServlet() {
+                    @Override
+                    protected void doGet(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                        resp.setTrailerFields(() -> {
+                            earlyTrailersAsked.countDown();
+                            return Map.of("x-checksum", "abc");
+                        });
+                        resp.getOutputStream().write(new byte[100]);
+                        throw new UpstreamException(UpstreamFault.CONNECTION_REFUSED, "inventory", 1, null, 0,
+                                "refused", null);
+                    }
+                }, "/early")
+                .servlet("task", new HttpServlet() {
+                    @Override
+                    protected void doGet(HttpServletRequest req, HttpServletResponse resp) {
+                        AsyncContext async = req.startAsync();
+                        async.start(() -> {
+                            try {
+                                ServletResponse response = async.getResponse();
+                                OutputStream out = response.getOutputStream();
+                                out.write(new byte[FIRST]);
+                                response.flushBuffer();
+                                out.write(new byte[MORE]);
+                            } catch (IOException e) {
+                                throw new UncheckedIOException(e);
+                            }
+                            throw new UncheckedIOException(new UpstreamException(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
+                                    "inventory", 1, null, 0, "The upstream's body ended early", null));
+                        });
+                    }
+                }, "/task"));
+        client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_2).build();
+        // The first request upgrades the connection (h2c), and the JDK's client stalls on a body over 64 KiB sent on
+        // that stream: a small one settles the connection for the tests' streams.
+        assertThat(client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + tomcat.port() + "/gw/small"))
+                .build(), HttpResponse.BodyHandlers.ofString()).body()).isEqualTo("ok");
+    }
+
+    @AfterAll
+    void stop() {
+        tomcat.close();
+    }
+
+    private HttpResponse<InputStream> get(String path) throws Exception {
+        HttpResponse<InputStream> response = client.send(HttpRequest.newBuilder(
+                URI.create("http://127.0.0.1:" + tomcat.port() + path)).timeout(Duration.ofSeconds(30)).build(),
+                HttpResponse.BodyHandlers.ofInputStream());
+        assertThat(response.version()).isEqualTo(HttpClient.Version.HTTP_2);
+        return response;
+    }
+
+    /**
+     * Regression: over HTTP/2 Tomcat ends the stream cleanly (END_STREAM) whatever the filter throws after the commit,
+     * so a body of no stated length that a fault cut short reached the client as a whole, shorter one.
+     */
+    @Test
+    void aFaultAfterTheCommitResetsTheHttp2StreamInsteadOfEndingIt() throws Exception {
+        HttpResponse<InputStream> response = get("/gw/cut");
+        assertThat(response.statusCode()).isEqualTo(200);
+        assertThatThrownBy(() -> {
+            try (InputStream in = response.body()) {
+                in.transferTo(OutputStream.nullOutputStream());
+            }
+        }).isInstanceOf(IOException.class);
+    }
+
+    @Test
+    void aFaultAfterTheCommitResetsTheHttp2StreamAlsoWhenTheApplicationSetTrailerFields() throws Exception {
+        HttpResponse<InputStream> response = get("/gw/cut-trailers");
+        assertThat(response.statusCode()).isEqualTo(200);
+        assertThatThrownBy(() -> {
+            try (InputStream in = response.body()) {
+                in.transferTo(OutputStream.nullOutputStream());
+            }
+        }).isInstanceOf(IOException.class);
+        // The trailers of a body cut short would claim a whole one.
+        assertThat(cutTrailersAsked.getCount()).isEqualTo(1);
+    }
+
+    @Test
+    void aWholeBodyOfNoStatedLengthEndsTheHttp2StreamCleanlyBehindTheFilter() throws Exception {
+        HttpResponse<InputStream> response = get("/gw/whole");
+        assertThat(response.statusCode()).isEqualTo(200);
+        try (InputStream in = response.body()) {
+            assertThat(in.transferTo(OutputStream.nullOutputStream())).isEqualTo((long) FIRST + MORE);
+        }
+    }
+
+    /** The filter's own trailer supplier leaves the application's in force: asked for, and seen as set. */
+    @Test
+    void theApplicationsTrailerFieldsStillGoOutOverHttp2() throws Exception {
+        HttpResponse<InputStream> response = get("/gw/trailers");
+        assertThat(response.statusCode()).isEqualTo(200);
+        try (InputStream in = response.body()) {
+            assertThat(in.transferTo(OutputStream.nullOutputStream())).isEqualTo((long) FIRST + MORE);
+        }
+        assertThat(applicationTrailersAsked.await(10, TimeUnit.SECONDS)).isTrue();
+        assertThat(trailersSeenByApplication).isSameAs(applicationTrailers);
+    }
+
+    /** The application's trailer fields belong to the body the fault's answer replaced, not to the answer. */
+    @Test
+    void aFaultBeforeTheCommitIsAWhole502WithoutTheApplicationsTrailerFields() throws Exception {
+        HttpResponse<InputStream> response = get("/gw/early");
+        assertThat(response.statusCode()).isEqualTo(502);
+        try (InputStream in = response.body()) {
+            assertThat(new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)).contains("502");
+        }
+        assertThat(earlyTrailersAsked.getCount()).isEqualTo(1);
+    }
+
+    @Test
+    void aFaultATaskOfTheAsyncContextThrowsAfterTheCommitResetsTheHttp2Stream() throws Exception {
+        HttpResponse<InputStream> response = get("/gw/task");
+        assertThat(response.statusCode()).isEqualTo(200);
+        assertThatThrownBy(() -> {
+            try (InputStream in = response.body()) {
+                in.transferTo(OutputStream.nullOutputStream());
+            }
+        }).isInstanceOf(IOException.class);
+    }
+}
