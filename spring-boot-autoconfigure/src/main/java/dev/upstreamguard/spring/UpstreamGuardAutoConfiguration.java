@@ -1,5 +1,6 @@
 package dev.upstreamguard.spring;
 
+import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClientBuilder;
 import dev.upstreamguard.client.GuardedHttpClients;
@@ -20,10 +21,12 @@ import dev.upstreamguard.spring.internal.UpstreamRouteRegistrar;
 import io.micrometer.core.instrument.MeterRegistry;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
+import jakarta.servlet.http.HttpServletResponse;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.beans.factory.annotation.Qualifier;
 import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnBean;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
@@ -38,6 +41,7 @@ import org.springframework.boot.ssl.SslBundle;
 import org.springframework.boot.ssl.SslBundles;
 import org.springframework.boot.ssl.SslOptions;
 import org.springframework.boot.web.servlet.FilterRegistrationBean;
+import org.springframework.boot.web.servlet.support.ErrorPageFilter;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Conditional;
 import org.springframework.context.annotation.Configuration;
@@ -218,9 +222,10 @@ public final class UpstreamGuardAutoConfiguration {
          * ASYNC dispatches), which records {@code http.server.requests} with a 500 for any exception passing through
          * it: from outside, the filter's 502/503/504 came after that record. Inside, the observation sees the status
          * the client gets, and the fault is logged within its scope. Only the character-encoding filter (which sets
-         * no field) and, in a war, {@code ErrorPageFilter} come before it too; Spring Security ({@code -100}), CORS
-         * and the request-wrapping filters stay after it, so their fields are kept and their errors answered as
-         * before, and it alone is mapped to ERROR dispatches, where the container's error page is replaced.
+         * no field), {@code ForwardedHeaderFilter} with {@code server.forward-headers-strategy=framework} (which
+         * rewrites only redirects) and, in a war, {@code ErrorPageFilter} come before it too (see
+         * {@link #upstreamFaultAbortKeeper}); Spring Security ({@code -100}), CORS and the request-wrapping filters stay
+         * after it, so their fields are kept and their errors answered as before.
          */
         private static final int FAULT_FILTER_ORDER = Ordered.HIGHEST_PRECEDENCE + 2;
 
@@ -243,6 +248,30 @@ public final class UpstreamGuardAutoConfiguration {
             registration.setOrder(FAULT_FILTER_ORDER);
             registration.setAsyncSupported(true);
             registration.setDispatcherTypes(DispatcherType.REQUEST, DispatcherType.ASYNC, DispatcherType.ERROR);
+            registration.addUrlPatterns("/*");
+            return registration;
+        }
+
+        /**
+         * In a war, where Spring Boot's {@code ErrorPageFilter} ({@code HIGHEST_PRECEDENCE + 1}) runs outside the fault
+         * filter: it swallows the exception that aborts a committed response (quietly for Tomcat's
+         * {@code ClientAbortException}), and Tomcat would end a cut body as if it were whole. First in the chain, this
+         * throws that abort again when the chain returned normally after it.
+         */
+        @Bean
+        @ConditionalOnBean(ErrorPageFilter.class)
+        FilterRegistrationBean<Filter> upstreamFaultAbortKeeper() {
+            FilterRegistrationBean<Filter> registration = new FilterRegistrationBean<>((request, response, chain) -> {
+                chain.doFilter(request, response);
+                UpstreamException swallowed = FaultResponseWriter.abortSwallowed(request);
+                if (swallowed != null) {
+                    throw FaultResponseWriter.abortion((HttpServletResponse) response, swallowed);
+                }
+            });
+            registration.setName("upstreamFaultAbortKeeper");
+            registration.setOrder(Ordered.HIGHEST_PRECEDENCE);
+            registration.setAsyncSupported(true);
+            registration.setDispatcherTypes(DispatcherType.REQUEST, DispatcherType.ASYNC);
             registration.addUrlPatterns("/*");
             return registration;
         }

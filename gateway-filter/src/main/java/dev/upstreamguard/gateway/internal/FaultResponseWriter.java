@@ -56,6 +56,7 @@ public final class FaultResponseWriter {
     private static final Logger LOG = LoggerFactory.getLogger("dev.upstreamguard.gateway");
     private static final String HANDLED_ATTRIBUTE = FaultResponseWriter.class.getName() + ".handled";
     private static final String ABORT_ATTRIBUTE = FaultResponseWriter.class.getName() + ".abort";
+    private static final String ABORT_THROWN_ATTRIBUTE = FaultResponseWriter.class.getName() + ".abortThrown";
     private static final String OUTER_FIELDS_ATTRIBUTE = FaultResponseWriter.class.getName() + ".outerFields";
     /**
      * Fields never kept from before the filter: those of the replaced body or its caching, those the answer sets
@@ -162,7 +163,26 @@ public final class FaultResponseWriter {
 
     /** Marks the abort owed for this request as done: the exception is on its way to the container. */
     public static void abortThrown(ServletRequest request) {
+        Object fault = request.getAttribute(ABORT_ATTRIBUTE);
         request.removeAttribute(ABORT_ATTRIBUTE);
+        if (fault != null) {
+            request.setAttribute(ABORT_THROWN_ATTRIBUTE, fault);
+        }
+    }
+
+    /**
+     * The fault whose abort was thrown towards the container, taken off the request: for a filter ahead of the fault
+     * filter to throw {@link #abortion} again when the chain returned normally, because a filter in between swallowed
+     * it (a war's {@code ErrorPageFilter} does so for Tomcat's {@code ClientAbortException}, and Tomcat then ends the
+     * cut body as if it were whole). {@code null} when no abort was thrown.
+     */
+    public static UpstreamException abortSwallowed(ServletRequest request) {
+        Object fault = request.getAttribute(ABORT_THROWN_ATTRIBUTE);
+        if (!(fault instanceof UpstreamException)) {
+            return null;
+        }
+        request.removeAttribute(ABORT_THROWN_ATTRIBUTE);
+        return (UpstreamException) fault;
     }
 
     /**

@@ -48,6 +48,11 @@ class FilterPositionIntegrationTest {
 
     @DynamicPropertySource
     static void properties(DynamicPropertyRegistry registry) throws IOException {
+        deadUpstreams(registry);
+    }
+
+    /** Every upstream the test application names, at a closed port. */
+    static void deadUpstreams(DynamicPropertyRegistry registry) throws IOException {
         String dead = "http://127.0.0.1:" + TestUpstream.closedPort();
         registry.add("test.upstream", () -> dead);
         registry.add("test.dead", () -> dead);
