@@ -1,7 +1,6 @@
 package dev.upstreamguard.gateway.internal;
 
 import jakarta.servlet.ServletOutputStream;
-import jakarta.servlet.ServletRequest;
 import jakarta.servlet.WriteListener;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -13,7 +12,6 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Consumer;
-import java.util.function.Supplier;
 
 /**
  * The response as the fault filter passes it down the chain: an error status the application sends with
@@ -30,16 +28,12 @@ import java.util.function.Supplier;
  * and calls from other threads (an async worker of the application's own) pass straight through.
  *
  * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection, so
- * that the client can tell a body a fault cut short from a whole one; and, over HTTP/2, trailer fields that fail once
- * a fault cut the committed body short ({@link #cutStream}), so that Tomcat resets the stream instead of ending it.
+ * that the client can tell a body a fault cut short from a whole one.
  */
 public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
-    private static final String STREAM_CUT_ATTRIBUTE = FaultGuardedResponse.class.getName() + ".streamCut";
-
     private final Hold hold;
     private final boolean chunkForClose;
-    private final StreamCut streamCut;
     private boolean framed;
     private ServletOutputStream stream;
     private PrintWriter writer;
@@ -64,64 +58,6 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         this.hold = hold;
         this.chunkForClose = "HTTP/1.1".equals(request.getProtocol()) && !"HEAD".equals(request.getMethod())
                 && HopByHop.hasClose(request.getHeaders("Connection"));
-        this.streamCut = framesBodiesByStream(request.getProtocol()) ? streamCut(request, response) : null;
-    }
-
-    private static boolean framesBodiesByStream(String protocol) {
-        return protocol != null && protocol.length() > 5 && protocol.startsWith("HTTP/")
-                && protocol.charAt(5) >= '2' && protocol.charAt(5) <= '9';
-    }
-
-    /**
-     * The exchange's trailer supplier that fails once cut, set on the container's response before the commit: over
-     * HTTP/2 Tomcat ends the stream cleanly (END_STREAM) whatever the filter throws after the commit, so a body of no
-     * stated length that a fault cut short would reach the client as a whole, shorter one. Asked for the trailers at
-     * the end, a failing supplier makes it reset the stream (RST_STREAM) instead: the abort an HTTP/1.1 client gets
-     * from the closed connection. One per exchange, shared by the wrappers of its later dispatches.
-     */
-    private static StreamCut streamCut(HttpServletRequest request, HttpServletResponse response) {
-        Object existing = request.getAttribute(STREAM_CUT_ATTRIBUTE);
-        if (existing instanceof StreamCut) {
-            return (StreamCut) existing;
-        }
-        if (response.isCommitted()) {
-            return null;
-        }
-        StreamCut cut = new StreamCut(response.getTrailerFields());
-        try {
-            response.setTrailerFields(cut);
-        } catch (IllegalStateException | UnsupportedOperationException notHere) {
-            return null;
-        }
-        request.setAttribute(STREAM_CUT_ATTRIBUTE, cut);
-        return cut;
-    }
-
-    /**
-     * Marks the committed body of this exchange as cut short by a fault: over HTTP/2 its stream is then reset rather
-     * than ended, whatever the container does with the exception thrown to abort it. Nothing over HTTP/1.
-     */
-    public static void cutStream(ServletRequest request) {
-        Object cut = request.getAttribute(STREAM_CUT_ATTRIBUTE);
-        if (cut instanceof StreamCut) {
-            ((StreamCut) cut).cut = true;
-        }
-    }
-
-    @Override
-    public void setTrailerFields(Supplier<Map<String, String>> supplier) {
-        if (streamCut == null) {
-            super.setTrailerFields(supplier);
-            return;
-        }
-        // Set again so that the container checks it may still take trailers; the application's go out through ours.
-        super.setTrailerFields(streamCut);
-        streamCut.application = supplier;
-    }
-
-    @Override
-    public Supplier<Map<String, String>> getTrailerFields() {
-        return streamCut == null ? super.getTrailerFields() : streamCut.application;
     }
 
     /**
@@ -399,26 +335,6 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
             };
         }
         return writer;
-    }
-
-    /** The application's trailer fields, or a failure once a fault cut the committed body short. */
-    private static final class StreamCut implements Supplier<Map<String, String>> {
-        volatile Supplier<Map<String, String>> application;
-        volatile boolean cut;
-
-        StreamCut(Supplier<Map<String, String>> application) {
-            this.application = application;
-        }
-
-        @Override
-        public Map<String, String> get() {
-            if (cut) {
-                // The trailers of a body cut short (a checksum) would claim a whole one.
-                throw new IllegalStateException("A fault cut the body short: the stream is reset, not ended");
-            }
-            Supplier<Map<String, String>> fields = application;
-            return fields == null ? Map.of() : fields.get();
-        }
     }
 
     /** The held error, shared by the chain's wrapper and the async context's. */

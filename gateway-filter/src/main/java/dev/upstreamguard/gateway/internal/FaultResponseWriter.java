@@ -25,6 +25,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicReferenceArray;
+import java.util.function.Supplier;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -68,6 +69,11 @@ public final class FaultResponseWriter {
             "content-digest", "repr-digest", "digest", "transfer-encoding", "trailer", "etag", "last-modified",
             "cache-control", "expires", "pragma", "age", "accept-ranges", "location", "retry-after", "proxy-status",
             "date", "server");
+    /** Trailer fields of a body a fault cut short: none, since they would claim it whole (a checksum), but a failure. */
+    private static final Supplier<Map<String, String>> CUT_SHORT = () -> {
+        throw new IllegalStateException("A fault cut the body short: the stream is reset, not ended");
+    };
+
     private static final UpstreamFault[] FAULTS = UpstreamFault.values();
     private static final String ABORTED = "aborted";
     private static final int MAX_DETAILS = 256;
@@ -263,7 +269,7 @@ public final class FaultResponseWriter {
         log(request, fault, rendered ? Integer.toString(type.status()) : ABORTED + " " + response.getStatus());
         count(type, rendered);
         if (!rendered) {
-            FaultGuardedResponse.cutStream(request);
+            resetStreamAtTheEnd(request, response);
             if (abortConnection(response)) {
                 return Answer.ABORTED;
             }
@@ -366,6 +372,24 @@ public final class FaultResponseWriter {
             for (String value : field.getValue()) {
                 response.addHeader(field.getKey(), value);
             }
+        }
+    }
+
+    /**
+     * Over HTTP/2 Tomcat ends the stream cleanly (END_STREAM) whatever is thrown after the commit, so a body of no
+     * stated length cut short by a fault would reach the client as a whole, shorter one. A trailer supplier that fails,
+     * set now (Tomcat takes one until the stream has ended), makes it reset the stream instead (RST_STREAM): the abort
+     * an HTTP/1.1 client gets from the closed connection. Set only on a cut: a supplier set up front would change the
+     * frames of every whole response (an empty trailer section after the body, none of it on the last DATA frame).
+     */
+    private static void resetStreamAtTheEnd(HttpServletRequest request, HttpServletResponse response) {
+        if (!HopByHop.framesBodiesByStream(request.getProtocol())) {
+            return;
+        }
+        try {
+            response.setTrailerFields(CUT_SHORT);
+        } catch (IllegalStateException | UnsupportedOperationException notHere) {
+            // The stream already ended, or a container that aborts by other means (Jetty: sendError(-1), below).
         }
     }
 

@@ -124,4 +124,13 @@ public final class HopByHop {
         }
         return false;
     }
+
+    /**
+     * Whether a connection of {@code protocol} ends a message body with its stream when no length is given, as chunks
+     * end one in HTTP/1.1: HTTP/2 and later.
+     */
+    public static boolean framesBodiesByStream(String protocol) {
+        return protocol != null && protocol.length() > 5 && protocol.startsWith("HTTP/")
+                && protocol.charAt(5) >= '2' && protocol.charAt(5) <= '9';
+    }
 }
