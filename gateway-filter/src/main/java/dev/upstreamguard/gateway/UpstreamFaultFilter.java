@@ -30,7 +30,8 @@ import java.util.concurrent.TimeUnit;
  * {@code Cache-Control: no-store}, and an RFC 9457 problem, HTML or plain-text body chosen by {@code Accept} (none for
  * HEAD). It replaces whatever the application had put on the response, keeping only the fields the response had as
  * the request reached the filter (set by filters before it, such as CORS), other than those of a body or its caching,
- * the CORS fields ({@code Access-Control-*}) whoever set them, and the application's {@code Proxy-Status} members
+ * the CORS fields ({@code Access-Control-*}) and browser security policies (HSTS, {@code nosniff}, CSP…) whoever set
+ * them, and the application's {@code Proxy-Status} members
  * (RFC 9209 §2). The exception is found anywhere in the cause
  * chain ({@code ServletException}, {@code CompletionException}, Spring's {@code ResourceAccessException}…), also
  * when it is a checked exception thrown undeclared. A call the application made without the guarded client (its own

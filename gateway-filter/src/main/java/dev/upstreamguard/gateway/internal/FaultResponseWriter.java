@@ -74,6 +74,11 @@ public final class FaultResponseWriter {
         throw new IllegalStateException("A fault cut the body short: the stream is reset, not ended");
     };
 
+    /** Browser security policies a fault's answer keeps whoever set them (see {@link #policyFields}). */
+    private static final Set<String> POLICY_FIELDS = Set.of("strict-transport-security", "x-content-type-options",
+            "x-frame-options", "content-security-policy", "content-security-policy-report-only", "referrer-policy",
+            "permissions-policy", "cross-origin-opener-policy", "cross-origin-embedder-policy",
+            "cross-origin-resource-policy", "x-xss-protection");
     private static final UpstreamFault[] FAULTS = UpstreamFault.values();
     private static final String ABORTED = "aborted";
     private static final int MAX_DETAILS = 256;
@@ -258,7 +263,7 @@ public final class FaultResponseWriter {
         request.setAttribute(HANDLED_ATTRIBUTE, fault);
         UpstreamFault type = fault.fault();
         boolean rendered = !response.isCommitted();
-        Map<String, List<String>> sharing = rendered ? corsFields(response) : Map.of();
+        Map<String, List<String>> policies = rendered ? policyFields(response) : Map.of();
         if (rendered) {
             try {
                 response.reset();
@@ -279,7 +284,7 @@ public final class FaultResponseWriter {
         int status = type.status();
         response.setStatus(status);
         restoreOuterFields(request, response);
-        restoreCorsFields(response, sharing);
+        restorePolicyFields(response, policies);
         String own = proxyStatus(fault, nextHop);
         String earlier = earlierMembers == null ? null : earlierMembers.trim();
         // A recipient parses the field whole: appended to members that do not parse, this gateway's would be lost too.
@@ -345,15 +350,18 @@ public final class FaultResponseWriter {
     }
 
     /**
-     * The CORS fields ({@code Access-Control-*}) on {@code response}, whoever set them: in Spring Boot the fault filter
-     * runs first, so Spring Security's CORS, a {@code CorsFilter} and {@code @CrossOrigin} all set theirs after it.
-     * They say who may read the response, not what it holds; without them a browser script sees a CORS error
-     * instead of the fault's answer.
+     * The CORS fields ({@code Access-Control-*}) and browser security policies ({@link #POLICY_FIELDS}) on
+     * {@code response}, whoever set them: in Spring Boot the fault filter runs before Spring Security's CORS and
+     * header writer, a {@code CorsFilter} and {@code @CrossOrigin}, which all set theirs after it. They say who may read
+     * the response and how a browser must treat it, not what it holds: without the CORS fields a browser script sees a
+     * CORS error instead of the fault's answer, and without the policies the gateway's answer is the one page of the
+     * site without HSTS or {@code nosniff}.
      */
-    private static Map<String, List<String>> corsFields(HttpServletResponse response) {
+    private static Map<String, List<String>> policyFields(HttpServletResponse response) {
         Map<String, List<String>> fields = Map.of();
         for (String name : response.getHeaderNames()) {
-            if (name.regionMatches(true, 0, "Access-Control-", 0, 15) && !fields.containsKey(name)) {
+            if ((name.regionMatches(true, 0, "Access-Control-", 0, 15)
+                    || POLICY_FIELDS.contains(name.toLowerCase(Locale.ROOT))) && !fields.containsKey(name)) {
                 if (fields.isEmpty()) {
                     fields = new LinkedHashMap<>();
                 }
@@ -363,8 +371,8 @@ public final class FaultResponseWriter {
         return fields;
     }
 
-    /** Sets again the CORS fields {@code reset()} took off, unless the outer fields already brought them back. */
-    private static void restoreCorsFields(HttpServletResponse response, Map<String, List<String>> fields) {
+    /** Sets again the policy fields {@code reset()} took off, unless the outer fields already brought them back. */
+    private static void restorePolicyFields(HttpServletResponse response, Map<String, List<String>> fields) {
         for (Map.Entry<String, List<String>> field : fields.entrySet()) {
             if (response.containsHeader(field.getKey())) {
                 continue;

@@ -79,6 +79,21 @@ class FilterPositionIntegrationTest {
             }, "/escaping/*");
         }
 
+        /** Where Spring Security's header writer sits (-100), after the fault filter. */
+        @Bean
+        FilterRegistrationBean<Filter> securityHeadersFilter() {
+            FilterRegistrationBean<Filter> registration = new FilterRegistrationBean<>((req, res, chain) -> {
+                HttpServletResponse response = (HttpServletResponse) res;
+                response.setHeader("Strict-Transport-Security", "max-age=31536000 ; includeSubDomains");
+                response.setHeader("X-Content-Type-Options", "nosniff");
+                response.setHeader("X-Frame-Options", "DENY");
+                chain.doFilter(req, res);
+            });
+            registration.setOrder(-100);
+            registration.addUrlPatterns("/plain/refused");
+            return registration;
+        }
+
         @Bean
         FilterRegistrationBean<Filter> cookieFilter() {
             FilterRegistrationBean<Filter> registration = new FilterRegistrationBean<>((req, res, chain) -> {
@@ -137,5 +152,19 @@ class FilterPositionIntegrationTest {
                 .containsExactly("session=1; Path=/", "theme=dark; Path=/");
         // Restored as a field of a filter before it and as a CORS field: once.
         assertThat(response.headers().allValues("Access-Control-Allow-Origin")).containsExactly("https://app.example");
+    }
+
+    /**
+     * Regression: the answer to a fault dropped the browser security policies Spring Security's header writer sets
+     * after the fault filter (HSTS, nosniff, X-Frame-Options), so the gateway's 502 was the one page without them.
+     */
+    @Test
+    void theBrowserSecurityPoliciesOfAFilterAfterTheFaultFilterStayOnAFaultsAnswer() throws Exception {
+        HttpResponse<String> response = get("/plain/refused");
+        assertThat(response.statusCode()).isEqualTo(502);
+        assertThat(response.headers().allValues("Strict-Transport-Security"))
+                .containsExactly("max-age=31536000 ; includeSubDomains");
+        assertThat(response.headers().allValues("X-Content-Type-Options")).containsExactly("nosniff");
+        assertThat(response.headers().allValues("X-Frame-Options")).containsExactly("DENY");
     }
 }
