@@ -932,12 +932,22 @@ public class UpstreamProxyServlet extends HttpServlet {
             long lookUntil = 0;
             for (;;) {
                 int n;
+                int next = -1;
+                boolean ended = false;
                 boolean drained;
                 try {
                     n = in.read(buffer);
                     unread -= n;
                     if (lookUntil == 0 && n > 0) {
                         lookUntil = System.nanoTime() + LOOK_FOR_A_CUT_NANOS;
+                    }
+                    if (n > 0 && length >= 0 && unread <= 0) {
+                        // The container ends a response once its Content-Length is written, so the client could have
+                        // the whole answer and send its next request before the call was on record: a failure status
+                        // that opens the circuit let that request through to the upstream, or got it a Retry-After of
+                        // 1 for an opening still under way. Read to the end first, and the call ends before its answer.
+                        next = in.read();
+                        ended = next < 0;
                     }
                     drained = n > 0 && (length < 0 || unread > 0) && in.available() <= 0
                             && !noPauseHere(response, context, lookUntil);
@@ -958,6 +968,16 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 try {
                     out.write(buffer, 0, n);
+                    if (next >= 0) {
+                        out.write(next); // only if the stream runs past its length, which HttpClient's does not
+                        unread--;
+                    }
+                    if (ended) {
+                        if (trailers != null) {
+                            trailers.take(entity);
+                        }
+                        return;
+                    }
                     if (drained) {
                         // Nothing more is waiting upstream: let the client have what arrived (streams, events).
                         out.flush();
