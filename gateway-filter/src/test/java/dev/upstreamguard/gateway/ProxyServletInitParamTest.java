@@ -9,11 +9,14 @@ import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.Metrics;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.TestInstance;
@@ -64,6 +67,29 @@ class ProxyServletInitParamTest {
                         "circuit-breaker.failure-rate-threshold", "50", "circuit-breaker.open-for", "PT30S",
                         "retry.enabled", "false");
             }
+            for (int i = 0; i < BREAKER_ROUTES; i++) {
+                route(container, d, "head-breaker-" + i,
+                        Behaviours.respond("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n"),
+                        "circuit-breaker.minimum-calls", "2", "circuit-breaker.open-for", "30s",
+                        "retry.enabled", "false");
+            }
+            route(container, d, "pool", Behaviours.stall(), "max-connections", "1", "pool-timeout", "300ms",
+                    "response-timeout", "4s", "retry.enabled", "false");
+            route(container, d, "no-bulkhead", Behaviours.stall(), "bulkhead.enabled", "false",
+                    "bulkhead.max-concurrent-calls", "1", "response-timeout", "1s", "retry.enabled", "false");
+            route(container, d, "bulkhead", Behaviours.stall(), "bulkhead.max-concurrent-calls", "1",
+                    "response-timeout", "4s", "retry.enabled", "false");
+            route(container, d, "total", Behaviours.stall(), "total-timeout", "500ms");
+            route(container, d, "body-limit", Behaviours.respond("HTTP/1.1 200 OK\r\nContent-Length: 70000\r\n\r\n"
+                    + "x".repeat(70000)), "max-response-body", "64KiB");
+            route(container, d, "retry-after", Behaviours.respond(
+                    "HTTP/1.1 503 Busy\r\nRetry-After: 2\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy"),
+                    "retry.max-retry-after", "1s");
+            route(container, d, "put", Behaviours.closeBeforeResponse(), "max-buffered-request-body", "1KiB",
+                    "retry.initial-backoff", "1ms", "retry.max-backoff", "2ms", "circuit-breaker.enabled", "false");
+            route(container, d, "fwd", Behaviours.ok("fine"), "forwarded-headers", " Forwarded ",
+                    "preserve-host", "true");
+            route(container, d, "xfwd", Behaviours.ok("fine"), "forwarded-headers", "x-forwarded");
             route(container, d, "named", Behaviours.ok("fine"),
                     "upstream-name", " inventory-" + container + " ", "proxy-name", " edge-1 ");
             servlet(container, d, "named-refused", closedPort, "upstream-name", "refused-" + container,
@@ -139,6 +165,31 @@ class ProxyServletInitParamTest {
         }
     }
 
+    /**
+     * An answer without a body (to HEAD, here without a {@code Content-Length}, which the servlet flushes) is on record
+     * before its head reaches the client: the circuit it opens is open for the client's next request.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFailureAnsweredToHeadIsOnRecordBeforeItsHeadReachesTheClient(Container c) throws Exception {
+        int port = containers.get(c).port();
+        for (int i = 0; i < BREAKER_ROUTES; i++) {
+            String route = "head-breaker-" + i;
+            for (int call = 0; call < 2; call++) {
+                RawClient.Response passed = RawClient.request(port, "HEAD", "/gw/" + route + "/x");
+                assertThat(passed.status()).as("a 503 passes through unchanged").isEqualTo(503);
+                assertThat(passed.header("Proxy-Status")).isNull();
+            }
+            assertThat(servlets.get(c).get(route).client().upstreams().iterator().next().circuitState())
+                    .as("%s: the circuit once the client has the second 503", route).isEqualTo("OPEN");
+            RawClient.Response open = RawClient.request(port, "HEAD", "/gw/" + route + "/x");
+            assertThat(open.status()).as("%s", open).isEqualTo(503);
+            assertThat(open.header("Proxy-Status")).isEqualTo("upstream-guard; error=destination_unavailable");
+            assertThat(Long.parseLong(open.header("Retry-After"))).as("%s", route).isBetween(20L, 30L);
+            assertThat(requests(c, route)).as("nothing sent upstream while open").isEqualTo(2);
+        }
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void theRetrySettingsGivenAsInitParamsDecideWhatIsSentAgain(Container c) throws Exception {
@@ -191,6 +242,84 @@ class ProxyServletInitParamTest {
         assertThat(details.header("Proxy-Status")).startsWith("upstream-guard; error=connection_refused; next-hop=\""
                 + closedPort.substring("http://".length()) + "\"; details=\"");
         assertThat(details.bodyUtf8()).contains("Connection refused");
+    }
+
+    private CompletableFuture<RawClient.Response> async(Container c, String path) {
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                return get(c, path);
+            } catch (Exception e) {
+                throw new IllegalStateException(e);
+            }
+        });
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theConcurrencyLimitsGivenAsInitParamsRejectTheSecondCallOrLetItThrough(Container c) throws Exception {
+        for (String route : List.of("pool", "bulkhead", "no-bulkhead")) {
+            CompletableFuture<RawClient.Response> first = async(c, "/" + route + "/1");
+            assertThat(upstreams.get(c).get(route).awaitRequests(1, Duration.ofSeconds(30))).isTrue();
+            RawClient.Response second = get(c, "/" + route + "/2");
+            if (route.equals("no-bulkhead")) {
+                assertThat(second.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_read_timeout");
+                assertThat(requests(c, route)).as("bulkhead.enabled=false lets it through").isEqualTo(2);
+            } else {
+                assertThat(second.status()).as(route).isEqualTo(503);
+                assertThat(second.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_limit_reached");
+                assertThat(second.header("Retry-After")).isEqualTo("1");
+                assertThat(requests(c, route)).as(route).isEqualTo(1);
+            }
+            assertThat(first.get(30, TimeUnit.SECONDS).header("Proxy-Status"))
+                    .isEqualTo("upstream-guard; error=connection_read_timeout");
+        }
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theTimeoutAndSizeLimitsGivenAsInitParamsAreHonoured(Container c) throws Exception {
+        int port = containers.get(c).port();
+        long start = System.nanoTime();
+        RawClient.Response total = get(c, "/total/x");
+        assertThat(total.status()).isEqualTo(504);
+        assertThat(total.header("Proxy-Status")).isEqualTo("upstream-guard; error=http_response_timeout");
+        assertThat(Duration.ofNanos(System.nanoTime() - start)).isBetween(Duration.ofMillis(450), Duration.ofSeconds(8));
+
+        RawClient.Response tooLarge = get(c, "/body-limit/x");
+        assertThat(tooLarge.status()).isEqualTo(502);
+        assertThat(tooLarge.header("Proxy-Status")).isEqualTo("upstream-guard; error=http_response_body_size");
+        assertThat(tooLarge.complete()).isTrue();
+
+        RawClient.Response busy = get(c, "/retry-after/x");
+        assertThat(busy.status()).isEqualTo(503);
+        assertThat(busy.header("Retry-After")).as("over retry.max-retry-after: returned at once").isEqualTo("2");
+        assertThat(requests(c, "retry-after")).isEqualTo(1);
+
+        RawClient.Response buffered = RawClient.send(port, RawClient.head(port, "PUT", "/gw/put/x",
+                "Content-Type: text/plain", "Content-Length: 1024"), new byte[1024]);
+        assertThat(buffered.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_terminated");
+        assertThat(requests(c, "put")).as("a PUT at max-buffered-request-body is retried").isEqualTo(3);
+        RawClient.Response streamed = RawClient.send(port, RawClient.head(port, "PUT", "/gw/put/x",
+                "Content-Type: text/plain", "Content-Length: 1025"), new byte[1025]);
+        assertThat(streamed.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_terminated");
+        assertThat(requests(c, "put")).as("one byte over it streams, never retried").isEqualTo(4);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void theForwardingInitParamsDecideTheHostAndForwardingHeadersSentUpstream(Container c) throws Exception {
+        int port = containers.get(c).port();
+        assertThat(get(c, "/fwd/x").status()).isEqualTo(200);
+        RawUpstream.Request fwd = upstreams.get(c).get("fwd").requests().get(0);
+        assertThat(fwd.header("Host")).isEqualTo("127.0.0.1:" + port);
+        assertThat(fwd.header("Forwarded")).isEqualTo("for=127.0.0.1;proto=http;host=\"127.0.0.1:" + port + "\"");
+        assertThat(fwd.header("X-Forwarded-For")).isNull();
+        assertThat(get(c, "/xfwd/x").status()).isEqualTo(200);
+        RawUpstream.Request xfwd = upstreams.get(c).get("xfwd").requests().get(0);
+        assertThat(xfwd.header("Host")).isEqualTo("127.0.0.1:" + upstreams.get(c).get("xfwd").port());
+        assertThat(xfwd.header("Forwarded")).isNull();
+        assertThat(xfwd.header("X-Forwarded-For")).isEqualTo("127.0.0.1");
+        assertThat(xfwd.header("X-Forwarded-Port")).isEqualTo(Integer.toString(port));
     }
 
     @ParameterizedTest(name = "[{0}]")
