@@ -188,7 +188,17 @@ public class UpstreamProxyServlet extends HttpServlet {
 
     private static Builder fromInitParams(ServletConfig config) throws ServletException {
         String name = config.getServletName();
-        String upstream = config.getInitParameter(UPSTREAM);
+        // Blanks around a name are ignored, as GuardPolicy ignores them around a policy setting's: a name written
+        // " proxy-name " must not fail as an unknown policy setting while " connect-timeout " works.
+        Map<String, String> params = new LinkedHashMap<>();
+        for (Enumeration<String> names = config.getInitParameterNames(); names.hasMoreElements();) {
+            String given = names.nextElement();
+            if (params.put(given.trim(), config.getInitParameter(given)) != null) {
+                throw new ServletException("Servlet '" + name + "': init-param '" + given.trim()
+                        + "' is given twice, with blanks around its name");
+            }
+        }
+        String upstream = params.get(UPSTREAM);
         if (upstream == null || upstream.isBlank()) {
             throw new ServletException("Servlet '" + name + "': init-param '" + UPSTREAM
                     + "' (the upstream's base URI) is required");
@@ -196,9 +206,9 @@ public class UpstreamProxyServlet extends HttpServlet {
         String current = UPSTREAM;
         try {
             Builder b = new Builder(upstream);
-            for (Enumeration<String> names = config.getInitParameterNames(); names.hasMoreElements();) {
-                current = names.nextElement();
-                String value = config.getInitParameter(current);
+            for (Map.Entry<String, String> param : params.entrySet()) {
+                current = param.getKey();
+                String value = param.getValue();
                 switch (current) {
                     case UPSTREAM:
                         break;

@@ -109,6 +109,26 @@ class ServletConfigurationTest {
         }
     }
 
+    /**
+     * Regression: blanks around a policy setting's name were ignored ({@code " connect-timeout "} worked), but around
+     * one of the servlet's own ({@code " proxy-name "}) they failed init as an unknown upstream policy setting.
+     */
+    @Test
+    void blanksAroundAnInitParamNameAreIgnoredForTheServletsOwnSettingsAsForPolicySettings() throws Exception {
+        UpstreamProxyServlet servlet = new UpstreamProxyServlet();
+        servlet.init(new Config(params("upstream ", "http://127.0.0.1:9", " upstream-name ", "stock",
+                "connect-timeout ", "250ms", "\tmax-buffered-request-body", "1KiB")));
+        try {
+            assertThat(servlet.upstreamName()).isEqualTo("stock");
+            assertThat(servlet.client().upstream("stock").policy().connectTimeout().toMillis()).isEqualTo(250);
+        } finally {
+            servlet.destroy();
+        }
+        assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params("upstream", "http://127.0.0.1:9",
+                "proxy-name", "edge-1", "proxy-name ", "edge-2"))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'proxy-name'").hasMessageContaining("twice");
+    }
+
     @Test
     void theBuilderValidatesEagerly() {
         assertThatThrownBy(() -> UpstreamProxyServlet.builder("http://host/../x"))
