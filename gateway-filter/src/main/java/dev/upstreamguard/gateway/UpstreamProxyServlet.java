@@ -1405,7 +1405,13 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (name == null || name.isBlank()) {
                 throw new IllegalArgumentException(UPSTREAM_NAME + " must not be blank");
             }
-            this.upstreamName = name.trim();
+            String trimmed = name.trim();
+            // Written as it is into every fault's log line and the meters' tags: a line break would forge a log line.
+            if (trimmed.chars().anyMatch(Character::isISOControl)) {
+                throw new IllegalArgumentException(UPSTREAM_NAME + " must not hold a control character, was '"
+                        + trimmed.replaceAll("\\p{Cntrl}", "?") + "'");
+            }
+            this.upstreamName = trimmed;
             return this;
         }
 

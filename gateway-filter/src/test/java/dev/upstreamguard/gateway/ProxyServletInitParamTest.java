@@ -58,6 +58,8 @@ class ProxyServletInitParamTest {
             route(container, d, "only-503", Behaviours.status(502, "bad"), "retry.statuses", "503",
                     "retry.initial-backoff", "1ms", "retry.max-backoff", "2ms");
             route(container, d, "no-statuses", Behaviours.status(503, "busy"), "retry.statuses", "none");
+            route(container, d, "no-budget", Behaviours.status(503, "busy"), "retry.budget-ratio", "0",
+                    "retry.budget-min-per-second", "0", "upstream-name", "no-budget-" + container);
             route(container, d, "read-timeout", Behaviours.stall(), "retry.on-response-timeout", "true",
                     "response-timeout", "300ms", "retry.max-attempts", "2", "retry.initial-backoff", "1ms",
                     "retry.max-backoff", "2ms");
@@ -194,13 +196,15 @@ class ProxyServletInitParamTest {
     @EnumSource(Container.class)
     void theRetrySettingsGivenAsInitParamsDecideWhatIsSentAgain(Container c) throws Exception {
         int port = containers.get(c).port();
-        for (String route : List.of("once", "retry-disabled", "no-statuses")) {
+        for (String route : List.of("once", "retry-disabled", "no-statuses", "no-budget")) {
             RawClient.Response busy = get(c, "/" + route + "/x");
             assertThat(busy.status()).as(route).isEqualTo(503);
             assertThat(busy.bodyUtf8()).isEqualTo("busy");
             assertThat(busy.header("Proxy-Status")).isNull();
             assertThat(requests(c, route)).as(route).isEqualTo(1);
         }
+        assertThat(global.get("upstream.guard.retry.budget.exhausted").tag("upstream", "no-budget-" + c).counter()
+                .count()).isEqualTo(1);
         RawClient.Response bad = get(c, "/only-503/x");
         assertThat(bad.status()).isEqualTo(502);
         assertThat(bad.header("Proxy-Status")).isNull();

@@ -129,6 +129,22 @@ class ServletConfigurationTest {
                 .isInstanceOf(ServletException.class).hasMessageContaining("'proxy-name'").hasMessageContaining("twice");
     }
 
+    /**
+     * Regression: an upstream name holding a line break was taken, and it goes unescaped into the WARN line of every
+     * fault ({@code upstream=...}), where it forged a second log line, and into the metrics' {@code upstream} tag.
+     */
+    @Test
+    void anUpstreamNameWithAControlCharacterFailsInitNamingIt() {
+        for (String bad : new String[] {"inventory\nfault=none", "in\tventory", "inven\u0000tory", "inventory\u007f"}) {
+            assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params("upstream", "http://127.0.0.1:9",
+                    "upstream-name", bad))))
+                    .isInstanceOf(ServletException.class).hasMessageContaining("'upstream-name'")
+                    .hasMessageContaining("inventory");
+            assertThatThrownBy(() -> UpstreamProxyServlet.builder("http://127.0.0.1:9").upstreamName(bad))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("upstream-name");
+        }
+    }
+
     @Test
     void theBuilderValidatesEagerly() {
         assertThatThrownBy(() -> UpstreamProxyServlet.builder("http://host/../x"))
