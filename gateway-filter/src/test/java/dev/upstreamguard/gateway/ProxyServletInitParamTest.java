@@ -219,6 +219,11 @@ class ProxyServletInitParamTest {
         assertThat(post.status()).isEqualTo(504);
         assertThat(post.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_read_timeout");
         assertThat(requests(c, "read-timeout")).as("a POST never").isEqualTo(3);
+        RawClient.Response keyed = RawClient.send(port, RawClient.head(port, "POST", "/gw/read-timeout/x",
+                "Content-Type: text/plain", "Content-Length: 2", "Idempotency-Key: k1"),
+                "ab".getBytes(StandardCharsets.US_ASCII));
+        assertThat(keyed.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_read_timeout");
+        assertThat(requests(c, "read-timeout")).as("a POST with an Idempotency-Key is").isEqualTo(5);
     }
 
     @ParameterizedTest(name = "[{0}]")
