@@ -145,6 +145,21 @@ class ServletConfigurationTest {
         }
     }
 
+    /**
+     * Regression: an upstream URI refused for its user info was echoed whole in the init failure, so the password
+     * in it went to the container's log.
+     */
+    @Test
+    void anUpstreamWithUserInfoFailsInitWithoutRepeatingThePassword() {
+        for (String upstream : new String[] {"http://admin:s3cret@inventory:8080/api",
+            "http://admin:s3cret@inventory:8080/a b", "ftp://admin:s3cret@inventory/"}) {
+            assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params("upstream", upstream))))
+                    .isInstanceOf(ServletException.class).hasMessageContaining("'upstream'")
+                    .hasMessageContaining("inventory").satisfies(e -> assertThat(
+                            e.getMessage() + e.getCause().getMessage()).doesNotContain("s3cret"));
+        }
+    }
+
     @Test
     void theBuilderValidatesEagerly() {
         assertThatThrownBy(() -> UpstreamProxyServlet.builder("http://host/../x"))
