@@ -95,7 +95,8 @@ import org.apache.hc.core5.io.CloseMode;
  * and every upstream policy
  * setting under its {@link GuardPolicy.Builder#set(String, String) key} ({@code connect-timeout},
  * {@code retry.max-attempts}, {@code circuit-breaker.open-for}, {@code bulkhead.max-concurrent-calls}…); an unknown
- * or invalid init-param fails {@link #init()} with a message naming it. A servlet made by the builder ignores
+ * or invalid init-param fails {@link #init()} with a message naming it. Names are case-sensitive; blanks around a
+ * name or a value are ignored. A servlet made by the builder ignores
  * init-params. Each servlet is its own upstream, with its own breaker, bulkhead and retry budget, unless it is given a
  * shared client.
  */

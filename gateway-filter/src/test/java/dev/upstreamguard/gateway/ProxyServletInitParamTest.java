@@ -69,6 +69,9 @@ class ProxyServletInitParamTest {
                         "circuit-breaker.failure-rate-threshold", "50", "circuit-breaker.open-for", "PT30S",
                         "retry.enabled", "false");
             }
+            route(container, d, "breaker-off", Behaviours.status(500, "broken"),
+                    "circuit-breaker.record-statuses", "500", "circuit-breaker.minimum-calls", "2",
+                    "circuit-breaker.enabled", "false", "retry.enabled", "false");
             for (int i = 0; i < BREAKER_ROUTES; i++) {
                 route(container, d, "head-breaker-" + i,
                         Behaviours.respond("HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n"),
@@ -165,6 +168,15 @@ class ProxyServletInitParamTest {
             assertThat(Long.parseLong(open.header("Retry-After"))).as("%s", route).isBetween(20L, 30L);
             assertThat(requests(c, route)).as("nothing sent upstream while open").isEqualTo(2);
         }
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aDisabledCircuitBreakerLetsEveryFailingCallThrough(Container c) throws Exception {
+        for (int call = 0; call < 4; call++) {
+            assertThat(get(c, "/breaker-off/x").status()).isEqualTo(500);
+        }
+        assertThat(requests(c, "breaker-off")).isEqualTo(4);
     }
 
     /**
