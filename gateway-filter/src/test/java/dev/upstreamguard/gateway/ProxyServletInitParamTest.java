@@ -102,6 +102,8 @@ class ProxyServletInitParamTest {
             servlet(container, d, "details", closedPort, "expose-details", "TRUE", "retry.max-attempts", "1");
             servlet(container, d, "connect", blackhole.baseUrl(), "connect-timeout", "300ms",
                     "retry.max-attempts", "1");
+            servlet(container, d, "connect-total", blackhole.baseUrl(), "connect-timeout", "5s",
+                    "total-timeout", "400ms");
             containers.put(container, container.start(d));
         }
     }
@@ -345,12 +347,20 @@ class ProxyServletInitParamTest {
 
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
-    void aConnectTimeoutGivenAsAnInitParamEndsASilentConnectWithinIt(Container c) throws Exception {
+    void aConnectTimeoutOrAShorterTotalTimeoutGivenAsAnInitParamEndsASilentConnectWithinIt(Container c) throws Exception {
         long start = System.nanoTime();
         RawClient.Response answer = get(c, "/connect/a");
         long millis = (System.nanoTime() - start) / 1_000_000;
         assertThat(answer.status()).isEqualTo(504);
         assertThat(answer.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_timeout");
         assertThat(millis).isBetween(250L, 10_000L);
+
+        start = System.nanoTime();
+        RawClient.Response deadline = get(c, "/connect-total/a");
+        millis = (System.nanoTime() - start) / 1_000_000;
+        assertThat(deadline.status()).isEqualTo(504);
+        assertThat(deadline.header("Proxy-Status")).as("a total-timeout shorter than connect-timeout ends the connect")
+                .isEqualTo("upstream-guard; error=http_response_timeout");
+        assertThat(millis).isBetween(350L, 4_000L);
     }
 }
