@@ -95,7 +95,8 @@ import org.apache.hc.core5.io.CloseMode;
  * and every upstream policy
  * setting under its {@link GuardPolicy.Builder#set(String, String) key} ({@code connect-timeout},
  * {@code retry.max-attempts}, {@code circuit-breaker.open-for}, {@code bulkhead.max-concurrent-calls}…); an unknown
- * or invalid init-param fails {@link #init()} with a message naming it. A servlet made by the builder ignores
+ * or invalid init-param fails {@link #init()} with a message naming it. Names are case-sensitive; blanks around a
+ * name or a value are ignored. A servlet made by the builder ignores
  * init-params. Each servlet is its own upstream, with its own breaker, bulkhead and retry budget, unless it is given a
  * shared client.
  */
@@ -188,7 +189,17 @@ public class UpstreamProxyServlet extends HttpServlet {
 
     private static Builder fromInitParams(ServletConfig config) throws ServletException {
         String name = config.getServletName();
-        String upstream = config.getInitParameter(UPSTREAM);
+        // Blanks around a name are ignored, as GuardPolicy ignores them around a policy setting's: a name written
+        // " proxy-name " must not fail as an unknown policy setting while " connect-timeout " works.
+        Map<String, String> params = new LinkedHashMap<>();
+        for (Enumeration<String> names = config.getInitParameterNames(); names.hasMoreElements();) {
+            String given = names.nextElement();
+            if (params.put(given.trim(), config.getInitParameter(given)) != null) {
+                throw new ServletException("Servlet '" + name + "': init-param '" + given.trim()
+                        + "' is given twice, with blanks around its name");
+            }
+        }
+        String upstream = params.get(UPSTREAM);
         if (upstream == null || upstream.isBlank()) {
             throw new ServletException("Servlet '" + name + "': init-param '" + UPSTREAM
                     + "' (the upstream's base URI) is required");
@@ -196,9 +207,9 @@ public class UpstreamProxyServlet extends HttpServlet {
         String current = UPSTREAM;
         try {
             Builder b = new Builder(upstream);
-            for (Enumeration<String> names = config.getInitParameterNames(); names.hasMoreElements();) {
-                current = names.nextElement();
-                String value = config.getInitParameter(current);
+            for (Map.Entry<String, String> param : params.entrySet()) {
+                current = param.getKey();
+                String value = param.getValue();
                 switch (current) {
                     case UPSTREAM:
                         break;
@@ -932,12 +943,22 @@ public class UpstreamProxyServlet extends HttpServlet {
             long lookUntil = 0;
             for (;;) {
                 int n;
+                int next = -1;
+                boolean ended = false;
                 boolean drained;
                 try {
                     n = in.read(buffer);
                     unread -= n;
                     if (lookUntil == 0 && n > 0) {
                         lookUntil = System.nanoTime() + LOOK_FOR_A_CUT_NANOS;
+                    }
+                    if (n > 0 && length >= 0 && unread <= 0) {
+                        // The container ends a response once its Content-Length is written, so the client could have
+                        // the whole answer and send its next request before the call was on record: a failure status
+                        // that opens the circuit let that request through to the upstream, or got it a Retry-After of
+                        // 1 for an opening still under way. Read to the end first, and the call ends before its answer.
+                        next = in.read();
+                        ended = next < 0;
                     }
                     drained = n > 0 && (length < 0 || unread > 0) && in.available() <= 0
                             && !noPauseHere(response, context, lookUntil);
@@ -958,6 +979,16 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 try {
                     out.write(buffer, 0, n);
+                    if (next >= 0) {
+                        out.write(next); // only if the stream runs past its length, which HttpClient's does not
+                        unread--;
+                    }
+                    if (ended) {
+                        if (trailers != null) {
+                            trailers.take(entity);
+                        }
+                        return;
+                    }
                     if (drained) {
                         // Nothing more is waiting upstream: let the client have what arrived (streams, events).
                         out.flush();
@@ -1375,7 +1406,13 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (name == null || name.isBlank()) {
                 throw new IllegalArgumentException(UPSTREAM_NAME + " must not be blank");
             }
-            this.upstreamName = name.trim();
+            String trimmed = name.trim();
+            // Written as it is into every fault's log line and the meters' tags: a line break would forge a log line.
+            if (trimmed.chars().anyMatch(Character::isISOControl)) {
+                throw new IllegalArgumentException(UPSTREAM_NAME + " must not hold a control character, was '"
+                        + trimmed.replaceAll("\\p{Cntrl}", "?") + "'");
+            }
+            this.upstreamName = trimmed;
             return this;
         }
 

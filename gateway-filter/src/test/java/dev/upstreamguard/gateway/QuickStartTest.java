@@ -57,6 +57,45 @@ class QuickStartTest {
         }
     }
 
+    /** The {@code web.xml} way in code: the container makes the servlet from its class, configured by init-params. */
+    static final class ByClass implements ServletContainerInitializer {
+        private final String inventoryUri;
+
+        ByClass(String inventoryUri) {
+            this.inventoryUri = inventoryUri;
+        }
+
+        @Override
+        public void onStartup(Set<Class<?>> classes, ServletContext context) {
+            ServletRegistration.Dynamic inventory = context.addServlet("inventory", UpstreamProxyServlet.class);
+            inventory.setInitParameter("upstream", inventoryUri);
+            inventory.setInitParameter("proxy-name", "edge-1");
+            inventory.setInitParameter("response-timeout", "2s");
+            inventory.setInitParameter("retry.max-attempts", "2");
+            inventory.setAsyncSupported(true);
+            inventory.setLoadOnStartup(1);
+            inventory.addMapping("/api/inventory/*");
+        }
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aServletTheContainerMakesFromItsClassIsConfiguredByItsInitParams(Container container) throws Exception {
+        try (RawUpstream inventory = RawUpstream.start(Behaviours.respond(
+                "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbusy"),
+                Behaviours.ok("items"))) {
+            ByClass setup = new ByClass(inventory.baseUrl() + "/api");
+            try (Container.Running running = container.start(new Container.Deployment().initializer(setup))) {
+                RawClient.Response ok = RawClient.request(running.port(), "GET", "/gw/api/inventory/items/7");
+                assertThat(ok.status()).isEqualTo(200);
+                assertThat(ok.bodyUtf8()).isEqualTo("items");
+                assertThat(ok.header("Via")).isEqualTo("1.1 edge-1");
+                assertThat(inventory.requests()).hasSize(2);
+                assertThat(inventory.requests().get(1).target()).isEqualTo("/api/items/7");
+            }
+        }
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void theQuickStartProxiesAndAnswersFaults(Container container) throws Exception {

@@ -109,6 +109,57 @@ class ServletConfigurationTest {
         }
     }
 
+    /**
+     * Regression: blanks around a policy setting's name were ignored ({@code " connect-timeout "} worked), but around
+     * one of the servlet's own ({@code " proxy-name "}) they failed init as an unknown upstream policy setting.
+     */
+    @Test
+    void blanksAroundAnInitParamNameAreIgnoredForTheServletsOwnSettingsAsForPolicySettings() throws Exception {
+        UpstreamProxyServlet servlet = new UpstreamProxyServlet();
+        servlet.init(new Config(params("upstream ", "http://127.0.0.1:9", " upstream-name ", "stock",
+                "connect-timeout ", "250ms", "\tmax-buffered-request-body", "1KiB")));
+        try {
+            assertThat(servlet.upstreamName()).isEqualTo("stock");
+            assertThat(servlet.client().upstream("stock").policy().connectTimeout().toMillis()).isEqualTo(250);
+        } finally {
+            servlet.destroy();
+        }
+        assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params("upstream", "http://127.0.0.1:9",
+                "proxy-name", "edge-1", "proxy-name ", "edge-2"))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'proxy-name'").hasMessageContaining("twice");
+    }
+
+    /**
+     * Regression: an upstream name holding a line break was taken, and it goes unescaped into the WARN line of every
+     * fault ({@code upstream=...}), where it forged a second log line, and into the metrics' {@code upstream} tag.
+     */
+    @Test
+    void anUpstreamNameWithAControlCharacterFailsInitNamingIt() {
+        for (String bad : new String[] {"inventory\nfault=none", "in\tventory", "inven\u0000tory", "inventory\u007f"}) {
+            assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params("upstream", "http://127.0.0.1:9",
+                    "upstream-name", bad))))
+                    .isInstanceOf(ServletException.class).hasMessageContaining("'upstream-name'")
+                    .hasMessageContaining("inventory");
+            assertThatThrownBy(() -> UpstreamProxyServlet.builder("http://127.0.0.1:9").upstreamName(bad))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("upstream-name");
+        }
+    }
+
+    /**
+     * Regression: an upstream URI refused for its user info was echoed whole in the init failure, so the password
+     * in it went to the container's log.
+     */
+    @Test
+    void anUpstreamWithUserInfoFailsInitWithoutRepeatingThePassword() {
+        for (String upstream : new String[] {"http://admin:s3cret@inventory:8080/api",
+            "http://admin:s3cret@inventory:8080/a b", "ftp://admin:s3cret@inventory/"}) {
+            assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params("upstream", upstream))))
+                    .isInstanceOf(ServletException.class).hasMessageContaining("'upstream'")
+                    .hasMessageContaining("inventory").satisfies(e -> assertThat(
+                            e.getMessage() + e.getCause().getMessage()).doesNotContain("s3cret"));
+        }
+    }
+
     @Test
     void theBuilderValidatesEagerly() {
         assertThatThrownBy(() -> UpstreamProxyServlet.builder("http://host/../x"))

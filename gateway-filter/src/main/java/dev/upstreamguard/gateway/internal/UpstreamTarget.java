@@ -50,39 +50,41 @@ public final class UpstreamTarget {
      */
     public static UpstreamTarget parse(String base) {
         if (base == null || base.isBlank()) {
-            throw new IllegalArgumentException("upstream must be an absolute http(s) URI, was '" + base + "'");
+            throw new IllegalArgumentException("upstream must be an absolute http(s) URI, was '" + shown(base) + "'");
         }
         URI uri;
         try {
             uri = new URI(base.trim());
         } catch (URISyntaxException e) {
-            throw new IllegalArgumentException("upstream is not a valid URI: '" + base + "' (" + e.getMessage() + ")");
+            throw new IllegalArgumentException("upstream is not a valid URI: '" + shown(base) + "' (" + e.getReason()
+                    + " at index " + e.getIndex() + ")");
         }
         String scheme = uri.getScheme() == null ? null : uri.getScheme().toLowerCase(Locale.ROOT);
         if (!"http".equals(scheme) && !"https".equals(scheme)) {
-            throw new IllegalArgumentException("upstream must be an http or https URI, was '" + base + "'");
+            throw new IllegalArgumentException("upstream must be an http or https URI, was '" + shown(base) + "'");
         }
         // As HttpClient reads it: java.net.URI sees no host in Compose service names such as order_service.
         UriAuthorities.HostPort hostPort = UriAuthorities.of(uri);
         String host = hostPort == null ? null : hostPort.host();
         int configuredPort = hostPort == null ? -1 : hostPort.port();
         if (host == null || host.isEmpty()) {
-            throw new IllegalArgumentException("upstream must name a host, was '" + base + "'");
+            throw new IllegalArgumentException("upstream must name a host, was '" + shown(base) + "'");
         }
         if (configuredPort == 0 || configuredPort > 65535) {
             // URI takes port 0, which no upstream listens on: every request would fail as connection_refused.
-            throw new IllegalArgumentException("upstream's port must be between 1 and 65535, was '" + base + "'");
+            throw new IllegalArgumentException(
+                    "upstream's port must be between 1 and 65535, was '" + shown(base) + "'");
         }
         if (uri.getRawUserInfo() != null || uri.getRawAuthority().indexOf('@') >= 0 || uri.getRawQuery() != null
                 || uri.getRawFragment() != null) {
             throw new IllegalArgumentException(
-                    "upstream must not have user info, a query or a fragment, was '" + base + "'");
+                    "upstream must not have user info, a query or a fragment, was '" + shown(base) + "'");
         }
         String path = uri.getRawPath() == null ? "" : uri.getRawPath();
         String normalized = path.isEmpty() ? "" : normalizePath(path, 0);
         if (normalized == null || !stripSlash(normalized).equals(stripSlash(path))) {
             throw new IllegalArgumentException("upstream's path must be plain, without dot segments or encoded "
-                    + "separators, was '" + base + "'");
+                    + "separators, was '" + shown(base) + "'");
         }
         String basePath = stripSlash(normalized);
         String hostName = host.toLowerCase(Locale.ROOT);
@@ -95,6 +97,14 @@ public final class UpstreamTarget {
         URI originUri = URI.create(scheme + "://" + authority + "/");
         return new UpstreamTarget(originUri, new HttpHost(scheme, host, port), origin, defaultPortOrigin,
                 basePath, authority);
+    }
+
+    /**
+     * The configured URI as a message may repeat it: without the user info, which is refused but may hold a password
+     * that a failed init would otherwise write to the container's log.
+     */
+    private static String shown(String base) {
+        return base == null ? null : base.replaceAll("(?<=//)[^/?#]*@", "***@");
     }
 
     private static String stripSlash(String path) {
