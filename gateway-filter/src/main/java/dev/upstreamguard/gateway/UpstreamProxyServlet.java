@@ -326,10 +326,18 @@ public class UpstreamProxyServlet extends HttpServlet {
 
         void proxy(HttpServletRequest request, HttpServletResponse response) throws IOException {
             long start = System.nanoTime();
+            String method = request.getMethod();
+            if (method.equals("CONNECT")) {
+                // A tunnel is a forward proxy's (RFC 9110 §9.3.6), and HttpClient will not send one: passed on, the
+                // refusal came back as a 502 blaming the upstream. Tomcat answers 501 itself; Jetty lets it through.
+                // First: whatever its target or Via, a CONNECT is no request this gateway forwards.
+                response.sendError(HttpServletResponse.SC_NOT_IMPLEMENTED, "This gateway does not tunnel (CONNECT)");
+                return;
+            }
             String pathAndQuery = target.pathAndQuery(request);
             if (pathAndQuery == null) {
                 response.sendError(HttpServletResponse.SC_BAD_REQUEST,
-                        "The request path leaves the route or hides a path separator, or the target is not ASCII");
+                        "The request path leaves the route or hides a path separator, or the target is not UTF-8");
                 return;
             }
             if (receivedBefore(request.getHeaders("Via"), viaName) >= LOOP_VIA_ENTRIES) {
@@ -344,13 +352,6 @@ public class UpstreamProxyServlet extends HttpServlet {
                 // as a plain GET, and its 200, 400 or 404 left the client guessing why the socket failed.
                 response.sendError(HttpServletResponse.SC_NOT_IMPLEMENTED,
                         "This gateway cannot proxy WebSocket connections");
-                return;
-            }
-            String method = request.getMethod();
-            if (method.equals("CONNECT")) {
-                // A tunnel is a forward proxy's (RFC 9110 §9.3.6), and HttpClient will not send one: passed on, the
-                // refusal came back as a 502 blaming the upstream. Tomcat answers 501 itself; Jetty lets it through.
-                response.sendError(HttpServletResponse.SC_NOT_IMPLEMENTED, "This gateway does not tunnel (CONNECT)");
                 return;
             }
             // RFC 9110 §7.6.2: an intermediary decrements Max-Forwards on TRACE and OPTIONS, and answers them itself
@@ -371,7 +372,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             long contentLength = request.getContentLengthLong();
             // HTTP/2 and HTTP/3 may end a body of no stated length with its stream, as chunks end one in HTTP/1.1:
             // taken for no body, such an upload was forwarded empty.
-            boolean framedByStream = contentLength < 0 && framesBodiesByStream(request.getProtocol());
+            boolean framedByStream = contentLength < 0 && HopByHop.framesBodiesByStream(request.getProtocol());
             String transferCoding = request.getHeader("Transfer-Encoding");
             if (transferCoding != null && !onlyChunked(request.getHeaders("Transfer-Encoding"))) {
                 // Jetty takes the chunks off and leaves any other coding (gzip) on the body; Transfer-Encoding being
@@ -602,11 +603,6 @@ public class UpstreamProxyServlet extends HttpServlet {
                     + "getParameter on a form or read the input stream), so it cannot be forwarded", null);
         }
 
-        /** Whether {@code protocol} ends a request body with its stream when no length is given: HTTP/2 and later. */
-        private static boolean framesBodiesByStream(String protocol) {
-            return protocol != null && protocol.length() > 5 && protocol.startsWith("HTTP/")
-                    && protocol.charAt(5) >= '2' && protocol.charAt(5) <= '9';
-        }
 
         /** Whether an HTTP/1.1 client waits for 100 (Continue) before it sends its body (RFC 9110 §10.1.1). */
         private static boolean expectsContinue(HttpServletRequest request) {
@@ -842,7 +838,10 @@ public class UpstreamProxyServlet extends HttpServlet {
                 String name = header.getName();
                 if (trailersRelayed && name.equalsIgnoreCase("Trailer")
                         && !HopByHop.isNamedBy(name, connectionTokens)) {
-                    response.addHeader(name, header.getValue());
+                    String relayed = TrailerRelay.announced(header.getValue(), connectionTokens);
+                    if (!relayed.isEmpty()) {
+                        response.addHeader(name, relayed);
+                    }
                     continue;
                 }
                 if (HopByHop.isExcluded(name, connectionTokens)) {
@@ -920,7 +919,6 @@ public class UpstreamProxyServlet extends HttpServlet {
             // buffer decides when to write; a body's last bytes need no flush, the response's end sends them.
             long length = entity.getContentLength();
             TrailerRelay trailers = null;
-            StreamCut streamCut = null;
             if (trailersRelayed) {
                 // The upstream's trailer section (checksums, Server-Timing) follows its last chunk; the container asks
                 // for it when it ends the response, chunked (RFC 9112 §7.1.2). HTTP/1.0 has no trailers to carry them.
@@ -931,12 +929,6 @@ public class UpstreamProxyServlet extends HttpServlet {
                 // Chunked even for a client that asked to close, which Jetty would frame by the close: only chunks let
                 // the client tell a body the upstream cut short from a whole one. (HTTP/1.0 has nothing to tell it.)
                 response.setTrailerFields(NO_TRAILERS);
-            } else if (framesBodiesByStream(request.getProtocol())) {
-                // Over HTTP/2 Tomcat ends the stream cleanly (END_STREAM) whatever the servlet throws after the commit,
-                // so a body cut off upstream reached the client as a whole, shorter one. A trailer supplier that fails
-                // makes it reset the stream instead: the abort an HTTP/1.1 client gets from the closed connection.
-                streamCut = new StreamCut();
-                response.setTrailerFields(streamCut);
             }
             byte[] buffer = Buffers.get();
             long unread = length;
@@ -965,9 +957,6 @@ public class UpstreamProxyServlet extends HttpServlet {
                 } catch (IOException e) {
                     // Cancel first: the upstream connection is closed now, not drained or left to a timeout.
                     upstreamRequest.cancel();
-                    if (streamCut != null && response.isCommitted()) {
-                        streamCut.cut();
-                    }
                     fault(request, response, asFault(e, start, true), proxyStatusOf(upstreamResponse));
                     return;
                 }
@@ -1309,26 +1298,6 @@ public class UpstreamProxyServlet extends HttpServlet {
     }
 
     /**
-     * No trailer fields, or a failure once the body was cut off after the commit: asked for the trailers at the end of
-     * an HTTP/2 response, Tomcat then resets the stream rather than ending it as if the body were whole.
-     */
-    private static final class StreamCut implements Supplier<Map<String, String>> {
-        private volatile boolean cut;
-
-        void cut() {
-            cut = true;
-        }
-
-        @Override
-        public Map<String, String> get() {
-            if (cut) {
-                throw new IllegalStateException("The upstream cut the body off: the stream is reset, not ended");
-            }
-            return Map.of();
-        }
-    }
-
-    /**
      * The upstream's trailer fields for the container to write after the last chunk: taken once the body has been read
      * to its end, without the fields a trailer must not carry (framing and how to process the content, RFC 9110
      * §6.5.1) or this hop's own (§7.6.1), and with a field's repeated lines joined into one list (§5.3).
@@ -1373,6 +1342,18 @@ public class UpstreamProxyServlet extends HttpServlet {
         @Override
         public Map<String, String> get() {
             return fields;
+        }
+
+        /** The names of an announcement ({@code Trailer}) of fields this relay passes on, in order; maybe none. */
+        static String announced(String value, List<String> connectionTokens) {
+            StringBuilder relayed = new StringBuilder(value.length());
+            for (String token : value.split(",")) {
+                String name = token.trim();
+                if (!name.isEmpty() && !HopByHop.isExcluded(name, connectionTokens) && mayBeTrailer(name)) {
+                    relayed.append(relayed.length() == 0 ? "" : ", ").append(name);
+                }
+            }
+            return relayed.toString();
         }
 
         private static boolean mayBeTrailer(String name) {

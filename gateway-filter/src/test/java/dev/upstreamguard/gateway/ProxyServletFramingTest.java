@@ -11,6 +11,7 @@ import dev.upstreamguard.testing.FakeTime;
 import dev.upstreamguard.testing.RawUpstream;
 import dev.upstreamguard.testing.TestTls;
 import java.io.BufferedInputStream;
+import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetAddress;
@@ -79,7 +80,8 @@ class ProxyServletFramingTest {
                     + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: sha-256=:LPJNul+wow4m6Dsq:\r\n"
                     + "Server-Timing: db;dur=53\r\nServer-Timing: app;dur=47.2\r\nContent-Length: 99\r\n"
                     + "Connection: close\r\n\r\n"));
-            ups.put("trailers-forbidden", keepAlive("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+            ups.put("trailers-forbidden", keepAlive("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+                    + "Trailer: X-Checksum, Cache-Control, Authorization\r\nTrailer: Authentication-Info\r\n\r\n"
                     + "5\r\nhello\r\n0\r\nX-Checksum: c\r\nCache-Control: no-store\r\nAuthorization: Basic eDp5\r\n"
                     + "Location: /elsewhere\r\nRetry-After: 5\r\nVary: Cookie\r\nExpires: 0\r\nAge: 1\r\n"
                     + "WWW-Authenticate: Basic\r\nAuthentication-Info: nextnonce=\"a\"\r\n\r\n"));
@@ -346,6 +348,8 @@ class ProxyServletFramingTest {
         assertThat(response.complete()).isTrue();
         assertThat(response.bodyUtf8()).isEqualTo("hello");
         assertThat(response.trailers()).as("%s", response).containsOnlyKeys("x-checksum", "authentication-info");
+        assertThat(String.join(", ", response.headers("Trailer"))).as("what the announcement names")
+                .isEqualTo("X-Checksum, Authentication-Info");
         assertNothingLeased(container, "trailers-forbidden");
     }
 
@@ -358,25 +362,14 @@ class ProxyServletFramingTest {
     @EnumSource(Container.class)
     void anEarlyHintsResponseIsForwardedBeforeTheFinalOne(Container container) throws Exception {
         int port = port(container);
-        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
-            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
-            socket.getOutputStream().write(RawClient.head(port, "GET", "/gw/hints/page")
-                    .getBytes(StandardCharsets.ISO_8859_1));
-            InputStream in = new BufferedInputStream(socket.getInputStream());
-            if (relaysEarlyHints(container)) {
-                assertThat(RawClient.line(in)).startsWith("HTTP/1.1 103");
-                List<String> hints = new ArrayList<>();
-                for (String line = RawClient.line(in); !line.isEmpty(); line = RawClient.line(in)) {
-                    hints.add(line);
-                }
-                assertThat(hints).contains("Link: </a.css>; rel=preload", "Link: </b.js>; rel=preload")
-                        .noneMatch(h -> h.toLowerCase(java.util.Locale.ROOT).contains("hint-hop"));
-            }
-            RawClient.Response response = RawClient.read(in, false);
-            assertThat(response.status()).isEqualTo(200);
-            assertThat(response.bodyUtf8()).isEqualTo("final");
-            assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+        HintsAndAnswer exchange = hintsAndAnswer(container, port, "/gw/hints/page");
+        if (exchange.hints() != null) {
+            assertThat(exchange.hints()).contains("Link: </a.css>; rel=preload", "Link: </b.js>; rel=preload")
+                    .noneMatch(h -> h.toLowerCase(java.util.Locale.ROOT).contains("hint-hop"));
         }
+        assertThat(exchange.answer().status()).isEqualTo(200);
+        assertThat(exchange.answer().bodyUtf8()).isEqualTo("final");
+        assertThat(exchange.answer().headers("Link")).as("hints are not part of the final answer").isEmpty();
         try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
             socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
             socket.getOutputStream().write("GET /gw/hints/page HTTP/1.0\r\n\r\n".getBytes(StandardCharsets.ISO_8859_1));
@@ -396,7 +389,13 @@ class ProxyServletFramingTest {
     @EnumSource(Container.class)
     void earlyHintsWithFramingOrTheContainersFieldsLeaveTheFinalAnswerWholeAndSingle(Container container)
             throws Exception {
-        RawClient.Response response = RawClient.request(port(container), "GET", "/gw/hints-framing/page");
+        HintsAndAnswer exchange = hintsAndAnswer(container, port(container), "/gw/hints-framing/page");
+        if (exchange.hints() != null) {
+            assertThat(exchange.hints()).contains("Link: </a.css>; rel=preload")
+                    .noneMatch(h -> h.regionMatches(true, 0, "Content-", 0, 8))
+                    .noneMatch(h -> h.contains("hints/1") || h.contains("2001"));
+        }
+        RawClient.Response response = exchange.answer();
         assertThat(response.status()).as("%s", response).isEqualTo(200);
         assertThat(response.complete()).isTrue();
         assertThat(response.bodyUtf8()).isEqualTo("final");
@@ -416,22 +415,31 @@ class ProxyServletFramingTest {
     @EnumSource(Container.class)
     void earlyHintsReachTheClientPastAFilterThatWrapsTheResponseAndLeaveTheFinalAnswerAlone(Container container)
             throws Exception {
-        int port = port(container);
+        RawClient.Response response = hintsAndAnswer(container, port(container), "/gw/hints-wrapped/page").answer();
+        assertThat(response.status()).as("%s", response).isEqualTo(200);
+        assertThat(response.bodyUtf8()).isEqualTo("final");
+        assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+    }
+
+    /** A 103's field lines, or {@code null} where the container relays none, and the final answer after it. */
+    private record HintsAndAnswer(List<String> hints, RawClient.Response answer) {
+    }
+
+    /** GETs {@code path} over HTTP/1.1 and reads the 103 (where the container relays hints) and the final answer. */
+    private static HintsAndAnswer hintsAndAnswer(Container container, int port, String path) throws IOException {
         try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port)) {
             socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
-            socket.getOutputStream().write(RawClient.head(port, "GET", "/gw/hints-wrapped/page")
-                    .getBytes(StandardCharsets.ISO_8859_1));
+            socket.getOutputStream().write(RawClient.head(port, "GET", path).getBytes(StandardCharsets.ISO_8859_1));
             InputStream in = new BufferedInputStream(socket.getInputStream());
+            List<String> hints = null;
             if (relaysEarlyHints(container)) {
                 assertThat(RawClient.line(in)).startsWith("HTTP/1.1 103");
-                while (!RawClient.line(in).isEmpty()) {
-                    // The hints.
+                hints = new ArrayList<>();
+                for (String line = RawClient.line(in); !line.isEmpty(); line = RawClient.line(in)) {
+                    hints.add(line);
                 }
             }
-            RawClient.Response response = RawClient.read(in, false);
-            assertThat(response.status()).as("%s", response).isEqualTo(200);
-            assertThat(response.bodyUtf8()).isEqualTo("final");
-            assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+            return new HintsAndAnswer(hints, RawClient.read(in, false));
         }
     }
 
