@@ -232,6 +232,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                         b.forwardedHeaders(value.trim());
                         break;
                     default:
+                        if (!GuardPolicy.Builder.keys().contains(current)) {
+                            // Named with the servlet's own too: "proxy-nam" is more likely a typo of one of them.
+                            throw new IllegalArgumentException("unknown: neither one of the servlet's own ("
+                                    + String.join(", ", OWN_SETTINGS) + ") nor an upstream policy setting ("
+                                    + String.join(", ", GuardPolicy.Builder.keys()) + ")");
+                        }
                         b.set(current, value);
                 }
             }

@@ -80,6 +80,19 @@ class ServletConfigurationTest {
                 .hasMessageContaining("inventory");
     }
 
+    /**
+     * Regression: an unknown init-param was reported as an unknown upstream policy setting, with only the policy's
+     * settings listed, so a misspelt setting of the servlet's own ({@code proxy-nam}) was shown no near match.
+     */
+    @Test
+    void anUnknownInitParamIsReportedWithTheServletsOwnSettingsAsWellAsThePolicys() {
+        assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params("upstream", "http://127.0.0.1:9",
+                "proxy-nam", "edge"))))
+                .isInstanceOf(ServletException.class).hasMessageContaining("'proxy-nam'")
+                .hasMessageContaining("proxy-name").hasMessageContaining("upstream-name")
+                .hasMessageContaining("retry.max-attempts");
+    }
+
     @Test
     void aMissingOrInvalidUpstreamFailsInit() {
         assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params())))
