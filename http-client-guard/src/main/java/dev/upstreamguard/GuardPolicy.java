@@ -660,7 +660,8 @@ public final class GuardPolicy {
             if (text.equalsIgnoreCase("none")) {
                 return set;
             }
-            for (String part : text.split(",")) {
+            // -1 keeps a trailing empty part: "503," is as malformed as ",503", not a list of one.
+            for (String part : text.split(",", -1)) {
                 try {
                     set.add(Integer.parseInt(part.trim()));
                 } catch (NumberFormatException e) {

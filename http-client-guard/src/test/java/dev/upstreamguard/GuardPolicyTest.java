@@ -114,6 +114,15 @@ class GuardPolicyTest {
                 .recordStatuses()).containsExactly(429, 500);
     }
 
+    /** Regression: a list with an empty last element ("503,") was taken as "503", one with an empty first refused. */
+    @Test
+    void aStatusListWithAnEmptyElementIsRefusedWhereverItIs() {
+        for (String list : new String[] {"503,", ",503", "502,,503"}) {
+            assertThatThrownBy(() -> GuardPolicy.builder().set("retry.statuses", list)).as(list)
+                    .hasMessageContaining("'retry.statuses'").hasMessageContaining("comma-separated");
+        }
+    }
+
     @Test
     void anUnknownKeyOrBadValueNamesTheSetting() {
         assertThatThrownBy(() -> GuardPolicy.builder().set("retry.max-atempts", "2"))
