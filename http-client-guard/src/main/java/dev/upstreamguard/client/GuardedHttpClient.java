@@ -869,8 +869,11 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     }
 
     private static void cancelOwn(ClassicHttpRequest request, AtomicBoolean cancelledByGuard) {
-        if (((CancellableDependency) request).cancel()) {
-            cancelledByGuard.set(true);
+        // Marked before the cancel: cancelling breaks the connection, and the caller's thread, failing at once, must
+        // find the mark to take its own cancel off the request again; set after, it lost that race under load.
+        boolean before = cancelledByGuard.getAndSet(true);
+        if (!((CancellableDependency) request).cancel()) {
+            cancelledByGuard.set(before); // cancelled already, and not by this
         }
     }
 
