@@ -335,4 +335,81 @@ class UpstreamPolicyTest {
                     .hasMessageContaining("#call").hasMessageContaining("total-timeout").hasMessageContaining("-3s");
         });
     }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithAnnotatedService {
+        /** Not a controller: nothing ever puts this declaration in force. */
+        static class StockService {
+            @UpstreamPolicy(maxAttempts = 1)
+            public String stock() {
+                return "";
+            }
+        }
+
+        @Bean
+        StockService stockService() {
+            return new StockService();
+        }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithAnnotatedServiceClass {
+        @UpstreamPolicy("inventory")
+        static class InventoryService {
+            public String stock() {
+                return "";
+            }
+        }
+
+        @Bean
+        InventoryService inventoryService() {
+            return new InventoryService();
+        }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithAnnotatedHandlers {
+        @org.springframework.web.bind.annotation.RestController
+        @UpstreamPolicy(maxAttempts = 2)
+        static class StockController {
+            @org.springframework.web.bind.annotation.GetMapping("/stock")
+            @UpstreamPolicy(maxAttempts = 1)
+            public String stock() {
+                return helper();
+            }
+
+            String helper() {
+                return "";
+            }
+        }
+
+        /** A hand-written implementation of an annotated client (a stub, say) is not a misplaced declaration. */
+        @Bean
+        AppWithRedeclaredExchange.OrdersClient stub() {
+            return id -> id;
+        }
+
+        @Bean
+        StockController stockController() {
+            return new StockController();
+        }
+    }
+
+    @Test
+    void aDeclarationOnABeanThatIsNeitherAControllerNorAnHttpExchangeClientFailsStartUp() {
+        ApplicationContextRunner runner = new ApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class))
+                .withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081");
+        runner.withUserConfiguration(AppWithAnnotatedService.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).hasMessageContaining("StockService#stock")
+                    .hasMessageContaining("never applies");
+        });
+        runner.withUserConfiguration(AppWithAnnotatedServiceClass.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).hasMessageContaining("InventoryService")
+                    .hasMessageContaining("never applies");
+        });
+        runner.withUserConfiguration(AppWithAnnotatedHandlers.class).run(context -> assertThat(context).hasNotFailed());
+    }
 }

@@ -16,6 +16,7 @@ import org.springframework.util.ReflectionUtils;
 public final class UpstreamPolicyValidator implements SmartInitializingSingleton {
 
     private static final String HTTP_EXCHANGE = "org.springframework.web.service.annotation.HttpExchange";
+    private static final String REQUEST_MAPPING = "org.springframework.web.bind.annotation.RequestMapping";
 
     private final ConfigurableListableBeanFactory beanFactory;
     private final UpstreamPolicyResolver resolver;
@@ -39,6 +40,7 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
                 boolean onClass = AnnotatedElementUtils.hasAnnotation(user, UpstreamPolicy.class);
                 ReflectionUtils.doWithMethods(user, m -> resolver.forHandler(m, user),
                         m -> onClass || AnnotatedElementUtils.hasAnnotation(m, UpstreamPolicy.class));
+                checkPlacement(user);
             }
             for (Class<?> iface : ClassUtils.getAllInterfacesForClassAsSet(type)) {
                 boolean onType = AnnotatedElementUtils.hasAnnotation(iface, UpstreamPolicy.class);
@@ -52,6 +54,39 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
                 }
             }
         }
+    }
+
+    /**
+     * Only a controller's handler methods put a declaration in force (the interceptor reads the handler, not the
+     * beans it calls): one on a service, a repository or a helper method would be silently ignored, and its calls
+     * would run under another policy than the one written. Declarations reached only through an interface are left
+     * alone: an implementation of an annotated {@code @HttpExchange} interface (a stub, a fake) is not a mistake.
+     */
+    private static void checkPlacement(Class<?> type) {
+        if (!ClassUtils.isPresent(REQUEST_MAPPING, UpstreamPolicyValidator.class.getClassLoader())) {
+            return;
+        }
+        boolean[] handlers = {false};
+        ReflectionUtils.doWithMethods(type, m -> {
+            boolean handler = MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.TYPE_HIERARCHY)
+                    .isPresent(REQUEST_MAPPING);
+            handlers[0] |= handler;
+            if (!handler && MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.SUPERCLASS)
+                    .isPresent(UpstreamPolicy.class)) {
+                throw misplaced(m.getDeclaringClass().getName() + "#" + m.getName());
+            }
+        }, ReflectionUtils.USER_DECLARED_METHODS);
+        if (!handlers[0] && MergedAnnotations.from(type, MergedAnnotations.SearchStrategy.SUPERCLASS)
+                .isPresent(UpstreamPolicy.class)) {
+            throw misplaced(type.getName());
+        }
+    }
+
+    private static IllegalStateException misplaced(String where) {
+        return new IllegalStateException("@UpstreamPolicy on " + where + " never applies: it is read from the "
+                + "controller method handling a request (@RequestMapping and the like, or its class) and from "
+                + "@HttpExchange interfaces and their methods, not from the beans they call. Move it to the controller "
+                + "or to the @HttpExchange method the calls go through");
     }
 
     private static boolean isExchange(Method m) {
