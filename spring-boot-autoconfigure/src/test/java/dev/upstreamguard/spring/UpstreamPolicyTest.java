@@ -412,4 +412,36 @@ class UpstreamPolicyTest {
         });
         runner.withUserConfiguration(AppWithAnnotatedHandlers.class).run(context -> assertThat(context).hasNotFailed());
     }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithAnnotatedDefaultMethod {
+        interface StockClient {
+            @org.springframework.web.service.annotation.GetExchange("/stock/{sku}")
+            String stock(String sku);
+
+            /** The proxy runs a default method itself: the processor sees only stock(), under its own declaration. */
+            @UpstreamPolicy(maxAttempts = 1)
+            default String firstStock() {
+                return stock("1");
+            }
+        }
+
+        @Bean
+        StockClient stockClient() {
+            return org.springframework.web.service.invoker.HttpServiceProxyFactory
+                    .builderFor(org.springframework.web.client.support.RestClientAdapter.create(
+                            org.springframework.web.client.RestClient.create("http://127.0.0.1:8081")))
+                    .build().createClient(StockClient.class);
+        }
+    }
+
+    @Test
+    void aDeclarationOnADefaultMethodOfAnHttpExchangeClientFailsStartUp() {
+        new ApplicationContextRunner().withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class))
+                .withUserConfiguration(AppWithAnnotatedDefaultMethod.class).run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).hasMessageContaining("StockClient#firstStock")
+                            .hasMessageContaining("never applies");
+                });
+    }
 }

@@ -51,6 +51,14 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
                     if (onType || AnnotatedElementUtils.hasAnnotation(m, UpstreamPolicy.class)) {
                         resolver.forExchange(m);
                     }
+                    if (m.isDefault() && !isExchange(m) && declaresExchanges(iface)
+                            && MergedAnnotations.from(m).isPresent(UpstreamPolicy.class)
+                            && !MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.TYPE_HIERARCHY)
+                                    .isPresent(REQUEST_MAPPING)) {
+                        // Spring's client proxy runs a default method itself, without the processor: the exchange
+                        // methods it calls run under their own declarations.
+                        throw misplaced(iface.getName() + "#" + m.getName());
+                    }
                 }
             }
         }
@@ -87,6 +95,15 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
                 + "controller method handling a request (@RequestMapping and the like, or its class) and from "
                 + "@HttpExchange interfaces and their methods, not from the beans they call. Move it to the controller "
                 + "or to the @HttpExchange method the calls go through");
+    }
+
+    private static boolean declaresExchanges(Class<?> iface) {
+        for (Method m : iface.getMethods()) {
+            if (isExchange(m)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static boolean isExchange(Method m) {
