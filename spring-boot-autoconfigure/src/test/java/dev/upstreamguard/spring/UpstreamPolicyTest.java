@@ -383,6 +383,22 @@ class UpstreamPolicyTest {
             }
         }
 
+        /** Spring MVC maps @HttpExchange methods of a controller as it maps @RequestMapping ones. */
+        @org.springframework.web.bind.annotation.RestController
+        @UpstreamPolicy(maxAttempts = 2)
+        static class ExchangeMappedController {
+            @org.springframework.web.service.annotation.GetExchange("/orders")
+            @UpstreamPolicy(maxAttempts = 1)
+            public String orders() {
+                return "";
+            }
+        }
+
+        @Bean
+        ExchangeMappedController exchangeMappedController() {
+            return new ExchangeMappedController();
+        }
+
         /** A hand-written implementation of an annotated client (a stub, say) is not a misplaced declaration. */
         @Bean
         AppWithRedeclaredExchange.OrdersClient stub() {

@@ -76,8 +76,9 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
         }
         boolean[] handlers = {false};
         ReflectionUtils.doWithMethods(type, m -> {
-            boolean handler = MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.TYPE_HIERARCHY)
-                    .isPresent(REQUEST_MAPPING);
+            // Spring MVC maps a controller's @HttpExchange methods as it maps its @RequestMapping ones.
+            MergedAnnotations found = MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.TYPE_HIERARCHY);
+            boolean handler = found.isPresent(REQUEST_MAPPING) || found.isPresent(HTTP_EXCHANGE);
             handlers[0] |= handler;
             if (!handler && MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.SUPERCLASS)
                     .isPresent(UpstreamPolicy.class)) {
@@ -92,7 +93,7 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
 
     private static IllegalStateException misplaced(String where) {
         return new IllegalStateException("@UpstreamPolicy on " + where + " never applies: it is read from the "
-                + "controller method handling a request (@RequestMapping and the like, or its class) and from "
+                + "controller method handling a request (@RequestMapping, @GetExchange and the like, or its class) and from "
                 + "@HttpExchange interfaces and their methods, not from the beans they call. Move it to the controller "
                 + "or to the @HttpExchange method the calls go through");
     }
