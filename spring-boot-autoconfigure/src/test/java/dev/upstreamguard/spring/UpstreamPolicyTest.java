@@ -426,7 +426,21 @@ class UpstreamPolicyTest {
             assertThat(context.getStartupFailure()).hasMessageContaining("InventoryService")
                     .hasMessageContaining("never applies");
         });
-        runner.withUserConfiguration(AppWithAnnotatedHandlers.class).run(context -> assertThat(context).hasNotFailed());
+        new org.springframework.boot.test.context.runner.WebApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class))
+                .withUserConfiguration(AppWithAnnotatedHandlers.class)
+                .run(context -> assertThat(context).hasNotFailed());
+    }
+
+    @Test
+    void aControllersDeclarationFailsStartUpOutsideASpringMvcServletApplication() {
+        // WebFlux, or no web server: no interceptor puts a controller's declaration in force.
+        new ApplicationContextRunner().withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class))
+                .withUserConfiguration(AppWithAnnotatedHandlers.class).run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).hasMessageContaining("Controller never applies")
+                            .hasMessageContaining("not a Spring MVC servlet application");
+                });
     }
 
     @Configuration(proxyBeanMethods = false)

@@ -17,6 +17,8 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
 
     private static final String HTTP_EXCHANGE = "org.springframework.web.service.annotation.HttpExchange";
     private static final String REQUEST_MAPPING = "org.springframework.web.bind.annotation.RequestMapping";
+    /** The bean whose interceptor puts controllers' declarations in force (UpstreamGuardAutoConfiguration). */
+    private static final String MVC_CONFIGURER = "upstreamPolicyWebMvcConfigurer";
 
     private final ConfigurableListableBeanFactory beanFactory;
     private final UpstreamPolicyResolver resolver;
@@ -70,24 +72,34 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
      * would run under another policy than the one written. Declarations reached only through an interface are left
      * alone: an implementation of an annotated {@code @HttpExchange} interface (a stub, a fake) is not a mistake.
      */
-    private static void checkPlacement(Class<?> type) {
+    private void checkPlacement(Class<?> type) {
         if (!ClassUtils.isPresent(REQUEST_MAPPING, UpstreamPolicyValidator.class.getClassLoader())) {
             return;
         }
         boolean[] handlers = {false};
+        boolean[] declared = {MergedAnnotations.from(type, MergedAnnotations.SearchStrategy.SUPERCLASS)
+                .isPresent(UpstreamPolicy.class)};
         ReflectionUtils.doWithMethods(type, m -> {
             // Spring MVC maps a controller's @HttpExchange methods as it maps its @RequestMapping ones.
             MergedAnnotations found = MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.TYPE_HIERARCHY);
             boolean handler = found.isPresent(REQUEST_MAPPING) || found.isPresent(HTTP_EXCHANGE);
             handlers[0] |= handler;
-            if (!handler && MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.SUPERCLASS)
-                    .isPresent(UpstreamPolicy.class)) {
+            boolean onMethod = MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.SUPERCLASS)
+                    .isPresent(UpstreamPolicy.class);
+            declared[0] |= onMethod;
+            if (!handler && onMethod) {
                 throw misplaced(m.getDeclaringClass().getName() + "#" + m.getName());
             }
         }, ReflectionUtils.USER_DECLARED_METHODS);
-        if (!handlers[0] && MergedAnnotations.from(type, MergedAnnotations.SearchStrategy.SUPERCLASS)
-                .isPresent(UpstreamPolicy.class)) {
+        if (!handlers[0] && declared[0]) {
             throw misplaced(type.getName());
+        }
+        if (declared[0] && !beanFactory.containsBean(MVC_CONFIGURER)) {
+            // The interceptor that reads controllers' declarations is Spring MVC's, in a servlet application only.
+            throw new IllegalStateException("@UpstreamPolicy on the controller " + type.getName() + " never applies: "
+                    + "controllers' declarations are put in force by a Spring MVC interceptor, and this is not a "
+                    + "Spring MVC servlet application (WebFlux, or no web server). Put it on the @HttpExchange "
+                    + "methods the calls go through");
         }
     }
 
