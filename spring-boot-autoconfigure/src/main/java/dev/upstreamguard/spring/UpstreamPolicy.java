@@ -22,7 +22,8 @@ import org.springframework.core.annotation.AliasFor;
  * the upstream's circuit breaker, bulkhead and retry budget stay shared.
  *
  * <p>Values are checked when the application starts: an unknown upstream name or an invalid duration fails start-up
- * naming the annotated method. Durations are written like {@code 500ms} or {@code 3s}, and may be placeholders such as
+ * naming the annotated method, and so does a declaration elsewhere (on a service bean's method, say), where it would
+ * never apply. Durations are written like {@code 500ms} or {@code 3s}, and may be placeholders such as
  * {@code ${inventory.timeout:2s}}.
  */
 @Target({ElementType.TYPE, ElementType.METHOD})

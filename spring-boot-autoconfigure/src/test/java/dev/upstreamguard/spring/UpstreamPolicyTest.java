@@ -335,4 +335,143 @@ class UpstreamPolicyTest {
                     .hasMessageContaining("#call").hasMessageContaining("total-timeout").hasMessageContaining("-3s");
         });
     }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithAnnotatedService {
+        /** Not a controller: nothing ever puts this declaration in force. */
+        static class StockService {
+            @UpstreamPolicy(maxAttempts = 1)
+            public String stock() {
+                return "";
+            }
+        }
+
+        @Bean
+        StockService stockService() {
+            return new StockService();
+        }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithAnnotatedServiceClass {
+        @UpstreamPolicy("inventory")
+        static class InventoryService {
+            public String stock() {
+                return "";
+            }
+        }
+
+        @Bean
+        InventoryService inventoryService() {
+            return new InventoryService();
+        }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithAnnotatedHandlers {
+        @org.springframework.web.bind.annotation.RestController
+        @UpstreamPolicy(maxAttempts = 2)
+        static class StockController {
+            @org.springframework.web.bind.annotation.GetMapping("/stock")
+            @UpstreamPolicy(maxAttempts = 1)
+            public String stock() {
+                return helper();
+            }
+
+            String helper() {
+                return "";
+            }
+        }
+
+        /** Spring MVC maps @HttpExchange methods of a controller as it maps @RequestMapping ones. */
+        @org.springframework.web.bind.annotation.RestController
+        @UpstreamPolicy(maxAttempts = 2)
+        static class ExchangeMappedController {
+            @org.springframework.web.service.annotation.GetExchange("/orders")
+            @UpstreamPolicy(maxAttempts = 1)
+            public String orders() {
+                return "";
+            }
+        }
+
+        @Bean
+        ExchangeMappedController exchangeMappedController() {
+            return new ExchangeMappedController();
+        }
+
+        /** A hand-written implementation of an annotated client (a stub, say) is not a misplaced declaration. */
+        @Bean
+        AppWithRedeclaredExchange.OrdersClient stub() {
+            return id -> id;
+        }
+
+        @Bean
+        StockController stockController() {
+            return new StockController();
+        }
+    }
+
+    @Test
+    void aDeclarationOnABeanThatIsNeitherAControllerNorAnHttpExchangeClientFailsStartUp() {
+        ApplicationContextRunner runner = new ApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class))
+                .withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081");
+        runner.withUserConfiguration(AppWithAnnotatedService.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).hasMessageContaining("StockService#stock")
+                    .hasMessageContaining("never applies");
+        });
+        runner.withUserConfiguration(AppWithAnnotatedServiceClass.class).run(context -> {
+            assertThat(context).hasFailed();
+            assertThat(context.getStartupFailure()).hasMessageContaining("InventoryService")
+                    .hasMessageContaining("never applies");
+        });
+        new org.springframework.boot.test.context.runner.WebApplicationContextRunner()
+                .withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class))
+                .withUserConfiguration(AppWithAnnotatedHandlers.class)
+                .run(context -> assertThat(context).hasNotFailed());
+    }
+
+    @Test
+    void aControllersDeclarationFailsStartUpOutsideASpringMvcServletApplication() {
+        // WebFlux, or no web server: no interceptor puts a controller's declaration in force.
+        new ApplicationContextRunner().withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class))
+                .withUserConfiguration(AppWithAnnotatedHandlers.class).run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).hasMessageContaining("Controller never applies")
+                            .hasMessageContaining("not a Spring MVC servlet application");
+                });
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class AppWithAnnotatedDefaultMethod {
+        interface StockClient {
+            @org.springframework.web.service.annotation.GetExchange("/stock/{sku}")
+            String stock(String sku);
+
+            /** The proxy runs a default method itself: the processor sees only stock(), under its own declaration. */
+            @UpstreamPolicy(maxAttempts = 1)
+            default String firstStock() {
+                return stock("1");
+            }
+        }
+
+        @Bean
+        StockClient stockClient() {
+            return org.springframework.web.service.invoker.HttpServiceProxyFactory
+                    .builderFor(org.springframework.web.client.support.RestClientAdapter.create(
+                            org.springframework.web.client.RestClient.create("http://127.0.0.1:8081")))
+                    .build().createClient(StockClient.class);
+        }
+    }
+
+    @Test
+    void aDeclarationOnADefaultMethodOfAnHttpExchangeClientFailsStartUp() {
+        new ApplicationContextRunner().withConfiguration(AutoConfigurations.of(UpstreamGuardAutoConfiguration.class))
+                .withUserConfiguration(AppWithAnnotatedDefaultMethod.class).run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).hasMessageContaining("StockClient#firstStock")
+                            .hasMessageContaining("never applies");
+                });
+    }
 }

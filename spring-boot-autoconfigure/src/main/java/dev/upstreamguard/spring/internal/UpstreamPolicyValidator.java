@@ -16,6 +16,9 @@ import org.springframework.util.ReflectionUtils;
 public final class UpstreamPolicyValidator implements SmartInitializingSingleton {
 
     private static final String HTTP_EXCHANGE = "org.springframework.web.service.annotation.HttpExchange";
+    private static final String REQUEST_MAPPING = "org.springframework.web.bind.annotation.RequestMapping";
+    /** The bean whose interceptor puts controllers' declarations in force (UpstreamGuardAutoConfiguration). */
+    private static final String MVC_CONFIGURER = "upstreamPolicyWebMvcConfigurer";
 
     private final ConfigurableListableBeanFactory beanFactory;
     private final UpstreamPolicyResolver resolver;
@@ -39,6 +42,7 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
                 boolean onClass = AnnotatedElementUtils.hasAnnotation(user, UpstreamPolicy.class);
                 ReflectionUtils.doWithMethods(user, m -> resolver.forHandler(m, user),
                         m -> onClass || AnnotatedElementUtils.hasAnnotation(m, UpstreamPolicy.class));
+                checkPlacement(user);
             }
             for (Class<?> iface : ClassUtils.getAllInterfacesForClassAsSet(type)) {
                 boolean onType = AnnotatedElementUtils.hasAnnotation(iface, UpstreamPolicy.class);
@@ -49,9 +53,70 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
                     if (onType || AnnotatedElementUtils.hasAnnotation(m, UpstreamPolicy.class)) {
                         resolver.forExchange(m);
                     }
+                    if (m.isDefault() && !isExchange(m) && declaresExchanges(iface)
+                            && MergedAnnotations.from(m).isPresent(UpstreamPolicy.class)
+                            && !MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.TYPE_HIERARCHY)
+                                    .isPresent(REQUEST_MAPPING)) {
+                        // Spring's client proxy runs a default method itself, without the processor: the exchange
+                        // methods it calls run under their own declarations.
+                        throw misplaced(iface.getName() + "#" + m.getName());
+                    }
                 }
             }
         }
+    }
+
+    /**
+     * Only a controller's handler methods put a declaration in force (the interceptor reads the handler, not the
+     * beans it calls): one on a service, a repository or a helper method would be silently ignored, and its calls
+     * would run under another policy than the one written. Declarations reached only through an interface are left
+     * alone: an implementation of an annotated {@code @HttpExchange} interface (a stub, a fake) is not a mistake.
+     */
+    private void checkPlacement(Class<?> type) {
+        if (!ClassUtils.isPresent(REQUEST_MAPPING, UpstreamPolicyValidator.class.getClassLoader())) {
+            return;
+        }
+        boolean[] handlers = {false};
+        boolean[] declared = {MergedAnnotations.from(type, MergedAnnotations.SearchStrategy.SUPERCLASS)
+                .isPresent(UpstreamPolicy.class)};
+        ReflectionUtils.doWithMethods(type, m -> {
+            // Spring MVC maps a controller's @HttpExchange methods as it maps its @RequestMapping ones.
+            MergedAnnotations found = MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.TYPE_HIERARCHY);
+            boolean handler = found.isPresent(REQUEST_MAPPING) || found.isPresent(HTTP_EXCHANGE);
+            handlers[0] |= handler;
+            boolean onMethod = MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.SUPERCLASS)
+                    .isPresent(UpstreamPolicy.class);
+            declared[0] |= onMethod;
+            if (!handler && onMethod) {
+                throw misplaced(m.getDeclaringClass().getName() + "#" + m.getName());
+            }
+        }, ReflectionUtils.USER_DECLARED_METHODS);
+        if (!handlers[0] && declared[0]) {
+            throw misplaced(type.getName());
+        }
+        if (declared[0] && !beanFactory.containsBean(MVC_CONFIGURER)) {
+            // The interceptor that reads controllers' declarations is Spring MVC's, in a servlet application only.
+            throw new IllegalStateException("@UpstreamPolicy on the controller " + type.getName() + " never applies: "
+                    + "controllers' declarations are put in force by a Spring MVC interceptor, and this is not a "
+                    + "Spring MVC servlet application (WebFlux, or no web server). Put it on the @HttpExchange "
+                    + "methods the calls go through");
+        }
+    }
+
+    private static IllegalStateException misplaced(String where) {
+        return new IllegalStateException("@UpstreamPolicy on " + where + " never applies: it is read from the "
+                + "controller method handling a request (@RequestMapping, @GetExchange and the like, or its class) and from "
+                + "@HttpExchange interfaces and their methods, not from the beans they call. Move it to the controller "
+                + "or to the @HttpExchange method the calls go through");
+    }
+
+    private static boolean declaresExchanges(Class<?> iface) {
+        for (Method m : iface.getMethods()) {
+            if (isExchange(m)) {
+                return true;
+            }
+        }
+        return false;
     }
 
     private static boolean isExchange(Method m) {
