@@ -40,9 +40,15 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
             if (!user.isInterface() && !user.getName().startsWith("jdk.proxy")
                     && !java.lang.reflect.Proxy.isProxyClass(user)) {
                 boolean onClass = AnnotatedElementUtils.hasAnnotation(user, UpstreamPolicy.class);
-                ReflectionUtils.doWithMethods(user, m -> resolver.forHandler(m, user),
-                        m -> onClass || AnnotatedElementUtils.hasAnnotation(m, UpstreamPolicy.class));
-                checkPlacement(user);
+                boolean[] declared = {onClass};
+                ReflectionUtils.doWithMethods(user, m -> {
+                    declared[0] = true;
+                    resolver.forHandler(m, user);
+                }, m -> onClass || AnnotatedElementUtils.hasAnnotation(m, UpstreamPolicy.class));
+                if (declared[0]) {
+                    // Only the few classes that declare one pay for the second look at every method.
+                    checkPlacement(user);
+                }
             }
             for (Class<?> iface : ClassUtils.getAllInterfacesForClassAsSet(type)) {
                 boolean onType = AnnotatedElementUtils.hasAnnotation(iface, UpstreamPolicy.class);
