@@ -87,6 +87,22 @@ class ProxyServletConnectionStateTest {
                 "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                         + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"),
                 "GET", List.of(), r -> r.status() == 200 && r.complete() && "final".equals(r.bodyUtf8()), true));
+        // Clean answers without a body to read: the connection is in step, and reused.
+        cases.add(valid("a-clean-head-answer", keepServingAfter("HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\n"),
+                "HEAD", List.of(), r -> r.status() == 200 && "6".equals(r.header("Content-Length")), true));
+        cases.add(valid("a-clean-204", keepServingAfter("HTTP/1.1 204 No Content\r\n\r\n"),
+                "GET", List.of(), r -> r.status() == 204, true));
+        cases.add(valid("a-clean-304", keepServingAfter("HTTP/1.1 304 Not Modified\r\nETag: \"v1\"\r\n\r\n"),
+                "GET", List.of("If-None-Match: \"v1\""), r -> r.status() == 304, true));
+        cases.add(valid("a-clean-chunked-answer", keepServingAfter(
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"),
+                "GET", List.of(), r -> r.status() == 200 && r.complete() && "ok".equals(r.bodyUtf8()), true));
+        // The upstream's Connection: close is about its own connection: the client's stays open, the upstream's is not
+        // pooled.
+        cases.add(valid("an-answer-closing-the-upstream-connection", Behaviours.respond(
+                "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok"), "GET", List.of(),
+                r -> r.status() == 200 && r.complete() && "ok".equals(r.bodyUtf8()) && r.header("Connection") == null,
+                false));
         cases.add(valid("surplus-after-a-framed-body", keepServingAfter(
                 "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" + SMUGGLED),
                 "GET", List.of(), r -> r.status() == 200 && r.complete() && "ok".equals(r.bodyUtf8()), false));
@@ -276,6 +292,28 @@ class ProxyServletConnectionStateTest {
                 assertThat(RawClient.line(in)).startsWith("HTTP/1.1 200");
                 in.readNBytes(128 * 1024); // well into the body
                 socket.setSoLinger(true, 0); // a hard reset, as a killed browser tab
+            }
+            f.assertSettled();
+            f.assertOwnAnswer(RawClient.request(f.port(), "GET", "/gw/" + ROUTE + "/next-2"), "/next-2");
+            f.assertSettled();
+            f.assertUpstreamConnections();
+            f.assertCallsRecorded(2);
+        }
+    }
+
+    /**
+     * A client that hangs up while the gateway still waits for the upstream's head: once the response timeout ends
+     * the wait, the upstream connection is closed, the permit released, and the next request gets its own answer.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientAbortingBeforeTheAnswerLeavesNoPoisonedUpstreamConnection(Container container) throws Exception {
+        Case c = new Case("abort-before-the-answer", Behaviours.stall(), "GET", List.of(), null, r -> true, false);
+        try (Fixture f = new Fixture(container, c)) {
+            try (Socket socket = f.connect()) {
+                f.send(socket.getOutputStream(), c);
+                assertThat(f.upstream.awaitRequests(1, SETTLE)).isTrue();
+                socket.setSoLinger(true, 0);
             }
             f.assertSettled();
             f.assertOwnAnswer(RawClient.request(f.port(), "GET", "/gw/" + ROUTE + "/next-2"), "/next-2");
