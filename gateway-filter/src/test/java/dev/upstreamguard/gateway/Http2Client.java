@@ -1,0 +1,49 @@
+package dev.upstreamguard.gateway;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+
+/** The JDK's HTTP/2 client on one h2c connection to an embedded container, for the HTTP/2 tests. */
+final class Http2Client {
+
+    private final HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_2).build();
+    private final int port;
+
+    /**
+     * Upgrades the connection with a GET of {@code warmUpPath}, which must answer "ok": the JDK's client stalls on a
+     * body over 64 KiB sent on the upgrade's own stream (the same without the gateway), so a small one settles the
+     * connection for the tests' streams.
+     */
+    Http2Client(int port, String warmUpPath) throws IOException, InterruptedException {
+        this.port = port;
+        assertThat(client.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + warmUpPath)).build(),
+                HttpResponse.BodyHandlers.ofString()).body()).isEqualTo("ok");
+    }
+
+    /** A GET over HTTP/2, its body left to read. */
+    HttpResponse<InputStream> get(String path) throws IOException, InterruptedException {
+        HttpResponse<InputStream> response = client.send(HttpRequest.newBuilder(
+                URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(30)).build(),
+                HttpResponse.BodyHandlers.ofInputStream());
+        assertThat(response.version()).isEqualTo(HttpClient.Version.HTTP_2);
+        return response;
+    }
+
+    /** Asserts that reading the body fails: its stream was reset, not ended as if whole. */
+    static void assertStreamReset(HttpResponse<InputStream> response) {
+        assertThatThrownBy(() -> {
+            try (InputStream in = response.body()) {
+                in.transferTo(OutputStream.nullOutputStream());
+            }
+        }).isInstanceOf(IOException.class);
+    }
+}
