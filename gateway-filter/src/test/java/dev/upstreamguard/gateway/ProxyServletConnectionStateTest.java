@@ -293,11 +293,7 @@ class ProxyServletConnectionStateTest {
                 in.readNBytes(128 * 1024); // well into the body
                 socket.setSoLinger(true, 0); // a hard reset, as a killed browser tab
             }
-            f.assertSettled();
-            f.assertOwnAnswer(RawClient.request(f.port(), "GET", "/gw/" + ROUTE + "/next-2"), "/next-2");
-            f.assertSettled();
-            f.assertUpstreamConnections();
-            f.assertCallsRecorded(2);
+            f.assertRecoveredFromTheAbort();
         }
     }
 
@@ -315,11 +311,7 @@ class ProxyServletConnectionStateTest {
                 assertThat(f.upstream.awaitRequests(1, SETTLE)).isTrue();
                 socket.setSoLinger(true, 0);
             }
-            f.assertSettled();
-            f.assertOwnAnswer(RawClient.request(f.port(), "GET", "/gw/" + ROUTE + "/next-2"), "/next-2");
-            f.assertSettled();
-            f.assertUpstreamConnections();
-            f.assertCallsRecorded(2);
+            f.assertRecoveredFromTheAbort();
         }
     }
 
@@ -352,11 +344,7 @@ class ProxyServletConnectionStateTest {
                 assertThat(f.upstream.awaitConnections(1, SETTLE)).isTrue();
                 socket.setSoLinger(true, 0);
             }
-            f.assertSettled();
-            f.assertOwnAnswer(RawClient.request(f.port(), "GET", "/gw/" + ROUTE + "/next-2"), "/next-2");
-            f.assertSettled();
-            f.assertUpstreamConnections();
-            f.assertCallsRecorded(2);
+            f.assertRecoveredFromTheAbort();
         }
     }
 
@@ -520,6 +508,18 @@ class ProxyServletConnectionStateTest {
             assertThat(r.status()).as("the answer to %s: %s", path, r).isEqualTo(200);
             assertThat(r.complete()).isTrue();
             assertThat(r.bodyUtf8()).isEqualTo("own " + path);
+        }
+
+        /**
+         * After a client hung up mid-exchange: everything settles, a new client connection gets its own answer, the
+         * upstream connection count is as the case expects, and each of the two calls was recorded once.
+         */
+        void assertRecoveredFromTheAbort() throws IOException {
+            assertSettled();
+            assertOwnAnswer(RawClient.request(port(), "GET", "/gw/" + ROUTE + "/next-2"), "/next-2");
+            assertSettled();
+            assertUpstreamConnections();
+            assertCallsRecorded(2);
         }
 
         void assertSettled() {

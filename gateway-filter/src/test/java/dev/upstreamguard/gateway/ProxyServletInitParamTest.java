@@ -162,14 +162,21 @@ class ProxyServletInitParamTest {
                 assertThat(passed.header("Proxy-Status")).isNull();
                 assertThat(passed.bodyUtf8()).isEqualTo("broken");
             }
-            assertThat(servlets.get(c).get(route).client().upstreams().iterator().next().circuitState())
-                    .as("%s: the circuit once the client has the second 500", route).isEqualTo("OPEN");
-            RawClient.Response open = get(c, "/" + route + "/x");
-            assertThat(open.status()).as("%s", open).isEqualTo(503);
-            assertThat(open.header("Proxy-Status")).isEqualTo("upstream-guard; error=destination_unavailable");
-            assertThat(Long.parseLong(open.header("Retry-After"))).as("%s", route).isBetween(20L, 30L);
-            assertThat(requests(c, route)).as("nothing sent upstream while open").isEqualTo(2);
+            assertOpenedByTheSecondFailure(c, route, get(c, "/" + route + "/x"));
         }
+    }
+
+    /**
+     * The circuit of {@code route} is open once the client has the second failing answer, and {@code next}, the request
+     * made then, got the open circuit's 503 with the time left of {@code open-for} (30 s), nothing sent upstream.
+     */
+    private void assertOpenedByTheSecondFailure(Container c, String route, RawClient.Response next) {
+        assertThat(servlets.get(c).get(route).client().upstreams().iterator().next().circuitState())
+                .as("%s: the circuit once the client has the second failure", route).isEqualTo("OPEN");
+        assertThat(next.status()).as("%s", next).isEqualTo(503);
+        assertThat(next.header("Proxy-Status")).isEqualTo("upstream-guard; error=destination_unavailable");
+        assertThat(Long.parseLong(next.header("Retry-After"))).as("%s", route).isBetween(20L, 30L);
+        assertThat(requests(c, route)).as("nothing sent upstream while open").isEqualTo(2);
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -196,13 +203,7 @@ class ProxyServletInitParamTest {
                 assertThat(passed.status()).as("a 503 passes through unchanged").isEqualTo(503);
                 assertThat(passed.header("Proxy-Status")).isNull();
             }
-            assertThat(servlets.get(c).get(route).client().upstreams().iterator().next().circuitState())
-                    .as("%s: the circuit once the client has the second 503", route).isEqualTo("OPEN");
-            RawClient.Response open = RawClient.request(port, "HEAD", "/gw/" + route + "/x");
-            assertThat(open.status()).as("%s", open).isEqualTo(503);
-            assertThat(open.header("Proxy-Status")).isEqualTo("upstream-guard; error=destination_unavailable");
-            assertThat(Long.parseLong(open.header("Retry-After"))).as("%s", route).isBetween(20L, 30L);
-            assertThat(requests(c, route)).as("nothing sent upstream while open").isEqualTo(2);
+            assertOpenedByTheSecondFailure(c, route, RawClient.request(port, "HEAD", "/gw/" + route + "/x"));
         }
     }
 
