@@ -609,7 +609,6 @@ public class UpstreamProxyServlet extends HttpServlet {
                     + "getParameter on a form or read the input stream), so it cannot be forwarded", null);
         }
 
-
         /** Whether an HTTP/1.1 client waits for 100 (Continue) before it sends its body (RFC 9110 §10.1.1). */
         private static boolean expectsContinue(HttpServletRequest request) {
             String expect = request.getHeader("Expect");
