@@ -1396,7 +1396,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             // Written as it is into every fault's log line and the meters' tags: a line break would forge a log line.
             if (trimmed.chars().anyMatch(Character::isISOControl)) {
                 throw new IllegalArgumentException(UPSTREAM_NAME + " must not hold a control character, was '"
-                        + trimmed.replaceAll("\\p{Cntrl}", "?") + "'");
+                        + trimmed.replaceAll("(?U)\\p{Cntrl}", "?") + "'");
             }
             this.upstreamName = trimmed;
             return this;

@@ -870,10 +870,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private static void cancelOwn(ClassicHttpRequest request, AtomicBoolean cancelledByGuard) {
         // Marked before the cancel: cancelling breaks the connection, and the caller's thread, failing at once, must
-        // find the mark to take its own cancel off the request again; set after, it lost that race under load.
-        boolean before = cancelledByGuard.getAndSet(true);
-        if (!((CancellableDependency) request).cancel()) {
-            cancelledByGuard.set(before); // cancelled already, and not by this
+        // find the mark to take its own cancel off the request again; set after, it lost that race under load. Under
+        // the lock: the upload watch and the deadline may both fire, and the one whose cancel comes second must not
+        // take back the first one's mark.
+        synchronized (cancelledByGuard) {
+            boolean before = cancelledByGuard.getAndSet(true);
+            if (!((CancellableDependency) request).cancel()) {
+                cancelledByGuard.set(before); // cancelled already, and not by the guard
+            }
         }
     }
 

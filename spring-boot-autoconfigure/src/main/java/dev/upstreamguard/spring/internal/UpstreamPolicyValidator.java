@@ -17,8 +17,6 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
 
     private static final String HTTP_EXCHANGE = "org.springframework.web.service.annotation.HttpExchange";
     private static final String REQUEST_MAPPING = "org.springframework.web.bind.annotation.RequestMapping";
-    /** The bean whose interceptor puts controllers' declarations in force (UpstreamGuardAutoConfiguration). */
-    private static final String MVC_CONFIGURER = "upstreamPolicyWebMvcConfigurer";
 
     private final ConfigurableListableBeanFactory beanFactory;
     private final UpstreamPolicyResolver resolver;
@@ -85,7 +83,9 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
         boolean[] handlers = {false};
         boolean[] declared = {MergedAnnotations.from(type, MergedAnnotations.SearchStrategy.SUPERCLASS)
                 .isPresent(UpstreamPolicy.class)};
-        ReflectionUtils.doWithMethods(type, m -> {
+        // The most specific methods only: an override mapped in a subclass makes its superclass's method a handler
+        // too, whose declaration the subclass's inherits.
+        for (Method m : ReflectionUtils.getUniqueDeclaredMethods(type, ReflectionUtils.USER_DECLARED_METHODS)) {
             // Spring MVC maps a controller's @HttpExchange methods as it maps its @RequestMapping ones.
             MergedAnnotations found = MergedAnnotations.from(m, MergedAnnotations.SearchStrategy.TYPE_HIERARCHY);
             boolean handler = found.isPresent(REQUEST_MAPPING) || found.isPresent(HTTP_EXCHANGE);
@@ -96,16 +96,9 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
             if (!handler && onMethod) {
                 throw misplaced(m.getDeclaringClass().getName() + "#" + m.getName());
             }
-        }, ReflectionUtils.USER_DECLARED_METHODS);
+        }
         if (!handlers[0] && declared[0]) {
             throw misplaced(type.getName());
-        }
-        if (declared[0] && !beanFactory.containsBean(MVC_CONFIGURER)) {
-            // The interceptor that reads controllers' declarations is Spring MVC's, in a servlet application only.
-            throw new IllegalStateException("@UpstreamPolicy on the controller " + type.getName() + " never applies: "
-                    + "controllers' declarations are put in force by a Spring MVC interceptor, and this is not a "
-                    + "Spring MVC servlet application (WebFlux, or no web server). Put it on the @HttpExchange "
-                    + "methods the calls go through");
         }
     }
 
