@@ -89,10 +89,9 @@ class ProxyServletMethodsTest {
                 + "Content-Type: text/plain\r\nContent-Length: 3\r\n\r\n", body);
         assertThat(typed.status()).as("%s", typed).isEqualTo(200);
         assertThat(typed.bodyUtf8()).isEqualTo("abc");
-        assertThat(upstream.requests().subList(before, upstream.requestCount())).singleElement()
+        assertThat(sentSince(upstream, before)).singleElement()
                 .satisfies(r -> assertThat(r.method()).isEqualTo("OPTIONS"));
-        UpstreamProxyServlet servlet = servlets.get(container);
-        assertThat(servlet.client().upstream(servlet.upstreamName()).faultCounts()).isEmpty();
+        assertNoFaultCounted(container);
     }
 
     /**
@@ -117,10 +116,9 @@ class ProxyServletMethodsTest {
         assertThat(trace.header("Proxy-Status")).isNull();
 
         List<String> forwarded = container == Container.JETTY ? List.of("OPTIONS", "TRACE") : List.of("OPTIONS");
-        assertThat(upstream.requests().subList(before, upstream.requestCount()))
+        assertThat(sentSince(upstream, before))
                 .extracting(RawUpstream.Request::method).containsExactlyElementsOf(forwarded);
-        UpstreamProxyServlet servlet = servlets.get(container);
-        assertThat(servlet.client().upstream(servlet.upstreamName()).faultCounts()).isEmpty();
+        assertNoFaultCounted(container);
     }
 
     /**
@@ -147,12 +145,11 @@ class ProxyServletMethodsTest {
         RawClient.Response withContent = RawClient.send(port, RawClient.head(port, "OPTIONS", "/gw/echo/x",
                 "Transfer-Encoding: chunked"), "3\r\nabc\r\n0\r\n\r\n".getBytes(StandardCharsets.US_ASCII));
         assertThat(withContent.status()).as("chunks with content: %s", withContent).isEqualTo(400);
-        assertThat(upstream.requests().subList(before, upstream.requestCount()))
+        assertThat(sentSince(upstream, before))
                 .extracting(RawUpstream.Request::method).containsExactlyElementsOf(methods);
-        assertThat(upstream.requests().subList(before, upstream.requestCount()))
+        assertThat(sentSince(upstream, before))
                 .allSatisfy(r -> assertThat(r.header("Transfer-Encoding")).as("%s", r).isNull());
-        UpstreamProxyServlet servlet = servlets.get(container);
-        assertThat(servlet.client().upstream(servlet.upstreamName()).faultCounts()).isEmpty();
+        assertNoFaultCounted(container);
     }
 
     /** Regression: Max-Forwards reached the upstream unchanged, even at zero. */
@@ -180,8 +177,19 @@ class ProxyServletMethodsTest {
 
         assertThat(RawClient.request(port, "OPTIONS", "/gw/echo/x", "Max-Forwards: 5").status()).isEqualTo(200);
         assertThat(RawClient.request(port, "GET", "/gw/echo/x", "Max-Forwards: 0").status()).isEqualTo(200);
-        assertThat(upstream.requests().subList(before, upstream.requestCount()))
+        assertThat(sentSince(upstream, before))
                 .extracting(r -> r.method() + " " + r.header("Max-Forwards"))
                 .containsExactly("OPTIONS 4", "GET 0");
+    }
+
+    /** What the upstream received since it had {@code before} requests. */
+    private static List<RawUpstream.Request> sentSince(RawUpstream upstream, int before) {
+        return upstream.requests().subList(before, upstream.requestCount());
+    }
+
+    /** Nothing of the container's proxy servlet was counted against the upstream. */
+    private void assertNoFaultCounted(Container container) {
+        UpstreamProxyServlet servlet = servlets.get(container);
+        assertThat(servlet.client().upstream(servlet.upstreamName()).faultCounts()).isEmpty();
     }
 }
