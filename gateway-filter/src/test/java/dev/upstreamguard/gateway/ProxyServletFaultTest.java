@@ -619,7 +619,6 @@ class ProxyServletFaultTest {
         };
     }
 
-    /** A chunked body: {@code sent} bytes in 16 KiB chunks, then half a chunk, then the connection closes. */
     /** Writes {@code raw}, then closes the connection 10 ms later. */
     private static RawUpstream.Behaviour closingMomentsAfter(String raw) {
         return c -> {

@@ -270,7 +270,6 @@ class UpstreamFaultFilterTest {
         }
     }
 
-    /** Commits a 200 with the first 64 KiB of a body that is never finished. */
     /** Which {@link AsyncListener} event a test listener acts on. */
     enum AsyncEventKind { COMPLETE, TIMEOUT }
 
