@@ -408,6 +408,35 @@ class ResponseParsingTest {
     }
 
     /**
+     * Regression: a header line cut off by the connection's close (or reset) before its colon was judged as a whole
+     * line without one, {@code http_protocol_error} and never retried, though the upstream had only begun to send it:
+     * RFC 9209's {@code http_response_incomplete}, as for a line cut after its colon or a status line cut short. A line
+     * that cannot begin a field line is still a protocol error, however it ends.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"C", "Content-Le", "X-A", "Content-Length: 2\r\nX", "X-A|reset"})
+    void aHeaderLineCutOffBeforeItsColonIsAnIncompleteResponse(String cut) throws Exception {
+        boolean reset = cut.endsWith("|reset");
+        String sent = "HTTP/1.1 200 OK\r\n" + cut.replace("|reset", "");
+        RawUpstream.Behaviour cutOff = c -> {
+            if (c.readRequest() != null) {
+                c.write(sent);
+                if (reset) {
+                    c.reset();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(cutOff); GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
+            assertFault(failure(client, FaultMatrixTest.post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
+        }
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond("HTTP/1.1 200 OK\r\nX(A"));
+                GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+        }
+    }
+
+    /**
      * Regression: an HTTP/2-only (h2c prior knowledge) upstream answers an HTTP/1.1 request with its SETTINGS frame,
      * which holds no line break, and may keep the connection open; the parser waited for the end of a status line
      * until the response timeout ({@code connection_read_timeout}, 504). Bytes that cannot begin {@code HTTP/} are a
