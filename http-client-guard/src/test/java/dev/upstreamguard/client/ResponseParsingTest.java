@@ -132,6 +132,18 @@ class ResponseParsingTest {
         assertTheBodyFails("2\r\nok\r\n0\r\n" + cut, "http_response_incomplete");
     }
 
+    /**
+     * Regression: a chunk-size line cut off by the close after a {@code 0} was read as the last chunk, and the body as
+     * whole, though the upstream may have been sending {@code 0400} (leading zeros are allowed): a body cut short
+     * passed as complete content. Only a size line that ends with its line break, or goes on past its digits
+     * ({@code 0;ext}), is the last chunk.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"0", "00", "2\r\nok\r\n0", "2\r\nok\r\n000"})
+    void aLastChunkSizeCutOffByTheCloseIsAnIncompleteResponse(String chunks) throws Exception {
+        assertTheBodyFails(chunks, "http_response_incomplete");
+    }
+
     /** A chunked 200 with {@code chunks} as its body, then the close, fails as it is read with {@code fault}. */
     private static void assertTheBodyFails(String chunks, String fault) throws Exception {
         String raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks;
