@@ -85,6 +85,10 @@ final class StrictChunkSizes implements SessionInputBuffer {
             // body is not known to be complete; a size that went on past its digits ("0;ext") is.
             throw new TruncatedChunkException("The connection ended in the middle of a chunk-size line");
         }
+        if (n > 0 && watch != null && watch.ended && trailer && StrictResponseParser.isFieldNameSoFar(line, start)) {
+            // "X-T" is a trailer field cut before its colon, as "X-T: a" is one cut after it.
+            throw new TruncatedChunkException("The connection ended in the response's trailer section");
+        }
         if (n == -1 && !lastChunkSeen && !sizeLineNext) {
             // The connection ended where the line end closing a chunk was due: the body was cut off there, as it can
             // be anywhere else, not malformed (HttpClient calls it "CRLF expected", a protocol error).

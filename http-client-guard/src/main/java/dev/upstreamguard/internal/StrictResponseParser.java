@@ -256,7 +256,15 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
      * due.
      */
     private static boolean isFieldNameSoFar(CharArrayBuffer line) {
-        for (int i = 0; i < line.length(); i++) {
+        return isFieldNameSoFar(line, 0);
+    }
+
+    /** Like {@link #isFieldNameSoFar(CharArrayBuffer)} for the line from {@code from} on, which is not empty. */
+    static boolean isFieldNameSoFar(CharArrayBuffer line, int from) {
+        if (line.length() <= from) {
+            return false;
+        }
+        for (int i = from; i < line.length(); i++) {
             if (!isTokenChar(line.charAt(i))) {
                 return false;
             }

@@ -133,6 +133,17 @@ class ResponseParsingTest {
     }
 
     /**
+     * Regression: a trailer field line cut off by the close before its colon was judged as a whole line without one,
+     * {@code http_protocol_error}, where a field cut after its colon was already {@code http_response_incomplete}.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"X-T", "X-T: a\r\nY"})
+    void aTrailerFieldNameCutOffByTheCloseIsAnIncompleteResponse(String cut) throws Exception {
+        assertTheBodyFails("2\r\nok\r\n0\r\n" + cut, "http_response_incomplete");
+        assertTheBodyFails("2\r\nok\r\n0\r\nX(T", "http_protocol_error");
+    }
+
+    /**
      * Regression: a chunk-size line cut off by the close after a {@code 0} was read as the last chunk, and the body as
      * whole, though the upstream may have been sending {@code 0400} (leading zeros are allowed): a body cut short
      * passed as complete content. Only a size line that ends with its line break, or goes on past its digits
