@@ -108,6 +108,22 @@ class RedirectTest {
     }
 
     /**
+     * Regression: a {@code Location} naming port 0, which no upstream listens on, was followed to the scheme's default
+     * port (80 or 443), another service than the one named, while a request URI with port 0 is refused and a port over
+     * 65535 in a {@code Location} is a protocol error. The upstream sent a target no request can go to: a protocol
+     * error, not followed, not retried.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"http://127.0.0.1:0/elsewhere", "https://127.0.0.1:0/elsewhere"})
+    void aRedirectToPortZeroIsAProtocolErrorNotACallToTheDefaultPort(String location) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(redirectTo(302, location));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/items"))), "http_protocol_error", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    /**
      * Regression: HttpClient names the redirect's URI in its message, and the UpstreamException's message repeated
      * it, query and all ({@code ?token=…}); that message is logged, and a gateway may show it.
      */
