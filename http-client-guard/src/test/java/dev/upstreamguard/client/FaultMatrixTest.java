@@ -904,6 +904,52 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * A handshake that completed, then a close (with or without close_notify) before any byte of a response: the
+     * connection broke under the request, not the TLS, so it is connection_terminated, retried for GET, never for POST.
+     */
+    @ParameterizedTest(name = "close_notify: {0}")
+    @ValueSource(booleans = {true, false})
+    void anUpstreamClosingRightAfterTheTlsHandshakeIsConnectionTerminatedRetriedForGetOnly(boolean closeNotify)
+            throws Exception {
+        RawUpstream.Behaviour handshakeThenClose = c -> {
+            ((SSLSocket) c.socket()).startHandshake();
+            if (closeNotify) {
+                c.close();
+            } else {
+                c.closeWithoutCloseNotify();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, handshakeThenClose);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "connection_terminated", 502, 3);
+            assertFault(failure(client, post(upstream.uri("/"))), "connection_terminated", 502, 1);
+            assertThat(upstream.connectionCount()).isEqualTo(4);
+        }
+    }
+
+    /** A TLS 1.2 upstream renegotiating in the middle of a body (and TLS 1.3 updating its keys instead) is no fault. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"TLSv1.2", "TLSv1.3"})
+    void aNewHandshakeInTheMiddleOfABodyIsNoFault(String version) throws Exception {
+        RawUpstream.Behaviour renegotiating = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+                ((SSLSocket) c.socket()).startHandshake();
+                c.write("cd");
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, new String[] {version}, renegotiating);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("abcd");
+            assertThat(upstream.errors()).isEmpty();
+        }
+    }
+
     @Test
     void tlsSpokenToAPlainHttpPortIsATlsProtocolErrorAndNotRetried() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.plainHttpToTls()); GuardedHttpClient client = client()) {

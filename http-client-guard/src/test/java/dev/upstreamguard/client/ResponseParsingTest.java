@@ -80,6 +80,17 @@ class ResponseParsingTest {
         // RFC 9110 §15.2.2: 101 only answers a request that asked to upgrade; this one did not.
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
         "HTTP/1.1 101 Switching Protocols\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        // RFC 9112 §7 dropped "identity" as a transfer coding; a list with it is one the client cannot undo.
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        // A chunk size no long holds: not a size at all, never a wrapped one.
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\nok\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\nok\r\n0\r\n\r\n",
+        // RFC 9112 §4: exactly one space between the version and the status; RFC 9110 §5.1: a name is a token.
+        "HTTP/1.1  200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nX(y): z\r\nContent-Length: 2\r\n\r\nok",
+        // A 1xx has no body (RFC 9110 §15.2): what follows its head must be the next status line.
+        "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     })
     void rejectsAmbiguousOrMalformedHeadsAsProtocolErrors(String raw) throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
@@ -255,6 +266,42 @@ class ResponseParsingTest {
             String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
             assertThat(body).isEqualTo("decoded content");
             assertThat(upstream.requests().get(0).header("Accept-Encoding")).isEqualTo("gzip, deflate, x-gzip");
+        }
+    }
+
+    /**
+     * A gzip body whole by its framing but not by its own rules is the coding's fault, not a cut: its trailer missing,
+     * its CRC wrong, its data ending early. Bytes after the last member are ignored, as browsers and the JDK do.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"no trailer", "bad crc", "half", "trailing garbage"})
+    void aGzipBodyIsJudgedByItsOwnEndNotOnlyByItsFraming(String flaw) throws Exception {
+        ByteArrayOutputStream gzip = new ByteArrayOutputStream();
+        try (OutputStream out = new GZIPOutputStream(gzip)) {
+            out.write("decoded content".getBytes(StandardCharsets.UTF_8));
+        }
+        byte[] coded = gzip.toByteArray();
+        switch (flaw) {
+            case "no trailer" -> coded = Arrays.copyOf(coded, coded.length - 8);
+            case "bad crc" -> coded[coded.length - 6] ^= 0x55;
+            case "half" -> coded = Arrays.copyOf(coded, coded.length / 2);
+            default -> {
+                coded = Arrays.copyOf(coded, coded.length + 7);
+                System.arraycopy("garbage".getBytes(StandardCharsets.ISO_8859_1), 0, coded, coded.length - 7, 7);
+            }
+        }
+        ByteArrayOutputStream raw = new ByteArrayOutputStream();
+        raw.writeBytes(("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: " + coded.length + "\r\n\r\n")
+                .getBytes(StandardCharsets.ISO_8859_1));
+        raw.writeBytes(coded);
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw.toByteArray()));
+                GuardedHttpClient client = client()) {
+            if (flaw.equals("trailing garbage")) {
+                String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+                assertThat(body).isEqualTo("decoded content");
+            } else {
+                assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_content_coding", 502, 1);
+            }
         }
     }
 
