@@ -10,6 +10,7 @@ import java.net.SocketTimeoutException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.SSLSocket;
+import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.client.Ticker;
 import org.apache.hc.client5.http.impl.io.DefaultManagedHttpClientConnection;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
@@ -466,7 +467,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
      * is read next; otherwise the write's failure stands. Only asked about a connection that is broken anyway, so
      * nothing is lost by looking at what is there.
      */
-    private void answeredEarlyOrThrow(SocketException writeFailure) throws SocketException {
+    private void answeredEarlyOrThrow(SocketException writeFailure) throws IOException {
         boolean answerWaiting;
         try {
             answerWaiting = hasUnsolicitedInput();
@@ -474,6 +475,14 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             answerWaiting = false;
         }
         if (!answerWaiting) {
+            if (parser.awaitingFinalResponse() && isOpen()) {
+                // A 100 Continue (or another 1xx) came, then the upstream's close: it had begun to answer, as when the
+                // same close is met while reading (RFC 9209 http_response_incomplete, not connection_terminated). Not
+                // so when this side closed it (a cancel): that is no close of the upstream's.
+                throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
+                        "The upstream closed the connection after an interim response, before the final one",
+                        writeFailure);
+            }
             if (received() == receivedBefore) {
                 droppedIfReused();
             }

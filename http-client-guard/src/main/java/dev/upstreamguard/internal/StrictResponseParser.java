@@ -67,6 +67,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         this.maxSectionSize = maxSectionSize;
     }
 
+    /** Whether an interim (1xx) response of the exchange arrived and its final response is still due. */
+    boolean awaitingFinalResponse() {
+        return interimResponses > 0;
+    }
+
     /** The most characters in a head, which a chunked body's trailer section is held to as well. */
     int maxSectionSize() {
         return maxSectionSize;

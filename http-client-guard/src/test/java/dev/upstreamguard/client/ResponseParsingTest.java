@@ -14,10 +14,16 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import java.util.zip.Deflater;
 import java.util.zip.DeflaterOutputStream;
 import java.util.zip.GZIPOutputStream;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.client5.http.classic.methods.HttpPut;
+import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.core5.http.ContentType;
+import org.apache.hc.core5.http.io.entity.ByteArrayEntity;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -552,6 +558,36 @@ class ResponseParsingTest {
         try (RawUpstream upstream = RawUpstream.start(interimThenGone); GuardedHttpClient client = client()) {
             assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
             assertFault(failure(client, FaultMatrixTest.post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
+        }
+    }
+
+    /**
+     * Regression: an upstream that answered {@code 100 Continue} and then closed (or reset) while the body was being
+     * sent failed the write, and the call as connection_terminated, "closed before any response byte", though an
+     * interim response had arrived: RFC 9209's http_response_incomplete, as when the same close comes while the client
+     * reads. Retried alike (a PUT, not a POST); only the type was wrong.
+     */
+    @ParameterizedTest(name = "reset={0}")
+    @ValueSource(booleans = {false, true})
+    void connectionClosedAfterA100ContinueWhileTheBodyIsSentIsAnIncompleteResponse(boolean reset) throws Exception {
+        RawUpstream.Behaviour continueThenGone = c -> {
+            if (c.skipHead()) {
+                c.write("HTTP/1.1 100 Continue\r\n\r\n");
+                c.in().readNBytes(1000);
+                if (reset) {
+                    c.reset();
+                } else {
+                    c.close();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(continueThenGone); GuardedHttpClient client = client()) {
+            for (HttpUriRequestBase upload : List.of(new HttpPut(upstream.uri("/")), new HttpPost(upstream.uri("/")))) {
+                upload.setHeader("Expect", "100-continue");
+                upload.setEntity(new ByteArrayEntity(new byte[8 << 20], ContentType.APPLICATION_OCTET_STREAM));
+                assertFault(failure(client, upload), "http_response_incomplete", 502,
+                        upload.getMethod().equals("PUT") ? 3 : 1);
+            }
         }
     }
 
