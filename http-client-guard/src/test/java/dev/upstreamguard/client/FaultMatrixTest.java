@@ -775,6 +775,40 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Regression: a forward proxy that answered the CONNECT of an https upstream with an error (it could not reach the
+     * upstream, or will not let this client through) had its answer returned as the upstream's own response: a 502
+     * from the proxy passed for the upstream's 502 (its body, too, as if it came from the https origin), and a 407 or
+     * 403 was handed to the caller as the upstream's answer. No tunnel was made and no byte of the request left: a 5xx
+     * is the connect failing (connection_refused, or connection_timeout for a 504), retried for any method; a 4xx is
+     * this client's proxy configuration (proxy_configuration_error, not counted against the upstream).
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"502 Bad Gateway, connection_refused, 502, 3", "503 Service Unavailable, connection_refused, 502, 3",
+        "504 Gateway Timeout, connection_timeout, 504, 3",
+        "407 Proxy Authentication Required, proxy_configuration_error, 500, 1",
+        "403 Forbidden, proxy_configuration_error, 500, 1"})
+    void aForwardProxyRefusingTheConnectIsAConnectFaultNotTheUpstreamsAnswer(String answer, String fault, int status,
+            int attempts) throws Exception {
+        RawUpstream.Behaviour refusing = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 " + answer + "\r\nContent-Type: text/html\r\nContent-Length: 9\r\n\r\n<b>no</b>");
+            }
+        };
+        try (RawUpstream proxy = RawUpstream.start(refusing);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext())
+                        .httpClientBuilder(org.apache.hc.client5.http.impl.classic.HttpClients.custom()
+                                .setProxy(new org.apache.hc.core5.http.HttpHost("http", "127.0.0.1", proxy.port())))
+                        .build()) {
+            URI uri = URI.create("https://localhost:9/");
+            assertFault(failure(client, new HttpGet(uri)), fault, status, attempts);
+            assertFault(failure(client, post(uri)), fault, status, attempts);
+            assertThat(proxy.requests()).extracting(RawUpstream.Request::method).containsOnly("CONNECT")
+                    .hasSize(2 * attempts);
+        }
+    }
+
     @Test
     void tlsHandshakeThatNeverCompletesIsAConnectionTimeoutAndRetried() throws Exception {
         RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
