@@ -67,6 +67,7 @@ final class StrictChunkSizes implements SessionInputBuffer {
     private boolean lastChunkSeen;
     /** The name of the latest trailer field, which a continuation line (obs-fold) continues. */
     private String trailerName;
+    private EndWatch endWatch;
 
     StrictChunkSizes(SessionInputBuffer buffer, int maxSectionSize) {
         this.buffer = buffer;
@@ -78,7 +79,7 @@ final class StrictChunkSizes implements SessionInputBuffer {
         int start = line.length();
         boolean trailer = lastChunkSeen;
         boolean sizeLine = sizeLineNext && !lastChunkSeen;
-        EndWatch watch = sizeLine || trailer ? new EndWatch(in) : null;
+        EndWatch watch = sizeLine || trailer ? endWatch(in) : null;
         int n = buffer.readLine(line, watch != null ? watch : in);
         if (n >= 0 && watch != null && watch.ended && sizeLine && digitsOnly(line, start)) {
             // The buffer returns a line the close cut off as if whole: "0" may have been the start of "0400", so the
@@ -172,6 +173,15 @@ final class StrictChunkSizes implements SessionInputBuffer {
         lastChunkSeen = zero;
     }
 
+    /** The watch over {@code in}, reset for one line; one per body, not one per chunk. */
+    private EndWatch endWatch(InputStream in) {
+        if (endWatch == null || endWatch.source() != in) {
+            endWatch = new EndWatch(in);
+        }
+        endWatch.ended = false;
+        return endWatch;
+    }
+
     private static boolean digitsOnly(CharArrayBuffer line, int start) {
         for (int i = start; i < line.length(); i++) {
             if (Character.digit(line.charAt(i), 16) < 0) {
@@ -187,6 +197,10 @@ final class StrictChunkSizes implements SessionInputBuffer {
 
         EndWatch(InputStream in) {
             super(in);
+        }
+
+        InputStream source() {
+            return in;
         }
 
         @Override
