@@ -382,6 +382,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             applyAttemptConfig(request, ctx, config);
             ctx.setRedirectLocations(null); // this attempt's redirects only, see followedRedirect
             ctx.removeAttribute(STAGE_ATTRIBUTE);
+            GuardedConnection.forgetSwitch(ctx);
             GuardedConnection.forgetConnection(ctx);
             ClassicHttpResponse response;
             // Write timeouts do not exist for sockets: this bounds a body write the upstream stopped taking.
@@ -452,6 +453,13 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                                 + e.getCause().getMessage(), e);
                     }
                     throw e;
+                }
+                if (GuardedConnection.switchedProtocols(ctx) && !deadlineExpired.get() && !call.cancelledByCaller()) {
+                    // The upstream agreed to the protocol switch the request asked for, which this client cannot make:
+                    // the request's doing, not a fault of the upstream's (no retry, no breaker, recorded as cancelled).
+                    callersDoing.set(true);
+                    throw new IllegalArgumentException("The upstream answered 101 Switching Protocols to the request's"
+                            + " Upgrade; the guarded client speaks HTTP/1.1 only and cannot switch protocols", e);
                 }
                 // Once a head arrived, a broken connection is a response cut short, not one that never began.
                 UpstreamFault fault = ctx.getAttribute(STAGE_ATTRIBUTE) == Stage.HEAD_RECEIVED

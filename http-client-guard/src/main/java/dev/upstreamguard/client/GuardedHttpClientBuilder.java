@@ -9,6 +9,7 @@ import dev.upstreamguard.internal.FollowUpSentAgain;
 import dev.upstreamguard.internal.ForwardedUserAgent;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.HandshakeWatch;
+import dev.upstreamguard.internal.RedirectTargets;
 import dev.upstreamguard.internal.TlsTransport;
 import dev.upstreamguard.internal.TunnelWatch;
 import dev.upstreamguard.internal.UpstreamGuard;
@@ -311,6 +312,8 @@ public final class GuardedHttpClientBuilder {
             // the noting executor records, which a builder of the caller's own does not have.
             builder.addExecInterceptorBefore(ChainElement.PROTOCOL.name(), FollowUpSentAgain.class.getName(),
                     new FollowUpSentAgain());
+            // A builder of the caller's own keeps the strategy it was given.
+            builder.setRedirectStrategy(RedirectTargets.INSTANCE);
         }
         if (!defaultUserAgent) {
             builder.disableDefaultUserAgent();

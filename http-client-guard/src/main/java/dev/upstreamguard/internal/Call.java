@@ -21,6 +21,8 @@ public final class Call {
     private final long startNanos;
     private final Ticker ticker;
     private final boolean holdsBreakerPermit;
+    /** The breaker's state when the permit was taken ({@link UpstreamGuard#breakerGeneration()}). */
+    private final long breakerGeneration;
     private final boolean holdsBulkheadPermit;
     private final BooleanSupplier cancelled;
     private final AtomicBoolean finished = new AtomicBoolean();
@@ -37,6 +39,7 @@ public final class Call {
         this.startNanos = startNanos;
         this.ticker = ticker;
         this.holdsBreakerPermit = holdsBreakerPermit;
+        this.breakerGeneration = holdsBreakerPermit && upstream.breaker() != null ? upstream.breakerGeneration() : 0;
         this.holdsBulkheadPermit = holdsBulkheadPermit;
         this.cancelled = cancelled;
         if (!holdsBulkheadPermit) {
@@ -96,9 +99,9 @@ public final class Call {
         CircuitBreaker breaker = upstream.breaker();
         if (holdsBreakerPermit && breaker != null) {
             if (upstream.policy().circuitBreaker().recordStatuses().contains(status)) {
-                upstream.recordBreakerFailure(nanos, new StatusFailure(status));
+                upstream.recordBreakerFailure(nanos, new StatusFailure(status), breakerGeneration);
             } else {
-                upstream.recordBreakerSuccess(nanos);
+                upstream.recordBreakerSuccess(nanos, breakerGeneration);
             }
         }
         upstream.metrics().recordCall(method, GuardMetrics.outcome(status), status, null, nanos);
@@ -120,9 +123,9 @@ public final class Call {
         CircuitBreaker breaker = upstream.breaker();
         if (holdsBreakerPermit && breaker != null) {
             if (countsAgainstUpstream(fault) && !byCaller && !endedInOwnWait) {
-                upstream.recordBreakerFailure(nanos, cause);
+                upstream.recordBreakerFailure(nanos, cause, breakerGeneration);
             } else {
-                breaker.releasePermission();
+                upstream.releaseBreakerPermit(breakerGeneration);
             }
         }
         if (byCaller) {

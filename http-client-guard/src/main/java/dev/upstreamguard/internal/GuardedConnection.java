@@ -10,6 +10,7 @@ import java.net.SocketTimeoutException;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
 import javax.net.ssl.SSLSocket;
+import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.client.Ticker;
 import org.apache.hc.client5.http.impl.io.DefaultManagedHttpClientConnection;
 import org.apache.hc.client5.http.io.ManagedHttpClientConnection;
@@ -18,7 +19,10 @@ import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.ConnectionClosedException;
 import org.apache.hc.core5.http.ContentLengthStrategy;
 import org.apache.hc.core5.http.EndpointDetails;
+import org.apache.hc.core5.http.Header;
 import org.apache.hc.core5.http.HttpException;
+import org.apache.hc.core5.http.HttpHeaders;
+import org.apache.hc.core5.http.HttpResponse;
 import org.apache.hc.core5.http.HttpStatus;
 import org.apache.hc.core5.http.NoHttpResponseException;
 import org.apache.hc.core5.http.config.Http1Config;
@@ -151,20 +155,48 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
                 if (context != null) {
                     context.setAttribute(CONTEXT_ATTRIBUTE, conn);
                     Object listener = context.getAttribute(InterimResponseListener.ATTRIBUTE);
-                    if (listener instanceof InterimResponseListener) {
-                        callback = (response, connection, ctx) -> {
-                            if (informationCallback != null) {
-                                informationCallback.execute(response, connection, ctx);
-                            }
-                            if (response.getCode() != HttpStatus.SC_SWITCHING_PROTOCOLS) {
-                                ((InterimResponseListener) listener).interim(response);
-                            }
-                        };
-                    }
+                    boolean askedToSwitch = request.containsHeader(HttpHeaders.UPGRADE);
+                    callback = (response, connection, ctx) -> {
+                        if (askedToSwitch && response.getCode() == HttpStatus.SC_SWITCHING_PROTOCOLS
+                                && !toTls(response)) {
+                            // Noted before HttpClient tries the switch, which it can make to TLS only, and fails. A
+                            // 101 the request did not ask for stays the upstream's protocol error.
+                            ctx.setAttribute(SWITCHED_ATTRIBUTE, Boolean.TRUE);
+                        }
+                        if (informationCallback != null) {
+                            informationCallback.execute(response, connection, ctx);
+                        }
+                        if (listener instanceof InterimResponseListener
+                                && response.getCode() != HttpStatus.SC_SWITCHING_PROTOCOLS) {
+                            ((InterimResponseListener) listener).interim(response);
+                        }
+                    };
                 }
                 return super.execute(request, conn, callback, context);
             }
         };
+    }
+
+    /** {@link HttpContext} attribute: the upstream agreed to switch to a protocol other than TLS (101). */
+    private static final String SWITCHED_ATTRIBUTE = GuardedConnection.class.getName() + ".switched";
+
+    private static boolean toTls(HttpResponse response) {
+        Header upgrade = response.getFirstHeader(HttpHeaders.UPGRADE);
+        return upgrade != null && upgrade.getValue().trim().regionMatches(true, 0, "TLS", 0, 3);
+    }
+
+    /**
+     * Whether the upstream answered the exchange in {@code context} with {@code 101 Switching Protocols} to a protocol
+     * other than TLS, which the request asked for and this client cannot speak: a failure that follows is the
+     * request's doing, not the upstream's. Only with the client's own request executor.
+     */
+    public static boolean switchedProtocols(HttpContext context) {
+        return context != null && Boolean.TRUE.equals(context.getAttribute(SWITCHED_ATTRIBUTE));
+    }
+
+    /** Forgets a switch noted by an earlier exchange in {@code context}. */
+    public static void forgetSwitch(HttpContext context) {
+        context.removeAttribute(SWITCHED_ATTRIBUTE);
     }
 
     /**
@@ -466,7 +498,7 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
      * is read next; otherwise the write's failure stands. Only asked about a connection that is broken anyway, so
      * nothing is lost by looking at what is there.
      */
-    private void answeredEarlyOrThrow(SocketException writeFailure) throws SocketException {
+    private void answeredEarlyOrThrow(SocketException writeFailure) throws IOException {
         boolean answerWaiting;
         try {
             answerWaiting = hasUnsolicitedInput();
@@ -474,6 +506,14 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
             answerWaiting = false;
         }
         if (!answerWaiting) {
+            if (parser.awaitingFinalResponse() && isOpen()) {
+                // A 100 Continue (or another 1xx) came, then the upstream's close: it had begun to answer, as when the
+                // same close is met while reading (RFC 9209 http_response_incomplete, not connection_terminated). Not
+                // so when this side closed it (a cancel): that is no close of the upstream's.
+                throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
+                        "The upstream closed the connection after an interim response, before the final one",
+                        writeFailure);
+            }
             if (received() == receivedBefore) {
                 droppedIfReused();
             }

@@ -1,6 +1,7 @@
 package dev.upstreamguard.internal;
 
 import dev.upstreamguard.UpstreamFault;
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import org.apache.hc.core5.http.MalformedChunkCodingException;
@@ -66,6 +67,7 @@ final class StrictChunkSizes implements SessionInputBuffer {
     private boolean lastChunkSeen;
     /** The name of the latest trailer field, which a continuation line (obs-fold) continues. */
     private String trailerName;
+    private EndWatch endWatch;
 
     StrictChunkSizes(SessionInputBuffer buffer, int maxSectionSize) {
         this.buffer = buffer;
@@ -76,7 +78,18 @@ final class StrictChunkSizes implements SessionInputBuffer {
     public int readLine(CharArrayBuffer line, InputStream in) throws IOException {
         int start = line.length();
         boolean trailer = lastChunkSeen;
-        int n = buffer.readLine(line, in);
+        boolean sizeLine = sizeLineNext && !lastChunkSeen;
+        EndWatch watch = sizeLine || trailer ? endWatch(in) : null;
+        int n = buffer.readLine(line, watch != null ? watch : in);
+        if (n >= 0 && watch != null && watch.ended && sizeLine && digitsOnly(line, start)) {
+            // The buffer returns a line the close cut off as if whole: "0" may have been the start of "0400", so the
+            // body is not known to be complete; a size that went on past its digits ("0;ext") is.
+            throw new TruncatedChunkException("The connection ended in the middle of a chunk-size line");
+        }
+        if (n > 0 && watch != null && watch.ended && trailer && StrictResponseParser.isFieldNameSoFar(line, start)) {
+            // "X-T" is a trailer field cut before its colon, as "X-T: a" is one cut after it.
+            throw new TruncatedChunkException("The connection ended in the response's trailer section");
+        }
         if (n == -1 && !lastChunkSeen && !sizeLineNext) {
             // The connection ended where the line end closing a chunk was due: the body was cut off there, as it can
             // be anywhere else, not malformed (HttpClient calls it "CRLF expected", a protocol error).
@@ -158,6 +171,51 @@ final class StrictChunkSizes implements SessionInputBuffer {
             throw new MalformedChunkCodingException("Bad chunk header: " + line.substring(start, line.length()));
         }
         lastChunkSeen = zero;
+    }
+
+    /** The watch over {@code in}, reset for one line; one per body, not one per chunk. */
+    private EndWatch endWatch(InputStream in) {
+        if (endWatch == null || endWatch.source() != in) {
+            endWatch = new EndWatch(in);
+        }
+        endWatch.ended = false;
+        return endWatch;
+    }
+
+    private static boolean digitsOnly(CharArrayBuffer line, int start) {
+        for (int i = start; i < line.length(); i++) {
+            if (Character.digit(line.charAt(i), 16) < 0) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /** The connection's input, noting whether it ended while a line was read. */
+    private static final class EndWatch extends FilterInputStream {
+        boolean ended;
+
+        EndWatch(InputStream in) {
+            super(in);
+        }
+
+        InputStream source() {
+            return in;
+        }
+
+        @Override
+        public int read() throws IOException {
+            int b = in.read();
+            ended |= b == -1;
+            return b;
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            int n = in.read(b, off, len);
+            ended |= n == -1;
+            return n;
+        }
     }
 
     @Override

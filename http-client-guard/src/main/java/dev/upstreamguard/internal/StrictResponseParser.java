@@ -67,6 +67,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         this.maxSectionSize = maxSectionSize;
     }
 
+    /** Whether an interim (1xx) response of the exchange arrived and its final response is still due. */
+    boolean awaitingFinalResponse() {
+        return interimResponses > 0;
+    }
+
     /** The most characters in a head, which a chunked body's trailer section is held to as well. */
     int maxSectionSize() {
         return maxSectionSize;
@@ -134,9 +139,13 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
 
         List<CharArrayBuffer> lines = new ArrayList<>();
         CharArrayBuffer previous = null;
+        Arrival fields = new Arrival(in, null);
         for (;;) {
             CharArrayBuffer current = new CharArrayBuffer(64);
-            if (readLine(buffer, in, current, "header", true, null) == -1) {
+            if (readLine(buffer, fields, current, "header", true, null) == -1
+                    || fields.ended && current.length() > 0 && isFieldNameSoFar(current)) {
+                // A line the close cut off is judged as far as it goes: "Content-Le" is a field line cut short, not
+                // one without a colon.
                 throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_INCOMPLETE,
                         "The upstream closed the connection in the middle of the response header section");
             }
@@ -240,6 +249,28 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
             char p = i < pattern.length() ? pattern.charAt(i) : 'R';
             boolean ok = p == 'D' ? isDigit(c) : p == 'R' ? c >= 0x20 && c != 0x7f || c == '\t' : c == p;
             if (!ok) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /**
+     * Whether {@code line} is a field name cut short: token characters and no colon yet. A line cut anywhere later
+     * passes the checks of a field line as far as it goes, and then the end of input is found where the next line was
+     * due.
+     */
+    private static boolean isFieldNameSoFar(CharArrayBuffer line) {
+        return isFieldNameSoFar(line, 0);
+    }
+
+    /** Like {@link #isFieldNameSoFar(CharArrayBuffer)} for the line from {@code from} on, which is not empty. */
+    static boolean isFieldNameSoFar(CharArrayBuffer line, int from) {
+        if (line.length() <= from) {
+            return false;
+        }
+        for (int i = from; i < line.length(); i++) {
+            if (!isTokenChar(line.charAt(i))) {
                 return false;
             }
         }

@@ -10,13 +10,15 @@ import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.HttpException;
+import org.apache.hc.core5.http.HttpStatus;
 import org.apache.hc.core5.util.Timeout;
 
 /**
  * Holds the {@code CONNECT} that opens a tunnel through a forward proxy to the connect timeout, and makes a proxy that
  * does not answer it {@code connection_timeout}, and one that drops it (a close or reset instead of an answer)
  * {@code connection_refused}: the tunnel is part of connecting, before any byte of the request is sent, so either is
- * retried for any method.
+ * retried for any method. A proxy that answers the CONNECT with an error is not the upstream answering: a 5xx is
+ * {@code connection_refused} ({@code connection_timeout} for a 504), a 4xx {@code proxy_configuration_error}.
  *
  * <p>HttpClient waits for the proxy's answer with the request's response timeout, and a silence there read as
  * {@code connection_read_timeout}: 504 after the whole response timeout, "the upstream may have acted", never retried
@@ -58,8 +60,13 @@ public final class TunnelWatch {
             context.setRequestConfig(RequestConfig.copy(config).setResponseTimeout(connect).build());
         }
         context.setAttribute(ATTEMPT_CONFIG, config);
+        ClassicHttpResponse answer;
+        boolean refused;
         try {
-            return chain.proceed(request, scope);
+            answer = chain.proceed(request, scope);
+            // Answered without the request ever going through the tunnel (below, within() would have taken the
+            // attribute): HttpClient hands back the proxy's refusal of the CONNECT as if it were the answer.
+            refused = context.getAttribute(ATTEMPT_CONFIG) != null;
         } catch (IOException e) {
             if (context.getAttribute(ATTEMPT_CONFIG) == null) {
                 throw e; // through the tunnel, or none was needed: the request's own fault
@@ -83,6 +90,19 @@ public final class TunnelWatch {
                 context.setRequestConfig(config);
             }
         }
+        if (!refused) {
+            return answer;
+        }
+        int status = answer.getCode();
+        answer.close();
+        // No tunnel, so no byte of the request left. The proxy's answer is not the upstream's (its body must not pass
+        // for the https origin's): a 5xx is the proxy failing to connect to the upstream, a 4xx (407, 403) this
+        // client's proxy configuration, which says nothing about the upstream.
+        UpstreamFault fault = status == HttpStatus.SC_GATEWAY_TIMEOUT ? UpstreamFault.CONNECTION_TIMEOUT
+                : status >= HttpStatus.SC_SERVER_ERROR ? UpstreamFault.CONNECTION_REFUSED
+                : UpstreamFault.PROXY_CONFIGURATION_ERROR;
+        throw new FaultSignal(fault, "The forward proxy " + scope.route.getProxyHost() + " answered the CONNECT to "
+                + scope.route.getTargetHost() + " with " + status + " " + answer.getReasonPhrase());
     }
 
     private static ClassicHttpResponse within(ClassicHttpRequest request, ExecChain.Scope scope, ExecChain chain)

@@ -48,6 +48,10 @@ public final class UpstreamGuard implements GuardedUpstream {
     private final CircuitBreakerRegistry breakerRegistry;
     private final BulkheadRegistry bulkheadRegistry;
     private volatile long openedAtMillis;
+    /** Counts the breaker's changes of state, as seen by {@link #breakerGeneration()}; written before seenState. */
+    private volatile long breakerGeneration;
+    private volatile CircuitBreaker.State seenState = CircuitBreaker.State.CLOSED;
+    private final Object generationLock = new Object();
     private volatile RequestConfig attemptConfig;
     private volatile long lastUsedNanos;
 
@@ -181,7 +185,10 @@ public final class UpstreamGuard implements GuardedUpstream {
      * through the breaker's event publisher: with any consumer subscribed, Resilience4j creates a timestamped event
      * object for every single call.
      */
-    public void recordBreakerFailure(long nanos, Throwable cause) {
+    public void recordBreakerFailure(long nanos, Throwable cause, long generation) {
+        if (generation != breakerGeneration()) {
+            return;
+        }
         CircuitBreaker.State before = breaker.getState();
         breaker.onError(nanos, TimeUnit.NANOSECONDS, cause);
         noteIfOpened(before);
@@ -193,16 +200,53 @@ public final class UpstreamGuard implements GuardedUpstream {
      * with enough failures before it; missing that left {@link #retryAfter()} counting from an older opening (a
      * {@code Retry-After} of 1 s for a circuit open for {@code open-for}).
      */
-    public void recordBreakerSuccess(long nanos) {
+    public void recordBreakerSuccess(long nanos, long generation) {
+        if (generation != breakerGeneration()) {
+            return;
+        }
         CircuitBreaker.State before = breaker.getState();
         breaker.onSuccess(nanos, TimeUnit.NANOSECONDS);
         noteIfOpened(before);
     }
 
+    /**
+     * Gives back the permit of a call whose outcome says nothing about the upstream, if it was taken in the breaker's
+     * present state: a half-open permit given back in a later one would let one trial call too many through.
+     */
+    public void releaseBreakerPermit(long generation) {
+        if (generation == breakerGeneration()) {
+            breaker.releasePermission();
+        }
+    }
+
     private void noteIfOpened(CircuitBreaker.State before) {
-        if (before != CircuitBreaker.State.OPEN && breaker.getState() == CircuitBreaker.State.OPEN) {
+        CircuitBreaker.State after = breaker.getState();
+        if (before != CircuitBreaker.State.OPEN && after == CircuitBreaker.State.OPEN) {
             openedAtMillis = clock.millis();
         }
+        breakerGeneration();
+    }
+
+    /**
+     * Which state of the breaker this is: a number that changes whenever the breaker has changed state since it was
+     * last asked. A call takes it with its permit, and its outcome is recorded only if it has not changed by the end:
+     * Resilience4j records an outcome in whatever state the breaker is in when it arrives, so a call that began before
+     * the circuit opened and ended while it was half-open counted as a trial call, and a slow call of the outage could
+     * reopen a circuit whose trial calls had all succeeded. Every change of state happens in a permit request or an
+     * outcome, and both ask afterwards, so none goes unseen (an operator's transition is seen at the next call).
+     */
+    public long breakerGeneration() {
+        if (breaker.getState() != seenState) {
+            // Rare: only at a change of state, so the calls of a steady breaker take no lock.
+            synchronized (generationLock) {
+                CircuitBreaker.State now = breaker.getState();
+                if (now != seenState) {
+                    breakerGeneration = breakerGeneration + 1;
+                    seenState = now;
+                }
+            }
+        }
+        return breakerGeneration;
     }
 
     public RetryBudget budget() {

@@ -289,6 +289,27 @@ class CircuitBreakerTest {
         assertThat(inventory().circuitState()).isEqualTo("CLOSED");
     }
 
+    /**
+     * Regression: a call that took its permit before the circuit opened and ended while it was half-open (a slow call
+     * of the outage timing out just as {@code open-for} ends, as with the default 10 s of both) was recorded as a trial
+     * call, so it could reopen a circuit whose trial calls all succeeded, or close one on fewer trials than
+     * {@code half-open-calls}. An outcome counts only in the breaker state its call started in.
+     */
+    @Test
+    void aCallInFlightWhenTheCircuitOpenedIsNoHalfOpenTrial() throws Exception {
+        answer(503);
+        ClassicHttpResponse slow = client.executeOpen(null, new HttpGet(uri), null);
+        open();
+        time.advance(OPEN_FOR.plusMillis(1));
+        answer(200);
+        assertThat(get()).isEqualTo(200);
+        EntityUtils.consume(slow.getEntity());
+        slow.close(); // its 503, from before the opening, ends now
+        assertThat(inventory().circuitState()).as("one trial call of two has ended").isEqualTo("HALF_OPEN");
+        assertThat(get()).isEqualTo(200);
+        assertThat(inventory().circuitState()).isEqualTo("CLOSED");
+    }
+
     @Test
     void failedTrialCallsOpenTheCircuitAgain() throws Exception {
         open();

@@ -775,6 +775,40 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Regression: a forward proxy that answered the CONNECT of an https upstream with an error (it could not reach the
+     * upstream, or will not let this client through) had its answer returned as the upstream's own response: a 502
+     * from the proxy passed for the upstream's 502 (its body, too, as if it came from the https origin), and a 407 or
+     * 403 was handed to the caller as the upstream's answer. No tunnel was made and no byte of the request left: a 5xx
+     * is the connect failing (connection_refused, or connection_timeout for a 504), retried for any method; a 4xx is
+     * this client's proxy configuration (proxy_configuration_error, not counted against the upstream).
+     */
+    @ParameterizedTest(name = "{0}")
+    @CsvSource({"502 Bad Gateway, connection_refused, 502, 3", "503 Service Unavailable, connection_refused, 502, 3",
+        "504 Gateway Timeout, connection_timeout, 504, 3",
+        "407 Proxy Authentication Required, proxy_configuration_error, 500, 1",
+        "403 Forbidden, proxy_configuration_error, 500, 1"})
+    void aForwardProxyRefusingTheConnectIsAConnectFaultNotTheUpstreamsAnswer(String answer, String fault, int status,
+            int attempts) throws Exception {
+        RawUpstream.Behaviour refusing = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 " + answer + "\r\nContent-Type: text/html\r\nContent-Length: 9\r\n\r\n<b>no</b>");
+            }
+        };
+        try (RawUpstream proxy = RawUpstream.start(refusing);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext())
+                        .httpClientBuilder(org.apache.hc.client5.http.impl.classic.HttpClients.custom()
+                                .setProxy(new org.apache.hc.core5.http.HttpHost("http", "127.0.0.1", proxy.port())))
+                        .build()) {
+            URI uri = URI.create("https://localhost:9/");
+            assertFault(failure(client, new HttpGet(uri)), fault, status, attempts);
+            assertFault(failure(client, post(uri)), fault, status, attempts);
+            assertThat(proxy.requests()).extracting(RawUpstream.Request::method).containsOnly("CONNECT")
+                    .hasSize(2 * attempts);
+        }
+    }
+
     @Test
     void tlsHandshakeThatNeverCompletesIsAConnectionTimeoutAndRetried() throws Exception {
         RawUpstream.Behaviour silent = RawUpstream.Connection::stallUntilClosed;
@@ -901,6 +935,52 @@ class FaultMatrixTest {
                     "connection_timeout", 504, 3);
             assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(4));
             assertThat(resetting.requestCount() + stalling.requestCount()).isZero();
+        }
+    }
+
+    /**
+     * A handshake that completed, then a close (with or without close_notify) before any byte of a response: the
+     * connection broke under the request, not the TLS, so it is connection_terminated, retried for GET, never for POST.
+     */
+    @ParameterizedTest(name = "close_notify: {0}")
+    @ValueSource(booleans = {true, false})
+    void anUpstreamClosingRightAfterTheTlsHandshakeIsConnectionTerminatedRetriedForGetOnly(boolean closeNotify)
+            throws Exception {
+        RawUpstream.Behaviour handshakeThenClose = c -> {
+            ((SSLSocket) c.socket()).startHandshake();
+            if (closeNotify) {
+                c.close();
+            } else {
+                c.closeWithoutCloseNotify();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, handshakeThenClose);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "connection_terminated", 502, 3);
+            assertFault(failure(client, post(upstream.uri("/"))), "connection_terminated", 502, 1);
+            assertThat(upstream.connectionCount()).isEqualTo(4);
+        }
+    }
+
+    /** A TLS 1.2 upstream renegotiating in the middle of a body (and TLS 1.3 updating its keys instead) is no fault. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"TLSv1.2", "TLSv1.3"})
+    void aNewHandshakeInTheMiddleOfABodyIsNoFault(String version) throws Exception {
+        RawUpstream.Behaviour renegotiating = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab");
+                ((SSLSocket) c.socket()).startHandshake();
+                c.write("cd");
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.startTls(false, new String[] {version}, renegotiating);
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(fast().build())
+                        .sslContext(TestTls.clientContext()).build()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("abcd");
+            assertThat(upstream.errors()).isEmpty();
         }
     }
 

@@ -198,4 +198,39 @@ class MisuseTest {
             assertThat(upstream.requestCount()).isZero();
         }
     }
+
+    /**
+     * Regression: a request that asked to switch protocols ({@code Upgrade: websocket}, {@code h2c}) and that the
+     * upstream agreed to switch (101) failed as http_protocol_error, a 502 counted against the upstream's breaker,
+     * though the upstream did as asked: this client speaks HTTP/1.1 only and cannot go on in another protocol. It is
+     * the caller's mistake (an IllegalArgumentException), recorded as cancelled, and kept off the upstream's record.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"websocket", "h2c"})
+    void aRequestToSwitchProtocolsThatTheUpstreamAcceptsIsTheCallersMistakeNotTheUpstreams(String protocol)
+            throws Exception {
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        RawUpstream.Behaviour switching = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + protocol + "\r\nConnection: Upgrade\r\n\r\n");
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(switching);
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters).build()) {
+            HttpGet get = new HttpGet(upstream.uri("/socket"));
+            get.setHeader("Connection", "Upgrade");
+            get.setHeader("Upgrade", protocol);
+
+            Throwable thrown = catchThrowable(() -> client.execute(get, r -> r.getCode()));
+
+            assertThat(thrown).isInstanceOf(IllegalArgumentException.class).hasMessageContaining("101");
+            GuardedUpstream guarded = client.upstreams().iterator().next();
+            assertThat(guarded.faultCounts()).isEmpty();
+            assertThat(guarded.circuitBreaker().orElseThrow().getMetrics().getNumberOfFailedCalls()).isZero();
+            assertThat(guarded.callsInFlight()).isZero();
+            assertThat(meters.find("upstream.guard.calls").tag("outcome", "cancelled").timer().count()).isEqualTo(1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
 }

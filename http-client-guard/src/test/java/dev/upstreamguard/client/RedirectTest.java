@@ -108,6 +108,40 @@ class RedirectTest {
     }
 
     /**
+     * Regression: a redirect to a scheme the client does not speak ({@code ftp:}, {@code mailto:}) failed as
+     * {@code http_protocol_error}, a 502 counted against the upstream's breaker, though the upstream answered with a
+     * valid response that this client merely cannot follow. It is returned as it is, as a 3xx without a
+     * {@code Location} is, for the caller to act on (as OkHttp does).
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"ftp://127.0.0.1/file.txt", "mailto:ops@example.com", "FTP://127.0.0.1/file.txt"})
+    void aRedirectToASchemeTheClientDoesNotSpeakIsReturnedAsItIs(String location) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(redirectTo(302, location));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            String seen = client.execute(new HttpGet(upstream.uri("/items")),
+                    r -> r.getCode() + " " + r.getFirstHeader("Location").getValue());
+            assertThat(seen).isEqualTo("302 " + location);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a {@code Location} naming port 0, which no upstream listens on, was followed to the scheme's default
+     * port (80 or 443), another service than the one named, while a request URI with port 0 is refused and a port over
+     * 65535 in a {@code Location} is a protocol error. The upstream sent a target no request can go to: a protocol
+     * error, not followed, not retried.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"http://127.0.0.1:0/elsewhere", "https://127.0.0.1:0/elsewhere"})
+    void aRedirectToPortZeroIsAProtocolErrorNotACallToTheDefaultPort(String location) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(redirectTo(302, location));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/items"))), "http_protocol_error", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    /**
      * Regression: HttpClient names the redirect's URI in its message, and the UpstreamException's message repeated
      * it, query and all ({@code ?token=…}); that message is logged, and a gateway may show it.
      */

@@ -14,10 +14,16 @@ import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.Arrays;
+import java.util.List;
 import java.util.zip.Deflater;
 import java.util.zip.DeflaterOutputStream;
 import java.util.zip.GZIPOutputStream;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
+import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.client5.http.classic.methods.HttpPut;
+import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.core5.http.ContentType;
+import org.apache.hc.core5.http.io.entity.ByteArrayEntity;
 import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
@@ -80,6 +86,17 @@ class ResponseParsingTest {
         // RFC 9110 §15.2.2: 101 only answers a request that asked to upgrade; this one did not.
         "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
         "HTTP/1.1 101 Switching Protocols\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        // RFC 9112 §7 dropped "identity" as a transfer coding; a list with it is one the client cannot undo.
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity, chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        // A chunk size no long holds: not a size at all, never a wrapped one.
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFFFF\r\nok\r\n0\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n8000000000000000\r\nok\r\n0\r\n\r\n",
+        // RFC 9112 §4: exactly one space between the version and the status; RFC 9110 §5.1: a name is a token.
+        "HTTP/1.1  200 OK\r\nContent-Length: 2\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nX(y): z\r\nContent-Length: 2\r\n\r\nok",
+        // A 1xx has no body (RFC 9110 §15.2): what follows its head must be the next status line.
+        "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\nhelloHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
     })
     void rejectsAmbiguousOrMalformedHeadsAsProtocolErrors(String raw) throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
@@ -130,6 +147,29 @@ class ResponseParsingTest {
     @ValueSource(strings = {"X-T: a", "X-T: a\r\n", "X-T: a\r\nX-U: b"})
     void aTrailerSectionCutOffByTheCloseIsAnIncompleteResponse(String cut) throws Exception {
         assertTheBodyFails("2\r\nok\r\n0\r\n" + cut, "http_response_incomplete");
+    }
+
+    /**
+     * Regression: a trailer field line cut off by the close before its colon was judged as a whole line without one,
+     * {@code http_protocol_error}, where a field cut after its colon was already {@code http_response_incomplete}.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"X-T", "X-T: a\r\nY"})
+    void aTrailerFieldNameCutOffByTheCloseIsAnIncompleteResponse(String cut) throws Exception {
+        assertTheBodyFails("2\r\nok\r\n0\r\n" + cut, "http_response_incomplete");
+        assertTheBodyFails("2\r\nok\r\n0\r\nX(T", "http_protocol_error");
+    }
+
+    /**
+     * Regression: a chunk-size line cut off by the close after a {@code 0} was read as the last chunk, and the body as
+     * whole, though the upstream may have been sending {@code 0400} (leading zeros are allowed): a body cut short
+     * passed as complete content. Only a size line that ends with its line break, or goes on past its digits
+     * ({@code 0;ext}), is the last chunk.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"0", "00", "2\r\nok\r\n0", "2\r\nok\r\n000"})
+    void aLastChunkSizeCutOffByTheCloseIsAnIncompleteResponse(String chunks) throws Exception {
+        assertTheBodyFails(chunks, "http_response_incomplete");
     }
 
     /** A chunked 200 with {@code chunks} as its body, then the close, fails as it is read with {@code fault}. */
@@ -232,6 +272,42 @@ class ResponseParsingTest {
             String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
             assertThat(body).isEqualTo("decoded content");
             assertThat(upstream.requests().get(0).header("Accept-Encoding")).isEqualTo("gzip, deflate, x-gzip");
+        }
+    }
+
+    /**
+     * A gzip body whole by its framing but not by its own rules is the coding's fault, not a cut: its trailer missing,
+     * its CRC wrong, its data ending early. Bytes after the last member are ignored, as browsers and the JDK do.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"no trailer", "bad crc", "half", "trailing garbage"})
+    void aGzipBodyIsJudgedByItsOwnEndNotOnlyByItsFraming(String flaw) throws Exception {
+        ByteArrayOutputStream gzip = new ByteArrayOutputStream();
+        try (OutputStream out = new GZIPOutputStream(gzip)) {
+            out.write("decoded content".getBytes(StandardCharsets.UTF_8));
+        }
+        byte[] coded = gzip.toByteArray();
+        switch (flaw) {
+            case "no trailer" -> coded = Arrays.copyOf(coded, coded.length - 8);
+            case "bad crc" -> coded[coded.length - 6] ^= 0x55;
+            case "half" -> coded = Arrays.copyOf(coded, coded.length / 2);
+            default -> {
+                coded = Arrays.copyOf(coded, coded.length + 7);
+                System.arraycopy("garbage".getBytes(StandardCharsets.ISO_8859_1), 0, coded, coded.length - 7, 7);
+            }
+        }
+        ByteArrayOutputStream raw = new ByteArrayOutputStream();
+        raw.writeBytes(("HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: " + coded.length + "\r\n\r\n")
+                .getBytes(StandardCharsets.ISO_8859_1));
+        raw.writeBytes(coded);
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw.toByteArray()));
+                GuardedHttpClient client = client()) {
+            if (flaw.equals("trailing garbage")) {
+                String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+                assertThat(body).isEqualTo("decoded content");
+            } else {
+                assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_content_coding", 502, 1);
+            }
         }
     }
 
@@ -408,6 +484,35 @@ class ResponseParsingTest {
     }
 
     /**
+     * Regression: a header line cut off by the connection's close (or reset) before its colon was judged as a whole
+     * line without one, {@code http_protocol_error} and never retried, though the upstream had only begun to send it:
+     * RFC 9209's {@code http_response_incomplete}, as for a line cut after its colon or a status line cut short. A line
+     * that cannot begin a field line is still a protocol error, however it ends.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"C", "Content-Le", "X-A", "Content-Length: 2\r\nX", "X-A|reset"})
+    void aHeaderLineCutOffBeforeItsColonIsAnIncompleteResponse(String cut) throws Exception {
+        boolean reset = cut.endsWith("|reset");
+        String sent = "HTTP/1.1 200 OK\r\n" + cut.replace("|reset", "");
+        RawUpstream.Behaviour cutOff = c -> {
+            if (c.readRequest() != null) {
+                c.write(sent);
+                if (reset) {
+                    c.reset();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(cutOff); GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
+            assertFault(failure(client, FaultMatrixTest.post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
+        }
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond("HTTP/1.1 200 OK\r\nX(A"));
+                GuardedHttpClient client = client()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+        }
+    }
+
+    /**
      * Regression: an HTTP/2-only (h2c prior knowledge) upstream answers an HTTP/1.1 request with its SETTINGS frame,
      * which holds no line break, and may keep the connection open; the parser waited for the end of a status line
      * until the response timeout ({@code connection_read_timeout}, 504). Bytes that cannot begin {@code HTTP/} are a
@@ -453,6 +558,36 @@ class ResponseParsingTest {
         try (RawUpstream upstream = RawUpstream.start(interimThenGone); GuardedHttpClient client = client()) {
             assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_response_incomplete", 502, 3);
             assertFault(failure(client, FaultMatrixTest.post(upstream.uri("/"))), "http_response_incomplete", 502, 1);
+        }
+    }
+
+    /**
+     * Regression: an upstream that answered {@code 100 Continue} and then closed (or reset) while the body was being
+     * sent failed the write, and the call as connection_terminated, "closed before any response byte", though an
+     * interim response had arrived: RFC 9209's http_response_incomplete, as when the same close comes while the client
+     * reads. Retried alike (a PUT, not a POST); only the type was wrong.
+     */
+    @ParameterizedTest(name = "reset={0}")
+    @ValueSource(booleans = {false, true})
+    void connectionClosedAfterA100ContinueWhileTheBodyIsSentIsAnIncompleteResponse(boolean reset) throws Exception {
+        RawUpstream.Behaviour continueThenGone = c -> {
+            if (c.skipHead()) {
+                c.write("HTTP/1.1 100 Continue\r\n\r\n");
+                c.in().readNBytes(1000);
+                if (reset) {
+                    c.reset();
+                } else {
+                    c.close();
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(continueThenGone); GuardedHttpClient client = client()) {
+            for (HttpUriRequestBase upload : List.of(new HttpPut(upstream.uri("/")), new HttpPost(upstream.uri("/")))) {
+                upload.setHeader("Expect", "100-continue");
+                upload.setEntity(new ByteArrayEntity(new byte[8 << 20], ContentType.APPLICATION_OCTET_STREAM));
+                assertFault(failure(client, upload), "http_response_incomplete", 502,
+                        upload.getMethod().equals("PUT") ? 3 : 1);
+            }
         }
     }
 

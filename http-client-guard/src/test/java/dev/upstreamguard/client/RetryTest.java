@@ -404,14 +404,16 @@ class RetryTest {
         }
     }
 
-    @Test
-    void longRetryAfterOn503IsReturnedAtOnceWithBodyAndHeaderIntact() throws Exception {
+    /** Whatever retried status carries it: a Retry-After too long to wait for sends the answer back at once. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(ints = {503, 429, 502, 504})
+    void longRetryAfterOnARetriedStatusIsReturnedAtOnceWithBodyAndHeaderIntact(int status) throws Exception {
         try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client()) {
-            server.enqueue(new MockResponse.Builder().code(503).setHeader("Retry-After", "120")
+            server.enqueue(new MockResponse.Builder().code(status).setHeader("Retry-After", "120")
                     .setHeader("X-Marker", "maintenance").body("down for maintenance").build());
             server.enqueue(new MockResponse.Builder().code(200).body("must not be fetched").build());
             Seen seen = call(client, new HttpGet(MockWebServers.uri(server, "/")));
-            assertThat(seen).isEqualTo(new Seen(503, "120", "maintenance", "down for maintenance"));
+            assertThat(seen).isEqualTo(new Seen(status, "120", "maintenance", "down for maintenance"));
             assertThat(server.getRequestCount()).isEqualTo(1);
             assertThat(time.sleeps()).isEmpty();
         }
