@@ -771,7 +771,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                     upstreamRequest.addHeader(name, values.nextElement());
                 }
             }
-            String clientHost = request.getHeader("Host");
+            String clientHost = clientAuthority(request);
             if (preserveHost && clientHost != null) {
                 upstreamRequest.setHeader("Host", clientHost);
             }
@@ -1217,6 +1217,28 @@ public class UpstreamProxyServlet extends HttpServlet {
                 default:
                     return false;
             }
+        }
+
+        /**
+         * The authority the client addressed: its {@code Host}, or over HTTP/2 and later, where it comes as
+         * {@code :authority} and Tomcat has no {@code Host} field for it, the server name and port the container took
+         * from it (RFC 9113 §8.3.1: a {@code Host} generated for HTTP/1.1 takes the {@code :authority}).
+         */
+        private static String clientAuthority(HttpServletRequest request) {
+            String host = request.getHeader("Host");
+            if (host != null || !HopByHop.framesBodiesByStream(request.getProtocol())) {
+                return host;
+            }
+            String name = request.getServerName();
+            if (name == null || name.isEmpty()) {
+                return null;
+            }
+            if (name.indexOf(':') >= 0 && !name.startsWith("[")) {
+                name = "[" + name + "]";
+            }
+            int port = request.getServerPort();
+            int defaultPort = "https".equalsIgnoreCase(request.getScheme()) ? 443 : 80;
+            return port <= 0 || port == defaultPort ? name : name + ":" + port;
         }
 
         private static String gatewayOrigin(HttpServletRequest request) {

@@ -31,6 +31,7 @@ class ProxyServletHttp2Test {
     private RawUpstream whole;
     private RawUpstream small;
     private RawUpstream shortBody;
+    private RawUpstream forwarding;
     private Container.Running tomcat;
     private Http2Client client;
 
@@ -53,6 +54,7 @@ class ProxyServletHttp2Test {
         });
         small = RawUpstream.start(Behaviours.ok("ok"));
         shortBody = RawUpstream.start(Behaviours.truncatedBody());
+        forwarding = RawUpstream.start(Behaviours.ok("forwarded"));
         tomcat = Container.TOMCAT.start(new Container.Deployment().http2()
                 .servlet("cut", UpstreamProxyServlet.builder(cut.baseUrl()).set("retry.enabled", "false").build(),
                         "/cut/*")
@@ -60,7 +62,10 @@ class ProxyServletHttp2Test {
                         "/whole/*")
                 .servlet("small", UpstreamProxyServlet.builder(small.baseUrl()).build(), "/small/*")
                 .servlet("short", UpstreamProxyServlet.builder(shortBody.baseUrl()).set("retry.enabled", "false")
-                        .build(), "/short/*"));
+                        .build(), "/short/*")
+                .servlet("forwarded", UpstreamProxyServlet.builder(forwarding.baseUrl()).build(), "/forwarded/*")
+                .servlet("preserved", UpstreamProxyServlet.builder(forwarding.baseUrl()).preserveHost(true).build(),
+                        "/preserved/*"));
         client = new Http2Client(tomcat.port(), "/gw/small/");
     }
 
@@ -71,6 +76,7 @@ class ProxyServletHttp2Test {
         whole.close();
         small.close();
         shortBody.close();
+        forwarding.close();
     }
 
     private static void writeChunks(RawUpstream.Connection c) throws IOException {
@@ -110,5 +116,25 @@ class ProxyServletHttp2Test {
         try (InputStream in = response.body()) {
             assertThat(in.transferTo(OutputStream.nullOutputStream())).isEqualTo((long) CHUNKS * CHUNK);
         }
+    }
+
+    /**
+     * Regression: over HTTP/2 the client's authority travels as {@code :authority}, which Tomcat gives the servlet as
+     * its server name and port but not as a {@code Host} field; the servlet read only {@code Host}, so the upstream got
+     * no {@code X-Forwarded-Host}, a {@code Forwarded} without {@code host}, and with {@code preserve-host} its own
+     * name instead of the client's (RFC 9113 §8.3.1: a Host generated for HTTP/1.1 takes the {@code :authority}).
+     */
+    @Test
+    void theAuthorityAnHttp2ClientAddressedReachesTheUpstreamAsAHttp11ClientsHostWould() throws Exception {
+        String authority = "127.0.0.1:" + tomcat.port();
+        assertThat(client.get("/gw/forwarded/x").statusCode()).isEqualTo(200);
+        RawUpstream.Request forwarded = forwarding.requests().get(forwarding.requestCount() - 1);
+        assertThat(forwarded.header("X-Forwarded-Host")).isEqualTo(authority);
+        assertThat(forwarded.header("Forwarded")).isEqualTo("for=127.0.0.1;proto=http;host=\"" + authority + "\"");
+        assertThat(forwarded.header("Host")).isEqualTo("127.0.0.1:" + forwarding.port());
+
+        assertThat(client.get("/gw/preserved/x").statusCode()).isEqualTo(200);
+        RawUpstream.Request preserved = forwarding.requests().get(forwarding.requestCount() - 1);
+        assertThat(preserved.header("Host")).isEqualTo(authority);
     }
 }
