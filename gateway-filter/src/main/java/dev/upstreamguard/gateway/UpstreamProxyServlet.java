@@ -782,10 +782,15 @@ public class UpstreamProxyServlet extends HttpServlet {
                 upstreamRequest.addHeader("X-Forwarded-For",
                         forwardedFor == null ? remote : forwardedFor + ", " + remote);
                 upstreamRequest.addHeader("X-Forwarded-Proto", scheme);
-                if (clientHost != null) {
+                if (clientHost != null && !clientHost.isEmpty()) {
+                    // An empty Host stands for a target without an authority (RFC 9112 §3.2): there is none to name.
                     upstreamRequest.addHeader("X-Forwarded-Host", clientHost);
                 }
-                upstreamRequest.addHeader("X-Forwarded-Port", Integer.toString(request.getServerPort()));
+                // Tomcat gives 0 for a Host with an empty port ("example.test:"), which RFC 3986 §3.2.3 reads as the
+                // scheme's default: an upstream would build its links to port 0.
+                int port = request.getServerPort();
+                upstreamRequest.addHeader("X-Forwarded-Port",
+                        Integer.toString(port > 0 ? port : "https".equalsIgnoreCase(scheme) ? 443 : 80));
             }
             if (addForwarded) {
                 forwarded(upstreamRequest, forwarded, remote, scheme, clientHost);
