@@ -47,6 +47,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
@@ -503,7 +504,9 @@ public class UpstreamProxyServlet extends HttpServlet {
             // answer (Spring Boot's ErrorPageFilter records it and renders an error page after the chain).
             HttpServletResponse response = containersOwn(wrapped);
             List<String> connectionTokens = connectionTokens(interim);
-            Map<String, List<String>> before = new LinkedHashMap<>();
+            // By name without case (RFC 9110 §5.1): a field the upstream spelled two ways is one field, whose values
+            // from before the first spelling are all a filter set.
+            Map<String, List<String>> before = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
             for (Header header : interim.getHeaders()) {
                 String name = header.getName();
                 if (HopByHop.isExcluded(name, connectionTokens) || !belongsOnHints(name)) {

@@ -93,6 +93,9 @@ class ProxyServletFramingTest {
                     + "Content-Type: text/html\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nServer: hints/1\r\n"
                     + "Link: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfinal\r\n0\r\n\r\n"));
+            ups.put("hints-mixed-case", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
+                    + "link: </b.js>; rel=preload\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("hints-wrapped", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("repeated", keepAlive("HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nX-Rep: one\r\n"
@@ -419,6 +422,25 @@ class ProxyServletFramingTest {
         assertThat(response.status()).as("%s", response).isEqualTo(200);
         assertThat(response.bodyUtf8()).isEqualTo("final");
         assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+    }
+
+    /**
+     * Regression: the hints' fields were taken off the final answer again by name as the upstream spelled it, so of a
+     * field sent in two spellings ({@code Link} and {@code link}: names are case-insensitive, RFC 9110 §5.1) the second
+     * was put back as if a filter had set it, and the final answer carried a hint the upstream never gave it.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void hintsWhoseFieldNameComesInTwoSpellingsLeaveNothingOnTheFinalAnswer(Container container) throws Exception {
+        HintsAndAnswer exchange = hintsAndAnswer(container, port(container), "/gw/hints-mixed-case/page");
+        if (exchange.hints() != null) {
+            assertThat(String.join("\n", exchange.hints())).containsIgnoringCase("</a.css>").contains("</b.js>");
+        }
+        RawClient.Response response = exchange.answer();
+        assertThat(response.status()).as("%s", response).isEqualTo(200);
+        assertThat(response.bodyUtf8()).isEqualTo("final");
+        assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+        assertNothingLeased(container, "hints-mixed-case");
     }
 
     /** A 103's field lines, or {@code null} where the container relays none, and the final answer after it. */
