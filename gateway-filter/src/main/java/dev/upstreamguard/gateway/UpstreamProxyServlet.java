@@ -301,6 +301,8 @@ public class UpstreamProxyServlet extends HttpServlet {
         private final boolean relaysEarlyHints;
         /** The container's response head limit: 0 until looked up on the first response, then bytes or UNKNOWN. */
         private volatile int responseHeadLimit;
+        /** The container's trailer section limit: 0 until looked up on the first trailers, then bytes or UNKNOWN. */
+        private volatile int responseTrailerLimit;
 
         Runtime(Builder b, String servletName, boolean relaysEarlyHints) {
             this.relaysEarlyHints = relaysEarlyHints;
@@ -935,7 +937,12 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (trailersRelayed) {
                 // The upstream's trailer section (checksums, Server-Timing) follows its last chunk; the container asks
                 // for it when it ends the response, chunked (RFC 9112 §7.1.2). HTTP/1.0 has no trailers to carry them.
-                trailers = new TrailerRelay(connectionTokens);
+                int trailerLimit = responseTrailerLimit;
+                if (trailerLimit == 0) {
+                    trailerLimit = ContainerLimits.responseTrailerLimit(request);
+                    responseTrailerLimit = trailerLimit;
+                }
+                trailers = new TrailerRelay(connectionTokens, trailerLimit);
                 response.setTrailerFields(trailers);
             } else if (length < 0 && mayHaveContent && "HTTP/1.1".equals(request.getProtocol())
                     && HopByHop.hasClose(request.getHeaders("Connection"))) {
@@ -1350,11 +1357,17 @@ public class UpstreamProxyServlet extends HttpServlet {
                 "www-authenticate", "proxy-authenticate", "set-cookie", "cache-control", "expires", "pragma", "age",
                 "vary", "warning", "location", "retry-after", "date", "server", "proxy-status", "via");
 
+        /** Room for the last chunk's line and the section's end in the container's trailer buffer. */
+        private static final int LAST_CHUNK_ALLOWANCE = 64;
+
         private final List<String> connectionTokens;
+        /** The largest section the container writes, or {@link ContainerLimits#UNKNOWN}. */
+        private final int containerLimit;
         private volatile Map<String, String> fields = Map.of();
 
-        TrailerRelay(List<String> connectionTokens) {
+        TrailerRelay(List<String> connectionTokens, int containerLimit) {
             this.connectionTokens = connectionTokens;
+            this.containerLimit = containerLimit;
         }
 
         void take(HttpEntity entity) {
@@ -1370,6 +1383,18 @@ public class UpstreamProxyServlet extends HttpServlet {
                     continue;
                 }
                 taken.merge(name.toLowerCase(Locale.ROOT), header.getValue(), (a, b) -> a + ", " + b);
+            }
+            if (containerLimit != ContainerLimits.UNKNOWN) {
+                long section = 0;
+                for (Map.Entry<String, String> field : taken.entrySet()) {
+                    section += field.getKey().length() + field.getValue().length() + 4; // ": " and CRLF
+                }
+                if (section > containerLimit - LAST_CHUNK_ALLOWANCE) {
+                    // Jetty would fail the response after its body, cutting a valid answer off; a recipient that
+                    // removes the chunked coding may discard trailer fields (RFC 9112 §7.1.2). All of them: a part of
+                    // a section (one checksum of two) could mislead more than none.
+                    return;
+                }
             }
             fields = taken;
         }

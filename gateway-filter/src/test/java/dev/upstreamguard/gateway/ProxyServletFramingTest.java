@@ -45,6 +45,12 @@ class ProxyServletFramingTest {
     /** More than the proxy discards of a body a 205 must not have: its connection is closed instead. */
     private static final int LARGE_205_BODY = 256 * 1024;
 
+    /**
+     * A trailer section of 10 KB, 95 fields: within what the client reads (64 KiB, 256 fields) and over the 8 KiB
+     * Jetty writes of one (its {@code responseHeaderSize}).
+     */
+    private static final String LARGE_TRAILER_SECTION = largeTrailerSection();
+
     private static final Duration SETTLE = Duration.ofSeconds(15);
     private static final String SECOND = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
     private static final String TOO_LARGE = "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\n"
@@ -80,6 +86,8 @@ class ProxyServletFramingTest {
                     + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: sha-256=:LPJNul+wow4m6Dsq:\r\n"
                     + "Server-Timing: db;dur=53\r\nServer-Timing: app;dur=47.2\r\nContent-Length: 99\r\n"
                     + "Connection: close\r\n\r\n"));
+            ups.put("large-trailers", keepAlive("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T0\r\n\r\n"
+                    + "5\r\nhello\r\n0\r\n" + LARGE_TRAILER_SECTION + "\r\n"));
             ups.put("trailers-forbidden", keepAlive("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
                     + "Trailer: X-Checksum, Cache-Control, Authorization\r\nTrailer: Authentication-Info\r\n\r\n"
                     + "5\r\nhello\r\n0\r\nX-Checksum: c\r\nCache-Control: no-store\r\nAuthorization: Basic eDp5\r\n"
@@ -336,6 +344,39 @@ class ProxyServletFramingTest {
                 .isEqualTo("db;dur=53, app;dur=47.2");
         assertInStep(both.get(1));
         assertNothingLeased(container, "trailers");
+    }
+
+    /**
+     * Regression: a trailer section larger than Jetty writes (its {@code responseHeaderSize}, 8 KiB, while the head may
+     * grow to 16 KiB) made it fail the response after the body: a valid answer reached the client cut off, without its
+     * last chunk, and the connection was lost. Such a section is now discarded (RFC 9112 §7.1.2 lets a recipient that
+     * removes the chunked coding discard trailer fields; the head's {@code Trailer} only said they might come), and the
+     * body ends whole; Tomcat, which writes it, gets it all.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aTrailerSectionTooLargeForTheContainerIsDroppedWholeAndTheBodyEndsCleanly(Container container)
+            throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/large-trailers/x");
+        RawClient.Response response = both.get(0);
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).as("%s", response).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("hello");
+        if (!response.trailers().isEmpty()) {
+            assertThat(response.trailers()).as("whole or not at all").hasSize(95);
+        }
+        assertThat(response.trailers().isEmpty()).as("dropped where the container cannot write them")
+                .isEqualTo(container == Container.JETTY);
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "large-trailers");
+    }
+
+    private static String largeTrailerSection() {
+        StringBuilder section = new StringBuilder();
+        for (int i = 0; i < 95; i++) {
+            section.append("X-T").append(i).append(": ").append("v".repeat(100)).append("\r\n");
+        }
+        return section.toString();
     }
 
     /**
