@@ -461,7 +461,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                     && !"HTTP/1.0".equals(request.getProtocol())) {
                 // RFC 9110 §15.2: a proxy forwards the 1xx responses it did not ask for (never to an HTTP/1.0 client).
                 context.setAttribute(InterimResponseListener.ATTRIBUTE,
-                        (InterimResponseListener) interim -> relayEarlyHints(response, interim));
+                        (InterimResponseListener) interim -> relayEarlyHints(request, response, interim));
             }
             ClassicHttpResponse upstreamResponse;
             try {
@@ -498,14 +498,28 @@ public class UpstreamProxyServlet extends HttpServlet {
          * responses: {@code sendError(103)} in Tomcat and Jetty), with its end-to-end fields, which are then taken off
          * the response again: hints are not part of the final answer. A client gone is found by the final write.
          */
-        private static void relayEarlyHints(HttpServletResponse wrapped, HttpResponse interim) {
+        private void relayEarlyHints(HttpServletRequest request, HttpServletResponse wrapped, HttpResponse interim) {
             if (interim.getCode() != 103 || wrapped.isCommitted()) {
                 return;
+            }
+            List<String> connectionTokens = connectionTokens(interim);
+            int limit = responseHeadLimit(request);
+            if (limit != ContainerLimits.UNKNOWN) {
+                long section = 0;
+                for (Header header : interim.getHeaders()) {
+                    if (!HopByHop.isExcluded(header.getName(), connectionTokens) && belongsOnHints(header.getName())) {
+                        section += header.getName().length() + header.getValue().length() + 4; // ": " and CRLF
+                    }
+                }
+                if (section > limit - CONTAINER_HEAD_ALLOWANCE) {
+                    // More than the container writes in a head: Jetty throws from sendError, and the valid answer
+                    // that follows became a 500. Hints are advisory; the final answer is what matters.
+                    return;
+                }
             }
             // Sent through the container's own response: a filter's wrapper may take any sendError for the final
             // answer (Spring Boot's ErrorPageFilter records it and renders an error page after the chain).
             HttpServletResponse response = containersOwn(wrapped);
-            List<String> connectionTokens = connectionTokens(interim);
             // By name without case (RFC 9110 §5.1): a field the upstream spelled two ways is one field, whose values
             // from before the first spelling are all a filter set.
             Map<String, List<String>> before = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
@@ -1085,13 +1099,19 @@ public class UpstreamProxyServlet extends HttpServlet {
          * would fail it at the commit — possibly after the servlet returned — and answer a bare 500 of its own,
          * without {@code Proxy-Status}; this answers 502 as nginx does ("upstream sent too big header").
          */
-        private ResponseCheck.Refusal headTooLargeForContainer(HttpServletRequest request,
-                HttpResponse upstreamResponse) {
+        /** The container's response head limit in bytes, or {@link ContainerLimits#UNKNOWN}; looked up once. */
+        private int responseHeadLimit(HttpServletRequest request) {
             int limit = responseHeadLimit;
             if (limit == 0) {
                 limit = ContainerLimits.responseHeadLimit(request);
                 responseHeadLimit = limit;
             }
+            return limit;
+        }
+
+        private ResponseCheck.Refusal headTooLargeForContainer(HttpServletRequest request,
+                HttpResponse upstreamResponse) {
+            int limit = responseHeadLimit(request);
             if (limit == ContainerLimits.UNKNOWN) {
                 return null;
             }

@@ -51,6 +51,12 @@ class ProxyServletFramingTest {
      */
     private static final String LARGE_TRAILER_SECTION = largeTrailerSection();
 
+    /**
+     * 20 KB of {@code Link} fields on a 103: each line and the section within what the client reads (16 KiB, 64 KiB),
+     * the section over the head either container writes (Tomcat 8 KiB, Jetty 16 KiB).
+     */
+    private static final String HINTS_TOO_LARGE = ("Link: </" + "a".repeat(980) + ".css>; rel=preload\r\n").repeat(20);
+
     private static final Duration SETTLE = Duration.ofSeconds(15);
     private static final String SECOND = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
     private static final String TOO_LARGE = "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\n"
@@ -103,6 +109,8 @@ class ProxyServletFramingTest {
                     + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfinal\r\n0\r\n\r\n"));
             ups.put("hints-mixed-case", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
                     + "link: </b.js>; rel=preload\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            ups.put("hints-too-large", keepAlive("HTTP/1.1 103 Early Hints\r\n" + HINTS_TOO_LARGE + "\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("hints-wrapped", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
@@ -482,6 +490,25 @@ class ProxyServletFramingTest {
         assertThat(response.bodyUtf8()).isEqualTo("final");
         assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
         assertNothingLeased(container, "hints-mixed-case");
+    }
+
+    /**
+     * Regression: hints larger than the head Jetty writes (16 KiB) made it throw from the 103's {@code sendError}, and
+     * the valid answer that followed became a 500 {@code proxy_internal_error}. Hints are advisory: ones the container
+     * cannot write are not relayed, and the final answer passes as it came.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void hintsTooLargeForTheContainerAreNotRelayedAndTheFinalAnswerPasses(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/hints-too-large/page");
+        RawClient.Response response = both.get(0);
+        assertThat(response.status()).as("%s", response).isEqualTo(200);
+        assertThat(response.complete()).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("final");
+        assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+        assertThat(response.header("Proxy-Status")).isNull();
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "hints-too-large");
     }
 
     /** A 103's field lines, or {@code null} where the container relays none, and the final answer after it. */
