@@ -1099,8 +1099,14 @@ public class UpstreamProxyServlet extends HttpServlet {
          * would fail it at the commit — possibly after the servlet returned — and answer a bare 500 of its own,
          * without {@code Proxy-Status}; this answers 502 as nginx does ("upstream sent too big header").
          */
-        /** The container's response head limit in bytes, or {@link ContainerLimits#UNKNOWN}; looked up once. */
+        /**
+         * The container's response head limit in bytes for {@code request}'s connection, or
+         * {@link ContainerLimits#UNKNOWN}; the container's setting is looked up once.
+         */
         private int responseHeadLimit(HttpServletRequest request) {
+            if (!ContainerLimits.headLimitApplies(request)) {
+                return ContainerLimits.UNKNOWN;
+            }
             int limit = responseHeadLimit;
             if (limit == 0) {
                 limit = ContainerLimits.responseHeadLimit(request);

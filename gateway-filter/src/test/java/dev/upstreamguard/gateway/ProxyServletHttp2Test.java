@@ -32,6 +32,7 @@ class ProxyServletHttp2Test {
     private RawUpstream small;
     private RawUpstream shortBody;
     private RawUpstream forwarding;
+    private RawUpstream largeHead;
     private Container.Running tomcat;
     private Http2Client client;
 
@@ -55,6 +56,13 @@ class ProxyServletHttp2Test {
         small = RawUpstream.start(Behaviours.ok("ok"));
         shortBody = RawUpstream.start(Behaviours.truncatedBody());
         forwarding = RawUpstream.start(Behaviours.ok("forwarded"));
+        // 12 KB of fields: over Tomcat's HTTP/1.1 maxHttpResponseHeaderSize (8 KiB), which its HTTP/2 does not have.
+        largeHead = RawUpstream.start(c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                c.write("HTTP/1.1 200 OK\r\n" + ("X-Large: " + "v".repeat(110) + "\r\n").repeat(100)
+                        + "Content-Length: 5\r\n\r\nlarge");
+            }
+        });
         tomcat = Container.TOMCAT.start(new Container.Deployment().http2()
                 .servlet("cut", UpstreamProxyServlet.builder(cut.baseUrl()).set("retry.enabled", "false").build(),
                         "/cut/*")
@@ -65,7 +73,9 @@ class ProxyServletHttp2Test {
                         .build(), "/short/*")
                 .servlet("forwarded", UpstreamProxyServlet.builder(forwarding.baseUrl()).build(), "/forwarded/*")
                 .servlet("preserved", UpstreamProxyServlet.builder(forwarding.baseUrl()).preserveHost(true).build(),
-                        "/preserved/*"));
+                        "/preserved/*")
+                .servlet("large-head", UpstreamProxyServlet.builder(largeHead.baseUrl()).set("retry.enabled", "false")
+                        .build(), "/large-head/*"));
         client = new Http2Client(tomcat.port(), "/gw/small/");
     }
 
@@ -77,6 +87,7 @@ class ProxyServletHttp2Test {
         small.close();
         shortBody.close();
         forwarding.close();
+        largeHead.close();
     }
 
     private static void writeChunks(RawUpstream.Connection c) throws IOException {
@@ -136,5 +147,25 @@ class ProxyServletHttp2Test {
         assertThat(client.get("/gw/preserved/x").statusCode()).isEqualTo(200);
         RawUpstream.Request preserved = forwarding.requests().get(forwarding.requestCount() - 1);
         assertThat(preserved.header("Host")).isEqualTo(authority);
+    }
+
+    /**
+     * Regression: the check that answers 502 {@code http_response_header_section_size} for a head the container cannot
+     * write applied Tomcat's HTTP/1.1 limit ({@code maxHttpResponseHeaderSize}, 8 KiB) to HTTP/2 clients too, whose
+     * heads Tomcat writes whatever their size (in CONTINUATION frames): a valid 12 KB head became a 502. Over HTTP/1.1
+     * on the same connector and servlet it is still the 502.
+     */
+    @Test
+    void aHeadOverTomcatsHttp11LimitPassesToAnHttp2ClientButNotToAnHttp11One() throws Exception {
+        HttpResponse<InputStream> overHttp2 = client.get("/gw/large-head/x");
+        assertThat(overHttp2.statusCode()).isEqualTo(200);
+        assertThat(overHttp2.headers().allValues("X-Large")).hasSize(100);
+        try (InputStream in = overHttp2.body()) {
+            assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8)).isEqualTo("large");
+        }
+        RawClient.Response overHttp11 = RawClient.request(tomcat.port(), "GET", "/gw/large-head/x");
+        assertThat(overHttp11.status()).as("%s", overHttp11).isEqualTo(502);
+        assertThat(overHttp11.header("Proxy-Status"))
+                .isEqualTo("upstream-guard; error=http_response_header_section_size");
     }
 }
