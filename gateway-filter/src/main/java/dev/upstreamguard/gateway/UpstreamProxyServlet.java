@@ -47,6 +47,7 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
@@ -300,6 +301,8 @@ public class UpstreamProxyServlet extends HttpServlet {
         private final boolean relaysEarlyHints;
         /** The container's response head limit: 0 until looked up on the first response, then bytes or UNKNOWN. */
         private volatile int responseHeadLimit;
+        /** The container's trailer section limit: 0 until looked up on the first trailers, then bytes or UNKNOWN. */
+        private volatile int responseTrailerLimit;
 
         Runtime(Builder b, String servletName, boolean relaysEarlyHints) {
             this.relaysEarlyHints = relaysEarlyHints;
@@ -458,7 +461,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                     && !"HTTP/1.0".equals(request.getProtocol())) {
                 // RFC 9110 §15.2: a proxy forwards the 1xx responses it did not ask for (never to an HTTP/1.0 client).
                 context.setAttribute(InterimResponseListener.ATTRIBUTE,
-                        (InterimResponseListener) interim -> relayEarlyHints(response, interim));
+                        (InterimResponseListener) interim -> relayEarlyHints(request, response, interim));
             }
             ClassicHttpResponse upstreamResponse;
             try {
@@ -495,15 +498,31 @@ public class UpstreamProxyServlet extends HttpServlet {
          * responses: {@code sendError(103)} in Tomcat and Jetty), with its end-to-end fields, which are then taken off
          * the response again: hints are not part of the final answer. A client gone is found by the final write.
          */
-        private static void relayEarlyHints(HttpServletResponse wrapped, HttpResponse interim) {
+        private void relayEarlyHints(HttpServletRequest request, HttpServletResponse wrapped, HttpResponse interim) {
             if (interim.getCode() != 103 || wrapped.isCommitted()) {
                 return;
+            }
+            List<String> connectionTokens = connectionTokens(interim);
+            int limit = responseHeadLimit(request);
+            if (limit != ContainerLimits.UNKNOWN) {
+                long section = 0;
+                for (Header header : interim.getHeaders()) {
+                    if (!HopByHop.isExcluded(header.getName(), connectionTokens) && belongsOnHints(header.getName())) {
+                        section += header.getName().length() + header.getValue().length() + 4; // ": " and CRLF
+                    }
+                }
+                if (section > limit - CONTAINER_HEAD_ALLOWANCE) {
+                    // More than the container writes in a head: Jetty throws from sendError, and the valid answer
+                    // that follows became a 500. Hints are advisory; the final answer is what matters.
+                    return;
+                }
             }
             // Sent through the container's own response: a filter's wrapper may take any sendError for the final
             // answer (Spring Boot's ErrorPageFilter records it and renders an error page after the chain).
             HttpServletResponse response = containersOwn(wrapped);
-            List<String> connectionTokens = connectionTokens(interim);
-            Map<String, List<String>> before = new LinkedHashMap<>();
+            // By name without case (RFC 9110 §5.1): a field the upstream spelled two ways is one field, whose values
+            // from before the first spelling are all a filter set.
+            Map<String, List<String>> before = new TreeMap<>(String.CASE_INSENSITIVE_ORDER);
             for (Header header : interim.getHeaders()) {
                 String name = header.getName();
                 if (HopByHop.isExcluded(name, connectionTokens) || !belongsOnHints(name)) {
@@ -771,7 +790,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                     upstreamRequest.addHeader(name, values.nextElement());
                 }
             }
-            String clientHost = request.getHeader("Host");
+            String clientHost = clientAuthority(request);
             if (preserveHost && clientHost != null) {
                 upstreamRequest.setHeader("Host", clientHost);
             }
@@ -782,10 +801,15 @@ public class UpstreamProxyServlet extends HttpServlet {
                 upstreamRequest.addHeader("X-Forwarded-For",
                         forwardedFor == null ? remote : forwardedFor + ", " + remote);
                 upstreamRequest.addHeader("X-Forwarded-Proto", scheme);
-                if (clientHost != null) {
+                if (clientHost != null && !clientHost.isEmpty()) {
+                    // An empty Host stands for a target without an authority (RFC 9112 §3.2): there is none to name.
                     upstreamRequest.addHeader("X-Forwarded-Host", clientHost);
                 }
-                upstreamRequest.addHeader("X-Forwarded-Port", Integer.toString(request.getServerPort()));
+                // Tomcat gives 0 for a Host with an empty port ("example.test:"), which RFC 3986 §3.2.3 reads as the
+                // scheme's default: an upstream would build its links to port 0.
+                int port = request.getServerPort();
+                upstreamRequest.addHeader("X-Forwarded-Port",
+                        Integer.toString(port > 0 ? port : "https".equalsIgnoreCase(scheme) ? 443 : 80));
             }
             if (addForwarded) {
                 forwarded(upstreamRequest, forwarded, remote, scheme, clientHost);
@@ -927,7 +951,12 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (trailersRelayed) {
                 // The upstream's trailer section (checksums, Server-Timing) follows its last chunk; the container asks
                 // for it when it ends the response, chunked (RFC 9112 §7.1.2). HTTP/1.0 has no trailers to carry them.
-                trailers = new TrailerRelay(connectionTokens);
+                int trailerLimit = responseTrailerLimit;
+                if (trailerLimit == 0) {
+                    trailerLimit = ContainerLimits.responseTrailerLimit(request);
+                    responseTrailerLimit = trailerLimit;
+                }
+                trailers = new TrailerRelay(connectionTokens, trailerLimit);
                 response.setTrailerFields(trailers);
             } else if (length < 0 && mayHaveContent && "HTTP/1.1".equals(request.getProtocol())
                     && HopByHop.hasClose(request.getHeaders("Connection"))) {
@@ -1070,13 +1099,25 @@ public class UpstreamProxyServlet extends HttpServlet {
          * would fail it at the commit — possibly after the servlet returned — and answer a bare 500 of its own,
          * without {@code Proxy-Status}; this answers 502 as nginx does ("upstream sent too big header").
          */
-        private ResponseCheck.Refusal headTooLargeForContainer(HttpServletRequest request,
-                HttpResponse upstreamResponse) {
+        /**
+         * The container's response head limit in bytes for {@code request}'s connection, or
+         * {@link ContainerLimits#UNKNOWN}; the container's setting is looked up once.
+         */
+        private int responseHeadLimit(HttpServletRequest request) {
+            if (!ContainerLimits.headLimitApplies(request)) {
+                return ContainerLimits.UNKNOWN;
+            }
             int limit = responseHeadLimit;
             if (limit == 0) {
                 limit = ContainerLimits.responseHeadLimit(request);
                 responseHeadLimit = limit;
             }
+            return limit;
+        }
+
+        private ResponseCheck.Refusal headTooLargeForContainer(HttpServletRequest request,
+                HttpResponse upstreamResponse) {
+            int limit = responseHeadLimit(request);
             if (limit == ContainerLimits.UNKNOWN) {
                 return null;
             }
@@ -1219,6 +1260,28 @@ public class UpstreamProxyServlet extends HttpServlet {
             }
         }
 
+        /**
+         * The authority the client addressed: its {@code Host}, or over HTTP/2 and later, where it comes as
+         * {@code :authority} and Tomcat has no {@code Host} field for it, the server name and port the container took
+         * from it (RFC 9113 §8.3.1: a {@code Host} generated for HTTP/1.1 takes the {@code :authority}).
+         */
+        private static String clientAuthority(HttpServletRequest request) {
+            String host = request.getHeader("Host");
+            if (host != null || !HopByHop.framesBodiesByStream(request.getProtocol())) {
+                return host;
+            }
+            String name = request.getServerName();
+            if (name == null || name.isEmpty()) {
+                return null;
+            }
+            if (name.indexOf(':') >= 0 && !name.startsWith("[")) {
+                name = "[" + name + "]";
+            }
+            int port = request.getServerPort();
+            int defaultPort = "https".equalsIgnoreCase(request.getScheme()) ? 443 : 80;
+            return port <= 0 || port == defaultPort ? name : name + ":" + port;
+        }
+
         private static String gatewayOrigin(HttpServletRequest request) {
             String host = request.getHeader("Host");
             if (host == null || host.isEmpty()) {
@@ -1320,11 +1383,17 @@ public class UpstreamProxyServlet extends HttpServlet {
                 "www-authenticate", "proxy-authenticate", "set-cookie", "cache-control", "expires", "pragma", "age",
                 "vary", "warning", "location", "retry-after", "date", "server", "proxy-status", "via");
 
+        /** Room for the last chunk's line and the section's end in the container's trailer buffer. */
+        private static final int LAST_CHUNK_ALLOWANCE = 64;
+
         private final List<String> connectionTokens;
+        /** The largest section the container writes, or {@link ContainerLimits#UNKNOWN}. */
+        private final int containerLimit;
         private volatile Map<String, String> fields = Map.of();
 
-        TrailerRelay(List<String> connectionTokens) {
+        TrailerRelay(List<String> connectionTokens, int containerLimit) {
             this.connectionTokens = connectionTokens;
+            this.containerLimit = containerLimit;
         }
 
         void take(HttpEntity entity) {
@@ -1340,6 +1409,18 @@ public class UpstreamProxyServlet extends HttpServlet {
                     continue;
                 }
                 taken.merge(name.toLowerCase(Locale.ROOT), header.getValue(), (a, b) -> a + ", " + b);
+            }
+            if (containerLimit != ContainerLimits.UNKNOWN) {
+                long section = 0;
+                for (Map.Entry<String, String> field : taken.entrySet()) {
+                    section += field.getKey().length() + field.getValue().length() + 4; // ": " and CRLF
+                }
+                if (section > containerLimit - LAST_CHUNK_ALLOWANCE) {
+                    // Jetty would fail the response after its body, cutting a valid answer off; a recipient that
+                    // removes the chunked coding may discard trailer fields (RFC 9112 §7.1.2). All of them: a part of
+                    // a section (one checksum of two) could mislead more than none.
+                    return;
+                }
             }
             fields = taken;
         }

@@ -61,6 +61,37 @@ class ForwardedHeadersTest {
     }
 
     /**
+     * Regression: a {@code Host} with an empty port ({@code example.test:}, RFC 3986 §3.2.3: the scheme's default), which
+     * Tomcat takes, went upstream as {@code X-Forwarded-Port: 0}, from which an upstream builds links to port 0; and an
+     * empty {@code Host} (RFC 9112 §3.2: a target without an authority) as an empty {@code X-Forwarded-Host}. Jetty
+     * refuses both requests itself.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aHostWithAnEmptyPortOrNoAuthorityIsForwardedWithTheDefaultPortAndNoForwardedHost(Container container)
+            throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"))) {
+            Container.Deployment deployment = new Container.Deployment()
+                    .servlet("p", UpstreamProxyServlet.builder(upstream.baseUrl()).build(), "/p/*");
+            try (Container.Running running = container.start(deployment)) {
+                for (String host : new String[] {"example.test:", ""}) {
+                    String head = "GET /gw/p/a HTTP/1.1\r\nHost: " + host + "\r\n\r\n";
+                    int status = RawClient.send(running.port(), head, null).status();
+                    if (status == 400) {
+                        continue; // refused by the container (Jetty), never forwarded
+                    }
+                    assertThat(status).isEqualTo(200);
+                    RawUpstream.Request request = upstream.requests().get(upstream.requestCount() - 1);
+                    assertThat(request.header("X-Forwarded-Port")).as("Host: %s", host)
+                            .isEqualTo(host.isEmpty() ? String.valueOf(running.port()) : "80");
+                    assertThat(request.headers().get("x-forwarded-host")).as("Host: %s", host)
+                            .isEqualTo(host.isEmpty() ? null : java.util.List.of(host));
+                }
+            }
+        }
+    }
+
+    /**
      * Regression: the client's IPv6 address went upstream as the container spelled it. Jetty's {@code getRemoteAddr()}
      * brackets it, which made {@code Forwarded: for="[[0:0:0:0:0:0:0:1]]"} (not an RFC 7239 node) and a bracketed
      * {@code X-Forwarded-For}; Tomcat's is uncompressed. Both now send {@code ::1} and {@code for="[::1]"}.

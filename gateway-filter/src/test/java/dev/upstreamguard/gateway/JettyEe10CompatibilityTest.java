@@ -50,6 +50,11 @@ class JettyEe10CompatibilityTest {
             }
         }));
         route(context, "echo", raw(Behaviours.echo()));
+        route(context, "large-trailers", raw(Behaviours.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "5\r\nhello\r\n0\r\n" + ("X-T: " + "v".repeat(100) + "\r\n").repeat(95) + "\r\n")));
+        route(context, "large-hints", raw(Behaviours.respond("HTTP/1.1 103 Early Hints\r\n"
+                + ("Link: </" + "a".repeat(980) + ".css>; rel=preload\r\n").repeat(20) + "\r\n"
+                + "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")));
         server.setHandler(context);
         server.start();
         port = connector.getLocalPort();
@@ -83,6 +88,21 @@ class JettyEe10CompatibilityTest {
         assertThat(response.status()).isEqualTo(200);
         assertThat(response.bodyUtf8()).isEqualTo("fine");
         assertThat(response.header("Via")).contains("upstream-guard");
+    }
+
+    /**
+     * The container's limits are found in ee10 as in ee11: a trailer section over Jetty's 8 KiB is dropped rather than
+     * cutting the body off, and hints over its head limit are not relayed rather than failing the answer.
+     */
+    @Test
+    void whatJettyCannotWriteOfTrailersAndHintsIsDroppedAndTheAnswerPassesWhole() throws Exception {
+        RawClient.Response trailers = RawClient.request(port, "GET", "/gw/large-trailers/x");
+        assertThat(trailers.status()).isEqualTo(200);
+        assertThat(trailers.complete()).as("%s", trailers).isTrue();
+        assertThat(trailers.bodyUtf8()).isEqualTo("hello");
+        RawClient.Response hinted = RawClient.request(port, "GET", "/gw/large-hints/x");
+        assertThat(hinted.status()).as("%s", hinted).isEqualTo(200);
+        assertThat(hinted.bodyUtf8()).isEqualTo("final");
     }
 
     @Test

@@ -45,6 +45,18 @@ class ProxyServletFramingTest {
     /** More than the proxy discards of a body a 205 must not have: its connection is closed instead. */
     private static final int LARGE_205_BODY = 256 * 1024;
 
+    /**
+     * A trailer section of 10 KB, 95 fields: within what the client reads (64 KiB, 256 fields) and over the 8 KiB
+     * Jetty writes of one (its {@code responseHeaderSize}).
+     */
+    private static final String LARGE_TRAILER_SECTION = largeTrailerSection();
+
+    /**
+     * 20 KB of {@code Link} fields on a 103: each line and the section within what the client reads (16 KiB, 64 KiB),
+     * the section over the head either container writes (Tomcat 8 KiB, Jetty 16 KiB).
+     */
+    private static final String HINTS_TOO_LARGE = ("Link: </" + "a".repeat(980) + ".css>; rel=preload\r\n").repeat(20);
+
     private static final Duration SETTLE = Duration.ofSeconds(15);
     private static final String SECOND = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
     private static final String TOO_LARGE = "HTTP/1.1 413 Content Too Large\r\nContent-Type: text/plain\r\n"
@@ -80,6 +92,8 @@ class ProxyServletFramingTest {
                     + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: sha-256=:LPJNul+wow4m6Dsq:\r\n"
                     + "Server-Timing: db;dur=53\r\nServer-Timing: app;dur=47.2\r\nContent-Length: 99\r\n"
                     + "Connection: close\r\n\r\n"));
+            ups.put("large-trailers", keepAlive("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T0\r\n\r\n"
+                    + "5\r\nhello\r\n0\r\n" + LARGE_TRAILER_SECTION + "\r\n"));
             ups.put("trailers-forbidden", keepAlive("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
                     + "Trailer: X-Checksum, Cache-Control, Authorization\r\nTrailer: Authentication-Info\r\n\r\n"
                     + "5\r\nhello\r\n0\r\nX-Checksum: c\r\nCache-Control: no-store\r\nAuthorization: Basic eDp5\r\n"
@@ -93,6 +107,11 @@ class ProxyServletFramingTest {
                     + "Content-Type: text/html\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\nServer: hints/1\r\n"
                     + "Link: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nfinal\r\n0\r\n\r\n"));
+            ups.put("hints-mixed-case", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n"
+                    + "link: </b.js>; rel=preload\r\n\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
+            ups.put("hints-too-large", keepAlive("HTTP/1.1 103 Early Hints\r\n" + HINTS_TOO_LARGE + "\r\n"
+                    + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("hints-wrapped", keepAlive("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
                     + "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nfinal"));
             ups.put("repeated", keepAlive("HTTP/1.1 200 OK\r\nSet-Cookie: a=1; Path=/\r\nX-Rep: one\r\n"
@@ -336,6 +355,39 @@ class ProxyServletFramingTest {
     }
 
     /**
+     * Regression: a trailer section larger than Jetty writes (its {@code responseHeaderSize}, 8 KiB, while the head may
+     * grow to 16 KiB) made it fail the response after the body: a valid answer reached the client cut off, without its
+     * last chunk, and the connection was lost. Such a section is now discarded (RFC 9112 §7.1.2 lets a recipient that
+     * removes the chunked coding discard trailer fields; the head's {@code Trailer} only said they might come), and the
+     * body ends whole; Tomcat, which writes it, gets it all.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aTrailerSectionTooLargeForTheContainerIsDroppedWholeAndTheBodyEndsCleanly(Container container)
+            throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/large-trailers/x");
+        RawClient.Response response = both.get(0);
+        assertThat(response.status()).isEqualTo(200);
+        assertThat(response.complete()).as("%s", response).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("hello");
+        if (!response.trailers().isEmpty()) {
+            assertThat(response.trailers()).as("whole or not at all").hasSize(95);
+        }
+        assertThat(response.trailers().isEmpty()).as("dropped where the container cannot write them")
+                .isEqualTo(container == Container.JETTY);
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "large-trailers");
+    }
+
+    private static String largeTrailerSection() {
+        StringBuilder section = new StringBuilder();
+        for (int i = 0; i < 95; i++) {
+            section.append("X-T").append(i).append(": ").append("v".repeat(100)).append("\r\n");
+        }
+        return section.toString();
+    }
+
+    /**
      * Regression: trailer fields that RFC 9110 §6.5.1 keeps out of trailers (response controls, authentication) were
      * passed on by Jetty ({@code Cache-Control}, {@code Location}…), dropped by Tomcat, and {@code Authorization} by
      * neither. They are dropped in both; one a trailer may carry ({@code Authentication-Info}, RFC 7615) passes.
@@ -419,6 +471,44 @@ class ProxyServletFramingTest {
         assertThat(response.status()).as("%s", response).isEqualTo(200);
         assertThat(response.bodyUtf8()).isEqualTo("final");
         assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+    }
+
+    /**
+     * Regression: the hints' fields were taken off the final answer again by name as the upstream spelled it, so of a
+     * field sent in two spellings ({@code Link} and {@code link}: names are case-insensitive, RFC 9110 §5.1) the second
+     * was put back as if a filter had set it, and the final answer carried a hint the upstream never gave it.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void hintsWhoseFieldNameComesInTwoSpellingsLeaveNothingOnTheFinalAnswer(Container container) throws Exception {
+        HintsAndAnswer exchange = hintsAndAnswer(container, port(container), "/gw/hints-mixed-case/page");
+        if (exchange.hints() != null) {
+            assertThat(String.join("\n", exchange.hints())).containsIgnoringCase("</a.css>").contains("</b.js>");
+        }
+        RawClient.Response response = exchange.answer();
+        assertThat(response.status()).as("%s", response).isEqualTo(200);
+        assertThat(response.bodyUtf8()).isEqualTo("final");
+        assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+        assertNothingLeased(container, "hints-mixed-case");
+    }
+
+    /**
+     * Regression: hints larger than the head Jetty writes (16 KiB) made it throw from the 103's {@code sendError}, and
+     * the valid answer that followed became a 500 {@code proxy_internal_error}. Hints are advisory: ones the container
+     * cannot write are not relayed, and the final answer passes as it came.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void hintsTooLargeForTheContainerAreNotRelayedAndTheFinalAnswerPasses(Container container) throws Exception {
+        List<RawClient.Response> both = twoOnOneConnection(container, "GET", "/gw/hints-too-large/page");
+        RawClient.Response response = both.get(0);
+        assertThat(response.status()).as("%s", response).isEqualTo(200);
+        assertThat(response.complete()).isTrue();
+        assertThat(response.bodyUtf8()).isEqualTo("final");
+        assertThat(response.headers("Link")).as("hints are not part of the final answer").isEmpty();
+        assertThat(response.header("Proxy-Status")).isNull();
+        assertInStep(both.get(1));
+        assertNothingLeased(container, "hints-too-large");
     }
 
     /** A 103's field lines, or {@code null} where the container relays none, and the final answer after it. */

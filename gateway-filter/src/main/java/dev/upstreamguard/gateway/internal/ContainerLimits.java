@@ -46,6 +46,43 @@ public final class ContainerLimits {
         return UNKNOWN;
     }
 
+    /**
+     * Whether {@link #responseHeadLimit} holds for {@code request}'s connection. Tomcat's is its HTTP/1.1 limit
+     * ({@code maxHttpResponseHeaderSize}); over HTTP/2 it writes a head of any size, in CONTINUATION frames, so a
+     * valid large head must not be refused there.
+     */
+    public static boolean headLimitApplies(ServletRequest request) {
+        ServletRequest unwrapped = request;
+        while (unwrapped instanceof ServletRequestWrapper) {
+            unwrapped = ((ServletRequestWrapper) unwrapped).getRequest();
+        }
+        return !(unwrapped.getClass().getName().startsWith("org.apache.catalina.")
+                && HopByHop.framesBodiesByStream(request.getProtocol()));
+    }
+
+    /**
+     * The largest trailer section the container can write after a chunked body, or {@link #UNKNOWN}. Jetty writes it
+     * into a buffer of its {@code responseHeaderSize} (8 KiB by default), which unlike the head's does not grow to
+     * {@code maxResponseHeaderSize}, and fails the response, already sent up to its last chunk, when it does not fit.
+     * Tomcat writes any. Never throws.
+     */
+    public static int responseTrailerLimit(ServletRequest request) {
+        ServletRequest unwrapped = request;
+        while (unwrapped instanceof ServletRequestWrapper) {
+            unwrapped = ((ServletRequestWrapper) unwrapped).getRequest();
+        }
+        if (!unwrapped.getClass().getName().startsWith("org.eclipse.jetty.")) {
+            return UNKNOWN;
+        }
+        try {
+            Object core = invoke(unwrapped, "getRequest");
+            return positive(invoke(invoke(invoke(core, "getConnectionMetaData"), "getHttpConfiguration"),
+                    "getResponseHeaderSize"));
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError notThisVersion) {
+            return UNKNOWN;
+        }
+    }
+
     private static int tomcat(ServletRequest facade) throws ReflectiveOperationException {
         Field field = facade.getClass().getDeclaredField("request");
         field.setAccessible(true);
