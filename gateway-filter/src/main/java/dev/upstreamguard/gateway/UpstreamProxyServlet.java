@@ -1095,11 +1095,6 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         /**
-         * Why the head to pass on is larger than the container can write, or {@code null}. Passed on, the container
-         * would fail it at the commit — possibly after the servlet returned — and answer a bare 500 of its own,
-         * without {@code Proxy-Status}; this answers 502 as nginx does ("upstream sent too big header").
-         */
-        /**
          * The container's response head limit in bytes for {@code request}'s connection, or
          * {@link ContainerLimits#UNKNOWN}; the container's setting is looked up once.
          */
@@ -1115,6 +1110,11 @@ public class UpstreamProxyServlet extends HttpServlet {
             return limit;
         }
 
+        /**
+         * Why the head to pass on is larger than the container can write, or {@code null}. Passed on, the container
+         * would fail it at the commit — possibly after the servlet returned — and answer a bare 500 of its own,
+         * without {@code Proxy-Status}; this answers 502 as nginx does ("upstream sent too big header").
+         */
         private ResponseCheck.Refusal headTooLargeForContainer(HttpServletRequest request,
                 HttpResponse upstreamResponse) {
             int limit = responseHeadLimit(request);
