@@ -779,11 +779,11 @@ public class UpstreamProxyServlet extends HttpServlet {
                     continue;
                 }
                 if (name.equalsIgnoreCase("Forwarded")) {
-                    forwarded = join(request.getHeaders(name));
+                    forwarded = joinClosed(request.getHeaders(name));
                     continue;
                 }
                 if (name.equalsIgnoreCase("Via")) {
-                    via = join(request.getHeaders(name));
+                    via = joinClosed(request.getHeaders(name));
                     continue;
                 }
                 for (Enumeration<String> values = request.getHeaders(name); values.hasMoreElements();) {
@@ -1319,6 +1319,41 @@ public class UpstreamProxyServlet extends HttpServlet {
                 joined = joined == null ? v : joined + ", " + v;
             }
             return joined;
+        }
+
+        /**
+         * The lines of a list this hop appends its own element to, but not a line that leaves a quoted string or a
+         * comment open ({@code for="x}, {@code 1.1 x (note}): the element appended after it would read as part of
+         * it, and the upstream would not see this gateway's {@code for=}, nor loop detection its {@code Via} entry.
+         */
+        private static String joinClosed(Enumeration<String> values) {
+            String joined = null;
+            while (values.hasMoreElements()) {
+                String v = values.nextElement();
+                if (closesWhatItOpens(v)) {
+                    joined = joined == null ? v : joined + ", " + v;
+                }
+            }
+            return joined;
+        }
+
+        /** Whether every quoted string and (nested) comment in {@code value} ends, a backslash escaping one character. */
+        private static boolean closesWhatItOpens(String value) {
+            boolean quoted = false;
+            int comments = 0;
+            for (int i = 0; i < value.length(); i++) {
+                char c = value.charAt(i);
+                if (c == '\\' && (quoted || comments > 0)) {
+                    i++;
+                } else if (c == '"' && comments == 0) {
+                    quoted = !quoted;
+                } else if (!quoted && c == '(') {
+                    comments++;
+                } else if (!quoted && c == ')' && comments > 0) {
+                    comments--;
+                }
+            }
+            return !quoted && comments == 0;
         }
 
         private static void closeQuietly(ClassicHttpResponse response) {

@@ -61,6 +61,32 @@ class ForwardedHeadersTest {
     }
 
     /**
+     * Regression: a client's {@code Forwarded} or {@code Via} line left open (a quoted string, a comment) was passed on
+     * with this gateway's own element appended, which then read as part of the client's string or comment: the
+     * upstream saw no {@code for=} of this gateway's, and loop detection no {@code Via} entry of its. Such a line is not
+     * passed on; well-formed ones still are.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aForwardedOrViaLineTheClientLeftOpenIsDroppedSoThatThisGatewaysOwnEntryStands(Container container)
+            throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"))) {
+            Container.Deployment deployment = new Container.Deployment()
+                    .servlet("p", UpstreamProxyServlet.builder(upstream.baseUrl()).build(), "/p/*");
+            try (Container.Running running = container.start(deployment)) {
+                assertThat(RawClient.request(running.port(), "GET", "/gw/p/a", "Forwarded: for=\"x",
+                        "Forwarded: for=198.51.100.1;by=\"a\\\"b\"", "Via: 1.1 x (comment", "Via: 1.0 y (a (b) c)")
+                        .status()).isEqualTo(200);
+                RawUpstream.Request sent = upstream.requests().get(0);
+                assertThat(sent.header("Forwarded"))
+                        .isEqualTo("for=198.51.100.1;by=\"a\\\"b\", for=127.0.0.1;proto=http;host=\"127.0.0.1:"
+                                + running.port() + "\"");
+                assertThat(sent.header("Via")).isEqualTo("1.0 y (a (b) c), 1.1 upstream-guard");
+            }
+        }
+    }
+
+    /**
      * Regression: a {@code Host} with an empty port ({@code example.test:}, RFC 3986 §3.2.3: the scheme's default), which
      * Tomcat takes, went upstream as {@code X-Forwarded-Port: 0}, from which an upstream builds links to port 0; and an
      * empty {@code Host} (RFC 9112 §3.2: a target without an authority) as an empty {@code X-Forwarded-Host}. Jetty
