@@ -301,6 +301,8 @@ public class UpstreamProxyServlet extends HttpServlet {
         private final boolean relaysEarlyHints;
         /** The container's response head limit: 0 until looked up on the first response, then bytes or UNKNOWN. */
         private volatile int responseHeadLimit;
+        /** How long a buffered request body may take to arrive: the upstream's total-timeout, as a streamed one. */
+        private final long bufferingNanos;
         /** The container's trailer section limit: 0 until looked up on the first trailers, then bytes or UNKNOWN. */
         private volatile int responseTrailerLimit;
 
@@ -331,6 +333,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                         .build();
                 this.ownsClient = true;
             }
+            this.bufferingNanos = client.upstream(upstreamName).policy().totalTimeout().toNanos();
         }
 
         void proxy(HttpServletRequest request, HttpServletResponse response) throws IOException {
@@ -412,7 +415,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (contentLength > 0 || chunked) {
                 HttpEntity body;
                 try {
-                    body = requestBody(request, upstreamRequest, contentLength, framedByStream);
+                    body = requestBody(request, upstreamRequest, contentLength, framedByStream, start);
                 } catch (IOException clientFailure) {
                     answerUnreadBody(request, response, clientFailure);
                     return;
@@ -582,7 +585,7 @@ public class UpstreamProxyServlet extends HttpServlet {
          * cleanly before its {@code Content-Length}.
          */
         private HttpEntity requestBody(HttpServletRequest request, HttpUriRequestBase upstreamRequest,
-                long contentLength, boolean framedByStream) throws IOException {
+                long contentLength, boolean framedByStream, long start) throws IOException {
             if (contentLength > maxBuffered && expectsContinue(request)) {
                 // The stream is opened at the first read, when the upstream asked for the body: Jetty tells the client
                 // to continue as soon as it is opened. A body taken before the servlet ends early, reported so then.
@@ -598,25 +601,29 @@ public class UpstreamProxyServlet extends HttpServlet {
             if (contentLength > maxBuffered) {
                 return new ClientBodyEntity(upstreamRequest, in, null, 0, contentLength);
             }
-            if (contentLength > 0) {
-                byte[] body = new byte[(int) contentLength];
-                int n = in.readNBytes(body, 0, body.length);
-                return n < body.length ? null : new ByteArrayEntity(body, null);
-            }
-            // Chunked: buffer up to the limit; if the body turns out larger, stream the rest behind what was read.
-            int limit = (int) Math.min(maxBuffered, Integer.MAX_VALUE - 16);
-            byte[] buffer = new byte[Math.min(limit + 1, 8192)];
+            // Buffered up to the limit (a body without a length may turn out larger: the rest then streams behind what
+            // was read), grown as bytes arrive: a Content-Length alone, without its bytes, takes no memory.
+            int limit = (int) Math.min(contentLength > 0 ? contentLength : maxBuffered, Integer.MAX_VALUE - 16);
+            int room = contentLength > 0 ? limit : limit + 1;
+            byte[] buffer = new byte[Math.min(room, 8192)];
             int n = 0;
             for (;;) {
                 if (n == buffer.length) {
-                    if (buffer.length > limit) {
-                        return new ClientBodyEntity(upstreamRequest, in, buffer, n, -1);
+                    if (n == room) {
+                        return contentLength > 0 ? new ByteArrayEntity(buffer, null)
+                                : new ClientBodyEntity(upstreamRequest, in, buffer, n, -1);
                     }
-                    buffer = Arrays.copyOf(buffer, Math.min(buffer.length * 2, limit + 1));
+                    buffer = Arrays.copyOf(buffer, (int) Math.min(buffer.length * 2L, room));
+                }
+                if (n > 0 && System.nanoTime() - start > bufferingNanos) {
+                    // Read before the call begins, so no deadline of the call's bounds it: a client trickling its
+                    // body would hold this thread for as long as each part comes within the container's timeout.
+                    throw new SocketTimeoutException("The request body did not arrive within total-timeout");
                 }
                 int r = in.read(buffer, n, buffer.length - n);
                 if (r < 0) {
-                    return new ByteArrayEntity(buffer, 0, n, null);
+                    // Short of its Content-Length and at a clean end: read before the servlet.
+                    return contentLength > 0 ? null : new ByteArrayEntity(buffer, 0, n, null);
                 }
                 n += r;
             }
