@@ -4,8 +4,10 @@ import dev.upstreamguard.spring.UpstreamRegistry;
 import java.io.IOException;
 import java.util.Arrays;
 import java.util.Map;
+import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.ApplicationArguments;
 import org.springframework.boot.ApplicationRunner;
+import org.springframework.boot.ExitCodeGenerator;
 import org.springframework.boot.SpringApplication;
 import org.springframework.boot.autoconfigure.SpringBootApplication;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnProperty;
@@ -51,13 +53,33 @@ public class SampleApplication {
 
     /** With {@code --tour}: walks every fault and prints the table. */
     @Bean
-    ApplicationRunner tourRunner(Environment environment) {
-        return (ApplicationArguments args) -> {
+    TourRunner tourRunner(Environment environment, ObjectProvider<UpstreamRegistry> registry) {
+        return new TourRunner(environment, registry);
+    }
+
+    /** Runs the tour; its exit code says whether it could (2 when the configuration leaves it nothing to show). */
+    static final class TourRunner implements ApplicationRunner, ExitCodeGenerator {
+        private final Environment environment;
+        private final ObjectProvider<UpstreamRegistry> registry;
+        private volatile int exitCode;
+
+        TourRunner(Environment environment, ObjectProvider<UpstreamRegistry> registry) {
+            this.environment = environment;
+            this.registry = registry;
+        }
+
+        @Override
+        public void run(ApplicationArguments args) {
             if (!args.containsOption("tour")) {
                 return;
             }
+            // A script running the tour must not take a table of something else, or none, for the tour's.
             if (!environment.containsProperty(EmbeddedUpstreamEnvironment.PORT_PROPERTY)) {
-                System.out.println("--tour needs the embedded upstream (do not configure upstream-guard.routes.*)");
+                refuse("--tour needs the embedded upstream (do not configure upstream-guard.routes.*)");
+                return;
+            }
+            if (registry.getIfAvailable() == null) {
+                refuse("--tour needs Upstream Guard (upstream-guard.enabled=false switches it off)");
                 return;
             }
             String port = environment.getRequiredProperty("local.server.port");
@@ -65,7 +87,17 @@ public class SampleApplication {
             System.out.println("Upstream Guard tour (every fault, through the proxy route and a guarded RestClient):");
             System.out.println();
             System.out.println(Tour.table(new Tour("http://127.0.0.1:" + port).run()));
-        };
+        }
+
+        private void refuse(String why) {
+            System.err.println(why);
+            exitCode = 2;
+        }
+
+        @Override
+        public int getExitCode() {
+            return exitCode;
+        }
     }
 
     /** Prints the URLs to try. */

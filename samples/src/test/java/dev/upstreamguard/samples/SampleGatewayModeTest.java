@@ -135,4 +135,27 @@ class SampleGatewayModeTest {
             assertThat(c.statusCode()).isEqualTo(404);
         }
     }
+
+    /**
+     * Regression: {@code --tour} with routes of its own, or with Upstream Guard switched off, exited 0; switched off it
+     * even printed a table of 404s and the application's own 500s, noted as the upstream's responses passed through.
+     */
+    @Test
+    void theTourRefusesToRunWhereItCannotAndExitsNonZero(CapturedOutput output) {
+        String[][] cases = {
+            {"--upstream-guard.routes.c.path=/c/**", "--upstream-guard.routes.c.uri=http://127.0.0.1:9"},
+            {"--upstream-guard.enabled=false"},
+        };
+        for (String[] args : cases) {
+            String[] all = new String[args.length + 2];
+            all[0] = "--server.port=0";
+            all[1] = "--tour";
+            System.arraycopy(args, 0, all, 2, args.length);
+            ConfigurableApplicationContext context = SpringApplication.run(SampleApplication.class, all);
+            assertThat(SpringApplication.exit(context)).as(String.join(" ", args)).isNotZero();
+        }
+        assertThat(output.getErr()).contains("--tour needs the embedded upstream")
+                .contains("--tour needs Upstream Guard");
+        assertThat(output.getOut()).doesNotContain("fault         via");
+    }
 }

@@ -20,6 +20,7 @@ import org.springframework.web.bind.annotation.ControllerAdvice;
 import org.springframework.util.ClassUtils;
 import org.springframework.util.ReflectionUtils;
 import org.springframework.web.bind.annotation.ExceptionHandler;
+import org.springframework.web.client.ResourceAccessException;
 
 /**
  * Spring MVC's answer to an {@link UpstreamException} thrown by a controller, directly or as the cause of another
@@ -32,7 +33,8 @@ import org.springframework.web.bind.annotation.ExceptionHandler;
  * <p>Ordered after advice the application orders explicitly, before unordered advice, so an application's own
  * catch-all {@code @ExceptionHandler(Exception.class)} does not swallow upstream faults. Advice of the application
  * with an {@code @ExceptionHandler} for {@link UpstreamException} itself (or a subtype) always comes first, ordered or
- * not: the application's own answer to upstream faults wins.
+ * not: the application's own answer to upstream faults wins. So does advice for every controller with one for Spring's
+ * {@link ResourceAccessException}, which is what a guarded {@code RestClient} or {@code RestTemplate} throws.
  */
 @ControllerAdvice
 public class UpstreamExceptionHandler implements Ordered, ApplicationContextAware {
@@ -56,7 +58,8 @@ public class UpstreamExceptionHandler implements Ordered, ApplicationContextAwar
 
     /**
      * {@value #DEFAULT_ORDER}, or just after the application's last advice that handles {@link UpstreamException}
-     * itself. Spring asks once, when it sorts the advice beans.
+     * itself or (advising every controller) {@link ResourceAccessException}. Spring asks once, when it sorts the advice
+     * beans.
      */
     @Override
     public int getOrder() {
@@ -80,7 +83,10 @@ public class UpstreamExceptionHandler implements Ordered, ApplicationContextAwar
         return resolved;
     }
 
-    /** Whether {@code adviceType} declares an {@code @ExceptionHandler} for {@link UpstreamException} or a subtype. */
+    /**
+     * Whether {@code adviceType} declares an {@code @ExceptionHandler} for {@link UpstreamException}, or for Spring's
+     * {@link ResourceAccessException} when it advises every controller (a subtype of either included).
+     */
     private static boolean handlesUpstreamFaults(Class<?> adviceType) {
         for (Method method : ReflectionUtils.getUniqueDeclaredMethods(adviceType)) {
             ExceptionHandler handler = AnnotatedElementUtils.findMergedAnnotation(method, ExceptionHandler.class);
@@ -93,9 +99,21 @@ public class UpstreamExceptionHandler implements Ordered, ApplicationContextAwar
                 if (UpstreamException.class.isAssignableFrom(type)) {
                     return true;
                 }
+                // What a guarded RestClient or RestTemplate throws for a fault: a handler for it is the application's
+                // own answer to an unreachable upstream. Only from advice for every controller: this handler moves
+                // behind it for every controller, where an unordered catch-all of the application's would tie with it.
+                if (ResourceAccessException.class.isAssignableFrom(type) && appliesToEveryController(adviceType)) {
+                    return true;
+                }
             }
         }
         return false;
+    }
+
+    private static boolean appliesToEveryController(Class<?> adviceType) {
+        ControllerAdvice advice = AnnotatedElementUtils.findMergedAnnotation(adviceType, ControllerAdvice.class);
+        return advice != null && advice.basePackages().length == 0 && advice.basePackageClasses().length == 0
+                && advice.assignableTypes().length == 0 && advice.annotations().length == 0;
     }
 
     /** Answers the fault; {@code null} when the body was written directly (HTML, plain text). */

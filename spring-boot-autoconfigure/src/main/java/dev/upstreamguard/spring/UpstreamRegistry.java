@@ -317,12 +317,12 @@ public final class UpstreamRegistry {
     }
 
     /**
-     * The configured policy of a named upstream.
+     * The configured policy of a named upstream, or of the upstream of a route to a uri ({@link #routeUpstreams}).
      *
      * @throws IllegalArgumentException when no upstream has that name
      */
     public GuardPolicy policy(String upstream) {
-        NamedUpstream named = upstreams.get(upstream);
+        NamedUpstream named = upstreams.containsKey(upstream) ? upstreams.get(upstream) : routeUpstreams.get(upstream);
         if (named == null) {
             throw new IllegalArgumentException("No upstream named '" + upstream + "' is configured under '" + PREFIX
                     + ".upstreams' (known: " + upstreams.keySet() + ")");

@@ -53,6 +53,24 @@ class UpstreamExceptionHandlerOrderTest {
         }
     }
 
+    /** What a guarded RestClient or RestTemplate throws, handled for every controller. */
+    @ControllerAdvice
+    static class ResourceAccessHandler {
+        @ExceptionHandler(org.springframework.web.client.ResourceAccessException.class)
+        String unreachable(Exception e) {
+            return "unreachable";
+        }
+    }
+
+    /** The same for one controller only. */
+    @ControllerAdvice(assignableTypes = String.class)
+    static class ScopedResourceAccessHandler {
+        @ExceptionHandler(org.springframework.web.client.ResourceAccessException.class)
+        String unreachable(Exception e) {
+            return "unreachable";
+        }
+    }
+
     private static int orderAmong(Class<?>... advice) {
         try (AnnotationConfigApplicationContext context = new AnnotationConfigApplicationContext()) {
             context.register(advice);
@@ -72,5 +90,17 @@ class UpstreamExceptionHandlerOrderTest {
         assertThat(orderAmong(CatchAll.class, OrderedFaultHandler.class)).isEqualTo(Ordered.LOWEST_PRECEDENCE - 1000);
         assertThat(orderAmong(LateFaultHandler.class)).isEqualTo(Ordered.LOWEST_PRECEDENCE - 9);
         assertThat(orderAmong(UnorderedFaultHandler.class, CatchAll.class)).isEqualTo(Ordered.LOWEST_PRECEDENCE);
+    }
+
+    /**
+     * Advice for every controller handling what a guarded client throws is the application's answer; for some
+     * controllers only, moving behind it would let an unordered catch-all tie with the library's handler for all the
+     * others, so it does not move.
+     */
+    @Test
+    void theApplicationsOwnResourceAccessHandlerForEveryControllerComesBeforeIt() {
+        assertThat(orderAmong(ResourceAccessHandler.class, CatchAll.class)).isEqualTo(Ordered.LOWEST_PRECEDENCE);
+        assertThat(orderAmong(ScopedResourceAccessHandler.class, CatchAll.class))
+                .isEqualTo(Ordered.LOWEST_PRECEDENCE - 1000);
     }
 }

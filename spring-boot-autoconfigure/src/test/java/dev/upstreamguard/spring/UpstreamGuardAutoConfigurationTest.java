@@ -866,6 +866,29 @@ class UpstreamGuardAutoConfigurationTest {
                 });
     }
 
+    /**
+     * Regression: with a {@code GuardedHttpClient} bean of the application's own that does not know a route's upstream,
+     * start-up failed as the container initialized the route's servlet, with the client's bare "No upstream named 'c';
+     * known: []", naming neither the route nor what to do.
+     */
+    @Test
+    void aRouteWhoseUpstreamTheApplicationsOwnClientDoesNotKnowFailsStartUpNamingTheRouteAndTheRemedy() {
+        web.withBean(GuardedHttpClient.class, GuardedHttpClients::createDefault)
+                .withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9")
+                .run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                            .hasMessageContaining("upstream-guard.routes.c").hasMessageContaining("'c'")
+                            .hasMessageContaining("GuardedHttpClientCustomizer");
+                });
+        // A client of the application's own that knows the upstream serves the route.
+        web.withBean(GuardedHttpClient.class,
+                () -> GuardedHttpClients.custom().upstream("c", "http://127.0.0.1:9").build())
+                .withPropertyValues("upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9")
+                .run(context -> assertThat(context).hasNotFailed());
+    }
+
     @Test
     void springBootsFormContentFilterIsReplacedByOneThatSkipsRoutesUnlessTheApplicationHasItsOwn() {
         WebApplicationContextRunner mvc = web.withConfiguration(AutoConfigurations.of(WebMvcAutoConfiguration.class));

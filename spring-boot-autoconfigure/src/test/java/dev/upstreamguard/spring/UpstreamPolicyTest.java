@@ -78,6 +78,11 @@ class UpstreamPolicyTest {
         UpstreamGuardProperties.Upstream orders = new UpstreamGuardProperties.Upstream();
         orders.setUrl("http://127.0.0.1:8082");
         p.getUpstreams().put("orders", orders);
+        UpstreamGuardProperties.Route status = new UpstreamGuardProperties.Route();
+        status.setPath("/status/**");
+        status.setUri("http://127.0.0.1:8083");
+        status.setResponseTimeout(Duration.ofSeconds(1));
+        p.getRoutes().put("status", status);
         return UpstreamRegistry.from(p);
     }
 
@@ -200,6 +205,28 @@ class UpstreamPolicyTest {
         assertThatThrownBy(() -> resolver.forHandler(method(UnknownUpstream.class, "call"), UnknownUpstream.class))
                 .isInstanceOf(IllegalStateException.class).hasMessageContaining("UnknownUpstream")
                 .hasMessageContaining("'nope'");
+    }
+
+    /**
+     * Regression: a route to a uri is an upstream of its own, named after the route (Actuator, health and meters show
+     * it so, and calls to its address run as it), yet a declaration naming it failed start-up as an unknown upstream.
+     */
+    @Test
+    void aDeclarationMayNameTheUpstreamOfARouteToAUri() throws Exception {
+        PolicyOverride o = resolver.forHandler(method(RouteUpstream.class, "call"), RouteUpstream.class);
+        assertThat(o.upstream()).isEqualTo("status");
+        GuardPolicy p = resolver.policy(o, ELSEWHERE);
+        assertThat(p.responseTimeout()).isEqualTo(Duration.ofSeconds(1));
+        assertThat(p.retry().maxAttempts()).isEqualTo(2);
+        assertThatThrownBy(() -> resolver.forHandler(method(UnknownUpstream.class, "call"), UnknownUpstream.class))
+                .hasMessageContaining("inventory").hasMessageContaining("status");
+    }
+
+    @org.springframework.web.bind.annotation.RestController
+    static class RouteUpstream {
+        @UpstreamPolicy(upstream = "status", maxAttempts = 2)
+        void call() {
+        }
     }
 
     @Test

@@ -25,7 +25,10 @@ import org.springframework.web.context.request.async.CallableProcessingIntercept
  * are completed on threads of the application's own, whose calls cannot be told apart from other work.
  *
  * <p>The guarded request factory's requests made on the {@code Callable}'s thread are {@linkplain #execute tracked}
- * from {@code execute()} until the response is closed, the body included.
+ * from {@code execute()} until the response is closed, the body included. Spring interrupts the {@code Callable} at the
+ * timeout, before it asks this interceptor; a call that ends on that interrupt (a virtual thread's socket read, a wait
+ * for a pooled connection) stays tracked, and the {@code Callable}'s own result becomes the same 504, so that whichever
+ * of the two threads answers first, the answer is the gateway's timeout.
  */
 public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
 
@@ -41,22 +44,30 @@ public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
     }
 
     @Override
-    public <T> void postProcess(NativeWebRequest request, Callable<T> task, Object concurrentResult) {
+    public <T> void postProcess(NativeWebRequest request, Callable<T> task, Object concurrentResult)
+            throws UpstreamException {
+        InFlight calls = CURRENT.get();
         // The executor's thread goes back to its pool: nothing may stay in force on it.
         CURRENT.remove();
+        Call cut = calls == null ? null : calls.cutByInterrupt();
+        if (cut != null) {
+            // Spring's chain takes an exception thrown here as the task's result, which may be set before the timeout's.
+            throw timeout(cut, concurrentResult instanceof Throwable ? (Throwable) concurrentResult : null);
+        }
     }
 
     @Override
     public <T> Object handleTimeout(NativeWebRequest request, Callable<T> task) {
         Object calls = request.getAttribute(ATTRIBUTE, RequestAttributes.SCOPE_REQUEST);
         Call call = calls instanceof InFlight ? ((InFlight) calls).any() : null;
-        if (call == null) {
-            return RESULT_NONE;
-        }
+        return call == null ? RESULT_NONE : timeout(call, null);
+    }
+
+    private static UpstreamException timeout(Call call, Throwable cause) {
         long elapsed = System.nanoTime() - call.startNanos;
         return new UpstreamException(UpstreamFault.HTTP_RESPONSE_TIMEOUT, call.upstream, 1, null, elapsed,
                 "Spring MVC's async request timeout ended the request after " + Duration.ofNanos(elapsed).toMillis()
-                        + " ms waiting for upstream '" + call.upstream + "'", null);
+                        + " ms waiting for upstream '" + call.upstream + "'", cause);
     }
 
     /**
@@ -73,7 +84,7 @@ public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
         try {
             return new TrackedResponse(request.execute(), calls, call);
         } catch (IOException | RuntimeException | Error e) {
-            calls.calls.remove(call);
+            calls.end(call);
             throw e;
         }
     }
@@ -90,11 +101,25 @@ public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
         Call any() {
             return calls.keySet().stream().findFirst().orElse(null);
         }
+
+        /** Ends {@code call}, unless an interrupt of this thread (Spring's, at the timeout) is what ended it. */
+        void end(Call call) {
+            if (Thread.currentThread().isInterrupted()) {
+                call.cutByInterrupt = true;
+            } else {
+                calls.remove(call);
+            }
+        }
+
+        Call cutByInterrupt() {
+            return calls.keySet().stream().filter(c -> c.cutByInterrupt).findFirst().orElse(null);
+        }
     }
 
     private static final class Call {
         final String upstream;
         final long startNanos = System.nanoTime();
+        volatile boolean cutByInterrupt;
 
         Call(String upstream) {
             this.upstream = upstream;
@@ -134,7 +159,7 @@ public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
 
         @Override
         public void close() {
-            calls.calls.remove(call);
+            calls.end(call);
             delegate.close();
         }
     }

@@ -111,10 +111,13 @@ public final class UpstreamPolicyResolver {
             settings.put("retry.enabled", Boolean.toString(a.retry() == UpstreamPolicy.Retry.ENABLED));
         }
         String upstream = resolve(where, "upstream", a.upstream());
-        if (!upstream.isEmpty() && !registry.upstreams().containsKey(upstream)) {
+        // A route to a uri is an upstream of its own, under the route's name: the guarded client knows it so.
+        if (!upstream.isEmpty() && !registry.upstreams().containsKey(upstream)
+                && !registry.routeUpstreams().containsKey(upstream)) {
             throw new IllegalStateException(where + " names upstream '" + upstream
                     + "', which is not configured under 'upstream-guard.upstreams' (known: "
-                    + registry.upstreams().keySet() + ")");
+                    + registry.upstreams().keySet() + ") nor a route to a uri under 'upstream-guard.routes' (known: "
+                    + registry.routeUpstreams().keySet() + ")");
         }
         // Checked now, so that a bad value fails start-up rather than a request.
         apply(GuardPolicy.ofDefaults().toBuilder(), settings, where);

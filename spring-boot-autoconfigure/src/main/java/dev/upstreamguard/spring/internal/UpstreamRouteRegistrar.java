@@ -10,6 +10,7 @@ import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
 import org.springframework.beans.factory.support.BeanDefinitionRegistry;
 import org.springframework.beans.factory.support.BeanDefinitionRegistryPostProcessor;
 import org.springframework.beans.factory.support.RootBeanDefinition;
+import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
 import org.springframework.boot.context.properties.bind.Bindable;
 import org.springframework.boot.context.properties.bind.Binder;
 import org.springframework.boot.web.servlet.ServletRegistrationBean;
@@ -66,8 +67,20 @@ public final class UpstreamRouteRegistrar implements BeanDefinitionRegistryPostP
         UpstreamRegistry registry = beanFactory.getBean(UpstreamRegistry.class);
         UpstreamRegistry.Route route = registry.routes().stream().filter(r -> r.name().equals(name)).findFirst()
                 .orElseThrow(() -> new IllegalStateException("No route named '" + name + "'"));
+        GuardedHttpClient client = beanFactory.getBean(GuardedHttpClient.class);
+        try {
+            client.upstream(route.upstream());
+        } catch (IllegalArgumentException e) {
+            // Only an application's own client can miss it: the auto-configured one is given every route's upstream.
+            // Said now, naming the route, rather than as the container initializes the servlet.
+            throw new InvalidConfigurationPropertyValueException("upstream-guard.routes." + name, route.upstream(),
+                    "route '" + name + "' runs as upstream '" + route.upstream() + "', which the application's own "
+                            + "GuardedHttpClient bean does not know: give that client the upstream "
+                            + "(GuardedHttpClientBuilder.upstream(\"" + route.upstream() + "\", ...)), or adjust the "
+                            + "auto-configured client with a GuardedHttpClientCustomizer bean instead");
+        }
         UpstreamProxyServlet.Builder builder = UpstreamProxyServlet.builder(route.target().toString())
-                .client(beanFactory.getBean(GuardedHttpClient.class), route.upstream())
+                .client(client, route.upstream())
                 .proxyName(registry.proxyName())
                 .exposeDetails(registry.exposeDetails())
                 .forwardedHeaders(route.forwardedHeaders())

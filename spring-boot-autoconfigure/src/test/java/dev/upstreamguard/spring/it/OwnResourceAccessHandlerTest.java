@@ -1,0 +1,85 @@
+package dev.upstreamguard.spring.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+import org.springframework.beans.factory.annotation.Value;
+import org.springframework.boot.SpringBootConfiguration;
+import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.http.ResponseEntity;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+import org.springframework.web.bind.annotation.ControllerAdvice;
+import org.springframework.web.bind.annotation.ExceptionHandler;
+import org.springframework.web.bind.annotation.GetMapping;
+import org.springframework.web.bind.annotation.RestController;
+import org.springframework.web.client.ResourceAccessException;
+import org.springframework.web.client.RestClient;
+
+/** An application that answers unreachable upstreams itself, with advice for what its RestClient throws. */
+@SpringBootTest(classes = OwnResourceAccessHandlerTest.App.class,
+        webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+class OwnResourceAccessHandlerTest {
+
+    @LocalServerPort
+    int port;
+
+    @DynamicPropertySource
+    static void properties(DynamicPropertyRegistry registry) throws IOException {
+        String dead = "http://127.0.0.1:" + TestUpstream.closedPort();
+        registry.add("test.dead", () -> dead);
+        registry.add("upstream-guard.upstreams.dead.url", () -> dead);
+        registry.add("upstream-guard.upstreams.dead.retry.enabled", () -> "false");
+    }
+
+    @SpringBootConfiguration
+    @EnableAutoConfiguration
+    static class App {
+
+        @RestController
+        static class RefusedController {
+            private final RestClient dead;
+
+            RefusedController(RestClient.Builder builder, @Value("${test.dead}") String dead) {
+                this.dead = builder.baseUrl(dead).build();
+            }
+
+            @GetMapping("/refused")
+            String refused() {
+                return dead.get().uri("/x").retrieve().body(String.class);
+            }
+        }
+
+        /** Written before Upstream Guard was added; not ordered. */
+        @ControllerAdvice
+        static class UnreachableUpstreamAdvice {
+            @ExceptionHandler(ResourceAccessException.class)
+            ResponseEntity<String> unreachable(ResourceAccessException e) {
+                return ResponseEntity.status(298).body("the application's own answer");
+            }
+        }
+    }
+
+    /**
+     * Regression: the library's handler sorted before the application's unordered advice and matched the fault as the
+     * cause of Spring's {@code ResourceAccessException}, so the application's own handler for that exception was
+     * silently replaced by the gateway's 502.
+     */
+    @Test
+    void theApplicationsOwnHandlerForResourceAccessExceptionKeepsItsAnswer() throws Exception {
+        HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/refused"))
+                .timeout(Duration.ofSeconds(30)).header("Accept", "application/json").build();
+        HttpResponse<String> response = HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofString());
+        assertThat(response.statusCode()).as(response.body()).isEqualTo(298);
+        assertThat(response.body()).isEqualTo("the application's own answer");
+        assertThat(response.headers().firstValue("Proxy-Status")).isEmpty();
+    }
+}
