@@ -52,9 +52,9 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
  * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, by a task run with
- * {@link AsyncContext#start}, or by a non-blocking {@code WriteListener}, is answered and the async cycle completed;
- * a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC does) is answered on that
- * dispatch; an async timeout that none of the application's listeners answered is a 504
+ * {@link AsyncContext#start}, or by a non-blocking {@code WriteListener} or {@code ReadListener}, is answered and
+ * the async cycle completed; a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC
+ * does) is answered on that dispatch; an async timeout that none of the application's listeners answered is a 504
  * ({@code http_response_timeout}, the upstream named after the servlet) instead of the container's 500; a fault the
  * container carries to an error page (a dispatch the filter did not see thrown) is answered instead of the page.
  * Mapped for {@code INCLUDE} too, it leaves a fault in an included servlet to the including dispatch, where the status

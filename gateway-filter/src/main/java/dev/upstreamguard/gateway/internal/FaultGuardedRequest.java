@@ -4,8 +4,10 @@ import dev.upstreamguard.UpstreamException;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.AsyncEvent;
 import jakarta.servlet.AsyncListener;
+import jakarta.servlet.ReadListener;
 import jakarta.servlet.ServletContext;
 import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
@@ -23,7 +25,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * until it ends, as on the filter's thread ({@link FaultGuardedResponse}); so that this holds for the context's own
  * response too, a context started without arguments hands out that response wrapped. An async timeout nobody answers
  * goes to the filter as well, and so does an upstream fault the container reports as an async error, such as one a
- * {@code WriteListener} or {@code ReadListener} threw ({@link #watchUnanswered}).
+ * {@code WriteListener} or {@code ReadListener} threw ({@link #watchUnanswered}; Jetty reports a {@code ReadListener}'s
+ * failure to that listener only, so the body's stream hands it on as well).
  */
 public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
@@ -43,6 +46,8 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
     private final FailureHandler handler;
     private final FaultGuardedResponse response;
     private volatile GuardedContext current;
+    private ServletInputStream input;
+    private ServletInputStream guardedInput;
 
     /**
      * Wraps {@code request}; failures of its async tasks go to {@code handler}, and errors they send are held by
@@ -95,6 +100,20 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         }
     }
 
+    /**
+     * The body's stream, whose {@code ReadListener} has a failure it threw handed to the filter once the listener has
+     * had it: Jetty tells no {@code AsyncListener} of it, and the request would hang until the async timeout.
+     */
+    @Override
+    public ServletInputStream getInputStream() throws IOException {
+        ServletInputStream in = super.getInputStream();
+        if (in != input) {
+            input = in;
+            guardedInput = new ListenerGuardedInput(in);
+        }
+        return guardedInput;
+    }
+
     @Override
     public AsyncContext startAsync() {
         AsyncContext async = super.startAsync();
@@ -122,6 +141,82 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         current = guarded;
         response.onWriteListenerFailure(guarded::answerFailure);
         return guarded;
+    }
+
+    /** Delegates everything; a failure of the application's {@code ReadListener} then goes to the filter too. */
+    private final class ListenerGuardedInput extends ServletInputStream {
+        private final ServletInputStream in;
+
+        ListenerGuardedInput(ServletInputStream in) {
+            this.in = in;
+        }
+
+        @Override
+        public void setReadListener(ReadListener listener) {
+            in.setReadListener(new ReadListener() {
+                @Override
+                public void onDataAvailable() throws IOException {
+                    listener.onDataAvailable();
+                }
+
+                @Override
+                public void onAllDataRead() throws IOException {
+                    listener.onAllDataRead();
+                }
+
+                @Override
+                public void onError(Throwable thrown) {
+                    try {
+                        listener.onError(thrown);
+                    } finally {
+                        GuardedContext guarded = current;
+                        if (guarded != null) {
+                            guarded.answerFailure(thrown);
+                        }
+                    }
+                }
+            });
+        }
+
+        @Override
+        public boolean isFinished() {
+            return in.isFinished();
+        }
+
+        @Override
+        public boolean isReady() {
+            return in.isReady();
+        }
+
+        @Override
+        public int read() throws IOException {
+            return in.read();
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            return in.read(b, off, len);
+        }
+
+        @Override
+        public int readLine(byte[] b, int off, int len) throws IOException {
+            return in.readLine(b, off, len);
+        }
+
+        @Override
+        public int available() throws IOException {
+            return in.available();
+        }
+
+        @Override
+        public long skip(long n) throws IOException {
+            return in.skip(n);
+        }
+
+        @Override
+        public void close() throws IOException {
+            in.close();
+        }
     }
 
     /**
