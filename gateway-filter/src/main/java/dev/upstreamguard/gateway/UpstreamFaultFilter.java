@@ -38,7 +38,9 @@ import java.util.concurrent.TimeUnit;
  * HttpClient, the JDK's {@code java.net.http} client…) is answered the same way when what escaped can only be an
  * outbound call's failure — a refused or timed-out connect, an unresolved name, a TLS handshake, a read timeout, an
  * HTTP client library's I/O failure — classified by {@link dev.upstreamguard.FaultClassifier} as one attempt on an
- * upstream named after the servlet. Each fault is logged once at WARN and counted in
+ * upstream named after the servlet. A fault that only carries the container's failure reading the client's own
+ * request body (the application streamed it upstream, and the client broke it) is the client's: the container gets
+ * its own exception back. Each fault is logged once at WARN and counted in
  * {@code upstream.guard.responses{status,fault}}. Stack traces, exception messages and internal host names never
  * reach the client unless {@code expose-details} is on.
  *
@@ -205,7 +207,10 @@ public class UpstreamFaultFilter implements Filter {
             guardedResponse.sendHeldError();
             // An abort owed for a committed response wins over whatever exception came out instead of it.
             throwOwedAbort(request, response);
-            rethrow(thrown);
+            // The container's own report of its client's broken body, which it answers as it would without the
+            // upstream call that carried it here (Jetty: 400 for a malformed body); it fails no upstream.
+            IOException inbound = FaultGuardedRequest.inboundFailure(request, thrown);
+            rethrow(inbound != null ? inbound : thrown);
             return;
         }
         // The fault is the answer, not the error the application sent before it.
@@ -291,9 +296,13 @@ public class UpstreamFaultFilter implements Filter {
         }
     }
 
-    /** The upstream fault in {@code thrown}'s cause chain, unless there is none or it was answered already. */
+    /**
+     * The upstream fault in {@code thrown}'s cause chain, unless there is none, it was answered already, or it only
+     * carries the failure of the client's own request body, which the application was streaming upstream.
+     */
     private static UpstreamException unanswered(HttpServletRequest request, Throwable thrown) {
-        if (FaultResponseWriter.isHandled(request, thrown)) {
+        if (FaultResponseWriter.isHandled(request, thrown)
+                || FaultGuardedRequest.inboundFailure(request, thrown) != null) {
             return null;
         }
         UpstreamException fault = UpstreamException.find(thrown)

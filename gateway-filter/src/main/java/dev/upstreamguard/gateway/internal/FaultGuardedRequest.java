@@ -43,6 +43,8 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         void timedOut(AsyncContext async);
     }
 
+    private static final String INBOUND_FAILURE = FaultGuardedRequest.class.getName() + ".inboundFailure";
+
     private final FailureHandler handler;
     private final FaultGuardedResponse response;
     private volatile GuardedContext current;
@@ -114,6 +116,27 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         return guardedInput;
     }
 
+    /**
+     * The failure the container reported reading the client's own request body, when it is in {@code thrown}'s cause
+     * chain, or {@code null}. An application streaming that body to an upstream through the guarded client gets it
+     * back inside an {@code UpstreamException}, but the client broke it (a malformed or stalled upload, a hang-up),
+     * not the upstream: it is the container's to answer, as if no client had been in between.
+     */
+    public static IOException inboundFailure(ServletRequest request, Throwable thrown) {
+        Object failure = request.getAttribute(INBOUND_FAILURE);
+        if (!(failure instanceof IOException)) {
+            return null;
+        }
+        // Bounded rather than cycle-checked, as UpstreamException.find is.
+        Throwable t = thrown;
+        for (int depth = 0; t != null && depth < 64; depth++, t = t.getCause()) {
+            if (t == failure) {
+                return (IOException) failure;
+            }
+        }
+        return null;
+    }
+
     @Override
     public AsyncContext startAsync() {
         AsyncContext async = super.startAsync();
@@ -143,7 +166,10 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         return guarded;
     }
 
-    /** Delegates everything; a failure of the application's {@code ReadListener} then goes to the filter too. */
+    /**
+     * Delegates everything; a failure of the application's {@code ReadListener} then goes to the filter too, and a
+     * failure reading the body is noted for {@link #inboundFailure}.
+     */
     private final class ListenerGuardedInput extends ServletInputStream {
         private final ServletInputStream in;
 
@@ -190,17 +216,35 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
         @Override
         public int read() throws IOException {
-            return in.read();
+            try {
+                return in.read();
+            } catch (IOException e) {
+                throw noted(e);
+            }
         }
 
         @Override
         public int read(byte[] b, int off, int len) throws IOException {
-            return in.read(b, off, len);
+            try {
+                return in.read(b, off, len);
+            } catch (IOException e) {
+                throw noted(e);
+            }
         }
 
         @Override
         public int readLine(byte[] b, int off, int len) throws IOException {
-            return in.readLine(b, off, len);
+            try {
+                return in.readLine(b, off, len);
+            } catch (IOException e) {
+                throw noted(e);
+            }
+        }
+
+        /** Notes a failure of the client's body for {@link #inboundFailure}; an attribute, seen on every dispatch. */
+        private IOException noted(IOException e) {
+            setAttribute(INBOUND_FAILURE, e);
+            return e;
         }
 
         @Override
