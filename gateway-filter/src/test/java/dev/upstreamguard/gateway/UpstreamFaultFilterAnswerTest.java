@@ -63,7 +63,8 @@ class UpstreamFaultFilterAnswerTest {
 
     /** What the test servlet does before its upstream call fails (or instead). */
     enum Mode {
-        STREAM, WRITER, DEEP, SUPPRESSED, READ_LISTENER, BUFFERED, APP_WRAPPER, RETRY_IN_APP, PARTIAL_READ, OK
+        STREAM, WRITER, DEEP, SUPPRESSED, READ_LISTENER, BUFFERED, APP_WRAPPER, RETRY_IN_APP, PARTIAL_READ, OK,
+        REDIRECT_THEN_FAULT, ASYNC_DISPATCH_TO_PATH, REDIRECT_ONLY
     }
 
     private void call() throws IOException {
@@ -161,6 +162,17 @@ class UpstreamFaultFilterAnswerTest {
                 case PARTIAL_READ:
                     req.getInputStream().readNBytes(10);
                     call();
+                    return;
+                case REDIRECT_THEN_FAULT:
+                    resp.sendRedirect("/elsewhere");
+                    call();
+                    return;
+                case ASYNC_DISPATCH_TO_PATH:
+                    req.startAsync().dispatch("/f/stream");
+                    return;
+                case REDIRECT_ONLY:
+                    resp.getWriter().write("discarded");
+                    resp.sendRedirect("/elsewhere");
                     return;
                 case OK:
                     resp.setContentType("text/plain");
@@ -398,6 +410,50 @@ class UpstreamFaultFilterAnswerTest {
             assertThat(second.bodyUtf8()).isEqualTo("ok");
             assertThat(in.read()).as("nothing but the two answers").isEqualTo(-1);
         }
+    }
+
+    /**
+     * Regression: the containers take a redirect as the end of the response, so a fault thrown after it was aborted:
+     * Tomcat then answered a 400 error report with the redirect's Location, the exception's message and its stack
+     * trace; Jetty sent the redirect, the fault lost.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultThrownAfterTheApplicationSentARedirectIsAnsweredAsTheFault(Container container) throws Exception {
+        double refused = count(container, "502", "connection_refused");
+        RawClient.Response answer = RawClient.request(port(container), "GET", "/gw/f/redirect-then-fault",
+                "Accept: application/json");
+        assertThat(answer.status()).as("%s", answer).isEqualTo(502);
+        assertThat(answer.complete()).isTrue();
+        assertThat(answer.header("Location")).isNull();
+        assertThat(answer.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_refused");
+        assertThat(StrictJson.object(answer.bodyUtf8())).containsEntry("status", 502L);
+        assertThat(count(container, "502", "connection_refused")).isEqualTo(refused + 1);
+
+        // Without a fault the redirect goes out as the application sent it.
+        RawClient.Response redirect = RawClient.request(port(container), "GET", "/gw/f/redirect-only");
+        assertThat(redirect.status()).isEqualTo(302);
+        assertThat(redirect.header("Location")).endsWith("/elsewhere");
+        assertThat(redirect.complete()).isTrue();
+        assertThat(redirect.bodyUtf8()).doesNotContain("discarded");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultOnAnAsyncDispatchToAnotherPathIsAnsweredForThePathTheClientAsked(Container container) throws Exception {
+        RawClient.Response answer = RawClient.request(port(container), "GET", "/gw/f/async-dispatch-to-path",
+                "Accept: application/json");
+        assertThat(answer.status()).as("%s", answer).isEqualTo(502);
+        assertThat(StrictJson.object(answer.bodyUtf8())).containsEntry("instance", "/gw/f/async-dispatch-to-path");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anHttp10ClientGetsAWholeAnswerOfStatedLength(Container container) throws Exception {
+        RawClient.Response answer = RawClient.send(port(container), "GET /gw/f/stream HTTP/1.0\r\n\r\n", null);
+        assertThat(answer.status()).isEqualTo(502);
+        assertThat(answer.header("Content-Length")).isEqualTo(Integer.toString(answer.body().length));
+        assertThat(answer.complete()).isTrue();
     }
 
     /** RFC 8941 §4.2 list parsing, strict: anything off the grammar fails the test. */
