@@ -64,7 +64,7 @@ class UpstreamFaultFilterAnswerTest {
     /** What the test servlet does before its upstream call fails (or instead). */
     enum Mode {
         STREAM, WRITER, DEEP, SUPPRESSED, READ_LISTENER, BUFFERED, APP_WRAPPER, RETRY_IN_APP, PARTIAL_READ, OK,
-        REDIRECT_THEN_FAULT, ASYNC_DISPATCH_TO_PATH, REDIRECT_ONLY
+        REDIRECT_THEN_FAULT, ASYNC_DISPATCH_TO_PATH, OPEN_NO_TIME_LEFT, OPEN_TIME_NEGATIVE, REDIRECT_ONLY
     }
 
     private void call() throws IOException {
@@ -170,6 +170,12 @@ class UpstreamFaultFilterAnswerTest {
                 case ASYNC_DISPATCH_TO_PATH:
                     req.startAsync().dispatch("/f/stream");
                     return;
+                case OPEN_NO_TIME_LEFT:
+                case OPEN_TIME_NEGATIVE:
+                    // An application's own breaker, reporting the time left as it computed it.
+                    throw new UpstreamException(UpstreamFault.DESTINATION_UNAVAILABLE, "inventory", 0,
+                            mode == Mode.OPEN_NO_TIME_LEFT ? Duration.ZERO : Duration.ofMillis(-250), 0,
+                            "circuit open", null);
                 case REDIRECT_ONLY:
                     resp.getWriter().write("discarded");
                     resp.sendRedirect("/elsewhere");
@@ -445,6 +451,20 @@ class UpstreamFaultFilterAnswerTest {
                 "Accept: application/json");
         assertThat(answer.status()).as("%s", answer).isEqualTo(502);
         assertThat(StrictJson.object(answer.bodyUtf8())).containsEntry("instance", "/gw/f/async-dispatch-to-path");
+    }
+
+    /**
+     * Regression: an {@code UpstreamException} the application built with a {@code retryAfter} of zero or less (its own
+     * breaker's arithmetic) was answered {@code Retry-After: 0}, which has every client retry at once.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void retryAfterOnA503IsAtLeastOneSecondAlsoWhenTheFaultSaysNoTimeIsLeft(Container container) throws Exception {
+        for (String path : new String[] {"/gw/f/open-no-time-left", "/gw/f/open-time-negative"}) {
+            RawClient.Response answer = RawClient.request(port(container), "GET", path);
+            assertThat(answer.status()).as(path).isEqualTo(503);
+            assertThat(answer.header("Retry-After")).as(path).isEqualTo("1");
+        }
     }
 
     @ParameterizedTest(name = "[{0}]")

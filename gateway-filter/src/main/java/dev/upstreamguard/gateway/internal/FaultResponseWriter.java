@@ -294,7 +294,9 @@ public final class FaultResponseWriter {
             // When the time is unknown (a half-open circuit with its trial calls out, one forced open) the shortest
             // hint, as for a full bulkhead: without one, clients guess, and many retry at once.
             Duration after = fault.retryAfter().orElse(null);
-            response.setHeader("Retry-After", after == null ? "1" : Long.toString(seconds(after)));
+            // Never 0: "now" from a gateway that is refusing calls has every client retry at once, in a loop. An
+            // exception the application built itself may say no time, or less, is left.
+            response.setHeader("Retry-After", after == null ? "1" : Long.toString(Math.max(1, seconds(after))));
         }
         response.setHeader("Cache-Control", "no-store");
         ProblemFormat format = ProblemFormat.negotiate(accept(request));
