@@ -70,6 +70,15 @@ class UpstreamFaultFilterClientBodyTest {
             Container.Deployment d = new Container.Deployment().idleTimeout(Duration.ofSeconds(1));
             d.filter("guard", UpstreamFaultFilter.builder().meterRegistry(registry).build(), "/*");
             d.servlet("relay", new RelayServlet(), "/relay");
+            d.servlet("read", new HttpServlet() {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                    // No upstream at all: the body is read, and its failure escapes as the container threw it.
+                    resp.getOutputStream().write(req.getInputStream().readAllBytes());
+                }
+            }, "/read");
             containers.put(container, container.start(d));
         }
     }
@@ -107,10 +116,15 @@ class UpstreamFaultFilterClientBodyTest {
 
     /** Sends the head and the first 1,000 of 100,000 bytes, ending its side of the connection or not; reads. */
     private RawClient.Response sendPartOfTheBody(Container container, boolean endItsSide) throws IOException {
+        return sendPartOfTheBody(container, "/gw/relay", endItsSide);
+    }
+
+    private RawClient.Response sendPartOfTheBody(Container container, String path, boolean endItsSide)
+            throws IOException {
         try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port(container))) {
             socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
             OutputStream out = socket.getOutputStream();
-            out.write(("POST /gw/relay HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
+            out.write(("POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
                     + "x".repeat(1000)).getBytes(StandardCharsets.US_ASCII));
             out.flush();
             if (endItsSide) {
@@ -147,5 +161,14 @@ class UpstreamFaultFilterClientBodyTest {
     @EnumSource(Container.class)
     void aClientThatEndsItsSideMidBodyIsNotAnsweredAsAnUpstreamFault(Container container) throws Exception {
         assertLeftToTheContainer(container, sendPartOfTheBody(container, true));
+    }
+
+    /** No upstream involved: the container's own read timeout is never taken for an upstream's. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientThatStallsTheBodyTheApplicationReadsItselfIsNotAnsweredAsAnUpstreamFault(Container container)
+            throws Exception {
+        assertLeftToTheContainer(container, sendPartOfTheBody(container, "/gw/read", false));
+        assertLeftToTheContainer(container, sendPartOfTheBody(container, "/gw/read", true));
     }
 }
