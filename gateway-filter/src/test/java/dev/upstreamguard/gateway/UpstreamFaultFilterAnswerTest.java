@@ -53,7 +53,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 class UpstreamFaultFilterAnswerTest {
 
     /** An upstream name with everything an sf-string must escape or cannot hold, and a character outside Latin-1. */
-    static final String AWKWARD_NAME = "caf\u00e9 \"main\" \\ \u2603";
+    static final String AWKWARD_NAME = "caf\u00e9 \"main\" \\ \u2603\t<b>";
     static final String AWKWARD_PROXY_NAME = "edge \"1\" \\x";
 
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
@@ -64,7 +64,7 @@ class UpstreamFaultFilterAnswerTest {
     /** What the test servlet does before its upstream call fails (or instead). */
     enum Mode {
         STREAM, WRITER, DEEP, SUPPRESSED, READ_LISTENER, BUFFERED, APP_WRAPPER, RETRY_IN_APP, PARTIAL_READ, OK,
-        REDIRECT_THEN_FAULT, ASYNC_DISPATCH_TO_PATH, OPEN_NO_TIME_LEFT, OPEN_TIME_NEGATIVE, REDIRECT_ONLY
+        REDIRECT_THEN_FAULT, ASYNC_DISPATCH_TO_PATH, OPEN_NO_TIME_LEFT, OPEN_TIME_NEGATIVE, REDIRECT_ONLY, TIMEOUT_FALLBACK_FAILS
     }
 
     private void call() throws IOException {
@@ -176,6 +176,30 @@ class UpstreamFaultFilterAnswerTest {
                     throw new UpstreamException(UpstreamFault.DESTINATION_UNAVAILABLE, "inventory", 0,
                             mode == Mode.OPEN_NO_TIME_LEFT ? Duration.ZERO : Duration.ofMillis(-250), 0,
                             "circuit open", null);
+                case TIMEOUT_FALLBACK_FAILS: {
+                    AsyncContext async = req.startAsync();
+                    async.setTimeout(300);
+                    async.addListener(new jakarta.servlet.AsyncListener() {
+                        @Override
+                        public void onTimeout(jakarta.servlet.AsyncEvent event) throws IOException {
+                            // The primary upstream is too slow; the fallback refuses.
+                            call();
+                        }
+
+                        @Override
+                        public void onComplete(jakarta.servlet.AsyncEvent event) {
+                        }
+
+                        @Override
+                        public void onError(jakarta.servlet.AsyncEvent event) {
+                        }
+
+                        @Override
+                        public void onStartAsync(jakarta.servlet.AsyncEvent event) {
+                        }
+                    });
+                    return;
+                }
                 case REDIRECT_ONLY:
                     resp.getWriter().write("discarded");
                     resp.sendRedirect("/elsewhere");
@@ -280,8 +304,9 @@ class UpstreamFaultFilterAnswerTest {
                 assertThat(answer.header("Content-Length")).as(what)
                         .isEqualTo(Integer.toString(answer.body().length));
                 String body = answer.bodyUtf8();
-                assertThat(body).as(what).contains(accept.equals("text/html") ? "caf\u00e9 &quot;main&quot; \\ \u2603"
-                        : accept.equals("text/plain") ? AWKWARD_NAME : "caf\u00e9 \\\"main\\\" \\\\ \u2603");
+                assertThat(body).as(what).contains(accept.equals("text/html")
+                        ? "caf\u00e9 &quot;main&quot; \\ \u2603\t&lt;b&gt;"
+                        : accept.equals("text/plain") ? AWKWARD_NAME : "caf\u00e9 \\\"main\\\" \\\\ \u2603\\t<b>");
                 if (accept.equals("application/json")) {
                     assertThat(answer.header("Content-Type")).as(what).startsWith("application/problem+json");
                     Map<String, Object> problem = StrictJson.object(body);
@@ -317,8 +342,8 @@ class UpstreamFaultFilterAnswerTest {
         assertThat(member.nameIsToken()).isFalse();
         assertThat(member.params()).containsEntry("error", "connection_refused").containsKeys("next-hop", "details");
         assertThat((String) member.params().get("details"))
-                .startsWith("Upstream 'caf? \"main\" \\ ?' failed: connection_refused");
-        assertThat(member.params().get("next-hop")).isEqualTo("caf? \"main\" \\ ?");
+                .startsWith("Upstream 'caf? \"main\" \\ ??<b>' failed: connection_refused");
+        assertThat(member.params().get("next-hop")).isEqualTo("caf? \"main\" \\ ??<b>");
     }
 
     @ParameterizedTest(name = "[{0}]")
@@ -474,6 +499,20 @@ class UpstreamFaultFilterAnswerTest {
         assertThat(answer.status()).isEqualTo(502);
         assertThat(answer.header("Content-Length")).isEqualTo(Integer.toString(answer.body().length));
         assertThat(answer.complete()).isTrue();
+    }
+
+    /**
+     * A fallback the application's own timeout listener calls, failing too, leaves the timeout unanswered: the client
+     * gets the gateway timeout it is, not the container's 500 nor a hang.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFallbackFailingInTheApplicationsTimeoutListenerStillGetsTheGatewayTimeout(Container container)
+            throws Exception {
+        RawClient.Response answer = RawClient.request(port(container), "GET", "/gw/f/timeout-fallback-fails");
+        assertThat(answer.complete()).isTrue();
+        assertThat(answer.status()).isEqualTo(504);
+        assertThat(answer.header("Proxy-Status")).isEqualTo("upstream-guard; error=http_response_timeout");
     }
 
     /** RFC 8941 §4.2 list parsing, strict: anything off the grammar fails the test. */
