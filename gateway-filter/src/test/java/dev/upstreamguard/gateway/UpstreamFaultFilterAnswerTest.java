@@ -7,6 +7,7 @@ import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClients;
+import dev.upstreamguard.testing.Await;
 import dev.upstreamguard.testing.ClosedPort;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -64,7 +65,7 @@ class UpstreamFaultFilterAnswerTest {
     /** What the test servlet does before its upstream call fails (or instead). */
     enum Mode {
         STREAM, WRITER, DEEP, SUPPRESSED, READ_LISTENER, BUFFERED, APP_WRAPPER, RETRY_IN_APP, PARTIAL_READ, OK,
-        REDIRECT_THEN_FAULT, ASYNC_DISPATCH_TO_PATH, OPEN_NO_TIME_LEFT, OPEN_TIME_NEGATIVE, REDIRECT_ONLY, TIMEOUT_FALLBACK_FAILS
+        REDIRECT_THEN_FAULT, ASYNC_DISPATCH_TO_PATH, OPEN_NO_TIME_LEFT, OPEN_TIME_NEGATIVE, REDIRECT_ONLY, TIMEOUT_FALLBACK_FAILS, WHOLE_THEN_FAULT, COMPLETED_THEN_FAULT
     }
 
     private void call() throws IOException {
@@ -198,6 +199,18 @@ class UpstreamFaultFilterAnswerTest {
                         public void onStartAsync(jakarta.servlet.AsyncEvent event) {
                         }
                     });
+                    return;
+                }
+                case WHOLE_THEN_FAULT:
+                    resp.setContentLength(5);
+                    resp.getOutputStream().write("whole".getBytes(StandardCharsets.US_ASCII));
+                    call();
+                    return;
+                case COMPLETED_THEN_FAULT: {
+                    AsyncContext async = req.startAsync();
+                    resp.getOutputStream().write("whole".getBytes(StandardCharsets.US_ASCII));
+                    async.complete();
+                    call();
                     return;
                 }
                 case REDIRECT_ONLY:
@@ -513,6 +526,30 @@ class UpstreamFaultFilterAnswerTest {
         assertThat(answer.complete()).isTrue();
         assertThat(answer.status()).isEqualTo(504);
         assertThat(answer.header("Proxy-Status")).isEqualTo("upstream-guard; error=http_response_timeout");
+    }
+
+    /**
+     * A fault after the application wrote the whole body it announced cannot cut it: the client gets that answer
+     * whole, the fault is counted as an abort. One thrown after it completed the async cycle, with nothing on the
+     * wire yet, is answered instead.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultAfterTheWholeAnswerWasWrittenLeavesItWholeAndOneBeforeItWentOutReplacesIt(Container container)
+            throws Exception {
+        double aborted = count(container, "aborted", "connection_refused");
+        RawClient.Response whole = RawClient.request(port(container), "GET", "/gw/f/whole-then-fault");
+        assertThat(whole.status()).isEqualTo(200);
+        assertThat(whole.complete()).isTrue();
+        assertThat(whole.bodyUtf8()).isEqualTo("whole");
+        // The whole body may reach the client before the filter has counted.
+        Await.until("the abort is counted", Duration.ofSeconds(10),
+                () -> count(container, "aborted", "connection_refused") == aborted + 1);
+
+        RawClient.Response replaced = RawClient.request(port(container), "GET", "/gw/f/completed-then-fault");
+        assertThat(replaced.status()).isEqualTo(502);
+        assertThat(replaced.complete()).isTrue();
+        assertThat(replaced.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_refused");
     }
 
     /** RFC 8941 §4.2 list parsing, strict: anything off the grammar fails the test. */
