@@ -8,7 +8,9 @@ import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.testing.Await;
+import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
+import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.AsyncContext;
@@ -61,11 +63,13 @@ class UpstreamFaultFilterAnswerTest {
     private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
     private GuardedHttpClient client;
     private String closedPort;
+    private RawUpstream broken;
 
     /** What the test servlet does before its upstream call fails (or instead). */
     enum Mode {
         STREAM, WRITER, DEEP, SUPPRESSED, READ_LISTENER, BUFFERED, APP_WRAPPER, RETRY_IN_APP, PARTIAL_READ, OK,
-        REDIRECT_THEN_FAULT, ASYNC_DISPATCH_TO_PATH, OPEN_NO_TIME_LEFT, OPEN_TIME_NEGATIVE, REDIRECT_ONLY, TIMEOUT_FALLBACK_FAILS, WHOLE_THEN_FAULT, COMPLETED_THEN_FAULT
+        REDIRECT_THEN_FAULT, ASYNC_DISPATCH_TO_PATH, OPEN_NO_TIME_LEFT, OPEN_TIME_NEGATIVE, REDIRECT_ONLY, TIMEOUT_FALLBACK_FAILS, WHOLE_THEN_FAULT, COMPLETED_THEN_FAULT,
+        BROKEN_STATUS_LINE
     }
 
     private void call() throws IOException {
@@ -213,6 +217,9 @@ class UpstreamFaultFilterAnswerTest {
                     call();
                     return;
                 }
+                case BROKEN_STATUS_LINE:
+                    client.execute(new HttpGet(broken.uri("/")), r -> null);
+                    return;
                 case REDIRECT_ONLY:
                     resp.getWriter().write("discarded");
                     resp.sendRedirect("/elsewhere");
@@ -265,6 +272,9 @@ class UpstreamFaultFilterAnswerTest {
     @BeforeAll
     void start() throws IOException {
         closedPort = ClosedPort.find().baseUrl();
+        // A status line with everything an sf-string or JSON must escape, a byte outside ASCII and a control one.
+        broken = RawUpstream.start(Behaviours.respond(new byte[] {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' ', '2',
+            'x', '0', ' ', '"', 'q', '"', '\\', (byte) 0xe9, 0x01, '<', '\r', '\n', '\r', '\n'}));
         // One attempt each, and no circuit to open over the many failed calls of the tests.
         GuardPolicy once = GuardPolicy.builder().retryEnabled(false).circuitBreakerEnabled(false).build();
         client = GuardedHttpClients.custom()
@@ -292,6 +302,7 @@ class UpstreamFaultFilterAnswerTest {
     void stop() throws IOException {
         containers.values().forEach(Container.Running::close);
         client.close();
+        broken.close();
     }
 
     private int port(Container container) {
@@ -550,6 +561,24 @@ class UpstreamFaultFilterAnswerTest {
         assertThat(replaced.status()).isEqualTo(502);
         assertThat(replaced.complete()).isTrue();
         assertThat(replaced.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_refused");
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anUpstreamsBrokenStatusLineInTheDetailsStillParsesInEveryFormat(Container container) throws Exception {
+        for (String accept : new String[] {"application/json", "text/html", "text/plain"}) {
+            RawClient.Response answer = RawClient.request(port(container), "GET", "/gw/exposed/broken-status-line",
+                    "Accept: " + accept);
+            assertThat(answer.status()).isEqualTo(502);
+            assertThat(answer.complete()).isTrue();
+            assertThat(answer.header("Content-Length")).isEqualTo(Integer.toString(answer.body().length));
+            String field = answer.header("Proxy-Status");
+            assertThat(field).matches("[\\x20-\\x7e]+");
+            assertThat(StrictSf.list(field).get(0).params()).containsEntry("error", "http_protocol_error");
+            if (accept.equals("application/json")) {
+                assertThat(StrictJson.object(answer.bodyUtf8())).containsEntry("fault", "http_protocol_error");
+            }
+        }
     }
 
     /** RFC 8941 §4.2 list parsing, strict: anything off the grammar fails the test. */
