@@ -69,7 +69,8 @@ class UpstreamFaultFilterAnswerTest {
     enum Mode {
         STREAM, WRITER, DEEP, SUPPRESSED, READ_LISTENER, BUFFERED, APP_WRAPPER, RETRY_IN_APP, PARTIAL_READ, OK,
         REDIRECT_THEN_FAULT, REDIRECT_ONLY, ASYNC_DISPATCH_TO_PATH, OPEN_NO_TIME_LEFT, OPEN_TIME_NEGATIVE,
-        TIMEOUT_FALLBACK_FAILS, WHOLE_THEN_FAULT, COMPLETED_THEN_FAULT, BROKEN_STATUS_LINE
+        TIMEOUT_FALLBACK_FAILS, WHOLE_THEN_FAULT, COMPLETED_THEN_FAULT, BROKEN_STATUS_LINE,
+        TASK_REDIRECT_THEN_FAULT, TASK_REDIRECT_ONLY
     }
 
     private void call() throws IOException {
@@ -220,6 +221,22 @@ class UpstreamFaultFilterAnswerTest {
                 case BROKEN_STATUS_LINE:
                     client.execute(new HttpGet(broken.uri("/")), r -> null);
                     return;
+                case TASK_REDIRECT_THEN_FAULT:
+                case TASK_REDIRECT_ONLY: {
+                    AsyncContext async = req.startAsync();
+                    async.start(() -> {
+                        try {
+                            ((HttpServletResponse) async.getResponse()).sendRedirect("/elsewhere");
+                            if (mode == Mode.TASK_REDIRECT_THEN_FAULT) {
+                                call();
+                            }
+                            async.complete();
+                        } catch (IOException e) {
+                            throw new UncheckedIOException(e);
+                        }
+                    });
+                    return;
+                }
                 case REDIRECT_ONLY:
                     resp.getWriter().write("discarded");
                     resp.sendRedirect("/elsewhere");
@@ -491,6 +508,21 @@ class UpstreamFaultFilterAnswerTest {
         assertThat(redirect.header("Location")).endsWith("/elsewhere");
         assertThat(redirect.complete()).isTrue();
         assertThat(redirect.bodyUtf8()).doesNotContain("discarded");
+    }
+
+    /** As {@link #aFaultThrownAfterTheApplicationSentARedirectIsAnsweredAsTheFault}, in a task the context runs. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultAnAsyncTaskThrowsAfterSendingARedirectIsAnsweredAsTheFault(Container container) throws Exception {
+        RawClient.Response answer = RawClient.request(port(container), "GET", "/gw/f/task-redirect-then-fault");
+        assertThat(answer.status()).as("%s", answer).isEqualTo(502);
+        assertThat(answer.complete()).isTrue();
+        assertThat(answer.header("Location")).isNull();
+
+        RawClient.Response redirect = RawClient.request(port(container), "GET", "/gw/f/task-redirect-only");
+        assertThat(redirect.status()).as("%s", redirect).isEqualTo(302);
+        assertThat(redirect.header("Location")).endsWith("/elsewhere");
+        assertThat(redirect.complete()).isTrue();
     }
 
     @ParameterizedTest(name = "[{0}]")
