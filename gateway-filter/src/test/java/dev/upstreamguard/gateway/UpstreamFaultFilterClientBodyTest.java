@@ -8,6 +8,9 @@ import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.ReadListener;
+import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
@@ -79,6 +82,55 @@ class UpstreamFaultFilterClientBodyTest {
                     resp.getOutputStream().write(req.getInputStream().readAllBytes());
                 }
             }, "/read");
+            d.servlet("read-async", new HttpServlet() {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                    // Reads the body without blocking, as it arrives; answers once it is all there.
+                    AsyncContext async = req.startAsync();
+                    async.setTimeout(300);
+                    ServletInputStream in = req.getInputStream();
+                    in.setReadListener(new ReadListener() {
+                        @Override
+                        public void onDataAvailable() throws IOException {
+                            byte[] buffer = new byte[8192];
+                            while (in.isReady() && in.read(buffer) >= 0) {
+                                // Drain what has arrived.
+                            }
+                        }
+
+                        @Override
+                        public void onAllDataRead() throws IOException {
+                            resp.getWriter().write("read");
+                            async.complete();
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                            // The application has nothing to add.
+                        }
+                    });
+                }
+            }, "/read-async");
+            d.servlet("read-task", new HttpServlet() {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected void service(HttpServletRequest req, HttpServletResponse resp) {
+                    // Reads the body in a task of the async context, blocking, longer than the async timeout.
+                    AsyncContext async = req.startAsync();
+                    async.setTimeout(300);
+                    async.start(() -> {
+                        try {
+                            async.getResponse().getOutputStream().write(req.getInputStream().readAllBytes());
+                            async.complete();
+                        } catch (IOException | IllegalStateException overMeanwhile) {
+                            // The timeout was answered; the container ends the read.
+                        }
+                    });
+                }
+            }, "/read-task");
             containers.put(container, container.start(d));
         }
     }
@@ -100,6 +152,10 @@ class UpstreamFaultFilterClientBodyTest {
             assertThat(answer.header("Proxy-Status")).as("%s", answer).isNull();
             assertThat(answer.status()).as("%s", answer).isIn(400, 408, 500);
         }
+        assertNoGatewayFaultCounted(container);
+    }
+
+    private void assertNoGatewayFaultCounted(Container container) {
         assertThat(registries.get(container).find("upstream.guard.responses").counters())
                 .as("responses counted as the gateway's").allMatch(c -> c.count() == 0);
     }
@@ -170,5 +226,23 @@ class UpstreamFaultFilterClientBodyTest {
             throws Exception {
         assertLeftToTheContainer(container, sendPartOfTheBody(container, "/gw/read", false));
         assertLeftToTheContainer(container, sendPartOfTheBody(container, "/gw/read", true));
+    }
+
+    /**
+     * Regression: an async timeout while the application still waited for its client's body was answered as an
+     * upstream's: a 504 {@code http_response_timeout} naming the servlet, counted as a fault.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anAsyncTimeoutWhileTheApplicationWaitsForTheClientsBodyIsA408NotAnUpstreamTimeout(Container container)
+            throws Exception {
+        for (String path : new String[] {"/gw/read-async", "/gw/read-task"}) {
+            RawClient.Response answer = sendPartOfTheBody(container, path, false);
+            assertThat(answer).as(path).isNotNull();
+            assertThat(answer.status()).as("%s %s", path, answer).isEqualTo(408);
+            assertThat(answer.complete()).as(path).isTrue();
+            assertThat(answer.header("Connection")).as(path).isEqualTo("close");
+            assertNoGatewayFaultCounted(container);
+        }
     }
 }

@@ -16,6 +16,7 @@ import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The request as the fault filter passes it down the chain: the async contexts it starts run their
@@ -44,6 +45,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
     }
 
     private static final String INBOUND_FAILURE = FaultGuardedRequest.class.getName() + ".inboundFailure";
+    private static final String BODY_WAIT = FaultGuardedRequest.class.getName() + ".bodyWait";
 
     private final FailureHandler handler;
     private final FaultGuardedResponse response;
@@ -111,7 +113,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         ServletInputStream in = super.getInputStream();
         if (in != input) {
             input = in;
-            guardedInput = new ListenerGuardedInput(in);
+            guardedInput = new ListenerGuardedInput(in, bodyWait());
         }
         return guardedInput;
     }
@@ -135,6 +137,35 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             }
         }
         return null;
+    }
+
+    /**
+     * Whether the application is waiting for its client's request body: a read of it is under way, or a
+     * {@code ReadListener} has not yet had all of it. An async timeout then is the client's, not an upstream's.
+     */
+    public static boolean awaitsClientBody(ServletRequest request) {
+        Object wait = request.getAttribute(BODY_WAIT);
+        return wait instanceof BodyWait && ((BodyWait) wait).waiting();
+    }
+
+    private BodyWait bodyWait() {
+        Object wait = getAttribute(BODY_WAIT);
+        if (wait instanceof BodyWait) {
+            return (BodyWait) wait;
+        }
+        BodyWait fresh = new BodyWait();
+        setAttribute(BODY_WAIT, fresh);
+        return fresh;
+    }
+
+    /** How the application stands with its client's body; per request, since any dispatch may read it. */
+    private static final class BodyWait {
+        private final AtomicInteger reads = new AtomicInteger();
+        private volatile boolean listening;
+
+        boolean waiting() {
+            return listening || reads.get() > 0;
+        }
     }
 
     @Override
@@ -172,13 +203,16 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
      */
     private final class ListenerGuardedInput extends ServletInputStream {
         private final ServletInputStream in;
+        private final BodyWait wait;
 
-        ListenerGuardedInput(ServletInputStream in) {
+        ListenerGuardedInput(ServletInputStream in, BodyWait wait) {
             this.in = in;
+            this.wait = wait;
         }
 
         @Override
         public void setReadListener(ReadListener listener) {
+            wait.listening = true;
             in.setReadListener(new ReadListener() {
                 @Override
                 public void onDataAvailable() throws IOException {
@@ -187,11 +221,13 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
                 @Override
                 public void onAllDataRead() throws IOException {
+                    wait.listening = false;
                     listener.onAllDataRead();
                 }
 
                 @Override
                 public void onError(Throwable thrown) {
+                    wait.listening = false;
                     try {
                         listener.onError(thrown);
                     } finally {
@@ -216,28 +252,37 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
         @Override
         public int read() throws IOException {
+            wait.reads.incrementAndGet();
             try {
                 return in.read();
             } catch (IOException e) {
                 throw noted(e);
+            } finally {
+                wait.reads.decrementAndGet();
             }
         }
 
         @Override
         public int read(byte[] b, int off, int len) throws IOException {
+            wait.reads.incrementAndGet();
             try {
                 return in.read(b, off, len);
             } catch (IOException e) {
                 throw noted(e);
+            } finally {
+                wait.reads.decrementAndGet();
             }
         }
 
         @Override
         public int readLine(byte[] b, int off, int len) throws IOException {
+            wait.reads.incrementAndGet();
             try {
                 return in.readLine(b, off, len);
             } catch (IOException e) {
                 throw noted(e);
+            } finally {
+                wait.reads.decrementAndGet();
             }
         }
 
