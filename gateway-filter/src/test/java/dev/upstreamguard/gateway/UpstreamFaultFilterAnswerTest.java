@@ -349,7 +349,7 @@ class UpstreamFaultFilterAnswerTest {
                         ? "caf\u00e9 &quot;main&quot; \\ \u2603\t&lt;b&gt;"
                         : accept.equals("text/plain") ? AWKWARD_NAME : "caf\u00e9 \\\"main\\\" \\\\ \u2603\\t<b>");
                 if (accept.equals("application/json")) {
-                    assertThat(answer.header("Content-Type")).as(what).startsWith("application/problem+json");
+                    assertThat(answer.header("Content-Type")).as(what).isEqualTo("application/problem+json");
                     Map<String, Object> problem = StrictJson.object(body);
                     assertThat(problem).as(what).containsEntry("upstream", AWKWARD_NAME)
                             .containsEntry("status", 502L).containsEntry("fault", "connection_refused")
