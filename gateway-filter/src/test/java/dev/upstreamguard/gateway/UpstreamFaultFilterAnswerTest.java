@@ -304,6 +304,12 @@ class UpstreamFaultFilterAnswerTest {
             registries.put(container, registry);
             Container.Deployment d = new Container.Deployment();
             d.filter("guard", UpstreamFaultFilter.builder().meterRegistry(registry).build(), "/f/*");
+            // Inside the fault filter, looking at the answer on its way out, as URL-rewriting filters do.
+            d.filter("location-seen", (req, res, chain) -> {
+                chain.doFilter(req, res);
+                HttpServletResponse response = (HttpServletResponse) res;
+                response.setHeader("X-Location-Seen", response.getStatus() + " " + response.getHeader("Location"));
+            }, "/f/redirect-only");
             d.filter("exposed", UpstreamFaultFilter.builder().proxyName(AWKWARD_PROXY_NAME).exposeDetails(true)
                     .meterRegistry(registry).build(), "/exposed/*");
             for (Mode mode : Mode.values()) {
@@ -508,6 +514,7 @@ class UpstreamFaultFilterAnswerTest {
         assertThat(redirect.header("Location")).endsWith("/elsewhere");
         assertThat(redirect.complete()).isTrue();
         assertThat(redirect.bodyUtf8()).doesNotContain("discarded");
+        assertThat(redirect.header("X-Location-Seen")).isEqualTo("302 /elsewhere");
     }
 
     /** As {@link #aFaultThrownAfterTheApplicationSentARedirectIsAnsweredAsTheFault}, in a task the context runs. */

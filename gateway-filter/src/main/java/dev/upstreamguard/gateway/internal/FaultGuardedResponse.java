@@ -202,6 +202,9 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
             return;
         }
         super.resetBuffer();
+        // Where the redirect goes is visible at once, as after the container's own sendRedirect: a filter inside
+        // this one may look at it on its way out. A fault's answer resets it with the rest.
+        super.setHeader("Location", location);
         hold.status = SC_FOUND;
         hold.message = null;
         hold.location = location;
