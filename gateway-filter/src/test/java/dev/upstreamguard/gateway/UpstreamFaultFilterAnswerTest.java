@@ -581,7 +581,8 @@ class UpstreamFaultFilterAnswerTest {
     /**
      * A fault after the application wrote the whole body it announced cannot cut it: the client gets that answer
      * whole, the fault is counted as an abort. One thrown after it completed the async cycle, with nothing on the
-     * wire yet, is answered instead.
+     * wire yet, is answered instead. Regression (Tomcat 10.1, the Servlet 6.0 matrix of {@code .ci/run}): the whole
+     * answer, not yet on the wire, became a 400 error report with the fault's message and a stack trace.
      */
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)

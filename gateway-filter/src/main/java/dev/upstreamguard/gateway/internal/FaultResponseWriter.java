@@ -278,6 +278,15 @@ public final class FaultResponseWriter {
             if (abortConnection(response)) {
                 return Answer.ABORTED;
             }
+            // Committed for the application (Tomcat: the whole announced length written) need not mean on the wire:
+            // Tomcat 10.1 answers the exception thrown next with a 400 error report (the fault's message and a stack
+            // trace) in place of a head it has not sent. Sent now, the head and what the application wrote stand, and
+            // the exception only cuts the connection.
+            try {
+                response.flushBuffer();
+            } catch (IOException | IllegalStateException clientGoneOrClosed) {
+                // Nothing more goes out; the abort still follows.
+            }
             request.setAttribute(ABORT_ATTRIBUTE, fault);
             return Answer.THROW_TO_ABORT;
         }
