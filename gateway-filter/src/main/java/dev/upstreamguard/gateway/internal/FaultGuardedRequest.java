@@ -106,7 +106,9 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
     /**
      * The body's stream, whose {@code ReadListener} has a failure it threw handed to the filter once the listener has
-     * had it: Jetty tells no {@code AsyncListener} of it, and the request would hang until the async timeout.
+     * had it (Jetty tells no {@code AsyncListener} of it, and the request would hang until the async timeout), and
+     * whose reads are watched: for a failure of the client's body ({@link #inboundFailure}) and for an async timeout
+     * while the application waits for that body ({@link #awaitsClientBody}).
      */
     @Override
     public ServletInputStream getInputStream() throws IOException {
