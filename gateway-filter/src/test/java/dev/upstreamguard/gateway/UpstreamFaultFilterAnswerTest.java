@@ -70,7 +70,7 @@ class UpstreamFaultFilterAnswerTest {
         STREAM, WRITER, DEEP, SUPPRESSED, READ_LISTENER, BUFFERED, APP_WRAPPER, RETRY_IN_APP, PARTIAL_READ, OK,
         REDIRECT_THEN_FAULT, REDIRECT_ONLY, ASYNC_DISPATCH_TO_PATH, OPEN_NO_TIME_LEFT, OPEN_TIME_NEGATIVE,
         TIMEOUT_FALLBACK_FAILS, WHOLE_THEN_FAULT, COMPLETED_THEN_FAULT, BROKEN_STATUS_LINE,
-        TASK_REDIRECT_THEN_FAULT, TASK_REDIRECT_ONLY
+        TASK_REDIRECT_THEN_FAULT, TASK_REDIRECT_ONLY, READ_LISTENER_DATA
     }
 
     private void call() throws IOException {
@@ -119,6 +119,27 @@ class UpstreamFaultFilterAnswerTest {
                     IllegalStateException primary = new IllegalStateException("the application's own bug");
                     primary.addSuppressed(failure());
                     throw primary;
+                }
+                case READ_LISTENER_DATA: {
+                    req.startAsync();
+                    ServletInputStream in = req.getInputStream();
+                    in.setReadListener(new ReadListener() {
+                        @Override
+                        public void onDataAvailable() throws IOException {
+                            // Streams each part upstream as it arrives; the upstream refuses the first.
+                            call();
+                        }
+
+                        @Override
+                        public void onAllDataRead() {
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                            // The application has nothing to add.
+                        }
+                    });
+                    return;
                 }
                 case READ_LISTENER: {
                     AsyncContext async = req.startAsync();
@@ -420,6 +441,12 @@ class UpstreamFaultFilterAnswerTest {
         assertThat(answer.complete()).isTrue();
         assertThat(answer.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_refused");
         assertThat(answer.bodyUtf8()).contains("\"fault\":\"connection_refused\"");
+
+        RawClient.Response onData = RawClient.send(port(container), "POST /gw/f/read-listener-data HTTP/1.1\r\n"
+                + "Host: 127.0.0.1\r\nContent-Length: " + body.length + "\r\n\r\n", body);
+        assertThat(onData.status()).as("%s", onData).isEqualTo(502);
+        assertThat(onData.complete()).isTrue();
+        assertThat(onData.header("Proxy-Status")).isEqualTo("upstream-guard; error=connection_refused");
     }
 
     @ParameterizedTest(name = "[{0}]")
