@@ -21,6 +21,7 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.util.Enumeration;
 import java.util.concurrent.TimeUnit;
 
@@ -38,7 +39,9 @@ import java.util.concurrent.TimeUnit;
  * HttpClient, the JDK's {@code java.net.http} client…) is answered the same way when what escaped can only be an
  * outbound call's failure — a refused or timed-out connect, an unresolved name, a TLS handshake, a read timeout, an
  * HTTP client library's I/O failure — classified by {@link dev.upstreamguard.FaultClassifier} as one attempt on an
- * upstream named after the servlet. Each fault is logged once at WARN and counted in
+ * upstream named after the servlet. A fault that only carries the container's failure reading the client's own
+ * request body (the application streamed it upstream, and the client broke it) is the client's: the container gets
+ * its own exception back. Each fault is logged once at WARN and counted in
  * {@code upstream.guard.responses{status,fault}}. Stack traces, exception messages and internal host names never
  * reach the client unless {@code expose-details} is on.
  *
@@ -52,11 +55,12 @@ import java.util.concurrent.TimeUnit;
  *
  * <p>Register it first in the chain, with {@code asyncSupported} and the dispatcher types {@code REQUEST},
  * {@code ASYNC} and {@code ERROR}: a fault thrown after {@code startAsync()}, by a task run with
- * {@link AsyncContext#start}, or by a non-blocking {@code WriteListener}, is answered and the async cycle completed;
- * a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC does) is answered on that
- * dispatch; an async timeout that none of the application's listeners answered is a 504
- * ({@code http_response_timeout}, the upstream named after the servlet) instead of the container's 500; a fault the
- * container carries to an error page (a dispatch the filter did not see thrown) is answered instead of the page.
+ * {@link AsyncContext#start}, or by a non-blocking {@code WriteListener} or {@code ReadListener}, is answered and
+ * the async cycle completed; a fault an async worker hands back to be rethrown on an async dispatch (as Spring MVC
+ * does) is answered on that dispatch; an async timeout that none of the application's listeners answered is a 504
+ * ({@code http_response_timeout}, the upstream named after the servlet) instead of the container's 500, or a 408 when
+ * the application was still waiting for its client's request body; a fault the container carries to an error page
+ * (a dispatch the filter did not see thrown) is answered instead of the page.
  * Mapped for {@code INCLUDE} too, it leaves a fault in an included servlet to the including dispatch, where the status
  * can still be set. Configure it with {@link #builder()}, or with the init-params {@value #PROXY_NAME} (default
  * {@code upstream-guard}) and {@value #EXPOSE_DETAILS} (default {@code false}) when the container creates it (any
@@ -70,6 +74,9 @@ public class UpstreamFaultFilter implements Filter {
 
     /** Init-param: whether responses may carry exception messages and upstream addresses ({@code true}/{@code false}). */
     public static final String EXPOSE_DETAILS = "expose-details";
+
+    private static final byte[] REQUEST_TIMEOUT_BODY =
+            "408 Request Timeout\nThe request body did not arrive in time.\n".getBytes(StandardCharsets.UTF_8);
 
     private final boolean configured;
     private final MeterRegistry registry;
@@ -205,7 +212,10 @@ public class UpstreamFaultFilter implements Filter {
             guardedResponse.sendHeldError();
             // An abort owed for a committed response wins over whatever exception came out instead of it.
             throwOwedAbort(request, response);
-            rethrow(thrown);
+            // The container's own report of its client's broken body, which it answers as it would without the
+            // upstream call that carried it here (Jetty: 400 for a malformed body); it fails no upstream.
+            IOException inbound = FaultGuardedRequest.inboundFailure(request, thrown);
+            rethrow(inbound != null ? inbound : thrown);
             return;
         }
         // The fault is the answer, not the error the application sent before it.
@@ -256,6 +266,26 @@ public class UpstreamFaultFilter implements Filter {
      * the container's 500. A committed response is aborted: Jetty would otherwise end it cleanly, as if complete.
      */
     private void answerTimeout(HttpServletRequest request, HttpServletResponse response, AsyncContext async) {
+        if (FaultGuardedRequest.awaitsClientBody(request)) {
+            // Waiting for the client's own body, not an upstream: RFC 9110 §15.5.9's 408, as the proxy servlet answers
+            // a stalled upload, with the connection closed since the rest of the body is unread. Neither logged nor
+            // counted as a fault; a committed response is ended as it is.
+            try {
+                if (!response.isCommitted()) {
+                    response.reset();
+                    response.setStatus(HttpServletResponse.SC_REQUEST_TIMEOUT);
+                    response.setHeader("Connection", "close");
+                    response.setHeader("Cache-Control", "no-store");
+                    response.setContentType("text/plain;charset=utf-8");
+                    response.setContentLength(REQUEST_TIMEOUT_BODY.length);
+                    response.getOutputStream().write(REQUEST_TIMEOUT_BODY);
+                }
+            } catch (IOException | IllegalStateException clientGoneOrWriterTaken) {
+                // Nothing more to say to this client; the cycle still ends below.
+            }
+            complete(async);
+            return;
+        }
         long timeoutMillis = async.getTimeout();
         // One attempt: the call the application was waiting for when the time ran out.
         UpstreamException fault = new UpstreamException(UpstreamFault.HTTP_RESPONSE_TIMEOUT, servletName(request), 1,
@@ -291,9 +321,13 @@ public class UpstreamFaultFilter implements Filter {
         }
     }
 
-    /** The upstream fault in {@code thrown}'s cause chain, unless there is none or it was answered already. */
+    /**
+     * The upstream fault in {@code thrown}'s cause chain, unless there is none, it was answered already, or it only
+     * carries the failure of the client's own request body, which the application was streaming upstream.
+     */
     private static UpstreamException unanswered(HttpServletRequest request, Throwable thrown) {
-        if (FaultResponseWriter.isHandled(request, thrown)) {
+        if (FaultResponseWriter.isHandled(request, thrown)
+                || FaultGuardedRequest.inboundFailure(request, thrown) != null) {
             return null;
         }
         UpstreamException fault = UpstreamException.find(thrown)

@@ -4,8 +4,10 @@ import dev.upstreamguard.UpstreamException;
 import jakarta.servlet.AsyncContext;
 import jakarta.servlet.AsyncEvent;
 import jakarta.servlet.AsyncListener;
+import jakarta.servlet.ReadListener;
 import jakarta.servlet.ServletContext;
 import jakarta.servlet.ServletException;
+import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
@@ -14,6 +16,7 @@ import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * The request as the fault filter passes it down the chain: the async contexts it starts run their
@@ -23,7 +26,8 @@ import java.util.concurrent.ConcurrentHashMap;
  * until it ends, as on the filter's thread ({@link FaultGuardedResponse}); so that this holds for the context's own
  * response too, a context started without arguments hands out that response wrapped. An async timeout nobody answers
  * goes to the filter as well, and so does an upstream fault the container reports as an async error, such as one a
- * {@code WriteListener} or {@code ReadListener} threw ({@link #watchUnanswered}).
+ * {@code WriteListener} or {@code ReadListener} threw ({@link #watchUnanswered}; Jetty reports a {@code ReadListener}'s
+ * failure to that listener only, so the body's stream hands it on as well).
  */
 public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
@@ -40,9 +44,14 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         void timedOut(AsyncContext async);
     }
 
+    private static final String INBOUND_FAILURE = FaultGuardedRequest.class.getName() + ".inboundFailure";
+    private static final String BODY_WAIT = FaultGuardedRequest.class.getName() + ".bodyWait";
+
     private final FailureHandler handler;
     private final FaultGuardedResponse response;
     private volatile GuardedContext current;
+    private ServletInputStream input;
+    private ServletInputStream guardedInput;
 
     /**
      * Wraps {@code request}; failures of its async tasks go to {@code handler}, and errors they send are held by
@@ -95,6 +104,72 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         }
     }
 
+    /**
+     * The body's stream, whose {@code ReadListener} has a failure it threw handed to the filter once the listener has
+     * had it (Jetty tells no {@code AsyncListener} of it, and the request would hang until the async timeout), and
+     * whose reads are watched: for a failure of the client's body ({@link #inboundFailure}) and for an async timeout
+     * while the application waits for that body ({@link #awaitsClientBody}).
+     */
+    @Override
+    public ServletInputStream getInputStream() throws IOException {
+        ServletInputStream in = super.getInputStream();
+        if (in != input) {
+            input = in;
+            guardedInput = new ListenerGuardedInput(in, bodyWait());
+        }
+        return guardedInput;
+    }
+
+    /**
+     * The failure the container reported reading the client's own request body, when it is in {@code thrown}'s cause
+     * chain, or {@code null}. An application streaming that body to an upstream through the guarded client gets it
+     * back inside an {@code UpstreamException}, but the client broke it (a malformed or stalled upload, a hang-up),
+     * not the upstream: it is the container's to answer, as if no client had been in between.
+     */
+    public static IOException inboundFailure(ServletRequest request, Throwable thrown) {
+        Object failure = request.getAttribute(INBOUND_FAILURE);
+        if (!(failure instanceof IOException)) {
+            return null;
+        }
+        // Bounded rather than cycle-checked, as UpstreamException.find is.
+        Throwable t = thrown;
+        for (int depth = 0; t != null && depth < 64; depth++, t = t.getCause()) {
+            if (t == failure) {
+                return (IOException) failure;
+            }
+        }
+        return null;
+    }
+
+    /**
+     * Whether the application is waiting for its client's request body: a read of it is under way, or a
+     * {@code ReadListener} has not yet had all of it. An async timeout then is the client's, not an upstream's.
+     */
+    public static boolean awaitsClientBody(ServletRequest request) {
+        Object wait = request.getAttribute(BODY_WAIT);
+        return wait instanceof BodyWait && ((BodyWait) wait).waiting();
+    }
+
+    private BodyWait bodyWait() {
+        Object wait = getAttribute(BODY_WAIT);
+        if (wait instanceof BodyWait) {
+            return (BodyWait) wait;
+        }
+        BodyWait fresh = new BodyWait();
+        setAttribute(BODY_WAIT, fresh);
+        return fresh;
+    }
+
+    /** How the application stands with its client's body; per request, since any dispatch may read it. */
+    private static final class BodyWait {
+        private final AtomicInteger reads = new AtomicInteger();
+        private volatile boolean listening;
+
+        boolean waiting() {
+            return listening || reads.get() > 0;
+        }
+    }
+
     @Override
     public AsyncContext startAsync() {
         AsyncContext async = super.startAsync();
@@ -122,6 +197,117 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         current = guarded;
         response.onWriteListenerFailure(guarded::answerFailure);
         return guarded;
+    }
+
+    /**
+     * Delegates everything; a failure of the application's {@code ReadListener} then goes to the filter too, and a
+     * failure reading the body is noted for {@link #inboundFailure}.
+     */
+    private final class ListenerGuardedInput extends ServletInputStream {
+        private final ServletInputStream in;
+        private final BodyWait wait;
+
+        ListenerGuardedInput(ServletInputStream in, BodyWait wait) {
+            this.in = in;
+            this.wait = wait;
+        }
+
+        @Override
+        public void setReadListener(ReadListener listener) {
+            wait.listening = true;
+            in.setReadListener(new ReadListener() {
+                @Override
+                public void onDataAvailable() throws IOException {
+                    listener.onDataAvailable();
+                }
+
+                @Override
+                public void onAllDataRead() throws IOException {
+                    wait.listening = false;
+                    listener.onAllDataRead();
+                }
+
+                @Override
+                public void onError(Throwable thrown) {
+                    wait.listening = false;
+                    try {
+                        listener.onError(thrown);
+                    } finally {
+                        GuardedContext guarded = current;
+                        if (guarded != null) {
+                            guarded.answerFailure(thrown);
+                        }
+                    }
+                }
+            });
+        }
+
+        @Override
+        public boolean isFinished() {
+            return in.isFinished();
+        }
+
+        @Override
+        public boolean isReady() {
+            return in.isReady();
+        }
+
+        @Override
+        public int read() throws IOException {
+            wait.reads.incrementAndGet();
+            try {
+                return in.read();
+            } catch (IOException e) {
+                throw noted(e);
+            } finally {
+                wait.reads.decrementAndGet();
+            }
+        }
+
+        @Override
+        public int read(byte[] b, int off, int len) throws IOException {
+            wait.reads.incrementAndGet();
+            try {
+                return in.read(b, off, len);
+            } catch (IOException e) {
+                throw noted(e);
+            } finally {
+                wait.reads.decrementAndGet();
+            }
+        }
+
+        @Override
+        public int readLine(byte[] b, int off, int len) throws IOException {
+            wait.reads.incrementAndGet();
+            try {
+                return in.readLine(b, off, len);
+            } catch (IOException e) {
+                throw noted(e);
+            } finally {
+                wait.reads.decrementAndGet();
+            }
+        }
+
+        /** Notes a failure of the client's body for {@link #inboundFailure}; an attribute, seen on every dispatch. */
+        private IOException noted(IOException e) {
+            setAttribute(INBOUND_FAILURE, e);
+            return e;
+        }
+
+        @Override
+        public int available() throws IOException {
+            return in.available();
+        }
+
+        @Override
+        public long skip(long n) throws IOException {
+            return in.skip(n);
+        }
+
+        @Override
+        public void close() throws IOException {
+            in.close();
+        }
     }
 
     /**

@@ -15,10 +15,11 @@ import java.util.function.Consumer;
 
 /**
  * The response as the fault filter passes it down the chain: an error status the application sends with
- * {@code sendError} on the filter's thread is held until the chain returns, instead of going to the container at
- * once. Tomcat and Jetty take {@code sendError} as the end of the response: it then reports itself committed, refuses
- * {@code reset()}, and an upstream fault thrown after it could only be aborted (a connection closed without any
- * answer in Jetty, a {@code 400} error report naming the upstream in Tomcat). Held, the fault is answered as if the
+ * {@code sendError} (or a redirect with {@code sendRedirect}) on the filter's thread is held until the chain returns,
+ * instead of going to the container at once. Tomcat and Jetty take {@code sendError} as the end of the response: it
+ * then reports itself committed, refuses {@code reset()}, and an upstream fault thrown after it could only be
+ * aborted (a connection closed without any answer in Jetty, a {@code 400} error report naming the upstream in
+ * Tomcat). Held, the fault is answered as if the
  * application had not answered yet; without a fault the error is sent when the chain returns, as it would have been
  * (Spring Boot's {@code ErrorPageFilter} holds it the same way).
  *
@@ -104,7 +105,11 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         if (hold.held && hold.heldOn == current) {
             hold.held = false;
             try {
-                hold.sender.sendErrorNow(hold.status, hold.message);
+                if (hold.location != null) {
+                    hold.sender.sendRedirectNow(hold.location);
+                } else {
+                    hold.sender.sendErrorNow(hold.status, hold.message);
+                }
             } catch (IllegalStateException committedMeanwhile) {
                 // An async worker committed it meanwhile: the container would have refused the error then as well.
             }
@@ -132,6 +137,10 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         super.sendError(status, message);
     }
 
+    private void sendRedirectNow(String location) throws IOException {
+        super.sendRedirect(location);
+    }
+
     private boolean holds(int status) {
         return status >= 400 && hold.holds(Thread.currentThread()) && !super.isCommitted();
     }
@@ -154,6 +163,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         super.resetBuffer();
         hold.status = status;
         hold.message = message;
+        hold.location = null;
         hold.sender = this;
         hold.heldOn = Thread.currentThread();
         hold.held = true;
@@ -176,12 +186,31 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         }
     }
 
+    /**
+     * Held as {@code sendError} is, for the same reason: the containers take a redirect as the end of the response
+     * too, and a fault thrown after it could only be aborted (Tomcat then sent a {@code 400} error report naming the
+     * upstream, with the redirect's {@code Location}; Jetty the redirect, the fault lost). Servlet 6.1's variants
+     * with a status go straight to the container: the gateway runs in 6.0 containers too.
+     */
     @Override
     public void sendRedirect(String location) throws IOException {
         if (hold.held) {
             throw new IllegalStateException("An error was already sent");
         }
-        super.sendRedirect(location);
+        if (!hold.holds(Thread.currentThread()) || super.isCommitted()) {
+            super.sendRedirect(location);
+            return;
+        }
+        super.resetBuffer();
+        // Where the redirect goes is visible at once, as after the container's own sendRedirect: a filter inside
+        // this one may look at it on its way out. A fault's answer resets it with the rest.
+        super.setHeader("Location", location);
+        hold.status = SC_FOUND;
+        hold.message = null;
+        hold.location = location;
+        hold.sender = this;
+        hold.heldOn = Thread.currentThread();
+        hold.held = true;
     }
 
     @Override
@@ -350,6 +379,8 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         volatile FaultGuardedResponse sender;
         volatile int status;
         volatile String message;
+        /** The location of a held redirect, {@code null} for a held error. */
+        volatile String location;
         volatile Consumer<Throwable> listenerFailures;
 
         synchronized void add(Thread thread) {

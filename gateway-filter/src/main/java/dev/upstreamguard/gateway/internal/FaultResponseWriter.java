@@ -278,6 +278,15 @@ public final class FaultResponseWriter {
             if (abortConnection(response)) {
                 return Answer.ABORTED;
             }
+            // Committed for the application (Tomcat: the whole announced length written) need not mean on the wire:
+            // Tomcat 10.1 answers the exception thrown next with a 400 error report (the fault's message and a stack
+            // trace) in place of a head it has not sent. Sent now, the head and what the application wrote stand, and
+            // the exception only cuts the connection.
+            try {
+                response.flushBuffer();
+            } catch (IOException | IllegalStateException clientGoneOrClosed) {
+                // Nothing more goes out; the abort still follows.
+            }
             request.setAttribute(ABORT_ATTRIBUTE, fault);
             return Answer.THROW_TO_ABORT;
         }
@@ -294,7 +303,9 @@ public final class FaultResponseWriter {
             // When the time is unknown (a half-open circuit with its trial calls out, one forced open) the shortest
             // hint, as for a full bulkhead: without one, clients guess, and many retry at once.
             Duration after = fault.retryAfter().orElse(null);
-            response.setHeader("Retry-After", after == null ? "1" : Long.toString(seconds(after)));
+            // Never 0: "now" from a gateway that is refusing calls has every client retry at once, in a loop. An
+            // exception the application built itself may say no time, or less, is left.
+            response.setHeader("Retry-After", after == null ? "1" : Long.toString(Math.max(1, seconds(after))));
         }
         response.setHeader("Cache-Control", "no-store");
         ProblemFormat format = ProblemFormat.negotiate(accept(request));

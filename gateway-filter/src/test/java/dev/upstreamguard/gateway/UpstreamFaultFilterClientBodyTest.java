@@ -1,0 +1,248 @@
+package dev.upstreamguard.gateway;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.GuardPolicy;
+import dev.upstreamguard.client.GuardedHttpClient;
+import dev.upstreamguard.client.GuardedHttpClients;
+import dev.upstreamguard.testing.Behaviours;
+import dev.upstreamguard.testing.RawUpstream;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import jakarta.servlet.AsyncContext;
+import jakarta.servlet.ReadListener;
+import jakarta.servlet.ServletInputStream;
+import jakarta.servlet.http.HttpServlet;
+import jakarta.servlet.http.HttpServletRequest;
+import jakarta.servlet.http.HttpServletResponse;
+import java.io.BufferedInputStream;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.EnumMap;
+import java.util.Map;
+import org.apache.hc.client5.http.classic.methods.HttpPost;
+import org.apache.hc.core5.http.ContentType;
+import org.apache.hc.core5.http.io.entity.EntityUtils;
+import org.apache.hc.core5.http.io.entity.InputStreamEntity;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.TestInstance;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+
+/**
+ * {@link UpstreamFaultFilter} in front of an application that streams its client's request body to an upstream
+ * through the guarded client: a failure on the client's side of the body is the client's, never a gateway fault
+ * naming the upstream.
+ */
+@TestInstance(TestInstance.Lifecycle.PER_CLASS)
+class UpstreamFaultFilterClientBodyTest {
+
+    private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
+    private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
+    private RawUpstream echo;
+    private GuardedHttpClient client;
+
+    final class RelayServlet extends HttpServlet {
+        private static final long serialVersionUID = 1L;
+
+        @Override
+        protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+            HttpPost post = new HttpPost(echo.uri("/relay"));
+            post.setEntity(new InputStreamEntity(req.getInputStream(), req.getContentLengthLong(),
+                    ContentType.APPLICATION_OCTET_STREAM));
+            byte[] answer = client.execute(post, r -> EntityUtils.toByteArray(r.getEntity()));
+            resp.getOutputStream().write(answer);
+        }
+    }
+
+    @BeforeAll
+    void start() throws IOException {
+        echo = RawUpstream.start(Behaviours.echo());
+        client = GuardedHttpClients.custom()
+                .upstream("echo", echo.baseUrl(), GuardPolicy.builder().retryEnabled(false)
+                        .circuitBreakerEnabled(false).build())
+                .meterRegistry(null)
+                .build();
+        for (Container container : Container.values()) {
+            SimpleMeterRegistry registry = new SimpleMeterRegistry();
+            registries.put(container, registry);
+            Container.Deployment d = new Container.Deployment().idleTimeout(Duration.ofSeconds(1));
+            d.filter("guard", UpstreamFaultFilter.builder().meterRegistry(registry).build(), "/*");
+            d.servlet("relay", new RelayServlet(), "/relay");
+            d.servlet("read", new HttpServlet() {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                    // No upstream at all: the body is read, and its failure escapes as the container threw it.
+                    resp.getOutputStream().write(req.getInputStream().readAllBytes());
+                }
+            }, "/read");
+            d.servlet("read-async", new HttpServlet() {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                    // Reads the body without blocking, as it arrives; answers once it is all there.
+                    AsyncContext async = req.startAsync();
+                    async.setTimeout(300);
+                    ServletInputStream in = req.getInputStream();
+                    in.setReadListener(new ReadListener() {
+                        @Override
+                        public void onDataAvailable() throws IOException {
+                            byte[] buffer = new byte[8192];
+                            while (in.isReady() && in.read(buffer) >= 0) {
+                                // Drain what has arrived.
+                            }
+                        }
+
+                        @Override
+                        public void onAllDataRead() throws IOException {
+                            resp.getWriter().write("read");
+                            async.complete();
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                            // The application has nothing to add.
+                        }
+                    });
+                }
+            }, "/read-async");
+            d.servlet("read-task", new HttpServlet() {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected void service(HttpServletRequest req, HttpServletResponse resp) {
+                    // Reads the body in a task of the async context, blocking, longer than the async timeout.
+                    AsyncContext async = req.startAsync();
+                    async.setTimeout(300);
+                    async.start(() -> {
+                        try {
+                            async.getResponse().getOutputStream().write(req.getInputStream().readAllBytes());
+                            async.complete();
+                        } catch (IOException | IllegalStateException overMeanwhile) {
+                            // The timeout was answered; the container ends the read.
+                        }
+                    });
+                }
+            }, "/read-task");
+            containers.put(container, container.start(d));
+        }
+    }
+
+    @AfterAll
+    void stop() throws IOException {
+        containers.values().forEach(Container.Running::close);
+        client.close();
+        echo.close();
+    }
+
+    private int port(Container container) {
+        return containers.get(container).port();
+    }
+
+    /** What the client got, and that the gateway neither answered nor counted a fault (an abort included). */
+    private void assertLeftToTheContainer(Container container, RawClient.Response answer) {
+        if (answer != null) {
+            assertThat(answer.header("Proxy-Status")).as("%s", answer).isNull();
+            assertThat(answer.status()).as("%s", answer).isIn(400, 408, 500);
+        }
+        assertNoGatewayFaultCounted(container);
+    }
+
+    private void assertNoGatewayFaultCounted(Container container) {
+        assertThat(registries.get(container).find("upstream.guard.responses").counters())
+                .as("responses counted as the gateway's").allMatch(c -> c.count() == 0);
+    }
+
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aWholeBodyIsRelayed(Container container) throws Exception {
+        byte[] body = "x".repeat(100_000).getBytes(StandardCharsets.US_ASCII);
+        RawClient.Response answer = RawClient.send(port(container), "POST /gw/relay HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + "Content-Length: " + body.length + "\r\n\r\n", body);
+        assertThat(answer.status()).isEqualTo(200);
+        assertThat(answer.body()).hasSize(body.length);
+    }
+
+    /** Sends the head and the first 1,000 of 100,000 bytes, ending its side of the connection or not; reads. */
+    private RawClient.Response sendPartOfTheBody(Container container, boolean endItsSide) throws IOException {
+        return sendPartOfTheBody(container, "/gw/relay", endItsSide);
+    }
+
+    private RawClient.Response sendPartOfTheBody(Container container, String path, boolean endItsSide)
+            throws IOException {
+        try (Socket socket = new Socket(InetAddress.getLoopbackAddress(), port(container))) {
+            socket.setSoTimeout(RawClient.READ_TIMEOUT_MILLIS);
+            OutputStream out = socket.getOutputStream();
+            out.write(("POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
+                    + "x".repeat(1000)).getBytes(StandardCharsets.US_ASCII));
+            out.flush();
+            if (endItsSide) {
+                socket.shutdownOutput();
+            }
+            try {
+                return RawClient.read(new BufferedInputStream(socket.getInputStream()), false);
+            } catch (IOException closed) {
+                // Closing without an answer is the container's to decide.
+                return null;
+            }
+        }
+    }
+
+    /** Regression: Jetty answered a 502 naming the upstream; Tomcat's own 408 was counted as an aborted fault. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientThatStallsMidBodyIsNotAnsweredAsAnUpstreamFault(Container container) throws Exception {
+        assertLeftToTheContainer(container, sendPartOfTheBody(container, false));
+    }
+
+    /** Regression: Jetty answered a 502 naming the upstream; Tomcat's own 400 was counted as an aborted fault. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aMalformedChunkedBodyIsNotAnsweredAsAnUpstreamFault(Container container) throws Exception {
+        RawClient.Response answer = RawClient.send(port(container), "POST /gw/relay HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                + "Transfer-Encoding: chunked\r\n\r\n", ("10\r\n" + "x".repeat(16) + "\r\nzz\r\n")
+                .getBytes(StandardCharsets.US_ASCII));
+        assertLeftToTheContainer(container, answer);
+    }
+
+    /** Regression: Jetty answered a 502 naming the upstream; Tomcat's own 400 was counted as an aborted fault. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientThatEndsItsSideMidBodyIsNotAnsweredAsAnUpstreamFault(Container container) throws Exception {
+        assertLeftToTheContainer(container, sendPartOfTheBody(container, true));
+    }
+
+    /** No upstream involved: the container's own read timeout is never taken for an upstream's. */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientThatStallsTheBodyTheApplicationReadsItselfIsNotAnsweredAsAnUpstreamFault(Container container)
+            throws Exception {
+        assertLeftToTheContainer(container, sendPartOfTheBody(container, "/gw/read", false));
+        assertLeftToTheContainer(container, sendPartOfTheBody(container, "/gw/read", true));
+    }
+
+    /**
+     * Regression: an async timeout while the application still waited for its client's body was answered as an
+     * upstream's: a 504 {@code http_response_timeout} naming the servlet, counted as a fault.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anAsyncTimeoutWhileTheApplicationWaitsForTheClientsBodyIsA408NotAnUpstreamTimeout(Container container)
+            throws Exception {
+        for (String path : new String[] {"/gw/read-async", "/gw/read-task"}) {
+            RawClient.Response answer = sendPartOfTheBody(container, path, false);
+            assertThat(answer).as(path).isNotNull();
+            assertThat(answer.status()).as("%s %s", path, answer).isEqualTo(408);
+            assertThat(answer.complete()).as(path).isTrue();
+            assertThat(answer.header("Connection")).as(path).isEqualTo("close");
+            assertNoGatewayFaultCounted(container);
+        }
+    }
+}
