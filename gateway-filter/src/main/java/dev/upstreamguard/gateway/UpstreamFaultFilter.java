@@ -105,14 +105,31 @@ public class UpstreamFaultFilter implements Filter {
         if (configured) {
             return;
         }
-        String proxyName = config.getInitParameter(PROXY_NAME);
-        String expose = config.getInitParameter(EXPOSE_DETAILS);
+        String proxyName = null;
+        String expose = null;
+        boolean proxyNameGiven = false;
+        boolean exposeGiven = false;
         for (Enumeration<String> names = config.getInitParameterNames(); names != null && names.hasMoreElements();) {
-            String param = names.nextElement();
-            // A misspelt setting would otherwise be ignored without a word, leaving the default in force.
-            if (!param.equals(PROXY_NAME) && !param.equals(EXPOSE_DETAILS)) {
+            String given = names.nextElement();
+            // Blanks around a name are ignored, as the proxy servlet ignores them (a web.xml laid out by hand).
+            String param = given.trim();
+            boolean twice;
+            if (param.equals(PROXY_NAME)) {
+                twice = proxyNameGiven;
+                proxyNameGiven = true;
+                proxyName = config.getInitParameter(given);
+            } else if (param.equals(EXPOSE_DETAILS)) {
+                twice = exposeGiven;
+                exposeGiven = true;
+                expose = config.getInitParameter(given);
+            } else {
+                // A misspelt setting would otherwise be ignored without a word, leaving the default in force.
                 throw new ServletException("Filter '" + config.getFilterName() + "': init-param '" + param
                         + "' is unknown; the filter takes '" + PROXY_NAME + "' and '" + EXPOSE_DETAILS + "'");
+            }
+            if (twice) {
+                throw new ServletException("Filter '" + config.getFilterName() + "': init-param '" + param
+                        + "' is given twice, with blanks around its name");
             }
         }
         String current = PROXY_NAME;

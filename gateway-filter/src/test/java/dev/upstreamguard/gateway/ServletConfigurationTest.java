@@ -201,6 +201,33 @@ class ServletConfigurationTest {
                 .isInstanceOf(ServletException.class).hasMessageContaining("'proxy-name'");
     }
 
+    /**
+     * Regression: blanks around an init-param's name ({@code " proxy-name "}, as a {@code web.xml} laid out by hand
+     * has them) are ignored by the proxy servlet, but failed the filter's init as an unknown init-param. They are
+     * ignored by both now, the value applied; the same name given twice that way still fails, naming it.
+     */
+    @Test
+    void aFilterIgnoresBlanksAroundAnInitParamsNameAsTheServletDoes() throws Exception {
+        jakarta.servlet.http.HttpServlet failing = new jakarta.servlet.http.HttpServlet() {
+            @Override
+            protected void service(jakarta.servlet.http.HttpServletRequest req,
+                    jakarta.servlet.http.HttpServletResponse resp) throws java.io.IOException {
+                throw UpstreamFaultFilterDispatchTest.refused();
+            }
+        };
+        try (Container.Running running = Container.TOMCAT.start(new Container.Deployment()
+                .filter("guard", new UpstreamFaultFilter(), "/*", params(" proxy-name ", "edge-1", "expose-details\t",
+                        "true"), java.util.EnumSet.of(jakarta.servlet.DispatcherType.REQUEST))
+                .servlet("app", failing, "/app/*"))) {
+            RawClient.Response response = RawClient.request(running.port(), "GET", "/gw/app/x");
+            assertThat(response.status()).isEqualTo(502);
+            assertThat(response.header("Proxy-Status")).isEqualTo("edge-1; error=connection_refused; next-hop=inventory; details=\"refused\"");
+        }
+        assertThatThrownBy(() -> new UpstreamFaultFilter().init(new Config(params("proxy-name", "a",
+                " proxy-name", "b")))).isInstanceOf(ServletException.class)
+                .hasMessageContaining("'proxy-name'").hasMessageContaining("twice").hasMessageContaining("guard");
+    }
+
     /** Regression: a misspelt init-param was ignored without a word, leaving the default in force. */
     @Test
     void aFilterWithAnUnknownInitParamFailsInitNamingIt() {
