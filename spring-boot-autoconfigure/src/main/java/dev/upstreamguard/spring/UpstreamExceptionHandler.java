@@ -1,6 +1,7 @@
 package dev.upstreamguard.spring;
 
 import dev.upstreamguard.UpstreamException;
+import dev.upstreamguard.gateway.internal.FaultGuardedRequest;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.ProblemFormat;
 import dev.upstreamguard.spring.internal.CapturedFaultResponse;
@@ -120,6 +121,13 @@ public class UpstreamExceptionHandler implements Ordered, ApplicationContextAwar
     @ExceptionHandler(UpstreamException.class)
     public ResponseEntity<ProblemDetail> handle(UpstreamException fault, HttpServletRequest request,
             HttpServletResponse response) throws IOException {
+        IOException inbound = FaultGuardedRequest.inboundFailure(request, fault);
+        if (inbound != null) {
+            // The client broke its own request body, which the controller was streaming upstream: the container's to
+            // answer (400, 408), as the fault filter leaves it, not a gateway fault naming the upstream. Thrown from
+            // here, Spring goes on with the original exception, which reaches the filter and then the container.
+            throw inbound;
+        }
         if (ProblemFormat.negotiate(FaultResponseWriter.accept(request)) != ProblemFormat.JSON) {
             if (writer.write(request, response, fault, null) == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 throw FaultResponseWriter.abortion(response, fault);
