@@ -126,6 +126,48 @@ class RedirectTest {
     }
 
     /**
+     * Regression: a {@code Location} with characters not allowed in a URI (a raw space, {@code |}, UTF-8 bytes of a
+     * non-ASCII character) failed the call as http_protocol_error, a 502 counted against the upstream, where browsers,
+     * curl and OkHttp percent-encode them (as UTF-8) and follow. It is followed the same way; an escape already there
+     * is kept as it is.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"/a b|/a%20b", "/a|b?q=x y|/a%7Cb?q=x%20y", "/caf\u00e9/%41|/caf%C3%A9/%41",
+            "/x\"{y}|/x%22%7By%7D"})
+    void aLocationWithCharactersNotAllowedInAUriIsPercentEncodedAndFollowed(String sentAndSeen) throws Exception {
+        String location = sentAndSeen.substring(0, sentAndSeen.lastIndexOf('|'));
+        String seen = sentAndSeen.substring(sentAndSeen.lastIndexOf('|') + 1);
+        RawUpstream.Behaviour redirectsOnce = c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                if (r.target().equals("/items")) {
+                    // The bytes of the Location as the upstream sends them: UTF-8.
+                    c.write(("HTTP/1.1 302 Found\r\nLocation: " + location + "\r\nContent-Length: 0\r\n\r\n")
+                            .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                } else {
+                    c.write("HTTP/1.1 200 OK\r\nContent-Length: " + r.target().length() + "\r\n\r\n" + r.target());
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(redirectsOnce);
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            String body = client.execute(new HttpGet(upstream.uri("/items")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("200 " + seen);
+            assertThat(upstream.requestCount()).isEqualTo(2);
+        }
+    }
+
+    /** A malformed escape in a {@code Location} is not guessed at: it stays a protocol error, not followed. */
+    @Test
+    void aLocationWithAMalformedEscapeIsStillAProtocolError() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(redirectTo(302, "/a%zz b"));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/items"))), "http_protocol_error", 502, 1);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    /**
      * Regression: a {@code Location} naming port 0, which no upstream listens on, was followed to the scheme's default
      * port (80 or 443), another service than the one named, while a request URI with port 0 is refused and a port over
      * 65535 in a {@code Location} is a protocol error. The upstream sent a target no request can go to: a protocol
