@@ -72,6 +72,32 @@ class RedirectTest {
         }
     }
 
+    /**
+     * Regression: a 408 answering a redirect's follow-up on the connection the redirect came on (the upstream timing
+     * that connection out for idling as the follow-up crossed it) was the call's answer when the first request was a
+     * POST, and replayed the whole chain when it was a GET, while a first request's 408 on a reused connection is sent
+     * again on a fresh one. The follow-up alone is sent again, as a first request is: the POST reaches the upstream once.
+     */
+    @Test
+    void aFollowUpGetTimedOutWithA408OnItsReusedConnectionIsSentAgainWithoutReplayingThePost() throws Exception {
+        RawUpstream.Behaviour seeOtherThen408 = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 303 See Other\r\nLocation: /done\r\nContent-Length: 0\r\n\r\n");
+                if (c.readRequest() != null) {
+                    c.write("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(seeOtherThen408, Behaviours.ok("done"));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            String body = client.execute(post(upstream.uri("/orders")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("200 done");
+            assertThat(upstream.requests()).extracting(r -> r.method() + " " + r.target())
+                    .containsExactly("POST /orders", "GET /done", "GET /done");
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @ValueSource(ints = {302, 307})
     void aGetRedirectedToARefusingHostIsStillRetried(int status) throws Exception {
