@@ -63,7 +63,7 @@ public final class RedirectTargets extends DefaultRedirectStrategy {
 
     /**
      * {@code location} with each byte not allowed in a URI reference (RFC 3986 §4.1) as a {@code %XX} escape; a second
-     * {@code #} is one too. The scheme and authority are left as they are: a host name with such characters is no
+     * {@code #}, and a {@code [} or {@code ]} in the path, are escaped too. The scheme and authority are left as they are: a host name with such characters is no
      * host to escape into one, and stays a protocol error. The header's characters are its bytes as received (ISO-8859-1), so the UTF-8 an upstream
      * sends is escaped byte for byte, as browsers read it; a character past U+00FF, which no received header holds, is
      * escaped as its UTF-8. An existing {@code %} is kept, whether or not a valid escape follows.
@@ -71,11 +71,15 @@ public final class RedirectTargets extends DefaultRedirectStrategy {
     static String encodeInvalid(String location) {
         StringBuilder out = null;
         boolean fragment = false;
+        boolean path = true;
         for (int i = afterAuthority(location); i < location.length(); i++) {
             char c = location.charAt(i);
+            // '[' and ']' delimit an IPv6 host; a path may not hold them, though a query or fragment may (as the JDK's
+            // URI and browsers take them).
             boolean valid = c < 0x80 && (ALLOWED.indexOf(c) >= 0 || Character.isLetterOrDigit(c))
-                    && !(c == '#' && fragment);
+                    && !(c == '#' && fragment) && !(path && (c == '[' || c == ']'));
             fragment |= c == '#';
+            path &= c != '?' && c != '#';
             if (valid) {
                 if (out != null) {
                     out.append(c);

@@ -159,7 +159,7 @@ class RedirectTest {
      */
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"/a b|/a%20b", "/a|b?q=x y|/a%7Cb?q=x%20y", "/caf\u00e9/%41|/caf%C3%A9/%41",
-            "/x\"{y}|/x%22%7By%7D"})
+            "/x\"{y}|/x%22%7By%7D", "/a[1]^?q[]=2|/a%5B1%5D%5E?q[]=2"})
     void aLocationWithCharactersNotAllowedInAUriIsPercentEncodedAndFollowed(String sentAndSeen) throws Exception {
         String location = sentAndSeen.substring(0, sentAndSeen.lastIndexOf('|'));
         String seen = sentAndSeen.substring(sentAndSeen.lastIndexOf('|') + 1);
