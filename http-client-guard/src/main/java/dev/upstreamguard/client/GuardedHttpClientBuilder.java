@@ -414,7 +414,7 @@ public final class GuardedHttpClientBuilder {
                 // strategy is whichever was set on this builder, the caller's own included (build() passes HttpClient's
                 // default when none was): its handshake failures are classified the same way.
                 return new ConnectPhaseOperator(schemePortResolver, dnsResolver,
-                        classifiedHandshakeFailures(tlsSocketStrategy));
+                        classifiedHandshakeFailures(tlsSocketStrategy), ticker);
             }
         };
         return builder.setConnectionFactory(factory)

@@ -2,6 +2,7 @@ package dev.upstreamguard.internal;
 
 import dev.upstreamguard.FaultClassifier;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.client.Ticker;
 import java.io.IOException;
 import java.net.ConnectException;
 import java.net.InetSocketAddress;
@@ -47,6 +48,9 @@ import org.apache.hc.core5.util.Timeout;
  * <p>The attempt's connect timeout is one budget for the whole connect: the host name lookup ({@link BoundedDnsResolver}:
  * {@code dns_timeout}), the TCP connect to each of the host's addresses in turn, and the TLS handshake
  * ({@link HandshakeWatch}).
+ *
+ * <p>Addresses whose connect timed out or was refused are remembered for a while ({@link RecentConnectFailures}) and
+ * tried last by this operator's later connects, whichever call makes them.
  */
 public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOperator {
 
@@ -58,21 +62,29 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
 
     private final SchemePortResolver schemePortResolver;
     private final DnsResolver dnsResolver;
+    private final RecentConnectFailures recentFailures;
 
     public ConnectPhaseOperator(SchemePortResolver schemePortResolver, DnsResolver dnsResolver,
             TlsSocketStrategy tlsSocketStrategy) {
+        this(schemePortResolver, dnsResolver, tlsSocketStrategy, Ticker.system());
+    }
+
+    /** {@code ticker} times how long a failed address is tried last. */
+    public ConnectPhaseOperator(SchemePortResolver schemePortResolver, DnsResolver dnsResolver,
+            TlsSocketStrategy tlsSocketStrategy, Ticker ticker) {
         // The registry HttpClient's own connection manager builder creates; lookups bounded by the connect timeout.
         this(schemePortResolver != null ? schemePortResolver : DefaultSchemePortResolver.INSTANCE,
                 new BoundedDnsResolver(dnsResolver != null ? dnsResolver : SystemDefaultDnsResolver.INSTANCE),
-                tlsSocketStrategy);
+                tlsSocketStrategy, new RecentConnectFailures(ticker));
     }
 
     private ConnectPhaseOperator(SchemePortResolver schemePortResolver, BoundedDnsResolver dnsResolver,
-            TlsSocketStrategy tlsSocketStrategy) {
+            TlsSocketStrategy tlsSocketStrategy, RecentConnectFailures recentFailures) {
         super(schemePortResolver, dnsResolver, RegistryBuilder.<TlsSocketStrategy>create()
                 .register(URIScheme.HTTPS.id, tlsSocketStrategy).build());
         this.schemePortResolver = schemePortResolver;
         this.dnsResolver = dnsResolver;
+        this.recentFailures = recentFailures;
     }
 
     @Override
@@ -134,6 +146,8 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
         IOException tlsFailure = null;
         List<IOException> failures = new ArrayList<>(addresses.size());
         boolean budgetSpent = false;
+        // A new connection, of this call or another: addresses that recently failed this pool's connects go last.
+        addresses = recentFailures.order(addresses);
         @SuppressWarnings("unchecked")
         Set<InetSocketAddress> failedBefore = (Set<InetSocketAddress>) context.getAttribute(FAILED);
         if (failedBefore != null) {
@@ -170,6 +184,7 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
                 if (failedBefore != null) {
                     failedBefore.remove(address);
                 }
+                recentFailures.connected(address);
                 return;
             } catch (IOException e) {
                 if (!conn.isOpen()) {
@@ -189,8 +204,13 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
                 if (fault == UpstreamFault.TLS_CERTIFICATE_ERROR || fault == UpstreamFault.TLS_ALERT_RECEIVED
                         || fault == UpstreamFault.TLS_PROTOCOL_ERROR) {
                     tlsFailure = e;
-                } else if (timedOut == null && fault == UpstreamFault.CONNECTION_TIMEOUT) {
-                    timedOut = e;
+                } else if (fault == UpstreamFault.CONNECTION_TIMEOUT) {
+                    if (timedOut == null) {
+                        timedOut = e;
+                    }
+                    recentFailures.failed(address);
+                } else if (fault == UpstreamFault.CONNECTION_REFUSED) {
+                    recentFailures.failed(address);
                 }
             }
         }

@@ -8,6 +8,7 @@ import org.apache.hc.core5.http.ClassicHttpRequest;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.HttpEntity;
 import org.apache.hc.core5.http.HttpException;
+import org.apache.hc.core5.http.HttpStatus;
 import org.apache.hc.core5.http.io.support.ClassicRequestBuilder;
 import org.apache.hc.core5.http.protocol.HttpContext;
 import org.slf4j.Logger;
@@ -15,7 +16,8 @@ import org.slf4j.LoggerFactory;
 
 /**
  * Sends a redirect's follow-up request again, once, on a fresh connection when the pooled connection it went out on
- * was closed under it before any response (RFC 9112 §9.3.1), as the attempt loop does for the first request.
+ * was closed under it before any response (RFC 9112 §9.3.1), or timed out with a 408 as the follow-up arrived (RFC 9110
+ * §15.5.9), as the attempt loop does for the first request.
  *
  * <p>HttpClient follows redirects inside one attempt, and the follow-up usually reuses the connection the redirect came
  * on: an upstream closing it at that moment broke the follow-up, and the call could only be retried whole — never for
@@ -49,8 +51,9 @@ public final class FollowUpSentAgain implements ExecChainHandler {
         // Still the connection the redirect came on, back in the pool and maybe another call's by now: a follow-up
         // failing before its own connection is noted (a refused connect to another host) must not read its state.
         GuardedConnection.forgetConnection(context);
+        ClassicHttpResponse response;
         try {
-            return chain.proceed(request, scope);
+            response = chain.proceed(request, scope);
         } catch (IOException e) {
             if (scope.execRuntime.isExecutionAborted() || Thread.currentThread().isInterrupted()
                     || !GuardedConnection.droppedUnderRequest(context)) {
@@ -58,15 +61,36 @@ public final class FollowUpSentAgain implements ExecChainHandler {
             }
             LOG.debug("Sending the redirect's follow-up {} again on a fresh connection: the pooled one was closed",
                     request.getMethod());
-            GuardedConnection.forgetConnection(context);
-            // The upstream may have closed its other pooled connections too: whichever is leased is probed first.
-            boolean probing = GuardedConnection.probingBeforeReuse();
-            GuardedConnection.probeBeforeReuse(true);
-            try {
-                return chain.proceed(pristine, scope);
-            } finally {
-                GuardedConnection.probeBeforeReuse(probing);
-            }
+            return sendAgain(pristine, scope, chain);
+        }
+        if (response.getCode() != HttpStatus.SC_REQUEST_TIMEOUT || !GuardedConnection.timedOutWhileIdle(context)
+                || scope.execRuntime.isExecutionAborted() || Thread.currentThread().isInterrupted()) {
+            return response;
+        }
+        // The upstream timed out the pooled connection as the follow-up crossed it (RFC 9110 §15.5.9: it did not take
+        // the request whole): the same race as a close at that moment, met the same way as for a first request. The
+        // connection is closed, not drained: the upstream is closing it.
+        LOG.debug("Sending the redirect's follow-up {} again on a fresh connection: the pooled one was timed out with "
+                + "a 408", request.getMethod());
+        scope.execRuntime.discardEndpoint();
+        try {
+            response.close();
+        } catch (IOException ignored) {
+            // closing is all that was wanted
+        }
+        return sendAgain(pristine, scope, chain);
+    }
+
+    private static ClassicHttpResponse sendAgain(ClassicHttpRequest pristine, ExecChain.Scope scope, ExecChain chain)
+            throws IOException, HttpException {
+        GuardedConnection.forgetConnection(scope.clientContext);
+        // The upstream may have closed its other pooled connections too: whichever is leased is probed first.
+        boolean probing = GuardedConnection.probingBeforeReuse();
+        GuardedConnection.probeBeforeReuse(true);
+        try {
+            return chain.proceed(pristine, scope);
+        } finally {
+            GuardedConnection.probeBeforeReuse(probing);
         }
     }
 }

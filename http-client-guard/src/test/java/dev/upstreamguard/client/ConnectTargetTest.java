@@ -17,6 +17,7 @@ import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 import org.apache.hc.client5.http.ConnectTimeoutException;
 import org.apache.hc.client5.http.DnsResolver;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
@@ -236,6 +237,43 @@ class ConnectTargetTest {
             // 3 s on the silent address for the first attempt; starting there again took another 3 s.
             assertThat(took).as("one wait on the silent address, not one per attempt")
                     .isLessThan(Duration.ofMillis(4500));
+        }
+    }
+
+    /**
+     * Regression: only a later attempt of the same call tried the addresses that had failed it last, so every new
+     * connection of every other call (one per call to an upstream that closes after each response) paid the silent
+     * first address's half of the connect timeout again. A pool remembers an address whose connect timed out, and its
+     * new connections try it last, until the memory lapses (30 s by the pool's ticker).
+     */
+    @Test
+    void newConnectionsOfLaterCallsTryASilentAddressLastUntilTheMemoryOfItLapses() throws Exception {
+        AtomicLong now = new AtomicLong();
+        GuardPolicy policy = GuardPolicy.builder().connectTimeout(Duration.ofSeconds(4))
+                .totalTimeout(Duration.ofSeconds(20)).retryEnabled(false).build();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(
+                        "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nserved"));
+                Blackhole silent = Blackhole.open(InetAddress.getByName("127.0.0.2"), upstream.port());
+                GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).connectionManager(
+                        GuardedHttpClientBuilder.connectionManagerBuilder(GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_SIZE,
+                                GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_COUNT,
+                                GuardedHttpClientBuilder.DEFAULT_MAX_HEADER_SECTION_SIZE, now::get)
+                                .setDnsResolver(resolver("127.0.0.2", "127.0.0.1")).build()).build()) {
+            URI uri = URI.create("http://half-dead.test:" + upstream.port() + "/");
+            Duration[] took = new Duration[3];
+            for (int i = 0; i < 3; i++) {
+                if (i == 2) {
+                    now.addAndGet(TimeUnit.SECONDS.toNanos(30));
+                }
+                long start = System.nanoTime();
+                String body = client.execute(new HttpGet(uri), r -> EntityUtils.toString(r.getEntity()));
+                took[i] = Duration.ofNanos(System.nanoTime() - start);
+                assertThat(body).isEqualTo("served");
+            }
+            assertThat(upstream.connectionCount()).as("a new connection per call").isEqualTo(3);
+            assertThat(took[0]).as("the first call waits on the silent address").isGreaterThan(Duration.ofMillis(1900));
+            assertThat(took[1]).as("the next call's new connection tries it last").isLessThan(Duration.ofMillis(1500));
+            assertThat(took[2]).as("30 s later it is tried first again").isGreaterThan(Duration.ofMillis(1900));
         }
     }
 

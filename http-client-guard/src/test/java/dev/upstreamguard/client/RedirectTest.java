@@ -72,6 +72,32 @@ class RedirectTest {
         }
     }
 
+    /**
+     * Regression: a 408 answering a redirect's follow-up on the connection the redirect came on (the upstream timing
+     * that connection out for idling as the follow-up crossed it) was the call's answer when the first request was a
+     * POST, and replayed the whole chain when it was a GET, while a first request's 408 on a reused connection is sent
+     * again on a fresh one. The follow-up alone is sent again, as a first request is: the POST reaches the upstream once.
+     */
+    @Test
+    void aFollowUpGetTimedOutWithA408OnItsReusedConnectionIsSentAgainWithoutReplayingThePost() throws Exception {
+        RawUpstream.Behaviour seeOtherThen408 = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 303 See Other\r\nLocation: /done\r\nContent-Length: 0\r\n\r\n");
+                if (c.readRequest() != null) {
+                    c.write("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(seeOtherThen408, Behaviours.ok("done"));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            String body = client.execute(post(upstream.uri("/orders")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("200 done");
+            assertThat(upstream.requests()).extracting(r -> r.method() + " " + r.target())
+                    .containsExactly("POST /orders", "GET /done", "GET /done");
+        }
+    }
+
     @ParameterizedTest(name = "{0}")
     @ValueSource(ints = {302, 307})
     void aGetRedirectedToARefusingHostIsStillRetried(int status) throws Exception {
@@ -121,6 +147,48 @@ class RedirectTest {
             String seen = client.execute(new HttpGet(upstream.uri("/items")),
                     r -> r.getCode() + " " + r.getFirstHeader("Location").getValue());
             assertThat(seen).isEqualTo("302 " + location);
+            assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a {@code Location} with characters not allowed in a URI (a raw space, {@code |}, UTF-8 bytes of a
+     * non-ASCII character) failed the call as http_protocol_error, a 502 counted against the upstream, where browsers,
+     * curl and OkHttp percent-encode them (as UTF-8) and follow. It is followed the same way; an escape already there
+     * is kept as it is.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"/a b|/a%20b", "/a|b?q=x y|/a%7Cb?q=x%20y", "/caf\u00e9/%41|/caf%C3%A9/%41",
+            "/x\"{y}|/x%22%7By%7D", "/a[1]^?q[]=2|/a%5B1%5D%5E?q[]=2"})
+    void aLocationWithCharactersNotAllowedInAUriIsPercentEncodedAndFollowed(String sentAndSeen) throws Exception {
+        String location = sentAndSeen.substring(0, sentAndSeen.lastIndexOf('|'));
+        String seen = sentAndSeen.substring(sentAndSeen.lastIndexOf('|') + 1);
+        RawUpstream.Behaviour redirectsOnce = c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                if (r.target().equals("/items")) {
+                    // The bytes of the Location as the upstream sends them: UTF-8.
+                    c.write(("HTTP/1.1 302 Found\r\nLocation: " + location + "\r\nContent-Length: 0\r\n\r\n")
+                            .getBytes(java.nio.charset.StandardCharsets.UTF_8));
+                } else {
+                    c.write("HTTP/1.1 200 OK\r\nContent-Length: " + r.target().length() + "\r\n\r\n" + r.target());
+                }
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(redirectsOnce);
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            String body = client.execute(new HttpGet(upstream.uri("/items")),
+                    r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("200 " + seen);
+            assertThat(upstream.requestCount()).isEqualTo(2);
+        }
+    }
+
+    /** A malformed escape in a {@code Location} is not guessed at: it stays a protocol error, not followed. */
+    @Test
+    void aLocationWithAMalformedEscapeIsStillAProtocolError() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(redirectTo(302, "/a%zz b"));
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            assertFault(failure(client, new HttpGet(upstream.uri("/items"))), "http_protocol_error", 502, 1);
             assertThat(upstream.requestCount()).isEqualTo(1);
         }
     }
