@@ -29,6 +29,9 @@ import org.apache.hc.core5.http.io.entity.EntityUtils;
 import org.apache.hc.core5.http.io.entity.InputStreamEntity;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.MethodOrderer;
+import org.junit.jupiter.api.Order;
+import org.junit.jupiter.api.TestMethodOrder;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -39,6 +42,7 @@ import org.junit.jupiter.params.provider.EnumSource;
  * naming the upstream.
  */
 @TestInstance(TestInstance.Lifecycle.PER_CLASS)
+@TestMethodOrder(MethodOrderer.OrderAnnotation.class)
 class UpstreamFaultFilterClientBodyTest {
 
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
@@ -131,6 +135,38 @@ class UpstreamFaultFilterClientBodyTest {
                     });
                 }
             }, "/read-task");
+            d.servlet("read-async-held", new HttpServlet() {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                    // Takes one read of the body as it arrives and then no more, as an application does whose upstream
+                    // stopped taking what it relays (it waits for the upstream, not for its client).
+                    AsyncContext async = req.startAsync();
+                    async.setTimeout(300);
+                    ServletInputStream in = req.getInputStream();
+                    in.setReadListener(new ReadListener() {
+                        private boolean readOnce;
+
+                        @Override
+                        public void onDataAvailable() throws IOException {
+                            if (!readOnce && in.isReady()) {
+                                readOnce = in.read(new byte[100]) >= 0;
+                            }
+                        }
+
+                        @Override
+                        public void onAllDataRead() {
+                            // Not reached: the body is held unread.
+                        }
+
+                        @Override
+                        public void onError(Throwable t) {
+                            // The application has nothing to add.
+                        }
+                    });
+                }
+            }, "/read-async-held");
             containers.put(container, container.start(d));
         }
     }
@@ -226,6 +262,23 @@ class UpstreamFaultFilterClientBodyTest {
             throws Exception {
         assertLeftToTheContainer(container, sendPartOfTheBody(container, "/gw/read", false));
         assertLeftToTheContainer(container, sendPartOfTheBody(container, "/gw/read", true));
+    }
+
+    /**
+     * Regression: an application with a {@code ReadListener} that stopped reading a body its client had sent (waiting
+     * on an upstream that stopped taking it) had its async timeout answered 408, blaming the client, and not counted:
+     * waiting for the client's body means a read under way or the container having said it has nothing ready.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    @Order(Integer.MAX_VALUE) // last: the upstream timeout it answers is counted in the registries the others check
+    void anAsyncTimeoutWhileTheApplicationHoldsABodyItsClientSentIsNotBlamedOnTheClient(Container container)
+            throws Exception {
+        byte[] body = "x".repeat(1000).getBytes(StandardCharsets.US_ASCII);
+        RawClient.Response answer = RawClient.send(port(container), "POST /gw/read-async-held HTTP/1.1\r\n"
+                + "Host: 127.0.0.1\r\nContent-Length: " + body.length + "\r\n\r\n", body);
+        assertThat(answer.status()).as("%s", answer).isEqualTo(504);
+        assertThat(answer.header("Proxy-Status")).as("%s", answer).contains("error=http_response_timeout");
     }
 
     /**

@@ -50,8 +50,8 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
     private final FailureHandler handler;
     private final FaultGuardedResponse response;
     private volatile GuardedContext current;
-    private ServletInputStream input;
-    private ServletInputStream guardedInput;
+    private volatile ServletInputStream input;
+    private volatile ServletInputStream guardedInput;
 
     /**
      * Wraps {@code request}; failures of its async tasks go to {@code handler}, and errors they send are held by
@@ -114,8 +114,14 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
     public ServletInputStream getInputStream() throws IOException {
         ServletInputStream in = super.getInputStream();
         if (in != input) {
-            input = in;
-            guardedInput = new ListenerGuardedInput(in, bodyWait());
+            // Under a lock: an AsyncContext.start task and the container's thread may both ask, and two BodyWaits
+            // would hide one's reads from awaitsClientBody.
+            synchronized (this) {
+                if (in != input) {
+                    guardedInput = new ListenerGuardedInput(in, bodyWait());
+                    input = in;
+                }
+            }
         }
         return guardedInput;
     }
@@ -143,14 +149,16 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
     /**
      * Whether the application is waiting for its client's request body: a read of it is under way, or a
-     * {@code ReadListener} has not yet had all of it. An async timeout then is the client's, not an upstream's.
+     * {@code ReadListener} is waiting for more of it (nothing delivered yet, or {@code isReady()} said there is none
+     * now). An async timeout then is the client's, not an upstream's; an application that holds a body it has been
+     * given (waiting on an upstream that stopped taking it) is not waiting for its client.
      */
     public static boolean awaitsClientBody(ServletRequest request) {
         Object wait = request.getAttribute(BODY_WAIT);
         return wait instanceof BodyWait && ((BodyWait) wait).waiting();
     }
 
-    private BodyWait bodyWait() {
+    private synchronized BodyWait bodyWait() {
         Object wait = getAttribute(BODY_WAIT);
         if (wait instanceof BodyWait) {
             return (BodyWait) wait;
@@ -164,9 +172,11 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
     private static final class BodyWait {
         private final AtomicInteger reads = new AtomicInteger();
         private volatile boolean listening;
+        /** The container has nothing ready for the listener: set until it next calls onDataAvailable. */
+        private volatile boolean starved;
 
         boolean waiting() {
-            return listening || reads.get() > 0;
+            return reads.get() > 0 || listening && starved;
         }
     }
 
@@ -214,10 +224,22 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
         @Override
         public void setReadListener(ReadListener listener) {
+            wait.starved = true;
             wait.listening = true;
-            in.setReadListener(new ReadListener() {
+            try {
+                in.setReadListener(guarded(listener));
+            } catch (RuntimeException refused) {
+                // Not async, or a listener already set: nothing will be delivered through this one.
+                wait.listening = false;
+                throw refused;
+            }
+        }
+
+        private ReadListener guarded(ReadListener listener) {
+            return new ReadListener() {
                 @Override
                 public void onDataAvailable() throws IOException {
+                    wait.starved = false;
                     listener.onDataAvailable();
                 }
 
@@ -239,7 +261,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
                         }
                     }
                 }
-            });
+            };
         }
 
         @Override
@@ -249,7 +271,11 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
         @Override
         public boolean isReady() {
-            return in.isReady();
+            boolean ready = in.isReady();
+            if (!ready) {
+                wait.starved = true;
+            }
+            return ready;
         }
 
         @Override
