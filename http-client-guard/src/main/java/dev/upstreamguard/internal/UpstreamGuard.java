@@ -183,7 +183,8 @@ public final class UpstreamGuard implements GuardedUpstream {
     /**
      * Reports a failure to the breaker and notes when it opens, for {@link #retryAfter()}. Watched here rather than
      * through the breaker's event publisher: with any consumer subscribed, Resilience4j creates a timestamped event
-     * object for every single call.
+     * object for every single call. Dropped when the breaker changed state since the call took its permit
+     * ({@code generation}, from {@link #breakerGeneration()}): the outcome belongs to a state that is over.
      */
     public void recordBreakerFailure(long nanos, Throwable cause, long generation) {
         if (generation != breakerGeneration()) {
@@ -198,7 +199,8 @@ public final class UpstreamGuard implements GuardedUpstream {
      * Reports a success to the breaker and notes when it opens. A success can open it too: the failure rate is judged
      * on every recorded call, so the call that completes the minimum (or the last half-open trial) may be a success
      * with enough failures before it; missing that left {@link #retryAfter()} counting from an older opening (a
-     * {@code Retry-After} of 1 s for a circuit open for {@code open-for}).
+     * {@code Retry-After} of 1 s for a circuit open for {@code open-for}). Dropped, as a failure is, when the breaker
+     * changed state since the call took its permit ({@code generation}).
      */
     public void recordBreakerSuccess(long nanos, long generation) {
         if (generation != breakerGeneration()) {
