@@ -1129,11 +1129,15 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return null;
             }
             List<String> connectionTokens = connectionTokens(upstreamResponse);
+            // A limit that holds over HTTP/2 (Jetty's) bounds the header list, where each field counts 32 bytes more
+            // than name and value (RFC 9113 §6.5.2), not the ": " and CRLF of an HTTP/1.1 line: many small fields
+            // within the HTTP/1.1 limit are over it.
+            int perField = HopByHop.framesBodiesByStream(request.getProtocol()) ? 32 : 4;
             long section = 0;
             int longest = 0;
             for (Header header : upstreamResponse.getHeaders()) {
                 if (!HopByHop.isExcluded(header.getName(), connectionTokens)) {
-                    int line = header.getName().length() + header.getValue().length() + 4; // ": " and CRLF
+                    int line = header.getName().length() + header.getValue().length() + perField;
                     section += line;
                     longest = Math.max(longest, line);
                 }

@@ -28,6 +28,19 @@ class ProxyServletHttp2Test {
 
     private static final int CHUNKS = 40;
     private static final int CHUNK = 8192;
+    /**
+     * 250 fields of 50 bytes: 13.5 KB as HTTP/1.1 lines, within Jetty's 16 KiB, but 20.5 KB as an HTTP/2 header list
+     * (RFC 9113 §6.5.2 counts 32 more bytes per field), over the same 16 KiB Jetty applies to it.
+     */
+    private static final String MANY_FIELDS = manyFields();
+
+    private static String manyFields() {
+        StringBuilder fields = new StringBuilder();
+        for (int i = 100; i < 350; i++) {
+            fields.append("X-Field-").append(i).append(": ").append("v".repeat(39)).append("\r\n");
+        }
+        return fields.toString();
+    }
 
     private RawUpstream cut;
     private RawUpstream whole;
@@ -36,6 +49,7 @@ class ProxyServletHttp2Test {
     private RawUpstream forwarding;
     private RawUpstream largeHead;
     private RawUpstream echo;
+    private RawUpstream manyFields;
     private RawUpstream hints;
     private RawUpstream stalled;
     private String refused;
@@ -70,6 +84,11 @@ class ProxyServletHttp2Test {
             }
         });
         echo = RawUpstream.start(Behaviours.echo());
+        manyFields = RawUpstream.start(c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                c.write("HTTP/1.1 200 OK\r\n" + MANY_FIELDS + "Content-Length: 5\r\n\r\nlarge");
+            }
+        });
         hints = RawUpstream.start(c -> {
             for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
                 c.write("HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
@@ -99,6 +118,8 @@ class ProxyServletHttp2Test {
                         "/preserved/*")
                 .servlet("large-head", UpstreamProxyServlet.builder(largeHead.baseUrl()).set("retry.enabled", "false")
                         .build(), "/large-head/*")
+                .servlet("many-fields", UpstreamProxyServlet.builder(manyFields.baseUrl()).set("retry.enabled", "false")
+                        .build(), "/many-fields/*")
                 .servlet("echo", UpstreamProxyServlet.builder(echo.baseUrl()).build(), "/echo/*")
                 .servlet("hints", UpstreamProxyServlet.builder(hints.baseUrl()).build(), "/hints/*")
                 .servlet("refused", UpstreamProxyServlet.builder(refused).set("retry.enabled", "false").build(),
@@ -117,6 +138,7 @@ class ProxyServletHttp2Test {
         forwarding.close();
         largeHead.close();
         echo.close();
+        manyFields.close();
         hints.close();
         stalled.close();
     }
@@ -249,6 +271,28 @@ class ProxyServletHttp2Test {
                 .startsWith("upstream-guard; error=connection_read_timeout");
         try (InputStream in = timedOut.body()) {
             assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8)).contains("504");
+        }
+    }
+
+    /**
+     * Regression: Jetty bounds an HTTP/2 head as a header list (name, value and 32 bytes a field) by the limit the
+     * servlet checked as HTTP/1.1 lines, so a head of many small fields passed the check, failed in Jetty's encoder and
+     * reached the client as a reset stream, with no status or {@code Proxy-Status}. Tomcat writes it whole over HTTP/2.
+     */
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void aHeadOfManyFieldsOverJettysHttp2LimitIsA502RatherThanAResetStream(Container kind) throws Exception {
+        HttpResponse<InputStream> overHttp2 = clients.get(kind).get("/gw/many-fields/x");
+        if (kind == Container.JETTY) {
+            assertThat(overHttp2.statusCode()).isEqualTo(502);
+            assertThat(overHttp2.headers().firstValue("Proxy-Status"))
+                    .hasValue("upstream-guard; error=http_response_header_section_size");
+            return;
+        }
+        assertThat(overHttp2.statusCode()).isEqualTo(200);
+        assertThat(overHttp2.headers().allValues("X-Field-349")).hasSize(1);
+        try (InputStream in = overHttp2.body()) {
+            assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8)).isEqualTo("large");
         }
     }
 }
