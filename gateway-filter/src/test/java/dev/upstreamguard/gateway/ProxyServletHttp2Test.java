@@ -49,6 +49,8 @@ class ProxyServletHttp2Test {
     private RawUpstream forwarding;
     private RawUpstream largeHead;
     private RawUpstream echo;
+    private RawUpstream trailers;
+    private RawUpstream cutWithTrailers;
     private RawUpstream manyFields;
     private RawUpstream hints;
     private RawUpstream stalled;
@@ -84,6 +86,20 @@ class ProxyServletHttp2Test {
             }
         });
         echo = RawUpstream.start(Behaviours.echo());
+        cutWithTrailers = RawUpstream.start(c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n");
+                writeChunks(c);
+                c.close(); // neither last chunk nor trailer section
+            }
+        });
+        trailers = RawUpstream.start(c -> {
+            for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
+                c.write("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum, Cache-Control\r\n"
+                        + "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nX-Checksum: sha-256=:LPJNul+wow4m6Dsq:\r\n"
+                        + "Server-Timing: db;dur=53\r\nServer-Timing: app;dur=47.2\r\nCache-Control: no-store\r\n\r\n");
+            }
+        });
         manyFields = RawUpstream.start(c -> {
             for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
                 c.write("HTTP/1.1 200 OK\r\n" + MANY_FIELDS + "Content-Length: 5\r\n\r\nlarge");
@@ -120,6 +136,9 @@ class ProxyServletHttp2Test {
                         .build(), "/large-head/*")
                 .servlet("many-fields", UpstreamProxyServlet.builder(manyFields.baseUrl()).set("retry.enabled", "false")
                         .build(), "/many-fields/*")
+                .servlet("cut-trailers", UpstreamProxyServlet.builder(cutWithTrailers.baseUrl())
+                        .set("retry.enabled", "false").build(), "/cut-trailers/*")
+                .servlet("trailers", UpstreamProxyServlet.builder(trailers.baseUrl()).build(), "/trailers/*")
                 .servlet("echo", UpstreamProxyServlet.builder(echo.baseUrl()).build(), "/echo/*")
                 .servlet("hints", UpstreamProxyServlet.builder(hints.baseUrl()).build(), "/hints/*")
                 .servlet("refused", UpstreamProxyServlet.builder(refused).set("retry.enabled", "false").build(),
@@ -138,6 +157,8 @@ class ProxyServletHttp2Test {
         forwarding.close();
         largeHead.close();
         echo.close();
+        trailers.close();
+        cutWithTrailers.close();
         manyFields.close();
         hints.close();
         stalled.close();
@@ -294,5 +315,42 @@ class ProxyServletHttp2Test {
         try (InputStream in = overHttp2.body()) {
             assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8)).isEqualTo("large");
         }
+    }
+
+    /**
+     * Regression: the trailer fields of a chunked upstream body reached HTTP/1.1 clients only; over HTTP/2, where
+     * trailers are a HEADERS frame after the body (RFC 9113 §8.1), they were dropped. The fields that must not be
+     * trailers stay out, and the {@code Trailer} announcement names only what goes along.
+     */
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void theUpstreamsTrailerFieldsReachAnHttp2Client(Container kind) throws Exception {
+        okhttp3.OkHttpClient okHttp = new okhttp3.OkHttpClient.Builder()
+                .protocols(java.util.List.of(okhttp3.Protocol.H2_PRIOR_KNOWLEDGE))
+                .callTimeout(java.time.Duration.ofSeconds(30)).build();
+        try (okhttp3.Response response = okHttp.newCall(new okhttp3.Request.Builder()
+                .url("http://127.0.0.1:" + containers.get(kind).port() + "/gw/trailers/x").build()).execute()) {
+            assertThat(response.protocol()).isEqualTo(okhttp3.Protocol.H2_PRIOR_KNOWLEDGE);
+            assertThat(response.code()).isEqualTo(200);
+            assertThat(response.header("Trailer")).isEqualToIgnoringCase("X-Checksum");
+            assertThat(response.body().string()).isEqualTo("hello");
+            okhttp3.Headers trailerFields = response.trailers();
+            assertThat(trailerFields.get("x-checksum")).isEqualTo("sha-256=:LPJNul+wow4m6Dsq:");
+            assertThat(String.join(", ", trailerFields.values("server-timing")))
+                    .isEqualTo("db;dur=53, app;dur=47.2");
+            assertThat(trailerFields.get("cache-control")).isNull();
+        } finally {
+            okHttp.dispatcher().executorService().shutdown();
+            okHttp.connectionPool().evictAll();
+        }
+    }
+
+    /** A body announcing trailers that the upstream cuts off still resets the stream: no trailers claim it whole. */
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void aBodyAnnouncingTrailersCutOffAfterTheCommitStillResetsTheHttp2Stream(Container kind) throws Exception {
+        HttpResponse<InputStream> response = clients.get(kind).get("/gw/cut-trailers/x");
+        assertThat(response.statusCode()).isEqualTo(200);
+        Http2Client.assertStreamReset(response);
     }
 }
