@@ -138,6 +138,9 @@ class ProxyServletHttp2Test {
                         .build(), "/many-fields/*")
                 .servlet("cut-trailers", UpstreamProxyServlet.builder(cutWithTrailers.baseUrl())
                         .set("retry.enabled", "false").build(), "/cut-trailers/*")
+                .servlet("circuit", UpstreamProxyServlet.builder(refused).set("retry.enabled", "false")
+                        .set("circuit-breaker.minimum-calls", "2").set("circuit-breaker.failure-rate-threshold", "50")
+                        .set("circuit-breaker.open-for", "60s").build(), "/circuit/*")
                 .servlet("trailers", UpstreamProxyServlet.builder(trailers.baseUrl()).build(), "/trailers/*")
                 .servlet("echo", UpstreamProxyServlet.builder(echo.baseUrl()).build(), "/echo/*")
                 .servlet("hints", UpstreamProxyServlet.builder(hints.baseUrl()).build(), "/hints/*")
@@ -352,5 +355,22 @@ class ProxyServletHttp2Test {
         HttpResponse<InputStream> response = clients.get(kind).get("/gw/cut-trailers/x");
         assertThat(response.statusCode()).isEqualTo(200);
         Http2Client.assertStreamReset(response);
+    }
+
+    /** An open circuit is answered 503 with its Proxy-Status and Retry-After over HTTP/2 as over HTTP/1.1. */
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void anOpenCircuitIsA503WithProxyStatusAndRetryAfterOverHttp2(Container kind) throws Exception {
+        for (int i = 0; i < 2; i++) {
+            assertThat(clients.get(kind).get("/gw/circuit/x").statusCode()).isEqualTo(502);
+        }
+        HttpResponse<InputStream> open = clients.get(kind).get("/gw/circuit/x");
+        assertThat(open.statusCode()).isEqualTo(503);
+        assertThat(open.headers().firstValue("Proxy-Status").orElseThrow())
+                .startsWith("upstream-guard; error=destination_unavailable");
+        assertThat(Long.parseLong(open.headers().firstValue("Retry-After").orElseThrow())).isBetween(1L, 60L);
+        try (InputStream in = open.body()) {
+            assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8)).contains("503");
+        }
     }
 }
