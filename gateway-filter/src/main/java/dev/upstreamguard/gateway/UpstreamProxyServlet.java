@@ -79,8 +79,8 @@ import org.apache.hc.core5.io.CloseMode;
  * {@code Forwarded} and {@code Via} are added; {@code Host} is the upstream's unless {@value #PRESERVE_HOST}.
  * <li>Any valid upstream response passes through unchanged — status, body, {@code Retry-After}, {@code Set-Cookie},
  * content codings (never decoded), a chunked body's trailer fields and a {@code 103 Early Hints} before the final
- * response (both to HTTP/1.1 clients) — except that a {@code Location} pointing at the upstream is rewritten to this
- * gateway's URL. Responses with conflicting framing are rejected as {@code http_protocol_error}.
+ * response (the trailers to HTTP/1.1 and HTTP/2 clients, the hints to HTTP/1.1 and later) — except that a
+ * {@code Location} pointing at the upstream is rewritten to this gateway's URL. Responses with conflicting framing are rejected as {@code http_protocol_error}.
  * <li>A fault before the response is committed gets the same answer {@link UpstreamFaultFilter} gives (the filter is
  * not needed); a fault after it is committed aborts the client connection. When the client goes away, the upstream
  * exchange is cancelled, so its connection is released rather than drained.
@@ -868,8 +868,10 @@ public class UpstreamProxyServlet extends HttpServlet {
             }
             String via = null;
             // RFC 9110 §6.6.2 made Trailer end-to-end: it announces the trailer fields, so it goes along where they do.
+            // HTTP/2 and later carry them as a HEADERS frame after the body (RFC 9113 §8.1); HTTP/1.0 cannot.
             boolean trailersRelayed = mayHaveContent && upstreamResponse.getEntity() != null
-                    && upstreamResponse.getEntity().isChunked() && "HTTP/1.1".equals(request.getProtocol());
+                    && upstreamResponse.getEntity().isChunked() && ("HTTP/1.1".equals(request.getProtocol())
+                            || HopByHop.framesBodiesByStream(request.getProtocol()));
             for (Header header : upstreamResponse.getHeaders()) {
                 String name = header.getName();
                 if (trailersRelayed && name.equalsIgnoreCase("Trailer")
@@ -964,7 +966,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                     responseTrailerLimit = trailerLimit;
                 }
                 trailers = new TrailerRelay(connectionTokens, trailerLimit);
-                response.setTrailerFields(trailers);
+                if (!HopByHop.framesBodiesByStream(request.getProtocol())) {
+                    response.setTrailerFields(trailers);
+                }
+                // Over HTTP/2 the relay is set only once the upstream's section is in (relayTrailers): set up front it
+                // would put an empty trailer section after every body, and a body cut short must still get the failing
+                // supplier that resets its stream.
             } else if (length < 0 && mayHaveContent && "HTTP/1.1".equals(request.getProtocol())
                     && HopByHop.hasClose(request.getHeaders("Connection"))) {
                 // Chunked even for a client that asked to close, which Jetty would frame by the close: only chunks let
@@ -1003,7 +1010,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 }
                 if (n < 0) {
                     if (trailers != null) {
-                        trailers.take(entity);
+                        relayTrailers(request, response, trailers, entity);
                     }
                     return;
                 }
@@ -1015,7 +1022,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                     }
                     if (ended) {
                         if (trailers != null) {
-                            trailers.take(entity);
+                            relayTrailers(request, response, trailers, entity);
                         }
                         return;
                     }
@@ -1026,6 +1033,19 @@ public class UpstreamProxyServlet extends HttpServlet {
                 } catch (IOException clientGone) {
                     upstreamRequest.cancel();
                     throw clientGone;
+                }
+            }
+        }
+
+        /** Takes the upstream's trailer section once its body ended, setting the relay now where it was held back. */
+        private static void relayTrailers(HttpServletRequest request, HttpServletResponse response,
+                TrailerRelay trailers, HttpEntity entity) {
+            trailers.take(entity);
+            if (HopByHop.framesBodiesByStream(request.getProtocol()) && !trailers.get().isEmpty()) {
+                try {
+                    response.setTrailerFields(trailers);
+                } catch (IllegalStateException | UnsupportedOperationException notAfterTheCommit) {
+                    // A container that takes trailers only before the commit: they may be discarded (RFC 9110 §6.5).
                 }
             }
         }
@@ -1129,11 +1149,15 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return null;
             }
             List<String> connectionTokens = connectionTokens(upstreamResponse);
+            // A limit that holds over HTTP/2 (Jetty's) bounds the header list, where each field counts 32 bytes more
+            // than name and value (RFC 9113 §6.5.2), not the ": " and CRLF of an HTTP/1.1 line: many small fields
+            // within the HTTP/1.1 limit are over it.
+            int perField = HopByHop.framesBodiesByStream(request.getProtocol()) ? 32 : 4;
             long section = 0;
             int longest = 0;
             for (Header header : upstreamResponse.getHeaders()) {
                 if (!HopByHop.isExcluded(header.getName(), connectionTokens)) {
-                    int line = header.getName().length() + header.getValue().length() + 4; // ": " and CRLF
+                    int line = header.getName().length() + header.getValue().length() + perField;
                     section += line;
                     longest = Math.max(longest, line);
                 }

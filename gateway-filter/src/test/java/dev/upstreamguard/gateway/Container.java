@@ -70,7 +70,7 @@ enum Container {
             return this;
         }
 
-        /** Tomcat only: clients may upgrade to HTTP/2 in clear text ({@code h2c}). */
+        /** Clients may speak HTTP/2 in clear text ({@code h2c}): by upgrade or with prior knowledge. */
         Deployment http2() {
             this.http2 = true;
             return this;
@@ -226,7 +226,12 @@ enum Container {
         if (d.permissive) {
             http.setUriCompliance(UriCompliance.UNSAFE);
         }
-        ServerConnector connector = new ServerConnector(server, new HttpConnectionFactory(http));
+        // With h2c next to HTTP/1.1, Jetty takes both the Upgrade: h2c request and the prior-knowledge preface, as
+        // Tomcat's upgrade protocol does.
+        ServerConnector connector = d.http2
+                ? new ServerConnector(server, new HttpConnectionFactory(http),
+                        new org.eclipse.jetty.http2.server.HTTP2CServerConnectionFactory(http))
+                : new ServerConnector(server, new HttpConnectionFactory(http));
         connector.setHost(d.address);
         connector.setPort(0);
         if (d.idleTimeout != null) {

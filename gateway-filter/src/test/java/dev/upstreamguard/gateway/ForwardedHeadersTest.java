@@ -17,7 +17,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Assumptions;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.Timeout;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -148,12 +147,13 @@ class ForwardedHeadersTest {
      * Regression: a request received over HTTP/2 was forwarded with {@code Via: 2.0 upstream-guard}, the container's
      * {@code HTTP/2.0}; RFC 9110 §7.6.3 names the protocol's version as HTTP/2 has it, {@code 2}.
      */
-    @Test
-    void aRequestReceivedOverHttp2IsForwardedWithVia2() throws Exception {
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aRequestReceivedOverHttp2IsForwardedWithVia2(Container container) throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"))) {
             Container.Deployment deployment = new Container.Deployment().http2()
                     .servlet("p", UpstreamProxyServlet.builder(upstream.baseUrl()).build(), "/p/*");
-            try (Container.Running running = Container.TOMCAT.start(deployment)) {
+            try (Container.Running running = container.start(deployment)) {
                 HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_2).build();
                 HttpResponse<String> answer = client.send(HttpRequest.newBuilder(
                         URI.create("http://127.0.0.1:" + running.port() + "/gw/p/a")).build(),

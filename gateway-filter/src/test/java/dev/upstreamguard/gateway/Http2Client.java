@@ -38,6 +38,16 @@ final class Http2Client {
         return response;
     }
 
+    /** A POST over HTTP/2 whose body has no stated length (no {@code content-length}, only DATA frames). */
+    HttpResponse<byte[]> postOfNoStatedLength(String path, byte[] body) throws IOException, InterruptedException {
+        HttpResponse<byte[]> response = client.send(HttpRequest.newBuilder(
+                URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(30))
+                .POST(HttpRequest.BodyPublishers.ofInputStream(() -> new java.io.ByteArrayInputStream(body))).build(),
+                HttpResponse.BodyHandlers.ofByteArray());
+        assertThat(response.version()).isEqualTo(HttpClient.Version.HTTP_2);
+        return response;
+    }
+
     /** Asserts that reading the body fails: its stream was reset, not ended as if whole. */
     static void assertStreamReset(HttpResponse<InputStream> response) {
         assertThatThrownBy(() -> {

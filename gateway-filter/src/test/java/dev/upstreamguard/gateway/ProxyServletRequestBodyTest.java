@@ -448,14 +448,15 @@ class ProxyServletRequestBodyTest {
     /**
      * Regression: over HTTP/2 a request body of no stated length ends with its stream (there are no chunks), and the
      * servlet, looking for Content-Length or Transfer-Encoding, took it for no body: an upload was forwarded empty and
-     * answered as if it had arrived. Tomcat with h2c; the JDK client sends a streamed body without a length.
+     * answered as if it had arrived. Tomcat and Jetty with h2c; the JDK client sends a streamed body without a length.
      */
-    @Test
-    void anHttp2BodyWithoutALengthIsForwardedWholeAndARequestWithoutOneStaysWithout() throws Exception {
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anHttp2BodyWithoutALengthIsForwardedWholeAndARequestWithoutOneStaysWithout(Container container) throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.echo())) {
             Container.Deployment deployment = new Container.Deployment().http2().servlet("p",
                     UpstreamProxyServlet.builder(upstream.baseUrl()).meterRegistry(null).build(), "/p/*");
-            try (Container.Running running = Container.TOMCAT.start(deployment)) {
+            try (Container.Running running = container.start(deployment)) {
                 HttpClient client = HttpClient.newBuilder().version(HttpClient.Version.HTTP_2).build();
                 URI uri = URI.create("http://127.0.0.1:" + running.port() + "/gw/p/a");
                 for (int i = 0; i < 2; i++) {

@@ -14,19 +14,20 @@ import java.io.InputStream;
 import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.net.http.HttpResponse;
+import java.util.EnumMap;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
 import org.junit.jupiter.api.TestInstance;
 import org.junit.jupiter.api.Timeout;
 
 /**
- * The fault filter in front of an application answering over HTTP/2 (Tomcat's h2c, the one HTTP/2 connector the tests
- * can start): a fault escaping after the commit must reach the client as a reset stream, never as one that ended
+ * The fault filter in front of an application answering over HTTP/2 (h2c, on Tomcat and on Jetty): a fault escaping after the commit must reach the client as a reset stream, never as one that ended
  * cleanly, and the application's own trailer fields still go out.
  */
 @Timeout(60)
@@ -36,16 +37,18 @@ class UpstreamFaultFilterHttp2Test {
     private static final int FIRST = 50 * 1024;
     private static final int MORE = 8 * 1024;
 
-    private final CountDownLatch applicationTrailersAsked = new CountDownLatch(1);
-    private final CountDownLatch cutTrailersAsked = new CountDownLatch(1);
-    private final CountDownLatch earlyTrailersAsked = new CountDownLatch(1);
+    /** The container whose request is under way, so that each container's suppliers count down its own latches. */
+    private volatile Container current = Container.TOMCAT;
+    private final Map<Container, CountDownLatch> applicationTrailersAsked = latches();
+    private final Map<Container, CountDownLatch> cutTrailersAsked = latches();
+    private final Map<Container, CountDownLatch> earlyTrailersAsked = latches();
     private volatile Object trailersSeenByApplication;
     private final Supplier<Map<String, String>> applicationTrailers = () -> {
-        applicationTrailersAsked.countDown();
+        applicationTrailersAsked.get(current).countDown();
         return Map.of("x-checksum", "abc");
     };
-    private Container.Running tomcat;
-    private Http2Client client;
+    private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
+    private final Map<Container, Http2Client> clients = new EnumMap<>(Container.class);
 
     /** Writes a body of no stated length, commits it, writes more and then fails or ends as its mode says. */
     private final class StreamingServlet extends HttpServlet {
@@ -77,11 +80,19 @@ class UpstreamFaultFilterHttp2Test {
 
     @BeforeAll
     void start() throws Exception {
+        for (Container kind : Container.values()) {
+            Container.Running running = kind.start(deployment());
+            containers.put(kind, running);
+            clients.put(kind, new Http2Client(running.port(), "/gw/small"));
+        }
+    }
+
+    private Container.Deployment deployment() {
         Supplier<Map<String, String>> cutTrailers = () -> {
-            cutTrailersAsked.countDown();
+            cutTrailersAsked.get(current).countDown();
             return Map.of("x-checksum", "abc");
         };
-        tomcat = Container.TOMCAT.start(new Container.Deployment().http2()
+        return new Container.Deployment().http2()
                 .filter("guard", UpstreamFaultFilter.builder().meterRegistry(null).build(), "/*")
                 .servlet("small", new HttpServlet() {
                     @Override
@@ -97,7 +108,7 @@ class UpstreamFaultFilterHttp2Test {
                     @Override
                     protected void doGet(HttpServletRequest req, HttpServletResponse resp) throws IOException {
                         resp.setTrailerFields(() -> {
-                            earlyTrailersAsked.countDown();
+                            earlyTrailersAsked.get(current).countDown();
                             return Map.of("x-checksum", "abc");
                         });
                         resp.getOutputStream().write(new byte[100]);
@@ -123,38 +134,51 @@ class UpstreamFaultFilterHttp2Test {
                                     "inventory", 1, null, 0, "The upstream's body ended early", null));
                         });
                     }
-                }, "/task"));
-        client = new Http2Client(tomcat.port(), "/gw/small");
+                }, "/task");
+    }
+
+    private static Map<Container, CountDownLatch> latches() {
+        Map<Container, CountDownLatch> latches = new EnumMap<>(Container.class);
+        for (Container kind : Container.values()) {
+            latches.put(kind, new CountDownLatch(1));
+        }
+        return latches;
     }
 
     @AfterAll
     void stop() {
-        tomcat.close();
+        containers.values().forEach(Container.Running::close);
     }
 
     /**
      * Regression: over HTTP/2 Tomcat ends the stream cleanly (END_STREAM) whatever the filter throws after the commit,
      * so a body of no stated length that a fault cut short reached the client as a whole, shorter one.
      */
-    @Test
-    void aFaultAfterTheCommitResetsTheHttp2StreamInsteadOfEndingIt() throws Exception {
-        HttpResponse<InputStream> response = client.get("/gw/cut");
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void aFaultAfterTheCommitResetsTheHttp2StreamInsteadOfEndingIt(Container kind) throws Exception {
+        current = kind;
+        HttpResponse<InputStream> response = clients.get(kind).get("/gw/cut");
         assertThat(response.statusCode()).isEqualTo(200);
         Http2Client.assertStreamReset(response);
     }
 
-    @Test
-    void aFaultAfterTheCommitResetsTheHttp2StreamAlsoWhenTheApplicationSetTrailerFields() throws Exception {
-        HttpResponse<InputStream> response = client.get("/gw/cut-trailers");
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void aFaultAfterTheCommitResetsTheHttp2StreamAlsoWhenTheApplicationSetTrailerFields(Container kind) throws Exception {
+        current = kind;
+        HttpResponse<InputStream> response = clients.get(kind).get("/gw/cut-trailers");
         assertThat(response.statusCode()).isEqualTo(200);
         Http2Client.assertStreamReset(response);
         // The trailers of a body cut short would claim a whole one.
-        assertThat(cutTrailersAsked.getCount()).isEqualTo(1);
+        assertThat(cutTrailersAsked.get(kind).getCount()).isEqualTo(1);
     }
 
-    @Test
-    void aWholeBodyOfNoStatedLengthEndsTheHttp2StreamCleanlyBehindTheFilter() throws Exception {
-        HttpResponse<InputStream> response = client.get("/gw/whole");
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void aWholeBodyOfNoStatedLengthEndsTheHttp2StreamCleanlyBehindTheFilter(Container kind) throws Exception {
+        current = kind;
+        HttpResponse<InputStream> response = clients.get(kind).get("/gw/whole");
         assertThat(response.statusCode()).isEqualTo(200);
         try (InputStream in = response.body()) {
             assertThat(in.transferTo(OutputStream.nullOutputStream())).isEqualTo((long) FIRST + MORE);
@@ -162,31 +186,37 @@ class UpstreamFaultFilterHttp2Test {
     }
 
     /** The filter's own trailer supplier leaves the application's in force: asked for, and seen as set. */
-    @Test
-    void theApplicationsTrailerFieldsStillGoOutOverHttp2() throws Exception {
-        HttpResponse<InputStream> response = client.get("/gw/trailers");
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void theApplicationsTrailerFieldsStillGoOutOverHttp2(Container kind) throws Exception {
+        current = kind;
+        HttpResponse<InputStream> response = clients.get(kind).get("/gw/trailers");
         assertThat(response.statusCode()).isEqualTo(200);
         try (InputStream in = response.body()) {
             assertThat(in.transferTo(OutputStream.nullOutputStream())).isEqualTo((long) FIRST + MORE);
         }
-        assertThat(applicationTrailersAsked.await(10, TimeUnit.SECONDS)).isTrue();
+        assertThat(applicationTrailersAsked.get(kind).await(10, TimeUnit.SECONDS)).isTrue();
         assertThat(trailersSeenByApplication).isSameAs(applicationTrailers);
     }
 
     /** The application's trailer fields belong to the body the fault's answer replaced, not to the answer. */
-    @Test
-    void aFaultBeforeTheCommitIsAWhole502WithoutTheApplicationsTrailerFields() throws Exception {
-        HttpResponse<InputStream> response = client.get("/gw/early");
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void aFaultBeforeTheCommitIsAWhole502WithoutTheApplicationsTrailerFields(Container kind) throws Exception {
+        current = kind;
+        HttpResponse<InputStream> response = clients.get(kind).get("/gw/early");
         assertThat(response.statusCode()).isEqualTo(502);
         try (InputStream in = response.body()) {
             assertThat(new String(in.readAllBytes(), java.nio.charset.StandardCharsets.UTF_8)).contains("502");
         }
-        assertThat(earlyTrailersAsked.getCount()).isEqualTo(1);
+        assertThat(earlyTrailersAsked.get(kind).getCount()).isEqualTo(1);
     }
 
-    @Test
-    void aFaultATaskOfTheAsyncContextThrowsAfterTheCommitResetsTheHttp2Stream() throws Exception {
-        HttpResponse<InputStream> response = client.get("/gw/task");
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void aFaultATaskOfTheAsyncContextThrowsAfterTheCommitResetsTheHttp2Stream(Container kind) throws Exception {
+        current = kind;
+        HttpResponse<InputStream> response = clients.get(kind).get("/gw/task");
         assertThat(response.statusCode()).isEqualTo(200);
         Http2Client.assertStreamReset(response);
     }

@@ -9,7 +9,8 @@ import java.lang.reflect.Modifier;
 /**
  * The largest response head the servlet container can write, where it can be found out: Tomcat's connector
  * {@code maxHttpResponseHeaderSize} (default 8 KiB) and Jetty's {@code HttpConfiguration} response header size (Jetty
- * 12.1: grows to {@code maxResponseHeaderSize}, default 16 KiB).
+ * 12.1: grows to {@code maxResponseHeaderSize}, default 16 KiB; over HTTP/2 the same bounds the header list, RFC 9113
+ * §6.5.2).
  *
  * <p>A container that cannot write a head fails the response after the servlet has set it — at the commit, which may
  * come after the servlet returned — and answers 500 itself, when the response is already "committed" as far as the
