@@ -5,6 +5,7 @@ import dev.upstreamguard.gateway.internal.FaultGuardedRequest;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.ProblemFormat;
 import dev.upstreamguard.spring.internal.CapturedFaultResponse;
+import dev.upstreamguard.spring.internal.FaultAdviceDeferral;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
@@ -33,9 +34,11 @@ import org.springframework.web.client.ResourceAccessException;
  *
  * <p>Ordered after advice the application orders explicitly, before unordered advice, so an application's own
  * catch-all {@code @ExceptionHandler(Exception.class)} does not swallow upstream faults. Advice of the application
- * with an {@code @ExceptionHandler} for {@link UpstreamException} itself (or a subtype) always comes first, ordered or
- * not: the application's own answer to upstream faults wins. So does advice for every controller with one for Spring's
- * {@link ResourceAccessException}, which is what a guarded {@code RestClient} or {@code RestTemplate} throws.
+ * with an {@code @ExceptionHandler} for {@link UpstreamException} itself (or a subtype) or for Spring's
+ * {@link ResourceAccessException} (what a guarded {@code RestClient} or {@code RestTemplate} throws) always wins,
+ * ordered or not, for the controllers it advises: the application's own answer to upstream faults. For advice of every
+ * controller this handler sorts behind it; for advice of some controllers it keeps its place and defers to it for
+ * those controllers only.
  */
 @ControllerAdvice
 public class UpstreamExceptionHandler implements Ordered, ApplicationContextAware {
@@ -58,8 +61,8 @@ public class UpstreamExceptionHandler implements Ordered, ApplicationContextAwar
     }
 
     /**
-     * {@value #DEFAULT_ORDER}, or just after the application's last advice that handles {@link UpstreamException}
-     * itself or (advising every controller) {@link ResourceAccessException}. Spring asks once, when it sorts the advice
+     * {@value #DEFAULT_ORDER}, or just after the application's last advice for every controller that handles
+     * {@link UpstreamException} itself or {@link ResourceAccessException}. Spring asks once, when it sorts the advice
      * beans.
      */
     @Override
@@ -85,27 +88,19 @@ public class UpstreamExceptionHandler implements Ordered, ApplicationContextAwar
     }
 
     /**
-     * Whether {@code adviceType} declares an {@code @ExceptionHandler} for {@link UpstreamException}, or for Spring's
-     * {@link ResourceAccessException} when it advises every controller (a subtype of either included).
+     * Whether {@code adviceType} advises every controller and declares an {@code @ExceptionHandler} for
+     * {@link UpstreamException} or Spring's {@link ResourceAccessException} (a subtype of either included). Advice for
+     * some controllers only does not move this one: behind it, an unordered catch-all of the application's would tie
+     * with this handler for all the other controllers. For the controllers it advises, {@link FaultAdviceDeferral}
+     * answers with it instead.
      */
     private static boolean handlesUpstreamFaults(Class<?> adviceType) {
+        if (!appliesToEveryController(adviceType)) {
+            return false;
+        }
         for (Method method : ReflectionUtils.getUniqueDeclaredMethods(adviceType)) {
-            ExceptionHandler handler = AnnotatedElementUtils.findMergedAnnotation(method, ExceptionHandler.class);
-            if (handler == null) {
-                continue;
-            }
-            // Without a value, Spring maps the method's Throwable parameters.
-            Class<?>[] types = handler.value().length > 0 ? handler.value() : method.getParameterTypes();
-            for (Class<?> type : types) {
-                if (UpstreamException.class.isAssignableFrom(type)) {
-                    return true;
-                }
-                // What a guarded RestClient or RestTemplate throws for a fault: a handler for it is the application's
-                // own answer to an unreachable upstream. Only from advice for every controller: this handler moves
-                // behind it for every controller, where an unordered catch-all of the application's would tie with it.
-                if (ResourceAccessException.class.isAssignableFrom(type) && appliesToEveryController(adviceType)) {
-                    return true;
-                }
+            if (FaultAdviceDeferral.handlesUpstreamFaults(method)) {
+                return true;
             }
         }
         return false;

@@ -11,6 +11,7 @@ import dev.upstreamguard.spring.internal.AsyncUpstreamCalls;
 import dev.upstreamguard.spring.internal.CallablePolicyInterceptor;
 import dev.upstreamguard.spring.internal.EnvironmentVariableCheck;
 import dev.upstreamguard.spring.internal.ExchangePolicyProcessor;
+import dev.upstreamguard.spring.internal.FaultAdviceDeferral;
 import dev.upstreamguard.spring.internal.GuardBypassCheck;
 import dev.upstreamguard.spring.internal.InboundPolicyInterceptor;
 import dev.upstreamguard.spring.internal.OnUpstreamGuardEnabled;
@@ -22,6 +23,7 @@ import io.micrometer.core.instrument.MeterRegistry;
 import jakarta.servlet.DispatcherType;
 import jakarta.servlet.Filter;
 import jakarta.servlet.http.HttpServletResponse;
+import java.util.List;
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.beans.factory.annotation.Qualifier;
 import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
@@ -52,6 +54,7 @@ import org.springframework.web.client.support.RestClientHttpServiceGroupConfigur
 import org.springframework.web.filter.FormContentFilter;
 import org.springframework.web.service.invoker.HttpRequestValues;
 import org.springframework.web.servlet.DispatcherServlet;
+import org.springframework.web.servlet.HandlerExceptionResolver;
 import org.springframework.web.servlet.config.annotation.AsyncSupportConfigurer;
 import org.springframework.web.servlet.config.annotation.InterceptorRegistry;
 import org.springframework.web.servlet.config.annotation.WebMvcConfigurationSupport;
@@ -312,6 +315,17 @@ public final class UpstreamGuardAutoConfiguration {
         @ConditionalOnMissingBean
         UpstreamExceptionHandler upstreamExceptionHandler(FaultResponseWriter writer) {
             return new UpstreamExceptionHandler(writer);
+        }
+
+        /** The application's own fault advice for some controllers answers theirs: see {@link FaultAdviceDeferral}. */
+        @Bean
+        WebMvcConfigurer upstreamFaultAdviceDeferral() {
+            return new WebMvcConfigurer() {
+                @Override
+                public void extendHandlerExceptionResolvers(List<HandlerExceptionResolver> resolvers) {
+                    FaultAdviceDeferral.insertBeforeSpringsResolver(resolvers);
+                }
+            };
         }
 
         @Bean

@@ -2,6 +2,9 @@ package dev.upstreamguard.spring.internal;
 
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
+import java.lang.reflect.Method;
+import org.springframework.aop.framework.AopProxyUtils;
+import org.springframework.aop.support.AopUtils;
 import org.springframework.web.method.HandlerMethod;
 import org.springframework.web.servlet.AsyncHandlerInterceptor;
 
@@ -28,7 +31,15 @@ public final class InboundPolicyInterceptor implements AsyncHandlerInterceptor {
     public boolean preHandle(HttpServletRequest request, HttpServletResponse response, Object handler) {
         if (handler instanceof HandlerMethod) {
             HandlerMethod method = (HandlerMethod) handler;
-            PolicyOverride override = resolver.forHandler(method.getMethod(), method.getBeanType());
+            Class<?> type = method.getBeanType();
+            Method handling = method.getMethod();
+            if (AopUtils.isJdkDynamicProxy(method.getBean())) {
+                // Spring MVC maps a JDK-proxied controller by its proxy class and the interface's methods, which
+                // declare nothing: the declaration is on the class behind the proxy and its implementing method.
+                type = AopProxyUtils.ultimateTargetClass(method.getBean());
+                handling = AopUtils.getMostSpecificMethod(handling, type);
+            }
+            PolicyOverride override = resolver.forHandler(handling, type);
             if (override != null) {
                 request.setAttribute(ATTRIBUTE, override);
                 CallScope.enterInbound(override);

@@ -2,6 +2,8 @@ package dev.upstreamguard.spring.internal;
 
 import dev.upstreamguard.spring.UpstreamPolicy;
 import java.lang.reflect.Method;
+import org.springframework.aop.framework.AopProxyUtils;
+import org.springframework.aop.support.AopUtils;
 import org.springframework.beans.factory.SmartInitializingSingleton;
 import org.springframework.beans.factory.config.ConfigurableListableBeanFactory;
 import org.springframework.core.annotation.AnnotatedElementUtils;
@@ -34,7 +36,7 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
             if (type == null) {
                 continue;
             }
-            Class<?> user = ClassUtils.getUserClass(type);
+            Class<?> user = declaringClass(name, type);
             if (!user.isInterface() && !user.getName().startsWith("jdk.proxy")
                     && !java.lang.reflect.Proxy.isProxyClass(user)) {
                 boolean onClass = AnnotatedElementUtils.hasAnnotation(user, UpstreamPolicy.class);
@@ -68,6 +70,22 @@ public final class UpstreamPolicyValidator implements SmartInitializingSingleton
                 }
             }
         }
+    }
+
+    /**
+     * The class whose declarations apply to bean {@code name}: behind a JDK proxy (a controller an advisor proxies with
+     * {@code proxy-target-class=false}), the proxied class, as the interceptor reads it at request time. Only for a
+     * bean already made: asking for one would create lazy beans.
+     */
+    private Class<?> declaringClass(String name, Class<?> type) {
+        Class<?> user = ClassUtils.getUserClass(type);
+        if (java.lang.reflect.Proxy.isProxyClass(user) && beanFactory.containsSingleton(name)) {
+            Object bean = beanFactory.getSingleton(name);
+            if (bean != null && AopUtils.isJdkDynamicProxy(bean)) {
+                return AopProxyUtils.ultimateTargetClass(bean);
+            }
+        }
+        return user;
     }
 
     /**

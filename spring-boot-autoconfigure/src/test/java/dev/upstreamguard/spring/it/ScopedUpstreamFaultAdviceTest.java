@@ -1,0 +1,148 @@
+package dev.upstreamguard.spring.it;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import dev.upstreamguard.UpstreamException;
+import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.time.Duration;
+import org.junit.jupiter.api.Test;
+import org.springframework.beans.factory.annotation.Value;
+import org.springframework.boot.SpringBootConfiguration;
+import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
+import org.springframework.boot.test.context.SpringBootTest;
+import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.http.ResponseEntity;
+import org.springframework.test.context.DynamicPropertyRegistry;
+import org.springframework.test.context.DynamicPropertySource;
+import org.springframework.web.bind.annotation.ControllerAdvice;
+import org.springframework.web.bind.annotation.ExceptionHandler;
+import org.springframework.web.bind.annotation.GetMapping;
+import org.springframework.web.bind.annotation.RestController;
+import org.springframework.web.client.ResourceAccessException;
+import org.springframework.web.client.RestClient;
+
+/**
+ * An application answering upstream faults itself for one controller only, beside an unordered catch-all: its answer
+ * for that controller, the gateway's for the others.
+ */
+@SpringBootTest(classes = ScopedUpstreamFaultAdviceTest.App.class,
+        webEnvironment = SpringBootTest.WebEnvironment.RANDOM_PORT)
+class ScopedUpstreamFaultAdviceTest {
+
+    @LocalServerPort
+    int port;
+
+    @DynamicPropertySource
+    static void properties(DynamicPropertyRegistry registry) throws IOException {
+        String dead = "http://127.0.0.1:" + TestUpstream.closedPort();
+        registry.add("test.dead", () -> dead);
+        registry.add("upstream-guard.upstreams.dead.url", () -> dead);
+        registry.add("upstream-guard.upstreams.dead.retry.enabled", () -> "false");
+    }
+
+    @SpringBootConfiguration
+    @EnableAutoConfiguration
+    static class App {
+
+        @RestController
+        static class A {
+            private final RestClient dead;
+
+            A(RestClient.Builder builder, @Value("${test.dead}") String dead) {
+                this.dead = builder.baseUrl(dead).build();
+            }
+
+            @GetMapping("/a")
+            String a() {
+                return dead.get().uri("/x").retrieve().body(String.class);
+            }
+        }
+
+        @RestController
+        static class B {
+            private final RestClient dead;
+
+            B(RestClient.Builder builder, @Value("${test.dead}") String dead) {
+                this.dead = builder.baseUrl(dead).build();
+            }
+
+            @GetMapping("/b")
+            String b() {
+                return dead.get().uri("/x").retrieve().body(String.class);
+            }
+        }
+
+        @RestController
+        static class C {
+            private final RestClient dead;
+
+            C(RestClient.Builder builder, @Value("${test.dead}") String dead) {
+                this.dead = builder.baseUrl(dead).build();
+            }
+
+            @GetMapping("/c")
+            String c() {
+                return dead.get().uri("/x").retrieve().body(String.class);
+            }
+        }
+
+        /** What a guarded RestClient throws, answered for one controller. */
+        @ControllerAdvice(assignableTypes = C.class)
+        static class CUnreachable {
+            @ExceptionHandler(ResourceAccessException.class)
+            ResponseEntity<String> unreachable(ResourceAccessException e) {
+                return ResponseEntity.status(299).body("c's own answer");
+            }
+        }
+
+        @ControllerAdvice(assignableTypes = A.class)
+        static class AFaults {
+            @ExceptionHandler(UpstreamException.class)
+            ResponseEntity<String> fault(UpstreamException e) {
+                return ResponseEntity.status(298).body("a's own answer");
+            }
+        }
+
+        @ControllerAdvice
+        static class CatchAll {
+            @ExceptionHandler(Exception.class)
+            ResponseEntity<String> any(Exception e) {
+                return ResponseEntity.status(500).body("catch-all");
+            }
+        }
+    }
+
+    private HttpResponse<String> get(String path) throws Exception {
+        HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                .timeout(Duration.ofSeconds(30)).header("Accept", "application/json").build();
+        return HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofString());
+    }
+
+    /**
+     * Regression: the library's handler moved behind the scoped advice for every controller, where it tied with the
+     * unordered catch-all, which then answered both controllers' faults with 500.
+     */
+    @Test
+    void aScopedFaultAdviceAnswersForItsControllerAndTheGatewayForTheOthersDespiteACatchAll() throws Exception {
+        HttpResponse<String> a = get("/a");
+        assertThat(a.statusCode()).as(a.body()).isEqualTo(298);
+        assertThat(a.body()).isEqualTo("a's own answer");
+        assertThat(a.headers().firstValue("Proxy-Status")).isEmpty();
+
+        HttpResponse<String> b = get("/b");
+        assertThat(b.statusCode()).as(b.body()).isEqualTo(502);
+        assertThat(b.headers().firstValue("Proxy-Status")).isPresent();
+    }
+
+    @Test
+    void aScopedHandlerForWhatAGuardedRestClientThrowsAnswersForItsController() throws Exception {
+        HttpResponse<String> c = get("/c");
+        assertThat(c.statusCode()).as(c.body()).isEqualTo(299);
+        assertThat(c.body()).isEqualTo("c's own answer");
+        assertThat(c.headers().firstValue("Proxy-Status")).isEmpty();
+    }
+}
