@@ -98,8 +98,27 @@ public class UpstreamExceptionHandler implements Ordered, ApplicationContextAwar
         if (!appliesToEveryController(adviceType)) {
             return false;
         }
+        boolean handles = false;
         for (Method method : ReflectionUtils.getUniqueDeclaredMethods(adviceType)) {
-            if (FaultAdviceDeferral.handlesUpstreamFaults(method)) {
+            if (catchesAll(method)) {
+                // Behind it, its catch-all would take a fault thrown unwrapped (the guarded client used directly): this
+                // handler keeps its place, and FaultAdviceDeferral answers with the advice's own fault handlers.
+                return false;
+            }
+            handles |= FaultAdviceDeferral.handlesUpstreamFaults(method);
+        }
+        return handles;
+    }
+
+    /** Whether {@code method} is an {@code @ExceptionHandler} for a supertype of {@link UpstreamException}. */
+    private static boolean catchesAll(Method method) {
+        ExceptionHandler handler = AnnotatedElementUtils.findMergedAnnotation(method, ExceptionHandler.class);
+        if (handler == null) {
+            return false;
+        }
+        Class<?>[] types = handler.value().length > 0 ? handler.value() : method.getParameterTypes();
+        for (Class<?> type : types) {
+            if (type != UpstreamException.class && type.isAssignableFrom(UpstreamException.class)) {
                 return true;
             }
         }
