@@ -258,6 +258,13 @@ public class UpstreamFaultFilter implements Filter {
      */
     private boolean answerTask(HttpServletRequest request, HttpServletResponse response,
             FaultGuardedResponse guardedResponse, AsyncContext async, Throwable thrown) {
+        IOException inbound = FaultGuardedRequest.inboundFailure(request, thrown);
+        if (inbound != null && isTimeout(inbound)) {
+            // A ReadListener's client went silent mid-body (the container's read timeout came before the async one):
+            // the same 408 as for an async timeout while the application waits for that body.
+            answerRequestTimeout(response, async);
+            return true;
+        }
         UpstreamException fault = unanswered(request, thrown);
         if (fault == null) {
             return false;
@@ -278,29 +285,46 @@ public class UpstreamFaultFilter implements Filter {
     }
 
     /**
+     * The application was waiting for its client's own body, not an upstream: RFC 9110 §15.5.9's 408, as the proxy
+     * servlet answers a stalled upload, with the connection closed since the rest of the body is unread. Neither logged
+     * nor counted as a fault; a committed response is ended as it is.
+     */
+    private static void answerRequestTimeout(HttpServletResponse response, AsyncContext async) {
+        try {
+            if (!response.isCommitted()) {
+                response.reset();
+                response.setStatus(HttpServletResponse.SC_REQUEST_TIMEOUT);
+                response.setHeader("Connection", "close");
+                response.setHeader("Cache-Control", "no-store");
+                response.setContentType("text/plain;charset=utf-8");
+                response.setContentLength(REQUEST_TIMEOUT_BODY.length);
+                response.getOutputStream().write(REQUEST_TIMEOUT_BODY);
+            }
+        } catch (IOException | IllegalStateException clientGoneOrWriterTaken) {
+            // Nothing more to say to this client; the cycle still ends below.
+        }
+        complete(async);
+    }
+
+    /** Whether a failure reading the client's body was its silence: Tomcat's SocketTimeoutException, Jetty's. */
+    private static boolean isTimeout(IOException failure) {
+        Throwable t = failure;
+        for (int depth = 0; t != null && depth < 32; depth++, t = t.getCause()) {
+            if (t instanceof java.net.SocketTimeoutException || t instanceof java.util.concurrent.TimeoutException) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
      * Answers an async timeout that no listener of the application answered as the gateway timeout it is — the
      * application was still waiting for its upstream, named after the servlet (as proxy servlets are) — instead of
      * the container's 500. A committed response is aborted: Jetty would otherwise end it cleanly, as if complete.
      */
     private void answerTimeout(HttpServletRequest request, HttpServletResponse response, AsyncContext async) {
         if (FaultGuardedRequest.awaitsClientBody(request)) {
-            // Waiting for the client's own body, not an upstream: RFC 9110 §15.5.9's 408, as the proxy servlet answers
-            // a stalled upload, with the connection closed since the rest of the body is unread. Neither logged nor
-            // counted as a fault; a committed response is ended as it is.
-            try {
-                if (!response.isCommitted()) {
-                    response.reset();
-                    response.setStatus(HttpServletResponse.SC_REQUEST_TIMEOUT);
-                    response.setHeader("Connection", "close");
-                    response.setHeader("Cache-Control", "no-store");
-                    response.setContentType("text/plain;charset=utf-8");
-                    response.setContentLength(REQUEST_TIMEOUT_BODY.length);
-                    response.getOutputStream().write(REQUEST_TIMEOUT_BODY);
-                }
-            } catch (IOException | IllegalStateException clientGoneOrWriterTaken) {
-                // Nothing more to say to this client; the cycle still ends below.
-            }
-            complete(async);
+            answerRequestTimeout(response, async);
             return;
         }
         long timeoutMillis = async.getTimeout();

@@ -252,6 +252,11 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
                 @Override
                 public void onError(Throwable thrown) {
                     wait.listening = false;
+                    if (thrown instanceof IOException && UpstreamException.find(thrown).isEmpty()) {
+                        // The container's failure reading the body (a client that stalled or broke it), not a fault
+                        // the listener threw while it streamed the body on: the client's, as a failed read() is.
+                        setAttribute(INBOUND_FAILURE, thrown);
+                    }
                     try {
                         listener.onError(thrown);
                     } finally {
