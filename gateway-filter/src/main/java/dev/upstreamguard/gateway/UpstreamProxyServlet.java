@@ -966,12 +966,13 @@ public class UpstreamProxyServlet extends HttpServlet {
                     responseTrailerLimit = trailerLimit;
                 }
                 trailers = new TrailerRelay(connectionTokens, trailerLimit);
-                if (!HopByHop.framesBodiesByStream(request.getProtocol())) {
+                if (!setsTrailersLate(request)) {
                     response.setTrailerFields(trailers);
                 }
-                // Over HTTP/2 the relay is set only once the upstream's section is in (relayTrailers): set up front it
-                // would put an empty trailer section after every body, and a body cut short must still get the failing
-                // supplier that resets its stream.
+                // Over HTTP/2 in Tomcat the relay is set only once the upstream's section is in (relayTrailers): set up
+                // front it would put an empty trailer section after every body, and a body cut short must still get
+                // the failing supplier that resets its stream. Jetty sends no section for an empty relay, but takes
+                // none set after the commit.
             } else if (length < 0 && mayHaveContent && "HTTP/1.1".equals(request.getProtocol())
                     && HopByHop.hasClose(request.getHeaders("Connection"))) {
                 // Chunked even for a client that asked to close, which Jetty would frame by the close: only chunks let
@@ -1037,11 +1038,17 @@ public class UpstreamProxyServlet extends HttpServlet {
             }
         }
 
+        /** Whether the trailer relay is set once the upstream's section is in, not before the response is sent. */
+        private static boolean setsTrailersLate(HttpServletRequest request) {
+            return HopByHop.framesBodiesByStream(request.getProtocol())
+                    && ContainerLimits.takesTrailersAfterTheCommit(request);
+        }
+
         /** Takes the upstream's trailer section once its body ended, setting the relay now where it was held back. */
         private static void relayTrailers(HttpServletRequest request, HttpServletResponse response,
                 TrailerRelay trailers, HttpEntity entity) {
             trailers.take(entity);
-            if (HopByHop.framesBodiesByStream(request.getProtocol()) && !trailers.get().isEmpty()) {
+            if (setsTrailersLate(request) && !trailers.get().isEmpty()) {
                 try {
                     response.setTrailerFields(trailers);
                 } catch (IllegalStateException | UnsupportedOperationException notAfterTheCommit) {

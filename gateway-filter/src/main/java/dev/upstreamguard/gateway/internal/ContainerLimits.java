@@ -53,12 +53,25 @@ public final class ContainerLimits {
      * valid large head must not be refused there.
      */
     public static boolean headLimitApplies(ServletRequest request) {
+        return !(containerClass(request).startsWith("org.apache.catalina.")
+                && HopByHop.framesBodiesByStream(request.getProtocol()));
+    }
+
+    /**
+     * Whether trailer fields set on {@code request}'s response after its commit still go out over HTTP/2. Tomcat asks
+     * for them as it ends the stream; Jetty takes them from the response as it was committed, so a relay set once a
+     * body larger than its buffer had been sent was dropped without a word.
+     */
+    public static boolean takesTrailersAfterTheCommit(ServletRequest request) {
+        return !containerClass(request).startsWith("org.eclipse.jetty.");
+    }
+
+    private static String containerClass(ServletRequest request) {
         ServletRequest unwrapped = request;
         while (unwrapped instanceof ServletRequestWrapper) {
             unwrapped = ((ServletRequestWrapper) unwrapped).getRequest();
         }
-        return !(unwrapped.getClass().getName().startsWith("org.apache.catalina.")
-                && HopByHop.framesBodiesByStream(request.getProtocol()));
+        return unwrapped.getClass().getName();
     }
 
     /**
