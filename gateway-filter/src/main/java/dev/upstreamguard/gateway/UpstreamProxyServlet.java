@@ -508,10 +508,11 @@ public class UpstreamProxyServlet extends HttpServlet {
             List<String> connectionTokens = connectionTokens(interim);
             int limit = responseHeadLimit(request);
             if (limit != ContainerLimits.UNKNOWN) {
+                int perField = fieldOverhead(request);
                 long section = 0;
                 for (Header header : interim.getHeaders()) {
                     if (!HopByHop.isExcluded(header.getName(), connectionTokens) && belongsOnHints(header.getName())) {
-                        section += header.getName().length() + header.getValue().length() + 4; // ": " and CRLF
+                        section += header.getName().length() + header.getValue().length() + perField;
                     }
                 }
                 if (section > limit - CONTAINER_HEAD_ALLOWANCE) {
@@ -1145,6 +1146,15 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         /**
+         * What a field counts beyond its name and value against the container's head limit: the ": " and CRLF of an
+         * HTTP/1.1 line, or over HTTP/2, where a limit that holds (Jetty's) bounds the header list, 32 bytes (RFC 9113
+         * §6.5.2), so that many small fields within the HTTP/1.1 limit are over it.
+         */
+        private static int fieldOverhead(HttpServletRequest request) {
+            return HopByHop.framesBodiesByStream(request.getProtocol()) ? 32 : 4;
+        }
+
+        /**
          * Why the head to pass on is larger than the container can write, or {@code null}. Passed on, the container
          * would fail it at the commit — possibly after the servlet returned — and answer a bare 500 of its own,
          * without {@code Proxy-Status}; this answers 502 as nginx does ("upstream sent too big header").
@@ -1156,10 +1166,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return null;
             }
             List<String> connectionTokens = connectionTokens(upstreamResponse);
-            // A limit that holds over HTTP/2 (Jetty's) bounds the header list, where each field counts 32 bytes more
-            // than name and value (RFC 9113 §6.5.2), not the ": " and CRLF of an HTTP/1.1 line: many small fields
-            // within the HTTP/1.1 limit are over it.
-            int perField = HopByHop.framesBodiesByStream(request.getProtocol()) ? 32 : 4;
+            int perField = fieldOverhead(request);
             long section = 0;
             int longest = 0;
             for (Header header : upstreamResponse.getHeaders()) {
