@@ -224,13 +224,17 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
         @Override
         public void setReadListener(ReadListener listener) {
+            boolean wasListening = wait.listening;
+            boolean wasStarved = wait.starved;
             wait.starved = true;
             wait.listening = true;
             try {
                 in.setReadListener(guarded(listener));
             } catch (RuntimeException refused) {
-                // Not async, or a listener already set: nothing will be delivered through this one.
-                wait.listening = false;
+                // Not async, or a listener already set: nothing will be delivered through this one; one set before
+                // is still live.
+                wait.listening = wasListening;
+                wait.starved = wasStarved;
                 throw refused;
             }
         }
