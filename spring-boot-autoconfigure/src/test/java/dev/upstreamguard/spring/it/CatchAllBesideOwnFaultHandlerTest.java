@@ -4,11 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.client.GuardedHttpClient;
 import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.time.Duration;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Value;
@@ -39,10 +35,7 @@ class CatchAllBesideOwnFaultHandlerTest {
 
     @DynamicPropertySource
     static void properties(DynamicPropertyRegistry registry) throws IOException {
-        String dead = "http://127.0.0.1:" + TestUpstream.closedPort();
-        registry.add("test.dead", () -> dead);
-        registry.add("upstream-guard.upstreams.dead.url", () -> dead);
-        registry.add("upstream-guard.upstreams.dead.retry.enabled", () -> "false");
+        TestUpstream.registerDead(registry);
     }
 
     @SpringBootConfiguration
@@ -88,9 +81,7 @@ class CatchAllBesideOwnFaultHandlerTest {
     }
 
     private HttpResponse<String> get(String path) throws Exception {
-        HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-                .timeout(Duration.ofSeconds(30)).header("Accept", "application/json").build();
-        return HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofString());
+        return TestUpstream.getJson(port, path);
     }
 
     @Test

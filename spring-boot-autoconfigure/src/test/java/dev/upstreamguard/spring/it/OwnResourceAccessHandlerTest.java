@@ -3,11 +3,7 @@ package dev.upstreamguard.spring.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.time.Duration;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.boot.SpringBootConfiguration;
@@ -34,10 +30,7 @@ class OwnResourceAccessHandlerTest {
 
     @DynamicPropertySource
     static void properties(DynamicPropertyRegistry registry) throws IOException {
-        String dead = "http://127.0.0.1:" + TestUpstream.closedPort();
-        registry.add("test.dead", () -> dead);
-        registry.add("upstream-guard.upstreams.dead.url", () -> dead);
-        registry.add("upstream-guard.upstreams.dead.retry.enabled", () -> "false");
+        TestUpstream.registerDead(registry);
     }
 
     @SpringBootConfiguration
@@ -75,9 +68,7 @@ class OwnResourceAccessHandlerTest {
      */
     @Test
     void theApplicationsOwnHandlerForResourceAccessExceptionKeepsItsAnswer() throws Exception {
-        HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/refused"))
-                .timeout(Duration.ofSeconds(30)).header("Accept", "application/json").build();
-        HttpResponse<String> response = HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofString());
+        HttpResponse<String> response = TestUpstream.getJson(port, "/refused");
         assertThat(response.statusCode()).as(response.body()).isEqualTo(298);
         assertThat(response.body()).isEqualTo("the application's own answer");
         assertThat(response.headers().firstValue("Proxy-Status")).isEmpty();

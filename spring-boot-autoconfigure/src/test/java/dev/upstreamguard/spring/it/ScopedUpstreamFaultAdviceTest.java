@@ -4,11 +4,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.UpstreamException;
 import java.io.IOException;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.time.Duration;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.boot.SpringBootConfiguration;
@@ -38,10 +34,7 @@ class ScopedUpstreamFaultAdviceTest {
 
     @DynamicPropertySource
     static void properties(DynamicPropertyRegistry registry) throws IOException {
-        String dead = "http://127.0.0.1:" + TestUpstream.closedPort();
-        registry.add("test.dead", () -> dead);
-        registry.add("upstream-guard.upstreams.dead.url", () -> dead);
-        registry.add("upstream-guard.upstreams.dead.retry.enabled", () -> "false");
+        TestUpstream.registerDead(registry);
     }
 
     @SpringBootConfiguration
@@ -117,9 +110,7 @@ class ScopedUpstreamFaultAdviceTest {
     }
 
     private HttpResponse<String> get(String path) throws Exception {
-        HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-                .timeout(Duration.ofSeconds(30)).header("Accept", "application/json").build();
-        return HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofString());
+        return TestUpstream.getJson(port, path);
     }
 
     /**

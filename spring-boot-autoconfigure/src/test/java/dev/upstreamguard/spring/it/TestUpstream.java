@@ -37,6 +37,25 @@ final class TestUpstream implements AutoCloseable {
         return "http://127.0.0.1:" + server.getAddress().getPort();
     }
 
+    /**
+     * Registers an upstream named {@code dead} on a port nothing listens on, without retries, and its URL as
+     * {@code test.dead}: the fault-advice tests' one refused upstream.
+     */
+    static void registerDead(org.springframework.test.context.DynamicPropertyRegistry registry) throws IOException {
+        String dead = "http://127.0.0.1:" + closedPort();
+        registry.add("test.dead", () -> dead);
+        registry.add("upstream-guard.upstreams.dead.url", () -> dead);
+        registry.add("upstream-guard.upstreams.dead.retry.enabled", () -> "false");
+    }
+
+    /** A GET of {@code path} on the application at {@code port}, asking for JSON. */
+    static java.net.http.HttpResponse<String> getJson(int port, String path) throws IOException, InterruptedException {
+        java.net.http.HttpRequest request = java.net.http.HttpRequest.newBuilder(
+                java.net.URI.create("http://127.0.0.1:" + port + path))
+                .timeout(java.time.Duration.ofSeconds(30)).header("Accept", "application/json").build();
+        return java.net.http.HttpClient.newHttpClient().send(request, java.net.http.HttpResponse.BodyHandlers.ofString());
+    }
+
     /** A port nothing listens on. */
     static int closedPort() throws IOException {
         try (ServerSocket socket = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
