@@ -3,9 +3,11 @@ package dev.upstreamguard.spring.internal;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.spring.UpstreamExceptionHandler;
 import java.lang.reflect.Method;
+import java.lang.reflect.Proxy;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
+import org.springframework.aop.support.AopUtils;
 import org.springframework.core.annotation.AnnotatedElementUtils;
 import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.client.ResourceAccessException;
@@ -63,8 +65,13 @@ public final class FaultAdviceDeferral extends ExceptionHandlerExceptionResolver
             return null;
         }
         Class<?> controller = handlerMethod.getBeanType();
+        if (Proxy.isProxyClass(controller)) {
+            // As Spring's own resolver does: advice names the class behind a JDK proxy, not the proxy's (the
+            // controller's own handlers it looks up on the proxy's class, as Spring does, below).
+            controller = AopUtils.getTargetClass(handlerMethod.getBean());
+        }
         // The controller's own @ExceptionHandler comes before any advice: Spring's resolver finds it.
-        if (controllers.computeIfAbsent(controller, ExceptionHandlerMethodResolver::new)
+        if (controllers.computeIfAbsent(handlerMethod.getBeanType(), ExceptionHandlerMethodResolver::new)
                 .resolveMethodByThrowable(exception) != null) {
             return null;
         }

@@ -3,6 +3,7 @@ package dev.upstreamguard.spring.it;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
+import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.spring.UpstreamPolicy;
 import java.io.IOException;
 import java.lang.annotation.ElementType;
@@ -30,8 +31,11 @@ import org.springframework.boot.builder.SpringApplicationBuilder;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalServerPort;
 import org.springframework.context.annotation.Bean;
+import org.springframework.http.ResponseEntity;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
+import org.springframework.web.bind.annotation.ControllerAdvice;
+import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.RestController;
 import org.springframework.web.client.RestClient;
@@ -68,6 +72,7 @@ class JdkProxiedControllerPolicyTest {
         registry.add("upstream-guard.upstreams.backend.retry.budget-ratio", () -> "1");
         registry.add("upstream-guard.upstreams.backend.retry.budget-min-per-second", () -> "1000");
         registry.add("upstream-guard.upstreams.backend.circuit-breaker.enabled", () -> "false");
+        TestUpstream.registerDead(registry);
     }
 
     @AfterAll
@@ -91,9 +96,48 @@ class JdkProxiedControllerPolicyTest {
         String flakyOnMethod();
     }
 
+    /** A mapping whose controller lets the fault of a refused upstream escape. */
+    @RestController
+    interface DeadApi {
+        @GetMapping("/jdk/dead")
+        String dead();
+    }
+
     @SpringBootConfiguration
     @EnableAutoConfiguration
     static class App {
+
+        @RestController
+        @Audited
+        static class DeadController implements DeadApi {
+            private final RestClient dead;
+
+            DeadController(RestClient.Builder builder, @Value("${test.dead}") String url) {
+                this.dead = builder.baseUrl(url).build();
+            }
+
+            @Override
+            public String dead() {
+                return dead.get().uri("/x").retrieve().body(String.class);
+            }
+        }
+
+        /** The application's own answer to upstream faults, for that controller only. */
+        @ControllerAdvice(assignableTypes = DeadController.class)
+        static class DeadControllerFaults {
+            @ExceptionHandler(UpstreamException.class)
+            ResponseEntity<String> fault(UpstreamException e) {
+                return ResponseEntity.status(297).body("the controller's own answer");
+            }
+        }
+
+        @ControllerAdvice
+        static class CatchAll {
+            @ExceptionHandler(Exception.class)
+            ResponseEntity<String> any(Exception e) {
+                return ResponseEntity.status(500).body("catch-all");
+            }
+        }
 
         @Bean
         static DefaultAdvisorAutoProxyCreator auditProxies() {
@@ -152,6 +196,7 @@ class JdkProxiedControllerPolicyTest {
     @Test
     void aJdkProxiedControllersDeclarationOnItsClassAndMethodsApplies() throws Exception {
         assertThat(Proxy.isProxyClass(stock.getClass())).as("the controller is a JDK proxy").isTrue();
+        int audited = AUDITED.get();
 
         int before = upstream.flakyHits.get();
         assertThat(get("/jdk/flaky")).isEqualTo("upstream said 503");
@@ -160,7 +205,19 @@ class JdkProxiedControllerPolicyTest {
         before = upstream.flakyHits.get();
         assertThat(get("/jdk/flaky-on-method")).isEqualTo("upstream said 503");
         assertThat(upstream.flakyHits.get() - before).as("attempts under the method's maxAttempts = 2").isEqualTo(2);
-        assertThat(AUDITED.get()).as("calls through the advisor").isEqualTo(2);
+        assertThat(AUDITED.get() - audited).as("calls through the advisor").isEqualTo(2);
+    }
+
+    /**
+     * Regression: advice of the application for some controllers, with its own answer to upstream faults, was matched
+     * against the JDK proxy's class, which it does not name, so the gateway's 502 answered instead of it (Spring's own
+     * resolver matches advice against the class behind the proxy).
+     */
+    @Test
+    void adviceScopedToAJdkProxiedControllerAnswersItsFaults() throws Exception {
+        HttpResponse<String> response = TestUpstream.getJson(port, "/jdk/dead");
+        assertThat(response.statusCode()).as(response.body()).isEqualTo(297);
+        assertThat(response.body()).isEqualTo("the controller's own answer");
     }
 
     @SpringBootConfiguration
