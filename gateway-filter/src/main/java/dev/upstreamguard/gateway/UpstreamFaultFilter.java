@@ -21,9 +21,11 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.util.Enumeration;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /**
  * Turns an {@link UpstreamException} escaping the application into the response a gateway owes its client: the fault's
@@ -310,7 +312,7 @@ public class UpstreamFaultFilter implements Filter {
     private static boolean isTimeout(IOException failure) {
         Throwable t = failure;
         for (int depth = 0; t != null && depth < 32; depth++, t = t.getCause()) {
-            if (t instanceof java.net.SocketTimeoutException || t instanceof java.util.concurrent.TimeoutException) {
+            if (t instanceof SocketTimeoutException || t instanceof TimeoutException) {
                 return true;
             }
         }
