@@ -530,7 +530,17 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 significant++;
             }
         }
-        return significant <= 18;
+        if (significant < 19) {
+            return true;
+        }
+        // RFC 9110 §8.6: any length a long holds is a length (a body cut short of it is a truncation, not a malformed
+        // head); one past it would overflow, and is refused rather than misread.
+        try {
+            Long.parseLong(v.substring(n - significant));
+            return true;
+        } catch (NumberFormatException overflow) {
+            return false;
+        }
     }
 
     private static boolean isDigit(int c) {

@@ -70,6 +70,7 @@ class ResponseParsingTest {
         // RFC 9110 §8.6: Content-Length is 1*DIGIT; a sign, or a value no integer holds, is invalid framing.
         "HTTP/1.1 200 OK\r\nContent-Length: +2\r\n\r\nok",
         "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\nok",
+        "HTTP/1.1 200 OK\r\nContent-Length: 9223372036854775808\r\n\r\nok",
         // RFC 9112 §6.1: chunked is applied at most once.
         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
         // A transfer coding the client cannot undo: the body cannot be passed on (coding is hop-by-hop).
@@ -170,6 +171,24 @@ class ResponseParsingTest {
     @ValueSource(strings = {"0", "00", "2\r\nok\r\n0", "2\r\nok\r\n000"})
     void aLastChunkSizeCutOffByTheCloseIsAnIncompleteResponse(String chunks) throws Exception {
         assertTheBodyFails(chunks, "http_response_incomplete");
+    }
+
+    /**
+     * Regression: a body of a {@code Content-Length} of 19 digits (up to the largest a long holds), cut short by the
+     * close, failed as {@code http_protocol_error} rather than the truncation it is, as a smaller length's does. One
+     * past a long stays a protocol error (see {@link #rejectsAmbiguousOrMalformedHeadsAsProtocolErrors}).
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"10", "9223372036854775806", "9223372036854775807"})
+    void aBodyCutShortOfAHugeContentLengthIsAnIncompleteResponse(String length) throws Exception {
+        String raw = "HTTP/1.1 200 OK\r\nContent-Length: " + length + "\r\n\r\nok";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
+            // Read as a stream: EntityUtils refuses to buffer a body announced larger than an array holds.
+            Throwable thrown = catchThrowable(() -> client.execute(
+                    new HttpGet(upstream.uri("/")), r -> r.getEntity().getContent().readAllBytes()));
+            assertThat(thrown).isInstanceOf(UpstreamException.class);
+            assertFault((UpstreamException) thrown, "http_response_incomplete", 502, 1);
+        }
     }
 
     /** A chunked 200 with {@code chunks} as its body, then the close, fails as it is read with {@code fault}. */
