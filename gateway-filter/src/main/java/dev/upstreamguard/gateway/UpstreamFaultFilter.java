@@ -2,6 +2,7 @@ package dev.upstreamguard.gateway;
 
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
+import dev.upstreamguard.gateway.internal.ClientAnswers;
 import dev.upstreamguard.gateway.internal.FaultGuardedRequest;
 import dev.upstreamguard.gateway.internal.FaultGuardedResponse;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
@@ -21,11 +22,8 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
-import java.net.SocketTimeoutException;
-import java.nio.charset.StandardCharsets;
 import java.util.Enumeration;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 
 /**
  * Turns an {@link UpstreamException} escaping the application into the response a gateway owes its client: the fault's
@@ -76,9 +74,6 @@ public class UpstreamFaultFilter implements Filter {
 
     /** Init-param: whether responses may carry exception messages and upstream addresses ({@code true}/{@code false}). */
     public static final String EXPOSE_DETAILS = "expose-details";
-
-    private static final byte[] REQUEST_TIMEOUT_BODY =
-            "408 Request Timeout\nThe request body did not arrive in time.\n".getBytes(StandardCharsets.UTF_8);
 
     private final boolean configured;
     private final MeterRegistry registry;
@@ -261,7 +256,7 @@ public class UpstreamFaultFilter implements Filter {
     private boolean answerTask(HttpServletRequest request, HttpServletResponse response,
             FaultGuardedResponse guardedResponse, AsyncContext async, Throwable thrown) {
         IOException inbound = FaultGuardedRequest.inboundFailure(request, thrown);
-        if (inbound != null && isTimeout(inbound)) {
+        if (inbound != null && ClientAnswers.isClientTimeout(inbound)) {
             // A ReadListener's client went silent mid-body (the container's read timeout came before the async one):
             // the same 408 as for an async timeout while the application waits for that body.
             answerRequestTimeout(response, async);
@@ -293,30 +288,11 @@ public class UpstreamFaultFilter implements Filter {
      */
     private static void answerRequestTimeout(HttpServletResponse response, AsyncContext async) {
         try {
-            if (!response.isCommitted()) {
-                response.reset();
-                response.setStatus(HttpServletResponse.SC_REQUEST_TIMEOUT);
-                response.setHeader("Connection", "close");
-                response.setHeader("Cache-Control", "no-store");
-                response.setContentType("text/plain;charset=utf-8");
-                response.setContentLength(REQUEST_TIMEOUT_BODY.length);
-                response.getOutputStream().write(REQUEST_TIMEOUT_BODY);
-            }
+            ClientAnswers.requestTimeout(response);
         } catch (IOException | IllegalStateException clientGoneOrWriterTaken) {
             // Nothing more to say to this client; the cycle still ends below.
         }
         complete(async);
-    }
-
-    /** Whether a failure reading the client's body was its silence: Tomcat's SocketTimeoutException, Jetty's. */
-    private static boolean isTimeout(IOException failure) {
-        Throwable t = failure;
-        for (int depth = 0; t != null && depth < 32; depth++, t = t.getCause()) {
-            if (t instanceof SocketTimeoutException || t instanceof TimeoutException) {
-                return true;
-            }
-        }
-        return false;
     }
 
     /**

@@ -9,6 +9,7 @@ import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.internal.Buffers;
 import dev.upstreamguard.gateway.internal.ClientAddress;
 import dev.upstreamguard.gateway.internal.ClientBodyEntity;
+import dev.upstreamguard.gateway.internal.ClientAnswers;
 import dev.upstreamguard.gateway.internal.ContainerLimits;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
 import dev.upstreamguard.gateway.internal.HopByHop;
@@ -49,7 +50,6 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
 import java.util.function.Supplier;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.protocol.HttpClientContext;
@@ -126,10 +126,6 @@ public class UpstreamProxyServlet extends HttpServlet {
     public static final String FORWARDED_HEADERS = "forwarded-headers";
 
     private static final long DEFAULT_MAX_BUFFERED_REQUEST_BODY = 64 * 1024;
-    private static final byte[] REQUEST_TIMEOUT_BODY =
-            "408 Request Timeout\nThe request body did not arrive in time.\n".getBytes(StandardCharsets.UTF_8);
-    private static final byte[] UNREADABLE_BODY =
-            "400 Bad Request\nThe request body could not be read.\n".getBytes(StandardCharsets.UTF_8);
     /**
      * Room a container's response head needs beyond the upstream's fields: status line, Date, Server, framing,
      * Connection, this hop's Via, a rewritten Location's growth.
@@ -714,18 +710,6 @@ public class UpstreamProxyServlet extends HttpServlet {
             return count;
         }
 
-        /** Whether reading the client's body failed because the client went silent past the container's timeout. */
-        private static boolean isClientTimeout(IOException failure) {
-            Throwable t = failure;
-            for (int depth = 0; t != null && depth < 32; depth++, t = t.getCause()) {
-                // Tomcat: SocketTimeoutException (inside its BadRequestException); Jetty: TimeoutException.
-                if (t instanceof SocketTimeoutException || t instanceof TimeoutException) {
-                    return true;
-                }
-            }
-            return false;
-        }
-
         /**
          * 408 Request Timeout (RFC 9110 §15.5.9) for a client that stalled mid-body, or whose streamed upload outlasted
          * the upstream's total deadline, before anything was committed, instead of the container's own 400 or 500
@@ -733,7 +717,7 @@ public class UpstreamProxyServlet extends HttpServlet {
          * unread. Nothing upstream failed, so there is no Proxy-Status and no fault count.
          */
         private static void answerRequestTimeout(HttpServletResponse response) throws IOException {
-            answerClient(response, HttpServletResponse.SC_REQUEST_TIMEOUT, REQUEST_TIMEOUT_BODY);
+            ClientAnswers.requestTimeout(response);
         }
 
         /**
@@ -746,29 +730,15 @@ public class UpstreamProxyServlet extends HttpServlet {
             // Tomcat files its read failure as the request's error, which its error page renders with the stack trace
             // over any answer: the client's malformed body is no server exception to show it.
             request.removeAttribute(RequestDispatcher.ERROR_EXCEPTION);
-            if (isClientTimeout(clientFailure)) {
+            if (ClientAnswers.isClientTimeout(clientFailure)) {
                 answerRequestTimeout(response);
                 return;
             }
             try {
-                answerClient(response, HttpServletResponse.SC_BAD_REQUEST, UNREADABLE_BODY);
+                ClientAnswers.unreadableBody(response);
             } catch (IOException clientGone) {
                 // Nobody left to answer: the exchange is over either way.
             }
-        }
-
-        private static void answerClient(HttpServletResponse response, int status, byte[] body) throws IOException {
-            if (response.isCommitted()) {
-                return;
-            }
-            response.reset();
-            response.setStatus(status);
-            response.setHeader("Connection", "close");
-            response.setHeader("Cache-Control", "no-store");
-            response.setContentType("text/plain;charset=utf-8");
-            response.setContentLength(body.length);
-            response.getOutputStream().write(body);
-            response.flushBuffer();
         }
 
         private void copyRequestHeaders(HttpServletRequest request, HttpUriRequestBase upstreamRequest) {

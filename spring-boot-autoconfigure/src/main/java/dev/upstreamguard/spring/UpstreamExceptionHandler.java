@@ -112,12 +112,7 @@ public class UpstreamExceptionHandler implements Ordered, ApplicationContextAwar
 
     /** Whether {@code method} is an {@code @ExceptionHandler} for a supertype of {@link UpstreamException}. */
     private static boolean catchesAll(Method method) {
-        ExceptionHandler handler = AnnotatedElementUtils.findMergedAnnotation(method, ExceptionHandler.class);
-        if (handler == null) {
-            return false;
-        }
-        Class<?>[] types = handler.value().length > 0 ? handler.value() : method.getParameterTypes();
-        for (Class<?> type : types) {
+        for (Class<?> type : FaultAdviceDeferral.handledTypes(method)) {
             if (type != UpstreamException.class && type.isAssignableFrom(UpstreamException.class)) {
                 return true;
             }

@@ -29,10 +29,7 @@ public final class ContainerLimits {
 
     /** The container's response head limit in bytes, or {@link #UNKNOWN}. Never throws. */
     public static int responseHeadLimit(ServletRequest request) {
-        ServletRequest unwrapped = request;
-        while (unwrapped instanceof ServletRequestWrapper) {
-            unwrapped = ((ServletRequestWrapper) unwrapped).getRequest();
-        }
+        ServletRequest unwrapped = unwrap(request);
         String type = unwrapped.getClass().getName();
         try {
             if (type.startsWith("org.apache.catalina.")) {
@@ -67,11 +64,16 @@ public final class ContainerLimits {
     }
 
     private static String containerClass(ServletRequest request) {
+        return unwrap(request).getClass().getName();
+    }
+
+    /** The container's own request under any wrappers of filters. */
+    private static ServletRequest unwrap(ServletRequest request) {
         ServletRequest unwrapped = request;
         while (unwrapped instanceof ServletRequestWrapper) {
             unwrapped = ((ServletRequestWrapper) unwrapped).getRequest();
         }
-        return unwrapped.getClass().getName();
+        return unwrapped;
     }
 
     /**
@@ -81,10 +83,7 @@ public final class ContainerLimits {
      * Tomcat writes any. Never throws.
      */
     public static int responseTrailerLimit(ServletRequest request) {
-        ServletRequest unwrapped = request;
-        while (unwrapped instanceof ServletRequestWrapper) {
-            unwrapped = ((ServletRequestWrapper) unwrapped).getRequest();
-        }
+        ServletRequest unwrapped = unwrap(request);
         if (!unwrapped.getClass().getName().startsWith("org.eclipse.jetty.")) {
             return UNKNOWN;
         }

@@ -259,7 +259,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
                     if (thrown instanceof IOException && UpstreamException.find(thrown).isEmpty()) {
                         // The container's failure reading the body (a client that stalled or broke it), not a fault
                         // the listener threw while it streamed the body on: the client's, as a failed read() is.
-                        setAttribute(INBOUND_FAILURE, thrown);
+                        noted((IOException) thrown);
                     }
                     try {
                         listener.onError(thrown);

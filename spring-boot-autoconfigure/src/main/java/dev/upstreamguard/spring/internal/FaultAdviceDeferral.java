@@ -135,22 +135,21 @@ public final class FaultAdviceDeferral extends ExceptionHandlerExceptionResolver
      * either included.
      */
     public static boolean handlesUpstreamFaults(Method method) {
-        return handles(method, UpstreamException.class) || handles(method, ResourceAccessException.class);
-    }
-
-    /** Whether {@code method} is an {@code @ExceptionHandler} for {@code exception} or a subtype. */
-    public static boolean handles(Method method, Class<? extends Throwable> exception) {
-        ExceptionHandler handler = AnnotatedElementUtils.findMergedAnnotation(method, ExceptionHandler.class);
-        if (handler == null) {
-            return false;
-        }
-        // Without a value, Spring maps the method's Throwable parameters.
-        Class<?>[] types = handler.value().length > 0 ? handler.value() : method.getParameterTypes();
-        for (Class<?> type : types) {
-            if (exception.isAssignableFrom(type)) {
+        for (Class<?> type : handledTypes(method)) {
+            if (UpstreamException.class.isAssignableFrom(type) || ResourceAccessException.class.isAssignableFrom(type)) {
                 return true;
             }
         }
         return false;
+    }
+
+    /** The exception types {@code method} is an {@code @ExceptionHandler} for; none when it is not one. */
+    public static Class<?>[] handledTypes(Method method) {
+        ExceptionHandler handler = AnnotatedElementUtils.findMergedAnnotation(method, ExceptionHandler.class);
+        if (handler == null) {
+            return new Class<?>[0];
+        }
+        // Without a value, Spring maps the method's Throwable parameters.
+        return handler.value().length > 0 ? handler.value() : method.getParameterTypes();
     }
 }
