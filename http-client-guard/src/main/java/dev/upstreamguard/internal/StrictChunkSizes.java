@@ -1,7 +1,6 @@
 package dev.upstreamguard.internal;
 
 import dev.upstreamguard.UpstreamFault;
-import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import org.apache.hc.core5.http.MalformedChunkCodingException;
@@ -67,7 +66,7 @@ final class StrictChunkSizes implements SessionInputBuffer {
     private boolean lastChunkSeen;
     /** The name of the latest trailer field, which a continuation line (obs-fold) continues. */
     private String trailerName;
-    private EndWatch endWatch;
+    private StrictResponseParser.Arrival endWatch;
 
     StrictChunkSizes(SessionInputBuffer buffer, int maxSectionSize) {
         this.buffer = buffer;
@@ -79,7 +78,7 @@ final class StrictChunkSizes implements SessionInputBuffer {
         int start = line.length();
         boolean trailer = lastChunkSeen;
         boolean sizeLine = sizeLineNext && !lastChunkSeen;
-        EndWatch watch = sizeLine || trailer ? endWatch(in) : null;
+        StrictResponseParser.Arrival watch = sizeLine || trailer ? endWatch(in) : null;
         int n = buffer.readLine(line, watch != null ? watch : in);
         if (n >= 0 && watch != null && watch.ended && sizeLine && digitsOnly(line, start)) {
             // The buffer returns a line the close cut off as if whole: "0" may have been the start of "0400", so the
@@ -174,9 +173,9 @@ final class StrictChunkSizes implements SessionInputBuffer {
     }
 
     /** The watch over {@code in}, reset for one line; one per body, not one per chunk. */
-    private EndWatch endWatch(InputStream in) {
+    private StrictResponseParser.Arrival endWatch(InputStream in) {
         if (endWatch == null || endWatch.source() != in) {
-            endWatch = new EndWatch(in);
+            endWatch = new StrictResponseParser.Arrival(in, null);
         }
         endWatch.ended = false;
         return endWatch;
@@ -189,33 +188,6 @@ final class StrictChunkSizes implements SessionInputBuffer {
             }
         }
         return true;
-    }
-
-    /** The connection's input, noting whether it ended while a line was read. */
-    private static final class EndWatch extends FilterInputStream {
-        boolean ended;
-
-        EndWatch(InputStream in) {
-            super(in);
-        }
-
-        InputStream source() {
-            return in;
-        }
-
-        @Override
-        public int read() throws IOException {
-            int b = in.read();
-            ended |= b == -1;
-            return b;
-        }
-
-        @Override
-        public int read(byte[] b, int off, int len) throws IOException {
-            int n = in.read(b, off, len);
-            ended |= n == -1;
-            return n;
-        }
     }
 
     @Override

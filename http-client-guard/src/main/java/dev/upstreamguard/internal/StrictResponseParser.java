@@ -442,11 +442,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     }
 
     /**
-     * The connection's input while a status line is read: whether it ended, and how many bytes arrived. The session
-     * buffer returns a line cut off by the end of input as if it were complete, and keeps bytes of a line it has not
-     * finished where nothing else can see them.
+     * The connection's input while a line is read: whether it ended, and how many bytes arrived. The session buffer
+     * returns a line cut off by the end of input as if it were complete, and keeps bytes of a line it has not finished
+     * where nothing else can see them. Also {@link StrictChunkSizes}'s, for chunk-size and trailer lines.
      */
-    private static final class Arrival extends FilterInputStream {
+    static final class Arrival extends FilterInputStream {
         long bytes;
         boolean ended;
         private final VersionPrefix prefix;
@@ -454,6 +454,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         Arrival(InputStream in, VersionPrefix prefix) {
             super(in);
             this.prefix = prefix;
+        }
+
+        /** The stream it watches. */
+        InputStream source() {
+            return in;
         }
 
         @Override
