@@ -11,6 +11,7 @@ import dev.upstreamguard.client.GuardedHttpClients;
 import dev.upstreamguard.gateway.UpstreamFaultFilter;
 import dev.upstreamguard.gateway.UpstreamProxyServlet;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.spring.internal.FaultAdviceDeferral;
 import dev.upstreamguard.spring.internal.RouteSkippingFormContentFilter;
 import dev.upstreamguard.spring.internal.UpstreamPolicyResolver;
 import dev.upstreamguard.spring.internal.UpstreamPolicyValidator;
@@ -28,11 +29,13 @@ import org.apache.hc.core5.http.io.entity.EntityUtils;
 import java.net.URI;
 import java.time.Duration;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.Map;
 import java.util.Set;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.actuate.autoconfigure.endpoint.EndpointAutoConfiguration;
 import org.springframework.boot.actuate.autoconfigure.endpoint.web.WebEndpointAutoConfiguration;
+import org.springframework.boot.autoconfigure.AutoConfiguration;
 import org.springframework.boot.autoconfigure.AutoConfigurations;
 import org.springframework.boot.autoconfigure.ssl.SslAutoConfiguration;
 import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
@@ -59,13 +62,17 @@ import org.springframework.boot.health.contributor.HealthIndicator;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.core.Ordered;
+import org.springframework.core.annotation.Order;
 import org.springframework.http.client.ClientHttpRequestFactory;
 import org.springframework.web.client.RestClient;
 import org.springframework.web.client.support.RestClientHttpServiceGroupConfigurer;
 import org.springframework.web.filter.FormContentFilter;
 import org.springframework.web.service.invoker.HttpRequestValues;
 import org.springframework.web.servlet.DispatcherServlet;
+import org.springframework.web.servlet.HandlerExceptionResolver;
 import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
+import org.springframework.web.servlet.handler.HandlerExceptionResolverComposite;
+import org.springframework.web.servlet.mvc.method.annotation.ExceptionHandlerExceptionResolver;
 
 class UpstreamGuardAutoConfigurationTest {
 
@@ -898,6 +905,66 @@ class UpstreamGuardAutoConfigurationTest {
                 .run(context -> assertThat(context).getBeans(FormContentFilter.class).containsOnlyKeys("myFormContentFilter"));
         mvc.withPropertyValues("spring.mvc.formcontent.filter.enabled=false")
                 .run(context -> assertThat(context).doesNotHaveBean(FormContentFilter.class));
+    }
+
+    /**
+     * Regression: the library's resolver for scoped fault advice was itself an {@code ExceptionHandlerExceptionResolver}
+     * ahead of Spring's, so a configurer looking for Spring's (the first such in the list) found the library's.
+     */
+    @Test
+    void aConfigurerLookingForSpringsExceptionHandlerResolverFindsSpringsOwn() {
+        web.withConfiguration(AutoConfigurations.of(WebMvcAutoConfiguration.class, LateResolverConfigurer.class))
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context.getBean(LateResolverConfigurer.class).first)
+                            .isExactlyInstanceOf(ExceptionHandlerExceptionResolver.class);
+                });
+    }
+
+    /**
+     * Regression: an {@code ExceptionHandlerExceptionResolver} the application added ahead of Spring's without
+     * initialising it failed start-up with a NullPointerException in the library's configurer.
+     */
+    @Test
+    void anUninitialisedExceptionHandlerResolverAheadOfSpringsDoesNotStopStartUp() {
+        web.withConfiguration(AutoConfigurations.of(WebMvcAutoConfiguration.class))
+                .withUserConfiguration(EarlyUninitialisedResolver.class)
+                .run(context -> {
+                    assertThat(context).hasNotFailed();
+                    assertThat(context.getBean("handlerExceptionResolver", HandlerExceptionResolverComposite.class)
+                            .getExceptionResolvers()).hasAtLeastOneElementOfType(FaultAdviceDeferral.class);
+                });
+    }
+
+    /** Another library's auto-configuration, run after the guard's, with a configurer looking for Spring's resolver. */
+    @AutoConfiguration(after = UpstreamGuardAutoConfiguration.class)
+    static class LateResolverConfigurer {
+        HandlerExceptionResolver first;
+
+        @Bean
+        WebMvcConfigurer lateResolverLookup() {
+            return new WebMvcConfigurer() {
+                @Override
+                public void extendHandlerExceptionResolvers(List<HandlerExceptionResolver> resolvers) {
+                    first = resolvers.stream().filter(ExceptionHandlerExceptionResolver.class::isInstance).findFirst()
+                            .orElse(null);
+                }
+            };
+        }
+    }
+
+    @Configuration(proxyBeanMethods = false)
+    static class EarlyUninitialisedResolver {
+        @Bean
+        @Order(Ordered.HIGHEST_PRECEDENCE)
+        WebMvcConfigurer earlyResolver() {
+            return new WebMvcConfigurer() {
+                @Override
+                public void extendHandlerExceptionResolvers(List<HandlerExceptionResolver> resolvers) {
+                    resolvers.add(0, new ExceptionHandlerExceptionResolver());
+                }
+            };
+        }
     }
 
     @Test

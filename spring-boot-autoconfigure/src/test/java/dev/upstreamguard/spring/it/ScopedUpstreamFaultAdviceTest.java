@@ -4,7 +4,12 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.UpstreamException;
 import java.io.IOException;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.time.Duration;
+import java.util.Map;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.boot.SpringBootConfiguration;
@@ -83,6 +88,34 @@ class ScopedUpstreamFaultAdviceTest {
             }
         }
 
+        @RestController
+        static class D {
+            private final RestClient dead;
+
+            D(RestClient.Builder builder, @Value("${test.dead}") String dead) {
+                this.dead = builder.baseUrl(dead).build();
+            }
+
+            @GetMapping("/d")
+            String d() {
+                return dead.get().uri("/x").retrieve().body(String.class);
+            }
+        }
+
+        /** One answer per media type, as Spring picks among handlers by their produces. */
+        @ControllerAdvice(assignableTypes = D.class)
+        static class DFaults {
+            @ExceptionHandler(value = UpstreamException.class, produces = "application/json")
+            ResponseEntity<Map<String, String>> json(UpstreamException e) {
+                return ResponseEntity.status(297).body(Map.of("answer", "d's json"));
+            }
+
+            @ExceptionHandler(value = UpstreamException.class, produces = "text/plain")
+            ResponseEntity<String> plain(UpstreamException e) {
+                return ResponseEntity.status(296).body("d's plain text");
+            }
+        }
+
         /** What a guarded RestClient throws, answered for one controller. */
         @ControllerAdvice(assignableTypes = C.class)
         static class CUnreachable {
@@ -113,6 +146,12 @@ class ScopedUpstreamFaultAdviceTest {
         return TestUpstream.getJson(port, path);
     }
 
+    private HttpResponse<String> get(String path, String accept) throws Exception {
+        HttpRequest request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                .timeout(Duration.ofSeconds(30)).header("Accept", accept).build();
+        return HttpClient.newHttpClient().send(request, HttpResponse.BodyHandlers.ofString());
+    }
+
     /**
      * Regression: the library's handler moved behind the scoped advice for every controller, where it tied with the
      * unordered catch-all, which then answered both controllers' faults with 500.
@@ -135,5 +174,20 @@ class ScopedUpstreamFaultAdviceTest {
         assertThat(c.statusCode()).as(c.body()).isEqualTo(299);
         assertThat(c.body()).isEqualTo("c's own answer");
         assertThat(c.headers().firstValue("Proxy-Status")).isEmpty();
+    }
+
+    /** Regression: the deferral picked a scoped advice's fault handler by exception type alone, ignoring produces. */
+    @Test
+    void aScopedAdvicesFaultHandlerIsPickedByWhatItProducesAsSpringPicksIt() throws Exception {
+        HttpResponse<String> plain = get("/d", "text/plain");
+        assertThat(plain.statusCode()).as(plain.body()).isEqualTo(296);
+        assertThat(plain.body()).isEqualTo("d's plain text");
+        assertThat(plain.headers().firstValue("Content-Type")).hasValueSatisfying(
+                v -> assertThat(v).startsWith("text/plain"));
+
+        HttpResponse<String> json = get("/d", "application/json");
+        assertThat(json.statusCode()).as(json.body()).isEqualTo(297);
+        assertThat(json.body()).contains("d's json");
+        assertThat(json.headers().firstValue("Proxy-Status")).isEmpty();
     }
 }
