@@ -8,12 +8,15 @@ import java.time.Duration;
 import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 import org.springframework.http.HttpHeaders;
 import org.springframework.http.HttpStatusCode;
 import org.springframework.http.client.ClientHttpRequest;
 import org.springframework.http.client.ClientHttpResponse;
 import org.springframework.web.context.request.NativeWebRequest;
 import org.springframework.web.context.request.RequestAttributes;
+import org.springframework.web.context.request.async.AsyncWebRequest;
 import org.springframework.web.context.request.async.CallableProcessingInterceptor;
 
 /**
@@ -28,7 +31,8 @@ import org.springframework.web.context.request.async.CallableProcessingIntercept
  * from {@code execute()} until the response is closed, the body included. Spring interrupts the {@code Callable} at the
  * timeout, before it asks this interceptor; a call that ends on that interrupt (a virtual thread's socket read, a wait
  * for a pooled connection) stays tracked, and the {@code Callable}'s own result becomes the same 504, so that whichever
- * of the two threads answers first, the answer is the gateway's timeout.
+ * of the two threads answers first, the answer is the gateway's timeout. Spring interrupts the {@code Callable} on an
+ * async error too (the container saw the client go): then no 504 is made up, logged or counted for a client that left.
  */
 public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
 
@@ -36,11 +40,29 @@ public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
 
     private static final ThreadLocal<InFlight> CURRENT = new ThreadLocal<>();
 
+    /**
+     * Longest a task cut by an interrupt waits to learn whether it was Spring's timeout or error: Spring's handler
+     * comes right after its interrupt, so this bounds only an interrupt of the application's own.
+     */
+    private static final Duration SETTLE_WAIT = Duration.ofSeconds(5);
+
     @Override
-    public <T> void preProcess(NativeWebRequest request, Callable<T> task) {
+    public <T> void beforeConcurrentHandling(NativeWebRequest request, Callable<T> task) {
         InFlight calls = new InFlight();
         request.setAttribute(ATTRIBUTE, calls, RequestAttributes.SCOPE_REQUEST);
-        CURRENT.set(calls);
+        if (request instanceof AsyncWebRequest async) {
+            // Run after Spring's own handlers, which interrupt the task and then set the request's answer.
+            async.addTimeoutHandler(() -> calls.settle(Ending.TIMEOUT));
+            async.addErrorHandler(error -> calls.settle(Ending.ERROR));
+        }
+    }
+
+    @Override
+    public <T> void preProcess(NativeWebRequest request, Callable<T> task) {
+        Object calls = request.getAttribute(ATTRIBUTE, RequestAttributes.SCOPE_REQUEST);
+        if (calls instanceof InFlight inFlight) {
+            CURRENT.set(inFlight);
+        }
     }
 
     @Override
@@ -50,10 +72,13 @@ public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
         // The executor's thread goes back to its pool: nothing may stay in force on it.
         CURRENT.remove();
         Call cut = calls == null ? null : calls.cutByInterrupt();
-        if (cut != null) {
-            // Spring's chain takes an exception thrown here as the task's result, which may be set before the timeout's.
+        if (cut != null && calls.awaitEnding() == Ending.TIMEOUT) {
+            // Spring's chain takes an exception thrown here as the task's result; the timeout's answer, set first, wins
+            // anyway, but the task must not answer differently should it ever come first.
             throw timeout(cut, concurrentResult instanceof Throwable ? (Throwable) concurrentResult : null);
         }
+        // Spring's async error (the client went away): nobody receives an answer, so no upstream timeout is made up
+        // for it. An interrupt of the application's own keeps the call's own fault.
     }
 
     @Override
@@ -94,9 +119,38 @@ public final class AsyncUpstreamCalls implements CallableProcessingInterceptor {
         return CURRENT.get() != null;
     }
 
+    /** How Spring ended the request while the task ran, if it did. */
+    private enum Ending { TIMEOUT, ERROR }
+
     /** The calls of one request in flight. */
     private static final class InFlight {
         private final Map<Call, Boolean> calls = new ConcurrentHashMap<>();
+        private final CountDownLatch settled = new CountDownLatch(1);
+        private volatile Ending ending;
+
+        void settle(Ending how) {
+            ending = how;
+            settled.countDown();
+        }
+
+        /**
+         * How Spring ended the request, once its handler has answered it; {@code null} when the interrupt was not
+         * Spring's. Spring interrupts the task before it asks the interceptors, so the task may get here first.
+         */
+        Ending awaitEnding() {
+            // The interrupt is still pending on this thread: it would end the wait at once.
+            boolean interrupted = Thread.interrupted();
+            try {
+                settled.await(SETTLE_WAIT.toMillis(), TimeUnit.MILLISECONDS);
+            } catch (InterruptedException e) {
+                interrupted = true;
+            } finally {
+                if (interrupted) {
+                    Thread.currentThread().interrupt();
+                }
+            }
+            return ending;
+        }
 
         Call any() {
             return calls.keySet().stream().findFirst().orElse(null);

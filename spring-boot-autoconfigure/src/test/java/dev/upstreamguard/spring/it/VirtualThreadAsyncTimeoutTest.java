@@ -5,6 +5,29 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
 import java.io.IOException;
+import dev.upstreamguard.spring.internal.AsyncUpstreamCalls;
+import dev.upstreamguard.testing.Await;
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.MeterRegistry;
+import jakarta.servlet.AsyncEvent;
+import jakarta.servlet.AsyncListener;
+import jakarta.servlet.http.HttpServletRequest;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
+import org.junit.jupiter.api.Test;
+import org.springframework.beans.factory.annotation.Autowired;
+import org.springframework.context.annotation.Bean;
+import org.springframework.web.context.request.NativeWebRequest;
+import org.springframework.web.context.request.async.CallableProcessingInterceptor;
+import org.springframework.web.context.request.async.WebAsyncUtils;
+import org.springframework.web.servlet.config.annotation.AsyncSupportConfigurer;
+import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
@@ -39,6 +62,8 @@ class VirtualThreadAsyncTimeoutTest {
 
     private static RawUpstream stalling;
 
+    private static final ClientLeaving LEAVING = new ClientLeaving();
+
     @LocalServerPort
     int port;
 
@@ -64,6 +89,16 @@ class VirtualThreadAsyncTimeoutTest {
     @EnableAutoConfiguration
     static class App {
 
+        @Bean
+        WebMvcConfigurer clientLeavesWatcher() {
+            return new WebMvcConfigurer() {
+                @Override
+                public void configureAsyncSupport(AsyncSupportConfigurer configurer) {
+                    configurer.registerCallableInterceptors(LEAVING);
+                }
+            };
+        }
+
         @RestController
         static class SlowController {
             private final RestClient stalling;
@@ -75,6 +110,11 @@ class VirtualThreadAsyncTimeoutTest {
             @GetMapping("/callable")
             java.util.concurrent.Callable<String> callable() {
                 return () -> stalling.get().uri("/x").retrieve().body(String.class);
+            }
+
+            @GetMapping("/client-leaves")
+            WebAsyncTask<String> clientLeaves() {
+                return new WebAsyncTask<>(60_000L, () -> stalling.get().uri("/x").retrieve().body(String.class));
             }
 
             @GetMapping("/web-async-task")
@@ -98,6 +138,92 @@ class VirtualThreadAsyncTimeoutTest {
             assertThat(response.statusCode()).as("%s %s", path, response.body()).isEqualTo(504);
             assertThat(response.headers().firstValue("Proxy-Status")).hasValue("test-gw; error=http_response_timeout");
             assertThat(response.body()).contains("\"fault\":\"http_response_timeout\"", "\"upstream\":\"stalling\"");
+        }
+    }
+
+    @Autowired
+    MeterRegistry meters;
+
+    /**
+     * Regression: Spring interrupts the task on an async error (the container saw the client go) as it does at the
+     * timeout, and the task's call ended on that interrupt was answered, logged and counted as the gateway's 504 to a
+     * client that had left. Tomcat does not notice a client that goes while nothing is written, so the container's
+     * notice is given here, after the client really left; and the task is let finish first, as it may on a loaded
+     * machine, by an interceptor ahead of the library's holding Spring's error handling until the task is done with
+     * its call.
+     */
+    @Test
+    void aClientThatLeavesWhileAGuardedCallWaitsIsNoUpstreamTimeout() throws Exception {
+        double before = timeouts();
+        int requests = stalling.requestCount();
+        try (Socket client = new Socket(InetAddress.getLoopbackAddress(), port)) {
+            client.getOutputStream().write("GET /client-leaves HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: application/json\r\n\r\n"
+                    .getBytes(StandardCharsets.US_ASCII));
+            client.getOutputStream().flush();
+            assertThat(stalling.awaitRequests(requests + 1, Duration.ofSeconds(30))).isTrue();
+        }
+        NativeWebRequest request = LEAVING.request.get();
+        ((AsyncListener) request).onError(new AsyncEvent(
+                request.getNativeRequest(HttpServletRequest.class).getAsyncContext(), new IOException("the client left")));
+        assertThat(LEAVING.completed.await(30, TimeUnit.SECONDS)).as("request completed").isTrue();
+        assertThat(timeouts()).as("504 http_response_timeout answered").isEqualTo(before);
+    }
+
+    private double timeouts() {
+        return meters.find("upstream.guard.responses").tag("fault", "http_response_timeout").counters().stream()
+                .mapToDouble(Counter::count).sum();
+    }
+
+    /** Registered ahead of the library's interceptor: it sees /client-leaves through, and holds its error handling. */
+    static final class ClientLeaving implements CallableProcessingInterceptor {
+        final AtomicReference<NativeWebRequest> request = new AtomicReference<>();
+        final AtomicReference<Thread> task = new AtomicReference<>();
+        final CountDownLatch completed = new CountDownLatch(1);
+
+        private static boolean leaving(NativeWebRequest request) {
+            HttpServletRequest servlet = request.getNativeRequest(HttpServletRequest.class);
+            return servlet != null && servlet.getRequestURI().equals("/client-leaves");
+        }
+
+        @Override
+        public <T> void beforeConcurrentHandling(NativeWebRequest request, Callable<T> callable) {
+            if (leaving(request)) {
+                this.request.set(request);
+            }
+        }
+
+        @Override
+        public <T> void preProcess(NativeWebRequest request, Callable<T> callable) {
+            if (leaving(request)) {
+                task.set(Thread.currentThread());
+            }
+        }
+
+        @Override
+        public <T> Object handleError(NativeWebRequest request, Callable<T> callable, Throwable t) {
+            if (leaving(request)) {
+                try {
+                    // Until the interrupted task has answered, or waits in the library for how Spring ends the request.
+                    Await.until("the task to answer or wait", Duration.ofSeconds(5), () -> {
+                        Thread thread = task.get();
+                        return WebAsyncUtils.getAsyncManager(request).hasConcurrentResult()
+                                || (thread.getState() == Thread.State.WAITING
+                                        || thread.getState() == Thread.State.TIMED_WAITING)
+                                && Arrays.stream(thread.getStackTrace()).anyMatch(
+                                        f -> f.getClassName().equals(AsyncUpstreamCalls.class.getName()));
+                    });
+                } catch (AssertionError e) {
+                    // Let Spring go on; the test's assertions tell what happened.
+                }
+            }
+            return RESULT_NONE;
+        }
+
+        @Override
+        public <T> void afterCompletion(NativeWebRequest request, Callable<T> callable) {
+            if (leaving(request)) {
+                completed.countDown();
+            }
         }
     }
 }
