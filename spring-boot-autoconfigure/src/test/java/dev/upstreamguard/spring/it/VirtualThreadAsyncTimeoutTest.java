@@ -4,50 +4,38 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
-import java.io.IOException;
-import dev.upstreamguard.spring.internal.AsyncUpstreamCalls;
-import dev.upstreamguard.testing.Await;
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.MeterRegistry;
-import jakarta.servlet.AsyncEvent;
-import jakarta.servlet.AsyncListener;
-import jakarta.servlet.http.HttpServletRequest;
+import java.io.IOException;
 import java.net.InetAddress;
 import java.net.Socket;
-import java.nio.charset.StandardCharsets;
-import java.util.Arrays;
-import java.util.concurrent.Callable;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicReference;
-import org.junit.jupiter.api.Test;
-import org.springframework.beans.factory.annotation.Autowired;
-import org.springframework.context.annotation.Bean;
-import org.springframework.web.context.request.NativeWebRequest;
-import org.springframework.web.context.request.async.CallableProcessingInterceptor;
-import org.springframework.web.context.request.async.WebAsyncUtils;
-import org.springframework.web.servlet.config.annotation.AsyncSupportConfigurer;
-import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
 import java.net.URI;
 import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.RepeatedTest;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.condition.EnabledForJreRange;
 import org.junit.jupiter.api.condition.JRE;
+import org.springframework.beans.factory.annotation.Autowired;
 import org.springframework.beans.factory.annotation.Value;
 import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.context.annotation.Bean;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 import org.springframework.web.bind.annotation.GetMapping;
 import org.springframework.web.bind.annotation.RestController;
 import org.springframework.web.client.RestClient;
 import org.springframework.web.context.request.async.WebAsyncTask;
+import org.springframework.web.servlet.config.annotation.AsyncSupportConfigurer;
+import org.springframework.web.servlet.config.annotation.WebMvcConfigurer;
 
 /**
  * Spring MVC's async timeout with {@code spring.threads.virtual.enabled=true}: Spring interrupts the task at the
@@ -147,10 +135,9 @@ class VirtualThreadAsyncTimeoutTest {
     /**
      * Regression: Spring interrupts the task on an async error (the container saw the client go) as it does at the
      * timeout, and the task's call ended on that interrupt was answered, logged and counted as the gateway's 504 to a
-     * client that had left. Tomcat does not notice a client that goes while nothing is written, so the container's
-     * notice is given here, after the client really left; and the task is let finish first, as it may on a loaded
-     * machine, by an interceptor ahead of the library's holding Spring's error handling until the task is done with
-     * its call.
+     * client that had left (see {@link ClientLeaving} for the container's notice and the task coming first). A
+     * virtual thread's socket read ends on the interrupt; {@link AsyncClientLeavesTest} has a platform thread's wait
+     * for a pooled connection.
      */
     @Test
     void aClientThatLeavesWhileAGuardedCallWaitsIsNoUpstreamTimeout() throws Exception {
@@ -162,9 +149,7 @@ class VirtualThreadAsyncTimeoutTest {
             client.getOutputStream().flush();
             assertThat(stalling.awaitRequests(requests + 1, Duration.ofSeconds(30))).isTrue();
         }
-        NativeWebRequest request = LEAVING.request.get();
-        ((AsyncListener) request).onError(new AsyncEvent(
-                request.getNativeRequest(HttpServletRequest.class).getAsyncContext(), new IOException("the client left")));
+        LEAVING.containerSeesTheClientGo();
         assertThat(LEAVING.completed.await(30, TimeUnit.SECONDS)).as("request completed").isTrue();
         assertThat(timeouts()).as("504 http_response_timeout answered").isEqualTo(before);
     }
@@ -172,58 +157,5 @@ class VirtualThreadAsyncTimeoutTest {
     private double timeouts() {
         return meters.find("upstream.guard.responses").tag("fault", "http_response_timeout").counters().stream()
                 .mapToDouble(Counter::count).sum();
-    }
-
-    /** Registered ahead of the library's interceptor: it sees /client-leaves through, and holds its error handling. */
-    static final class ClientLeaving implements CallableProcessingInterceptor {
-        final AtomicReference<NativeWebRequest> request = new AtomicReference<>();
-        final AtomicReference<Thread> task = new AtomicReference<>();
-        final CountDownLatch completed = new CountDownLatch(1);
-
-        private static boolean leaving(NativeWebRequest request) {
-            HttpServletRequest servlet = request.getNativeRequest(HttpServletRequest.class);
-            return servlet != null && servlet.getRequestURI().equals("/client-leaves");
-        }
-
-        @Override
-        public <T> void beforeConcurrentHandling(NativeWebRequest request, Callable<T> callable) {
-            if (leaving(request)) {
-                this.request.set(request);
-            }
-        }
-
-        @Override
-        public <T> void preProcess(NativeWebRequest request, Callable<T> callable) {
-            if (leaving(request)) {
-                task.set(Thread.currentThread());
-            }
-        }
-
-        @Override
-        public <T> Object handleError(NativeWebRequest request, Callable<T> callable, Throwable t) {
-            if (leaving(request)) {
-                try {
-                    // Until the interrupted task has answered, or waits in the library for how Spring ends the request.
-                    Await.until("the task to answer or wait", Duration.ofSeconds(5), () -> {
-                        Thread thread = task.get();
-                        return WebAsyncUtils.getAsyncManager(request).hasConcurrentResult()
-                                || (thread.getState() == Thread.State.WAITING
-                                        || thread.getState() == Thread.State.TIMED_WAITING)
-                                && Arrays.stream(thread.getStackTrace()).anyMatch(
-                                        f -> f.getClassName().equals(AsyncUpstreamCalls.class.getName()));
-                    });
-                } catch (AssertionError e) {
-                    // Let Spring go on; the test's assertions tell what happened.
-                }
-            }
-            return RESULT_NONE;
-        }
-
-        @Override
-        public <T> void afterCompletion(NativeWebRequest request, Callable<T> callable) {
-            if (leaving(request)) {
-                completed.countDown();
-            }
-        }
     }
 }
