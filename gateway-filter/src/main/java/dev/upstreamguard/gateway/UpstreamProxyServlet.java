@@ -311,8 +311,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             this.preserveHost = b.preserveHost;
             this.addForwarded = b.addForwarded;
             this.addXForwarded = b.addXForwarded;
-            this.viaName = StructuredFields.isHttpToken(b.proxyName) ? b.proxyName
-                    : FaultResponseWriter.DEFAULT_PROXY_NAME;
+            this.viaName = isViaReceivedBy(b.proxyName) ? b.proxyName : FaultResponseWriter.DEFAULT_PROXY_NAME;
             this.via11 = "1.1 " + viaName;
             this.nextHop = target.authority();
             if (b.sharedClient != null) {
@@ -330,6 +329,29 @@ public class UpstreamProxyServlet extends HttpServlet {
                 this.ownsClient = true;
             }
             this.bufferingNanos = client.upstream(upstreamName).policy().totalTimeout().toNanos();
+        }
+
+        /**
+         * Whether {@code name} can stand as {@code Via}'s received-by (RFC 9110 §7.6.3): a pseudonym (a token) or
+         * {@code uri-host [":" port]}. Host names are taken as tokens, which leaves out the few sub-delims ({@code ;},
+         * {@code ,}, {@code (}) that a reader of the list would take for its own syntax; an IP literal is bracketed.
+         */
+        static boolean isViaReceivedBy(String name) {
+            int colon = name.lastIndexOf(':');
+            int bracket = name.lastIndexOf(']');
+            String host = name;
+            if (colon > bracket) {
+                String port = name.substring(colon + 1);
+                if (port.isEmpty() || port.length() > 5 || !port.chars().allMatch(c -> c >= '0' && c <= '9')) {
+                    return false;
+                }
+                host = name.substring(0, colon);
+            }
+            if (host.startsWith("[")) {
+                return host.length() > 2 && host.endsWith("]") && host.substring(1, host.length() - 1).chars()
+                        .allMatch(c -> c == ':' || c == '.' || Character.digit(c, 16) >= 0);
+            }
+            return StructuredFields.isHttpToken(host);
         }
 
         void proxy(HttpServletRequest request, HttpServletResponse response) throws IOException {
