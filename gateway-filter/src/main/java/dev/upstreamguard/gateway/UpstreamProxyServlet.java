@@ -16,6 +16,7 @@ import dev.upstreamguard.gateway.internal.HopByHop;
 import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.StructuredFields;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
+import dev.upstreamguard.gateway.internal.VerbatimContentType;
 import dev.upstreamguard.internal.ForwardedUserAgent;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.InterimResponseListener;
@@ -897,12 +898,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                     value = target.rewriteLocation(value, gatewayOrigin(request), gatewayPrefix(request));
                 }
                 if (name.equalsIgnoreCase("Content-Type")) {
-                    response.setContentType(value);
-                    if (!hasCharset(value)) {
-                        // Jetty infers one for text/html (utf-8), text/plain (iso-8859-1)…; a label the origin did not
-                        // give overrides the page's own <meta charset> in browsers. The type passes as it came.
-                        response.setCharacterEncoding((String) null);
-                    }
+                    VerbatimContentType.set(response, value);
                     continue;
                 }
                 if (isPresetByContainer(name)) {
@@ -1250,20 +1246,6 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return false;
             }
             return !method.equals("OPTIONS") || request.getHeader("Content-Type") != null;
-        }
-
-        /** Whether a media type has a {@code charset} parameter; most have no parameter at all. */
-        private static boolean hasCharset(String contentType) {
-            int semicolon = contentType.indexOf(';');
-            if (semicolon < 0) {
-                return false;
-            }
-            for (int i = semicolon + 1; i + 7 <= contentType.length(); i++) {
-                if (contentType.regionMatches(true, i, "charset", 0, 7)) {
-                    return true;
-                }
-            }
-            return false;
         }
 
         /** {@code Date} and {@code Server}: the origin's replace the container's (RFC 9110 §6.6.1, §10.2.4). */
