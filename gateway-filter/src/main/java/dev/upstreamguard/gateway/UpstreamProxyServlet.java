@@ -110,7 +110,10 @@ public class UpstreamProxyServlet extends HttpServlet {
     public static final String UPSTREAM = "upstream";
     /** Init-param: the upstream's name in metrics, logs and responses; default the servlet's name. */
     public static final String UPSTREAM_NAME = "upstream-name";
-    /** Init-param: the name this gateway gives itself in {@code Proxy-Status} and {@code Via}. */
+    /**
+     * Init-param: the name this gateway gives itself in {@code Proxy-Status} and {@code Via}; in {@code Via} only when
+     * it is a token or a host and port, as RFC 9110 §7.6.3 allows there ({@code upstream-guard} otherwise).
+     */
     public static final String PROXY_NAME = "proxy-name";
     /** Init-param: whether fault responses may carry exception messages and the upstream's address. */
     public static final String EXPOSE_DETAILS = "expose-details";
