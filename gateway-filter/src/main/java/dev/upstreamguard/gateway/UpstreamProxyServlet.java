@@ -16,6 +16,7 @@ import dev.upstreamguard.gateway.internal.HopByHop;
 import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.StructuredFields;
 import dev.upstreamguard.gateway.internal.UpstreamTarget;
+import dev.upstreamguard.gateway.internal.VerbatimContentType;
 import dev.upstreamguard.internal.ForwardedUserAgent;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.InterimResponseListener;
@@ -109,7 +110,10 @@ public class UpstreamProxyServlet extends HttpServlet {
     public static final String UPSTREAM = "upstream";
     /** Init-param: the upstream's name in metrics, logs and responses; default the servlet's name. */
     public static final String UPSTREAM_NAME = "upstream-name";
-    /** Init-param: the name this gateway gives itself in {@code Proxy-Status} and {@code Via}. */
+    /**
+     * Init-param: the name this gateway gives itself in {@code Proxy-Status} and {@code Via}; in {@code Via} only when
+     * it is a token or a host and port, as RFC 9110 §7.6.3 allows there ({@code upstream-guard} otherwise).
+     */
     public static final String PROXY_NAME = "proxy-name";
     /** Init-param: whether fault responses may carry exception messages and the upstream's address. */
     public static final String EXPOSE_DETAILS = "expose-details";
@@ -151,8 +155,13 @@ public class UpstreamProxyServlet extends HttpServlet {
     private static final List<String> OWN_SETTINGS = Arrays.asList(UPSTREAM, UPSTREAM_NAME, PROXY_NAME,
             EXPOSE_DETAILS, MAX_BUFFERED_REQUEST_BODY, PRESERVE_HOST, FORWARDED_HEADERS);
 
+    /** The application's upstream names of servlets with clients of their own, by registry (see init). */
+    private static final String UPSTREAM_NAMES_ATTRIBUTE = UpstreamProxyServlet.class.getName() + ".upstreamNames";
+
     private final transient Builder preset;
     private transient volatile Runtime runtime;
+    /** The upstream name and registry this servlet holds in its application, or {@code null}. */
+    private transient Map.Entry<String, MeterRegistry> claimed;
 
     /** A servlet configured by its init-params (for {@code web.xml} or {@code ServletContext.addServlet(name, class)}). */
     public UpstreamProxyServlet() {
@@ -176,12 +185,52 @@ public class UpstreamProxyServlet extends HttpServlet {
     @Override
     public void init() throws ServletException {
         Builder b = preset != null ? preset : fromInitParams(getServletConfig());
+        ServletContext context = getServletConfig().getServletContext();
+        Runtime rt;
         try {
-            ServletContext context = getServletConfig().getServletContext();
-            runtime = new Runtime(b, getServletName(), context != null && Runtime.removesHeaders(context));
+            rt = new Runtime(b, getServletName(), context != null && Runtime.removesHeaders(context));
         } catch (RuntimeException e) {
             throw new ServletException("Servlet '" + getServletName() + "': " + e.getMessage(), e);
         }
+        String holder = claimUpstreamName(context, rt, b.registry);
+        if (holder != null) {
+            rt.client.close(CloseMode.IMMEDIATE);
+            throw new ServletException("Servlet '" + getServletName() + "': init-param '" + UPSTREAM_NAME + "': '"
+                    + rt.upstreamName + "' is already the upstream name of servlet '" + holder + "', whose own client "
+                    + "meters into the same registry: their calls would add up in one timer, and the circuit-breaker "
+                    + "and bulkhead gauges would show one of them only. Give each servlet its own " + UPSTREAM_NAME
+                    + ", or give both one shared client (builder(uri).client(client, name))");
+        }
+        runtime = rt;
+    }
+
+    /**
+     * Records this servlet's upstream name in its application, or returns the name of the servlet that has it already
+     * for a client of its own metering into the same registry (the meters are one per name and tags). Servlets on a
+     * shared client, or without meters, share nothing here.
+     */
+    private String claimUpstreamName(ServletContext context, Runtime rt, MeterRegistry registry) {
+        if (context == null || !rt.ownsClient || registry == null) {
+            return null;
+        }
+        Map<Map.Entry<String, MeterRegistry>, String> claims;
+        synchronized (UpstreamProxyServlet.class) {
+            @SuppressWarnings("unchecked")
+            Map<Map.Entry<String, MeterRegistry>, String> found =
+                    (Map<Map.Entry<String, MeterRegistry>, String>) context.getAttribute(UPSTREAM_NAMES_ATTRIBUTE);
+            claims = found;
+            if (claims == null) {
+                claims = new java.util.concurrent.ConcurrentHashMap<>();
+                context.setAttribute(UPSTREAM_NAMES_ATTRIBUTE, claims);
+            }
+        }
+        claimed = Map.entry(rt.upstreamName, registry);
+        String holder = claims.putIfAbsent(claimed, getServletName());
+        if (holder != null && !holder.equals(getServletName())) {
+            claimed = null;
+            return holder;
+        }
+        return null;
     }
 
     private static Builder fromInitParams(ServletConfig config) throws ServletException {
@@ -268,6 +317,13 @@ public class UpstreamProxyServlet extends HttpServlet {
     public void destroy() {
         Runtime rt = runtime;
         runtime = null;
+        Map.Entry<String, MeterRegistry> name = claimed;
+        claimed = null;
+        ServletContext context = getServletConfig() == null ? null : getServletConfig().getServletContext();
+        if (name != null && context != null
+                && context.getAttribute(UPSTREAM_NAMES_ATTRIBUTE) instanceof Map<?, ?> claims) {
+            claims.remove(name, getServletName());
+        }
         if (rt != null && rt.ownsClient) {
             rt.client.close(CloseMode.GRACEFUL);
         }
@@ -311,8 +367,7 @@ public class UpstreamProxyServlet extends HttpServlet {
             this.preserveHost = b.preserveHost;
             this.addForwarded = b.addForwarded;
             this.addXForwarded = b.addXForwarded;
-            this.viaName = StructuredFields.isHttpToken(b.proxyName) ? b.proxyName
-                    : FaultResponseWriter.DEFAULT_PROXY_NAME;
+            this.viaName = isViaReceivedBy(b.proxyName) ? b.proxyName : FaultResponseWriter.DEFAULT_PROXY_NAME;
             this.via11 = "1.1 " + viaName;
             this.nextHop = target.authority();
             if (b.sharedClient != null) {
@@ -330,6 +385,29 @@ public class UpstreamProxyServlet extends HttpServlet {
                 this.ownsClient = true;
             }
             this.bufferingNanos = client.upstream(upstreamName).policy().totalTimeout().toNanos();
+        }
+
+        /**
+         * Whether {@code name} can stand as {@code Via}'s received-by (RFC 9110 §7.6.3): a pseudonym (a token) or
+         * {@code uri-host [":" port]}. Host names are taken as tokens, which leaves out the few sub-delims ({@code ;},
+         * {@code ,}, {@code (}) that a reader of the list would take for its own syntax; an IP literal is bracketed.
+         */
+        static boolean isViaReceivedBy(String name) {
+            int colon = name.lastIndexOf(':');
+            int bracket = name.lastIndexOf(']');
+            String host = name;
+            if (colon > bracket) {
+                String port = name.substring(colon + 1);
+                if (port.isEmpty() || port.length() > 5 || !port.chars().allMatch(c -> c >= '0' && c <= '9')) {
+                    return false;
+                }
+                host = name.substring(0, colon);
+            }
+            if (host.startsWith("[")) {
+                return host.length() > 2 && host.endsWith("]") && host.substring(1, host.length() - 1).chars()
+                        .allMatch(c -> c == ':' || c == '.' || Character.digit(c, 16) >= 0);
+            }
+            return StructuredFields.isHttpToken(host);
         }
 
         void proxy(HttpServletRequest request, HttpServletResponse response) throws IOException {
@@ -875,12 +953,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                     value = target.rewriteLocation(value, gatewayOrigin(request), gatewayPrefix(request));
                 }
                 if (name.equalsIgnoreCase("Content-Type")) {
-                    response.setContentType(value);
-                    if (!hasCharset(value)) {
-                        // Jetty infers one for text/html (utf-8), text/plain (iso-8859-1)…; a label the origin did not
-                        // give overrides the page's own <meta charset> in browsers. The type passes as it came.
-                        response.setCharacterEncoding((String) null);
-                    }
+                    VerbatimContentType.set(response, value);
                     continue;
                 }
                 if (isPresetByContainer(name)) {
@@ -1228,20 +1301,6 @@ public class UpstreamProxyServlet extends HttpServlet {
                 return false;
             }
             return !method.equals("OPTIONS") || request.getHeader("Content-Type") != null;
-        }
-
-        /** Whether a media type has a {@code charset} parameter; most have no parameter at all. */
-        private static boolean hasCharset(String contentType) {
-            int semicolon = contentType.indexOf(';');
-            if (semicolon < 0) {
-                return false;
-            }
-            for (int i = semicolon + 1; i + 7 <= contentType.length(); i++) {
-                if (contentType.regionMatches(true, i, "charset", 0, 7)) {
-                    return true;
-                }
-            }
-            return false;
         }
 
         /** {@code Date} and {@code Server}: the origin's replace the container's (RFC 9110 §6.6.1, §10.2.4). */

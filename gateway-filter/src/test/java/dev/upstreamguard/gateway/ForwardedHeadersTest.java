@@ -60,6 +60,40 @@ class ForwardedHeadersTest {
     }
 
     /**
+     * Regression: a {@code proxy-name} that is a host and port ({@code gw.example:8443}, {@code [2001:db8::1]:8080}),
+     * which RFC 9110 §7.6.3 allows as {@code Via}'s received-by, appeared there as {@code upstream-guard}, as if it were
+     * not valid; and so a loop through such a gateway was counted under another name. A name that is neither a token
+     * nor a host and port ({@code edge 1}) still appears as {@code upstream-guard}.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aProxyNameThatIsAHostAndPortIsThisGatewaysViaEntry(Container container) throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.ok("fine"))) {
+            Container.Deployment deployment = new Container.Deployment();
+            String[][] names = {{"host", "gw.example:8443"}, {"ipv6", "[2001:db8::1]:8080"}, {"literal", "[::1]"},
+                {"spaced", "edge 1"}, {"portless", "gw.example:"}};
+            for (String[] name : names) {
+                deployment.servlet(name[0], new UpstreamProxyServlet(), "/" + name[0] + "/*",
+                        Map.of("upstream", upstream.baseUrl(), "proxy-name", name[1], "retry.max-attempts", "1"));
+            }
+            try (Container.Running running = container.start(deployment)) {
+                String[] expected = {"gw.example:8443", "[2001:db8::1]:8080", "[::1]", "upstream-guard",
+                    "upstream-guard"};
+                for (int i = 0; i < names.length; i++) {
+                    RawClient.Response answer = RawClient.request(running.port(), "GET", "/gw/" + names[i][0] + "/a");
+                    assertThat(answer.header("Via")).as(names[i][1]).isEqualTo("1.1 " + expected[i]);
+                    assertThat(upstream.requests().get(i).header("Via")).as(names[i][1])
+                            .isEqualTo("1.1 " + expected[i]);
+                }
+                String looped = "Via: " + "1.1 gw.example:8443, ".repeat(4) + "1.1 gw.example:8443";
+                RawClient.Response loop = RawClient.request(running.port(), "GET", "/gw/host/a", looped);
+                assertThat(loop.status()).isEqualTo(500);
+                assertThat(loop.header("Proxy-Status")).isEqualTo("gw.example:8443; error=proxy_loop_detected");
+            }
+        }
+    }
+
+    /**
      * Regression: a client's {@code Forwarded} or {@code Via} line left open (a quoted string, a comment) was passed on
      * with this gateway's own element appended, which then read as part of the client's string or comment: the
      * upstream saw no {@code for=} of this gateway's, and loop detection no {@code Via} entry of its. Such a line is not

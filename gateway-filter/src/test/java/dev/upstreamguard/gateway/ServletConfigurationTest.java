@@ -101,6 +101,87 @@ class ServletConfigurationTest {
                 .isInstanceOf(ServletException.class).hasMessageContaining("'upstream'");
     }
 
+    /** A servlet's configuration in an application (a context holding attributes), under a name of its own. */
+    private record Named(String name, ServletContext context, Map<String, String> params) implements ServletConfig {
+        @Override
+        public String getServletName() {
+            return name;
+        }
+
+        @Override
+        public ServletContext getServletContext() {
+            return context;
+        }
+
+        @Override
+        public String getInitParameter(String param) {
+            return params.get(param);
+        }
+
+        @Override
+        public Enumeration<String> getInitParameterNames() {
+            return Collections.enumeration(params.keySet());
+        }
+    }
+
+    /** An application's context as far as a proxy servlet's init asks: its attributes and the servlet API's version. */
+    private static ServletContext application() {
+        Map<String, Object> attributes = new java.util.concurrent.ConcurrentHashMap<>();
+        return (ServletContext) java.lang.reflect.Proxy.newProxyInstance(ServletContext.class.getClassLoader(),
+                new Class<?>[] {ServletContext.class}, (proxy, method, args) -> switch (method.getName()) {
+                    case "getAttribute" -> attributes.get((String) args[0]);
+                    case "setAttribute" -> attributes.put((String) args[0], args[1]);
+                    case "removeAttribute" -> attributes.remove((String) args[0]);
+                    case "getMajorVersion" -> 6;
+                    case "getMinorVersion" -> 1;
+                    case "getServerInfo" -> "test";
+                    case "hashCode" -> System.identityHashCode(proxy);
+                    case "equals" -> proxy == args[0];
+                    default -> throw new UnsupportedOperationException(method.getName());
+                });
+    }
+
+    /**
+     * Regression: two proxy servlets of one application given the same upstream name (an explicit
+     * {@code upstream-name}, or one matching another servlet's name) both started, each with a client of its own
+     * metering into the same registry: their calls added up in one timer, and the circuit-breaker and bulkhead gauges
+     * showed one servlet's state only, however the other's upstream fared. Now the second fails init naming the
+     * setting and the servlet that has the name; once that one is destroyed, the name is free again.
+     */
+    @Test
+    void twoServletsOfOneApplicationUnderOneUpstreamNameFailInitNamingIt() throws Exception {
+        ServletContext application = application();
+        UpstreamProxyServlet first = new UpstreamProxyServlet();
+        first.init(new Named("stock-a", application, params("upstream", "http://127.0.0.1:9/a",
+                "upstream-name", "stock")));
+        try {
+            assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Named("stock-b", application,
+                    params("upstream", "http://127.0.0.1:9/b", "upstream-name", " stock "))))
+                    .isInstanceOf(ServletException.class).hasMessageContaining("'upstream-name'")
+                    .hasMessageContaining("'stock'").hasMessageContaining("'stock-a'");
+            // Named by default after the servlet, as the other named its upstream.
+            assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Named("stock", application,
+                    params("upstream", "http://127.0.0.1:9/c"))))
+                    .isInstanceOf(ServletException.class).hasMessageContaining("'upstream-name'")
+                    .hasMessageContaining("'stock-a'");
+            // Another application, or no meters: nothing is shared.
+            UpstreamProxyServlet elsewhere = new UpstreamProxyServlet();
+            elsewhere.init(new Named("stock-b", application(), params("upstream", "http://127.0.0.1:9/b",
+                    "upstream-name", "stock")));
+            elsewhere.destroy();
+            UpstreamProxyServlet unmetered = UpstreamProxyServlet.builder("http://127.0.0.1:9/b").upstreamName("stock")
+                    .meterRegistry(null).build();
+            unmetered.init(new Named("stock-b", application, params()));
+            unmetered.destroy();
+        } finally {
+            first.destroy();
+        }
+        UpstreamProxyServlet second = new UpstreamProxyServlet();
+        second.init(new Named("stock-b", application, params("upstream", "http://127.0.0.1:9/b",
+                "upstream-name", "stock")));
+        second.destroy();
+    }
+
     @Test
     void contradictingPolicySettingsFailInit() {
         assertThatThrownBy(() -> new UpstreamProxyServlet().init(new Config(params("upstream", "http://127.0.0.1:9",

@@ -1,0 +1,119 @@
+package dev.upstreamguard.gateway.internal;
+
+import jakarta.servlet.ServletResponse;
+import jakarta.servlet.ServletResponseWrapper;
+import java.lang.reflect.Field;
+import java.lang.reflect.Method;
+
+/**
+ * Puts a relayed {@code Content-Type} on the wire as the upstream wrote it. Both containers rewrite the value given
+ * to {@code setContentType} (the only way the servlet API sets it): Tomcat rebuilds a type with a charset (spaces
+ * dropped, the charset moved last and unquoted), Jetty writes the types it knows in its own spelling
+ * ({@code Text/HTML} as {@code text/html}). The type is set through the API first, so that filters and the
+ * container's own state see it, and then, where the container rewrote it, its field is replaced in the container's
+ * own response through its types by reflection, as {@link ContainerLimits} reads limits; another container, or a
+ * version whose types differ, keeps its rewritten (equivalent) value.
+ */
+public final class VerbatimContentType {
+
+    private VerbatimContentType() {
+    }
+
+    /** Sets {@code value} on {@code response}, verbatim where the container allows it. Never throws for that part. */
+    public static void set(ServletResponse response, String value) {
+        response.setContentType(value);
+        if (!hasCharset(value)) {
+            // Jetty infers one for text/html (utf-8), text/plain (iso-8859-1)…; a label the origin did not give
+            // overrides the page's own <meta charset> in browsers. Before the field is restored: Jetty rewrites it here.
+            response.setCharacterEncoding((String) null);
+        }
+        if (value.equals(response.getContentType())) {
+            return;
+        }
+        ServletResponse own = response;
+        while (own instanceof ServletResponseWrapper) {
+            own = ((ServletResponseWrapper) own).getResponse();
+        }
+        String type = own.getClass().getName();
+        try {
+            if (type.startsWith("org.apache.catalina.")) {
+                tomcat(own, value);
+            } else if (type.startsWith("org.eclipse.jetty.")) {
+                jetty(own, value);
+            }
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError notThisVersion) {
+            // The container's rewritten value stands: the same type and parameters, spelt its way.
+        }
+    }
+
+    /** Whether a media type has a {@code charset} parameter; most have no parameter at all. */
+    private static boolean hasCharset(String contentType) {
+        int semicolon = contentType.indexOf(';');
+        if (semicolon < 0) {
+            return false;
+        }
+        for (int i = semicolon + 1; i + 7 <= contentType.length(); i++) {
+            if (contentType.regionMatches(true, i, "charset", 0, 7)) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Tomcat writes its coyote response's type plus {@code ;charset=} and the charset it split off: the whole value as
+     * the type without a charset, and no charset of its own.
+     */
+    private static void tomcat(ServletResponse facade, String value) throws ReflectiveOperationException {
+        Field field = facade.getClass().getDeclaredField("response");
+        field.setAccessible(true);
+        Object coyote = invoke(field.get(facade), "getCoyoteResponse");
+        coyote.getClass().getMethod("setContentTypeNoCharset", String.class).invoke(coyote, value);
+        coyote.getClass().getMethod("setCharacterEncoding", String.class).invoke(coyote, (Object) null);
+    }
+
+    /**
+     * Jetty's servlet response keeps its fields in a wrapper that rewrites a {@code Content-Type} put there; the core
+     * response under it writes what it holds.
+     */
+    private static void jetty(ServletResponse apiResponse, String value) throws ReflectiveOperationException {
+        Object servletResponse = invoke(apiResponse, "getResponse");
+        Object core = invoke(servletResponse, "getWrapped");
+        Object fields = invoke(core, "getHeaders");
+        publicMethod(fields.getClass(), "put", String.class, String.class).invoke(fields, "Content-Type", value);
+    }
+
+    private static Object invoke(Object target, String name) throws ReflectiveOperationException {
+        return publicMethod(target.getClass(), name).invoke(target);
+    }
+
+    /** A public method declared by a public type (the runtime class may not be one). */
+    private static Method publicMethod(Class<?> type, String name, Class<?>... parameters)
+            throws NoSuchMethodException {
+        Method method = type.getMethod(name, parameters);
+        if (java.lang.reflect.Modifier.isPublic(method.getDeclaringClass().getModifiers())) {
+            return method;
+        }
+        for (Class<?> c = type; c != null; c = c.getSuperclass()) {
+            for (Class<?> i : c.getInterfaces()) {
+                try {
+                    Method m = publicMethod(i, name, parameters);
+                    if (java.lang.reflect.Modifier.isPublic(m.getDeclaringClass().getModifiers())) {
+                        return m;
+                    }
+                } catch (NoSuchMethodException notThere) {
+                    // Try the next one.
+                }
+            }
+            Class<?> s = c.getSuperclass();
+            if (s != null && java.lang.reflect.Modifier.isPublic(s.getModifiers())) {
+                try {
+                    return s.getMethod(name, parameters);
+                } catch (NoSuchMethodException notThere) {
+                    // Up the hierarchy.
+                }
+            }
+        }
+        throw new NoSuchMethodException(type.getName() + "." + name);
+    }
+}
