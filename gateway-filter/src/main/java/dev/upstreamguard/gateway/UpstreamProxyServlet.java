@@ -155,13 +155,8 @@ public class UpstreamProxyServlet extends HttpServlet {
     private static final List<String> OWN_SETTINGS = Arrays.asList(UPSTREAM, UPSTREAM_NAME, PROXY_NAME,
             EXPOSE_DETAILS, MAX_BUFFERED_REQUEST_BODY, PRESERVE_HOST, FORWARDED_HEADERS);
 
-    /** The application's upstream names of servlets with clients of their own, by registry (see init). */
-    private static final String UPSTREAM_NAMES_ATTRIBUTE = UpstreamProxyServlet.class.getName() + ".upstreamNames";
-
     private final transient Builder preset;
     private transient volatile Runtime runtime;
-    /** The upstream name and registry this servlet holds in its application, or {@code null}. */
-    private transient Map.Entry<String, MeterRegistry> claimed;
 
     /** A servlet configured by its init-params (for {@code web.xml} or {@code ServletContext.addServlet(name, class)}). */
     public UpstreamProxyServlet() {
@@ -185,52 +180,12 @@ public class UpstreamProxyServlet extends HttpServlet {
     @Override
     public void init() throws ServletException {
         Builder b = preset != null ? preset : fromInitParams(getServletConfig());
-        ServletContext context = getServletConfig().getServletContext();
-        Runtime rt;
         try {
-            rt = new Runtime(b, getServletName(), context != null && Runtime.removesHeaders(context));
+            ServletContext context = getServletConfig().getServletContext();
+            runtime = new Runtime(b, getServletName(), context != null && Runtime.removesHeaders(context));
         } catch (RuntimeException e) {
             throw new ServletException("Servlet '" + getServletName() + "': " + e.getMessage(), e);
         }
-        String holder = claimUpstreamName(context, rt, b.registry);
-        if (holder != null) {
-            rt.client.close(CloseMode.IMMEDIATE);
-            throw new ServletException("Servlet '" + getServletName() + "': init-param '" + UPSTREAM_NAME + "': '"
-                    + rt.upstreamName + "' is already the upstream name of servlet '" + holder + "', whose own client "
-                    + "meters into the same registry: their calls would add up in one timer, and the circuit-breaker "
-                    + "and bulkhead gauges would show one of them only. Give each servlet its own " + UPSTREAM_NAME
-                    + ", or give both one shared client (builder(uri).client(client, name))");
-        }
-        runtime = rt;
-    }
-
-    /**
-     * Records this servlet's upstream name in its application, or returns the name of the servlet that has it already
-     * for a client of its own metering into the same registry (the meters are one per name and tags). Servlets on a
-     * shared client, or without meters, share nothing here.
-     */
-    private String claimUpstreamName(ServletContext context, Runtime rt, MeterRegistry registry) {
-        if (context == null || !rt.ownsClient || registry == null) {
-            return null;
-        }
-        Map<Map.Entry<String, MeterRegistry>, String> claims;
-        synchronized (UpstreamProxyServlet.class) {
-            @SuppressWarnings("unchecked")
-            Map<Map.Entry<String, MeterRegistry>, String> found =
-                    (Map<Map.Entry<String, MeterRegistry>, String>) context.getAttribute(UPSTREAM_NAMES_ATTRIBUTE);
-            claims = found;
-            if (claims == null) {
-                claims = new java.util.concurrent.ConcurrentHashMap<>();
-                context.setAttribute(UPSTREAM_NAMES_ATTRIBUTE, claims);
-            }
-        }
-        claimed = Map.entry(rt.upstreamName, registry);
-        String holder = claims.putIfAbsent(claimed, getServletName());
-        if (holder != null && !holder.equals(getServletName())) {
-            claimed = null;
-            return holder;
-        }
-        return null;
     }
 
     private static Builder fromInitParams(ServletConfig config) throws ServletException {
@@ -317,13 +272,6 @@ public class UpstreamProxyServlet extends HttpServlet {
     public void destroy() {
         Runtime rt = runtime;
         runtime = null;
-        Map.Entry<String, MeterRegistry> name = claimed;
-        claimed = null;
-        ServletContext context = getServletConfig() == null ? null : getServletConfig().getServletContext();
-        if (name != null && context != null
-                && context.getAttribute(UPSTREAM_NAMES_ATTRIBUTE) instanceof Map<?, ?> claims) {
-            claims.remove(name, getServletName());
-        }
         if (rt != null && rt.ownsClient) {
             rt.client.close(CloseMode.GRACEFUL);
         }
