@@ -1,10 +1,11 @@
 package dev.upstreamguard.gateway.internal;
 
+import static dev.upstreamguard.gateway.internal.ContainerReflection.field;
+import static dev.upstreamguard.gateway.internal.ContainerReflection.invoke;
+import static dev.upstreamguard.gateway.internal.ContainerReflection.publicMethod;
+
 import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletRequestWrapper;
-import java.lang.reflect.Field;
-import java.lang.reflect.Method;
-import java.lang.reflect.Modifier;
 
 /**
  * The largest response head the servlet container can write, where it can be found out: Tomcat's connector
@@ -97,9 +98,7 @@ public final class ContainerLimits {
     }
 
     private static int tomcat(ServletRequest facade) throws ReflectiveOperationException {
-        Field field = facade.getClass().getDeclaredField("request");
-        field.setAccessible(true);
-        Object connector = invoke(field.get(facade), "getConnector");
+        Object connector = invoke(field(facade, "request"), "getConnector");
         Object protocol = invoke(connector, "getProtocolHandler");
         return positive(invoke(protocol, "getMaxHttpResponseHeaderSize"));
     }
@@ -115,42 +114,5 @@ public final class ContainerLimits {
 
     private static int positive(Object size) {
         return size instanceof Integer && (Integer) size > 0 ? (Integer) size : UNKNOWN;
-    }
-
-    /** Calls a public no-argument method through a public type that declares it (the runtime class may not be). */
-    private static Object invoke(Object target, String name) throws ReflectiveOperationException {
-        Method method = publicMethod(target.getClass(), name);
-        if (method == null) {
-            throw new NoSuchMethodException(target.getClass().getName() + "." + name);
-        }
-        return method.invoke(target);
-    }
-
-    private static Method publicMethod(Class<?> type, String name) {
-        for (Class<?> c = type; c != null; c = c.getSuperclass()) {
-            Method m = declared(c, name);
-            if (m != null) {
-                return m;
-            }
-            for (Class<?> i : c.getInterfaces()) {
-                m = publicMethod(i, name);
-                if (m != null) {
-                    return m;
-                }
-            }
-        }
-        return null;
-    }
-
-    private static Method declared(Class<?> c, String name) {
-        if (!Modifier.isPublic(c.getModifiers())) {
-            return null;
-        }
-        try {
-            Method m = c.getDeclaredMethod(name);
-            return Modifier.isPublic(m.getModifiers()) ? m : null;
-        } catch (NoSuchMethodException e) {
-            return null;
-        }
     }
 }

@@ -1,9 +1,10 @@
 package dev.upstreamguard.gateway.internal;
 
+import static dev.upstreamguard.gateway.internal.ContainerReflection.field;
+import static dev.upstreamguard.gateway.internal.ContainerReflection.invoke;
+
 import jakarta.servlet.ServletResponse;
 import jakarta.servlet.ServletResponseWrapper;
-import java.lang.reflect.Field;
-import java.lang.reflect.Method;
 
 /**
  * Puts a relayed {@code Content-Type} on the wire as the upstream wrote it. Both containers rewrite the value given
@@ -15,6 +16,9 @@ import java.lang.reflect.Method;
  * version whose types differ, keeps its rewritten (equivalent) value.
  */
 public final class VerbatimContentType {
+
+    private static final Class<?>[] STRING = {String.class};
+    private static final Class<?>[] STRING_STRING = {String.class, String.class};
 
     private VerbatimContentType() {
     }
@@ -65,11 +69,9 @@ public final class VerbatimContentType {
      * the type without a charset, and no charset of its own.
      */
     private static void tomcat(ServletResponse facade, String value) throws ReflectiveOperationException {
-        Field field = facade.getClass().getDeclaredField("response");
-        field.setAccessible(true);
-        Object coyote = invoke(field.get(facade), "getCoyoteResponse");
-        coyote.getClass().getMethod("setContentTypeNoCharset", String.class).invoke(coyote, value);
-        coyote.getClass().getMethod("setCharacterEncoding", String.class).invoke(coyote, (Object) null);
+        Object coyote = invoke(field(facade, "response"), "getCoyoteResponse");
+        invoke(coyote, "setContentTypeNoCharset", STRING, value);
+        invoke(coyote, "setCharacterEncoding", STRING, (Object) null);
     }
 
     /**
@@ -80,40 +82,6 @@ public final class VerbatimContentType {
         Object servletResponse = invoke(apiResponse, "getResponse");
         Object core = invoke(servletResponse, "getWrapped");
         Object fields = invoke(core, "getHeaders");
-        publicMethod(fields.getClass(), "put", String.class, String.class).invoke(fields, "Content-Type", value);
-    }
-
-    private static Object invoke(Object target, String name) throws ReflectiveOperationException {
-        return publicMethod(target.getClass(), name).invoke(target);
-    }
-
-    /** A public method declared by a public type (the runtime class may not be one). */
-    private static Method publicMethod(Class<?> type, String name, Class<?>... parameters)
-            throws NoSuchMethodException {
-        Method method = type.getMethod(name, parameters);
-        if (java.lang.reflect.Modifier.isPublic(method.getDeclaringClass().getModifiers())) {
-            return method;
-        }
-        for (Class<?> c = type; c != null; c = c.getSuperclass()) {
-            for (Class<?> i : c.getInterfaces()) {
-                try {
-                    Method m = publicMethod(i, name, parameters);
-                    if (java.lang.reflect.Modifier.isPublic(m.getDeclaringClass().getModifiers())) {
-                        return m;
-                    }
-                } catch (NoSuchMethodException notThere) {
-                    // Try the next one.
-                }
-            }
-            Class<?> s = c.getSuperclass();
-            if (s != null && java.lang.reflect.Modifier.isPublic(s.getModifiers())) {
-                try {
-                    return s.getMethod(name, parameters);
-                } catch (NoSuchMethodException notThere) {
-                    // Up the hierarchy.
-                }
-            }
-        }
-        throw new NoSuchMethodException(type.getName() + "." + name);
+        invoke(fields, "put", STRING_STRING, "Content-Type", value);
     }
 }
