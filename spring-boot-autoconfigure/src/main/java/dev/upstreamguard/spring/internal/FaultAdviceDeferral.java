@@ -33,6 +33,7 @@ import org.springframework.web.servlet.mvc.method.annotation.ExceptionHandlerExc
 import org.springframework.web.servlet.mvc.method.annotation.ServletInvocableHandlerMethod;
 import org.springframework.web.servlet.mvc.support.RedirectAttributes;
 import org.springframework.web.servlet.support.RequestContextUtils;
+import org.springframework.web.util.DisconnectedClientHelper;
 
 /**
  * Spring's {@code @ExceptionHandler} resolution, run just before Spring's own, for the one case the advice order cannot
@@ -51,6 +52,9 @@ import org.springframework.web.servlet.support.RequestContextUtils;
 public final class FaultAdviceDeferral implements HandlerExceptionResolver {
 
     private static final Log logger = LogFactory.getLog(FaultAdviceDeferral.class);
+
+    private static final DisconnectedClientHelper DISCONNECTED_CLIENT =
+            new DisconnectedClientHelper(FaultAdviceDeferral.class.getName() + ".DisconnectedClient");
 
     private final ExceptionHandlerExceptionResolver spring;
     private final Map<Class<?>, ExceptionHandlerMethodResolver> controllers = new ConcurrentHashMap<>();
@@ -192,6 +196,11 @@ public final class FaultAdviceDeferral implements HandlerExceptionResolver {
         try {
             answer.invokeAndHandle(webRequest, mavContainer, arguments.toArray());
         } catch (Throwable failure) {
+            webRequest.removeAttribute(HandlerMapping.PRODUCIBLE_MEDIA_TYPES_ATTRIBUTE, RequestAttributes.SCOPE_REQUEST);
+            if (DISCONNECTED_CLIENT.checkAndLogClientDisconnectedException(failure)) {
+                // As Spring's resolver: the exchange is over; no other handler answers the fault again.
+                return new ModelAndView();
+            }
             if (!arguments.subList(0, causes).contains(failure)) {
                 logger.warn("Failure in @ExceptionHandler " + answer, failure);
             }

@@ -3,6 +3,7 @@ package dev.upstreamguard.spring.it;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import dev.upstreamguard.UpstreamException;
+import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
 import java.net.URI;
 import java.net.http.HttpClient;
@@ -102,6 +103,30 @@ class ScopedUpstreamFaultAdviceTest {
             }
         }
 
+        @RestController
+        static class E {
+            private final RestClient dead;
+
+            E(RestClient.Builder builder, @Value("${test.dead}") String dead) {
+                this.dead = builder.baseUrl(dead).build();
+            }
+
+            @GetMapping("/e")
+            String e() {
+                return dead.get().uri("/x").retrieve().body(String.class);
+            }
+        }
+
+        /** A handler whose answer fails as one to a client that left fails (a broken pipe while it writes). */
+        @ControllerAdvice(assignableTypes = E.class)
+        static class EFaults {
+            @ExceptionHandler(UpstreamException.class)
+            void fault(UpstreamException e, HttpServletResponse response) throws IOException {
+                response.setStatus(295);
+                throw new IOException("Broken pipe");
+            }
+        }
+
         /** One answer per media type, as Spring picks among handlers by their produces. */
         @ControllerAdvice(assignableTypes = D.class)
         static class DFaults {
@@ -189,5 +214,17 @@ class ScopedUpstreamFaultAdviceTest {
         assertThat(json.statusCode()).as(json.body()).isEqualTo(297);
         assertThat(json.body()).contains("d's json");
         assertThat(json.headers().firstValue("Proxy-Status")).isEmpty();
+    }
+
+    /**
+     * Regression: a scoped advice's fault handler that failed as writing to a client that left fails was logged as a
+     * failure, and the library's handler then answered the same fault a second time (logged and counted as a 502 for
+     * a client that had left). Spring's resolver takes such a failure as the end of the exchange; so does the deferral.
+     */
+    @Test
+    void aScopedFaultHandlerCutOffByTheClientsLeavingIsNotFollowedByTheGatewaysAnswer() throws Exception {
+        HttpResponse<String> e = get("/e");
+        assertThat(e.statusCode()).as(e.body()).isEqualTo(295);
+        assertThat(e.headers().firstValue("Proxy-Status")).isEmpty();
     }
 }
