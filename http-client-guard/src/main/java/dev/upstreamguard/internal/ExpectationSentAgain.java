@@ -40,6 +40,11 @@ public final class ExpectationSentAgain implements ExecChainHandler {
     public ClassicHttpResponse execute(ClassicHttpRequest request, ExecChain.Scope scope, ExecChain chain)
             throws IOException, HttpException {
         HttpEntity body = request.getEntity();
+        RequestConfig config = scope.clientContext.getRequestConfigOrDefault();
+        if (!request.containsHeader(HttpHeaders.EXPECT) && (body == null || !config.isExpectContinueEnabled())) {
+            // No expectation will go out (HttpClient adds one only to a request with a body, where its config asks).
+            return chain.proceed(request, scope);
+        }
         // The request below is filled in as it is sent (Host, Expect…): the one sent again starts as this one did.
         ClassicHttpRequest pristine = ClassicRequestBuilder.copy(request).build();
         Untouched watched = body == null || body.isRepeatable() ? null : new Untouched(body);
@@ -72,13 +77,13 @@ public final class ExpectationSentAgain implements ExecChainHandler {
         }
         pristine.removeHeaders(HttpHeaders.EXPECT);
         GuardedConnection.forgetConnection(context);
-        RequestConfig config = context.getRequestConfig();
+        RequestConfig own = context.getRequestConfig();
         // HttpClient adds the expectation again where its config asks for it.
         context.setRequestConfig(RequestConfig.copy(config).setExpectContinueEnabled(false).build());
         try {
             return chain.proceed(pristine, scope);
         } finally {
-            context.setRequestConfig(config);
+            context.setRequestConfig(own);
         }
     }
 
