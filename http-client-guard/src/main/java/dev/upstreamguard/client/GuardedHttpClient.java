@@ -631,6 +631,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
         switch (fault) {
             case CONNECTION_READ_TIMEOUT:
                 return remainingNanos < policy.responseTimeout().toNanos();
+            case DNS_TIMEOUT: // the lookup is bounded by the connect timeout, capped alike
             case CONNECTION_TIMEOUT:
                 return remainingNanos < policy.connectTimeout().toNanos();
             case CONNECTION_LIMIT_REACHED:

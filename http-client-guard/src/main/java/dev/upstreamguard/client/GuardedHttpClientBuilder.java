@@ -4,6 +4,7 @@ import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.internal.ConnectPhaseOperator;
 import dev.upstreamguard.internal.ContentDecoders;
+import dev.upstreamguard.internal.ExpectationSentAgain;
 import dev.upstreamguard.internal.FaultSignal;
 import dev.upstreamguard.internal.FollowUpSentAgain;
 import dev.upstreamguard.internal.ForwardedUserAgent;
@@ -305,6 +306,9 @@ public final class GuardedHttpClientBuilder {
                 TunnelWatch.around());
         builder.addExecInterceptorAfter(ChainElement.CONNECT.name(), TunnelWatch.class.getName() + ".within",
                 TunnelWatch.within());
+        // Below the redirect handler and within the attempt, as FollowUpSentAgain; with a builder of one's own too.
+        builder.addExecInterceptorBefore(ChainElement.PROTOCOL.name(), ExpectationSentAgain.class.getName(),
+                new ExpectationSentAgain());
         if (!redirects) {
             builder.disableRedirectHandling();
         } else if (httpClientBuilder == null) {

@@ -161,6 +161,46 @@ class ConnectTargetTest {
         }
     }
 
+    /**
+     * Regression: a lookup cut off by the total deadline (which caps the attempt's connect timeout) ended as
+     * dns_timeout or as http_response_timeout, whichever of the lookup's bound and the deadline's timer came first, as
+     * a connect cut off by it did not: the deadline ran out, so it is http_response_timeout every time.
+     */
+    @Test
+    void aLookupCutOffByTheTotalDeadlineIsAResponseTimeoutEveryTime() throws Exception {
+        CountDownLatch testOver = new CountDownLatch(1);
+        DnsResolver deadServer = new DnsResolver() {
+            @Override
+            public InetAddress[] resolve(String host) throws UnknownHostException {
+                try {
+                    testOver.await(20, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+                throw new UnknownHostException(host + ": Temporary failure in name resolution");
+            }
+
+            @Override
+            public String resolveCanonicalHostname(String host) {
+                return host;
+            }
+        };
+        GuardPolicy policy = GuardPolicy.builder().connectTimeout(Duration.ofSeconds(10))
+                .totalTimeout(Duration.ofMillis(300)).build();
+        try (GuardedHttpClient client = GuardedHttpClients.custom().defaults(policy).connectionManager(
+                GuardedHttpClients.connectionManagerBuilder().setDnsResolver(deadServer).build()).build()) {
+            // Which came first was a race: several calls, each to a name of its own, meet both orders.
+            for (int i = 0; i < 6; i++) {
+                URI uri = URI.create("http://dns-does-not-answer-" + i + ".test/");
+                UpstreamException e = catchThrowableOfType(UpstreamException.class,
+                        () -> client.execute(new HttpGet(uri), r -> r.getCode()));
+                FaultMatrixTest.assertFault(e, "http_response_timeout", 504, 1);
+            }
+        } finally {
+            testOver.countDown();
+        }
+    }
+
     /** A host whose first address refuses is reached on the next one, in the same attempt. */
     @Test
     void aHostWhoseFirstAddressRefusesIsReachedOnItsNextAddress() throws Exception {
