@@ -59,6 +59,11 @@ public enum UpstreamFault {
     HTTP_RESPONSE_TRAILER_SIZE("http_response_trailer_size", 502, true),
     /** The response body was larger than a configured limit. */
     HTTP_RESPONSE_BODY_SIZE("http_response_body_size", 502, true),
+    /**
+     * The response was framed in a transfer coding the client does not decode ({@code Transfer-Encoding: gzip,
+     * chunked}; only {@code chunked} is): RFC 9209 {@code http_response_transfer_coding}.
+     */
+    HTTP_RESPONSE_TRANSFER_CODING("http_response_transfer_coding", 502, true),
     /** The response body could not be decoded (for example broken gzip), where the client decodes it. */
     HTTP_RESPONSE_CONTENT_CODING("http_response_content_coding", 502, true),
     /**

@@ -394,6 +394,14 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
     }
 
     @Override
+    public void receiveResponseEntity(ClassicHttpResponse response) throws HttpException, IOException {
+        if (response.containsHeader(HttpHeaders.TRANSFER_ENCODING)) {
+            StrictResponseParser.checkTransferCodings(response);
+        }
+        super.receiveResponseEntity(response);
+    }
+
+    @Override
     public ClassicHttpResponse receiveResponseHeader() throws HttpException, IOException {
         ClassicHttpResponse response;
         try {

@@ -442,6 +442,41 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     }
 
     /**
+     * RFC 9112 §6.1: {@code chunked}, applied once, is the only transfer coding this client decodes. A response in
+     * another one ({@code gzip, chunked}, a coding of the upstream's own) is well-formed but cannot be undone here,
+     * {@code http_response_transfer_coding}, as a content coding the client cannot decode is
+     * {@code http_response_content_coding}; chunked applied twice, or an empty list, is broken framing. For a
+     * response that has a body: a {@code HEAD} or {@code 304} response may name the codings a {@code GET} would have.
+     */
+    static void checkTransferCodings(ClassicHttpResponse response) throws FaultSignal {
+        Header[] fields = response.getHeaders(HttpHeaders.TRANSFER_ENCODING);
+        if (fields.length == 1 && fields[0].getValue().equalsIgnoreCase("chunked")) {
+            return; // the usual case
+        }
+        List<String> codings = new ArrayList<>();
+        for (Header field : fields) {
+            for (String part : field.getValue().split(",", -1)) {
+                if (!part.trim().isEmpty()) {
+                    codings.add(part.trim());
+                }
+            }
+        }
+        String listed = printable(String.join(", ", codings), 60);
+        long chunkedTimes = codings.stream().filter(c -> c.equalsIgnoreCase("chunked")).count();
+        if (codings.isEmpty() || chunkedTimes > 1) {
+            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR, codings.isEmpty()
+                    ? "Response has an empty Transfer-Encoding" : "Response is chunked more than once: " + listed);
+        }
+        if (codings.size() > 1 || chunkedTimes == 0) {
+            throw new FaultSignal(UpstreamFault.HTTP_RESPONSE_TRANSFER_CODING,
+                    "Response has a transfer coding the client does not decode: " + listed);
+        }
+        // Chunked alone, in more than one field or among empty list elements: HttpClient reads the first field only.
+        response.removeHeaders(HttpHeaders.TRANSFER_ENCODING);
+        response.addHeader(HttpHeaders.TRANSFER_ENCODING, "chunked");
+    }
+
+    /**
      * The connection's input while a line is read: whether it ended, and how many bytes arrived. The session buffer
      * returns a line cut off by the end of input as if it were complete, and keeps bytes of a line it has not finished
      * where nothing else can see them. Also {@link StrictChunkSizes}'s, for chunk-size and trailer lines.

@@ -269,6 +269,49 @@ class FaultMatrixTest {
     }
 
     /**
+     * Regression: a response framed in a transfer coding the client does not decode (only chunked is) was
+     * {@code http_protocol_error}, as if malformed; RFC 9209 names it {@code http_response_transfer_coding}, as a
+     * content coding the client lacks is {@code http_response_content_coding}. Not retried.
+     */
+    @ParameterizedTest
+    // RFC 9112 §7 dropped "identity"; a list with it is one the client cannot undo either.
+    @ValueSource(strings = {"gzip, chunked", "chunked, gzip", "identity", "identity, chunked", "x-unknown"})
+    void aTransferCodingTheClientDoesNotDecodeIsATransferCodingFault(String codings) throws Exception {
+        assertInvalidResponse(Behaviours.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: " + codings
+                + "\r\n\r\n0\r\n\r\n"), "http_response_transfer_coding");
+    }
+
+    /** Chunked twice, or an empty list, is broken framing (RFC 9112 §6.1), not a coding the client lacks. */
+    @ParameterizedTest
+    @ValueSource(strings = {"chunked, chunked", "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked", ","})
+    void chunkedTwiceOrNoTransferCodingAtAllIsAProtocolError(String codings) throws Exception {
+        String field = codings.startsWith("Transfer-Encoding") ? codings : "Transfer-Encoding: " + codings;
+        assertInvalidResponse(Behaviours.respond("HTTP/1.1 200 OK\r\n" + field + "\r\n\r\n0\r\n\r\n"),
+                "http_protocol_error");
+    }
+
+    /**
+     * Chunked alone, however the list is spelt (empty elements, a second field with an empty element), frames the
+     * body; and a {@code HEAD} response may name the codings a {@code GET} would have, with no body to decode.
+     */
+    @Test
+    void chunkedAloneFramesTheBodyAndAHeadResponseMayNameAnyTransferCoding() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond("HTTP/1.1 200 OK\r\nTransfer-Encoding: ,\r\n"
+                + "Transfer-Encoding: , Chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n"));
+                GuardedHttpClient client = client()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("ok");
+        }
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond("HTTP/1.1 200 OK\r\n"
+                + "Transfer-Encoding: gzip, chunked\r\n\r\n"));
+                GuardedHttpClient client = client()) {
+            String codings = client.execute(new org.apache.hc.client5.http.classic.methods.HttpHead(upstream.uri("/")),
+                    r -> r.getFirstHeader("Transfer-Encoding").getValue());
+            assertThat(codings).isEqualTo("gzip, chunked");
+        }
+    }
+
+    /**
      * Regression: a body coded in more layers than HttpClient decodes (it stops at five, against layered bombs) was
      * {@code http_protocol_error}, as if the response were malformed; it is well-formed, in a coding this client will
      * not undo: {@code http_response_content_coding}, as for br. Not retried either way.

@@ -46,6 +46,7 @@ final class FaultTexts {
             case HTTP_RESPONSE_TRAILER_SECTION_SIZE: return "Upstream response trailers too large";
             case HTTP_RESPONSE_TRAILER_SIZE: return "Upstream response trailer too large";
             case HTTP_RESPONSE_BODY_SIZE: return "Upstream response body too large";
+            case HTTP_RESPONSE_TRANSFER_CODING: return "Upstream response framing cannot be decoded";
             case HTTP_RESPONSE_CONTENT_CODING: return "Upstream response body cannot be decoded";
             case PROXY_CONFIGURATION_ERROR: return "Gateway misconfigured";
             case PROXY_LOOP_DETECTED: return "Forwarding loop detected";
@@ -82,6 +83,8 @@ final class FaultTexts {
             case HTTP_RESPONSE_TRAILER_SIZE:
                 return "A trailer field (after the body) of the upstream's response was larger than allowed.";
             case HTTP_RESPONSE_BODY_SIZE: return "The upstream's response body was larger than allowed.";
+            case HTTP_RESPONSE_TRANSFER_CODING:
+                return "The upstream sent its response in a transfer coding the gateway cannot decode.";
             case HTTP_RESPONSE_CONTENT_CODING: return "The upstream's response body could not be decoded.";
             case PROXY_CONFIGURATION_ERROR: return "The gateway is not configured correctly for this request.";
             case PROXY_LOOP_DETECTED:
