@@ -15,8 +15,11 @@ import jakarta.servlet.http.HttpServlet;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.BufferedInputStream;
+import java.io.BufferedReader;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.OutputStream;
+import java.io.StringWriter;
 import java.net.InetAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
@@ -82,6 +85,36 @@ class UpstreamFaultFilterClientBodyTest {
                     resp.getOutputStream().write(req.getInputStream().readAllBytes());
                 }
             }, "/read");
+            d.servlet("relay-reader", new HttpServlet() {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                    // Relays the body as text, read through the request's reader.
+                    BufferedReader reader = req.getReader();
+                    InputStream text = new InputStream() {
+                        @Override
+                        public int read() throws IOException {
+                            return reader.read();
+                        }
+                    };
+                    HttpPost post = new HttpPost(echo.uri("/relay"));
+                    post.setEntity(new InputStreamEntity(text, req.getContentLengthLong(), ContentType.TEXT_PLAIN));
+                    byte[] answer = client.execute(post, r -> EntityUtils.toByteArray(r.getEntity()));
+                    resp.getOutputStream().write(answer);
+                }
+            }, "/relay-reader");
+            d.servlet("read-reader", new HttpServlet() {
+                private static final long serialVersionUID = 1L;
+
+                @Override
+                protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                    // No upstream at all: the body is read as text, and its failure escapes as the container threw it.
+                    StringWriter text = new StringWriter();
+                    req.getReader().transferTo(text);
+                    resp.getWriter().write(text.toString());
+                }
+            }, "/read-reader");
             d.servlet("read-async", new HttpServlet() {
                 private static final long serialVersionUID = 1L;
 
@@ -226,6 +259,29 @@ class UpstreamFaultFilterClientBodyTest {
             throws Exception {
         assertLeftToTheContainer(container, sendPartOfTheBody(container, "/gw/read", false));
         assertLeftToTheContainer(container, sendPartOfTheBody(container, "/gw/read", true));
+    }
+
+    /**
+     * Regression: only the body's stream was watched, so a client breaking off a body the application read through
+     * {@code getReader()} was answered as an upstream fault (Jetty: a 502 naming the upstream, or a 504 naming the
+     * servlet for the container's own read timeout), or counted as an aborted one.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aClientBodyReadThroughTheReaderThatBreaksOffIsNotAnsweredAsAnUpstreamFault(Container container)
+            throws Exception {
+        for (String path : new String[] {"/gw/relay-reader", "/gw/read-reader"}) {
+            assertLeftToTheContainer(container, sendPartOfTheBody(container, path, false));
+            assertLeftToTheContainer(container, sendPartOfTheBody(container, path, true));
+            assertLeftToTheContainer(container, RawClient.send(port(container), "POST " + path + " HTTP/1.1\r\n"
+                    + "Host: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n", ("10\r\n" + "x".repeat(16)
+                    + "\r\nzz\r\n").getBytes(StandardCharsets.US_ASCII)));
+        }
+        byte[] body = "x".repeat(100_000).getBytes(StandardCharsets.US_ASCII);
+        RawClient.Response whole = RawClient.send(port(container), "POST /gw/relay-reader HTTP/1.1\r\n"
+                + "Host: 127.0.0.1\r\nContent-Length: " + body.length + "\r\n\r\n", body);
+        assertThat(whole.status()).as("%s", whole).isEqualTo(200);
+        assertThat(whole.body()).hasSize(body.length);
     }
 
     /**
