@@ -725,6 +725,32 @@ class UpstreamFaultFilterAnswerTest {
         }
     }
 
+    /**
+     * Regression: exposed details carried the cause as {@code toString()} gives it, so they named the gateway's own
+     * internal classes ({@code dev.upstreamguard.internal.FaultSignal: Malformed status line...}) and the HTTP
+     * library's ({@code org.apache.hc.client5.http.HttpHostConnectException: ...}); the text after them stays.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void exposedDetailsNameNoClassOfTheGatewayOrItsLibraries(Container container) throws Exception {
+        for (String path : new String[] {"/gw/exposed/broken-status-line", "/gw/exposed/stream",
+            "/gw/exposed/retry-in-app", "/gw/exposed/deep"}) {
+            for (String accept : new String[] {"application/json", "text/html", "text/plain"}) {
+                RawClient.Response answer = RawClient.request(port(container), "GET", path, "Accept: " + accept);
+                String what = path + " " + accept + ": " + answer;
+                assertThat(answer.status()).as(what).isBetween(502, 504);
+                String details = (String) StrictSf.list(answer.header("Proxy-Status")).get(0).params().get("details");
+                assertThat(details).as(what).isNotBlank();
+                for (String text : new String[] {details, answer.bodyUtf8()}) {
+                    assertThat(text).as(what).doesNotContain("dev.upstreamguard", "org.apache", "java.net.",
+                            "javax.", "FaultSignal").doesNotContainPattern("[a-z]\\.[a-z][\\w$]*\\.[A-Z]\\w*Exception");
+                }
+            }
+        }
+        RawClient.Response broken = RawClient.request(port(container), "GET", "/gw/exposed/broken-status-line");
+        assertThat(broken.header("Proxy-Status")).as("the cause's own text stays").contains("status line");
+    }
+
     /** RFC 8941 §4.2 list parsing, strict: anything off the grammar fails the test. */
     static final class StrictSf {
         record Member(String name, boolean nameIsToken, Map<String, Object> params) {
