@@ -57,6 +57,12 @@ public final class FaultResponseWriter {
     public static final String RESPONSES_METER = "upstream.guard.responses";
 
     /**
+     * The {@code nextHop} of a fault whose upstream is a stand-in named after the servlet (the application's own call,
+     * an async timeout): no hop the gateway knows, so {@code Proxy-Status} names none.
+     */
+    public static final String NO_NEXT_HOP = "";
+
+    /**
      * A fully qualified class name, with the {@code ": "} that {@code Throwable.toString()} puts before a message:
      * lower-case packages (two at least) and a capitalised class, which host names and file names are not.
      */
@@ -249,8 +255,8 @@ public final class FaultResponseWriter {
      * Answers {@code fault}: logs it, counts it and, unless the response is committed, replaces whatever the
      * response held with the generated one; when it is committed, aborts the client connection or says how to.
      *
-     * @param nextHop the upstream's host (and port) for {@code next-hop} when details are exposed, or {@code null}
-     *     to derive it from the upstream's name when that looks like an address
+     * @param nextHop the upstream's host (and port) for {@code next-hop} when details are exposed, {@code null} for
+     *     the upstream's name (its host and port when the name is a URL), or {@link #NO_NEXT_HOP} for none
      */
     public Answer write(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
             String nextHop) throws IOException {

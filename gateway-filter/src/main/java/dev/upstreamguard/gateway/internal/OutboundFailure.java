@@ -74,6 +74,14 @@ public final class OutboundFailure {
         return e;
     }
 
+    /**
+     * Whether {@code fault} is the stand-in {@link #find} made in this request: its upstream is named after the
+     * servlet, not a hop the gateway knows.
+     */
+    public static boolean isStandIn(ServletRequest request, UpstreamException fault) {
+        return fault != null && request.getAttribute(ATTRIBUTE) == fault;
+    }
+
     static boolean isOutbound(Throwable thrown) {
         // Bounded rather than cycle-checked, as UpstreamException.find is.
         Throwable t = thrown;
