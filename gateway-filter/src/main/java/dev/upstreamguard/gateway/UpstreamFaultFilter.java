@@ -302,7 +302,9 @@ public class UpstreamFaultFilter implements Filter {
      * the container's 500. A committed response is aborted: Jetty would otherwise end it cleanly, as if complete.
      */
     private void answerTimeout(HttpServletRequest request, HttpServletResponse response, AsyncContext async) {
-        if (FaultGuardedRequest.awaitsClientBody(request)) {
+        // Also after a read of that body failed: an application that gave up on it without ending the cycle was
+        // stopped by its client, not by an upstream.
+        if (FaultGuardedRequest.awaitsClientBody(request) || FaultGuardedRequest.clientBodyFailed(request)) {
             answerRequestTimeout(response, async);
             return;
         }

@@ -154,6 +154,11 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         return e;
     }
 
+    /** Whether a read of the client's body failed in this request (noted for {@link #inboundFailure}). */
+    public static boolean clientBodyFailed(ServletRequest request) {
+        return request.getAttribute(INBOUND_FAILURE) instanceof IOException;
+    }
+
     /**
      * The failure the container reported reading the client's own request body, when it is in {@code thrown}'s cause
      * chain, or {@code null}. An application streaming that body to an upstream through the guarded client gets it

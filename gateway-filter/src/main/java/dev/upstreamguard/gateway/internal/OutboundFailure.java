@@ -26,7 +26,8 @@ import javax.net.ssl.SSLPeerUnverifiedException;
  * from their own code (by the frames of its stack trace, as their exceptions are plain {@code java.io} and
  * {@code java.net} ones), and anything Spring reports as a failed
  * client request ({@code ResourceAccessException}). A read timeout counts only outside the container's own
- * exceptions: Tomcat reports a client too slow with its upload as a {@code ClientAbortException} around one.
+ * exceptions: Tomcat reports a client too slow with its upload as a {@code ClientAbortException} around one, and to
+ * the async listeners as one its poller made.
  */
 public final class OutboundFailure {
 
@@ -88,7 +89,7 @@ public final class OutboundFailure {
         for (int depth = 0; t != null && depth < 64; depth++, t = t.getCause()) {
             // The container's report of its own client anywhere in the chain makes it that client's failure, also
             // when a client library wrapped it (the inbound body streamed to an upstream broke on the inbound side).
-            if (startsWithAny(t.getClass().getName(), CONTAINER_PACKAGES)) {
+            if (startsWithAny(t.getClass().getName(), CONTAINER_PACKAGES) || madeBy(t, CONTAINER_PACKAGES)) {
                 return false;
             }
         }
@@ -107,6 +108,16 @@ public final class OutboundFailure {
             }
         }
         return false;
+    }
+
+    /**
+     * Whether {@code t} was made in one of {@code packages}: a plain {@code java.net} exception the container made
+     * itself (Tomcat tells the async listeners of its client's read timeout with a {@code SocketTimeoutException}
+     * from its poller). Only the frame that made it counts, since the application runs inside the container's.
+     */
+    private static boolean madeBy(Throwable t, String[] packages) {
+        StackTraceElement[] frames = t.getStackTrace();
+        return frames.length > 0 && startsWithAny(frames[0].getClassName(), packages);
     }
 
     /** Whether a frame of {@code t}'s stack trace is in one of {@code packages}. */
