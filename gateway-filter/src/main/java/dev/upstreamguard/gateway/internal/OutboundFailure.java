@@ -48,6 +48,12 @@ public final class OutboundFailure {
         "org.springframework.web.reactive.function.client.WebClientRequestException"};
     private static final String[] CONTAINER_PACKAGES = {"org.apache.catalina.", "org.apache.coyote.",
         "org.apache.tomcat.", "org.eclipse.jetty.", "io.undertow."};
+    /**
+     * Where only the server side of a container makes exceptions: not Jetty's {@code io} or {@code client} packages,
+     * nor Tomcat's websocket client, whose connect timeouts are an application's outbound calls.
+     */
+    private static final String[] SERVER_PACKAGES = {"org.apache.catalina.", "org.apache.coyote.",
+        "org.apache.tomcat.util.net.", "org.eclipse.jetty.server.", "io.undertow.server."};
 
     private OutboundFailure() {
     }
@@ -89,7 +95,7 @@ public final class OutboundFailure {
         for (int depth = 0; t != null && depth < 64; depth++, t = t.getCause()) {
             // The container's report of its own client anywhere in the chain makes it that client's failure, also
             // when a client library wrapped it (the inbound body streamed to an upstream broke on the inbound side).
-            if (startsWithAny(t.getClass().getName(), CONTAINER_PACKAGES) || madeBy(t, CONTAINER_PACKAGES)) {
+            if (startsWithAny(t.getClass().getName(), CONTAINER_PACKAGES) || madeBy(t, SERVER_PACKAGES)) {
                 return false;
             }
         }
