@@ -361,6 +361,48 @@ class UpstreamFaultFilterClientBodyTest {
     }
 
     /**
+     * Regression: a task still reading its client's body when the async timeout was answered got, in Jetty, a
+     * {@code NullPointerException} from the filter noting the read's failure on a request Jetty had recycled, instead
+     * of the read's own {@code IOException}.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aReadThatFailsAfterTheExchangeEndedThrowsTheReadsOwnFailure(Container container) throws Exception {
+        CountDownLatch readOver = new CountDownLatch(1);
+        Throwable[] readFailure = new Throwable[1];
+        Container.Deployment d = new Container.Deployment().idleTimeout(Duration.ofSeconds(20));
+        d.filter("guard", UpstreamFaultFilter.builder().meterRegistry(null).build(), "/*");
+        d.servlet("read-late", new HttpServlet() {
+            private static final long serialVersionUID = 1L;
+
+            @Override
+            protected void service(HttpServletRequest req, HttpServletResponse resp) throws IOException {
+                AsyncContext async = req.startAsync();
+                async.setTimeout(300);
+                ServletInputStream in = req.getInputStream();
+                async.start(() -> {
+                    try {
+                        in.readAllBytes();
+                    } catch (Throwable t) {
+                        readFailure[0] = t;
+                    } finally {
+                        readOver.countDown();
+                    }
+                });
+            }
+        }, "/read-late");
+        try (Container.Running running = container.start(d)) {
+            RawClient.Response answer = sendPartOfTheBody(running.port(), "/gw/read-late", false);
+            assertThat(answer).isNotNull();
+            assertThat(answer.status()).as("%s", answer).isEqualTo(408);
+            assertThat(readOver.await(30, TimeUnit.SECONDS)).as("the read ended").isTrue();
+            if (readFailure[0] != null) {
+                assertThat(readFailure[0]).isInstanceOf(IOException.class);
+            }
+        }
+    }
+
+    /**
      * Regression: a task whose read of its client's body failed (the client stalled past the container's read
      * timeout), and that left the async cycle open, had the async timeout that followed answered as an upstream's:
      * Tomcat's own 408 for the read was aborted and counted as an upstream fault, Jetty answered a 504. The client's

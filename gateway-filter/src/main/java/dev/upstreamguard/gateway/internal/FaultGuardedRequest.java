@@ -150,7 +150,12 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
     /** Notes a failure of the client's body for {@link #inboundFailure}; an attribute, seen on every dispatch. */
     private IOException noted(IOException e) {
-        setAttribute(INBOUND_FAILURE, e);
+        try {
+            setAttribute(INBOUND_FAILURE, e);
+        } catch (RuntimeException requestRecycled) {
+            // The exchange ended while a task still read (Jetty recycles the request then): nobody is left to
+            // answer, and the reader gets the read's own failure rather than the container's complaint.
+        }
         return e;
     }
 
