@@ -215,7 +215,7 @@ public class UpstreamFaultFilter implements Filter {
             return false;
         }
         // When already committed the container is failing the request anyway and closes the connection.
-        writer.write(request, response, fault, null, proxyStatusSet(response));
+        writer.write(request, response, fault, nextHop(request, fault), proxyStatusSet(response));
         return true;
     }
 
@@ -234,7 +234,8 @@ public class UpstreamFaultFilter implements Filter {
         }
         // The fault is the answer, not the error the application sent before it.
         guardedResponse.dropHeldError();
-        FaultResponseWriter.Answer answer = writer.write(request, response, fault, null, proxyStatusSet(response));
+        FaultResponseWriter.Answer answer = writer.write(request, response, fault, nextHop(request, fault),
+                proxyStatusSet(response));
         if (answer == FaultResponseWriter.Answer.THROW_TO_ABORT) {
             FaultResponseWriter.abortThrown(request);
             throw FaultResponseWriter.abortion(response, fault);
@@ -269,7 +270,7 @@ public class UpstreamFaultFilter implements Filter {
         // The fault is the answer, not the error the task sent before it.
         guardedResponse.dropHeldError();
         try {
-            if (writer.write(request, response, fault, null, proxyStatusSet(response))
+            if (writer.write(request, response, fault, nextHop(request, fault), proxyStatusSet(response))
                     == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 async.dispatch();
                 return true;
@@ -301,7 +302,9 @@ public class UpstreamFaultFilter implements Filter {
      * the container's 500. A committed response is aborted: Jetty would otherwise end it cleanly, as if complete.
      */
     private void answerTimeout(HttpServletRequest request, HttpServletResponse response, AsyncContext async) {
-        if (FaultGuardedRequest.awaitsClientBody(request)) {
+        // Also after a read of that body failed: an application that gave up on it without ending the cycle was
+        // stopped by its client, not by an upstream.
+        if (FaultGuardedRequest.awaitsClientBody(request) || FaultGuardedRequest.clientBodyFailed(request)) {
             answerRequestTimeout(response, async);
             return;
         }
@@ -311,7 +314,7 @@ public class UpstreamFaultFilter implements Filter {
                 null, TimeUnit.MILLISECONDS.toNanos(timeoutMillis), "No response within the async timeout of "
                 + timeoutMillis + " ms", null);
         try {
-            if (writer.write(request, response, fault, null, proxyStatusSet(response))
+            if (writer.write(request, response, fault, FaultResponseWriter.NO_NEXT_HOP, proxyStatusSet(response))
                     == FaultResponseWriter.Answer.THROW_TO_ABORT) {
                 // Tomcat closes the connection of a committed response whose timeout stays unanswered.
                 return;
@@ -329,6 +332,14 @@ public class UpstreamFaultFilter implements Filter {
      */
     private static String proxyStatusSet(HttpServletResponse response) {
         return FaultResponseWriter.joinedMembers(response.getHeaders("Proxy-Status"));
+    }
+
+    /**
+     * {@code next-hop} as the guarded client names the upstream (RFC 9209 §2.1.2 allows a name or alias; the filter
+     * knows no address), and none for a stand-in named after the servlet, which is no hop.
+     */
+    private static String nextHop(HttpServletRequest request, UpstreamException fault) {
+        return OutboundFailure.isStandIn(request, fault) ? FaultResponseWriter.NO_NEXT_HOP : null;
     }
 
     private static String servletName(HttpServletRequest request) {

@@ -70,7 +70,38 @@ class UpstreamFaultFilterAnswerTest {
         STREAM, WRITER, DEEP, SUPPRESSED, READ_LISTENER, BUFFERED, APP_WRAPPER, RETRY_IN_APP, PARTIAL_READ, OK,
         REDIRECT_THEN_FAULT, REDIRECT_ONLY, ASYNC_DISPATCH_TO_PATH, OPEN_NO_TIME_LEFT, OPEN_TIME_NEGATIVE,
         TIMEOUT_FALLBACK_FAILS, WHOLE_THEN_FAULT, COMPLETED_THEN_FAULT, BROKEN_STATUS_LINE,
-        TASK_REDIRECT_THEN_FAULT, TASK_REDIRECT_ONLY, READ_LISTENER_DATA
+        TASK_REDIRECT_THEN_FAULT, TASK_REDIRECT_ONLY, READ_LISTENER_DATA, REDIRECT_STATUS_THEN_FAULT,
+        REDIRECT_KEEPING_BODY_THEN_FAULT, REDIRECT_STATUS_KEEPING_BODY_THEN_FAULT, REDIRECT_STATUS_ONLY
+    }
+
+    /** Servlet 6.1's {@code sendRedirect} variants, absent in a 6.0 container (the CI's Tomcat 10.1 run). */
+    static final boolean SERVLET_61 = redirectVariant(String.class, int.class, boolean.class) != null;
+
+    private static java.lang.reflect.Method redirectVariant(Class<?>... parameters) {
+        try {
+            return HttpServletResponse.class.getMethod("sendRedirect", parameters);
+        } catch (NoSuchMethodException servlet60) {
+            return null;
+        }
+    }
+
+    /** Calls a Servlet 6.1 {@code sendRedirect} variant by reflection: the tests compile against Servlet 6.0 too. */
+    static void redirect61(HttpServletResponse response, Object... args) throws IOException {
+        Class<?>[] types = new Class<?>[args.length];
+        for (int i = 0; i < args.length; i++) {
+            types[i] = args[i] instanceof Integer ? int.class : args[i] instanceof Boolean ? boolean.class
+                    : String.class;
+        }
+        try {
+            redirectVariant(types).invoke(response, args);
+        } catch (java.lang.reflect.InvocationTargetException e) {
+            if (e.getCause() instanceof IOException) {
+                throw (IOException) e.getCause();
+            }
+            throw new IllegalStateException(e.getCause());
+        } catch (IllegalAccessException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     private void call() throws IOException {
@@ -258,6 +289,25 @@ class UpstreamFaultFilterAnswerTest {
                     });
                     return;
                 }
+                case REDIRECT_STATUS_THEN_FAULT:
+                    // See Other after a POST, as Servlet 6.1 lets an application say.
+                    redirect61(resp, "/elsewhere", 303);
+                    call();
+                    return;
+                case REDIRECT_KEEPING_BODY_THEN_FAULT:
+                    resp.getWriter().write("kept");
+                    redirect61(resp, "/elsewhere", false);
+                    call();
+                    return;
+                case REDIRECT_STATUS_KEEPING_BODY_THEN_FAULT:
+                    resp.getWriter().write("kept");
+                    redirect61(resp, "/elsewhere", 307, false);
+                    call();
+                    return;
+                case REDIRECT_STATUS_ONLY:
+                    resp.getWriter().write("discarded");
+                    redirect61(resp, "/elsewhere", 303, true);
+                    return;
                 case REDIRECT_ONLY:
                     resp.getWriter().write("discarded");
                     resp.sendRedirect("/elsewhere");
@@ -544,6 +594,33 @@ class UpstreamFaultFilterAnswerTest {
         assertThat(redirect.header("X-Location-Seen")).isEqualTo("302 /elsewhere");
     }
 
+    /**
+     * Regression: Servlet 6.1's {@code sendRedirect} variants with a status or a {@code clearBuffer} flag went straight
+     * to the container, so a fault thrown after them was aborted or lost as after an unheld redirect.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFaultThrownAfterAServlet61RedirectIsAnsweredAsTheFault(Container container) throws Exception {
+        org.junit.jupiter.api.Assumptions.assumeTrue(SERVLET_61, "a Servlet 6.0 container has no such redirect");
+        for (String path : new String[] {"/gw/f/redirect-status-then-fault", "/gw/f/redirect-keeping-body-then-fault",
+            "/gw/f/redirect-status-keeping-body-then-fault"}) {
+            RawClient.Response answer = RawClient.request(port(container), "GET", path, "Accept: application/json");
+            assertThat(answer.status()).as("%s %s", path, answer).isEqualTo(502);
+            assertThat(answer.complete()).as(path).isTrue();
+            assertThat(answer.header("Location")).as(path).isNull();
+            assertThat(answer.header("Proxy-Status")).as(path).isEqualTo("upstream-guard; error=connection_refused");
+            assertThat(answer.bodyUtf8()).as(path).doesNotContain("kept");
+            assertThat(StrictJson.object(answer.bodyUtf8())).as(path).containsEntry("status", 502L);
+        }
+
+        // Without a fault the redirect goes out as the application sent it, with its status.
+        RawClient.Response redirect = RawClient.request(port(container), "GET", "/gw/f/redirect-status-only");
+        assertThat(redirect.status()).as("%s", redirect).isEqualTo(303);
+        assertThat(redirect.header("Location")).endsWith("/elsewhere");
+        assertThat(redirect.complete()).isTrue();
+        assertThat(redirect.bodyUtf8()).doesNotContain("discarded");
+    }
+
     /** As {@link #aFaultThrownAfterTheApplicationSentARedirectIsAnsweredAsTheFault}, in a task the context runs. */
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
@@ -646,6 +723,32 @@ class UpstreamFaultFilterAnswerTest {
                 assertThat(StrictJson.object(answer.bodyUtf8())).containsEntry("fault", "http_protocol_error");
             }
         }
+    }
+
+    /**
+     * Regression: exposed details carried the cause as {@code toString()} gives it, so they named the gateway's own
+     * internal classes ({@code dev.upstreamguard.internal.FaultSignal: Malformed status line...}) and the HTTP
+     * library's ({@code org.apache.hc.client5.http.HttpHostConnectException: ...}); the text after them stays.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void exposedDetailsNameNoClassOfTheGatewayOrItsLibraries(Container container) throws Exception {
+        for (String path : new String[] {"/gw/exposed/broken-status-line", "/gw/exposed/stream",
+            "/gw/exposed/retry-in-app", "/gw/exposed/deep"}) {
+            for (String accept : new String[] {"application/json", "text/html", "text/plain"}) {
+                RawClient.Response answer = RawClient.request(port(container), "GET", path, "Accept: " + accept);
+                String what = path + " " + accept + ": " + answer;
+                assertThat(answer.status()).as(what).isBetween(502, 504);
+                String details = (String) StrictSf.list(answer.header("Proxy-Status")).get(0).params().get("details");
+                assertThat(details).as(what).isNotBlank();
+                for (String text : new String[] {details, answer.bodyUtf8()}) {
+                    assertThat(text).as(what).doesNotContain("dev.upstreamguard", "org.apache", "java.net.",
+                            "javax.", "FaultSignal").doesNotContainPattern("[a-z]\\.[a-z][\\w$]*\\.[A-Z]\\w*Exception");
+                }
+            }
+        }
+        RawClient.Response broken = RawClient.request(port(container), "GET", "/gw/exposed/broken-status-line");
+        assertThat(broken.header("Proxy-Status")).as("the cause's own text stays").contains("status line");
     }
 
     /** RFC 8941 §4.2 list parsing, strict: anything off the grammar fails the test. */

@@ -632,6 +632,22 @@ class UpstreamFaultFilterTest {
                 + "after 3 attempts (http://10.1.2.3:8080 refused)\"");
     }
 
+    /**
+     * Regression: a fault the filter answers for a call it knows no upstream of (the application's own client, an
+     * async timeout) had {@code next-hop} name the servlet, which is no hop at all (RFC 9209 §2.1.2: the name,
+     * address or alias of the next hop); it now has none, while a guarded client's upstream is still named.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void exposedDetailsNameNoNextHopForACallWhoseUpstreamIsUnknown(Container container) throws Exception {
+        for (String path : new String[] {"/gw/exposed/own-client-refused", "/gw/exposed/async-timeout"}) {
+            RawClient.Response answer = RawClient.request(port(container), "GET", path, "Accept: application/json");
+            assertThat(answer.status()).as("%s %s", path, answer).isBetween(502, 504);
+            assertThat(answer.header("Proxy-Status")).as(path).startsWith("\"edge 1\"; error=").contains("; details=")
+                    .doesNotContain("next-hop");
+        }
+    }
+
     @ParameterizedTest(name = "[{0}]")
     @EnumSource(Container.class)
     void aFilterConfiguredByInitParamsUsesItsProxyNameAndDetails(Container container) throws Exception {

@@ -13,6 +13,7 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletRequestWrapper;
 import jakarta.servlet.http.HttpServletResponse;
+import java.io.BufferedReader;
 import java.io.IOException;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -27,7 +28,8 @@ import java.util.concurrent.atomic.AtomicInteger;
  * response too, a context started without arguments hands out that response wrapped. An async timeout nobody answers
  * goes to the filter as well, and so does an upstream fault the container reports as an async error, such as one a
  * {@code WriteListener} or {@code ReadListener} threw ({@link #watchUnanswered}; Jetty reports a {@code ReadListener}'s
- * failure to that listener only, so the body's stream hands it on as well).
+ * failure to that listener only, so the body's stream hands it on as well). Reads of the client's body, through its
+ * stream or its reader, are watched for the client's own failure ({@link #inboundFailure}).
  */
 public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
@@ -52,6 +54,8 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
     private volatile GuardedContext current;
     private volatile ServletInputStream input;
     private volatile ServletInputStream guardedInput;
+    private volatile BufferedReader reader;
+    private volatile BufferedReader guardedReader;
 
     /**
      * Wraps {@code request}; failures of its async tasks go to {@code handler}, and errors they send are held by
@@ -124,6 +128,40 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             }
         }
         return guardedInput;
+    }
+
+    /**
+     * The body's reader, whose reads are watched as those of {@link #getInputStream()} are: an application may read
+     * its client's body as text, and a client breaking it off then is no more an upstream's fault.
+     */
+    @Override
+    public BufferedReader getReader() throws IOException {
+        BufferedReader in = super.getReader();
+        if (in != reader) {
+            synchronized (this) {
+                if (in != reader) {
+                    guardedReader = new GuardedReader(in, bodyWait());
+                    reader = in;
+                }
+            }
+        }
+        return guardedReader;
+    }
+
+    /** Notes a failure of the client's body for {@link #inboundFailure}; an attribute, seen on every dispatch. */
+    private IOException noted(IOException e) {
+        try {
+            setAttribute(INBOUND_FAILURE, e);
+        } catch (RuntimeException requestRecycled) {
+            // The exchange ended while a task still read (Jetty recycles the request then): nobody is left to
+            // answer, and the reader gets the read's own failure rather than the container's complaint.
+        }
+        return e;
+    }
+
+    /** Whether a read of the client's body failed in this request (noted for {@link #inboundFailure}). */
+    public static boolean clientBodyFailed(ServletRequest request) {
+        return request.getAttribute(INBOUND_FAILURE) instanceof IOException;
     }
 
     /**
@@ -323,12 +361,6 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             }
         }
 
-        /** Notes a failure of the client's body for {@link #inboundFailure}; an attribute, seen on every dispatch. */
-        private IOException noted(IOException e) {
-            setAttribute(INBOUND_FAILURE, e);
-            return e;
-        }
-
         @Override
         public int available() throws IOException {
             return in.available();
@@ -337,6 +369,92 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         @Override
         public long skip(long n) throws IOException {
             return in.skip(n);
+        }
+
+        @Override
+        public void close() throws IOException {
+            in.close();
+        }
+    }
+
+    /** Delegates everything; a failure reading the body is noted for {@link #inboundFailure}, as the stream's is. */
+    private final class GuardedReader extends BufferedReader {
+        private final BufferedReader in;
+        private final BodyWait wait;
+
+        GuardedReader(BufferedReader in, BodyWait wait) {
+            // Reads go to the container's reader, which buffers: this one's own buffer stays unused.
+            super(in, 1);
+            this.in = in;
+            this.wait = wait;
+        }
+
+        @Override
+        public int read() throws IOException {
+            wait.reads.incrementAndGet();
+            try {
+                return in.read();
+            } catch (IOException e) {
+                throw noted(e);
+            } finally {
+                wait.reads.decrementAndGet();
+            }
+        }
+
+        @Override
+        public int read(char[] cbuf, int off, int len) throws IOException {
+            wait.reads.incrementAndGet();
+            try {
+                return in.read(cbuf, off, len);
+            } catch (IOException e) {
+                throw noted(e);
+            } finally {
+                wait.reads.decrementAndGet();
+            }
+        }
+
+        @Override
+        public String readLine() throws IOException {
+            wait.reads.incrementAndGet();
+            try {
+                return in.readLine();
+            } catch (IOException e) {
+                throw noted(e);
+            } finally {
+                wait.reads.decrementAndGet();
+            }
+        }
+
+        @Override
+        public long skip(long n) throws IOException {
+            wait.reads.incrementAndGet();
+            try {
+                return in.skip(n);
+            } catch (IOException e) {
+                throw noted(e);
+            } finally {
+                wait.reads.decrementAndGet();
+            }
+        }
+
+        @Override
+        public boolean ready() throws IOException {
+            return in.ready();
+        }
+
+        @Override
+        public boolean markSupported() {
+            return in.markSupported();
+        }
+
+        @Override
+        public void mark(int readAheadLimit) throws IOException {
+            in.mark(readAheadLimit);
+        }
+
+        @Override
+        public void reset() throws IOException {
+            in.reset();
         }
 
         @Override

@@ -8,6 +8,8 @@ import jakarta.servlet.http.HttpServletResponseWrapper;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.Writer;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -15,7 +17,7 @@ import java.util.function.Consumer;
 
 /**
  * The response as the fault filter passes it down the chain: an error status the application sends with
- * {@code sendError} (or a redirect with {@code sendRedirect}) on the filter's thread is held until the chain returns,
+ * {@code sendError} (or a redirect with any of the {@code sendRedirect} variants) on the filter's thread is held until the chain returns,
  * instead of going to the container at once. Tomcat and Jetty take {@code sendError} as the end of the response: it
  * then reports itself committed, refuses {@code reset()}, and an upstream fault thrown after it could only be
  * aborted (a connection closed without any answer in Jetty, a {@code 400} error report naming the upstream in
@@ -32,6 +34,10 @@ import java.util.function.Consumer;
  * that the client can tell a body a fault cut short from a whole one.
  */
 public final class FaultGuardedResponse extends HttpServletResponseWrapper {
+
+    private static final Method REDIRECT_STATUS = redirectVariant(String.class, int.class);
+    private static final Method REDIRECT_CLEAR = redirectVariant(String.class, boolean.class);
+    private static final Method REDIRECT_STATUS_CLEAR = redirectVariant(String.class, int.class, boolean.class);
 
     private final Hold hold;
     private final boolean chunkForClose;
@@ -105,11 +111,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         if (hold.held && hold.heldOn == current) {
             hold.held = false;
             try {
-                if (hold.location != null) {
-                    hold.sender.sendRedirectNow(hold.location);
-                } else {
-                    hold.sender.sendErrorNow(hold.status, hold.message);
-                }
+                hold.sending.send();
             } catch (IllegalStateException committedMeanwhile) {
                 // An async worker committed it meanwhile: the container would have refused the error then as well.
             }
@@ -141,6 +143,38 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         super.sendRedirect(location);
     }
 
+    /**
+     * Calls one of Servlet 6.1's {@code sendRedirect} variants on the wrapped response, as the 6.1 wrapper would: by
+     * reflection, since the gateway compiles against the 6.0 API as well (where nobody can call them).
+     */
+    private void redirectNow(Method variant, Object... args) throws IOException {
+        try {
+            variant.invoke(getResponse(), args);
+        } catch (InvocationTargetException e) {
+            Throwable cause = e.getCause();
+            if (cause instanceof IOException) {
+                throw (IOException) cause;
+            }
+            if (cause instanceof RuntimeException) {
+                throw (RuntimeException) cause;
+            }
+            if (cause instanceof Error) {
+                throw (Error) cause;
+            }
+            throw new IOException(cause);
+        } catch (IllegalAccessException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    private static Method redirectVariant(Class<?>... parameters) {
+        try {
+            return HttpServletResponse.class.getMethod("sendRedirect", parameters);
+        } catch (NoSuchMethodException servlet60) {
+            return null;
+        }
+    }
+
     private boolean holds(int status) {
         return status >= 400 && hold.holds(Thread.currentThread()) && !super.isCommitted();
     }
@@ -162,9 +196,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         // The container clears the buffer when it takes sendError; what the application wrote before is not sent.
         super.resetBuffer();
         hold.status = status;
-        hold.message = message;
-        hold.location = null;
-        hold.sender = this;
+        hold.sending = () -> sendErrorNow(status, message);
         hold.heldOn = Thread.currentThread();
         hold.held = true;
     }
@@ -189,26 +221,48 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     /**
      * Held as {@code sendError} is, for the same reason: the containers take a redirect as the end of the response
      * too, and a fault thrown after it could only be aborted (Tomcat then sent a {@code 400} error report naming the
-     * upstream, with the redirect's {@code Location}; Jetty the redirect, the fault lost). Servlet 6.1's variants
-     * with a status go straight to the container: the gateway runs in 6.0 containers too.
+     * upstream, with the redirect's {@code Location}; Jetty the redirect, the fault lost).
      */
     @Override
     public void sendRedirect(String location) throws IOException {
+        holdRedirect(location, SC_FOUND, true, () -> sendRedirectNow(location));
+    }
+
+    /**
+     * Servlet 6.1's redirect with a status (a 303 after a POST), held as {@link #sendRedirect(String)} is. Not an
+     * {@code @Override}: the gateway compiles against Servlet 6.0 too, where only a 6.1 application calls it.
+     */
+    public void sendRedirect(String location, int status) throws IOException {
+        holdRedirect(location, status, true, () -> redirectNow(REDIRECT_STATUS, location, status));
+    }
+
+    /** Servlet 6.1's redirect that may keep the body written so far, held as {@link #sendRedirect(String)} is. */
+    public void sendRedirect(String location, boolean clearBuffer) throws IOException {
+        holdRedirect(location, SC_FOUND, clearBuffer, () -> redirectNow(REDIRECT_CLEAR, location, clearBuffer));
+    }
+
+    /** Servlet 6.1's redirect with a status, that may keep the body written so far; held as the others are. */
+    public void sendRedirect(String location, int status, boolean clearBuffer) throws IOException {
+        holdRedirect(location, status, clearBuffer,
+                () -> redirectNow(REDIRECT_STATUS_CLEAR, location, status, clearBuffer));
+    }
+
+    private void holdRedirect(String location, int status, boolean clearBuffer, Sending now) throws IOException {
         if (hold.held) {
             throw new IllegalStateException("An error was already sent");
         }
         if (!hold.holds(Thread.currentThread()) || super.isCommitted()) {
-            super.sendRedirect(location);
+            now.send();
             return;
         }
-        super.resetBuffer();
+        if (clearBuffer) {
+            super.resetBuffer();
+        }
         // Where the redirect goes is visible at once, as after the container's own sendRedirect: a filter inside
         // this one may look at it on its way out. A fault's answer resets it with the rest.
         super.setHeader("Location", location);
-        hold.status = SC_FOUND;
-        hold.message = null;
-        hold.location = location;
-        hold.sender = this;
+        hold.status = status;
+        hold.sending = now;
         hold.heldOn = Thread.currentThread();
         hold.held = true;
     }
@@ -366,6 +420,11 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         return writer;
     }
 
+    /** The container's call a held error or redirect makes once released. */
+    private interface Sending {
+        void send() throws IOException;
+    }
+
     /** The held error, shared by the chain's wrapper and the async context's. */
     private static final class Hold {
         /**
@@ -376,11 +435,9 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         private volatile Set<Thread> more;
         volatile boolean held;
         volatile Thread heldOn;
-        volatile FaultGuardedResponse sender;
         volatile int status;
-        volatile String message;
-        /** The location of a held redirect, {@code null} for a held error. */
-        volatile String location;
+        /** Sends the held error or redirect to the container, as the application called for it. */
+        volatile Sending sending;
         volatile Consumer<Throwable> listenerFailures;
 
         synchronized void add(Thread thread) {

@@ -26,6 +26,8 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.function.Supplier;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -54,6 +56,18 @@ public final class FaultResponseWriter {
     /** The counter of generated responses, tagged {@code status} and {@code fault}. */
     public static final String RESPONSES_METER = "upstream.guard.responses";
 
+    /**
+     * The {@code nextHop} of a fault whose upstream is a stand-in named after the servlet (the application's own call,
+     * an async timeout): no hop the gateway knows, so {@code Proxy-Status} names none.
+     */
+    public static final String NO_NEXT_HOP = "";
+
+    /**
+     * A fully qualified class name, with the {@code ": "} that {@code Throwable.toString()} puts before a message:
+     * lower-case packages (two at least) and a capitalised class, which host names and file names are not.
+     */
+    private static final Pattern CLASS_NAME = Pattern.compile(
+            "\\b(?:[a-z_][a-z0-9_]*\\.){2,}([A-Z][A-Za-z0-9_$]*)(?!\\.?[\\w$-])(: ?)?");
     private static final Logger LOG = LoggerFactory.getLogger("dev.upstreamguard.gateway");
     private static final String HANDLED_ATTRIBUTE = FaultResponseWriter.class.getName() + ".handled";
     private static final String ABORT_ATTRIBUTE = FaultResponseWriter.class.getName() + ".abort";
@@ -241,8 +255,8 @@ public final class FaultResponseWriter {
      * Answers {@code fault}: logs it, counts it and, unless the response is committed, replaces whatever the
      * response held with the generated one; when it is committed, aborts the client connection or says how to.
      *
-     * @param nextHop the upstream's host (and port) for {@code next-hop} when details are exposed, or {@code null}
-     *     to derive it from the upstream's name when that looks like an address
+     * @param nextHop the upstream's host (and port) for {@code next-hop} when details are exposed, {@code null} for
+     *     the upstream's name (its host and port when the name is a URL), or {@link #NO_NEXT_HOP} for none
      */
     public Answer write(HttpServletRequest request, HttpServletResponse response, UpstreamException fault,
             String nextHop) throws IOException {
@@ -478,7 +492,7 @@ public final class FaultResponseWriter {
             }
             String message = fault.getMessage();
             if (message != null && !message.isEmpty()) {
-                StructuredFields.appendString(sb.append("; details="), truncate(message));
+                StructuredFields.appendString(sb.append("; details="), exposable(message));
             }
         }
         return sb.toString();
@@ -488,7 +502,7 @@ public final class FaultResponseWriter {
         UpstreamFault type = fault.fault();
         String detail = FaultTexts.detail(type);
         if (exposeDetails && fault.getMessage() != null) {
-            detail = detail + " " + truncate(fault.getMessage());
+            detail = detail + " " + exposable(fault.getMessage());
         }
         String upstream = publicUpstream(fault.upstream());
         int status = type.status();
@@ -679,6 +693,29 @@ public final class FaultResponseWriter {
 
     private static String truncate(String message) {
         return message.length() <= MAX_DETAILS ? message : message.substring(0, MAX_DETAILS) + "...";
+    }
+
+    /**
+     * {@code message} as a client may see it: without the class names of the causes it quotes (the client describes
+     * a cause with its {@code toString()}), which tell a client how the gateway is built, its internals included,
+     * not what failed; the text each cause gave stays. A cause without text keeps its class's simple name, unless
+     * it is one of the gateway's own. The log keeps the whole message.
+     */
+    static String exposable(String message) {
+        Matcher m = CLASS_NAME.matcher(message);
+        if (!m.find()) {
+            return truncate(message);
+        }
+        StringBuilder sb = new StringBuilder(message.length());
+        do {
+            String replacement = "";
+            if (m.group(2) == null && !m.group().startsWith("dev.upstreamguard.")) {
+                replacement = m.group(1);
+            }
+            m.appendReplacement(sb, Matcher.quoteReplacement(replacement));
+        } while (m.find());
+        m.appendTail(sb);
+        return truncate(sb.toString());
     }
 
     /** JSON string escaping (RFC 8259). */

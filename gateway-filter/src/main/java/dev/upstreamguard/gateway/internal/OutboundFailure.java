@@ -26,7 +26,8 @@ import javax.net.ssl.SSLPeerUnverifiedException;
  * from their own code (by the frames of its stack trace, as their exceptions are plain {@code java.io} and
  * {@code java.net} ones), and anything Spring reports as a failed
  * client request ({@code ResourceAccessException}). A read timeout counts only outside the container's own
- * exceptions: Tomcat reports a client too slow with its upload as a {@code ClientAbortException} around one.
+ * exceptions: Tomcat reports a client too slow with its upload as a {@code ClientAbortException} around one, and to
+ * the async listeners as one its poller made.
  */
 public final class OutboundFailure {
 
@@ -47,6 +48,12 @@ public final class OutboundFailure {
         "org.springframework.web.reactive.function.client.WebClientRequestException"};
     private static final String[] CONTAINER_PACKAGES = {"org.apache.catalina.", "org.apache.coyote.",
         "org.apache.tomcat.", "org.eclipse.jetty.", "io.undertow."};
+    /**
+     * Where only the server side of a container makes exceptions: not Jetty's {@code io} or {@code client} packages,
+     * nor Tomcat's websocket client, whose connect timeouts are an application's outbound calls.
+     */
+    private static final String[] SERVER_PACKAGES = {"org.apache.catalina.", "org.apache.coyote.",
+        "org.apache.tomcat.util.net.", "org.eclipse.jetty.server.", "io.undertow.server."};
 
     private OutboundFailure() {
     }
@@ -74,13 +81,21 @@ public final class OutboundFailure {
         return e;
     }
 
+    /**
+     * Whether {@code fault} is the stand-in {@link #find} made in this request: its upstream is named after the
+     * servlet, not a hop the gateway knows.
+     */
+    public static boolean isStandIn(ServletRequest request, UpstreamException fault) {
+        return fault != null && request.getAttribute(ATTRIBUTE) == fault;
+    }
+
     static boolean isOutbound(Throwable thrown) {
         // Bounded rather than cycle-checked, as UpstreamException.find is.
         Throwable t = thrown;
         for (int depth = 0; t != null && depth < 64; depth++, t = t.getCause()) {
             // The container's report of its own client anywhere in the chain makes it that client's failure, also
             // when a client library wrapped it (the inbound body streamed to an upstream broke on the inbound side).
-            if (startsWithAny(t.getClass().getName(), CONTAINER_PACKAGES)) {
+            if (startsWithAny(t.getClass().getName(), CONTAINER_PACKAGES) || madeBy(t, SERVER_PACKAGES)) {
                 return false;
             }
         }
@@ -99,6 +114,16 @@ public final class OutboundFailure {
             }
         }
         return false;
+    }
+
+    /**
+     * Whether {@code t} was made in one of {@code packages}: a plain {@code java.net} exception the container made
+     * itself (Tomcat tells the async listeners of its client's read timeout with a {@code SocketTimeoutException}
+     * from its poller). Only the frame that made it counts, since the application runs inside the container's.
+     */
+    private static boolean madeBy(Throwable t, String[] packages) {
+        StackTraceElement[] frames = t.getStackTrace();
+        return frames.length > 0 && startsWithAny(frames[0].getClassName(), packages);
     }
 
     /** Whether a frame of {@code t}'s stack trace is in one of {@code packages}. */

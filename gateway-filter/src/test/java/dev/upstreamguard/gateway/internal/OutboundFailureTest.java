@@ -21,4 +21,21 @@ class OutboundFailureTest {
         assertThat(OutboundFailure.isOutbound(new ClientAbortException(new SocketTimeoutException()))).isFalse();
         assertThat(OutboundFailure.isOutbound(new ClientProtocolException("x", new ConnectException()))).isTrue();
     }
+
+    /**
+     * Tomcat tells the async listeners of its client's read timeout with a bare {@code SocketTimeoutException} its
+     * poller made; one an HTTP client made (Jetty's client shares Jetty's {@code io} package) is still outbound.
+     */
+    @Test
+    void aTimeoutTheServerMadeIsNoOutboundFailureButOneAClientMadeIs() {
+        assertThat(OutboundFailure.isOutbound(madeAt("org.apache.tomcat.util.net.NioEndpoint$Poller"))).isFalse();
+        assertThat(OutboundFailure.isOutbound(madeAt("org.eclipse.jetty.io.SelectorManager"))).isTrue();
+        assertThat(OutboundFailure.isOutbound(madeAt("org.eclipse.jetty.client.HttpConnection"))).isTrue();
+    }
+
+    private static SocketTimeoutException madeAt(String className) {
+        SocketTimeoutException e = new SocketTimeoutException();
+        e.setStackTrace(new StackTraceElement[] {new StackTraceElement(className, "timeout", null, 1)});
+        return e;
+    }
 }
