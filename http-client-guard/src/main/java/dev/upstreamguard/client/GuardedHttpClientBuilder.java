@@ -10,6 +10,7 @@ import dev.upstreamguard.internal.FollowUpSentAgain;
 import dev.upstreamguard.internal.ForwardedUserAgent;
 import dev.upstreamguard.internal.GuardedConnection;
 import dev.upstreamguard.internal.HandshakeWatch;
+import dev.upstreamguard.internal.NoCredentialsProtocolExec;
 import dev.upstreamguard.internal.RedirectTargets;
 import dev.upstreamguard.internal.TlsTransport;
 import dev.upstreamguard.internal.TunnelWatch;
@@ -285,6 +286,12 @@ public final class GuardedHttpClientBuilder {
         if (httpClientBuilder == null) {
             // Without credentials there is nothing to cache; it only costs a lookup per request.
             builder.disableAuthCaching();
+            if (NoCredentialsProtocolExec.available()) {
+                // ProtocolExec parses every request's path for an authentication scope that, without credentials,
+                // is never used; a caller's context with credentials still gets ProtocolExec (see the class).
+                builder.setDefaultCredentialsProvider(NoCredentialsProtocolExec.NO_CREDENTIALS);
+                builder.replaceExecInterceptor(ChainElement.PROTOCOL.name(), new NoCredentialsProtocolExec());
+            }
         }
         builder.setConnectionManager(manager);
         // Around the caller's interceptors and HttpClient's checks (added here, so first of the firsts and last of the
