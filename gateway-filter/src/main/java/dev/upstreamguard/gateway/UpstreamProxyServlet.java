@@ -901,7 +901,7 @@ public class UpstreamProxyServlet extends HttpServlet {
                     value = target.rewriteLocation(value, gatewayOrigin(request), gatewayPrefix(request));
                 }
                 if (name.equalsIgnoreCase("Content-Type")) {
-                    VerbatimContentType.set(response, value);
+                    VerbatimContentType.set(request, response, value);
                     continue;
                 }
                 if (isPresetByContainer(name)) {

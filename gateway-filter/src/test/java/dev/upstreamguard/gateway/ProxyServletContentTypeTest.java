@@ -85,6 +85,57 @@ class ProxyServletContentTypeTest {
         }
     }
 
+    /**
+     * Regression (review of the restore): the restore unwrapped every response wrapper and wrote into the container's
+     * own response, so a filter's wrapper typing the response its own way was overruled, and a proxied response
+     * included into a page retyped the page (the container ignores {@code setContentType} in an include). Now only the
+     * fault filter's own wrapper is looked through, and an include keeps the page's type.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aFiltersWrapperAndAnIncludingPageKeepTheirSayOverTheType(Container container) throws Exception {
+        try (RawUpstream upstream = typedUpstream()) {
+            jakarta.servlet.Filter typing = (request, response, chain) -> chain.doFilter(request,
+                    new jakarta.servlet.http.HttpServletResponseWrapper(
+                            (jakarta.servlet.http.HttpServletResponse) response) {
+                        @Override
+                        public void setContentType(String type) {
+                            super.setContentType("application/octet-stream");
+                        }
+                    });
+            jakarta.servlet.http.HttpServlet page = new jakarta.servlet.http.HttpServlet() {
+                @Override
+                protected void doGet(jakarta.servlet.http.HttpServletRequest request,
+                        jakarta.servlet.http.HttpServletResponse response)
+                        throws jakarta.servlet.ServletException, java.io.IOException {
+                    response.setContentType("text/plain;charset=ISO-8859-1");
+                    request.getRequestDispatcher("/typed/0").include(request, response);
+                }
+            };
+            Container.Deployment deployment = new Container.Deployment()
+                    .servlet("typed", UpstreamProxyServlet.builder(upstream.baseUrl()).meterRegistry(null).build(),
+                            "/typed/*")
+                    .servlet("page", page, "/page")
+                    .filter("typing", typing, "/typed/2", java.util.Map.of(),
+                            java.util.EnumSet.of(jakarta.servlet.DispatcherType.REQUEST))
+                    .filter("faults", new UpstreamFaultFilter(), "/*");
+            try (Container.Running running = container.start(deployment)) {
+                RawClient.Response wrapped = RawClient.request(running.port(), "GET", "/gw/typed/2");
+                assertThat(wrapped.headers("Content-Type")).containsExactly("application/octet-stream");
+
+                RawClient.Response included = RawClient.request(running.port(), "GET", "/gw/page");
+                assertThat(included.bodyUtf8()).isEqualTo("ok");
+                assertThat(included.headers("Content-Type")).hasSize(1);
+                assertThat(included.headers("Content-Type").get(0)).startsWithIgnoringCase("text/plain")
+                        .containsIgnoringCase("ISO-8859-1");
+
+                // Behind the fault filter's own wrapper, the upstream's spelling still reaches the client.
+                RawClient.Response guarded = RawClient.request(running.port(), "GET", "/gw/typed/0");
+                assertThat(guarded.headers("Content-Type")).containsExactly(TYPES.get(0));
+            }
+        }
+    }
+
     private static RawUpstream typedUpstream() throws java.io.IOException {
         return RawUpstream.start(c -> {
             for (RawUpstream.Request r = c.readRequest(); r != null; r = c.readRequest()) {
@@ -94,7 +145,9 @@ class ProxyServletContentTypeTest {
                     c.close();
                     return;
                 }
-                String type = TYPES.get(Integer.parseInt(r.target().substring(r.target().lastIndexOf('/') + 1)));
+                // An included proxy forwards the including request's path (/page): the first type then.
+                String last = r.target().substring(r.target().lastIndexOf('/') + 1);
+                String type = TYPES.get(last.matches("[0-9]+") ? Integer.parseInt(last) : 0);
                 c.write("HTTP/1.1 200 OK\r\nContent-Type: " + type + "\r\nContent-Length: 2\r\n\r\nok");
             }
         });

@@ -2,9 +2,12 @@ package dev.upstreamguard.gateway.internal;
 
 import static dev.upstreamguard.gateway.internal.ContainerReflection.field;
 import static dev.upstreamguard.gateway.internal.ContainerReflection.invoke;
+import static dev.upstreamguard.gateway.internal.ContainerReflection.publicMethod;
 
+import jakarta.servlet.DispatcherType;
+import jakarta.servlet.ServletRequest;
 import jakarta.servlet.ServletResponse;
-import jakarta.servlet.ServletResponseWrapper;
+import java.lang.reflect.Method;
 
 /**
  * Puts a relayed {@code Content-Type} on the wire as the upstream wrote it. Both containers rewrite the value given
@@ -13,30 +16,35 @@ import jakarta.servlet.ServletResponseWrapper;
  * ({@code Text/HTML} as {@code text/html}). The type is set through the API first, so that filters and the
  * container's own state see it, and then, where the container rewrote it, its field is replaced in the container's
  * own response through its types by reflection, as {@link ContainerLimits} reads limits; another container, or a
- * version whose types differ, keeps its rewritten (equivalent) value.
+ * version whose types differ, keeps its rewritten (equivalent) value. In Tomcat the charset then lives in the type
+ * alone, so {@code getCharacterEncoding()} reports the default: the proxy writes the upstream's bytes, never through a
+ * writer.
  */
 public final class VerbatimContentType {
 
-    private static final Class<?>[] STRING = {String.class};
     private static final Class<?>[] STRING_STRING = {String.class, String.class};
 
     private VerbatimContentType() {
     }
 
-    /** Sets {@code value} on {@code response}, verbatim where the container allows it. Never throws for that part. */
-    public static void set(ServletResponse response, String value) {
+    /**
+     * Sets {@code value} on {@code response}, verbatim where the container allows it and nobody else has a say: not in
+     * an include (the including page's type stands, as the container keeps it), and not through a response wrapper
+     * other than the fault filter's (a filter's wrapper may type the response its own way). Never throws for that part.
+     */
+    public static void set(ServletRequest request, ServletResponse response, String value) {
         response.setContentType(value);
         if (!hasCharset(value)) {
             // Jetty infers one for text/html (utf-8), text/plain (iso-8859-1)…; a label the origin did not give
             // overrides the page's own <meta charset> in browsers. Before the field is restored: Jetty rewrites it here.
             response.setCharacterEncoding((String) null);
         }
-        if (value.equals(response.getContentType())) {
+        if (value.equals(response.getContentType()) || request.getDispatcherType() == DispatcherType.INCLUDE) {
             return;
         }
         ServletResponse own = response;
-        while (own instanceof ServletResponseWrapper) {
-            own = ((ServletResponseWrapper) own).getResponse();
+        while (own instanceof FaultGuardedResponse) {
+            own = ((FaultGuardedResponse) own).getResponse();
         }
         String type = own.getClass().getName();
         try {
@@ -70,8 +78,13 @@ public final class VerbatimContentType {
      */
     private static void tomcat(ServletResponse facade, String value) throws ReflectiveOperationException {
         Object coyote = invoke(field(facade, "response"), "getCoyoteResponse");
-        invoke(coyote, "setContentTypeNoCharset", STRING, value);
-        invoke(coyote, "setCharacterEncoding", STRING, (Object) null);
+        Method setType = publicMethod(coyote.getClass(), "setContentTypeNoCharset", String.class);
+        Method setCharset = publicMethod(coyote.getClass(), "setCharacterEncoding", String.class);
+        if (setType == null || setCharset == null) {
+            return; // both or neither: the type alone would be written with the charset a second time
+        }
+        setType.invoke(coyote, value);
+        setCharset.invoke(coyote, (Object) null);
     }
 
     /**
