@@ -17,7 +17,6 @@ import java.security.cert.CRLException;
 import java.security.cert.CertPathBuilderException;
 import java.security.cert.CertPathValidatorException;
 import java.security.cert.CertificateException;
-import java.util.concurrent.TimeoutException;
 import java.util.zip.ZipException;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLHandshakeException;
@@ -133,11 +132,6 @@ public final class FaultClassifier {
         // Reading
         if (t instanceof SocketTimeoutException || t instanceof HttpTimeoutException) {
             return UpstreamFault.CONNECTION_READ_TIMEOUT;
-        }
-        if (t instanceof TimeoutException) {
-            // The caller's own limit on waiting for the call (Future.get(timeout), CompletableFuture.orTimeout,
-            // Reactor's timeout()): no response came in time, as when the guard's deadline runs out. Not ours to blame.
-            return UpstreamFault.HTTP_RESPONSE_TIMEOUT;
         }
         if (t instanceof TruncatedChunkException) {
             return UpstreamFault.HTTP_RESPONSE_INCOMPLETE;

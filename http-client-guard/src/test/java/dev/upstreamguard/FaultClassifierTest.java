@@ -103,28 +103,6 @@ class FaultClassifierTest {
         assertThat(head(new InterruptedIOException("Request aborted"))).isEqualTo(UpstreamFault.CONNECTION_TERMINATED);
     }
 
-    /**
-     * Regression: the caller's own time limit on waiting for a call ({@code Future.get(timeout)},
-     * {@code CompletableFuture.orTimeout}, Reactor's {@code timeout()}: a {@code java.util.concurrent.TimeoutException},
-     * no {@code IOException}) was proxy_internal_error, a 500 blaming the proxy. No response came in time: the 504 of
-     * a deadline that ran out. The gateway filter still answers only what an outbound call's failure shows
-     * ({@code OutboundFailure.isOutbound}), so an application's own unrelated timeout stays the application's.
-     */
-    @Test
-    void theCallersOwnTimeoutOnACallIsAResponseTimeout() {
-        Throwable got = catchThrowable(() -> new java.util.concurrent.CompletableFuture<Void>()
-                .get(1, java.util.concurrent.TimeUnit.MILLISECONDS));
-        assertThat(got).isInstanceOf(java.util.concurrent.TimeoutException.class);
-        assertThat(head(got)).isEqualTo(UpstreamFault.HTTP_RESPONSE_TIMEOUT);
-        assertThat(body(got)).isEqualTo(UpstreamFault.HTTP_RESPONSE_TIMEOUT);
-        Throwable joined = catchThrowable(() -> new java.util.concurrent.CompletableFuture<Void>()
-                .orTimeout(1, java.util.concurrent.TimeUnit.MILLISECONDS).join());
-        assertThat(joined).isInstanceOf(CompletionException.class);
-        assertThat(head(joined)).isEqualTo(UpstreamFault.HTTP_RESPONSE_TIMEOUT);
-        assertThat(head(new ExecutionException(new java.util.concurrent.TimeoutException())))
-                .isEqualTo(UpstreamFault.HTTP_RESPONSE_TIMEOUT);
-    }
-
     @Test
     void protocolFaultsAreHttpProtocolErrors() {
         assertThat(head(new ClientProtocolException(new ProtocolException("Multiple Content-Length headers"))))
