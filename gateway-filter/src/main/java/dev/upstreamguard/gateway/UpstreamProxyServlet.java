@@ -242,10 +242,13 @@ public class UpstreamProxyServlet extends HttpServlet {
                         b.set(current, value);
                 }
             }
-            current = "the upstream policy";
+            // Past the loop no single init-param is at fault: settings that contradict each other (the message
+            // names them), which read as "init-param 'the upstream policy'", a name no web.xml holds.
+            current = null;
             return b.copy();
         } catch (IllegalArgumentException e) {
-            throw new ServletException("Servlet '" + name + "': init-param '" + current + "' is invalid: "
+            throw new ServletException("Servlet '" + name + "': " + (current == null
+                    ? "its init-params contradict each other: " : "init-param '" + current + "' is invalid: ")
                     + e.getMessage(), e);
         }
     }
