@@ -65,10 +65,16 @@ class GatewayConnectionFaultTest {
             "retry.initial-backoff", "1ms",
             "retry.max-backoff", "2ms",
             "circuit-breaker.enabled", "false",
-            "connect-timeout", "500ms",
+            "connect-timeout", "5s",
             "response-timeout", "5s",
             "bulkhead.max-concurrent-calls", "1",
             "max-connections", "1");
+
+    /**
+     * The route whose handshake stalls outlasts a short connect-timeout; the others keep a generous one, as a handshake
+     * on a loaded machine can take longer than half a second.
+     */
+    private static final Map<String, String> STALLED_HANDSHAKE = Map.of("connect-timeout", "500ms");
 
     /** A fault case: {@code trusting} when the client must trust {@link TestTls}'s root for the fault to show. */
     private record Case(String route, UpstreamFault fault, String upstream, boolean trusting, boolean cutBody,
@@ -128,6 +134,22 @@ class GatewayConnectionFaultTest {
                 register(RawUpstream.startTls(true, new String[] {"TLSv1.2"}, ok())).baseUrl(), true, false,
                 "; alert-id=42; alert-message=\"bad_certificate\""));
         add("reset-after-request", UpstreamFault.CONNECTION_TERMINATED, raw(Behaviours.resetBeforeResponse()), false);
+        // Over an established TLS connection the same cuts are connection faults, not TLS ones.
+        add("tls-reset-after-request", UpstreamFault.CONNECTION_TERMINATED,
+                register(RawUpstream.startTls(false, Behaviours.resetBeforeResponse())).baseUrl(), true);
+        add("tls-closed-after-request", UpstreamFault.CONNECTION_TERMINATED,
+                register(RawUpstream.startTls(false, Behaviours.closeBeforeResponse())).baseUrl(), true);
+        add("tls-cut-after-request", UpstreamFault.CONNECTION_TERMINATED, register(RawUpstream.startTls(false, c -> {
+            if (c.readRequest() != null) {
+                c.closeWithoutCloseNotify();
+            }
+        })).baseUrl(), true);
+        add("tls-cut-mid-head", UpstreamFault.HTTP_RESPONSE_INCOMPLETE, register(RawUpstream.startTls(false, c -> {
+            if (c.readRequest() != null) {
+                c.write(Behaviours.TRUNCATED_HEAD);
+                c.closeWithoutCloseNotify();
+            }
+        })).baseUrl(), true);
         add("half-closed-after-request", UpstreamFault.CONNECTION_TERMINATED, raw(c -> {
             if (c.readRequest() != null) {
                 c.socket().shutdownOutput();
@@ -374,13 +396,13 @@ class GatewayConnectionFaultTest {
 
     private UpstreamProxyServlet proxy(Case c, SimpleMeterRegistry registry, boolean expose) {
         UpstreamProxyServlet.Builder b = UpstreamProxyServlet.builder(c.upstream).meterRegistry(registry);
-        POLICY.forEach(b::set);
+        policy(c.route).forEach(b::set);
         if (expose) {
             b.exposeDetails(true);
         }
         if (c.trusting) {
             GuardPolicy.Builder policy = GuardPolicy.builder();
-            POLICY.forEach(policy::set);
+            policy(c.route).forEach(policy::set);
             GuardedHttpClient client = GuardedHttpClients.custom().sslContext(TestTls.clientContext())
                     .upstream(c.route, c.upstream, policy.build()).meterRegistry(registry)
                     .contentCompression(false).redirects(false).build();
@@ -392,18 +414,30 @@ class GatewayConnectionFaultTest {
 
     /** The application's client: every case's upstream (and the good one) by name, with the test's policy. */
     private GuardedHttpClient applicationClient(boolean trusting, SimpleMeterRegistry registry) {
-        GuardPolicy.Builder policy = GuardPolicy.builder();
-        POLICY.forEach(policy::set);
         var b = GuardedHttpClients.custom().meterRegistry(registry).contentCompression(false).redirects(false);
         if (trusting) {
             b.sslContext(TestTls.clientContext());
         }
         for (Case c : cases) {
-            b.upstream(c.route, c.upstream, policy.build());
+            b.upstream(c.route, c.upstream, policyOf(c.route));
         }
-        b.upstream("good", goodUpstream, policy.build());
-        b.upstream("reset-on-accept", resetOnAccept, policy.build());
+        b.upstream("good", goodUpstream, policyOf("good"));
+        b.upstream("reset-on-accept", resetOnAccept, policyOf("reset-on-accept"));
         return b.build();
+    }
+
+    private static Map<String, String> policy(String route) {
+        Map<String, String> settings = new LinkedHashMap<>(POLICY);
+        if (route.equals("tls-handshake-stalls")) {
+            settings.putAll(STALLED_HANDSHAKE);
+        }
+        return settings;
+    }
+
+    private static GuardPolicy policyOf(String route) {
+        GuardPolicy.Builder policy = GuardPolicy.builder();
+        policy(route).forEach(policy::set);
+        return policy.build();
     }
 
     /** An application servlet that GETs its upstream with the guarded client and relays status and body. */
