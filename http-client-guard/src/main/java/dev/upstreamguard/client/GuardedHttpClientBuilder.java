@@ -29,6 +29,7 @@ import java.util.Objects;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Function;
 import javax.net.ssl.SSLContext;
+import javax.net.ssl.SSLHandshakeException;
 import javax.net.ssl.SSLSocket;
 import org.apache.hc.client5.http.DnsResolver;
 import org.apache.hc.client5.http.HttpRoute;
@@ -461,9 +462,13 @@ public final class GuardedHttpClientBuilder {
                     String alert = transport.discardedAlert();
                     if (alert != null) {
                         // A TLS 1.2 server refusing the client's certificate (or its absence) alerts and closes while
-                        // the client still writes its flight: the alert, not the broken pipe, is what happened.
+                        // the client still writes its flight: the alert, not the broken pipe, is what happened. The
+                        // alert goes in the cause as the JDK words a received one, where a gateway reads RFC 9209's
+                        // alert-id and alert-message from.
+                        SSLHandshakeException received = new SSLHandshakeException("Received fatal alert: " + alert);
+                        received.initCause(e);
                         throw new FaultSignal(UpstreamFault.TLS_ALERT_RECEIVED, "TLS handshake with " + target + ":"
-                                + port + " ended by a TLS alert from the upstream (" + alert + ")", e);
+                                + port + " ended by a TLS alert from the upstream (" + alert + ")", received);
                     }
                     throw new FaultSignal(UpstreamFault.TLS_PROTOCOL_ERROR,
                             "TLS handshake with " + target + ":" + port + " was cut off by the upstream", e);
