@@ -249,6 +249,12 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
                     || e instanceof NoRouteToHostException || e instanceof PortUnreachableException) {
                 throw e; // connected, or already a type the classifier knows
             }
+            if (isReset(e)) {
+                // ECONNRESET from the connect: the upstream accepted the connection and reset it before the connect
+                // returned (a refusal is ECONNREFUSED, a ConnectException). The same as a reset just after it, which
+                // the classifier names connection_terminated: which of the two happens is a race.
+                throw e;
+            }
             throw new FaultSignal(UpstreamFault.CONNECTION_REFUSED,
                     "Could not connect to " + endpointHost + ": " + e.getMessage(), e);
         } finally {
@@ -258,6 +264,12 @@ public final class ConnectPhaseOperator extends DefaultHttpClientConnectionOpera
                 TlsTransport.take(context);
             }
         }
+    }
+
+    /** The JDK has no type for a reset, only its message ("Connection reset", "Connection reset by peer"). */
+    private static boolean isReset(SocketException e) {
+        String message = e.getMessage();
+        return message != null && message.regionMatches(true, 0, "Connection reset", 0, 16);
     }
 
     /**

@@ -146,6 +146,23 @@ class FaultMatrixTest {
         }
     }
 
+    /**
+     * Regression: an upstream that accepts each connection and resets it at once was {@code connection_refused} when
+     * the reset beat the end of the connect (the JDK then reports it from the connect: it came on an accepted
+     * connection, which a refusal never is) and {@code connection_terminated} when it came after: a race, most often
+     * won by the connect on loopback. Always {@code connection_terminated} now, an accepted connection closed before
+     * any response, and a POST is never retried after it, whichever way the race went.
+     */
+    @Test
+    void aResetTheMomentTheConnectionIsAcceptedIsAlwaysConnectionTerminated() throws Exception {
+        try (RawUpstream upstream = RawUpstream.start(c -> c.reset()); GuardedHttpClient client = client()) {
+            for (int i = 0; i < 4; i++) { // fewer calls than open the circuit
+                assertFault(failure(client, new HttpGet(upstream.uri("/"))), "connection_terminated", 502, 3);
+                assertFault(failure(client, post(upstream.uri("/orders"))), "connection_terminated", 502, 1);
+            }
+        }
+    }
+
     @Test
     void responseHeadCutShortIsIncompleteRetriedForGetButNotForPost() throws Exception {
         try (RawUpstream upstream = RawUpstream.start(Behaviours.truncatedHead()); GuardedHttpClient client = client()) {
