@@ -38,7 +38,8 @@ import org.springframework.web.client.ResourceAccessException;
  * <p>Ordered after advice the application orders explicitly, before unordered advice, so an application's own
  * catch-all {@code @ExceptionHandler(Exception.class)} does not swallow upstream faults. Advice of the application
  * with an {@code @ExceptionHandler} for {@link UpstreamException} itself (or a subtype) or for Spring's
- * {@link ResourceAccessException} (what a guarded {@code RestClient} or {@code RestTemplate} throws) always wins,
+ * {@link ResourceAccessException} (what a guarded {@code RestClient} or {@code RestTemplate} throws), or for
+ * {@code RestClientException} (what they throw for any failure) always wins,
  * ordered or not, for the controllers it advises: the application's own answer to upstream faults. For advice of every
  * controller this handler sorts behind it; for advice of some controllers it keeps its place and defers to it for
  * those controllers only.
