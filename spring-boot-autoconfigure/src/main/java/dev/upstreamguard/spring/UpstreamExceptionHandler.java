@@ -21,7 +21,9 @@ import org.springframework.http.ResponseEntity;
 import org.springframework.web.bind.annotation.ControllerAdvice;
 import org.springframework.util.ClassUtils;
 import org.springframework.util.ReflectionUtils;
+import org.springframework.web.ErrorResponse;
 import org.springframework.web.bind.annotation.ExceptionHandler;
+import org.springframework.web.bind.annotation.ResponseStatus;
 import org.springframework.web.client.ResourceAccessException;
 
 /**
@@ -30,12 +32,14 @@ import org.springframework.web.client.ResourceAccessException;
  * same status, {@code Proxy-Status}, {@code Retry-After} and {@code Cache-Control} as the gateway filter, with the body
  * rendered as a {@link ProblemDetail} through the application's message converters for clients asking for JSON, and
  * the filter's HTML page or plain text for browsers and everything else. Logged once at WARN and counted in
- * {@code upstream.guard.responses}, like the filter.
+ * {@code upstream.guard.responses}, like the filter. A fault inside an exception of the application's that states its
+ * own status ({@link ErrorResponse}, {@link ResponseStatus}) is left to Spring's resolvers, as the application's answer.
  *
  * <p>Ordered after advice the application orders explicitly, before unordered advice, so an application's own
  * catch-all {@code @ExceptionHandler(Exception.class)} does not swallow upstream faults. Advice of the application
  * with an {@code @ExceptionHandler} for {@link UpstreamException} itself (or a subtype) or for Spring's
- * {@link ResourceAccessException} (what a guarded {@code RestClient} or {@code RestTemplate} throws) always wins,
+ * {@link ResourceAccessException} (what a guarded {@code RestClient} or {@code RestTemplate} throws), or for
+ * {@code RestClientException} (what they throw for any failure) always wins,
  * ordered or not, for the controllers it advises: the application's own answer to upstream faults. For advice of every
  * controller this handler sorts behind it; for advice of some controllers it keeps its place and defers to it for
  * those controllers only.
@@ -126,8 +130,39 @@ public class UpstreamExceptionHandler implements Ordered, ApplicationContextAwar
                 && advice.assignableTypes().length == 0 && advice.annotations().length == 0;
     }
 
-    /** Answers the fault; {@code null} when the body was written directly (HTML, plain text). */
+    /**
+     * Answers the fault, unless the controller caught it and threw an exception of its own that states the status to
+     * answer with (a {@code ResponseStatusException} or other {@link ErrorResponse}, or a class annotated
+     * {@link ResponseStatus}) wrapping it: that is the application's answer, which Spring's own resolvers give. Spring
+     * hands the method the exception thrown as {@code thrown} and the first {@link UpstreamException} of its cause
+     * chain as {@code fault}.
+     */
     @ExceptionHandler(UpstreamException.class)
+    public ResponseEntity<ProblemDetail> handle(UpstreamException fault, Throwable thrown, HttpServletRequest request,
+            HttpServletResponse response) throws Exception {
+        if (thrown instanceof Exception own && statesItsOwnStatus(own, fault)) {
+            // Thrown from here, Spring goes on with the original exception to its next resolvers, which answer it.
+            throw own;
+        }
+        return handle(fault, request, response);
+    }
+
+    /**
+     * Whether an exception between {@code thrown} and the {@code fault} it wraps says with what status to answer, as
+     * Spring's {@code ResponseStatusExceptionResolver} and {@code DefaultHandlerExceptionResolver} read it (without
+     * {@code spring.mvc.problemdetails.enabled}, which answers an {@link ErrorResponse} before this advice).
+     */
+    private static boolean statesItsOwnStatus(Throwable thrown, UpstreamException fault) {
+        for (Throwable t = thrown; t != null && t != fault; t = t.getCause() == t ? null : t.getCause()) {
+            if (t instanceof ErrorResponse
+                    || AnnotatedElementUtils.findMergedAnnotation(t.getClass(), ResponseStatus.class) != null) {
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /** Answers the fault; {@code null} when the body was written directly (HTML, plain text). */
     public ResponseEntity<ProblemDetail> handle(UpstreamException fault, HttpServletRequest request,
             HttpServletResponse response) throws IOException {
         IOException inbound = FaultGuardedRequest.inboundFailure(request, fault);

@@ -18,6 +18,7 @@ import org.springframework.http.MediaType;
 import org.springframework.web.HttpMediaTypeNotAcceptableException;
 import org.springframework.web.bind.annotation.ExceptionHandler;
 import org.springframework.web.client.ResourceAccessException;
+import org.springframework.web.client.RestClientException;
 import org.springframework.web.context.request.RequestAttributes;
 import org.springframework.web.context.request.ServletWebRequest;
 import org.springframework.web.method.ControllerAdviceBean;
@@ -233,11 +234,13 @@ public final class FaultAdviceDeferral implements HandlerExceptionResolver {
     /**
      * Whether {@code method} is an {@code @ExceptionHandler} for {@link UpstreamException} or Spring's
      * {@link ResourceAccessException} (what a guarded {@code RestClient} or {@code RestTemplate} throws), a subtype of
-     * either included.
+     * either included, or for {@link RestClientException}: what those clients throw for any failure, so a handler for it
+     * is the application's answer to its calls failing, not a catch-all.
      */
     public static boolean handlesUpstreamFaults(Method method) {
         for (Class<?> type : handledTypes(method)) {
-            if (UpstreamException.class.isAssignableFrom(type) || ResourceAccessException.class.isAssignableFrom(type)) {
+            if (UpstreamException.class.isAssignableFrom(type) || ResourceAccessException.class.isAssignableFrom(type)
+                    || type == RestClientException.class) {
                 return true;
             }
         }
