@@ -12,6 +12,7 @@ import dev.upstreamguard.gateway.internal.ClientBodyEntity;
 import dev.upstreamguard.gateway.internal.ClientAnswers;
 import dev.upstreamguard.gateway.internal.ContainerLimits;
 import dev.upstreamguard.gateway.internal.FaultResponseWriter;
+import dev.upstreamguard.gateway.internal.ForwardedElement;
 import dev.upstreamguard.gateway.internal.HopByHop;
 import dev.upstreamguard.gateway.internal.Settings;
 import dev.upstreamguard.gateway.internal.StructuredFields;
@@ -31,11 +32,9 @@ import jakarta.servlet.ServletException;
 import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.http.HttpServlet;
-import jakarta.servlet.http.HttpServletMapping;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.HttpServletResponseWrapper;
-import jakarta.servlet.http.MappingMatch;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.SocketTimeoutException;
@@ -819,34 +818,10 @@ public class UpstreamProxyServlet extends HttpServlet {
                         Integer.toString(port > 0 ? port : "https".equalsIgnoreCase(scheme) ? 443 : 80));
             }
             if (addForwarded) {
-                forwarded(upstreamRequest, forwarded, remote, scheme, clientHost);
+                upstreamRequest.addHeader("Forwarded", ForwardedElement.of(forwarded, remote, scheme, clientHost));
             }
             String received = via(request.getProtocol());
             upstreamRequest.addHeader("Via", via == null ? received : via + ", " + received);
-        }
-
-        private static void forwarded(HttpUriRequestBase upstreamRequest, String forwarded, String remote,
-                String scheme, String clientHost) {
-            StringBuilder fwd = new StringBuilder(64);
-            if (forwarded != null) {
-                fwd.append(forwarded).append(", ");
-            }
-            fwd.append("for=");
-            if (remote.indexOf(':') >= 0) {
-                fwd.append("\"[").append(remote).append("]\"");
-            } else {
-                fwd.append(remote);
-            }
-            fwd.append(";proto=").append(scheme);
-            if (clientHost != null && !clientHost.isEmpty()) {
-                fwd.append(";host=");
-                if (StructuredFields.isHttpToken(clientHost)) {
-                    fwd.append(clientHost);
-                } else {
-                    fwd.append('"').append(clientHost.replace("\\", "\\\\").replace("\"", "\\\"")).append('"');
-                }
-            }
-            upstreamRequest.addHeader("Forwarded", fwd.toString());
         }
 
         private void respond(HttpServletRequest request, HttpServletResponse response,
@@ -1316,11 +1291,7 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         private static String gatewayPrefix(HttpServletRequest request) {
-            HttpServletMapping mapping = request.getHttpServletMapping();
-            MappingMatch match = mapping == null ? null : mapping.getMappingMatch();
-            boolean byPath = match == MappingMatch.PATH || match == MappingMatch.EXACT
-                    || (match == null && request.getPathInfo() != null);
-            return byPath ? request.getContextPath() + request.getServletPath() : request.getContextPath();
+            return request.getContextPath() + UpstreamTarget.mappedPrefix(request);
         }
 
         /** This hop's {@code Via} entry for a message received over {@code protocol}. */

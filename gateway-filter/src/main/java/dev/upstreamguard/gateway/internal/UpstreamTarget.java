@@ -157,10 +157,15 @@ public final class UpstreamTarget {
         }
         String contextPath = request.getContextPath();
         String mapped = mappedPrefix(request);
-        int skip = countSegments(contextPath) + countSegments(mapped);
-        String remainder = remainder(raw, skip, contextPath, mapped);
-        if (remainder == null) {
-            return null;
+        // The usual path needs no normalizing: its rest after the prefix goes out as it came, without the walk below.
+        String rest = raw;
+        int restFrom = plainPrefixLength(raw, contextPath, mapped);
+        if (restFrom < 0) {
+            rest = remainder(raw, countSegments(contextPath) + countSegments(mapped), contextPath, mapped);
+            if (rest == null) {
+                return null;
+            }
+            restFrom = 0;
         }
         String query = request.getQueryString();
         if (query != null && query.indexOf('\uFFFD') >= 0) {
@@ -168,15 +173,16 @@ public final class UpstreamTarget {
             // upstream would get that character's encoding instead of what the client sent.
             return null;
         }
-        int length = basePath.length() + remainder.length() + (query == null ? 0 : query.length() + 1);
+        int restLength = rest.length() - restFrom;
+        int length = basePath.length() + restLength + (query == null ? 0 : query.length() + 1);
         StringBuilder sb = new StringBuilder(length + 8);
         sb.append(basePath);
-        if (remainder.isEmpty()) {
+        if (restLength == 0) {
             if (basePath.isEmpty()) {
                 sb.append('/');
             }
         } else {
-            sb.append(remainder);
+            sb.append(rest, restFrom, rest.length());
         }
         if (query != null) {
             appendQuery(sb.append('?'), query);
@@ -184,15 +190,60 @@ public final class UpstreamTarget {
         return sb.toString();
     }
 
-    /** The servlet path when the servlet is mapped by path prefix or exactly; else the path is forwarded whole. */
-    private static String mappedPrefix(HttpServletRequest request) {
+    /**
+     * The servlet path when the servlet is mapped by path prefix or exactly, else the empty string (the path is
+     * forwarded whole): the part of the path, after the context path, that the route's base path stands for.
+     */
+    public static String mappedPrefix(HttpServletRequest request) {
+        if (request.getPathInfo() != null) {
+            // Only a path-prefix match, or the context root's (whose servlet path is empty), leaves path info (Servlet
+            // 6.1 §12.2), so the mapping is not asked for: Tomcat builds a new one, with three strings, per request.
+            return request.getServletPath();
+        }
         HttpServletMapping mapping = request.getHttpServletMapping();
         MappingMatch match = mapping == null ? null : mapping.getMappingMatch();
-        if (match == MappingMatch.PATH || match == MappingMatch.EXACT
-                || (match == null && request.getPathInfo() != null)) {
+        if (match == MappingMatch.PATH || match == MappingMatch.EXACT) {
             return request.getServletPath();
         }
         return "";
+    }
+
+    /**
+     * The length of the prefix ({@code contextPath + mapped}) when {@code rawPath} starts with it and needs no
+     * normalizing — no escape, parameter, dot or empty segment, and nothing to percent-encode — so that
+     * {@link #remainder} would return its rest unchanged; else -1, and the walk must decide.
+     */
+    static int plainPrefixLength(String rawPath, String contextPath, String mapped) {
+        if (!isPlainPrefix(contextPath) || !isPlainPrefix(mapped)) {
+            return -1;
+        }
+        int prefix = contextPath.length() + mapped.length();
+        int len = rawPath.length();
+        if (!rawPath.startsWith(contextPath) || !rawPath.startsWith(mapped, contextPath.length())
+                || (prefix < len && rawPath.charAt(prefix) != '/') || len == 0 || rawPath.charAt(0) != '/') {
+            return -1;
+        }
+        int segment = 1;
+        for (int i = 1; i <= len; i++) {
+            char c = i == len ? '/' : rawPath.charAt(i);
+            if (c == '/') {
+                int n = i - segment;
+                if (n == 0 ? i < len : n <= 2 && rawPath.charAt(segment) == '.'
+                        && rawPath.charAt(i - 1) == '.') {
+                    // An empty segment inside the path, or a dot segment.
+                    return -1;
+                }
+                segment = i + 1;
+            } else if (c == ';' || !isPathChar(c)) {
+                return -1;
+            }
+        }
+        return prefix;
+    }
+
+    /** Empty, or '/' and segments without a trailing '/', so that a raw path starting with it matches its segments. */
+    private static boolean isPlainPrefix(String path) {
+        return path.isEmpty() || (path.charAt(0) == '/' && path.charAt(path.length() - 1) != '/');
     }
 
     /**
@@ -311,25 +362,28 @@ public final class UpstreamTarget {
 
     /** Whether the first {@code skip} segments decode to the segments of {@code contextPath + mapped}. */
     private static boolean prefixMatches(String raw, int[] segments, int skip, String contextPath, String mapped) {
-        int s = 0;
-        for (String expected : new String[] {contextPath, mapped}) {
-            int i = expected.startsWith("/") ? 1 : 0;
-            int len = expected.length();
-            while (i < len) {
-                int j = expected.indexOf('/', i);
-                if (j < 0) {
-                    j = len;
-                }
-                if (j > i) {
-                    if (s >= skip || !segmentEquals(raw, segments[2 * s], segments[2 * s + 1], expected, i, j)) {
-                        return false;
-                    }
-                    s++;
-                }
-                i = j + 1;
+        int s = matchSegments(raw, segments, skip, 0, contextPath);
+        return s >= 0 && matchSegments(raw, segments, skip, s, mapped) == skip;
+    }
+
+    /** The segment count after matching {@code expected}'s segments from segment {@code s}, or -1 on a mismatch. */
+    private static int matchSegments(String raw, int[] segments, int skip, int s, String expected) {
+        int i = expected.startsWith("/") ? 1 : 0;
+        int len = expected.length();
+        while (i < len) {
+            int j = expected.indexOf('/', i);
+            if (j < 0) {
+                j = len;
             }
+            if (j > i) {
+                if (s >= skip || !segmentEquals(raw, segments[2 * s], segments[2 * s + 1], expected, i, j)) {
+                    return -1;
+                }
+                s++;
+            }
+            i = j + 1;
         }
-        return s == skip;
+        return s;
     }
 
     private static boolean segmentEquals(String raw, int from, int to, String expected, int efrom, int eto) {
@@ -410,7 +464,7 @@ public final class UpstreamTarget {
         }
     }
 
-    private static int countSegments(String path) {
+    static int countSegments(String path) {
         int n = 0;
         int len = path.length();
         for (int i = 0; i < len; i++) {

@@ -138,4 +138,37 @@ class UpstreamTargetTest {
         assertThat(defaultPort.rewriteLocation("//inventory/x", gw, "/inv")).isEqualTo("https://gw.example/inv/x");
         assertThat(defaultPort.rewriteLocation("//inventory:80/x", gw, "/inv")).isEqualTo("https://gw.example/inv/x");
     }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {
+        "/gw/proxy", "/gw/proxy/", "/gw/proxy/a", "/gw/proxy/a/", "/gw/proxy/a/b/c", "/gw/proxy/.../x",
+        "/gw/proxy/a.b/.c/d.", "/gw/proxy/@evil:1/x", "/gw/proxy/a/./b", "/gw/proxy/a/b/../c", "/gw/proxy/a/..",
+        "/gw/proxy/a/.", "/gw/proxy/a//b", "/gw/proxy//a", "/gw//proxy/a", "/gw/proxy/a%20b", "/gw/proxy/a;v=1/b",
+        "/gw/proxy/a{b}", "/gw/prox%79/a", "/gw/./proxy/a", "/gw/proxyx/a", "/gwx/proxy", "/gw/prox", "/gw",
+        "/", "//", "/a", "/a/", "/..", "/.", "/a\\b", "/gw/proxy/a%2fb", "/gw/proxy/a\tb",
+    })
+    void thePlainPathShortcutAgreesWithTheFullWalk(String rawPath) {
+        String[][] prefixes = {{"/gw", "/proxy"}, {"", ""}, {"", "/gw"}, {"/gw", ""}, {"", "/gw/"}, {"/gw", "proxy"}};
+        for (String[] p : prefixes) {
+            int plain = UpstreamTarget.plainPrefixLength(rawPath, p[0], p[1]);
+            if (plain >= 0) {
+                int skip = UpstreamTarget.countSegments(p[0]) + UpstreamTarget.countSegments(p[1]);
+                assertThat(rawPath.substring(plain))
+                        .as("%s under '%s' + '%s'", rawPath, p[0], p[1])
+                        .isEqualTo(UpstreamTarget.remainder(rawPath, skip, p[0], p[1]));
+            }
+        }
+    }
+
+    @Test
+    void aPlainPathTakesTheShortcutAndADotEscapeOrEmptySegmentDoesNot() {
+        assertThat(UpstreamTarget.plainPrefixLength("/gw/proxy/a/b.json", "/gw", "/proxy")).isEqualTo(9);
+        assertThat(UpstreamTarget.plainPrefixLength("/gw/proxy", "/gw", "/proxy")).isEqualTo(9);
+        assertThat(UpstreamTarget.plainPrefixLength("/a/1k", "", "/a")).isEqualTo(2);
+        assertThat(UpstreamTarget.plainPrefixLength("/", "", "")).isZero();
+        for (String unusual : new String[] {"/gw/proxy/a/../b", "/gw/proxy/./b", "/gw/proxy/a//b", "/gw/proxy/a%2e",
+            "/gw/proxy/a;x", "/gw/proxy/a b", "/gw/proxyx"}) {
+            assertThat(UpstreamTarget.plainPrefixLength(unusual, "/gw", "/proxy")).as(unusual).isEqualTo(-1);
+        }
+    }
 }
