@@ -20,7 +20,6 @@ import org.apache.hc.core5.http.ConnectionClosedException;
 import org.apache.hc.core5.http.ContentLengthStrategy;
 import org.apache.hc.core5.http.EndpointDetails;
 import org.apache.hc.core5.http.Header;
-import org.apache.hc.core5.http.HttpEntity;
 import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.HttpHeaders;
 import org.apache.hc.core5.http.HttpResponse;
@@ -392,23 +391,6 @@ public final class GuardedConnection extends DefaultManagedHttpClientConnection 
         } catch (SocketException e) {
             answeredEarlyOrThrow(e);
         }
-    }
-
-    /**
-     * A final answer came before the body was sent (to {@code Expect: 100-continue}). HttpCore then writes a body of up
-     * to 1 KiB anyway, to keep the connection in step; a one-shot body is the caller's only copy, which a request sent
-     * again without the expectation (after a 417) needs untouched, so it is not written and the connection, out of step
-     * without it, is not reused. (Which bodies are one-shot cannot be told here: HttpClient's wrapper says
-     * "repeatable" of any body not read yet.) A chunked body is ended with its last chunk, which reads nothing of it.
-     */
-    @Override
-    public void terminateRequest(ClassicHttpRequest request) throws HttpException, IOException {
-        HttpEntity body = request.getEntity();
-        if (body != null && body.getContentLength() >= 0) {
-            answeredEarly = true;
-            return;
-        }
-        super.terminateRequest(request);
     }
 
     @Override
