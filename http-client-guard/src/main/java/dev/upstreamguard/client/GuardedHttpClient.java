@@ -394,13 +394,23 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             // Read timeouts bound each silence; this bounds the whole head, however slowly it trickles in.
             DeadlineTimer.Handle timer = request instanceof CancellableDependency
                     ? deadlines.arm(() -> {
-                        if (upload != null && upload.waitingOnSource()) {
+                        boolean onSource = upload != null && upload.waitingOnSource();
+                        if (onSource) {
                             // Still waiting for the caller's body, not for the upstream: the time ran out on the
                             // caller's side, which says nothing about the upstream's health.
                             callersDoing.set(true);
                         }
                         deadlineExpired.set(true);
                         cancelOwn(request, cancelledByGuard);
+                        if (onSource) {
+                            // The cancel frees the connection, but the caller's thread stays blocked in its own
+                            // source until that returns (a gateway's silent client: until the container's read
+                            // timeout, up to a minute), and with it the bulkhead and any half-open trial permit; one
+                            // silent client could hold a route's every permit. The call is over at its deadline:
+                            // finished here, once, as the caller's thread would finish it (its later failure is then
+                            // a no-op).
+                            call.failed(UpstreamFault.HTTP_RESPONSE_TIMEOUT, null);
+                        }
                     }, remaining)
                     : null;
             if (upload != null) {

@@ -12,7 +12,8 @@ import java.util.function.BooleanSupplier;
  * One guarded call, from its permits to its outcome. It is finished exactly once — when the call fails, when a
  * response without a body arrives, or when the body is read to its end, fails, or is closed — and only then are the
  * breaker, the bulkhead permit, the metrics and the fault counts updated, so that a fault in the body counts like any
- * other.
+ * other. It may be finished on another thread than the caller's (the deadline timer's, when the deadline runs out
+ * while the caller's thread is blocked in its own request body's source); whichever thread comes second does nothing.
  */
 public final class Call {
 

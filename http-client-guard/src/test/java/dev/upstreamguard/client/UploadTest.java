@@ -16,6 +16,9 @@ import java.io.InputStream;
 import java.io.SequenceInputStream;
 import java.time.Duration;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.client5.http.classic.methods.HttpPut;
@@ -342,6 +345,80 @@ class UploadTest {
 
             assertThat(status).isEqualTo(417);
             assertThat(upstream.connectionCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a call whose deadline ran out while its body waited for the caller's own source (a proxy's client
+     * gone silent mid-upload) had its connection closed at the deadline but kept its bulkhead permit, and a half-open
+     * circuit's trial permit, until the caller's blocking read of its source returned: for a gateway, until the
+     * container's read timeout (30 s on Jetty, 60 s on Tomcat). One silent client took a route's whole bulkhead, or
+     * every trial call, for that long. The call is over at its deadline: recorded once, as cancelled, and its permits
+     * given back at once; the caller's thread, when its read returns, records and releases nothing more.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"bulkhead permit", "half-open trial permit"})
+    void aCallWhoseCallerGoesSilentMidUploadGivesBackItsPermitsAtItsDeadline(String permit) throws Exception {
+        boolean halfOpen = permit.startsWith("half-open");
+        CountDownLatch testOver = new CountDownLatch(1);
+        InputStream silentSource = new SequenceInputStream(new ByteArrayInputStream(new byte[5000]),
+                new InputStream() {
+                    @Override
+                    public int read() throws IOException {
+                        try {
+                            // The caller goes silent until the test is over (a container's read timeout, in a gateway).
+                            testOver.await();
+                        } catch (InterruptedException e) {
+                            throw new java.io.InterruptedIOException();
+                        }
+                        throw new IOException("the client went away");
+                    }
+                });
+        GuardPolicy policy = GuardPolicy.builder().connectTimeout(Duration.ofSeconds(5))
+                .responseTimeout(Duration.ofSeconds(10)).totalTimeout(Duration.ofMillis(1500)).retryEnabled(false)
+                .maxConcurrentCalls(halfOpen ? 10 : 1).halfOpenCalls(1).build();
+        SimpleMeterRegistry meters = new SimpleMeterRegistry();
+        ExecutorService callers = Executors.newSingleThreadExecutor();
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.echo());
+                GuardedHttpClient client = GuardedHttpClients.custom().meterRegistry(meters).defaults(policy)
+                        .build()) {
+            // Makes the upstream known, so that its breaker can be put half-open before the silent call.
+            int warmUp = client.execute(new HttpPut(upstream.uri("/warm-up")), r -> r.getCode());
+            assertThat(warmUp).isEqualTo(200);
+            GuardedUpstream state = client.upstream(upstream.baseUrl());
+            if (halfOpen) {
+                state.circuitBreaker().orElseThrow().transitionToOpenState();
+                state.circuitBreaker().orElseThrow().transitionToHalfOpenState();
+            }
+            HttpPut silent = new HttpPut(upstream.uri("/silent"));
+            silent.setEntity(new InputStreamEntity(silentSource, 100_000, ContentType.APPLICATION_OCTET_STREAM));
+            Future<UpstreamException> silentCall = callers.submit(() -> failure(client, silent));
+
+            Await.until("the silent call is recorded at its deadline", Duration.ofSeconds(15),
+                    () -> meters.find("upstream.guard.calls").tag("outcome", "cancelled").timer() != null,
+                    () -> "(calls in flight: " + state.callsInFlight() + ")");
+            assertThat(state.callsInFlight()).isZero();
+            HttpPut next = new HttpPut(upstream.uri("/next"));
+            next.setEntity(new ByteArrayEntity("abc".getBytes(), ContentType.APPLICATION_OCTET_STREAM));
+            String answer = client.execute(next, r -> r.getCode() + " " + EntityUtils.toString(r.getEntity()));
+            assertThat(answer).isEqualTo("200 abc");
+            if (halfOpen) {
+                assertThat(state.circuitState()).isEqualTo("CLOSED");
+            }
+
+            testOver.countDown();
+            UpstreamException e = silentCall.get(30, TimeUnit.SECONDS);
+            assertFault(e, "http_response_timeout", 504, 1);
+            // The caller's thread, failing long after the deadline, recorded and released nothing more.
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "cancelled").timer().count()).isEqualTo(1);
+            assertThat(meters.get("upstream.guard.calls").tag("outcome", "success").timer().count()).isEqualTo(2);
+            assertThat(meters.find("upstream.guard.calls").tag("outcome", "fault").timer()).isNull();
+            assertThat(state.faultCounts()).isEmpty();
+            assertThat(state.callsInFlight()).isZero();
+            assertThat(state.circuitBreaker().orElseThrow().getMetrics().getNumberOfFailedCalls()).isZero();
+        } finally {
+            testOver.countDown();
+            callers.shutdownNow();
         }
     }
 }
