@@ -22,6 +22,7 @@ import jakarta.servlet.ServletResponse;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.Enumeration;
 import java.util.concurrent.TimeUnit;
 
@@ -74,6 +75,12 @@ public class UpstreamFaultFilter implements Filter {
 
     /** Init-param: whether responses may carry exception messages and upstream addresses ({@code true}/{@code false}). */
     public static final String EXPOSE_DETAILS = "expose-details";
+
+    /**
+     * How long the answer to an async timeout waits for a read of the client's body still blocked on another thread
+     * to end (the client closing after the 408 ends it): bounded, since a client may keep the connection open.
+     */
+    private static final Duration READS_ENDED_WAIT = Duration.ofSeconds(10);
 
     private final boolean configured;
     private final MeterRegistry registry;
@@ -260,7 +267,7 @@ public class UpstreamFaultFilter implements Filter {
         if (inbound != null && ClientAnswers.isClientTimeout(inbound)) {
             // A ReadListener's client went silent mid-body (the container's read timeout came before the async one):
             // the same 408 as for an async timeout while the application waits for that body.
-            answerRequestTimeout(response, async);
+            answerRequestTimeout(request, response, async);
             return true;
         }
         UpstreamException fault = unanswered(request, thrown);
@@ -287,12 +294,16 @@ public class UpstreamFaultFilter implements Filter {
      * servlet answers a stalled upload, with the connection closed since the rest of the body is unread. Neither logged
      * nor counted as a fault; a committed response is ended as it is.
      */
-    private static void answerRequestTimeout(HttpServletResponse response, AsyncContext async) {
+    private static void answerRequestTimeout(HttpServletRequest request, HttpServletResponse response,
+            AsyncContext async) {
         try {
             ClientAnswers.requestTimeout(response);
+            // Out now, so that the client, told to close, ends a read a task is still blocked in (below).
+            response.flushBuffer();
         } catch (IOException | IllegalStateException clientGoneOrWriterTaken) {
             // Nothing more to say to this client; the cycle still ends below.
         }
+        FaultGuardedRequest.awaitClientReadsEnded(request, READS_ENDED_WAIT);
         complete(async);
     }
 
@@ -305,7 +316,7 @@ public class UpstreamFaultFilter implements Filter {
         // Also after a read of that body failed: an application that gave up on it without ending the cycle was
         // stopped by its client, not by an upstream.
         if (FaultGuardedRequest.awaitsClientBody(request) || FaultGuardedRequest.clientBodyFailed(request)) {
-            answerRequestTimeout(response, async);
+            answerRequestTimeout(request, response, async);
             return;
         }
         long timeoutMillis = async.getTimeout();

@@ -5,6 +5,7 @@ import static org.assertj.core.api.Assertions.assertThat;
 import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.client.GuardedHttpClient;
 import dev.upstreamguard.client.GuardedHttpClients;
+import dev.upstreamguard.gateway.internal.FaultGuardedRequest;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -28,7 +29,9 @@ import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.EnumMap;
 import java.util.Map;
+import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.core5.http.ContentType;
@@ -50,6 +53,8 @@ class UpstreamFaultFilterClientBodyTest {
 
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
     private final Map<Container, Container.Running> patientContainers = new EnumMap<>(Container.class);
+    /** Whether a read of the client's body was still under way when the cycle of /read-task-watched ended. */
+    private final BlockingQueue<Boolean> readUnderWayAtTheEnd = new LinkedBlockingQueue<>();
     private final Map<Container, SimpleMeterRegistry> registries = new EnumMap<>(Container.class);
     private RawUpstream echo;
     private GuardedHttpClient client;
@@ -122,6 +127,40 @@ class UpstreamFaultFilterClientBodyTest {
                 });
             }
         }, "/read-task");
+        d.servlet("read-task-watched", new HttpServlet() {
+            private static final long serialVersionUID = 1L;
+
+            @Override
+            protected void service(HttpServletRequest req, HttpServletResponse resp) {
+                AsyncContext async = req.startAsync();
+                async.setTimeout(300);
+                async.addListener(new AsyncListener() {
+                    @Override
+                    public void onComplete(AsyncEvent event) {
+                        readUnderWayAtTheEnd.offer(FaultGuardedRequest.awaitsClientBody(req));
+                    }
+
+                    @Override
+                    public void onTimeout(AsyncEvent event) {
+                    }
+
+                    @Override
+                    public void onError(AsyncEvent event) {
+                    }
+
+                    @Override
+                    public void onStartAsync(AsyncEvent event) {
+                    }
+                });
+                async.start(() -> {
+                    try {
+                        req.getInputStream().readAllBytes();
+                    } catch (IOException | IllegalStateException overMeanwhile) {
+                        // The timeout was answered.
+                    }
+                });
+            }
+        }, "/read-task-watched");
     }
 
     @BeforeAll
@@ -491,5 +530,27 @@ class UpstreamFaultFilterClientBodyTest {
             assertThat(answer.header("Connection")).as(path).isEqualTo("close");
             assertNoGatewayFaultCounted(container);
         }
+    }
+
+    /**
+     * Regression: the 408 for an async timeout ended the cycle while a task was still blocked reading the client's
+     * body. Tomcat then recycled the request for the next exchange, and the read, failing once the connection closed,
+     * reported its failure to that exchange: a 400 with this one's {@code EOFException} (or a read timeout, a 504),
+     * the flaky answers of the test above on a loaded machine. The cycle now ends once the read has.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void anAsyncTimeoutAnsweredWhileATaskReadsTheClientsBodyEndsTheCycleOnlyAfterTheRead(Container container)
+            throws Exception {
+        readUnderWayAtTheEnd.clear();
+        RawClient.Response answer = sendPartOfTheBody(patientContainers.get(container).port(), "/gw/read-task-watched",
+                false);
+        assertThat(answer).isNotNull();
+        assertThat(answer.status()).isEqualTo(408);
+        // Tomcat tells no listener of the end of an exchange whose read failed as its client closed (what ends the
+        // read now): no word within a few seconds is a cycle that did not end under a read, as much as a "false".
+        assertThat(readUnderWayAtTheEnd.poll(3, TimeUnit.SECONDS)).as("a read under way as the cycle ended")
+                .isNotEqualTo(Boolean.TRUE);
+        assertNoGatewayFaultCounted(container);
     }
 }

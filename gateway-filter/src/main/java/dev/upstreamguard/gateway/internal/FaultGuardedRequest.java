@@ -15,8 +15,10 @@ import jakarta.servlet.http.HttpServletRequestWrapper;
 import jakarta.servlet.http.HttpServletResponse;
 import java.io.BufferedReader;
 import java.io.IOException;
+import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 /**
@@ -216,6 +218,42 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         boolean waiting() {
             return reads.get() > 0 || listening && starved;
         }
+
+        void readEnded() {
+            if (reads.decrementAndGet() == 0) {
+                synchronized (this) {
+                    notifyAll();
+                }
+            }
+        }
+
+        synchronized void awaitNoReads(long nanos) {
+            long deadline = System.nanoTime() + nanos;
+            long left = nanos;
+            while (reads.get() > 0 && left > 0) {
+                try {
+                    TimeUnit.NANOSECONDS.timedWait(this, left);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                    return;
+                }
+                left = deadline - System.nanoTime();
+            }
+        }
+    }
+
+    /**
+     * Waits, at most {@code max}, until no read of the client's body is under way on another thread (a task blocked
+     * in one when the async timeout was answered). The cycle must not end before: Tomcat recycles the request for the
+     * next exchange, and the read, failing once the connection closes, reports its failure to that exchange (a 400
+     * with this one's {@code EOFException}, or a read timeout taken for an upstream's). The answer already went out
+     * with {@code Connection: close}, so the client closing after it ends the read.
+     */
+    public static void awaitClientReadsEnded(ServletRequest request, Duration max) {
+        Object wait = request.getAttribute(BODY_WAIT);
+        if (wait instanceof BodyWait) {
+            ((BodyWait) wait).awaitNoReads(max.toNanos());
+        }
     }
 
     @Override
@@ -333,7 +371,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             } catch (IOException e) {
                 throw noted(e);
             } finally {
-                wait.reads.decrementAndGet();
+                wait.readEnded();
             }
         }
 
@@ -345,7 +383,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             } catch (IOException e) {
                 throw noted(e);
             } finally {
-                wait.reads.decrementAndGet();
+                wait.readEnded();
             }
         }
 
@@ -357,7 +395,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             } catch (IOException e) {
                 throw noted(e);
             } finally {
-                wait.reads.decrementAndGet();
+                wait.readEnded();
             }
         }
 
@@ -397,7 +435,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             } catch (IOException e) {
                 throw noted(e);
             } finally {
-                wait.reads.decrementAndGet();
+                wait.readEnded();
             }
         }
 
@@ -409,7 +447,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             } catch (IOException e) {
                 throw noted(e);
             } finally {
-                wait.reads.decrementAndGet();
+                wait.readEnded();
             }
         }
 
@@ -421,7 +459,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             } catch (IOException e) {
                 throw noted(e);
             } finally {
-                wait.reads.decrementAndGet();
+                wait.readEnded();
             }
         }
 
@@ -433,7 +471,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             } catch (IOException e) {
                 throw noted(e);
             } finally {
-                wait.reads.decrementAndGet();
+                wait.readEnded();
             }
         }
 
