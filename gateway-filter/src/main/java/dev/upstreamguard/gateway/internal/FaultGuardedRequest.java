@@ -151,6 +151,40 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
     }
 
     /** Notes a failure of the client's body for {@link #inboundFailure}; an attribute, seen on every dispatch. */
+    /** A read of the client's body that yields a count or a byte. */
+    private interface IntRead {
+        int run() throws IOException;
+    }
+
+    /** Any other read of the client's body (a line, a skip). */
+    private interface Read<T> {
+        T run() throws IOException;
+    }
+
+    /** Runs {@code read} counted as under way in {@code wait}, its failure noted as the client's. */
+    private int watched(BodyWait wait, IntRead read) throws IOException {
+        wait.reads.incrementAndGet();
+        try {
+            return read.run();
+        } catch (IOException e) {
+            throw noted(e);
+        } finally {
+            wait.readEnded();
+        }
+    }
+
+    /** {@link #watched} for a read that yields an object. */
+    private <T> T watchedRead(BodyWait wait, Read<T> read) throws IOException {
+        wait.reads.incrementAndGet();
+        try {
+            return read.run();
+        } catch (IOException e) {
+            throw noted(e);
+        } finally {
+            wait.readEnded();
+        }
+    }
+
     private IOException noted(IOException e) {
         try {
             setAttribute(INBOUND_FAILURE, e);
@@ -365,38 +399,17 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
         @Override
         public int read() throws IOException {
-            wait.reads.incrementAndGet();
-            try {
-                return in.read();
-            } catch (IOException e) {
-                throw noted(e);
-            } finally {
-                wait.readEnded();
-            }
+            return watched(wait, () -> in.read());
         }
 
         @Override
         public int read(byte[] b, int off, int len) throws IOException {
-            wait.reads.incrementAndGet();
-            try {
-                return in.read(b, off, len);
-            } catch (IOException e) {
-                throw noted(e);
-            } finally {
-                wait.readEnded();
-            }
+            return watched(wait, () -> in.read(b, off, len));
         }
 
         @Override
         public int readLine(byte[] b, int off, int len) throws IOException {
-            wait.reads.incrementAndGet();
-            try {
-                return in.readLine(b, off, len);
-            } catch (IOException e) {
-                throw noted(e);
-            } finally {
-                wait.readEnded();
-            }
+            return watched(wait, () -> in.readLine(b, off, len));
         }
 
         @Override
@@ -429,50 +442,22 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
 
         @Override
         public int read() throws IOException {
-            wait.reads.incrementAndGet();
-            try {
-                return in.read();
-            } catch (IOException e) {
-                throw noted(e);
-            } finally {
-                wait.readEnded();
-            }
+            return watched(wait, () -> in.read());
         }
 
         @Override
         public int read(char[] cbuf, int off, int len) throws IOException {
-            wait.reads.incrementAndGet();
-            try {
-                return in.read(cbuf, off, len);
-            } catch (IOException e) {
-                throw noted(e);
-            } finally {
-                wait.readEnded();
-            }
+            return watched(wait, () -> in.read(cbuf, off, len));
         }
 
         @Override
         public String readLine() throws IOException {
-            wait.reads.incrementAndGet();
-            try {
-                return in.readLine();
-            } catch (IOException e) {
-                throw noted(e);
-            } finally {
-                wait.readEnded();
-            }
+            return watchedRead(wait, () -> in.readLine());
         }
 
         @Override
         public long skip(long n) throws IOException {
-            wait.reads.incrementAndGet();
-            try {
-                return in.skip(n);
-            } catch (IOException e) {
-                throw noted(e);
-            } finally {
-                wait.readEnded();
-            }
+            return watchedRead(wait, () -> in.skip(n));
         }
 
         @Override
