@@ -474,6 +474,10 @@ public final class GuardPolicy {
             if (checked.toMillis() < 1000) {
                 throw invalid("circuit-breaker.window", value, "must be at least 1s");
             }
+            if (checked.toNanos() % 1_000_000_000L != 0) {
+                // Resilience4j's time window counts whole seconds: 1500ms would silently be a window of 1s.
+                throw invalid("circuit-breaker.window", value, "must be a whole number of seconds");
+            }
             if (checked.compareTo(MAX_WINDOW) > 0) {
                 // The breaker keeps a bucket per second of its window: a day of them is about 14 MB per upstream.
                 throw invalid("circuit-breaker.window", value, "must be at most 1h (the breaker keeps one bucket per "

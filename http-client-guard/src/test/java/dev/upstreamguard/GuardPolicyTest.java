@@ -81,6 +81,10 @@ class GuardPolicyTest {
         assertThatThrownBy(() -> GuardPolicy.builder().set("circuit-breaker.window", "30d"))
                 .isInstanceOf(IllegalArgumentException.class)
                 .hasMessageContaining("'circuit-breaker.window'").hasMessageContaining("at most 1h");
+        // Regression: Resilience4j's window counts whole seconds, and 1500ms was silently taken as 1s.
+        assertThatThrownBy(() -> GuardPolicy.builder().set("circuit-breaker.window", "1500ms"))
+                .hasMessageContaining("'circuit-breaker.window'").hasMessageContaining("PT1.5S")
+                .hasMessageContaining("whole number of seconds");
         assertThat(GuardPolicy.builder().set("circuit-breaker.window", "1h").build().circuitBreaker().window())
                 .isEqualTo(Duration.ofHours(1));
     }
