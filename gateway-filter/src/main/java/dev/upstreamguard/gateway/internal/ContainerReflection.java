@@ -15,6 +15,8 @@ import java.util.concurrent.ConcurrentHashMap;
  */
 final class ContainerReflection {
 
+    private static final Class<?>[] NO_PARAMETERS = {};
+
     private static final ClassValue<Map<String, Optional<Method>>> METHODS = new ClassValue<>() {
         @Override
         protected Map<String, Optional<Method>> computeValue(Class<?> type) {
@@ -44,7 +46,7 @@ final class ContainerReflection {
 
     /** Calls a public no-argument method of {@code target}. */
     static Object invoke(Object target, String name) throws ReflectiveOperationException {
-        return invoke(target, name, new Class<?>[0]);
+        return invoke(target, name, NO_PARAMETERS);
     }
 
     /** The value of a field that {@code target}'s own class declares, whatever its access. */

@@ -37,6 +37,7 @@ class OwnResourceAccessHandlerTest {
     @EnableAutoConfiguration
     static class App {
 
+        /** A controller whose upstream refuses every connection (also {@link OwnRestClientExceptionHandlerTest}'s). */
         @RestController
         static class RefusedController {
             private final RestClient dead;
@@ -68,6 +69,11 @@ class OwnResourceAccessHandlerTest {
      */
     @Test
     void theApplicationsOwnHandlerForResourceAccessExceptionKeepsItsAnswer() throws Exception {
+        assertTheApplicationsOwnAnswer(port);
+    }
+
+    /** The refused call's answer is the application's advice's 298, not the gateway's 502. */
+    static void assertTheApplicationsOwnAnswer(int port) throws Exception {
         HttpResponse<String> response = TestUpstream.getJson(port, "/refused");
         assertThat(response.statusCode()).as(response.body()).isEqualTo(298);
         assertThat(response.body()).isEqualTo("the application's own answer");

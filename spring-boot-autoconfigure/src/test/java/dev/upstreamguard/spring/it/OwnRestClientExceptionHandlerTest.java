@@ -1,24 +1,18 @@
 package dev.upstreamguard.spring.it;
 
-import static org.assertj.core.api.Assertions.assertThat;
-
 import java.io.IOException;
-import java.net.http.HttpResponse;
 import org.junit.jupiter.api.Test;
-import org.springframework.beans.factory.annotation.Value;
 import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
 import org.springframework.boot.test.context.SpringBootTest;
 import org.springframework.boot.test.web.server.LocalServerPort;
+import org.springframework.context.annotation.Import;
 import org.springframework.http.ResponseEntity;
 import org.springframework.test.context.DynamicPropertyRegistry;
 import org.springframework.test.context.DynamicPropertySource;
 import org.springframework.web.bind.annotation.ControllerAdvice;
 import org.springframework.web.bind.annotation.ExceptionHandler;
-import org.springframework.web.bind.annotation.GetMapping;
-import org.springframework.web.bind.annotation.RestController;
 import org.springframework.web.client.RestClientException;
-import org.springframework.web.client.RestClient;
 
 /**
  * An application that answers every failure of its REST calls itself, with advice for the common supertype of what a
@@ -38,21 +32,8 @@ class OwnRestClientExceptionHandlerTest {
 
     @SpringBootConfiguration
     @EnableAutoConfiguration
+    @Import(OwnResourceAccessHandlerTest.App.RefusedController.class)
     static class App {
-
-        @RestController
-        static class RefusedController {
-            private final RestClient dead;
-
-            RefusedController(RestClient.Builder builder, @Value("${test.dead}") String dead) {
-                this.dead = builder.baseUrl(dead).build();
-            }
-
-            @GetMapping("/refused")
-            String refused() {
-                return dead.get().uri("/x").retrieve().body(String.class);
-            }
-        }
 
         /** Written before Upstream Guard was added; not ordered. */
         @ControllerAdvice
@@ -71,9 +52,6 @@ class OwnRestClientExceptionHandlerTest {
      */
     @Test
     void theApplicationsOwnHandlerForEveryRestClientFailureKeepsItsAnswer() throws Exception {
-        HttpResponse<String> response = TestUpstream.getJson(port, "/refused");
-        assertThat(response.statusCode()).as(response.body()).isEqualTo(298);
-        assertThat(response.body()).isEqualTo("the application's own answer");
-        assertThat(response.headers().firstValue("Proxy-Status")).isEmpty();
+        OwnResourceAccessHandlerTest.assertTheApplicationsOwnAnswer(port);
     }
 }
