@@ -150,7 +150,6 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         return guardedReader;
     }
 
-    /** Notes a failure of the client's body for {@link #inboundFailure}; an attribute, seen on every dispatch. */
     /** A read of the client's body that yields a count or a byte. */
     private interface IntRead {
         int run() throws IOException;
@@ -185,6 +184,7 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         }
     }
 
+    /** Notes a failure of the client's body for {@link #inboundFailure}; an attribute, seen on every dispatch. */
     private IOException noted(IOException e) {
         try {
             setAttribute(INBOUND_FAILURE, e);
