@@ -555,6 +555,31 @@ class ResponseParsingTest {
         }
     }
 
+    /**
+     * Regression: a status line was judged only once its line break arrived (its first five bytes aside), so an
+     * upstream that ends its lines with a bare CR (old Mac style, never a line end in HTTP/1.1) or sends a status line
+     * no HTTP/1.x response has and then keeps the connection open held the call until the response timeout:
+     * {@code connection_read_timeout}, a 504, for a malformed response. The status line is judged byte by byte as it
+     * arrives, as its {@code HTTP/} prefix already was.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"HTTP/1.1 200 OK\rContent-Length: 2\r\rok", "HTTP/1.1 20 OK", "HTTP/1.1 600",
+        "HTTP/2.0 200", "HTTP/1.1 200 O\u0000K", "HTTP/1.1 200OK", "\r\n\nHTTP/1.1 404 Not Found\rX-A: b"})
+    void aStatusLineThatCannotBeValidIsAProtocolErrorBeforeItsLineBreakArrives(String sent) throws Exception {
+        RawUpstream.Behaviour sendThenHold = c -> {
+            if (c.readRequest() != null) {
+                c.write(sent);
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(sendThenHold); GuardedHttpClient client = client()) {
+            long start = System.nanoTime();
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
+                    .isLessThan(Duration.ofSeconds(4));
+        }
+    }
+
     /** RFC 9209: once an interim response arrived the upstream had begun to answer, so the response is incomplete. */
     @ParameterizedTest(name = "reset={0}")
     @ValueSource(booleans = {false, true})
