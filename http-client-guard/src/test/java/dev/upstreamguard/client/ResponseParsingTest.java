@@ -133,6 +133,26 @@ class ResponseParsingTest {
     }
 
     /**
+     * Regression: a chunk-size line was checked up to its {@code ;} only, so a chunk extension with a bare CR, a NUL or
+     * another control character passed, though no extension may hold one (RFC 9112 §7.1.1: token names, token or
+     * quoted-string values): a bare CR is a line end to some parsers, which then frame the chunks differently from
+     * this client, the seam chunk-extension smuggling uses. Such a line is bad chunk framing; a tab and bytes over 0x7f
+     * (obs-text in a quoted value) stay allowed.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"2;a=b\rc\r\nok\r\n0\r\n\r\n", "2;a\u0000=b\r\nok\r\n0\r\n\r\n",
+        "2;a=\u007f\r\nok\r\n0\r\n\r\n", "2\r\nok\r\n0;last\u0001\r\n\r\n"})
+    void aChunkExtensionWithAControlCharacterIsAProtocolError(String chunks) throws Exception {
+        assertTheBodyFails(chunks, "http_protocol_error");
+        String allowed = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a=\"caf\u00e9\"\t;b\r\nok\r\n0\r\n\r\n";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(allowed));
+                GuardedHttpClient client = client()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("ok");
+        }
+    }
+
+    /**
      * Regression: a trailer section cut off by the connection's close — in the middle of a field line, or before the
      * empty line that ends it — was taken as whole, its last field perhaps cut short, and a proxy relayed it so. Only
      * an empty trailer section may lack its end (see {@link #acceptsUnusualButValidHeads}): no field is then in doubt.
