@@ -600,6 +600,30 @@ class ResponseParsingTest {
         }
     }
 
+    /**
+     * Regression: as for the status line above, a header line was judged only once its line break arrived, so an
+     * upstream that ended the head with a bare CR, or sent a field line no head has (a space before the colon, a NUL,
+     * a continuation line first, no name) and then held the connection open without ending the line, was
+     * {@code connection_read_timeout} (504) after the response timeout. Every byte of the head is judged as it arrives.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"Content-Length: 2\r\n\rok", "X-A: b\rContent-Length: 2\r\rok", "X-Bad : v",
+        "X-A: a\u0000b", " folded-first", ": v", "X-A: b\r\nno-colon\r"})
+    void aHeaderLineThatCannotBeValidIsAProtocolErrorBeforeItsLineBreakArrives(String fields) throws Exception {
+        RawUpstream.Behaviour sendThenHold = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\n" + fields);
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(sendThenHold); GuardedHttpClient client = client()) {
+            long start = System.nanoTime();
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
+                    .isLessThan(Duration.ofSeconds(4));
+        }
+    }
+
     /** RFC 9209: once an interim response arrived the upstream had begun to answer, so the response is incomplete. */
     @ParameterizedTest(name = "reset={0}")
     @ValueSource(booleans = {false, true})
