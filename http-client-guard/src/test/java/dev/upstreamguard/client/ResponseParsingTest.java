@@ -144,7 +144,8 @@ class ResponseParsingTest {
         "2;a=\u007f\r\nok\r\n0\r\n\r\n", "2\r\nok\r\n0;last\u0001\r\n\r\n"})
     void aChunkExtensionWithAControlCharacterIsAProtocolError(String chunks) throws Exception {
         assertTheBodyFails(chunks, "http_protocol_error");
-        String allowed = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2;a=\"caf\u00e9\"\t;b\r\nok\r\n0\r\n\r\n";
+        String allowed = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "2;a=\"caf\u00e9\"\t;b\r\nok\r\n0\r\n\r\n";
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(allowed));
                 GuardedHttpClient client = client()) {
             String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
