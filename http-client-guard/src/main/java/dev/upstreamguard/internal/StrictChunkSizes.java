@@ -14,7 +14,8 @@ import org.apache.hc.core5.util.CharArrayBuffer;
 
 /**
  * The connection's input buffer as HttpClient's chunked decoder sees it, with each chunk-size line checked against
- * RFC 9112 §7.1 ({@code 1*HEXDIG [ BWS ";" chunk-ext ]}) before the decoder parses it.
+ * RFC 9112 §7.1 ({@code 1*HEXDIG [ BWS ";" chunk-ext ]}, no control character in the extension) before the decoder
+ * parses it.
  *
  * <p>The decoder parses sizes with {@code Long.parseLong(s, 16)} on the trimmed line, which also takes {@code +5} and
  * {@code " 5"}: framing another parser on the path would reject or read differently, the seam response smuggling
@@ -166,7 +167,10 @@ final class StrictChunkSizes implements SessionInputBuffer {
         while (i < line.length() && (line.charAt(i) == ' ' || line.charAt(i) == '\t')) {
             i++;
         }
-        if (!digits || (i < line.length() && line.charAt(i) != ';')) {
+        if (!digits || (i < line.length() && line.charAt(i) != ';')
+                || StrictResponseParser.controlCharacterAt(line, i) >= 0) {
+            // No chunk extension holds a control character (RFC 9112 §7.1.1: tokens and quoted strings); a bare CR in
+            // one ends the line early for some parsers, which then frame the chunks differently from this client.
             throw new MalformedChunkCodingException("Bad chunk header: " + line.substring(start, line.length()));
         }
         lastChunkSeen = zero;

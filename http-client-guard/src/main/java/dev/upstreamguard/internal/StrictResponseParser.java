@@ -104,11 +104,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         CharArrayBuffer line = new CharArrayBuffer(64);
         int read = -1;
         // Only when nothing of this response is buffered yet do the bytes the stream delivers start the response.
-        VersionPrefix prefix = buffer.length() == 0 ? new VersionPrefix() : null;
+        HeadWatch watch = buffer.length() == 0 ? new HeadWatch() : null;
         for (int n = 0; n < MAX_EMPTY_LINES; n++) {
             line.clear();
             boolean started = interimResponses > 0 || buffer.length() > 0;
-            Arrival arrival = new Arrival(in, prefix);
+            Arrival arrival = new Arrival(in, watch);
             read = readLine(buffer, arrival, line, "status line", started, arrival);
             checkLength(line, "status line");
             if (read > 0 && arrival.ended && couldStartStatusLine(line)) {
@@ -139,7 +139,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
 
         List<CharArrayBuffer> lines = new ArrayList<>();
         CharArrayBuffer previous = null;
-        Arrival fields = new Arrival(in, null);
+        Arrival fields = new Arrival(in, watch);
         for (;;) {
             CharArrayBuffer current = new CharArrayBuffer(64);
             if (readLine(buffer, fields, current, "header", true, null) == -1
@@ -484,11 +484,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     static final class Arrival extends FilterInputStream {
         long bytes;
         boolean ended;
-        private final VersionPrefix prefix;
+        private final HeadWatch head;
 
-        Arrival(InputStream in, VersionPrefix prefix) {
+        Arrival(InputStream in, HeadWatch head) {
             super(in);
-            this.prefix = prefix;
+            this.head = head;
         }
 
         /** The stream it watches. */
@@ -499,8 +499,8 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         @Override
         public int read() throws IOException {
             int b = in.read();
-            if (b != -1 && prefix != null) {
-                prefix.check(new byte[] {(byte) b}, 0, 1);
+            if (b != -1 && head != null) {
+                head.check(new byte[] {(byte) b}, 0, 1);
             }
             counted(b == -1 ? -1 : 1);
             return b;
@@ -509,8 +509,8 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         @Override
         public int read(byte[] b, int off, int len) throws IOException {
             int n = in.read(b, off, len);
-            if (n > 0 && prefix != null) {
-                prefix.check(b, off, n);
+            if (n > 0 && head != null) {
+                head.check(b, off, n);
             }
             return counted(n);
         }
@@ -526,28 +526,114 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     }
 
     /**
-     * Checks the first bytes of a response as they arrive: after any empty lines, a response starts with
-     * {@code HTTP/}. The session buffer waits for a line break before the status line can be judged, so an upstream
-     * that answers with bytes that are not HTTP/1.x and then keeps the connection open (an HTTP/2-only server's
-     * SETTINGS frame, which holds no line break) would otherwise hang the call until the response timeout and be
-     * reported as {@code connection_read_timeout}. Everything rejected here the status line check would reject too.
+     * Checks the head byte by byte as it arrives: after any empty lines, {@code HTTP/1.x NNN}, then the end of the line
+     * or a space and a reason without control characters; then field lines (a token name, a colon, a value without
+     * control characters, or a continuation of the field before) up to the empty line, every line ended by LF or CRLF.
+     * The session buffer waits for a line break before a line can be judged, so an upstream that answers with bytes
+     * that are not HTTP/1.x and then keeps the connection open (an HTTP/2-only server's SETTINGS frame, which holds no
+     * line break; lines ended by a bare CR, which is no line end; a NUL before a line break that never comes) would
+     * otherwise hang the call until the response timeout and be reported as {@code connection_read_timeout}.
+     * Everything rejected here {@link #statusLine} and {@link #checkFieldLine} would reject too.
      */
-    private static final class VersionPrefix {
-        private static final String EXPECTED = "HTTP/";
+    private static final class HeadWatch {
+        /** D: a digit; S: the first digit of a status from 100 to 599. */
+        private static final String PATTERN = "HTTP/1.D SDD";
+        private static final int LINE_START = 0;
+        private static final int NAME = 1;
+        private static final int VALUE = 2;
+        private final StringBuilder seen = new StringBuilder();
+        /** Characters of the status line's pattern matched; one more once the space before the reason is seen. */
         private int matched;
+        private boolean afterCr;
+        /** Past the status line: where in a field line the next byte falls; whether a field line came yet. */
+        private boolean inFields;
+        private int field = LINE_START;
+        private boolean anyField;
+        private boolean done;
 
         void check(byte[] b, int off, int n) throws FaultSignal {
-            for (int i = off; i < off + n && matched < EXPECTED.length(); i++) {
-                int c = b[i] & 0xff;
-                if (matched == 0 && (c == '\r' || c == '\n')) {
-                    continue;
+            for (int i = off; i < off + n && !done; i++) {
+                char c = (char) (b[i] & 0xff);
+                if (seen.length() < 64) {
+                    seen.append(c);
                 }
-                if (c != EXPECTED.charAt(matched)) {
-                    throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                            "The upstream's response does not start with 'HTTP/': not an HTTP/1.x response");
+                if (afterCr || c == '\r' || c == '\n') {
+                    lineBreak(c);
+                } else if (inFields) {
+                    field(c);
+                } else if (matched < PATTERN.length()) {
+                    char p = PATTERN.charAt(matched);
+                    if (!(p == 'D' ? isDigit(c) : p == 'S' ? c >= '1' && c <= '5' : c == p)) {
+                        throw matched < 5 ? new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                                "The upstream's response does not start with 'HTTP/': not an HTTP/1.x response")
+                                : malformed("status line");
+                    }
+                    matched++;
+                } else if (matched == PATTERN.length()) {
+                    if (c != ' ') {
+                        throw malformed("status line");
+                    }
+                    matched++;
+                } else if (isControl(c)) {
+                    throw malformed("status line");
                 }
-                matched++;
             }
+        }
+
+        private void field(char c) throws FaultSignal {
+            if (field == LINE_START) {
+                if ((c == ' ' || c == '\t') && anyField || isTokenChar(c)) {
+                    field = isTokenChar(c) ? NAME : VALUE;
+                    return;
+                }
+                throw malformed("header line");
+            }
+            if (field == NAME && c == ':') {
+                field = VALUE;
+            } else if (field == NAME ? !isTokenChar(c) : isControl(c)) {
+                throw malformed("header line");
+            }
+        }
+
+        /** A CR, an LF, or the byte after a CR: a line ends only with LF or CRLF (RFC 9112 §2.2). */
+        private void lineBreak(char c) throws FaultSignal {
+            String where = inFields ? "header line" : "status line";
+            if (afterCr && c != '\n' || !afterCr && c == '\r' && !mayEndHere()) {
+                throw malformed(where);
+            }
+            afterCr = c == '\r';
+            if (c != '\n') {
+                return;
+            }
+            if (!mayEndHere()) {
+                throw malformed(where);
+            }
+            if (!inFields) {
+                if (matched > 0) {
+                    inFields = true;
+                }
+                seen.setLength(0); // an empty line before the status line, or the status line judged whole
+            } else if (field == LINE_START) {
+                done = true; // the empty line that ends the head
+            } else {
+                anyField = true;
+                field = LINE_START;
+                seen.setLength(0);
+            }
+        }
+
+        /** Whether the line so far may end at a line break. */
+        private boolean mayEndHere() {
+            return inFields ? field != NAME : matched == 0 || matched >= PATTERN.length();
+        }
+
+        private static boolean isControl(char c) {
+            return (c < 0x20 && c != '\t') || c == 0x7f;
+        }
+
+        private FaultSignal malformed(String what) {
+            return new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                    "Malformed response " + what + ": '" + printable(seen.toString().strip(), 64) + "'");
         }
     }
 

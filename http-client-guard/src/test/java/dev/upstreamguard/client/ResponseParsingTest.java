@@ -133,6 +133,27 @@ class ResponseParsingTest {
     }
 
     /**
+     * Regression: a chunk-size line was checked up to its {@code ;} only, so a chunk extension with a bare CR, a NUL or
+     * another control character passed, though no extension may hold one (RFC 9112 §7.1.1: token names, token or
+     * quoted-string values): a bare CR is a line end to some parsers, which then frame the chunks differently from
+     * this client, the seam chunk-extension smuggling uses. Such a line is bad chunk framing; a tab and bytes over 0x7f
+     * (obs-text in a quoted value) stay allowed.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"2;a=b\rc\r\nok\r\n0\r\n\r\n", "2;a\u0000=b\r\nok\r\n0\r\n\r\n",
+        "2;a=\u007f\r\nok\r\n0\r\n\r\n", "2\r\nok\r\n0;last\u0001\r\n\r\n"})
+    void aChunkExtensionWithAControlCharacterIsAProtocolError(String chunks) throws Exception {
+        assertTheBodyFails(chunks, "http_protocol_error");
+        String allowed = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + "2;a=\"caf\u00e9\"\t;b\r\nok\r\n0\r\n\r\n";
+        try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(allowed));
+                GuardedHttpClient client = client()) {
+            String body = client.execute(new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity()));
+            assertThat(body).isEqualTo("ok");
+        }
+    }
+
+    /**
      * Regression: a trailer section cut off by the connection's close — in the middle of a field line, or before the
      * empty line that ends it — was taken as whole, its last field perhaps cut short, and a proxy relayed it so. Only
      * an empty trailer section may lack its end (see {@link #acceptsUnusualButValidHeads}): no field is then in doubt.
@@ -552,6 +573,55 @@ class ResponseParsingTest {
             assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
                     .isLessThan(Duration.ofSeconds(4));
             assertThat(upstream.requestCount()).isEqualTo(1);
+        }
+    }
+
+    /**
+     * Regression: a status line was judged only once its line break arrived (its first five bytes aside), so an
+     * upstream that ends its lines with a bare CR (old Mac style, never a line end in HTTP/1.1) or sends a status line
+     * no HTTP/1.x response has and then keeps the connection open held the call until the response timeout:
+     * {@code connection_read_timeout}, a 504, for a malformed response. The status line is judged byte by byte as it
+     * arrives, as its {@code HTTP/} prefix already was.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"HTTP/1.1 200 OK\rContent-Length: 2\r\rok", "HTTP/1.1 20 OK", "HTTP/1.1 600",
+        "HTTP/2.0 200", "HTTP/1.1 200 O\u0000K", "HTTP/1.1 200OK", "\r\n\nHTTP/1.1 404 Not Found\rX-A: b"})
+    void aStatusLineThatCannotBeValidIsAProtocolErrorBeforeItsLineBreakArrives(String sent) throws Exception {
+        RawUpstream.Behaviour sendThenHold = c -> {
+            if (c.readRequest() != null) {
+                c.write(sent);
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(sendThenHold); GuardedHttpClient client = client()) {
+            long start = System.nanoTime();
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
+                    .isLessThan(Duration.ofSeconds(4));
+        }
+    }
+
+    /**
+     * Regression: as for the status line above, a header line was judged only once its line break arrived, so an
+     * upstream that ended the head with a bare CR, or sent a field line no head has (a space before the colon, a NUL,
+     * a continuation line first, no name) and then held the connection open without ending the line, was
+     * {@code connection_read_timeout} (504) after the response timeout. Every byte of the head is judged as it arrives.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"Content-Length: 2\r\n\rok", "X-A: b\rContent-Length: 2\r\rok", "X-Bad : v",
+        "X-A: a\u0000b", " folded-first", ": v", "X-A: b\r\nno-colon\r"})
+    void aHeaderLineThatCannotBeValidIsAProtocolErrorBeforeItsLineBreakArrives(String fields) throws Exception {
+        RawUpstream.Behaviour sendThenHold = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\n" + fields);
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(sendThenHold); GuardedHttpClient client = client()) {
+            long start = System.nanoTime();
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
+                    .isLessThan(Duration.ofSeconds(4));
         }
     }
 
