@@ -122,6 +122,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     private static final String NO_TIME_LEFT = "the deadline leaves no time for another attempt";
 
+    private static final String CIRCUIT_OPENED = "the upstream's circuit breaker opened meanwhile";
+
     /** Headers HttpClient sets from the entity and refuses on a request that sets them itself. */
     private static final String[] FRAMING_HEADERS = {HttpHeaders.CONTENT_LENGTH, HttpHeaders.TRANSFER_ENCODING};
 
@@ -523,6 +525,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
                     why = NO_TIME_LEFT;
                 }
+                if (why == null && circuitOpen(upstream)) {
+                    why = CIRCUIT_OPENED;
+                }
                 if (why == null && !upstream.budget().tryRetry()) {
                     upstream.metrics().recordBudgetExhausted();
                     why = "the retry budget is spent";
@@ -540,6 +545,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 if (outlasted(deadline)) {
                     // The wait overran (a busy machine): no attempt timed out, the last one's fault is the call's.
                     throw failure(call, fault, NO_TIME_LEFT, e, earlier);
+                }
+                if (circuitOpen(upstream)) {
+                    // Other calls' failures opened it during the wait.
+                    throw failure(call, fault, CIRCUIT_OPENED, e, earlier);
                 }
                 earlier = remember(earlier, e);
                 upstream.metrics().recordRetry(fault.type());
@@ -586,14 +595,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     continue;
                 }
                 // Met again by the sending again: a retry like any other, at once (the upstream is not busy).
-                if (attempt < maxAttempts && upstream.budget().tryRetry()) {
+                if (attempt < maxAttempts && !circuitOpen(upstream) && upstream.budget().tryRetry()) {
                     LOG.debug("Retrying {} to upstream '{}' after a 408 on a connection that had idled (attempt {} of "
                             + "{})", method, upstream.name(), attempt, maxAttempts);
                     abort(response);
                     upstream.metrics().recordRetry("status_" + status);
                     continue;
                 }
-                if (attempt < maxAttempts) {
+                if (attempt < maxAttempts && !circuitOpen(upstream)) {
                     upstream.metrics().recordBudgetExhausted();
                 }
                 return response;
@@ -606,7 +615,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     return response;
                 }
                 Duration wait = retryAfter != null ? retryAfter : backoff(attempt, retry);
-                if (ticker.nanoTime() + wait.toNanos() >= deadline) {
+                if (ticker.nanoTime() + wait.toNanos() >= deadline || circuitOpen(upstream)) {
                     return response;
                 }
                 if (!upstream.budget().tryRetry()) {
@@ -617,7 +626,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         upstream.name(), status, attempt, maxAttempts, wait.toMillis());
                 // Kept until the wait is over: if it is cut short, or overran the deadline, the upstream's own answer is
                 // the call's answer.
-                if (!pause(wait) || outlasted(deadline)) {
+                if (!pause(wait) || outlasted(deadline) || circuitOpen(upstream)) {
                     return response;
                 }
                 discard(response);
@@ -649,6 +658,20 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             default:
                 return false;
         }
+    }
+
+    /**
+     * Whether the upstream's circuit is open now. A call takes one breaker permit for all its attempts, but once other
+     * calls' failures have opened the circuit (or an operator forced it open), a retry would send the upstream the very
+     * load the open circuit turns away: the call ends with what its last attempt got instead.
+     */
+    private static boolean circuitOpen(UpstreamGuard upstream) {
+        CircuitBreaker breaker = upstream.breaker();
+        if (breaker == null) {
+            return false;
+        }
+        CircuitBreaker.State state = breaker.getState();
+        return state == CircuitBreaker.State.OPEN || state == CircuitBreaker.State.FORCED_OPEN;
     }
 
     /** Whether the deadline has passed, as it may during a wait that fitted it but overran. */
