@@ -81,7 +81,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     /**
      * {@link HttpContext} attribute: a {@link GuardPolicy} whose timeouts and retry settings replace the upstream's for
-     * one call. The upstream's circuit breaker, bulkhead and retry budget still apply.
+     * one call. The upstream's circuit breaker, bulkhead and retry budget still apply. A value of any other type fails
+     * the call with an {@link IllegalArgumentException} before any upstream is called.
      */
     public static final String POLICY_ATTRIBUTE = "dev.upstreamguard.policy";
 
@@ -234,9 +235,15 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             throw new IllegalArgumentException("A TRACE request must not carry a body (RFC 9110 §9.3.8), and "
                     + "HttpClient refuses to send one: remove the entity");
         }
-        UpstreamGuard upstream = resolve(host, ctx, start);
         Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
-        GuardPolicy policy = override instanceof GuardPolicy ? (GuardPolicy) override : upstream.policy();
+        if (override != null && !(override instanceof GuardPolicy)) {
+            // Ignored, it ran the call on the upstream's own timeouts and retries as if none had been given (a
+            // GuardPolicy.Builder not built, a map of settings): the caller's mistake, told before any upstream is called.
+            throw new IllegalArgumentException("The HttpContext attribute '" + POLICY_ATTRIBUTE + "' must be a "
+                    + "GuardPolicy, was a " + override.getClass().getName());
+        }
+        UpstreamGuard upstream = resolve(host, ctx, start);
+        GuardPolicy policy = override != null ? (GuardPolicy) override : upstream.policy();
         // As sent: method names are case-sensitive, so "get" is an extension method (tagged OTHER), not a GET.
         String method = request.getMethod();
 
