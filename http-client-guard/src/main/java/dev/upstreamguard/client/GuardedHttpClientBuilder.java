@@ -501,9 +501,14 @@ public final class GuardedHttpClientBuilder {
     }
 
     private static HttpHost parse(String name, String baseUri) {
+        if (baseUri == null) {
+            // As the Javadoc promises for any URI that is no absolute http(s) one, naming the upstream: a bare "baseUri"
+            // NullPointerException left the caller to guess which upstream's setting (an unset variable) was missing.
+            throw new IllegalArgumentException("Upstream '" + name + "' needs an absolute http or https URI, was null");
+        }
         URI uri;
         try {
-            uri = URI.create(Objects.requireNonNull(baseUri, "baseUri"));
+            uri = URI.create(baseUri);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("Upstream '" + name + "' has an invalid URI '" + baseUri + "'", e);
         }

@@ -113,6 +113,14 @@ class MisuseTest {
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("inventory").hasMessageContaining(url);
     }
 
+    /** Regression: a named upstream without a URI (an unset variable) failed with a bare "baseUri" NullPointerException. */
+    @Test
+    void aNamedUpstreamWithoutAUriFailsNamingIt() {
+        assertThatThrownBy(() -> GuardedHttpClients.custom().upstream("inventory", null))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("'inventory'")
+                .hasMessageContaining("absolute http or https URI");
+    }
+
     /** The default port is filled in only where none is written; a written port keeps its own upstream. */
     @Test
     void aValidPortStillReachesItsOwnUpstream() throws Exception {
