@@ -500,7 +500,14 @@ public final class GuardPolicy {
 
         /** See {@link CircuitBreaker#halfOpenCalls()}. */
         public Builder halfOpenCalls(int value) {
-            halfOpenCalls = atLeast("circuit-breaker.half-open-calls", value, 1);
+            int checked = atLeast("circuit-breaker.half-open-calls", value, 1);
+            if (checked > MAX_HALF_OPEN_CALLS) {
+                // Resilience4j allocates a slot per trial call as the circuit half-opens: a huge count failed that
+                // call with an OutOfMemoryError (and kept its bulkhead permit), long after the policy was accepted.
+                throw invalid("circuit-breaker.half-open-calls", value, "must be at most " + MAX_HALF_OPEN_CALLS
+                        + " (the breaker keeps one slot per trial call)");
+            }
+            halfOpenCalls = checked;
             return this;
         }
 
@@ -589,6 +596,7 @@ public final class GuardPolicy {
         private static final Pattern DURATION = Pattern.compile("(-?\\d+)\\s*(ns|us|ms|s|m|h|d)?");
         private static final Duration MAX_DURATION = Duration.ofDays(365);
         private static final Duration MAX_WINDOW = Duration.ofHours(1);
+        private static final int MAX_HALF_OPEN_CALLS = 1000;
 
         private static Duration duration(String key, String text) {
             Matcher m = DURATION.matcher(text.toLowerCase(Locale.ROOT));

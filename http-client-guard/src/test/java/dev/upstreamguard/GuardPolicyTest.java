@@ -90,6 +90,22 @@ class GuardPolicyTest {
     }
 
     /**
+     * Regression: any count of trial calls was accepted, and Resilience4j allocates a slot per trial call as the circuit
+     * half-opens: {@code Integer.MAX_VALUE} failed the first call after {@code open-for} with an OutOfMemoryError.
+     */
+    @Test
+    void aHalfOpenCallCountOverAThousandIsRefusedSinceTheBreakerKeepsASlotPerTrialCall() {
+        for (String tooMany : new String[] {"1001", "2147483647"}) {
+            assertThatThrownBy(() -> GuardPolicy.builder().set("circuit-breaker.half-open-calls", tooMany)).as(tooMany)
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining("'circuit-breaker.half-open-calls'").hasMessageContaining(tooMany)
+                    .hasMessageContaining("at most 1000");
+        }
+        assertThat(GuardPolicy.builder().set("circuit-breaker.half-open-calls", "1000").build().circuitBreaker()
+                .halfOpenCalls()).isEqualTo(1000);
+    }
+
+    /**
      * Regression: an {@code open-for} under a millisecond was accepted, and then Resilience4j refused it when the
      * upstream's breaker was built: for an unnamed upstream, on every call, as an {@code IllegalArgumentException}
      * naming no setting of ours.

@@ -81,7 +81,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
 
     /**
      * {@link HttpContext} attribute: a {@link GuardPolicy} whose timeouts and retry settings replace the upstream's for
-     * one call. The upstream's circuit breaker, bulkhead and retry budget still apply.
+     * one call. The upstream's circuit breaker, bulkhead and retry budget still apply. A value of any other type fails
+     * the call with an {@link IllegalArgumentException} before any upstream is called.
      */
     public static final String POLICY_ATTRIBUTE = "dev.upstreamguard.policy";
 
@@ -121,6 +122,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     private static final String SOURCE_FAILED = "reading the request body from its source failed";
 
     private static final String NO_TIME_LEFT = "the deadline leaves no time for another attempt";
+
+    private static final String CIRCUIT_OPENED = "the upstream's circuit breaker opened meanwhile";
 
     /** Headers HttpClient sets from the entity and refuses on a request that sets them itself. */
     private static final String[] FRAMING_HEADERS = {HttpHeaders.CONTENT_LENGTH, HttpHeaders.TRANSFER_ENCODING};
@@ -232,9 +235,15 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             throw new IllegalArgumentException("A TRACE request must not carry a body (RFC 9110 §9.3.8), and "
                     + "HttpClient refuses to send one: remove the entity");
         }
-        UpstreamGuard upstream = resolve(host, ctx, start);
         Object override = ctx.getAttribute(POLICY_ATTRIBUTE);
-        GuardPolicy policy = override instanceof GuardPolicy ? (GuardPolicy) override : upstream.policy();
+        if (override != null && !(override instanceof GuardPolicy)) {
+            // Ignored, it ran the call on the upstream's own timeouts and retries as if none had been given (a
+            // GuardPolicy.Builder not built, a map of settings): the caller's mistake, told before any upstream is called.
+            throw new IllegalArgumentException("The HttpContext attribute '" + POLICY_ATTRIBUTE + "' must be a "
+                    + "GuardPolicy, was a " + override.getClass().getName());
+        }
+        UpstreamGuard upstream = resolve(host, ctx, start);
+        GuardPolicy policy = override != null ? (GuardPolicy) override : upstream.policy();
         // As sent: method names are case-sensitive, so "get" is an extension method (tagged OTHER), not a GET.
         String method = request.getMethod();
 
@@ -523,6 +532,9 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
                     why = NO_TIME_LEFT;
                 }
+                if (why == null && circuitOpen(upstream)) {
+                    why = CIRCUIT_OPENED;
+                }
                 if (why == null && !upstream.budget().tryRetry()) {
                     upstream.metrics().recordBudgetExhausted();
                     why = "the retry budget is spent";
@@ -540,6 +552,10 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 if (outlasted(deadline)) {
                     // The wait overran (a busy machine): no attempt timed out, the last one's fault is the call's.
                     throw failure(call, fault, NO_TIME_LEFT, e, earlier);
+                }
+                if (circuitOpen(upstream)) {
+                    // Other calls' failures opened it during the wait.
+                    throw failure(call, fault, CIRCUIT_OPENED, e, earlier);
                 }
                 earlier = remember(earlier, e);
                 upstream.metrics().recordRetry(fault.type());
@@ -586,14 +602,14 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     continue;
                 }
                 // Met again by the sending again: a retry like any other, at once (the upstream is not busy).
-                if (attempt < maxAttempts && upstream.budget().tryRetry()) {
+                if (attempt < maxAttempts && !circuitOpen(upstream) && upstream.budget().tryRetry()) {
                     LOG.debug("Retrying {} to upstream '{}' after a 408 on a connection that had idled (attempt {} of "
                             + "{})", method, upstream.name(), attempt, maxAttempts);
                     abort(response);
                     upstream.metrics().recordRetry("status_" + status);
                     continue;
                 }
-                if (attempt < maxAttempts) {
+                if (attempt < maxAttempts && !circuitOpen(upstream)) {
                     upstream.metrics().recordBudgetExhausted();
                 }
                 return response;
@@ -606,7 +622,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     return response;
                 }
                 Duration wait = retryAfter != null ? retryAfter : backoff(attempt, retry);
-                if (ticker.nanoTime() + wait.toNanos() >= deadline) {
+                if (ticker.nanoTime() + wait.toNanos() >= deadline || circuitOpen(upstream)) {
                     return response;
                 }
                 if (!upstream.budget().tryRetry()) {
@@ -617,7 +633,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         upstream.name(), status, attempt, maxAttempts, wait.toMillis());
                 // Kept until the wait is over: if it is cut short, or overran the deadline, the upstream's own answer is
                 // the call's answer.
-                if (!pause(wait) || outlasted(deadline)) {
+                if (!pause(wait) || outlasted(deadline) || circuitOpen(upstream)) {
                     return response;
                 }
                 discard(response);
@@ -649,6 +665,20 @@ public final class GuardedHttpClient extends CloseableHttpClient {
             default:
                 return false;
         }
+    }
+
+    /**
+     * Whether the upstream's circuit is open now. A call takes one breaker permit for all its attempts, but once other
+     * calls' failures have opened the circuit (or an operator forced it open), a retry would send the upstream the very
+     * load the open circuit turns away: the call ends with what its last attempt got instead.
+     */
+    private static boolean circuitOpen(UpstreamGuard upstream) {
+        CircuitBreaker breaker = upstream.breaker();
+        if (breaker == null) {
+            return false;
+        }
+        CircuitBreaker.State state = breaker.getState();
+        return state == CircuitBreaker.State.OPEN || state == CircuitBreaker.State.FORCED_OPEN;
     }
 
     /** Whether the deadline has passed, as it may during a wait that fitted it but overran. */

@@ -349,7 +349,8 @@ public final class GuardedHttpClientBuilder {
 
     private PoolingHttpClientConnectionManager pool() {
         Map<String, GuardPolicy> policies = new LinkedHashMap<>();
-        int total = defaults.maxConnections();
+        // Counted in a long: a few upstreams allowed Integer.MAX_VALUE connections each wrapped around to a pool of 800.
+        long total = defaults.maxConnections();
         for (Named n : upstreams.values()) {
             GuardPolicy p = n.policy(defaults);
             policies.putIfAbsent(n.origin, p);
@@ -358,7 +359,7 @@ public final class GuardedHttpClientBuilder {
         Map<HttpHost, ConnectionConfig> connectionConfigs = new ConcurrentHashMap<>();
         PoolingHttpClientConnectionManagerBuilder builder = connectionManagerBuilder(maxHeaderSize, maxHeaderCount,
                 maxHeaderSectionSize, ticker)
-                .setMaxConnTotal(Math.max(total, 4 * defaults.maxConnections()))
+                .setMaxConnTotal((int) Math.min(Integer.MAX_VALUE, Math.max(total, 4L * defaults.maxConnections())))
                 .setMaxConnPerRoute(defaults.maxConnections())
                 // Resolved on every lease: cached per host so no origin string is built per request, up to a
                 // bound, so that a client calling ever new hosts does not grow the cache without end.
@@ -500,9 +501,14 @@ public final class GuardedHttpClientBuilder {
     }
 
     private static HttpHost parse(String name, String baseUri) {
+        if (baseUri == null) {
+            // As the Javadoc promises for any URI that is no absolute http(s) one, naming the upstream: a bare "baseUri"
+            // NullPointerException left the caller to guess which upstream's setting (an unset variable) was missing.
+            throw new IllegalArgumentException("Upstream '" + name + "' needs an absolute http or https URI, was null");
+        }
         URI uri;
         try {
-            uri = URI.create(Objects.requireNonNull(baseUri, "baseUri"));
+            uri = URI.create(baseUri);
         } catch (IllegalArgumentException e) {
             throw new IllegalArgumentException("Upstream '" + name + "' has an invalid URI '" + baseUri + "'", e);
         }

@@ -234,6 +234,24 @@ class BuilderOptionsTest {
         }
     }
 
+    /**
+     * Regression: the pool's total was the sum of the upstreams' max-connections in an int, which wrapped around: two
+     * upstreams allowed Integer.MAX_VALUE connections each (as good as unlimited) shared a pool of 800.
+     */
+    @Test
+    void upstreamsAllowedAsManyConnectionsAsAnIntHoldsGetAPoolThatLarge() throws Exception {
+        GuardPolicy unlimited = GuardPolicy.builder().maxConnections(Integer.MAX_VALUE).build();
+        try (GuardedHttpClient client = GuardedHttpClients.custom()
+                .upstream("a", "http://127.0.0.1:8081", unlimited)
+                .upstream("b", "http://127.0.0.1:8082", unlimited).build()) {
+            assertThat(client.poolStats().getMax()).isEqualTo(Integer.MAX_VALUE);
+        }
+        try (GuardedHttpClient client = GuardedHttpClients.custom().defaults(unlimited)
+                .upstream("a", "http://127.0.0.1:8081", unlimited).build()) {
+            assertThat(client.poolStats().getMax()).isEqualTo(Integer.MAX_VALUE);
+        }
+    }
+
     @Test
     void aNamedUpstreamsMaxConnectionsLimitsItsOwnPool() throws Exception {
         GuardPolicy one = GuardPolicy.builder().maxConnections(1).poolTimeout(Duration.ofMillis(300))

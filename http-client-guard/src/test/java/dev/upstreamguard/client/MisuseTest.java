@@ -5,17 +5,23 @@ import static org.assertj.core.api.Assertions.assertThatThrownBy;
 import static org.assertj.core.api.Assertions.catchThrowable;
 import static org.assertj.core.api.Assertions.catchThrowableOfType;
 
+import dev.upstreamguard.GuardPolicy;
 import dev.upstreamguard.UpstreamException;
 import dev.upstreamguard.UpstreamFault;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.ClosedPort;
+import dev.upstreamguard.testing.MockWebServers;
 import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import java.io.IOException;
+import java.time.Duration;
+import mockwebserver3.MockResponse;
+import mockwebserver3.MockWebServer;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
 import org.apache.hc.client5.http.impl.classic.HttpClientBuilder;
+import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.HttpException;
 import org.apache.hc.core5.http.io.entity.StringEntity;
 import org.junit.jupiter.api.Test;
@@ -59,6 +65,30 @@ class MisuseTest {
     }
 
     /**
+     * Regression: a per-call policy of another type than {@code GuardPolicy} (a builder never built) was silently
+     * ignored, and the call ran on the upstream's own timeouts and retries. It is refused naming the attribute and what
+     * it held, before any upstream is created or called.
+     */
+    @Test
+    void aPerCallPolicyThatIsNoGuardPolicyIsRefusedInsteadOfIgnored() throws Exception {
+        try (MockWebServer server = MockWebServers.start();
+                GuardedHttpClient client = GuardedHttpClients.createDefault()) {
+            MockWebServers.always(server, new MockResponse.Builder().body("hello").build());
+            HttpClientContext context = HttpClientContext.create();
+            context.setAttribute(GuardedHttpClient.POLICY_ATTRIBUTE,
+                    GuardPolicy.builder().responseTimeout(Duration.ofMillis(500)));
+
+            assertThatThrownBy(() -> client.execute(new HttpGet(MockWebServers.uri(server, "/")), context,
+                    r -> r.getCode()))
+                    .isInstanceOf(IllegalArgumentException.class)
+                    .hasMessageContaining(GuardedHttpClient.POLICY_ATTRIBUTE)
+                    .hasMessageContaining(GuardPolicy.Builder.class.getName());
+            assertThat(server.getRequestCount()).isZero();
+            assertThat(client.upstreams()).isEmpty();
+        }
+    }
+
+    /**
      * Regression: a request to port 0 was sent (refused, three attempts) and counted as a fault of the upstream on the
      * scheme's default port, {@code http://127.0.0.1:80}. Like the ports {@code HttpGet} itself rejects (negative, or
      * over 65535), it is the caller's mistake: an IllegalArgumentException naming the URL, before any upstream is
@@ -81,6 +111,14 @@ class MisuseTest {
     void aNamedUpstreamWithAnInvalidPortFailsNamingIt(String url) {
         assertThatThrownBy(() -> GuardedHttpClients.custom().upstream("inventory", url))
                 .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("inventory").hasMessageContaining(url);
+    }
+
+    /** Regression: a named upstream without a URI (an unset variable) failed with a bare "baseUri" NullPointerException. */
+    @Test
+    void aNamedUpstreamWithoutAUriFailsNamingIt() {
+        assertThatThrownBy(() -> GuardedHttpClients.custom().upstream("inventory", null))
+                .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("'inventory'")
+                .hasMessageContaining("absolute http or https URI");
     }
 
     /** The default port is filled in only where none is written; a written port keeps its own upstream. */

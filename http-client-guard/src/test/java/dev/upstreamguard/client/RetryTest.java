@@ -611,6 +611,49 @@ class RetryTest {
         }
     }
 
+    // ---- the circuit breaker -----------------------------------------------------------------------------------
+
+    /**
+     * Regression: a call takes one breaker permit for all its attempts, and its retries went on after other calls'
+     * failures had opened the circuit during its backoff: the open circuit turned new calls away while calls in flight
+     * still sent the failing upstream two more attempts each. The call now ends with what its last attempt got: the
+     * upstream's 503 as it came, or the refused connection's fault.
+     */
+    @ParameterizedTest(name = "upstream refuses the connection: {0}")
+    @ValueSource(booleans = {false, true})
+    void noRetryIsMadeOnceOtherCallsOpenedTheCircuitDuringTheBackoff(boolean refused) throws Exception {
+        GuardPolicy policy = policy().minimumCalls(2).failureRateThreshold(50).build();
+        ClosedPort closed = ClosedPort.find();
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client(policy)) {
+            MockWebServers.always(server, new MockResponse.Builder().code(503).body("busy").build());
+            String base = refused ? closed.baseUrl() : "http://127.0.0.1:" + server.getPort();
+            AtomicInteger sleeps = new AtomicInteger();
+            time.onSleep(d -> {
+                if (sleeps.getAndIncrement() == 0) {
+                    // Two other calls fail meanwhile, every attempt of theirs, and open the circuit.
+                    for (int i = 0; i < 2; i++) {
+                        try {
+                            call(client, new HttpGet(base + "/other"));
+                        } catch (IOException expected) {
+                            assertThat(expected).isInstanceOf(UpstreamException.class);
+                        }
+                    }
+                    assertThat(client.upstream(base).circuitState()).isEqualTo("OPEN");
+                }
+            });
+            if (refused) {
+                UpstreamException e = failure(client, new HttpGet(base + "/items"));
+                assertFault(e, "connection_refused", 502, 1);
+                assertThat(e.getMessage()).contains("circuit breaker opened");
+            } else {
+                Seen seen = call(client, new HttpGet(base + "/items"));
+                assertThat(seen.status()).isEqualTo(503);
+                assertThat(seen.body()).isEqualTo("busy");
+                assertThat(server.getRequestCount()).as("1 attempt of this call, 3 of each other call").isEqualTo(7);
+            }
+        }
+    }
+
     // ---- the budget --------------------------------------------------------------------------------------------
 
     @Test
