@@ -792,6 +792,12 @@ public class UpstreamProxyServlet extends HttpServlet {
                     via = joinClosed(request.getHeaders(name));
                     continue;
                 }
+                if (name.equalsIgnoreCase("Cookie") && HopByHop.framesBodiesByStream(request.getProtocol())) {
+                    // HTTP/2 and HTTP/3 clients may split cookies into several fields; an HTTP/1.1 message carries
+                    // one Cookie line (RFC 9113 §8.2.3), and many servers read only the first. Jetty leaves them apart.
+                    upstreamRequest.addHeader(name, join(request.getHeaders(name), "; "));
+                    continue;
+                }
                 for (Enumeration<String> values = request.getHeaders(name); values.hasMoreElements();) {
                     upstreamRequest.addHeader(name, values.nextElement());
                 }
@@ -1309,10 +1315,14 @@ public class UpstreamProxyServlet extends HttpServlet {
         }
 
         private static String join(Enumeration<String> values) {
+            return join(values, ", ");
+        }
+
+        private static String join(Enumeration<String> values, String separator) {
             String joined = null;
             while (values.hasMoreElements()) {
                 String v = values.nextElement();
-                joined = joined == null ? v : joined + ", " + v;
+                joined = joined == null ? v : joined + separator + v;
             }
             return joined;
         }

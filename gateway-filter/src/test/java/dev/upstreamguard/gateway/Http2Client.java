@@ -35,11 +35,17 @@ final class Http2Client {
                 HttpResponse.BodyHandlers.ofString()).body()).isEqualTo("ok");
     }
 
-    /** A GET over HTTP/2, its body left to read. */
-    HttpResponse<InputStream> get(String path) throws IOException, InterruptedException {
-        HttpResponse<InputStream> response = client.send(HttpRequest.newBuilder(
-                URI.create("http://127.0.0.1:" + port + path)).timeout(Duration.ofSeconds(30)).build(),
-                HttpResponse.BodyHandlers.ofInputStream());
+    /**
+     * A GET over HTTP/2, its body left to read, with {@code fields} given as name and value in turn; a name given twice
+     * is sent as two fields.
+     */
+    HttpResponse<InputStream> get(String path, String... fields) throws IOException, InterruptedException {
+        HttpRequest.Builder request = HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+                .timeout(Duration.ofSeconds(30));
+        for (int i = 0; i < fields.length; i += 2) {
+            request.header(fields[i], fields[i + 1]);
+        }
+        HttpResponse<InputStream> response = client.send(request.build(), HttpResponse.BodyHandlers.ofInputStream());
         assertThat(response.version()).isEqualTo(HttpClient.Version.HTTP_2);
         return response;
     }

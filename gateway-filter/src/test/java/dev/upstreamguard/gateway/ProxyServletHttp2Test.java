@@ -233,6 +233,25 @@ class ProxyServletHttp2Test {
     }
 
     /**
+     * Regression: an HTTP/2 client may send its cookies as several {@code cookie} fields (browsers do, so that each
+     * compresses on its own); Jetty hands them to the servlet as separate values, and they reached the HTTP/1.1
+     * upstream as several {@code Cookie} lines, of which many servers read only the first (RFC 6265 §5.4 allows one).
+     * RFC 9113 §8.2.3: they are joined with "; " before they enter an HTTP/1.1 message.
+     */
+    @ParameterizedTest
+    @EnumSource(Container.class)
+    void theCookieFieldsOfAnHttp2ClientReachTheUpstreamAsOneCookieLine(Container kind) throws Exception {
+        HttpResponse<InputStream> response = clients.get(kind).get("/gw/forwarded/x", "Cookie", "session=s1",
+                "Cookie", "theme=dark", "X-Listed", "one", "X-Listed", "two");
+        try (InputStream in = response.body()) {
+            assertThat(new String(in.readAllBytes(), StandardCharsets.UTF_8)).isEqualTo("forwarded");
+        }
+        RawUpstream.Request forwarded = forwarding.requests().get(forwarding.requestCount() - 1);
+        assertThat(forwarded.headers().get("cookie")).containsExactly("session=s1; theme=dark");
+        assertThat(String.join(", ", forwarded.headers().get("x-listed"))).isEqualTo("one, two");
+    }
+
+    /**
      * Regression: the check that answers 502 {@code http_response_header_section_size} for a head the container cannot
      * write applied Tomcat's HTTP/1.1 limit ({@code maxHttpResponseHeaderSize}, 8 KiB) to HTTP/2 clients too, whose
      * heads Tomcat writes whatever their size (in CONTINUATION frames): a valid 12 KB head became a 502. Over HTTP/1.1
