@@ -1243,12 +1243,15 @@ public class UpstreamProxyServlet extends HttpServlet {
         /**
          * Request fields this hop sets itself, or drops: {@code X-Forwarded-Ssl} and {@code X-Forwarded-Prefix} are
          * never added here, yet upstreams that trust forwarding headers (Spring's {@code ForwardedHeaderFilter}) build
-         * their links from them, so a client's own would pass as this gateway's word.
+         * their links from them, so a client's own would pass as this gateway's word; so would a client's
+         * {@code X-Real-IP} (nginx's single client address, which upstreams read for rate limits and logs).
          */
         private static boolean isReplacedRequestHeader(String name) {
             switch (name.length()) {
                 case 4:
                     return name.equalsIgnoreCase("Host");
+                case 9:
+                    return name.equalsIgnoreCase("X-Real-IP");
                 case 6:
                     return name.equalsIgnoreCase("Expect");
                 case 14:

@@ -38,22 +38,26 @@ class ForwardedHeadersTest {
                             .build(), "/legacy/*");
             try (Container.Running running = container.start(deployment)) {
                 // Regression: X-Forwarded-Prefix and X-Forwarded-Ssl, which this gateway never sets, passed on from
-                // the client; Spring's ForwardedHeaderFilter builds links from them.
+                // the client; Spring's ForwardedHeaderFilter builds links from them. So did X-Real-IP, a client
+                // address upstreams behind nginx take as the peer's.
                 String[] spoofed = {"X-Forwarded-For: 203.0.113.9", "X-Forwarded-Host: evil.example",
-                    "Forwarded: for=203.0.113.9", "X-Forwarded-Prefix: /evil", "X-Forwarded-Ssl: on"};
+                    "Forwarded: for=203.0.113.9", "X-Forwarded-Prefix: /evil", "X-Forwarded-Ssl: on",
+                    "x-real-ip: 203.0.113.9"};
 
                 assertThat(RawClient.request(running.port(), "GET", "/gw/rfc/a", spoofed).status()).isEqualTo(200);
                 RawUpstream.Request rfc = upstream.requests().get(0);
                 assertThat(rfc.header("Forwarded")).startsWith("for=203.0.113.9, for=127.0.0.1;proto=http");
                 assertThat(rfc.header("Via")).isEqualTo("1.1 upstream-guard");
-                assertThat(rfc.headers().keySet()).noneMatch(h -> h.startsWith("x-forwarded"));
+                assertThat(rfc.headers().keySet()).noneMatch(h -> h.startsWith("x-forwarded"))
+                        .doesNotContain("x-real-ip");
 
                 assertThat(RawClient.request(running.port(), "GET", "/gw/legacy/b", spoofed).status()).isEqualTo(200);
                 RawUpstream.Request legacy = upstream.requests().get(1);
                 assertThat(legacy.header("X-Forwarded-For")).isEqualTo("203.0.113.9, 127.0.0.1");
                 assertThat(legacy.headers().get("x-forwarded-host")).doesNotContain("evil.example");
                 assertThat(legacy.header("Forwarded")).isNull();
-                assertThat(legacy.headers().keySet()).doesNotContain("x-forwarded-prefix", "x-forwarded-ssl");
+                assertThat(legacy.headers().keySet()).doesNotContain("x-forwarded-prefix", "x-forwarded-ssl",
+                        "x-real-ip");
                 assertThat(legacy.header("Via")).isEqualTo("1.1 upstream-guard");
             }
         }
