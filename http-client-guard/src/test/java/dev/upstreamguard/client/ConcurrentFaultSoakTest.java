@@ -19,6 +19,7 @@ import java.util.concurrent.TimeUnit;
 import org.apache.hc.client5.http.classic.methods.HttpGet;
 import org.apache.hc.client5.http.classic.methods.HttpPost;
 import org.apache.hc.client5.http.classic.methods.HttpUriRequestBase;
+import org.apache.hc.client5.http.protocol.HttpClientContext;
 import org.apache.hc.core5.http.ClassicHttpResponse;
 import org.apache.hc.core5.http.io.entity.StringEntity;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -36,6 +37,7 @@ import org.junit.jupiter.api.Timeout;
 class ConcurrentFaultSoakTest {
 
     private static final String BODY = "x".repeat(3000);
+    private static final GuardPolicy STALL_POLICY = policy("300ms");
     private static final String[] PATHS = {"/ok", "/ok", "/ok", "/chunked", "/reset", "/close", "/truncated",
         "/not-http", "/stall", "/unavailable"};
 
@@ -50,16 +52,7 @@ class ConcurrentFaultSoakTest {
         RawUpstream.Behaviour byPath = Behaviours.byPath(BODY);
         try (RawUpstream upstream = tls ? RawUpstream.startTls(false, byPath) : RawUpstream.start(byPath);
                 GuardedHttpClient client = builder
-                        .defaults(GuardPolicy.builder()
-                                .set("response-timeout", "300ms")
-                                .set("pool-timeout", "500ms")
-                                .set("max-connections", "4")
-                                .set("bulkhead.max-concurrent-calls", "6")
-                                .set("circuit-breaker.enabled", "false")
-                                .set("retry.budget-min-per-second", "1000")
-                                .set("retry.initial-backoff", "1ms")
-                                .set("retry.max-backoff", "5ms")
-                                .build())
+                        .defaults(policy("10s"))
                         .build()) {
             ExecutorService callers = Executors.newFixedThreadPool(8);
             for (int t = 0; t < 8; t++) {
@@ -83,6 +76,24 @@ class ConcurrentFaultSoakTest {
         }
     }
 
+    /**
+     * The soak's policy. Healthy exchanges get a response-timeout no loaded machine outlasts (at 300 ms they timed out
+     * under a load of 30, failing the test for no fault of the client); only calls to {@code /stall} run on a short one
+     * (per call), so the soak stays quick.
+     */
+    private static GuardPolicy policy(String responseTimeout) {
+        return GuardPolicy.builder()
+                .set("response-timeout", responseTimeout)
+                .set("pool-timeout", "500ms")
+                .set("max-connections", "4")
+                .set("bulkhead.max-concurrent-calls", "6")
+                .set("circuit-breaker.enabled", "false")
+                .set("retry.budget-min-per-second", "1000")
+                .set("retry.initial-backoff", "1ms")
+                .set("retry.max-backoff", "5ms")
+                .build();
+    }
+
     /** One call; {@code read} 0 reads the body fully, 1 reads a little then closes, 2 closes without reading. */
     private static void call(GuardedHttpClient client, RawUpstream upstream, String path, boolean post, int read,
             List<String> wrong) {
@@ -91,7 +102,11 @@ class ConcurrentFaultSoakTest {
             request.setEntity(new StringEntity("order=1"));
         }
         String what = request.getMethod() + " " + path + " read=" + read;
-        try (ClassicHttpResponse response = client.executeOpen(null, request, null)) {
+        HttpClientContext context = HttpClientContext.create();
+        if (path.equals("/stall")) {
+            context.setAttribute(GuardedHttpClient.POLICY_ATTRIBUTE, STALL_POLICY);
+        }
+        try (ClassicHttpResponse response = client.executeOpen(null, request, context)) {
             if (read == 0) {
                 byte[] body = response.getEntity().getContent().readAllBytes();
                 if (response.getCode() == 200 && !BODY.equals(new String(body, StandardCharsets.ISO_8859_1))) {
