@@ -532,7 +532,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 if (why == null && ticker.nanoTime() + wait.toNanos() >= deadline) {
                     why = NO_TIME_LEFT;
                 }
-                if (why == null && circuitOpen(upstream)) {
+                if (why == null && circuitOpen(call)) {
                     why = CIRCUIT_OPENED;
                 }
                 if (why == null && !upstream.budget().tryRetry()) {
@@ -544,17 +544,21 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                 }
                 LOG.debug("Retrying {} to upstream '{}' after {} (attempt {} of {}, waiting {} ms)", method,
                         upstream.name(), fault.type(), attempt, maxAttempts, wait.toMillis());
+                // A retry not made after the wait gives its budget token back: it sent the upstream nothing.
                 if (!pause(wait)) {
                     // Interrupted: the caller gave up, as by a cancel landing here, whatever the attempt met.
                     callersDoing.set(true);
+                    upstream.budget().giveBack();
                     throw failure(call, fault, "interrupted while waiting to retry", e, earlier);
                 }
                 if (outlasted(deadline)) {
                     // The wait overran (a busy machine): no attempt timed out, the last one's fault is the call's.
+                    upstream.budget().giveBack();
                     throw failure(call, fault, NO_TIME_LEFT, e, earlier);
                 }
-                if (circuitOpen(upstream)) {
+                if (circuitOpen(call)) {
                     // Other calls' failures opened it during the wait.
+                    upstream.budget().giveBack();
                     throw failure(call, fault, CIRCUIT_OPENED, e, earlier);
                 }
                 earlier = remember(earlier, e);
@@ -602,14 +606,15 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     continue;
                 }
                 // Met again by the sending again: a retry like any other, at once (the upstream is not busy).
-                if (attempt < maxAttempts && !circuitOpen(upstream) && upstream.budget().tryRetry()) {
+                boolean mayRetry = attempt < maxAttempts && !circuitOpen(call);
+                if (mayRetry && upstream.budget().tryRetry()) {
                     LOG.debug("Retrying {} to upstream '{}' after a 408 on a connection that had idled (attempt {} of "
                             + "{})", method, upstream.name(), attempt, maxAttempts);
                     abort(response);
                     upstream.metrics().recordRetry("status_" + status);
                     continue;
                 }
-                if (attempt < maxAttempts && !circuitOpen(upstream)) {
+                if (mayRetry) {
                     upstream.metrics().recordBudgetExhausted();
                 }
                 return response;
@@ -622,7 +627,7 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                     return response;
                 }
                 Duration wait = retryAfter != null ? retryAfter : backoff(attempt, retry);
-                if (ticker.nanoTime() + wait.toNanos() >= deadline || circuitOpen(upstream)) {
+                if (ticker.nanoTime() + wait.toNanos() >= deadline || circuitOpen(call)) {
                     return response;
                 }
                 if (!upstream.budget().tryRetry()) {
@@ -633,7 +638,8 @@ public final class GuardedHttpClient extends CloseableHttpClient {
                         upstream.name(), status, attempt, maxAttempts, wait.toMillis());
                 // Kept until the wait is over: if it is cut short, or overran the deadline, the upstream's own answer is
                 // the call's answer.
-                if (!pause(wait) || outlasted(deadline) || circuitOpen(upstream)) {
+                if (!pause(wait) || outlasted(deadline) || circuitOpen(call)) {
+                    upstream.budget().giveBack();
                     return response;
                 }
                 discard(response);
@@ -670,15 +676,19 @@ public final class GuardedHttpClient extends CloseableHttpClient {
     /**
      * Whether the upstream's circuit is open now. A call takes one breaker permit for all its attempts, but once other
      * calls' failures have opened the circuit (or an operator forced it open), a retry would send the upstream the very
-     * load the open circuit turns away: the call ends with what its last attempt got instead.
+     * load the open circuit turns away: the call ends with what its last attempt got instead. So too once the circuit
+     * opened and half-opened again since the call began: the upstream is to get the trial calls only. A trial call
+     * itself, which took its permit half-open, keeps its retries.
      */
-    private static boolean circuitOpen(UpstreamGuard upstream) {
+    private static boolean circuitOpen(Call call) {
+        UpstreamGuard upstream = call.upstream();
         CircuitBreaker breaker = upstream.breaker();
         if (breaker == null) {
             return false;
         }
         CircuitBreaker.State state = breaker.getState();
-        return state == CircuitBreaker.State.OPEN || state == CircuitBreaker.State.FORCED_OPEN;
+        return state == CircuitBreaker.State.OPEN || state == CircuitBreaker.State.FORCED_OPEN
+                || state == CircuitBreaker.State.HALF_OPEN && call.breakerChangedSincePermit();
     }
 
     /** Whether the deadline has passed, as it may during a wait that fitted it but overran. */

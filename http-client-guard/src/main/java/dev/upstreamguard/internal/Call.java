@@ -52,6 +52,11 @@ public final class Call {
         return upstream;
     }
 
+    /** Whether the breaker has changed state since this call took its permit. */
+    public boolean breakerChangedSincePermit() {
+        return holdsBreakerPermit && upstream.breaker() != null && breakerGeneration != upstream.breakerGeneration();
+    }
+
     public long startNanos() {
         return startNanos;
     }

@@ -52,6 +52,18 @@ public final class RetryBudget {
         return true;
     }
 
+    /** Gives back a retry taken by {@link #tryRetry()} that was never made (the newest one still in the window). */
+    public synchronized void giveBack() {
+        int slot = advance();
+        for (int i = 0; i < WINDOW_SECONDS; i++) {
+            int s = Math.floorMod(slot - i, WINDOW_SECONDS);
+            if (retries.get(s) > 0) {
+                retries.decrementAndGet(s);
+                return;
+            }
+        }
+    }
+
     /** Retries the budget would allow now. */
     public synchronized int remaining() {
         advance();

@@ -19,6 +19,8 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -651,6 +653,66 @@ class RetryTest {
                 assertThat(seen.body()).isEqualTo("busy");
                 assertThat(server.getRequestCount()).as("1 attempt of this call, 3 of each other call").isEqualTo(7);
             }
+        }
+    }
+
+    /**
+     * Regression (review of the change above): the check saw only an open circuit, so a call whose circuit opened and
+     * then half-opened during its backoff (open-for shorter than the wait) sent all its remaining attempts beside the
+     * trial calls the half-open circuit lets through. A trial call itself keeps its retries.
+     */
+    @Test
+    void noRetryIsMadeOnceTheCircuitOpenedAndHalfOpenedAgainDuringTheBackoff() throws Exception {
+        GuardPolicy policy = policy().minimumCalls(2).failureRateThreshold(50).openFor(Duration.ofSeconds(1))
+                .halfOpenCalls(2).initialBackoff(Duration.ofSeconds(2)).maxBackoff(Duration.ofSeconds(2)).build();
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client(policy)) {
+            Map<String, AtomicInteger> byPath = new ConcurrentHashMap<>();
+            MockWebServers.answer(server, r -> {
+                byPath.computeIfAbsent(r.getUrl().encodedPath(), k -> new AtomicInteger()).incrementAndGet();
+                return new MockResponse.Builder().code(503).body("busy").build();
+            });
+            String base = "http://127.0.0.1:" + server.getPort();
+            AtomicInteger sleeps = new AtomicInteger();
+            time.onSleep(d -> {
+                if (sleeps.getAndIncrement() == 0) {
+                    try {
+                        call(client, new HttpGet(base + "/other"));
+                        call(client, new HttpGet(base + "/other"));
+                        assertThat(client.upstream(base).circuitState()).isEqualTo("OPEN");
+                        time.advance(Duration.ofSeconds(2));
+                        call(client, new HttpGet(base + "/trial")); // takes a half-open permit
+                    } catch (IOException e) {
+                        throw new UncheckedIOException(e);
+                    }
+                }
+            });
+            assertThat(call(client, new HttpGet(base + "/items")).status()).isEqualTo(503);
+            assertThat(byPath.get("/items")).as("attempts of the call whose circuit changed meanwhile").hasValue(1);
+            assertThat(byPath.get("/trial")).as("the trial call's attempts").hasValue(3);
+        }
+    }
+
+    /**
+     * Regression (review): a retry the call took from the budget before its backoff and then did not make (the circuit
+     * opened meanwhile) kept its token, so other calls' retries were refused for a retry never sent.
+     */
+    @ParameterizedTest(name = "upstream refuses the connection: {0}")
+    @ValueSource(booleans = {false, true})
+    void aRetryNotMadeAfterTheBackoffGivesItsBudgetTokenBack(boolean refused) throws Exception {
+        GuardPolicy policy = policy().budgetRatio(1.0).budgetMinPerSecond(0).build();
+        ClosedPort closed = ClosedPort.find();
+        try (MockWebServer server = MockWebServers.start(); GuardedHttpClient client = client(policy)) {
+            MockWebServers.always(server, new MockResponse.Builder().code(503).body("busy").build());
+            String base = refused ? closed.baseUrl() : "http://127.0.0.1:" + server.getPort();
+            time.onSleep(d -> client.upstream(base).circuitBreaker().orElseThrow().transitionToForcedOpenState());
+            if (refused) {
+                assertFault(failure(client, new HttpGet(base + "/items")), "connection_refused", 502, 1);
+            } else {
+                assertThat(call(client, new HttpGet(base + "/items")).status()).isEqualTo(503);
+                assertThat(server.getRequestCount()).isEqualTo(1);
+            }
+            // One call at a ratio of 1.0 and no retry made: the one retry it allows is still there.
+            assertThat(client.upstream(base).retriesAvailable()).isEqualTo(1);
         }
     }
 
