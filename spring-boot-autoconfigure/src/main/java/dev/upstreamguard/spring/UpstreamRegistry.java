@@ -143,8 +143,8 @@ public final class UpstreamRegistry {
             }
             // The upstream's circuit breaker, bulkhead and budget are shared by all its calls, so its policy is set
             // in one place; ignoring the route's setting would leave the route silently on the upstream's.
-            Map.Entry<String, String> own = PolicyMapper.firstDifference(named.policy(),
-                    PolicyMapper.apply(named.policy(), r, prefix));
+            PolicyMapper.apply(named.policy(), r, prefix);
+            Map.Entry<String, String> own = PolicyMapper.firstSetting(r);
             if (own != null) {
                 throw new InvalidConfigurationPropertyValueException(prefix + "." + own.getKey(), own.getValue(),
                         "route '" + name + "' forwards to upstream '" + named.name() + "', whose policy is set under '"
@@ -158,7 +158,7 @@ public final class UpstreamRegistry {
             base = httpUri(prefix + "." + uriKey, uriValue);
             String origin = origin(base);
             policy = PolicyMapper.apply(defaults, r, prefix);
-            Map.Entry<String, String> own = PolicyMapper.firstDifference(defaults, policy);
+            Map.Entry<String, String> own = PolicyMapper.firstSetting(r);
             if (own != null) {
                 // Settings of its own make the route an upstream of its own, even beside a named upstream of the same
                 // address: they apply to this route and no other.

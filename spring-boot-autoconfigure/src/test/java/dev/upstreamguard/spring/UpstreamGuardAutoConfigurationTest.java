@@ -253,6 +253,16 @@ class UpstreamGuardAutoConfigurationTest {
                             .hasMessageContaining("'1'")
                             .hasMessageContaining("upstream-guard.upstreams.inventory");
                 });
+        // Also when it repeats the upstream's value: it is set in the wrong place all the same.
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:9000",
+                "upstream-guard.upstreams.inventory.retry.max-attempts=2",
+                "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.upstream=inventory",
+                "upstream-guard.routes.c.retry.max-attempts=2").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.retry.max-attempts")
+                            .hasMessageContaining("upstream-guard.upstreams.inventory");
+                });
         // As on a route whose name an upstream of another address already has.
         plain.withPropertyValues("upstream-guard.upstreams.c.url=http://127.0.0.1:9000",
                 "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9001",
