@@ -82,11 +82,10 @@ public class SampleApplication {
                 refuse("--tour needs Upstream Guard (upstream-guard.enabled=false switches it off)");
                 return;
             }
-            String port = environment.getRequiredProperty("local.server.port");
             System.out.println();
             System.out.println("Upstream Guard tour (every fault, through the proxy route and a guarded RestClient):");
             System.out.println();
-            System.out.println(Tour.table(new Tour("http://127.0.0.1:" + port).run()));
+            System.out.println(Tour.table(new Tour(base(environment)).run()));
         }
 
         private void refuse(String why) {
@@ -100,6 +99,26 @@ public class SampleApplication {
         }
     }
 
+    /**
+     * Where this application answers: its port and {@code server.servlet.context-path}, under which the routes, the
+     * controllers and (without a management port of its own) Actuator live.
+     */
+    static String base(Environment env) {
+        return "http://127.0.0.1:" + env.getRequiredProperty("local.server.port")
+                + env.getProperty("server.servlet.context-path", "");
+    }
+
+    /** Where Actuator's endpoints are: on {@code management.server.port}, when it has one of its own. */
+    private static String actuatorBase(Environment env, String base) {
+        String path = env.getProperty("management.endpoints.web.base-path", "/actuator");
+        path = path.equals("/") ? "" : path;
+        String port = env.getProperty("local.management.port");
+        if (port == null || port.equals(env.getProperty("local.server.port"))) {
+            return base + path;
+        }
+        return "http://127.0.0.1:" + port + env.getProperty("management.server.base-path", "") + path;
+    }
+
     /** Prints the URLs to try. */
     @EventListener
     void printUrls(ApplicationReadyEvent event) throws IOException {
@@ -107,7 +126,7 @@ public class SampleApplication {
         if (Arrays.asList(event.getArgs()).contains("--tour")) {
             return;
         }
-        String base = "http://127.0.0.1:" + env.getProperty("local.server.port");
+        String base = base(env);
         StringBuilder sb = new StringBuilder("\nUpstream Guard sample is up on ").append(base).append('\n');
         if (env.containsProperty(EmbeddedUpstreamEnvironment.PORT_PROPERTY)) {
             sb.append("  embedded faulty upstream: http://127.0.0.1:")
@@ -132,9 +151,9 @@ public class SampleApplication {
                             .append(r.target()).append(r.servletMapping().endsWith("/*") ? "/...\n"
                                     : r.path().endsWith("/") ? "/\n" : "\n")));
         }
-        sb.append("  actuator: ").append(base).append("/actuator/health  ").append(base).append("/actuator/upstreams  ")
-                .append(base).append("/actuator/metrics/upstream.guard.calls  ").append(base)
-                .append("/actuator/prometheus\n");
+        String actuator = actuatorBase(env, base);
+        sb.append("  actuator: ").append(actuator).append("/health  ").append(actuator).append("/upstreams  ")
+                .append(actuator).append("/metrics/upstream.guard.calls  ").append(actuator).append("/prometheus\n");
         System.out.println(sb);
     }
 }

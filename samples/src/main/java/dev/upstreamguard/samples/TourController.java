@@ -30,6 +30,6 @@ public class TourController {
     }
 
     private Tour tour() {
-        return new Tour("http://127.0.0.1:" + environment.getRequiredProperty("local.server.port"));
+        return new Tour(SampleApplication.base(environment));
     }
 }

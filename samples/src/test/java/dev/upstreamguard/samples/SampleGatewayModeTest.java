@@ -107,6 +107,26 @@ class SampleGatewayModeTest {
     }
 
     /**
+     * Regression: a route to a uri whose settings all equal the defaults (written down to be sure, such as
+     * {@code retry.max-attempts=3}) counted as a route without settings, so beside a named upstream of the same address
+     * it ran as that upstream, under that upstream's values: the route's own were silently ignored.
+     */
+    @Test
+    void aRouteSettingEqualToTheDefaultStillWinsOverANamedUpstreamOfTheSameAddress() throws Exception {
+        try (FaultyUpstream upstream = FaultyUpstream.start();
+                ConfigurableApplicationContext context = SpringApplication.run(SampleApplication.class,
+                        "--server.port=0", "--upstream-guard.upstreams.inventory.url=" + upstream.url(),
+                        "--upstream-guard.upstreams.inventory.retry.max-attempts=1",
+                        "--upstream-guard.routes.c.path=/c/**", "--upstream-guard.routes.c.uri=" + upstream.url(),
+                        "--upstream-guard.routes.c.strip-prefix=1", "--upstream-guard.routes.c.retry.max-attempts=3")) {
+            int port = context.getEnvironment().getRequiredProperty("local.server.port", Integer.class);
+            HttpResponse<String> reset = SampleHttp.get(port, "/c/reset", "application/problem+json");
+            assertThat(reset.statusCode()).isEqualTo(502);
+            assertThat(reset.body()).contains("\"upstream\":\"c\"").contains("\"attempts\":3");
+        }
+    }
+
+    /**
      * Regression: the URLs printed at start-up showed every route as a prefix ({@code /c  ->  http://host/c/...}), also
      * one to an exact path, below which nothing is forwarded.
      */

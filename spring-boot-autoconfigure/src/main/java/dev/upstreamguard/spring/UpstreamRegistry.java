@@ -11,11 +11,13 @@ import java.net.URI;
 import java.net.URISyntaxException;
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import java.util.regex.Pattern;
 import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
 
@@ -68,6 +70,8 @@ public final class UpstreamRegistry {
         } catch (RuntimeException e) {
             throw new InvalidConfigurationPropertyValueException(PREFIX + ".proxy-name", proxyName, e.getMessage());
         }
+        oneSpelling(properties.getUpstreams().keySet(), PREFIX + ".upstreams", "upstream");
+        oneSpelling(properties.getRoutes().keySet(), PREFIX + ".routes", "route");
         GuardPolicy defaults = PolicyMapper.apply(GuardPolicy.ofDefaults(), properties.getDefaults(),
                 PREFIX + ".defaults");
         Map<String, NamedUpstream> upstreams = new LinkedHashMap<>();
@@ -98,6 +102,26 @@ public final class UpstreamRegistry {
             routes.add(route);
         });
         return new UpstreamRegistry(proxyName, properties.isExposeDetails(), defaults, upstreams, routes);
+    }
+
+    /**
+     * Rejects one name written two ways ({@code Inventory} and {@code inventory}, {@code my-route} and
+     * {@code myRoute}): Spring Boot matches property names whatever their case and dashes but keeps a map key as
+     * written, so each spelling becomes an entry of its own that also takes the other's settings, a duplicate with a
+     * circuit breaker, bulkhead, health entry and meters of its own.
+     */
+    private static void oneSpelling(Set<String> names, String section, String what) {
+        Map<String, String> seen = new HashMap<>();
+        for (String name : names) {
+            String other = seen.putIfAbsent(name.replace("-", "").toLowerCase(Locale.ROOT), name);
+            if (other != null) {
+                throw new InvalidConfigurationPropertyValueException(section + "." + name, name, "is " + what + " '"
+                        + other + "' written another way: Spring Boot matches property names whatever their case and"
+                        + " dashes, so '" + section + "." + other + ".*' and '" + section + "." + name + ".*' each set"
+                        + " both, which cannot be two " + what + "s; write the name one way (in lower case where"
+                        + " environment variables set it: they cannot spell capitals or dashes)");
+            }
+        }
     }
 
     private static Route route(String name, UpstreamGuardProperties.Route r, GuardPolicy defaults,
@@ -143,8 +167,8 @@ public final class UpstreamRegistry {
             }
             // The upstream's circuit breaker, bulkhead and budget are shared by all its calls, so its policy is set
             // in one place; ignoring the route's setting would leave the route silently on the upstream's.
-            Map.Entry<String, String> own = PolicyMapper.firstDifference(named.policy(),
-                    PolicyMapper.apply(named.policy(), r, prefix));
+            PolicyMapper.apply(named.policy(), r, prefix);
+            Map.Entry<String, String> own = PolicyMapper.firstSetting(r);
             if (own != null) {
                 throw new InvalidConfigurationPropertyValueException(prefix + "." + own.getKey(), own.getValue(),
                         "route '" + name + "' forwards to upstream '" + named.name() + "', whose policy is set under '"
@@ -158,7 +182,7 @@ public final class UpstreamRegistry {
             base = httpUri(prefix + "." + uriKey, uriValue);
             String origin = origin(base);
             policy = PolicyMapper.apply(defaults, r, prefix);
-            Map.Entry<String, String> own = PolicyMapper.firstDifference(defaults, policy);
+            Map.Entry<String, String> own = PolicyMapper.firstSetting(r);
             if (own != null) {
                 // Settings of its own make the route an upstream of its own, even beside a named upstream of the same
                 // address: they apply to this route and no other.

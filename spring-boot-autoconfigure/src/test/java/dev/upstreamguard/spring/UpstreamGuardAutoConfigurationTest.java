@@ -253,6 +253,16 @@ class UpstreamGuardAutoConfigurationTest {
                             .hasMessageContaining("'1'")
                             .hasMessageContaining("upstream-guard.upstreams.inventory");
                 });
+        // Also when it repeats the upstream's value: it is set in the wrong place all the same.
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:9000",
+                "upstream-guard.upstreams.inventory.retry.max-attempts=2",
+                "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.upstream=inventory",
+                "upstream-guard.routes.c.retry.max-attempts=2").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .hasMessageContaining("upstream-guard.routes.c.retry.max-attempts")
+                            .hasMessageContaining("upstream-guard.upstreams.inventory");
+                });
         // As on a route whose name an upstream of another address already has.
         plain.withPropertyValues("upstream-guard.upstreams.c.url=http://127.0.0.1:9000",
                 "upstream-guard.routes.c.path=/c/**", "upstream-guard.routes.c.uri=http://127.0.0.1:9001",
@@ -584,6 +594,33 @@ class UpstreamGuardAutoConfigurationTest {
         }
         plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:8081/a%20b/")
                 .run(context -> assertThat(context).hasNotFailed());
+    }
+
+    /**
+     * Regression: Spring Boot matches property names whatever their case and dashes, but keeps a map key as written, so
+     * {@code upstreams.Inventory.*} beside {@code upstreams.inventory.*} (a name given on the command line in capitals)
+     * bound two upstreams of one address, each with the other's settings too: a phantom duplicate with a breaker,
+     * bulkhead, health entry and meters of its own, which calls naming no upstream ran as.
+     */
+    @Test
+    void anUpstreamOrRouteNameSpeltTwoWaysFailsStartUpNamingBothSpellings() {
+        plain.withPropertyValues("upstream-guard.upstreams.inventory.url=http://127.0.0.1:9000",
+                "upstream-guard.upstreams.Inventory.response-timeout=1s").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                            .hasMessageContaining("upstream-guard.upstreams.Inventory")
+                            .hasMessageContaining("upstream-guard.upstreams.inventory");
+                });
+        plain.withPropertyValues("upstream-guard.routes.my-route.path=/c/**",
+                "upstream-guard.routes.my-route.uri=http://127.0.0.1:9000",
+                "upstream-guard.routes.myRoute.strip-prefix=1").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                            .hasMessageContaining("upstream-guard.routes.my-route")
+                            .hasMessageContaining("upstream-guard.routes.myRoute");
+                });
     }
 
     @Test

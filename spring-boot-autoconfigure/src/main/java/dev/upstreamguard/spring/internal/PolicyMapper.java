@@ -62,14 +62,37 @@ public final class PolicyMapper {
     }
 
     /**
-     * The key of the first setting in which {@code policy} differs from {@code base} ({@code retry.max-attempts}…),
-     * with its value; {@code null} when they are equal. Tells whether properties set anything, and which.
+     * The key of the first policy setting {@code p} sets ({@code retry.max-attempts}…), with its value; {@code null}
+     * when it sets none. Whether a setting is given, not whether it differs from what it would inherit: a route that
+     * writes down the default value means that value, not whatever an upstream of its address happens to have.
      */
-    public static Map.Entry<String, String> firstDifference(GuardPolicy base, GuardPolicy policy) {
-        Map<String, String> before = base.asProperties();
-        for (Map.Entry<String, String> setting : policy.asProperties().entrySet()) {
-            if (!setting.getValue().equals(before.get(setting.getKey()))) {
-                return setting;
+    public static Map.Entry<String, String> firstSetting(UpstreamGuardProperties.Policy p) {
+        UpstreamGuardProperties.Retry r = p.getRetry();
+        UpstreamGuardProperties.CircuitBreaker c = p.getCircuitBreaker();
+        UpstreamGuardProperties.Bulkhead h = p.getBulkhead();
+        Object[] settings = {
+            "connect-timeout", p.getConnectTimeout(), "response-timeout", p.getResponseTimeout(),
+            "total-timeout", p.getTotalTimeout(), "pool-timeout", p.getPoolTimeout(),
+            "max-connections", p.getMaxConnections(), "max-response-body", p.getMaxResponseBody(),
+            "retry.enabled", r.getEnabled(), "retry.max-attempts", r.getMaxAttempts(),
+            "retry.initial-backoff", r.getInitialBackoff(), "retry.max-backoff", r.getMaxBackoff(),
+            "retry.max-retry-after", r.getMaxRetryAfter(), "retry.budget-ratio", r.getBudgetRatio(),
+            "retry.budget-min-per-second", r.getBudgetMinPerSecond(),
+            "retry.on-response-timeout", r.getOnResponseTimeout(), "retry.statuses", r.getStatuses(),
+            "circuit-breaker.enabled", c.getEnabled(),
+            "circuit-breaker.failure-rate-threshold", c.getFailureRateThreshold(),
+            "circuit-breaker.minimum-calls", c.getMinimumCalls(), "circuit-breaker.window", c.getWindow(),
+            "circuit-breaker.open-for", c.getOpenFor(), "circuit-breaker.half-open-calls", c.getHalfOpenCalls(),
+            "circuit-breaker.record-statuses", c.getRecordStatuses(),
+            "bulkhead.enabled", h.getEnabled(), "bulkhead.max-concurrent-calls", h.getMaxConcurrentCalls(),
+        };
+        for (int i = 0; i < settings.length; i += 2) {
+            Object value = settings[i + 1];
+            if (value != null) {
+                String shown = value instanceof List<?> list
+                        ? String.join(",", list.stream().map(String::valueOf).toList())
+                        : String.valueOf(display(value));
+                return Map.entry((String) settings[i], shown);
             }
         }
         return null;
