@@ -625,6 +625,60 @@ class ResponseParsingTest {
         }
     }
 
+    /**
+     * Regression: the head judged as it arrived quoted the line it saw, header values included, so a NUL after a
+     * cookie put the cookie into the fault's message, logs and Proxy-Status details; and its messages were not those of
+     * the line-at-a-time check ({@code ''} for a continuation line first, {@code 'HTTP/1.1 6'} for a status 600). The
+     * message is now the same however the bytes arrive, and names a header, never its value. The line-at-a-time check
+     * is seen here through {@code Expect: 100-continue}, whose wait buffers the head before it is parsed.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"HTTP/1.1 200 OK\r\nSet-Cookie: SESSION=s3cr3t-t0ken-abcdefghijklmnop\u0000",
+        "HTTP/1.1 200 OK\r\n folded-s3cr3t", "HTTP/1.1 200 OK\r\nX-Bad : s3cr3t",
+        "HTTP/1.1 200 OK\r\nX-A: b\r\n s3cr3t\u0000", "HTTP/1.1 200 OK\r\nX-A: s3cr3t\rx",
+        "HTTP/1.1 200 OK\r\nno-colon\r", "HTTP/1.1 200 OK\r\n: s3cr3t", "HTTP/1.1 600 OK", "HTTP/1.1 200 O\u0000K",
+        "HTTX/1.1 200 OK", "HTTP/1.1 20 OK"})
+    void aMalformedHeadHasTheSameFaultMessageHoweverItArrivesAndNeverQuotesAHeaderValue(String sent) throws Exception {
+        RawUpstream.Behaviour sendThenHold = c -> {
+            if (c.readRequest() != null) {
+                c.write(sent);
+                c.stallUntilClosed();
+            }
+        };
+        RawUpstream.Behaviour bufferedThenLineEnd = c -> {
+            if (c.skipHead()) {
+                c.write(sent + "\r\n");
+                c.close();
+            }
+        };
+        String watched;
+        String lineAtATime;
+        try (RawUpstream upstream = RawUpstream.start(sendThenHold); GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+            assertFault(e, "http_protocol_error", 502, 1);
+            watched = signalMessage(e);
+        }
+        try (RawUpstream upstream = RawUpstream.start(bufferedThenLineEnd); GuardedHttpClient client = client()) {
+            HttpPost post = new HttpPost(upstream.uri("/"));
+            post.setHeader("Expect", "100-continue");
+            post.setEntity(new ByteArrayEntity(new byte[10], ContentType.APPLICATION_OCTET_STREAM));
+            UpstreamException e = failure(client, post);
+            assertFault(e, "http_protocol_error", 502, 1);
+            lineAtATime = signalMessage(e);
+        }
+        assertThat(watched).isEqualTo(lineAtATime).doesNotContain("s3cr3t").doesNotContain("''");
+    }
+
+    /** The message of the parser's own fault, which the exception's message wraps. */
+    private static String signalMessage(UpstreamException e) {
+        for (Throwable t = e.getCause(); t != null; t = t.getCause()) {
+            if (t.getClass().getSimpleName().equals("FaultSignal")) {
+                return t.getMessage();
+            }
+        }
+        throw new AssertionError("no FaultSignal in " + e, e);
+    }
+
     /** RFC 9209: once an interim response arrived the upstream had begun to answer, so the response is incomplete. */
     @ParameterizedTest(name = "reset={0}")
     @ValueSource(booleans = {false, true})
