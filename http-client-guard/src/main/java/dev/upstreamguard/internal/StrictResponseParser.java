@@ -57,6 +57,8 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     private InputStream in;
     /** Interim (1xx) responses since the last final one: while there are any, the final one is still due. */
     private int interimResponses;
+    /** The watch of the latest head, which goes on into the next head after an interim one. */
+    private HeadWatch watch;
 
     /**
      * @param maxFieldSize most characters in one header field, the connection's line limit; 0 or less: none
@@ -103,8 +105,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         this.in = in;
         CharArrayBuffer line = new CharArrayBuffer(64);
         int read = -1;
-        // Only when nothing of this response is buffered yet do the bytes the stream delivers start the response.
-        HeadWatch watch = buffer.length() == 0 ? new HeadWatch() : null;
+        // The bytes the stream delivers start the response when nothing is buffered; with bytes buffered, only the
+        // watch that saw them arrive, following an interim head into this one, knows where in a head they leave off.
+        HeadWatch watch = buffer.length() == 0 ? new HeadWatch() : this.watch != null && this.watch.following()
+                ? this.watch : null;
+        this.watch = watch;
         for (int n = 0; n < MAX_EMPTY_LINES; n++) {
             line.clear();
             boolean started = interimResponses > 0 || buffer.length() > 0;
@@ -607,7 +612,15 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         private boolean inFields;
         private int field = LINE_START;
         private boolean anyField;
+        /** The status code, once its three digits arrived. */
+        private int code;
+        /** Past the end of a final head: what follows is a body, never scanned. */
         private boolean done;
+
+        /** Whether it has seen every byte since the start of the head now arriving (an interim head came before). */
+        boolean following() {
+            return !done;
+        }
 
         void check(byte[] b, int off, int n) throws FaultSignal {
             for (int i = off; i < off + n && !done; i++) {
@@ -625,7 +638,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                         throw malformedStatusLine(seen);
                     }
                     if (++matched == PATTERN.length()) {
-                        int code = (seen.charAt(9) - '0') * 100 + (seen.charAt(10) - '0') * 10 + (c - '0');
+                        code = (seen.charAt(9) - '0') * 100 + (seen.charAt(10) - '0') * 10 + (c - '0');
                         if (code < 100 || code > 599) {
                             throw malformedStatusLine(seen);
                         }
@@ -692,7 +705,14 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 }
                 seen.setLength(0); // an empty line before the status line, or the status line judged whole
             } else if (field == LINE_START) {
-                done = true; // the empty line that ends the head
+                // The empty line that ends the head. An interim head has no body: the next head follows at once, and
+                // may have come in the same read, where its parse cannot see it arrive. After a 101 the connection
+                // speaks another protocol, which is no head (nor the watch's to judge).
+                done = code >= 200 || code == 101;
+                matched = 0;
+                inFields = false;
+                anyField = false;
+                seen.setLength(0);
             } else {
                 anyField = true;
                 field = LINE_START;

@@ -626,6 +626,53 @@ class ResponseParsingTest {
     }
 
     /**
+     * Regression: the head was judged as it arrived only when nothing of it was buffered before its parse, so a final
+     * head that came in the same read as an interim (1xx) one, and could not be valid, was waited on until the response
+     * timeout: {@code connection_read_timeout} (504). The watch follows an interim head into the head after it.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nX: a\u0000",
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 20 OK",
+        "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\n folded-first"})
+    void aHeadThatCannotBeValidAfterAnInterimOneInTheSameReadIsAProtocolErrorAtOnce(String sent) throws Exception {
+        RawUpstream.Behaviour sendThenHold = c -> {
+            if (c.readRequest() != null) {
+                c.write(sent);
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(sendThenHold); GuardedHttpClient client = client()) {
+            long start = System.nanoTime();
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
+                    .isLessThan(Duration.ofSeconds(4));
+        }
+    }
+
+    /**
+     * After a 101 the connection speaks the new protocol, whose first bytes may come in the same read (a WebSocket
+     * frame): they are no head, so the watch that follows an interim head into the next one stops at a 101 as at a
+     * final head, and the switch the request asked for stays the caller's mistake, not the upstream's protocol error.
+     */
+    @Test
+    void theNewProtocolsBytesInTheSameReadAsAnAcceptedSwitchAreNotJudgedAsAHead() throws Exception {
+        RawUpstream.Behaviour switching = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                        + "\u0081\u0002hi");
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(switching); GuardedHttpClient client = client()) {
+            HttpGet get = new HttpGet(upstream.uri("/socket"));
+            get.setHeader("Connection", "Upgrade");
+            get.setHeader("Upgrade", "websocket");
+            assertThat(catchThrowable(() -> client.execute(get, r -> r.getCode())))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("101");
+        }
+    }
+
+    /**
      * Regression: the head judged as it arrived quoted the line it saw, header values included, so a NUL after a
      * cookie put the cookie into the fault's message, logs and Proxy-Status details; and its messages were not those of
      * the line-at-a-time check ({@code ''} for a continuation line first, {@code 'HTTP/1.1 6'} for a status 600). The
