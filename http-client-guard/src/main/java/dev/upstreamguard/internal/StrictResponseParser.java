@@ -373,7 +373,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 flaw = 12;
             } else {
                 flaw = 13;
-                while (flaw < len && !isControl(line.charAt(flaw))) {
+                while (flaw < len && !isControlChar(line.charAt(flaw))) {
                     flaw++;
                 }
             }
@@ -385,7 +385,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 "Malformed response status line: '" + printable(line.subSequence(0, end), 64) + "'");
     }
 
-    private static boolean isControl(char c) {
+    static boolean isControlChar(char c) {
         return (c < 0x20 && c != '\t') || c == 0x7f;
     }
 
@@ -536,7 +536,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     /**
      * The connection's input while a line is read: whether it ended, and how many bytes arrived. The session buffer
      * returns a line cut off by the end of input as if it were complete, and keeps bytes of a line it has not finished
-     * where nothing else can see them. Also {@link StrictChunkSizes}'s, for chunk-size and trailer lines.
+     * where nothing else can see them.
      */
     static final class Arrival extends FilterInputStream {
         long bytes;
@@ -648,7 +648,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                         throw malformedStatusLine(seen);
                     }
                     matched++;
-                } else if (isControl(c)) {
+                } else if (isControlChar(c)) {
                     throw malformedStatusLine(seen);
                 }
             }
@@ -682,7 +682,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 } else {
                     throw malformedFieldLine(seen, c, "header");
                 }
-            } else if (isControl(c)) {
+            } else if (isControlChar(c)) {
                 throw controlCharacter(seen.toString(), "header");
             }
         }

@@ -154,6 +154,35 @@ class ResponseParsingTest {
     }
 
     /**
+     * Regression: a chunk-size or trailer line was judged only once its line break arrived, so an upstream that sent one
+     * no chunked body has (a bare CR, a NUL, a size that is no number, a space in a trailer's name) and then held the
+     * connection open held the read until the response timeout: {@code connection_read_timeout} (504) for a malformed
+     * body. Each byte of those lines is judged as it arrives, whether it was buffered with what came before or not.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"2;x\rok", "2\r\nok\r\n1;a\u0000", "x", "2\r\nok\r\n+1", "2 x",
+        "2\r\nok\r\n0\r\nX-T: a\rb", "2\r\nok\r\n0\r\nX T", "0\r\nX-T: a\r\n b\u0000", "0\r\n folded-first",
+        "0\r\nX-T\r"})
+    void aChunkSizeOrTrailerLineThatCannotBeValidIsAProtocolErrorBeforeItsLineBreakArrives(String chunks)
+            throws Exception {
+        RawUpstream.Behaviour sendThenHold = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks);
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(sendThenHold); GuardedHttpClient client = client()) {
+            long start = System.nanoTime();
+            Throwable thrown = catchThrowable(() -> client.execute(
+                    new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity())));
+            assertThat(thrown).isInstanceOf(UpstreamException.class);
+            assertFault((UpstreamException) thrown, "http_protocol_error", 502, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
+                    .isLessThan(Duration.ofSeconds(4));
+        }
+    }
+
+    /**
      * Regression: a trailer section cut off by the connection's close — in the middle of a field line, or before the
      * empty line that ends it — was taken as whole, its last field perhaps cut short, and a proxy relayed it so. Only
      * an empty trailer section may lack its end (see {@link #acceptsUnusualButValidHeads}): no field is then in doubt.
