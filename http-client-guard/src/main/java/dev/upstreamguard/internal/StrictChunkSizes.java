@@ -19,11 +19,11 @@ import org.apache.hc.core5.util.CharArrayBuffer;
  *
  * <p>The decoder parses sizes with {@code Long.parseLong(s, 16)} on the trimmed line, which also takes {@code +5} and
  * {@code " 5"}: framing another parser on the path would reject or read differently, the seam response smuggling
- * uses. Only size lines are checked: the decoder reads a size line, the chunk, the line ending the chunk, the next
- * size line…, and after the size 0 the trailer section, which is left alone. The line ending a chunk is only watched
- * for the end of input, which the decoder would call malformed rather than cut off.
+ * uses. The decoder reads a size line, the chunk, the line ending the chunk, the next size line…, and after the size 0
+ * the trailer section: size and trailer lines are read here byte by byte and judged as they arrive; the line ending a
+ * chunk is only watched for the end of input, which the decoder would call malformed rather than cut off.
  *
- * <p>The trailer section is held to the head's limits, its field count and line length by the decoder, its size here;
+ * <p>The trailer section is held to the head's limits, its field count by the decoder, its line length and size here;
  * a trailer over them is reported as RFC 9209's trailer faults, not as the head's or as broken framing.
  */
 final class StrictChunkSizes implements SessionInputBuffer {
@@ -37,7 +37,7 @@ final class StrictChunkSizes implements SessionInputBuffer {
      *     CRLF, the empty line that ends the section included
      */
     static InputStream decoder(SessionInputBuffer buffer, InputStream in, Http1Config config, int maxSectionSize) {
-        StrictChunkSizes sizes = new StrictChunkSizes(buffer, maxSectionSize);
+        StrictChunkSizes sizes = new StrictChunkSizes(buffer, config.getMaxLineLength(), maxSectionSize);
         return new ChunkedInputStream(sizes, in, config) {
             @Override
             public int read() throws IOException {
@@ -60,6 +60,8 @@ final class StrictChunkSizes implements SessionInputBuffer {
     }
 
     private final SessionInputBuffer buffer;
+    /** The buffer's own line limit, which a size line read here byte by byte is held to as the buffer would hold it. */
+    private final int maxLineLength;
     private final int maxSectionSize;
     /** Characters of the trailer section read so far. */
     private long trailerSectionSize;
@@ -67,10 +69,12 @@ final class StrictChunkSizes implements SessionInputBuffer {
     private boolean lastChunkSeen;
     /** The name of the latest trailer field, which a continuation line (obs-fold) continues. */
     private String trailerName;
-    private StrictResponseParser.Arrival endWatch;
+    /** Whether the latest size or trailer line ended with the input rather than with a line break. */
+    private boolean lineEnded;
 
-    StrictChunkSizes(SessionInputBuffer buffer, int maxSectionSize) {
+    StrictChunkSizes(SessionInputBuffer buffer, int maxLineLength, int maxSectionSize) {
         this.buffer = buffer;
+        this.maxLineLength = maxLineLength;
         this.maxSectionSize = maxSectionSize;
     }
 
@@ -79,14 +83,13 @@ final class StrictChunkSizes implements SessionInputBuffer {
         int start = line.length();
         boolean trailer = lastChunkSeen;
         boolean sizeLine = sizeLineNext && !lastChunkSeen;
-        StrictResponseParser.Arrival watch = sizeLine || trailer ? endWatch(in) : null;
-        int n = buffer.readLine(line, watch != null ? watch : in);
-        if (n >= 0 && watch != null && watch.ended && sizeLine && digitsOnly(line, start)) {
+        int n = sizeLine || trailer ? readJudgedLine(line, in, start, trailer) : buffer.readLine(line, in);
+        if (n >= 0 && sizeLine && lineEnded && digitsOnly(line, start)) {
             // The buffer returns a line the close cut off as if whole: "0" may have been the start of "0400", so the
             // body is not known to be complete; a size that went on past its digits ("0;ext") is.
             throw new TruncatedChunkException("The connection ended in the middle of a chunk-size line");
         }
-        if (n > 0 && watch != null && watch.ended && trailer && StrictResponseParser.isFieldNameSoFar(line, start)) {
+        if (n > 0 && lineEnded && trailer && StrictResponseParser.isFieldNameSoFar(line, start)) {
             // "X-T" is a trailer field cut before its colon, as "X-T: a" is one cut after it.
             throw new TruncatedChunkException("The connection ended in the response's trailer section");
         }
@@ -142,6 +145,115 @@ final class StrictChunkSizes implements SessionInputBuffer {
         trailerName = line.substring(start, line.indexOf(':', start, line.length()));
     }
 
+    /**
+     * Reads a chunk-size or trailer line as the buffer's {@code readLine} would (LF or CRLF ends it, the end of input
+     * too), byte by byte so that each byte is judged as it arrives, those buffered with what came before included: a
+     * line that cannot be valid followed by silence would otherwise hold the read until the response timeout. These
+     * lines are short and come once per chunk or after the body, so reading them a byte at a time costs little; chunk
+     * data is never read here.
+     */
+    private int readJudgedLine(CharArrayBuffer line, InputStream in, int start, boolean trailer) throws IOException {
+        lineEnded = false;
+        boolean cr = false;
+        int phase = trailer ? LINE_START : DIGITS;
+        for (;;) {
+            int b = buffer.read(in);
+            if (b == -1) {
+                lineEnded = true;
+                return line.length() == start && !cr ? -1 : line.length() - start;
+            }
+            if (b == '\n') {
+                return line.length() - start;
+            }
+            if (cr) {
+                line.append('\r'); // a CR not before the LF: within the line, a control character
+                phase = trailer ? judgeTrailer(line, start, '\r', phase) : judge(line, start, '\r', phase);
+            }
+            cr = b == '\r';
+            if (cr && trailer && phase == NAME) {
+                // A name the line ends after, or a bare CR in it: no field line either way.
+                throw StrictResponseParser.malformedFieldLine(line.subSequence(start, line.length()), '\r', "trailer");
+            }
+            if (!cr) {
+                line.append((char) b);
+                phase = trailer ? judgeTrailer(line, start, (char) b, phase) : judge(line, start, (char) b, phase);
+            }
+            if (maxLineLength > 0 && line.length() - start + (cr ? 1 : 0) >= maxLineLength) {
+                throw new MessageConstraintException("Maximum line length limit exceeded");
+            }
+        }
+    }
+
+    private static final int DIGITS = 0;
+    private static final int SPACE = 1;
+    private static final int EXTENSION = 2;
+    private static final int LINE_START = 3;
+    private static final int NAME = 4;
+    private static final int VALUE = 5;
+    private static final int CONTINUATION = 6;
+
+    /** {@code c}, just appended to a trailer line: a fault as {@link #checkTrailerLine} gives it, or the next phase. */
+    private int judgeTrailer(CharArrayBuffer line, int start, char c, int phase) throws FaultSignal {
+        switch (phase) {
+            case LINE_START:
+                if (c == ' ' || c == '\t') {
+                    if (trailerName == null) {
+                        throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                                "Response trailer section starts with a continuation line");
+                    }
+                    return CONTINUATION;
+                }
+                if (StrictResponseParser.isFieldNameSoFar(line, start)) {
+                    return NAME;
+                }
+                throw StrictResponseParser.malformedFieldLine("", c, "trailer");
+            case NAME:
+                if (c == ':') {
+                    return VALUE;
+                }
+                if (!StrictResponseParser.isFieldNameSoFar(line, line.length() - 1)) {
+                    throw StrictResponseParser.malformedFieldLine(
+                            line.subSequence(start, line.length() - 1), c, "trailer");
+                }
+                return NAME;
+            case VALUE:
+                if (StrictResponseParser.isControlChar(c)) {
+                    throw StrictResponseParser.controlCharacter(
+                            line.substring(start, line.indexOf(':', start, line.length())), "trailer");
+                }
+                return VALUE;
+            default:
+                if (StrictResponseParser.isControlChar(c)) {
+                    throw StrictResponseParser.controlCharacter(trailerName, "trailer");
+                }
+                return CONTINUATION;
+        }
+    }
+
+    /** {@code c}, just appended: the line so far fails {@link #check} as the whole line will, or the next phase. */
+    private int judge(CharArrayBuffer line, int start, char c, int phase) throws MalformedChunkCodingException {
+        boolean digits = line.length() - start > 1 || Character.digit(c, 16) >= 0;
+        boolean ok;
+        int next = phase;
+        if (phase == EXTENSION) {
+            ok = !StrictResponseParser.isControlChar(c);
+        } else if (phase == DIGITS && Character.digit(c, 16) >= 0) {
+            ok = true;
+        } else if (c == ' ' || c == '\t') {
+            ok = digits;
+            next = SPACE;
+        } else if (c == ';') {
+            ok = line.length() - start > 1;
+            next = EXTENSION;
+        } else {
+            ok = false;
+        }
+        if (!ok) {
+            check(line, start);
+        }
+        return next;
+    }
+
     /** A limit the decoder hit: past the last chunk, in the trailer section, where it is the trailer's fault. */
     private IOException trailerFault(MessageConstraintException e) {
         if (!lastChunkSeen) {
@@ -167,22 +279,16 @@ final class StrictChunkSizes implements SessionInputBuffer {
         while (i < line.length() && (line.charAt(i) == ' ' || line.charAt(i) == '\t')) {
             i++;
         }
-        if (!digits || (i < line.length() && line.charAt(i) != ';')
-                || StrictResponseParser.controlCharacterAt(line, i) >= 0) {
+        int flaw = !digits || i < line.length() && line.charAt(i) != ';' ? i
+                : StrictResponseParser.controlCharacterAt(line, i);
+        if (flaw >= 0) {
             // No chunk extension holds a control character (RFC 9112 §7.1.1: tokens and quoted strings); a bare CR in
             // one ends the line early for some parsers, which then frame the chunks differently from this client.
-            throw new MalformedChunkCodingException("Bad chunk header: " + line.substring(start, line.length()));
+            // Quoted up to the flaw, as far as a line judged byte by byte arrives before it fails.
+            throw new MalformedChunkCodingException(
+                    "Bad chunk header: " + line.substring(start, Math.min(line.length(), flaw + 1)));
         }
         lastChunkSeen = zero;
-    }
-
-    /** The watch over {@code in}, reset for one line; one per body, not one per chunk. */
-    private StrictResponseParser.Arrival endWatch(InputStream in) {
-        if (endWatch == null || endWatch.source() != in) {
-            endWatch = new StrictResponseParser.Arrival(in, null);
-        }
-        endWatch.ended = false;
-        return endWatch;
     }
 
     private static boolean digitsOnly(CharArrayBuffer line, int start) {

@@ -57,6 +57,8 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     private InputStream in;
     /** Interim (1xx) responses since the last final one: while there are any, the final one is still due. */
     private int interimResponses;
+    /** The watch of the latest head, which goes on into the next head after an interim one. */
+    private HeadWatch watch;
 
     /**
      * @param maxFieldSize most characters in one header field, the connection's line limit; 0 or less: none
@@ -103,8 +105,11 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         this.in = in;
         CharArrayBuffer line = new CharArrayBuffer(64);
         int read = -1;
-        // Only when nothing of this response is buffered yet do the bytes the stream delivers start the response.
-        HeadWatch watch = buffer.length() == 0 ? new HeadWatch() : null;
+        // The bytes the stream delivers start the response when nothing is buffered; with bytes buffered, only the
+        // watch that saw them arrive, following an interim head into this one, knows where in a head they leave off.
+        HeadWatch watch = buffer.length() == 0 ? new HeadWatch() : this.watch != null && this.watch.following()
+                ? this.watch : null;
+        this.watch = watch;
         for (int n = 0; n < MAX_EMPTY_LINES; n++) {
             line.clear();
             boolean started = interimResponses > 0 || buffer.length() > 0;
@@ -295,8 +300,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         }
         int code = ok ? (line.charAt(9) - '0') * 100 + (line.charAt(10) - '0') * 10 + (line.charAt(11) - '0') : 0;
         if (!ok || code < 100 || code > 599) {
-            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                    "Malformed response status line: '" + printable(line, 64) + "'");
+            throw malformedStatusLine(line);
         }
         String reason = len > 13 ? line.substring(13, len) : "";
         ClassicHttpResponse response = DefaultClassicHttpResponseFactory.INSTANCE.newHttpResponse(code, reason);
@@ -314,22 +318,75 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
      * names the section in the message. Trailer fields follow the same rules (RFC 9112 §7.1.2).
      */
     static void checkFieldLine(CharArrayBuffer line, int from, String what) throws FaultSignal {
-        int colon = line.indexOf(':', from, line.length());
-        if (colon <= from) {
-            throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                    "Malformed response " + what + " line: '" + printable(line.subSequence(from, line.length()), 64)
-                            + "'");
+        int end = from;
+        while (end < line.length() && isTokenChar(line.charAt(end))) {
+            end++;
         }
-        for (int i = from; i < colon; i++) {
-            if (!isTokenChar(line.charAt(i))) {
-                // Whitespace before the colon is a known smuggling vector; RFC 9112 §5.1 requires rejecting it.
-                throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR, "Malformed response " + what + " name: '"
-                        + printable(line.subSequence(from, line.length()), 64) + "'");
+        if (end == line.length() || line.charAt(end) != ':' || end == from) {
+            throw malformedFieldLine(line.subSequence(from, end), end == line.length() ? '\n' : line.charAt(end), what);
+        }
+        if (controlCharacterAt(line, end + 1) >= 0) {
+            throw controlCharacter(line.substring(from, end), what);
+        }
+    }
+
+    /**
+     * The fault for a field line whose name (token characters, {@code name}) is followed by {@code next}, which is not
+     * the colon it needs: a line end (no colon), or a character no name has (whitespace before the colon, a known
+     * smuggling vector RFC 9112 §5.1 requires rejecting). Only the name is quoted: a value may be a secret.
+     */
+    static FaultSignal malformedFieldLine(CharSequence name, char next, String what) {
+        if (next == '\r' || next == '\n') {
+            return new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                    "Malformed response " + what + " line: '" + printable(name, 64) + "'");
+        }
+        return new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR, "Malformed response " + what + " name: '"
+                + printable(name, 64) + printable(String.valueOf(next), 1) + "'");
+    }
+
+    /**
+     * The fault for a status line that is not {@code HTTP/1.x NNN[ reason]}, given as far as it is known (when judged
+     * as it arrives, up to the byte that cannot be; a line end may follow): quoted up to that byte, the whole status
+     * code at least, so the message does not depend on how the reads were split.
+     */
+    static FaultSignal malformedStatusLine(CharSequence line) {
+        int len = line.length();
+        int flaw = 0;
+        String pattern = "HTTP/1.D DDD";
+        while (flaw < len && flaw < pattern.length()) {
+            char c = line.charAt(flaw);
+            char p = pattern.charAt(flaw);
+            if (!(p == 'D' ? isDigit(c) : c == p)) {
+                break;
+            }
+            flaw++;
+        }
+        if (flaw < 5) {
+            return new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                    "The upstream's response does not start with 'HTTP/': not an HTTP/1.x response");
+        }
+        if (flaw == pattern.length()) {
+            int code = (line.charAt(9) - '0') * 100 + (line.charAt(10) - '0') * 10 + (line.charAt(11) - '0');
+            if (code < 100 || code > 599) {
+                flaw = 11;
+            } else if (len > 12 && line.charAt(12) != ' ') {
+                flaw = 12;
+            } else {
+                flaw = 13;
+                while (flaw < len && !isControlChar(line.charAt(flaw))) {
+                    flaw++;
+                }
             }
         }
-        if (controlCharacterAt(line, colon + 1) >= 0) {
-            throw controlCharacter(line.substring(from, colon), what);
-        }
+        // A line end where the line cannot end yet is not quoted: the line-at-a-time check never sees it.
+        int end = flaw >= len || line.charAt(flaw) == '\r' || line.charAt(flaw) == '\n' ? Math.min(flaw, len)
+                : flaw + 1;
+        return new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                "Malformed response status line: '" + printable(line.subSequence(0, end), 64) + "'");
+    }
+
+    static boolean isControlChar(char c) {
+        return (c < 0x20 && c != '\t') || c == 0x7f;
     }
 
     /**
@@ -479,7 +536,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
     /**
      * The connection's input while a line is read: whether it ended, and how many bytes arrived. The session buffer
      * returns a line cut off by the end of input as if it were complete, and keeps bytes of a line it has not finished
-     * where nothing else can see them. Also {@link StrictChunkSizes}'s, for chunk-size and trailer lines.
+     * where nothing else can see them.
      */
     static final class Arrival extends FilterInputStream {
         long bytes;
@@ -533,15 +590,21 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
      * that are not HTTP/1.x and then keeps the connection open (an HTTP/2-only server's SETTINGS frame, which holds no
      * line break; lines ended by a bare CR, which is no line end; a NUL before a line break that never comes) would
      * otherwise hang the call until the response timeout and be reported as {@code connection_read_timeout}.
-     * Everything rejected here {@link #statusLine} and {@link #checkFieldLine} would reject too.
+     * Everything rejected here {@link #statusLine} and {@link #checkFieldLine} would reject too, with the same message
+     * (from the same helpers), however the reads were split.
      */
     private static final class HeadWatch {
-        /** D: a digit; S: the first digit of a status from 100 to 599. */
-        private static final String PATTERN = "HTTP/1.D SDD";
+        private static final String PATTERN = "HTTP/1.D DDD";
+        /** Most characters kept of a status line or a field name: one more than a message quotes, for its "...". */
+        private static final int KEPT = 65;
         private static final int LINE_START = 0;
         private static final int NAME = 1;
         private static final int VALUE = 2;
-        private final StringBuilder seen = new StringBuilder();
+        /**
+         * The status line so far; past it, the latest field name (a continuation line's fault names the field it
+         * continues). Never a field value: a message quoting one could leak a secret (a cookie) into logs.
+         */
+        private final StringBuilder seen = new StringBuilder(KEPT);
         /** Characters of the status line's pattern matched; one more once the space before the reason is seen. */
         private int matched;
         private boolean afterCr;
@@ -549,12 +612,20 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         private boolean inFields;
         private int field = LINE_START;
         private boolean anyField;
+        /** The status code, once its three digits arrived. */
+        private int code;
+        /** Past the end of a final head: what follows is a body, never scanned. */
         private boolean done;
+
+        /** Whether it has seen every byte since the start of the head now arriving (an interim head came before). */
+        boolean following() {
+            return !done;
+        }
 
         void check(byte[] b, int off, int n) throws FaultSignal {
             for (int i = off; i < off + n && !done; i++) {
                 char c = (char) (b[i] & 0xff);
-                if (seen.length() < 64) {
+                if (!inFields && seen.length() < KEPT) {
                     seen.append(c);
                 }
                 if (afterCr || c == '\r' || c == '\n') {
@@ -563,50 +634,70 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                     field(c);
                 } else if (matched < PATTERN.length()) {
                     char p = PATTERN.charAt(matched);
-                    if (!(p == 'D' ? isDigit(c) : p == 'S' ? c >= '1' && c <= '5' : c == p)) {
-                        throw matched < 5 ? new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                                "The upstream's response does not start with 'HTTP/': not an HTTP/1.x response")
-                                : malformed("status line");
+                    if (!(p == 'D' ? isDigit(c) : c == p)) {
+                        throw malformedStatusLine(seen);
                     }
-                    matched++;
+                    if (++matched == PATTERN.length()) {
+                        code = (seen.charAt(9) - '0') * 100 + (seen.charAt(10) - '0') * 10 + (c - '0');
+                        if (code < 100 || code > 599) {
+                            throw malformedStatusLine(seen);
+                        }
+                    }
                 } else if (matched == PATTERN.length()) {
                     if (c != ' ') {
-                        throw malformed("status line");
+                        throw malformedStatusLine(seen);
                     }
                     matched++;
-                } else if (isControl(c)) {
-                    throw malformed("status line");
+                } else if (isControlChar(c)) {
+                    throw malformedStatusLine(seen);
                 }
             }
         }
 
         private void field(char c) throws FaultSignal {
             if (field == LINE_START) {
-                if ((c == ' ' || c == '\t') && anyField || isTokenChar(c)) {
-                    field = isTokenChar(c) ? NAME : VALUE;
+                if (isTokenChar(c)) {
+                    field = NAME;
+                    seen.setLength(0);
+                    seen.append(c);
                     return;
                 }
-                throw malformed("header line");
+                if (c != ' ' && c != '\t') {
+                    throw malformedFieldLine("", c, "header");
+                }
+                if (!anyField) {
+                    throw new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
+                            "Response header section starts with a continuation line");
+                }
+                field = VALUE; // the field before continues, under its name
+                return;
             }
-            if (field == NAME && c == ':') {
-                field = VALUE;
-            } else if (field == NAME ? !isTokenChar(c) : isControl(c)) {
-                throw malformed("header line");
+            if (field == NAME) {
+                if (c == ':') {
+                    field = VALUE;
+                } else if (isTokenChar(c)) {
+                    if (seen.length() < KEPT) {
+                        seen.append(c);
+                    }
+                } else {
+                    throw malformedFieldLine(seen, c, "header");
+                }
+            } else if (isControlChar(c)) {
+                throw controlCharacter(seen.toString(), "header");
             }
         }
 
         /** A CR, an LF, or the byte after a CR: a line ends only with LF or CRLF (RFC 9112 §2.2). */
         private void lineBreak(char c) throws FaultSignal {
-            String where = inFields ? "header line" : "status line";
             if (afterCr && c != '\n' || !afterCr && c == '\r' && !mayEndHere()) {
-                throw malformed(where);
+                throw bareCrOrEarlyEnd();
             }
             afterCr = c == '\r';
             if (c != '\n') {
                 return;
             }
             if (!mayEndHere()) {
-                throw malformed(where);
+                throw bareCrOrEarlyEnd();
             }
             if (!inFields) {
                 if (matched > 0) {
@@ -614,26 +705,33 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
                 }
                 seen.setLength(0); // an empty line before the status line, or the status line judged whole
             } else if (field == LINE_START) {
-                done = true; // the empty line that ends the head
+                // The empty line that ends the head. An interim head has no body: the next head follows at once, and
+                // may have come in the same read, where its parse cannot see it arrive. After a 101 the connection
+                // speaks another protocol, which is no head (nor the watch's to judge).
+                done = code >= 200 || code == 101;
+                matched = 0;
+                inFields = false;
+                anyField = false;
+                seen.setLength(0);
             } else {
                 anyField = true;
                 field = LINE_START;
-                seen.setLength(0);
             }
+        }
+
+        /** The fault the line check gives for a line with a CR not before its LF, or a line end it cannot have. */
+        private FaultSignal bareCrOrEarlyEnd() {
+            if (!inFields) {
+                return malformedStatusLine(seen);
+            }
+            // A CR in a value is a control character in it; before a colon it ends the name as a line end would.
+            return field == VALUE ? controlCharacter(seen.toString(), "header")
+                    : malformedFieldLine(field == NAME ? seen : "", '\r', "header");
         }
 
         /** Whether the line so far may end at a line break. */
         private boolean mayEndHere() {
             return inFields ? field != NAME : matched == 0 || matched >= PATTERN.length();
-        }
-
-        private static boolean isControl(char c) {
-            return (c < 0x20 && c != '\t') || c == 0x7f;
-        }
-
-        private FaultSignal malformed(String what) {
-            return new FaultSignal(UpstreamFault.HTTP_PROTOCOL_ERROR,
-                    "Malformed response " + what + ": '" + printable(seen.toString().strip(), 64) + "'");
         }
     }
 

@@ -154,6 +154,35 @@ class ResponseParsingTest {
     }
 
     /**
+     * Regression: a chunk-size or trailer line was judged only once its line break arrived, so an upstream that sent one
+     * no chunked body has (a bare CR, a NUL, a size that is no number, a space in a trailer's name) and then held the
+     * connection open held the read until the response timeout: {@code connection_read_timeout} (504) for a malformed
+     * body. Each byte of those lines is judged as it arrives, whether it was buffered with what came before or not.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"2;x\rok", "2\r\nok\r\n1;a\u0000", "x", "2\r\nok\r\n+1", "2 x",
+        "2\r\nok\r\n0\r\nX-T: a\rb", "2\r\nok\r\n0\r\nX T", "0\r\nX-T: a\r\n b\u0000", "0\r\n folded-first",
+        "0\r\nX-T\r"})
+    void aChunkSizeOrTrailerLineThatCannotBeValidIsAProtocolErrorBeforeItsLineBreakArrives(String chunks)
+            throws Exception {
+        RawUpstream.Behaviour sendThenHold = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks);
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(sendThenHold); GuardedHttpClient client = client()) {
+            long start = System.nanoTime();
+            Throwable thrown = catchThrowable(() -> client.execute(
+                    new HttpGet(upstream.uri("/")), r -> EntityUtils.toString(r.getEntity())));
+            assertThat(thrown).isInstanceOf(UpstreamException.class);
+            assertFault((UpstreamException) thrown, "http_protocol_error", 502, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
+                    .isLessThan(Duration.ofSeconds(4));
+        }
+    }
+
+    /**
      * Regression: a trailer section cut off by the connection's close — in the middle of a field line, or before the
      * empty line that ends it — was taken as whole, its last field perhaps cut short, and a proxy relayed it so. Only
      * an empty trailer section may lack its end (see {@link #acceptsUnusualButValidHeads}): no field is then in doubt.
@@ -623,6 +652,107 @@ class ResponseParsingTest {
             assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
                     .isLessThan(Duration.ofSeconds(4));
         }
+    }
+
+    /**
+     * Regression: the head was judged as it arrived only when nothing of it was buffered before its parse, so a final
+     * head that came in the same read as an interim (1xx) one, and could not be valid, was waited on until the response
+     * timeout: {@code connection_read_timeout} (504). The watch follows an interim head into the head after it.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nX: a\u0000",
+        "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 20 OK",
+        "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 103 Early Hints\r\n\r\nHTTP/1.1 200 OK\r\n folded-first"})
+    void aHeadThatCannotBeValidAfterAnInterimOneInTheSameReadIsAProtocolErrorAtOnce(String sent) throws Exception {
+        RawUpstream.Behaviour sendThenHold = c -> {
+            if (c.readRequest() != null) {
+                c.write(sent);
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(sendThenHold); GuardedHttpClient client = client()) {
+            long start = System.nanoTime();
+            assertFault(failure(client, new HttpGet(upstream.uri("/"))), "http_protocol_error", 502, 1);
+            assertThat(Duration.ofNanos(System.nanoTime() - start)).as("well before the 5 s response timeout")
+                    .isLessThan(Duration.ofSeconds(4));
+        }
+    }
+
+    /**
+     * After a 101 the connection speaks the new protocol, whose first bytes may come in the same read (a WebSocket
+     * frame): they are no head, so the watch that follows an interim head into the next one stops at a 101 as at a
+     * final head, and the switch the request asked for stays the caller's mistake, not the upstream's protocol error.
+     */
+    @Test
+    void theNewProtocolsBytesInTheSameReadAsAnAcceptedSwitchAreNotJudgedAsAHead() throws Exception {
+        RawUpstream.Behaviour switching = c -> {
+            if (c.readRequest() != null) {
+                c.write("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                        + "\u0081\u0002hi");
+                c.stallUntilClosed();
+            }
+        };
+        try (RawUpstream upstream = RawUpstream.start(switching); GuardedHttpClient client = client()) {
+            HttpGet get = new HttpGet(upstream.uri("/socket"));
+            get.setHeader("Connection", "Upgrade");
+            get.setHeader("Upgrade", "websocket");
+            assertThat(catchThrowable(() -> client.execute(get, r -> r.getCode())))
+                    .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("101");
+        }
+    }
+
+    /**
+     * Regression: the head judged as it arrived quoted the line it saw, header values included, so a NUL after a
+     * cookie put the cookie into the fault's message, logs and Proxy-Status details; and its messages were not those of
+     * the line-at-a-time check ({@code ''} for a continuation line first, {@code 'HTTP/1.1 6'} for a status 600). The
+     * message is now the same however the bytes arrive, and names a header, never its value. The line-at-a-time check
+     * is seen here through {@code Expect: 100-continue}, whose wait buffers the head before it is parsed.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"HTTP/1.1 200 OK\r\nSet-Cookie: SESSION=s3cr3t-t0ken-abcdefghijklmnop\u0000",
+        "HTTP/1.1 200 OK\r\n folded-s3cr3t", "HTTP/1.1 200 OK\r\nX-Bad : s3cr3t",
+        "HTTP/1.1 200 OK\r\nX-A: b\r\n s3cr3t\u0000", "HTTP/1.1 200 OK\r\nX-A: s3cr3t\rx",
+        "HTTP/1.1 200 OK\r\nno-colon\r", "HTTP/1.1 200 OK\r\n: s3cr3t", "HTTP/1.1 600 OK", "HTTP/1.1 200 O\u0000K",
+        "HTTX/1.1 200 OK", "HTTP/1.1 20 OK"})
+    void aMalformedHeadHasTheSameFaultMessageHoweverItArrivesAndNeverQuotesAHeaderValue(String sent) throws Exception {
+        RawUpstream.Behaviour sendThenHold = c -> {
+            if (c.readRequest() != null) {
+                c.write(sent);
+                c.stallUntilClosed();
+            }
+        };
+        RawUpstream.Behaviour bufferedThenLineEnd = c -> {
+            if (c.skipHead()) {
+                c.write(sent + "\r\n");
+                c.close();
+            }
+        };
+        String watched;
+        String lineAtATime;
+        try (RawUpstream upstream = RawUpstream.start(sendThenHold); GuardedHttpClient client = client()) {
+            UpstreamException e = failure(client, new HttpGet(upstream.uri("/")));
+            assertFault(e, "http_protocol_error", 502, 1);
+            watched = signalMessage(e);
+        }
+        try (RawUpstream upstream = RawUpstream.start(bufferedThenLineEnd); GuardedHttpClient client = client()) {
+            HttpPost post = new HttpPost(upstream.uri("/"));
+            post.setHeader("Expect", "100-continue");
+            post.setEntity(new ByteArrayEntity(new byte[10], ContentType.APPLICATION_OCTET_STREAM));
+            UpstreamException e = failure(client, post);
+            assertFault(e, "http_protocol_error", 502, 1);
+            lineAtATime = signalMessage(e);
+        }
+        assertThat(watched).isEqualTo(lineAtATime).doesNotContain("s3cr3t").doesNotContain("''");
+    }
+
+    /** The message of the parser's own fault, which the exception's message wraps. */
+    private static String signalMessage(UpstreamException e) {
+        for (Throwable t = e.getCause(); t != null; t = t.getCause()) {
+            if (t.getClass().getSimpleName().equals("FaultSignal")) {
+                return t.getMessage();
+            }
+        }
+        throw new AssertionError("no FaultSignal in " + e, e);
     }
 
     /** RFC 9209: once an interim response arrived the upstream had begun to answer, so the response is incomplete. */
