@@ -83,7 +83,7 @@ final class StrictChunkSizes implements SessionInputBuffer {
         int start = line.length();
         boolean trailer = lastChunkSeen;
         boolean sizeLine = sizeLineNext && !lastChunkSeen;
-        int n = sizeLine || trailer ? readJudgedLine(line, in, start, trailer) : buffer.readLine(line, in);
+        int n = sizeLine || trailer ? readJudgedLine(line, in, start, trailer) : readDataEnd(in);
         if (n >= 0 && sizeLine && lineEnded && digitsOnly(line, start)) {
             // The buffer returns a line the close cut off as if whole: "0" may have been the start of "0400", so the
             // body is not known to be complete; a size that went on past its digits ("0;ext") is.
@@ -182,6 +182,25 @@ final class StrictChunkSizes implements SessionInputBuffer {
                 throw new MessageConstraintException("Maximum line length limit exceeded");
             }
         }
+    }
+
+    /**
+     * The line end closing a chunk's data, judged as it arrives as the size lines are: anything but CRLF or LF there,
+     * followed by silence, would otherwise hold the read until the response timeout. The end of input here is a body
+     * cut off (-1), a CR before it included.
+     */
+    private int readDataEnd(InputStream in) throws IOException {
+        int b = buffer.read(in);
+        if (b == '\r') {
+            b = buffer.read(in);
+        }
+        if (b == -1) {
+            return -1;
+        }
+        if (b != '\n') {
+            throw new MalformedChunkCodingException("CRLF expected at end of chunk");
+        }
+        return 0;
     }
 
     private static final int DIGITS = 0;
@@ -285,8 +304,8 @@ final class StrictChunkSizes implements SessionInputBuffer {
             // No chunk extension holds a control character (RFC 9112 §7.1.1: tokens and quoted strings); a bare CR in
             // one ends the line early for some parsers, which then frame the chunks differently from this client.
             // Quoted up to the flaw, as far as a line judged byte by byte arrives before it fails.
-            throw new MalformedChunkCodingException(
-                    "Bad chunk header: " + line.substring(start, Math.min(line.length(), flaw + 1)));
+            throw new MalformedChunkCodingException("Bad chunk header: "
+                    + StrictResponseParser.printable(line.subSequence(start, Math.min(line.length(), flaw + 1)), 64));
         }
         lastChunkSeen = zero;
     }

@@ -775,7 +775,7 @@ public final class StrictResponseParser implements HttpMessageParser<ClassicHttp
         return c > 0x20 && c < 0x7f && "\"(),/:;<=>?@[\\]{}".indexOf(c) < 0;
     }
 
-    private static String printable(CharSequence text, int max) {
+    static String printable(CharSequence text, int max) {
         StringBuilder sb = new StringBuilder(Math.min(text.length(), max));
         for (int i = 0; i < text.length() && i < max; i++) {
             char c = text.charAt(i);

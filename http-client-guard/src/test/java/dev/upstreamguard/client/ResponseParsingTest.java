@@ -157,12 +157,13 @@ class ResponseParsingTest {
      * Regression: a chunk-size or trailer line was judged only once its line break arrived, so an upstream that sent one
      * no chunked body has (a bare CR, a NUL, a size that is no number, a space in a trailer's name) and then held the
      * connection open held the read until the response timeout: {@code connection_read_timeout} (504) for a malformed
-     * body. Each byte of those lines is judged as it arrives, whether it was buffered with what came before or not.
+     * body. Each byte of those lines is judged as it arrives, whether it was buffered with what came before or not; so
+     * is the line end after a chunk's data (review: {@code okX} there waited too).
      */
     @ParameterizedTest(name = "{0}")
     @ValueSource(strings = {"2;x\rok", "2\r\nok\r\n1;a\u0000", "x", "2\r\nok\r\n+1", "2 x",
         "2\r\nok\r\n0\r\nX-T: a\rb", "2\r\nok\r\n0\r\nX T", "0\r\nX-T: a\r\n b\u0000", "0\r\n folded-first",
-        "0\r\nX-T\r"})
+        "0\r\nX-T\r", "2\r\nokX", "2\r\nok\rX"})
     void aChunkSizeOrTrailerLineThatCannotBeValidIsAProtocolErrorBeforeItsLineBreakArrives(String chunks)
             throws Exception {
         RawUpstream.Behaviour sendThenHold = c -> {
@@ -235,7 +236,7 @@ class ResponseParsingTest {
     }
 
     /** A chunked 200 with {@code chunks} as its body, then the close, fails as it is read with {@code fault}. */
-    private static void assertTheBodyFails(String chunks, String fault) throws Exception {
+    private static UpstreamException assertTheBodyFails(String chunks, String fault) throws Exception {
         String raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks;
         try (RawUpstream upstream = RawUpstream.start(Behaviours.respond(raw)); GuardedHttpClient client = client()) {
             Throwable thrown = catchThrowable(() -> client.execute(
@@ -243,6 +244,21 @@ class ResponseParsingTest {
             assertThat(thrown).isInstanceOf(UpstreamException.class);
             assertFault((UpstreamException) thrown, fault, 502, 1);
             assertThat(upstream.requestCount()).isEqualTo(1);
+            return (UpstreamException) thrown;
+        }
+    }
+
+    /**
+     * Regression (review): a bad chunk header was quoted whole in the fault's message, which logs carry: 12,000
+     * characters of an extension, or a raw CR or NUL (a forged log line).
+     */
+    @Test
+    void aBadChunkHeaderIsQuotedPrintableAndBoundedInTheFaultsMessage() throws Exception {
+        for (String chunks : new String[] {"2;" + "s3cr3t".repeat(2000) + "\u0001\r\nok\r\n0\r\n\r\n",
+            "2\rX\r\nok\r\n0\r\n\r\n", "2;x\u0000\r\nok\r\n0\r\n\r\n"}) {
+            UpstreamException e = assertTheBodyFails(chunks, "http_protocol_error");
+            assertThat(e.getMessage()).as("%.40s", chunks).hasSizeLessThan(400).contains("Bad chunk header")
+                    .doesNotContain("\r", "\u0000", "\u0001");
         }
     }
 
