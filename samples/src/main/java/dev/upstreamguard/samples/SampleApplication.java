@@ -105,18 +105,26 @@ public class SampleApplication {
      */
     static String base(Environment env) {
         return "http://127.0.0.1:" + env.getRequiredProperty("local.server.port")
-                + env.getProperty("server.servlet.context-path", "");
+                + path(env, "server.servlet.context-path", "");
     }
 
     /** Where Actuator's endpoints are: on {@code management.server.port}, when it has one of its own. */
     private static String actuatorBase(Environment env, String base) {
-        String path = env.getProperty("management.endpoints.web.base-path", "/actuator");
-        path = path.equals("/") ? "" : path;
+        String path = path(env, "management.endpoints.web.base-path", "/actuator");
         String port = env.getProperty("local.management.port");
         if (port == null || port.equals(env.getProperty("local.server.port"))) {
             return base + path;
         }
-        return "http://127.0.0.1:" + port + env.getProperty("management.server.base-path", "") + path;
+        return "http://127.0.0.1:" + port + path(env, "management.server.base-path", "") + path;
+    }
+
+    /** A path setting as Spring Boot takes it: without a trailing '/' ({@code /} and {@code /ctx/} are "" and /ctx). */
+    private static String path(Environment env, String property, String fallback) {
+        String path = env.getProperty(property, fallback);
+        while (path.endsWith("/")) {
+            path = path.substring(0, path.length() - 1);
+        }
+        return path;
     }
 
     /** Prints the URLs to try. */

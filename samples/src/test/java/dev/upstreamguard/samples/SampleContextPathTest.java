@@ -33,4 +33,23 @@ class SampleContextPathTest {
                     .contains("actuator: http://127.0.0.1:" + managementPort + "/actuator/health ");
         }
     }
+
+    /**
+     * Regression (review): a context path or Actuator base path written with a trailing '/' ({@code /}, {@code /ctx/}),
+     * which Spring Boot strips, doubled the '/' in every URL the tour called and printed: its api rows were 404s.
+     */
+    @Test
+    void pathsWrittenWithATrailingSlashAreTakenAsSpringBootTakesThem(CapturedOutput output) throws Exception {
+        try (ConfigurableApplicationContext context = SpringApplication.run(SampleApplication.class,
+                "--server.port=0", "--server.servlet.context-path=/ctx/",
+                "--management.endpoints.web.base-path=/admin/")) {
+            int port = context.getEnvironment().getRequiredProperty("local.server.port", Integer.class);
+            HttpResponse<String> tour = SampleHttp.get(port, "/ctx/tour", "text/plain");
+            assertThat(tour.statusCode()).isEqualTo(200);
+            assertThat(tour.body()).contains("sample-gw; error=connection_terminated").doesNotContain(" 404 ");
+            assertThat(output.getOut()).contains("curl -i http://127.0.0.1:" + port + "/ctx/faulty/reset\n")
+                    .contains("actuator: http://127.0.0.1:" + port + "/ctx/admin/health ")
+                    .doesNotContain(port + "//");
+        }
+    }
 }

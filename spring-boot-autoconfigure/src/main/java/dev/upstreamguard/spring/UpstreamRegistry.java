@@ -32,6 +32,7 @@ public final class UpstreamRegistry {
 
     /** A path segment of RFC 3986 pchar, less percent-encoding and ';' (see {@link #checkSegments}). */
     private static final Pattern SEGMENT = Pattern.compile("[A-Za-z0-9._~!$&'()+,=:@-]*");
+    private static final Pattern DASH_OR_UNDERSCORE = Pattern.compile("[-_]");
 
     private final String proxyName;
     private final boolean exposeDetails;
@@ -106,20 +107,25 @@ public final class UpstreamRegistry {
 
     /**
      * Rejects one name written two ways ({@code Inventory} and {@code inventory}, {@code my-route} and
-     * {@code myRoute}): Spring Boot matches property names whatever their case and dashes but keeps a map key as
-     * written, so each spelling becomes an entry of its own that also takes the other's settings, a duplicate with a
-     * circuit breaker, bulkhead, health entry and meters of its own.
+     * {@code myRoute}, {@code svc_v2} and {@code svcv2}): Spring Boot matches property names whatever their case,
+     * dashes and underscores, but keeps a map key as written, so each spelling becomes an entry of its own that also
+     * takes the other's settings, a duplicate with a circuit breaker, bulkhead, health entry and meters of its own.
+     * Two names in brackets ({@code upstreams[Inventory]}, which Spring Boot matches exactly) that differ only so are
+     * refused too: to people and to environment variables they are one name. Other characters, which only names in
+     * brackets hold ({@code [a b]}, {@code [a+b]}), tell names apart.
      */
     private static void oneSpelling(Set<String> names, String section, String what) {
         Map<String, String> seen = new HashMap<>();
         for (String name : names) {
-            String other = seen.putIfAbsent(name.replace("-", "").toLowerCase(Locale.ROOT), name);
+            String other = seen.putIfAbsent(DASH_OR_UNDERSCORE.matcher(name.toLowerCase(Locale.ROOT)).replaceAll(""),
+                    name);
             if (other != null) {
                 throw new InvalidConfigurationPropertyValueException(section + "." + name, name, "is " + what + " '"
-                        + other + "' written another way: Spring Boot matches property names whatever their case and"
-                        + " dashes, so '" + section + "." + other + ".*' and '" + section + "." + name + ".*' each set"
-                        + " both, which cannot be two " + what + "s; write the name one way (in lower case where"
-                        + " environment variables set it: they cannot spell capitals or dashes)");
+                        + other + "' written another way: Spring Boot matches property names whatever their case,"
+                        + " dashes and underscores, so '" + section + "." + other + ".*' and '" + section + "." + name
+                        + ".*' name one " + what + " (as an environment variable, which spells it in upper case"
+                        + " without separators, does); write the name one way everywhere, or give two " + what
+                        + "s names that differ in their letters or digits");
             }
         }
     }

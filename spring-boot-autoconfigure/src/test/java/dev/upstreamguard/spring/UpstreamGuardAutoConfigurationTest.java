@@ -621,6 +621,15 @@ class UpstreamGuardAutoConfigurationTest {
                             .hasMessageContaining("upstream-guard.routes.my-route")
                             .hasMessageContaining("upstream-guard.routes.myRoute");
                 });
+        // Regression (review): underscores are ignored alike, and the second spelling's address silently won.
+        plain.withPropertyValues("upstream-guard.upstreams.svc_v2.url=http://127.0.0.1:9000",
+                "upstream-guard.upstreams.svcv2.url=http://127.0.0.1:9001").run(context -> {
+                    assertThat(context).hasFailed();
+                    assertThat(context.getStartupFailure()).rootCause()
+                            .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                            .hasMessageContaining("upstream-guard.upstreams.svc_v2")
+                            .hasMessageContaining("upstream-guard.upstreams.svcv2");
+                });
     }
 
     @Test
