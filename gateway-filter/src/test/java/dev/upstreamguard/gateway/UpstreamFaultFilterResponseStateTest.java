@@ -40,7 +40,8 @@ class UpstreamFaultFilterResponseStateTest {
         SEND_ERROR_THEN_FAULT, SEND_ERROR_WRITE_THEN_FAULT, SEND_ERROR_ONLY, SEND_ERROR_THEN_OTHER_FAILURE,
         RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS, COMMITTED_THEN_FAULT, KNOWN_LENGTH,
         OWN_TRAILERS, TASK_SEND_ERROR_THEN_FAULT, TASK_CONTEXT_SEND_ERROR_THEN_FAULT, TASK_SEND_ERROR_ONLY,
-        TASK_COMMITTED_THEN_FAULT
+        TASK_COMMITTED_THEN_FAULT, FLUSHED_THEN_FAULT, STREAM_FLUSHED_THEN_FAULT, WRITER_FLUSHED_THEN_FAULT,
+        TASK_FLUSHED_THEN_FAULT
     }
 
     /** Runs {@code work} as a task of the async context, on the response the servlet got or on the context's own. */
@@ -129,6 +130,26 @@ class UpstreamFaultFilterResponseStateTest {
                 case TASK_COMMITTED_THEN_FAULT:
                     inTask(req, resp, true, (async, response) -> {
                         streamFirstPart(response);
+                        throw new CompletionException(refused());
+                    });
+                    return;
+                case FLUSHED_THEN_FAULT:
+                    // The head of an event stream goes out at once; its first event was to come from the upstream.
+                    resp.setContentType("text/event-stream");
+                    resp.flushBuffer();
+                    throw new ServletException(refused());
+                case STREAM_FLUSHED_THEN_FAULT:
+                    resp.setContentType("text/event-stream");
+                    resp.getOutputStream().flush();
+                    throw new ServletException(refused());
+                case WRITER_FLUSHED_THEN_FAULT:
+                    resp.setContentType("text/event-stream");
+                    resp.getWriter().flush();
+                    throw new ServletException(refused());
+                case TASK_FLUSHED_THEN_FAULT:
+                    inTask(req, resp, true, (async, response) -> {
+                        response.setContentType("text/event-stream");
+                        response.flushBuffer();
                         throw new CompletionException(refused());
                     });
                     return;
@@ -282,6 +303,25 @@ class UpstreamFaultFilterResponseStateTest {
         assertThat(answer.header("Content-Type")).isEqualTo("application/problem+json");
         assertThat(answer.header("Cache-Control")).isEqualTo("no-store");
         assertThat(answer.headers("Proxy-Status")).containsExactly("upstream-guard; error=connection_refused");
+    }
+
+    /**
+     * Regression: only a body's first byte had it sent in chunks to a client that asked to close, so a head flushed
+     * before any (an event stream's) went out without framing, and Jetty ended the body a fault then cut by the close:
+     * the client saw a whole, empty 200.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aHeadFlushedBeforeAnyBodyAndThenCutByAFaultLooksCutToAClientThatAskedToClose(Container container)
+            throws Exception {
+        for (String path : new String[] {"/gw/flushed-then-fault", "/gw/stream-flushed-then-fault",
+            "/gw/writer-flushed-then-fault", "/gw/task-flushed-then-fault"}) {
+            RawClient.Response cut = RawClient.request(port(container), "GET", path, "Connection: close");
+            assertThat(cut.status()).as(path).isEqualTo(200);
+            assertThat(cut.header("Transfer-Encoding")).as(path).isEqualTo("chunked");
+            assertThat(cut.complete()).as("the client must see an incomplete response: %s %s", path, cut.headers())
+                    .isFalse();
+        }
     }
 
     /**

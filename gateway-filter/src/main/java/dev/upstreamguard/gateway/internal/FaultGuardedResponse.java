@@ -68,12 +68,18 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     }
 
     /**
-     * Before the first byte of a body of unknown length goes to a client that asked to close the connection: has
-     * the body sent in chunks. Jetty would end such a body by closing the connection, so that a body a fault then
-     * cuts short would reach the client looking whole; only the missing last chunk tells it (Tomcat chunks anyway).
+     * Before the first byte of a body of unknown length goes to a client that asked to close the connection, or its
+     * head is flushed ahead of any (an event stream's): has the body sent in chunks. Jetty would end such a body by
+     * closing the connection, so that a body a fault then cuts short would reach the client looking whole, or empty;
+     * only the missing last chunk tells it (Tomcat chunks anyway).
      */
     private void frameByChunks() {
         if (!chunkForClose || framed) {
+            return;
+        }
+        int status = getStatus();
+        if (status < 200 || status == SC_NO_CONTENT || status == SC_NOT_MODIFIED) {
+            // No body to frame: a flushed 204 or 304 is whole as it is.
             return;
         }
         framed = true;
@@ -286,6 +292,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     @Override
     public void flushBuffer() throws IOException {
         if (!hold.held) {
+            frameByChunks();
             super.flushBuffer();
         }
     }
@@ -329,6 +336,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 @Override
                 public void flush() throws IOException {
                     if (!hold.held) {
+                        frameByChunks();
                         real().flush();
                     }
                 }
@@ -400,6 +408,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 @Override
                 public void flush() {
                     if (!hold.held && real != null) {
+                        frameByChunks();
                         real.flush();
                     }
                 }
