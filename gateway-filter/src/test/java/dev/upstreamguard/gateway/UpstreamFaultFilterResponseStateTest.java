@@ -41,7 +41,7 @@ class UpstreamFaultFilterResponseStateTest {
         RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS, COMMITTED_THEN_FAULT, KNOWN_LENGTH,
         OWN_TRAILERS, TASK_SEND_ERROR_THEN_FAULT, TASK_CONTEXT_SEND_ERROR_THEN_FAULT, TASK_SEND_ERROR_ONLY,
         TASK_COMMITTED_THEN_FAULT, FLUSHED_THEN_FAULT, STREAM_FLUSHED_THEN_FAULT, WRITER_FLUSHED_THEN_FAULT,
-        TASK_FLUSHED_THEN_FAULT
+        TASK_FLUSHED_THEN_FAULT, APP_CLOSE_THEN_FAULT, APP_CLOSE_FLUSHED_THEN_FAULT, TASK_APP_CLOSE_THEN_FAULT
     }
 
     /** Runs {@code work} as a task of the async context, on the response the servlet got or on the context's own. */
@@ -150,6 +150,23 @@ class UpstreamFaultFilterResponseStateTest {
                     inTask(req, resp, true, (async, response) -> {
                         response.setContentType("text/event-stream");
                         response.flushBuffer();
+                        throw new CompletionException(refused());
+                    });
+                    return;
+                case APP_CLOSE_THEN_FAULT:
+                    // An application shedding connections under load.
+                    resp.setHeader("Connection", "close");
+                    streamFirstPart(resp);
+                    throw new ServletException(refused());
+                case APP_CLOSE_FLUSHED_THEN_FAULT:
+                    resp.addHeader("Connection", "Close");
+                    resp.setContentType("text/event-stream");
+                    resp.flushBuffer();
+                    throw new ServletException(refused());
+                case TASK_APP_CLOSE_THEN_FAULT:
+                    resp.setHeader("Connection", "close");
+                    inTask(req, resp, true, (async, response) -> {
+                        streamFirstPart(response);
                         throw new CompletionException(refused());
                     });
                     return;
@@ -317,6 +334,23 @@ class UpstreamFaultFilterResponseStateTest {
         for (String path : new String[] {"/gw/flushed-then-fault", "/gw/stream-flushed-then-fault",
             "/gw/writer-flushed-then-fault", "/gw/task-flushed-then-fault"}) {
             RawClient.Response cut = RawClient.request(port(container), "GET", path, "Connection: close");
+            assertThat(cut.status()).as(path).isEqualTo(200);
+            assertThat(cut.header("Transfer-Encoding")).as(path).isEqualTo("chunked");
+            assertThat(cut.complete()).as("the client must see an incomplete response: %s %s", path, cut.headers())
+                    .isFalse();
+        }
+    }
+
+    /**
+     * Regression: a response the application itself asked to close ({@code Connection: close}) has a body of unknown
+     * length ended by the close in both containers, so one a fault cut short reached a keep-alive client looking whole.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyCutShortByAFaultLooksCutAlsoWhenTheApplicationAskedToClose(Container container) throws Exception {
+        for (String path : new String[] {"/gw/app-close-then-fault", "/gw/app-close-flushed-then-fault",
+            "/gw/task-app-close-then-fault"}) {
+            RawClient.Response cut = RawClient.request(port(container), "GET", path);
             assertThat(cut.status()).as(path).isEqualTo(200);
             assertThat(cut.header("Transfer-Encoding")).as(path).isEqualTo("chunked");
             assertThat(cut.complete()).as("the client must see an incomplete response: %s %s", path, cut.headers())

@@ -10,6 +10,7 @@ import java.io.PrintWriter;
 import java.io.Writer;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
+import java.util.Collections;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -30,8 +31,8 @@ import java.util.function.Consumer;
  * the same way until it ends ({@link #holdOnThisThread}). {@code 1xx} statuses ({@code sendError(103)}: early hints)
  * and calls from other threads (an async worker of the application's own) pass straight through.
  *
- * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection, so
- * that the client can tell a body a fault cut short from a whole one.
+ * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection, or
+ * whose response the application asked to close, so that the client can tell a body a fault cut short from a whole one.
  */
 public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
@@ -40,7 +41,9 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     private static final Method REDIRECT_STATUS_CLEAR = redirectVariant(String.class, int.class, boolean.class);
 
     private final Hold hold;
-    private final boolean chunkForClose;
+    /** An HTTP/1.1 response that may have a body, which chunks can frame. */
+    private final boolean chunkable;
+    private final boolean clientAskedClose;
     private boolean framed;
     private ServletOutputStream stream;
     private PrintWriter writer;
@@ -63,18 +66,49 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     private FaultGuardedResponse(HttpServletRequest request, HttpServletResponse response, Hold hold) {
         super(response);
         this.hold = hold;
-        this.chunkForClose = "HTTP/1.1".equals(request.getProtocol()) && !"HEAD".equals(request.getMethod())
-                && HopByHop.hasClose(request.getHeaders("Connection"));
+        this.chunkable = "HTTP/1.1".equals(request.getProtocol()) && !"HEAD".equals(request.getMethod());
+        this.clientAskedClose = chunkable && HopByHop.hasClose(request.getHeaders("Connection"));
+        if (chunkable && !hold.closeAsked) {
+            // A filter before this one may have asked already.
+            hold.closeAsked = responseAsksClose();
+        }
+    }
+
+    private boolean responseAsksClose() {
+        return HopByHop.hasClose(Collections.enumeration(super.getHeaders("Connection")));
+    }
+
+    @Override
+    public void setHeader(String name, String value) {
+        super.setHeader(name, value);
+        noteConnection(name);
+    }
+
+    @Override
+    public void addHeader(String name, String value) {
+        super.addHeader(name, value);
+        noteConnection(name);
     }
 
     /**
-     * Before the first byte of a body of unknown length goes to a client that asked to close the connection, or its
+     * A response the application asks to close has a body of unknown length ended by the close in both containers,
+     * as for a client that asked: framed the same way.
+     */
+    private void noteConnection(String name) {
+        if (chunkable && "Connection".equalsIgnoreCase(name)) {
+            hold.closeAsked = responseAsksClose();
+        }
+    }
+
+    /**
+     * Before the first byte of a body of unknown length goes to a client that asked to close the connection (or
+     * whose response the application asked to close), or its
      * head is flushed ahead of any (an event stream's): has the body sent in chunks. Jetty would end such a body by
      * closing the connection, so that a body a fault then cuts short would reach the client looking whole, or empty;
      * only the missing last chunk tells it (Tomcat chunks anyway).
      */
     private void frameByChunks() {
-        if (!chunkForClose || framed) {
+        if (framed || !(clientAskedClose || chunkable && hold.closeAsked)) {
             return;
         }
         int status = getStatus();
@@ -448,6 +482,8 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         /** Sends the held error or redirect to the container, as the application called for it. */
         volatile Sending sending;
         volatile Consumer<Throwable> listenerFailures;
+        /** Whether the response asks to close the connection ({@code Connection: close}), whichever wrapper set it. */
+        volatile boolean closeAsked;
 
         synchronized void add(Thread thread) {
             if (first == null) {
