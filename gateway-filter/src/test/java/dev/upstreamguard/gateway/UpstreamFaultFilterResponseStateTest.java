@@ -359,6 +359,26 @@ class UpstreamFaultFilterResponseStateTest {
     }
 
     /**
+     * Regression: Jetty closes the connection of a request whose {@code Expect: 100-continue} went unanswered (the
+     * application never read the body), and ends a body of unknown length by that close, so one a fault cut short
+     * reached the client looking whole.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyCutShortByAFaultLooksCutAlsoWhenTheClientsExpectationWentUnanswered(Container container)
+            throws Exception {
+        for (String path : new String[] {"/gw/committed-then-fault", "/gw/flushed-then-fault",
+            "/gw/task-committed-then-fault"}) {
+            RawClient.Response cut = RawClient.send(port(container), "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    + "Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n", null);
+            assertThat(cut.status()).as(path).isEqualTo(200);
+            assertThat(cut.header("Transfer-Encoding")).as(path).isEqualTo("chunked");
+            assertThat(cut.complete()).as("the client must see an incomplete response: %s %s", path, cut.headers())
+                    .isFalse();
+        }
+    }
+
+    /**
      * Regression: to an HTTP/1.1 client that asked to close the connection, Jetty ends a body of unknown length by
      * the close, so a body a fault cut short after the commit reached the client looking whole.
      */

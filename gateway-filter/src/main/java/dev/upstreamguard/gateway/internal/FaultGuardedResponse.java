@@ -31,8 +31,8 @@ import java.util.function.Consumer;
  * the same way until it ends ({@link #holdOnThisThread}). {@code 1xx} statuses ({@code sendError(103)}: early hints)
  * and calls from other threads (an async worker of the application's own) pass straight through.
  *
- * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection, or
- * whose response the application asked to close, so that the client can tell a body a fault cut short from a whole one.
+ * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection (or
+ * sent {@code Expect: 100-continue}), or whose response the application asked to close, so that the client can tell a body a fault cut short from a whole one.
  */
 public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
@@ -43,7 +43,11 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     private final Hold hold;
     /** An HTTP/1.1 response that may have a body, which chunks can frame. */
     private final boolean chunkable;
-    private final boolean clientAskedClose;
+    /**
+     * The client asked to close, or sent {@code Expect: 100-continue}: Jetty closes the connection of a request whose
+     * body the application may leave unread, and ends a body of unknown length by that close.
+     */
+    private final boolean closeFromRequest;
     private boolean framed;
     private ServletOutputStream stream;
     private PrintWriter writer;
@@ -67,7 +71,9 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         super(response);
         this.hold = hold;
         this.chunkable = "HTTP/1.1".equals(request.getProtocol()) && !"HEAD".equals(request.getMethod());
-        this.clientAskedClose = chunkable && HopByHop.hasClose(request.getHeaders("Connection"));
+        String expect = request.getHeader("Expect");
+        this.closeFromRequest = chunkable && (HopByHop.hasClose(request.getHeaders("Connection"))
+                || expect != null && expect.trim().equalsIgnoreCase("100-continue"));
         if (chunkable && !hold.closeAsked) {
             // A filter before this one may have asked already.
             hold.closeAsked = responseAsksClose();
@@ -102,13 +108,13 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
     /**
      * Before the first byte of a body of unknown length goes to a client that asked to close the connection (or
-     * whose response the application asked to close), or its
+     * whose response the application asked to close, or whose {@code Expect} may close it), or its
      * head is flushed ahead of any (an event stream's): has the body sent in chunks. Jetty would end such a body by
      * closing the connection, so that a body a fault then cuts short would reach the client looking whole, or empty;
      * only the missing last chunk tells it (Tomcat chunks anyway).
      */
     private void frameByChunks() {
-        if (framed || !(clientAskedClose || chunkable && hold.closeAsked)) {
+        if (framed || !(closeFromRequest || chunkable && hold.closeAsked)) {
             return;
         }
         int status = getStatus();
