@@ -41,7 +41,7 @@ class UpstreamFaultFilterResponseStateTest {
         RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS, COMMITTED_THEN_FAULT, KNOWN_LENGTH,
         OWN_TRAILERS, TASK_SEND_ERROR_THEN_FAULT, TASK_CONTEXT_SEND_ERROR_THEN_FAULT, TASK_SEND_ERROR_ONLY,
         TASK_COMMITTED_THEN_FAULT, FLUSHED_THEN_FAULT, STREAM_FLUSHED_THEN_FAULT, WRITER_FLUSHED_THEN_FAULT,
-        TASK_FLUSHED_THEN_FAULT, APP_CLOSE_THEN_FAULT, APP_CLOSE_FLUSHED_THEN_FAULT, TASK_APP_CLOSE_THEN_FAULT
+        TASK_FLUSHED_THEN_FAULT, RESET_THEN_FAULT, APP_CLOSE_RESET_THEN_FAULT, APP_CLOSE_THEN_FAULT, APP_CLOSE_FLUSHED_THEN_FAULT, TASK_APP_CLOSE_THEN_FAULT
     }
 
     /** Runs {@code work} as a task of the async context, on the response the servlet got or on the context's own. */
@@ -153,6 +153,19 @@ class UpstreamFaultFilterResponseStateTest {
                         throw new CompletionException(refused());
                     });
                     return;
+                case RESET_THEN_FAULT:
+                    // A draft the application took back (its own error handling) before streaming the real body.
+                    resp.getOutputStream().write("draft".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                    resp.reset();
+                    streamFirstPart(resp);
+                    throw new ServletException(refused());
+                case APP_CLOSE_RESET_THEN_FAULT:
+                    resp.setHeader("Connection", "close");
+                    resp.getOutputStream().write("draft".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                    resp.reset();
+                    resp.setHeader("Connection", "close");
+                    streamFirstPart(resp);
+                    throw new ServletException(refused());
                 case APP_CLOSE_THEN_FAULT:
                     // An application shedding connections under load.
                     resp.setHeader("Connection", "close");
@@ -355,6 +368,24 @@ class UpstreamFaultFilterResponseStateTest {
             assertThat(cut.header("Transfer-Encoding")).as(path).isEqualTo("chunked");
             assertThat(cut.complete()).as("the client must see an incomplete response: %s %s", path, cut.headers())
                     .isFalse();
+        }
+    }
+
+    /**
+     * Regression: the framing by chunks was set up once per response, so after the application's {@code reset()}
+     * (which takes it off with the fields) the body it then streamed was ended by the close again, and one a fault cut
+     * short reached the client looking whole.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyCutShortByAFaultLooksCutAlsoAfterTheApplicationResetTheResponse(Container container) throws Exception {
+        RawClient.Response clientClose = RawClient.request(port(container), "GET", "/gw/reset-then-fault",
+                "Connection: close");
+        RawClient.Response appClose = RawClient.request(port(container), "GET", "/gw/app-close-reset-then-fault");
+        for (RawClient.Response cut : new RawClient.Response[] {clientClose, appClose}) {
+            assertThat(cut.status()).isEqualTo(200);
+            assertThat(cut.header("Transfer-Encoding")).as("%s", cut.headers()).isEqualTo("chunked");
+            assertThat(cut.complete()).as("the client must see an incomplete response: %s", cut.headers()).isFalse();
         }
     }
 

@@ -319,6 +319,11 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
             throw new IllegalStateException("An error was already sent");
         }
         super.reset();
+        // The framing went with the fields (the trailer supplier that chunks), and so did a Connection: close.
+        framed = false;
+        if (chunkable) {
+            hold.closeAsked = responseAsksClose();
+        }
     }
 
     @Override
