@@ -34,6 +34,8 @@ import org.junit.jupiter.params.provider.EnumSource;
 class UpstreamFaultFilterResponseStateTest {
 
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
+    /** The same servlets without the filter, to tell what the container does on its own. */
+    private final Map<Container, Container.Running> bare = new EnumMap<>(Container.class);
 
     /** What the test servlet does before failing (or not). */
     enum Mode {
@@ -41,7 +43,7 @@ class UpstreamFaultFilterResponseStateTest {
         RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS, COMMITTED_THEN_FAULT, KNOWN_LENGTH,
         OWN_TRAILERS, TASK_SEND_ERROR_THEN_FAULT, TASK_CONTEXT_SEND_ERROR_THEN_FAULT, TASK_SEND_ERROR_ONLY,
         TASK_COMMITTED_THEN_FAULT, FLUSHED_THEN_FAULT, STREAM_FLUSHED_THEN_FAULT, WRITER_FLUSHED_THEN_FAULT,
-        TASK_FLUSHED_THEN_FAULT, RESET_THEN_FAULT, APP_CLOSE_RESET_THEN_FAULT, APP_CLOSE_THEN_FAULT, APP_CLOSE_FLUSHED_THEN_FAULT, TASK_APP_CLOSE_THEN_FAULT
+        TASK_FLUSHED_THEN_FAULT, SEND_ERROR_THEN_FIELDS, REDIRECT_THEN_FIELDS, RESET_THEN_FAULT, APP_CLOSE_RESET_THEN_FAULT, APP_CLOSE_THEN_FAULT, APP_CLOSE_FLUSHED_THEN_FAULT, TASK_APP_CLOSE_THEN_FAULT
     }
 
     /** Runs {@code work} as a task of the async context, on the response the servlet got or on the context's own. */
@@ -153,6 +155,18 @@ class UpstreamFaultFilterResponseStateTest {
                         throw new CompletionException(refused());
                     });
                     return;
+                case SEND_ERROR_THEN_FIELDS:
+                    // As an interceptor does on the way out of a handler that gave up.
+                    resp.sendError(404);
+                    resp.setHeader("X-After", "1");
+                    resp.addCookie(new Cookie("after", "1"));
+                    resp.setContentType("application/x-after");
+                    return;
+                case REDIRECT_THEN_FIELDS:
+                    resp.sendRedirect("/elsewhere");
+                    resp.setHeader("X-After", "1");
+                    resp.addCookie(new Cookie("after", "1"));
+                    return;
                 case RESET_THEN_FAULT:
                     // A draft the application took back (its own error handling) before streaming the real body.
                     resp.getOutputStream().write("draft".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
@@ -232,12 +246,18 @@ class UpstreamFaultFilterResponseStateTest {
                 d.servlet(name, new StateServlet(mode), "/" + name);
             }
             containers.put(container, container.start(d));
+            bare.put(container, container.start(new Container.Deployment()
+                    .servlet("send-error-then-fields", new StateServlet(Mode.SEND_ERROR_THEN_FIELDS),
+                            "/send-error-then-fields")
+                    .servlet("redirect-then-fields", new StateServlet(Mode.REDIRECT_THEN_FIELDS),
+                            "/redirect-then-fields")));
         }
     }
 
     @AfterAll
     void stop() {
         containers.values().forEach(Container.Running::close);
+        bare.values().forEach(Container.Running::close);
     }
 
     private int port(Container container) {
@@ -286,6 +306,25 @@ class UpstreamFaultFilterResponseStateTest {
         RawClient.Response other = RawClient.request(port(container), "GET", "/gw/send-error-then-other-failure");
         assertThat(other.status()).isIn(409, 500);
         assertThat(other.header("Proxy-Status")).isNull();
+    }
+
+    /**
+     * Regression: fields the application set after {@code sendError} (or a redirect) went to the response while the
+     * error was held, so Tomcat, which ignores them after the error (Jetty keeps them), sent them with the error.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void fieldsSetAfterAnErrorTheApplicationSentAreTreatedAsTheContainerTreatsThem(Container container)
+            throws Exception {
+        for (String path : new String[] {"/gw/send-error-then-fields", "/gw/redirect-then-fields"}) {
+            RawClient.Response alone = RawClient.request(bare.get(container).port(), "GET", path);
+            RawClient.Response guarded = RawClient.request(port(container), "GET", path);
+            assertThat(guarded.status()).as(path).isIn(404, 302).isEqualTo(alone.status());
+            assertThat(guarded.complete()).isTrue();
+            assertThat(guarded.headers("X-After")).as(path).isEqualTo(alone.headers("X-After"));
+            assertThat(guarded.headers("Set-Cookie")).as(path).isEqualTo(alone.headers("Set-Cookie"));
+            assertThat(guarded.headers("Content-Type")).as(path).isEqualTo(alone.headers("Content-Type"));
+        }
     }
 
     /**

@@ -2,6 +2,7 @@ package dev.upstreamguard.gateway.internal;
 
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.WriteListener;
+import jakarta.servlet.http.Cookie;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.HttpServletResponseWrapper;
@@ -10,7 +11,10 @@ import java.io.PrintWriter;
 import java.io.Writer;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
+import java.util.ArrayList;
 import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -27,7 +31,8 @@ import java.util.function.Consumer;
  * (Spring Boot's {@code ErrorPageFilter} holds it the same way).
  *
  * <p>While an error is held the response behaves as the container's does after {@code sendError}: committed, with
- * its status, and body writes discarded. A task run by {@link jakarta.servlet.AsyncContext#start} has its errors held
+ * its status, and body writes discarded; fields set meanwhile reach the container after the error, which keeps or
+ * ignores them as it does after its own. A task run by {@link jakarta.servlet.AsyncContext#start} has its errors held
  * the same way until it ends ({@link #holdOnThisThread}). {@code 1xx} statuses ({@code sendError(103)}: early hints)
  * and calls from other threads (an async worker of the application's own) pass straight through.
  *
@@ -86,14 +91,89 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
     @Override
     public void setHeader(String name, String value) {
+        if (deferred(() -> setHeader(name, value))) {
+            return;
+        }
         super.setHeader(name, value);
         noteConnection(name);
     }
 
     @Override
     public void addHeader(String name, String value) {
+        if (deferred(() -> addHeader(name, value))) {
+            return;
+        }
         super.addHeader(name, value);
         noteConnection(name);
+    }
+
+    @Override
+    public void setIntHeader(String name, int value) {
+        if (!deferred(() -> super.setIntHeader(name, value))) {
+            super.setIntHeader(name, value);
+        }
+    }
+
+    @Override
+    public void addIntHeader(String name, int value) {
+        if (!deferred(() -> super.addIntHeader(name, value))) {
+            super.addIntHeader(name, value);
+        }
+    }
+
+    @Override
+    public void setDateHeader(String name, long date) {
+        if (!deferred(() -> super.setDateHeader(name, date))) {
+            super.setDateHeader(name, date);
+        }
+    }
+
+    @Override
+    public void addDateHeader(String name, long date) {
+        if (!deferred(() -> super.addDateHeader(name, date))) {
+            super.addDateHeader(name, date);
+        }
+    }
+
+    @Override
+    public void addCookie(Cookie cookie) {
+        if (!deferred(() -> super.addCookie(cookie))) {
+            super.addCookie(cookie);
+        }
+    }
+
+    @Override
+    public void setContentType(String type) {
+        if (!deferred(() -> super.setContentType(type))) {
+            super.setContentType(type);
+        }
+    }
+
+    @Override
+    public void setCharacterEncoding(String charset) {
+        if (!deferred(() -> super.setCharacterEncoding(charset))) {
+            super.setCharacterEncoding(charset);
+        }
+    }
+
+    @Override
+    public void setLocale(Locale locale) {
+        if (!deferred(() -> super.setLocale(locale))) {
+            super.setLocale(locale);
+        }
+    }
+
+    /**
+     * While an error is held, a field the application sets waits for the error to go to the container, which then
+     * takes or ignores it as it does after its own {@code sendError} (Tomcat ignores it, Jetty keeps it); a fault's
+     * answer drops it with the error.
+     */
+    private boolean deferred(Runnable change) {
+        if (!hold.held) {
+            return false;
+        }
+        hold.defer(change);
+        return true;
     }
 
     /**
@@ -145,6 +225,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     public void dropHeldError() {
         hold.clear();
         hold.held = false;
+        hold.takeDeferred();
     }
 
     /**
@@ -160,6 +241,13 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 hold.sending.send();
             } catch (IllegalStateException committedMeanwhile) {
                 // An async worker committed it meanwhile: the container would have refused the error then as well.
+            }
+            for (Runnable change : hold.takeDeferred()) {
+                try {
+                    change.run();
+                } catch (RuntimeException refusedAfterTheError) {
+                    // The container refuses it now, where it would have refused it when the application set it.
+                }
             }
         }
     }
@@ -178,6 +266,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         hold.remove(current);
         if (hold.heldOn == current) {
             hold.held = false;
+            hold.takeDeferred();
         }
     }
 
@@ -495,6 +584,25 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         volatile Consumer<Throwable> listenerFailures;
         /** Whether the response asks to close the connection ({@code Connection: close}), whichever wrapper set it. */
         volatile boolean closeAsked;
+        /**
+         * The fields the application set while the error was held, in order ({@link #deferred}); made only for them,
+         * as {@link #more} is.
+         */
+        private List<Runnable> afterError;
+
+        synchronized void defer(Runnable change) {
+            if (afterError == null) {
+                afterError = new ArrayList<>();
+            }
+            afterError.add(change);
+        }
+
+        /** Takes the deferred fields, leaving none. */
+        synchronized List<Runnable> takeDeferred() {
+            List<Runnable> taken = afterError == null ? List.of() : afterError;
+            afterError = null;
+            return taken;
+        }
 
         synchronized void add(Thread thread) {
             if (first == null) {
