@@ -34,13 +34,16 @@ import org.junit.jupiter.params.provider.EnumSource;
 class UpstreamFaultFilterResponseStateTest {
 
     private final Map<Container, Container.Running> containers = new EnumMap<>(Container.class);
+    /** The same servlets without the filter, to tell what the container does on its own. */
+    private final Map<Container, Container.Running> bare = new EnumMap<>(Container.class);
 
     /** What the test servlet does before failing (or not). */
     enum Mode {
         SEND_ERROR_THEN_FAULT, SEND_ERROR_WRITE_THEN_FAULT, SEND_ERROR_ONLY, SEND_ERROR_THEN_OTHER_FAILURE,
         RELAYED_PROXY_STATUS, MALFORMED_PROXY_STATUS, APPLICATION_FIELDS, COMMITTED_THEN_FAULT, KNOWN_LENGTH,
         OWN_TRAILERS, TASK_SEND_ERROR_THEN_FAULT, TASK_CONTEXT_SEND_ERROR_THEN_FAULT, TASK_SEND_ERROR_ONLY,
-        TASK_COMMITTED_THEN_FAULT
+        TASK_COMMITTED_THEN_FAULT, FLUSHED_THEN_FAULT, STREAM_FLUSHED_THEN_FAULT, WRITER_FLUSHED_THEN_FAULT,
+        TASK_FLUSHED_THEN_FAULT, SEND_ERROR_THEN_FIELDS, REDIRECT_THEN_FIELDS, RESET_THEN_FAULT, APP_CLOSE_RESET_THEN_FAULT, APP_CLOSE_THEN_FAULT, APP_CLOSE_FLUSHED_THEN_FAULT, TASK_APP_CLOSE_THEN_FAULT
     }
 
     /** Runs {@code work} as a task of the async context, on the response the servlet got or on the context's own. */
@@ -132,6 +135,68 @@ class UpstreamFaultFilterResponseStateTest {
                         throw new CompletionException(refused());
                     });
                     return;
+                case FLUSHED_THEN_FAULT:
+                    // The head of an event stream goes out at once; its first event was to come from the upstream.
+                    resp.setContentType("text/event-stream");
+                    resp.flushBuffer();
+                    throw new ServletException(refused());
+                case STREAM_FLUSHED_THEN_FAULT:
+                    resp.setContentType("text/event-stream");
+                    resp.getOutputStream().flush();
+                    throw new ServletException(refused());
+                case WRITER_FLUSHED_THEN_FAULT:
+                    resp.setContentType("text/event-stream");
+                    resp.getWriter().flush();
+                    throw new ServletException(refused());
+                case TASK_FLUSHED_THEN_FAULT:
+                    inTask(req, resp, true, (async, response) -> {
+                        response.setContentType("text/event-stream");
+                        response.flushBuffer();
+                        throw new CompletionException(refused());
+                    });
+                    return;
+                case SEND_ERROR_THEN_FIELDS:
+                    // As an interceptor does on the way out of a handler that gave up.
+                    resp.sendError(404);
+                    resp.setHeader("X-After", "1");
+                    resp.addCookie(new Cookie("after", "1"));
+                    resp.setContentType("application/x-after");
+                    return;
+                case REDIRECT_THEN_FIELDS:
+                    resp.sendRedirect("/elsewhere");
+                    resp.setHeader("X-After", "1");
+                    resp.addCookie(new Cookie("after", "1"));
+                    return;
+                case RESET_THEN_FAULT:
+                    // A draft the application took back (its own error handling) before streaming the real body.
+                    resp.getOutputStream().write("draft".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                    resp.reset();
+                    streamFirstPart(resp);
+                    throw new ServletException(refused());
+                case APP_CLOSE_RESET_THEN_FAULT:
+                    resp.setHeader("Connection", "close");
+                    resp.getOutputStream().write("draft".getBytes(java.nio.charset.StandardCharsets.US_ASCII));
+                    resp.reset();
+                    resp.setHeader("Connection", "close");
+                    streamFirstPart(resp);
+                    throw new ServletException(refused());
+                case APP_CLOSE_THEN_FAULT:
+                    // An application shedding connections under load.
+                    resp.setHeader("Connection", "close");
+                    streamFirstPart(resp);
+                    throw new ServletException(refused());
+                case APP_CLOSE_FLUSHED_THEN_FAULT:
+                    resp.addHeader("Connection", "Close");
+                    resp.setContentType("text/event-stream");
+                    resp.flushBuffer();
+                    throw new ServletException(refused());
+                case TASK_APP_CLOSE_THEN_FAULT:
+                    resp.setHeader("Connection", "close");
+                    inTask(req, resp, true, (async, response) -> {
+                        streamFirstPart(response);
+                        throw new CompletionException(refused());
+                    });
+                    return;
                 case KNOWN_LENGTH:
                     resp.setContentLength(5);
                     resp.getWriter().write("whole");
@@ -181,12 +246,18 @@ class UpstreamFaultFilterResponseStateTest {
                 d.servlet(name, new StateServlet(mode), "/" + name);
             }
             containers.put(container, container.start(d));
+            bare.put(container, container.start(new Container.Deployment()
+                    .servlet("send-error-then-fields", new StateServlet(Mode.SEND_ERROR_THEN_FIELDS),
+                            "/send-error-then-fields")
+                    .servlet("redirect-then-fields", new StateServlet(Mode.REDIRECT_THEN_FIELDS),
+                            "/redirect-then-fields")));
         }
     }
 
     @AfterAll
     void stop() {
         containers.values().forEach(Container.Running::close);
+        bare.values().forEach(Container.Running::close);
     }
 
     private int port(Container container) {
@@ -238,6 +309,25 @@ class UpstreamFaultFilterResponseStateTest {
     }
 
     /**
+     * Regression: fields the application set after {@code sendError} (or a redirect) went to the response while the
+     * error was held, so Tomcat, which ignores them after the error (Jetty keeps them), sent them with the error.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void fieldsSetAfterAnErrorTheApplicationSentAreTreatedAsTheContainerTreatsThem(Container container)
+            throws Exception {
+        for (String path : new String[] {"/gw/send-error-then-fields", "/gw/redirect-then-fields"}) {
+            RawClient.Response alone = RawClient.request(bare.get(container).port(), "GET", path);
+            RawClient.Response guarded = RawClient.request(port(container), "GET", path);
+            assertThat(guarded.status()).as(path).isIn(404, 302).isEqualTo(alone.status());
+            assertThat(guarded.complete()).isTrue();
+            assertThat(guarded.headers("X-After")).as(path).isEqualTo(alone.headers("X-After"));
+            assertThat(guarded.headers("Set-Cookie")).as(path).isEqualTo(alone.headers("Set-Cookie"));
+            assertThat(guarded.headers("Content-Type")).as(path).isEqualTo(alone.headers("Content-Type"));
+        }
+    }
+
+    /**
      * Regression: the members the application had set (the hops nearer the origin of an answer it relayed) were
      * dropped with the rest of the response; RFC 9209 §2 has them kept, before this gateway's own.
      */
@@ -282,6 +372,80 @@ class UpstreamFaultFilterResponseStateTest {
         assertThat(answer.header("Content-Type")).isEqualTo("application/problem+json");
         assertThat(answer.header("Cache-Control")).isEqualTo("no-store");
         assertThat(answer.headers("Proxy-Status")).containsExactly("upstream-guard; error=connection_refused");
+    }
+
+    /**
+     * Regression: only a body's first byte had it sent in chunks to a client that asked to close, so a head flushed
+     * before any (an event stream's) went out without framing, and Jetty ended the body a fault then cut by the close:
+     * the client saw a whole, empty 200.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aHeadFlushedBeforeAnyBodyAndThenCutByAFaultLooksCutToAClientThatAskedToClose(Container container)
+            throws Exception {
+        for (String path : new String[] {"/gw/flushed-then-fault", "/gw/stream-flushed-then-fault",
+            "/gw/writer-flushed-then-fault", "/gw/task-flushed-then-fault"}) {
+            RawClient.Response cut = RawClient.request(port(container), "GET", path, "Connection: close");
+            assertThat(cut.status()).as(path).isEqualTo(200);
+            assertThat(cut.header("Transfer-Encoding")).as(path).isEqualTo("chunked");
+            assertThat(cut.complete()).as("the client must see an incomplete response: %s %s", path, cut.headers())
+                    .isFalse();
+        }
+    }
+
+    /**
+     * Regression: a response the application itself asked to close ({@code Connection: close}) has a body of unknown
+     * length ended by the close in both containers, so one a fault cut short reached a keep-alive client looking whole.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyCutShortByAFaultLooksCutAlsoWhenTheApplicationAskedToClose(Container container) throws Exception {
+        for (String path : new String[] {"/gw/app-close-then-fault", "/gw/app-close-flushed-then-fault",
+            "/gw/task-app-close-then-fault"}) {
+            RawClient.Response cut = RawClient.request(port(container), "GET", path);
+            assertThat(cut.status()).as(path).isEqualTo(200);
+            assertThat(cut.header("Transfer-Encoding")).as(path).isEqualTo("chunked");
+            assertThat(cut.complete()).as("the client must see an incomplete response: %s %s", path, cut.headers())
+                    .isFalse();
+        }
+    }
+
+    /**
+     * Regression: the framing by chunks was set up once per response, so after the application's {@code reset()}
+     * (which takes it off with the fields) the body it then streamed was ended by the close again, and one a fault cut
+     * short reached the client looking whole.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyCutShortByAFaultLooksCutAlsoAfterTheApplicationResetTheResponse(Container container) throws Exception {
+        RawClient.Response clientClose = RawClient.request(port(container), "GET", "/gw/reset-then-fault",
+                "Connection: close");
+        RawClient.Response appClose = RawClient.request(port(container), "GET", "/gw/app-close-reset-then-fault");
+        for (RawClient.Response cut : new RawClient.Response[] {clientClose, appClose}) {
+            assertThat(cut.status()).isEqualTo(200);
+            assertThat(cut.header("Transfer-Encoding")).as("%s", cut.headers()).isEqualTo("chunked");
+            assertThat(cut.complete()).as("the client must see an incomplete response: %s", cut.headers()).isFalse();
+        }
+    }
+
+    /**
+     * Regression: Jetty closes the connection of a request whose {@code Expect: 100-continue} went unanswered (the
+     * application never read the body), and ends a body of unknown length by that close, so one a fault cut short
+     * reached the client looking whole.
+     */
+    @ParameterizedTest(name = "[{0}]")
+    @EnumSource(Container.class)
+    void aBodyCutShortByAFaultLooksCutAlsoWhenTheClientsExpectationWentUnanswered(Container container)
+            throws Exception {
+        for (String path : new String[] {"/gw/committed-then-fault", "/gw/flushed-then-fault",
+            "/gw/task-committed-then-fault"}) {
+            RawClient.Response cut = RawClient.send(port(container), "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                    + "Content-Length: 100000\r\nExpect: 100-continue\r\n\r\n", null);
+            assertThat(cut.status()).as(path).isEqualTo(200);
+            assertThat(cut.header("Transfer-Encoding")).as(path).isEqualTo("chunked");
+            assertThat(cut.complete()).as("the client must see an incomplete response: %s %s", path, cut.headers())
+                    .isFalse();
+        }
     }
 
     /**

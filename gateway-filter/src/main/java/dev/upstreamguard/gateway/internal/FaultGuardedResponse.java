@@ -2,6 +2,7 @@ package dev.upstreamguard.gateway.internal;
 
 import jakarta.servlet.ServletOutputStream;
 import jakarta.servlet.WriteListener;
+import jakarta.servlet.http.Cookie;
 import jakarta.servlet.http.HttpServletRequest;
 import jakarta.servlet.http.HttpServletResponse;
 import jakarta.servlet.http.HttpServletResponseWrapper;
@@ -10,6 +11,10 @@ import java.io.PrintWriter;
 import java.io.Writer;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
@@ -26,12 +31,13 @@ import java.util.function.Consumer;
  * (Spring Boot's {@code ErrorPageFilter} holds it the same way).
  *
  * <p>While an error is held the response behaves as the container's does after {@code sendError}: committed, with
- * its status, and body writes discarded. A task run by {@link jakarta.servlet.AsyncContext#start} has its errors held
+ * its status, and body writes discarded; fields set meanwhile reach the container after the error, which keeps or
+ * ignores them as it does after its own. A task run by {@link jakarta.servlet.AsyncContext#start} has its errors held
  * the same way until it ends ({@link #holdOnThisThread}). {@code 1xx} statuses ({@code sendError(103)}: early hints)
  * and calls from other threads (an async worker of the application's own) pass straight through.
  *
- * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection, so
- * that the client can tell a body a fault cut short from a whole one.
+ * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection (or
+ * sent {@code Expect: 100-continue}), or whose response the application asked to close, so that the client can tell a body a fault cut short from a whole one.
  */
 public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
@@ -40,7 +46,13 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     private static final Method REDIRECT_STATUS_CLEAR = redirectVariant(String.class, int.class, boolean.class);
 
     private final Hold hold;
-    private final boolean chunkForClose;
+    /** An HTTP/1.1 response that may have a body, which chunks can frame. */
+    private final boolean chunkable;
+    /**
+     * The client asked to close, or sent {@code Expect: 100-continue}: Jetty closes the connection of a request whose
+     * body the application may leave unread, and ends a body of unknown length by that close.
+     */
+    private final boolean closeFromRequest;
     private boolean framed;
     private ServletOutputStream stream;
     private PrintWriter writer;
@@ -63,17 +75,131 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     private FaultGuardedResponse(HttpServletRequest request, HttpServletResponse response, Hold hold) {
         super(response);
         this.hold = hold;
-        this.chunkForClose = "HTTP/1.1".equals(request.getProtocol()) && !"HEAD".equals(request.getMethod())
-                && HopByHop.hasClose(request.getHeaders("Connection"));
+        this.chunkable = "HTTP/1.1".equals(request.getProtocol()) && !"HEAD".equals(request.getMethod());
+        String expect = request.getHeader("Expect");
+        this.closeFromRequest = chunkable && (HopByHop.hasClose(request.getHeaders("Connection"))
+                || expect != null && expect.trim().equalsIgnoreCase("100-continue"));
+        if (chunkable && !hold.closeAsked) {
+            // A filter before this one may have asked already.
+            hold.closeAsked = responseAsksClose();
+        }
+    }
+
+    private boolean responseAsksClose() {
+        return HopByHop.hasClose(Collections.enumeration(super.getHeaders("Connection")));
+    }
+
+    @Override
+    public void setHeader(String name, String value) {
+        if (deferred(() -> setHeader(name, value))) {
+            return;
+        }
+        super.setHeader(name, value);
+        noteConnection(name);
+    }
+
+    @Override
+    public void addHeader(String name, String value) {
+        if (deferred(() -> addHeader(name, value))) {
+            return;
+        }
+        super.addHeader(name, value);
+        noteConnection(name);
+    }
+
+    @Override
+    public void setIntHeader(String name, int value) {
+        if (!deferred(() -> super.setIntHeader(name, value))) {
+            super.setIntHeader(name, value);
+        }
+    }
+
+    @Override
+    public void addIntHeader(String name, int value) {
+        if (!deferred(() -> super.addIntHeader(name, value))) {
+            super.addIntHeader(name, value);
+        }
+    }
+
+    @Override
+    public void setDateHeader(String name, long date) {
+        if (!deferred(() -> super.setDateHeader(name, date))) {
+            super.setDateHeader(name, date);
+        }
+    }
+
+    @Override
+    public void addDateHeader(String name, long date) {
+        if (!deferred(() -> super.addDateHeader(name, date))) {
+            super.addDateHeader(name, date);
+        }
+    }
+
+    @Override
+    public void addCookie(Cookie cookie) {
+        if (!deferred(() -> super.addCookie(cookie))) {
+            super.addCookie(cookie);
+        }
+    }
+
+    @Override
+    public void setContentType(String type) {
+        if (!deferred(() -> super.setContentType(type))) {
+            super.setContentType(type);
+        }
+    }
+
+    @Override
+    public void setCharacterEncoding(String charset) {
+        if (!deferred(() -> super.setCharacterEncoding(charset))) {
+            super.setCharacterEncoding(charset);
+        }
+    }
+
+    @Override
+    public void setLocale(Locale locale) {
+        if (!deferred(() -> super.setLocale(locale))) {
+            super.setLocale(locale);
+        }
     }
 
     /**
-     * Before the first byte of a body of unknown length goes to a client that asked to close the connection: has
-     * the body sent in chunks. Jetty would end such a body by closing the connection, so that a body a fault then
-     * cuts short would reach the client looking whole; only the missing last chunk tells it (Tomcat chunks anyway).
+     * While an error is held, a field the application sets waits for the error to go to the container, which then
+     * takes or ignores it as it does after its own {@code sendError} (Tomcat ignores it, Jetty keeps it); a fault's
+     * answer drops it with the error.
+     */
+    private boolean deferred(Runnable change) {
+        if (!hold.held) {
+            return false;
+        }
+        hold.defer(change);
+        return true;
+    }
+
+    /**
+     * A response the application asks to close has a body of unknown length ended by the close in both containers,
+     * as for a client that asked: framed the same way.
+     */
+    private void noteConnection(String name) {
+        if (chunkable && "Connection".equalsIgnoreCase(name)) {
+            hold.closeAsked = responseAsksClose();
+        }
+    }
+
+    /**
+     * Before the first byte of a body of unknown length goes to a client that asked to close the connection (or
+     * whose response the application asked to close, or whose {@code Expect} may close it), or its
+     * head is flushed ahead of any (an event stream's): has the body sent in chunks. Jetty would end such a body by
+     * closing the connection, so that a body a fault then cuts short would reach the client looking whole, or empty;
+     * only the missing last chunk tells it (Tomcat chunks anyway).
      */
     private void frameByChunks() {
-        if (!chunkForClose || framed) {
+        if (framed || !(closeFromRequest || chunkable && hold.closeAsked)) {
+            return;
+        }
+        int status = getStatus();
+        if (status < 200 || status == SC_NO_CONTENT || status == SC_NOT_MODIFIED) {
+            // No body to frame: a flushed 204 or 304 is whole as it is.
             return;
         }
         framed = true;
@@ -99,6 +225,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     public void dropHeldError() {
         hold.clear();
         hold.held = false;
+        hold.takeDeferred();
     }
 
     /**
@@ -114,6 +241,13 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 hold.sending.send();
             } catch (IllegalStateException committedMeanwhile) {
                 // An async worker committed it meanwhile: the container would have refused the error then as well.
+            }
+            for (Runnable change : hold.takeDeferred()) {
+                try {
+                    change.run();
+                } catch (RuntimeException refusedAfterTheError) {
+                    // The container refuses it now, where it would have refused it when the application set it.
+                }
             }
         }
     }
@@ -132,6 +266,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         hold.remove(current);
         if (hold.heldOn == current) {
             hold.held = false;
+            hold.takeDeferred();
         }
     }
 
@@ -273,6 +408,11 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
             throw new IllegalStateException("An error was already sent");
         }
         super.reset();
+        // The framing went with the fields (the trailer supplier that chunks), and so did a Connection: close.
+        framed = false;
+        if (chunkable) {
+            hold.closeAsked = responseAsksClose();
+        }
     }
 
     @Override
@@ -286,6 +426,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     @Override
     public void flushBuffer() throws IOException {
         if (!hold.held) {
+            frameByChunks();
             super.flushBuffer();
         }
     }
@@ -329,6 +470,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 @Override
                 public void flush() throws IOException {
                     if (!hold.held) {
+                        frameByChunks();
                         real().flush();
                     }
                 }
@@ -400,6 +542,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
                 @Override
                 public void flush() {
                     if (!hold.held && real != null) {
+                        frameByChunks();
                         real.flush();
                     }
                 }
@@ -439,6 +582,27 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         /** Sends the held error or redirect to the container, as the application called for it. */
         volatile Sending sending;
         volatile Consumer<Throwable> listenerFailures;
+        /** Whether the response asks to close the connection ({@code Connection: close}), whichever wrapper set it. */
+        volatile boolean closeAsked;
+        /**
+         * The fields the application set while the error was held, in order ({@link #deferred}); made only for them,
+         * as {@link #more} is.
+         */
+        private List<Runnable> afterError;
+
+        synchronized void defer(Runnable change) {
+            if (afterError == null) {
+                afterError = new ArrayList<>();
+            }
+            afterError.add(change);
+        }
+
+        /** Takes the deferred fields, leaving none. */
+        synchronized List<Runnable> takeDeferred() {
+            List<Runnable> taken = afterError == null ? List.of() : afterError;
+            afterError = null;
+            return taken;
+        }
 
         synchronized void add(Thread thread) {
             if (first == null) {
