@@ -48,6 +48,17 @@ enum Container {
         Duration idleTimeout;
         String address = "127.0.0.1";
         String contextPath = CONTEXT_PATH;
+        boolean virtualThreads = Boolean.getBoolean("upstreamguard.test.virtualThreads");
+
+        /**
+         * Serves requests on virtual threads (Java 21+): Tomcat's {@code useVirtualThreads}, Jetty's
+         * {@code VirtualThreadPool}. Every deployment does when the system property
+         * {@code upstreamguard.test.virtualThreads} is true, to run the whole suite that way.
+         */
+        Deployment virtualThreads() {
+            this.virtualThreads = true;
+            return this;
+        }
 
         /** Deploys at the root context ({@code ""}) instead of {@value #CONTEXT_PATH}, as Spring Boot applications do. */
         Deployment atRoot() {
@@ -155,6 +166,9 @@ enum Container {
             connector.setEncodedReverseSolidusHandling("passthrough");
             connector.setAllowBackslash(true);
         }
+        if (d.virtualThreads) {
+            connector.setProperty("useVirtualThreads", "true");
+        }
         if (d.idleTimeout != null) {
             connector.setProperty("connectionTimeout", Long.toString(d.idleTimeout.toMillis()));
         }
@@ -221,7 +235,7 @@ enum Container {
 
     @SuppressWarnings("unchecked")
     private Running startJetty(Deployment d) throws Exception {
-        Server server = new Server();
+        Server server = d.virtualThreads ? new Server(new org.eclipse.jetty.util.thread.VirtualThreadPool()) : new Server();
         HttpConfiguration http = new HttpConfiguration();
         if (d.permissive) {
             http.setUriCompliance(UriCompliance.UNSAFE);
