@@ -18,8 +18,9 @@ import java.io.IOException;
 import java.time.Duration;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.locks.Condition;
+import java.util.concurrent.locks.ReentrantLock;
 
 /**
  * The request as the fault filter passes it down the chain: the async contexts it starts run their
@@ -253,25 +254,33 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
             return reads.get() > 0 || listening && starved;
         }
 
+        // A lock, not a monitor: on JDK 21 to 23 a virtual thread waiting on a monitor holds its carrier, and this
+        // wait lasts up to seconds on the container's thread.
+        private final ReentrantLock lock = new ReentrantLock();
+        private final Condition noReads = lock.newCondition();
+
         void readEnded() {
             if (reads.decrementAndGet() == 0) {
-                synchronized (this) {
-                    notifyAll();
+                lock.lock();
+                try {
+                    noReads.signalAll();
+                } finally {
+                    lock.unlock();
                 }
             }
         }
 
-        synchronized void awaitNoReads(long nanos) {
-            long deadline = System.nanoTime() + nanos;
-            long left = nanos;
-            while (reads.get() > 0 && left > 0) {
-                try {
-                    TimeUnit.NANOSECONDS.timedWait(this, left);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                    return;
+        void awaitNoReads(long nanos) {
+            lock.lock();
+            try {
+                long left = nanos;
+                while (reads.get() > 0 && left > 0) {
+                    left = noReads.awaitNanos(left);
                 }
-                left = deadline - System.nanoTime();
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+            } finally {
+                lock.unlock();
             }
         }
     }
