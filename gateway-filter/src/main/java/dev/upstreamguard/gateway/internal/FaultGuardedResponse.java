@@ -19,6 +19,7 @@ import java.util.Map;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 /**
  * The response as the fault filter passes it down the chain: an error status the application sends with
@@ -54,6 +55,8 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
      */
     private final boolean closeFromRequest;
     private boolean framed;
+    /** The trailer supplier that has the container chunk the body is this wrapper's, not the application's. */
+    private boolean chunkedHere;
     private ServletOutputStream stream;
     private PrintWriter writer;
 
@@ -109,15 +112,35 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
     @Override
     public void setIntHeader(String name, int value) {
-        if (!deferred(() -> super.setIntHeader(name, value))) {
+        if (!deferred(() -> setIntHeader(name, value))) {
             super.setIntHeader(name, value);
         }
     }
 
     @Override
     public void addIntHeader(String name, int value) {
-        if (!deferred(() -> super.addIntHeader(name, value))) {
+        if (!deferred(() -> addIntHeader(name, value))) {
             super.addIntHeader(name, value);
+        }
+    }
+
+    @Override
+    public void setTrailerFields(Supplier<Map<String, String>> supplier) {
+        super.setTrailerFields(supplier);
+        chunkedHere = false;
+    }
+
+    @Override
+    public void setContentLength(int length) {
+        if (!deferred(() -> setContentLength(length))) {
+            super.setContentLength(length);
+        }
+    }
+
+    @Override
+    public void setContentLengthLong(long length) {
+        if (!deferred(() -> setContentLengthLong(length))) {
+            super.setContentLengthLong(length);
         }
     }
 
@@ -197,19 +220,43 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         if (framed || !(closeFromRequest || chunkable && hold.closeAsked)) {
             return;
         }
-        int status = getStatus();
-        if (status < 200 || status == SC_NO_CONTENT || status == SC_NOT_MODIFIED) {
+        if (hasNoBody(getStatus())) {
             // No body to frame: a flushed 204 or 304 is whole as it is.
             return;
         }
         framed = true;
-        // A supplier the application set (the proxy servlet relaying an upstream's trailers) chunks it already.
-        if (!super.isCommitted() && !containsHeader("Content-Length") && super.getTrailerFields() == null) {
+        // A supplier the application set (the proxy servlet relaying an upstream's trailers) chunks it already, and
+        // so does a Transfer-Encoding it set itself; a Content-Length frames it as well.
+        if (!super.isCommitted() && !containsHeader("Content-Length") && !containsHeader("Transfer-Encoding")
+                && super.getTrailerFields() == null) {
             try {
                 super.setTrailerFields(Map::of);
+                chunkedHere = true;
             } catch (IllegalStateException | UnsupportedOperationException notHere) {
                 // The body ends at the close, as it would have.
             }
+        }
+    }
+
+    private static boolean hasNoBody(int status) {
+        return status < 200 || status == SC_NO_CONTENT || status == SC_NOT_MODIFIED;
+    }
+
+    /**
+     * Takes the chunked framing back while the head is not out: a 204 or 304 the application set after the first write
+     * (and a {@code resetBuffer}) must not go out chunked (RFC 9112 §6.1; Tomcat would send the
+     * {@code Transfer-Encoding}). A length set after the first write is not taken back so: Jetty would then end the
+     * chunks without their last one; the body goes out chunked, whole.
+     */
+    private void unframe() {
+        if (chunkedHere && !super.isCommitted()) {
+            try {
+                super.setTrailerFields(null);
+            } catch (IllegalStateException | UnsupportedOperationException notHere) {
+                return;
+            }
+            chunkedHere = false;
+            framed = false;
         }
     }
 
@@ -350,6 +397,9 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
     public void setStatus(int status) {
         if (!hold.held) {
             super.setStatus(status);
+            if (hasNoBody(status)) {
+                unframe();
+            }
         }
     }
 
@@ -410,6 +460,7 @@ public final class FaultGuardedResponse extends HttpServletResponseWrapper {
         super.reset();
         // The framing went with the fields (the trailer supplier that chunks), and so did a Connection: close.
         framed = false;
+        chunkedHere = false;
         if (chunkable) {
             hold.closeAsked = responseAsksClose();
         }
