@@ -38,7 +38,8 @@ import java.util.function.Supplier;
  * and calls from other threads (an async worker of the application's own) pass straight through.
  *
  * <p>It also has a body of unknown length sent in chunks to an HTTP/1.1 client that asked to close the connection (or
- * sent {@code Expect: 100-continue}), or whose response the application asked to close, so that the client can tell a body a fault cut short from a whole one.
+ * sent {@code Expect: 100-continue}), or whose response the application asked to close, so that the client can tell a
+ * body a fault cut short from a whole one.
  */
 public final class FaultGuardedResponse extends HttpServletResponseWrapper {
 
