@@ -1,13 +1,12 @@
 package dev.upstreamguard.gateway;
 
+import static dev.upstreamguard.gateway.ServletConfigurationTest.config;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.Assertions.assertThatThrownBy;
 
 import dev.upstreamguard.testing.Await;
 import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
-import jakarta.servlet.ServletConfig;
-import jakarta.servlet.ServletContext;
 import jakarta.servlet.ServletException;
 import java.io.BufferedInputStream;
 import java.io.IOException;
@@ -16,8 +15,6 @@ import java.net.InetAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.Collections;
-import java.util.Enumeration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import org.junit.jupiter.api.Test;
@@ -29,34 +26,6 @@ import org.junit.jupiter.params.provider.EnumSource;
  * in each container, that no fault leaves a pooled connection or a bulkhead slot behind.
  */
 class ProxyServletPolicyTest {
-
-    private static ServletConfig config(String... kv) {
-        Map<String, String> params = new LinkedHashMap<>();
-        for (int i = 0; i < kv.length; i += 2) {
-            params.put(kv[i], kv[i + 1]);
-        }
-        return new ServletConfig() {
-            @Override
-            public String getServletName() {
-                return "inventory";
-            }
-
-            @Override
-            public ServletContext getServletContext() {
-                return null;
-            }
-
-            @Override
-            public String getInitParameter(String name) {
-                return params.get(name);
-            }
-
-            @Override
-            public Enumeration<String> getInitParameterNames() {
-                return Collections.enumeration(params.keySet());
-            }
-        };
-    }
 
     /**
      * Regression: init-params each valid but contradicting each other failed {@code init()} with

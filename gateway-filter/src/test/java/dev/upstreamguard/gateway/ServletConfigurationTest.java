@@ -18,7 +18,8 @@ import org.junit.jupiter.params.provider.CsvSource;
 /** Configuration errors fail fast and name the setting. */
 class ServletConfigurationTest {
 
-    private static final class Config implements ServletConfig, FilterConfig {
+    /** Init-params for a servlet named {@code inventory} or a filter named {@code guard}, outside any container. */
+    static final class Config implements ServletConfig, FilterConfig {
         private final Map<String, String> params;
 
         Config(Map<String, String> params) {
@@ -49,6 +50,11 @@ class ServletConfigurationTest {
         public Enumeration<String> getInitParameterNames() {
             return Collections.enumeration(params.keySet());
         }
+    }
+
+    /** A {@link Config} of the init-params given as name, value, name, value... */
+    static Config config(String... kv) {
+        return new Config(params(kv));
     }
 
     private static Map<String, String> params(String... kv) {

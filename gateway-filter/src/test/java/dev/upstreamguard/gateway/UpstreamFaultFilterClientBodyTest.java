@@ -10,8 +10,6 @@ import dev.upstreamguard.testing.Behaviours;
 import dev.upstreamguard.testing.RawUpstream;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 import jakarta.servlet.AsyncContext;
-import jakarta.servlet.AsyncEvent;
-import jakarta.servlet.AsyncListener;
 import jakarta.servlet.ReadListener;
 import jakarta.servlet.ServletInputStream;
 import jakarta.servlet.http.HttpServlet;
@@ -134,24 +132,8 @@ class UpstreamFaultFilterClientBodyTest {
             protected void service(HttpServletRequest req, HttpServletResponse resp) {
                 AsyncContext async = req.startAsync();
                 async.setTimeout(300);
-                async.addListener(new AsyncListener() {
-                    @Override
-                    public void onComplete(AsyncEvent event) {
-                        readUnderWayAtTheEnd.offer(FaultGuardedRequest.awaitsClientBody(req));
-                    }
-
-                    @Override
-                    public void onTimeout(AsyncEvent event) {
-                    }
-
-                    @Override
-                    public void onError(AsyncEvent event) {
-                    }
-
-                    @Override
-                    public void onStartAsync(AsyncEvent event) {
-                    }
-                });
+                async.addListener(UpstreamFaultFilterTest.listener(UpstreamFaultFilterTest.AsyncEventKind.COMPLETE,
+                        event -> readUnderWayAtTheEnd.offer(FaultGuardedRequest.awaitsClientBody(req))));
                 async.start(() -> {
                     try {
                         req.getInputStream().readAllBytes();
@@ -462,24 +444,8 @@ class UpstreamFaultFilterClientBodyTest {
             protected void service(HttpServletRequest req, HttpServletResponse resp) {
                 AsyncContext async = req.startAsync();
                 async.setTimeout(4000);
-                async.addListener(new AsyncListener() {
-                    @Override
-                    public void onComplete(AsyncEvent event) {
-                        cycleOver.countDown();
-                    }
-
-                    @Override
-                    public void onTimeout(AsyncEvent event) {
-                    }
-
-                    @Override
-                    public void onError(AsyncEvent event) {
-                    }
-
-                    @Override
-                    public void onStartAsync(AsyncEvent event) {
-                    }
-                });
+                async.addListener(UpstreamFaultFilterTest.listener(UpstreamFaultFilterTest.AsyncEventKind.COMPLETE,
+                        event -> cycleOver.countDown()));
                 async.start(() -> {
                     try {
                         req.getInputStream().readAllBytes();
