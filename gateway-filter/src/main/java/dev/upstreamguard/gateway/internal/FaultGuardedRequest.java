@@ -173,7 +173,10 @@ public final class FaultGuardedRequest extends HttpServletRequestWrapper {
         }
     }
 
-    /** {@link #watched} for a read that yields an object. */
+    /**
+     * {@link #watched} for a read that yields an object. Two methods, not one generic one: the int reads run per byte
+     * and per buffer of the body, where a boxed count would be an allocation each.
+     */
     private <T> T watchedRead(BodyWait wait, Read<T> read) throws IOException {
         wait.reads.incrementAndGet();
         try {
